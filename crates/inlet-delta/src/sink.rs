@@ -1,0 +1,356 @@
+//! The table handle: open, create, read the pipeline's txn version, and commit staged data
+//! files with a `txn` action (steps 6 and recovery of the exactly-once protocol).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
+use url::Url;
+
+use crate::{SinkError, StagedFiles, TableWriter};
+
+/// Key of the commitInfo field naming the pipeline that made a commit.
+pub const COMMIT_PIPELINE_KEY: &str = "inlet.pipelineId";
+/// Key of the commitInfo field naming the batch a commit holds.
+pub const COMMIT_BATCH_KEY: &str = "inlet.batchId";
+
+/// A Delta table inlet writes to (it may not exist until [`DeltaSink::create`]).
+pub struct DeltaSink {
+    /// `None` while a local table directory does not exist yet: delta-rs cannot even build
+    /// a handle for a missing local path, so the handle is made when the table is created.
+    table: Option<DeltaTable>,
+    url: Url,
+    storage_options: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for DeltaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaSink").field("url", &self.url.as_str()).finish()
+    }
+}
+
+impl DeltaSink {
+    /// Opens the table at `url` with `storage_options` (delta-rs / object_store keys), loading
+    /// its latest version if one exists. A location without a table is fine; a location
+    /// that cannot be reached (missing bucket, bad credentials) is [`SinkError::Open`].
+    /// Writes nothing.
+    pub async fn open(url: &Url, storage_options: &HashMap<String, String>) -> Result<Self, SinkError> {
+        let mut sink = Self {
+            table: None,
+            url: url.clone(),
+            storage_options: storage_options.clone(),
+        };
+        let missing_local_dir = url.to_file_path().is_ok_and(|dir| !dir.exists());
+        if !missing_local_dir {
+            let mut table = sink.handle()?;
+            match table.load().await {
+                Ok(()) | Err(DeltaTableError::NotATable(_)) => {}
+                Err(e) => return Err(sink.open_err(e)),
+            }
+            // A missing table is fine, a missing bucket is not: list the location once.
+            if table.version().is_none() {
+                table
+                    .object_store()
+                    .list_with_delimiter(None)
+                    .await
+                    .map_err(|source| sink.open_err(DeltaTableError::ObjectStore { source }))?;
+            }
+            sink.table = Some(table);
+        }
+        Ok(sink)
+    }
+
+    fn open_err(&self, source: DeltaTableError) -> SinkError {
+        SinkError::Open {
+            url: self.url.to_string(),
+            source,
+        }
+    }
+
+    /// An unloaded handle on the table location.
+    fn handle(&self) -> Result<DeltaTable, SinkError> {
+        DeltaTableBuilder::from_url(self.url.clone())
+            .map_err(|e| self.open_err(e))?
+            .with_storage_options(self.storage_options.clone())
+            .build()
+            .map_err(|e| self.open_err(e))
+    }
+
+    /// The loaded table, or [`SinkError::NotCreated`].
+    fn loaded(&self) -> Result<&DeltaTable, SinkError> {
+        match &self.table {
+            Some(t) if t.version().is_some() => Ok(t),
+            _ => Err(SinkError::NotCreated {
+                url: self.url.to_string(),
+            }),
+        }
+    }
+
+    /// The table's URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Latest loaded version, `None` when the table does not exist yet.
+    pub fn version(&self) -> Option<i64> {
+        self.table.as_ref().and_then(|t| t.version()).map(version_i64)
+    }
+
+    /// The table's schema as Arrow, `None` when the table does not exist yet.
+    pub fn arrow_schema(&self) -> Result<Option<SchemaRef>, SinkError> {
+        let Ok(table) = self.loaded() else {
+            return Ok(None);
+        };
+        let snapshot = table.snapshot().map_err(|e| self.schema_err(e.to_string()))?;
+        let schema: Schema = snapshot
+            .schema()
+            .as_ref()
+            .try_into_arrow()
+            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
+        Ok(Some(Arc::new(schema)))
+    }
+
+    /// The table's partition columns (empty when not partitioned or not created).
+    pub fn partition_columns(&self) -> Vec<String> {
+        self.loaded()
+            .ok()
+            .and_then(|t| t.snapshot().ok())
+            .map(|s| s.metadata().partition_columns().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn schema_err(&self, detail: String) -> SinkError {
+        SinkError::Schema {
+            url: self.url.to_string(),
+            detail,
+        }
+    }
+
+    /// Creates the table with `schema` and `partition_by` as version 0 (and a local
+    /// directory for it), unless it exists already (another run or writer may have made it
+    /// first): then it is loaded as is.
+    pub async fn create(&mut self, schema: &Schema, partition_by: &[String]) -> Result<(), SinkError> {
+        let create_err = |source| SinkError::Create {
+            url: self.url.to_string(),
+            source,
+        };
+        if let Ok(dir) = self.url.to_file_path() {
+            std::fs::create_dir_all(&dir).map_err(|e| create_err(DeltaTableError::Io { source: e }))?;
+        }
+        let kernel: StructType = schema
+            .try_into_kernel()
+            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
+        let table = match self.table.take() {
+            Some(t) => t,
+            None => self.handle()?,
+        };
+        let builder = table
+            .create()
+            .with_columns(kernel.fields().cloned())
+            .with_save_mode(SaveMode::Ignore);
+        let builder = if partition_by.is_empty() {
+            builder
+        } else {
+            builder.with_partition_columns(partition_by.iter().cloned())
+        };
+        let mut created = builder.await.map_err(create_err)?;
+        // SaveMode::Ignore hands back an unloaded handle when the table was already there.
+        if created.version().is_none() {
+            created.load().await.map_err(create_err)?;
+        }
+        self.table = Some(created);
+        Ok(())
+    }
+
+    /// Reloads the latest version of the table.
+    pub async fn refresh(&mut self) -> Result<(), SinkError> {
+        if self.table.is_none() && self.url.to_file_path().is_ok_and(|dir| dir.exists()) {
+            self.table = Some(self.handle()?);
+        }
+        let Some(table) = self.table.as_mut() else {
+            return Ok(());
+        };
+        match table.update_state().await {
+            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(()),
+            Err(source) => Err(SinkError::Open {
+                url: self.url.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// The highest batch id `app_id` has committed to this table (its `txn` version), read
+    /// from the latest version. `None` when it never committed or the table does not exist.
+    pub async fn txn_version(&mut self, app_id: &str) -> Result<Option<i64>, SinkError> {
+        self.refresh().await?;
+        let Ok(table) = self.loaded() else {
+            return Ok(None);
+        };
+        let state = table.snapshot().map_err(|e| self.open_err(e))?;
+        state
+            .transaction_version(table.log_store().as_ref(), app_id)
+            .await
+            .map_err(|source| SinkError::Open {
+                url: self.url.to_string(),
+                source,
+            })
+    }
+
+    /// A writer that streams record batches into Parquet files under the table; nothing it
+    /// writes is visible until [`DeltaSink::commit_batch`].
+    pub fn writer(&self, target_file_size: u64) -> Result<TableWriter, SinkError> {
+        TableWriter::for_table(self.loaded()?, &self.url, target_file_size)
+    }
+
+    /// Commits `staged` as batch `batch_id` of pipeline `app_id`: one Delta commit with the
+    /// add actions and a `txn {appId, version: batch_id}` action, retried on conflicts with
+    /// other writers. Returns the new table version.
+    ///
+    /// Refuses with [`SinkError::AlreadyCommitted`] when the table's txn version for
+    /// `app_id` is already ≥ `batch_id`, since committing again would duplicate rows.
+    pub async fn commit_batch(
+        &mut self,
+        app_id: &str,
+        batch_id: i64,
+        staged: StagedFiles,
+    ) -> Result<i64, SinkError> {
+        if let Some(txn_version) = self.txn_version(app_id).await? {
+            if txn_version >= batch_id {
+                return Err(SinkError::AlreadyCommitted {
+                    url: self.url.to_string(),
+                    app_id: app_id.to_string(),
+                    batch_id,
+                    txn_version,
+                });
+            }
+        }
+        let commit_err = |source| SinkError::Commit {
+            url: self.url.to_string(),
+            source,
+        };
+        let table = self.loaded()?;
+        let snapshot = table.snapshot().map_err(commit_err)?;
+        let partition_by = snapshot.metadata().partition_columns().to_vec();
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: (!partition_by.is_empty()).then_some(partition_by),
+            predicate: None,
+        };
+        let properties = CommitProperties::default()
+            .with_application_transaction(Transaction::new(app_id, batch_id))
+            .with_metadata([
+                (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
+                (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
+            ]);
+        let actions = staged.into_adds().into_iter().map(Action::Add).collect();
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .map_err(commit_err)?;
+        let version = version_i64(finalized.version());
+        if let Some(t) = self.table.as_mut() {
+            t.state = Some(finalized.snapshot());
+        }
+        Ok(version)
+    }
+
+    /// The table version whose commit holds batch `batch_id` of `app_id`, searching the
+    /// newest `depth` commits. Used by recovery to record the version of a batch whose
+    /// commit landed before a crash; `None` when not found within `depth`.
+    pub async fn find_batch_commit(
+        &mut self,
+        app_id: &str,
+        batch_id: i64,
+        depth: usize,
+    ) -> Result<Option<i64>, SinkError> {
+        self.refresh().await?;
+        let Some(latest) = self.version() else {
+            return Ok(None);
+        };
+        let infos: Vec<_> = self
+            .loaded()?
+            .history(Some(depth))
+            .try_collect()
+            .await
+            .map_err(|source| SinkError::History {
+                url: self.url.to_string(),
+                source,
+            })?;
+        // History comes newest first, one entry per version without gaps.
+        Ok(infos.iter().enumerate().find_map(|(i, info)| {
+            let same_app = info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id);
+            let same_batch = info.info.get(COMMIT_BATCH_KEY).and_then(|v| v.as_i64()) == Some(batch_id);
+            (same_app && same_batch).then_some(latest - i as i64)
+        }))
+    }
+}
+
+/// Delta versions are u64 in delta-rs and i64 in the checkpoint (SQLite integers); no table
+/// reaches 2^63 commits.
+fn version_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field};
+    use arrow::record_batch::RecordBatch;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ])
+    }
+
+    fn batch(ids: &[i64]) -> RecordBatch {
+        let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+        RecordBatch::try_new(
+            Arc::new(schema()),
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .expect("batch")
+    }
+
+    #[tokio::test]
+    async fn commit_carries_txn_and_refuses_replays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        assert_eq!(sink.version(), None);
+        sink.create(&schema(), &[]).await.expect("create");
+        assert_eq!(sink.txn_version("p").await.expect("txn"), None);
+
+        let mut writer = sink.writer(64 << 20).expect("writer");
+        writer.write(batch(&[1, 2, 3])).await.expect("write");
+        let staged = writer.finish().await.expect("finish");
+        assert_eq!(staged.rows(), 3);
+        let v = sink.commit_batch("p", 1, staged).await.expect("commit");
+        assert_eq!(v, 1);
+        assert_eq!(sink.txn_version("p").await.expect("txn"), Some(1));
+        assert_eq!(sink.find_batch_commit("p", 1, 10).await.expect("find"), Some(1));
+        assert_eq!(sink.find_batch_commit("p", 2, 10).await.expect("find"), None);
+
+        let mut writer = sink.writer(64 << 20).expect("writer");
+        writer.write(batch(&[4])).await.expect("write");
+        let staged = writer.finish().await.expect("finish");
+        let err = sink.commit_batch("p", 1, staged).await.expect_err("replay");
+        assert!(err.to_string().contains("already holds batch 1 of pipeline 'p'"), "{err}");
+
+        let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+        let arrow = reopened.arrow_schema().expect("schema").expect("exists");
+        assert_eq!(arrow.fields().len(), 2);
+    }
+}

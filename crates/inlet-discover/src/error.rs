@@ -1,0 +1,49 @@
+//! Errors of discovery and source reads; each names the URL at fault.
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("source url '{url}' is not supported: {reason}")]
+    BadUrl { url: String, reason: String },
+
+    #[error("source storage option '{key}' is not known: {reason}")]
+    BadOption { key: String, reason: String },
+
+    #[error("path_glob '{glob}' is not a valid glob: {source}")]
+    BadGlob {
+        glob: String,
+        #[source]
+        source: globset::Error,
+    },
+
+    #[error("cannot open source {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    #[error("cannot list source {url}: {source}; check that the bucket or directory exists and the credentials may list it")]
+    List {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    #[error("source file {url} no longer exists")]
+    NotFound { url: String },
+
+    #[error("cannot read source file {url}: {source}")]
+    Read {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+impl DiscoverError {
+    /// True when a retry may help (network or service trouble), false for user errors.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::List { source, .. } | Self::Read { source, .. }
+            if matches!(source, object_store::Error::Generic { .. }))
+    }
+}

@@ -1,0 +1,32 @@
+//! Decoders from file bytes to Arrow record batches: decompression by extension or option,
+//! JSON lines (and concatenated JSON) sampled for inference and decoded with arrow-json.
+
+mod compression;
+mod error;
+mod json;
+
+pub use compression::{decompress, Compression};
+pub use error::FormatError;
+pub use json::{decode_json, sample_json};
+
+use serde::Deserialize;
+
+/// Input format of the landing zone's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// JSON objects, one per line or concatenated without separators.
+    #[default]
+    Json,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+        }
+    }
+}
+
+/// Rows per Arrow record batch produced by the decoders.
+pub const BATCH_ROWS: usize = 8192;

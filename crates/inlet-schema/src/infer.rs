@@ -1,0 +1,165 @@
+//! JSON type inference: fold records into an inferred type tree, widening on conflict,
+//! then turn it into an Arrow schema every Delta reader accepts (no Null type).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema};
+use serde_json::Value;
+
+/// The type seen so far for one value position.
+#[derive(Debug, Clone, PartialEq)]
+enum Inferred {
+    /// Only nulls (or nothing) seen.
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+    List(Box<Inferred>),
+    /// Fields in first-seen order.
+    Struct(Vec<(String, Inferred)>),
+}
+
+impl Inferred {
+    fn of(value: &Value) -> Self {
+        match value {
+            Value::Null => Self::Null,
+            Value::Bool(_) => Self::Bool,
+            Value::Number(n) if n.is_i64() => Self::Int,
+            // u64 beyond i64 and fractions both need a double.
+            Value::Number(_) => Self::Float,
+            Value::String(_) => Self::Str,
+            Value::Array(items) => Self::List(Box::new(
+                items.iter().map(Self::of).fold(Self::Null, Self::widen),
+            )),
+            Value::Object(map) => {
+                Self::Struct(map.iter().map(|(k, v)| (k.clone(), Self::of(v))).collect())
+            }
+        }
+    }
+
+    /// The narrowest type holding both: null gives way to anything, int widens to double,
+    /// structs merge by field, lists by element; anything else becomes string.
+    fn widen(self, other: Self) -> Self {
+        use Inferred::*;
+        match (self, other) {
+            (Null, t) | (t, Null) => t,
+            (a, b) if a == b => a,
+            (Int, Float) | (Float, Int) => Float,
+            (List(a), List(b)) => List(Box::new(a.widen(*b))),
+            (Struct(mut a), Struct(b)) => {
+                for (name, t) in b {
+                    match a.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, existing)) => {
+                            let old = std::mem::replace(existing, Null);
+                            *existing = old.widen(t);
+                        }
+                        None => a.push((name, t)),
+                    }
+                }
+                Struct(a)
+            }
+            _ => Str,
+        }
+    }
+
+    fn to_arrow(&self) -> DataType {
+        match self {
+            // A column seen only as null is kept as a string: Delta has no null type.
+            Self::Null | Self::Str => DataType::Utf8,
+            Self::Bool => DataType::Boolean,
+            Self::Int => DataType::Int64,
+            Self::Float => DataType::Float64,
+            Self::List(item) => {
+                DataType::List(Arc::new(Field::new("item", item.to_arrow(), true)))
+            }
+            Self::Struct(fields) => DataType::Struct(struct_fields(fields)),
+        }
+    }
+}
+
+fn struct_fields(fields: &[(String, Inferred)]) -> Fields {
+    fields
+        .iter()
+        .map(|(name, t)| Field::new(name, t.to_arrow(), true))
+        .collect()
+}
+
+/// Accumulates JSON records and yields the widened schema of all of them.
+#[derive(Debug, Default)]
+pub struct JsonInference {
+    top: Vec<(String, Inferred)>,
+    records: u64,
+}
+
+impl JsonInference {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one record. Top-level values that are not objects are ignored (they cannot be
+    /// rows); the decoder reports them.
+    pub fn add(&mut self, value: &Value) {
+        if let Value::Object(_) = value {
+            let current = Inferred::Struct(std::mem::take(&mut self.top));
+            if let Inferred::Struct(fields) = current.widen(Inferred::of(value)) {
+                self.top = fields;
+            }
+            self.records += 1;
+        }
+    }
+
+    /// Records added so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The schema of everything added; every column nullable.
+    pub fn schema(&self) -> Schema {
+        Schema::new(struct_fields(&self.top))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn infer(values: &[Value]) -> Schema {
+        let mut inf = JsonInference::new();
+        values.iter().for_each(|v| inf.add(v));
+        inf.schema()
+    }
+
+    #[test]
+    fn widens_instead_of_failing() {
+        let schema = infer(&[
+            json!({"a": 1, "b": 1, "c": null, "d": {"x": 1}, "e": [1]}),
+            json!({"a": 2, "b": 1.5, "c": null, "d": "flat", "e": [2.5], "f": true}),
+        ]);
+        let types: Vec<(String, DataType)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        assert_eq!(types[0], ("a".into(), DataType::Int64));
+        assert_eq!(types[1], ("b".into(), DataType::Float64));
+        assert_eq!(types[2], ("c".into(), DataType::Utf8));
+        assert_eq!(types[3], ("d".into(), DataType::Utf8));
+        assert_eq!(
+            types[4].1,
+            DataType::List(Arc::new(Field::new("item", DataType::Float64, true)))
+        );
+        assert_eq!(types[5], ("f".into(), DataType::Boolean));
+    }
+
+    #[test]
+    fn nested_structs_merge_fields_in_first_seen_order() {
+        let schema = infer(&[json!({"s": {"x": 1}}), json!({"s": {"y": "a", "x": 2}})]);
+        let DataType::Struct(fields) = schema.field(0).data_type() else {
+            panic!("not a struct: {schema:?}");
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, vec!["x", "y"]);
+    }
+}

@@ -1,0 +1,89 @@
+//! The command line: `run`, `files`, `validate` and their flags (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::faults::FaultPoint;
+
+#[derive(Debug, Parser)]
+#[command(name = "inlet", version, about = "Incremental file ingester: landing zone (local or S3) -> Delta Lake, exactly once")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Pipeline config (TOML).
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest new files into the table (continuous unless --available-now or --once).
+    Run(RunArgs),
+    /// Show the file log of the checkpoint, one row per file.
+    Files(FilesArgs),
+    /// Check the config, the source and the table, and print what would run.
+    Validate(ConfigArg),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Take everything present at start in bounded batches, then exit 0.
+    #[arg(long, conflicts_with = "once")]
+    pub available_now: bool,
+    /// Take one batch, then exit 0.
+    #[arg(long)]
+    pub once: bool,
+    /// Print the end-of-run summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Test-only: kill this process with SIGKILL at a step of the batch protocol.
+    #[arg(long, value_enum, hide = true)]
+    pub fault_point: Option<FaultPoint>,
+}
+
+#[derive(Debug, Args)]
+pub struct FilesArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only files in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<StateArg>,
+    /// One JSON array on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Committed,
+    Failed,
+    Skipped,
+}
+
+impl From<StateArg> for inlet_checkpoint::FileState {
+    fn from(s: StateArg) -> Self {
+        match s {
+            StateArg::Pending => Self::Pending,
+            StateArg::Committed => Self::Committed,
+            StateArg::Failed => Self::Failed,
+            StateArg::Skipped => Self::Skipped,
+        }
+    }
+}

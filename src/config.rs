@@ -1,0 +1,452 @@
+//! The pipeline config: TOML with `${ENV}` substitution, parsed strictly (unknown keys are
+//! errors naming file and line), then resolved into the plain option types of each crate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use inlet_format::{Compression, Format};
+use serde::Deserialize;
+use url::Url;
+
+/// A config error, always naming the file (and the line where there is one).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}, line {line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("config {path}, line {line}: environment variable {name} is not set (write $${{...}} for a literal ${{...}})")]
+    MissingEnv {
+        path: PathBuf,
+        line: usize,
+        name: String,
+    },
+    #[error("config {path}: {key} = '{value}' is not valid: {reason}")]
+    Value {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// How new files are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Discovery {
+    /// List the source prefix at every trigger.
+    #[default]
+    Listing,
+}
+
+/// How batches are written to the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkMode {
+    /// Every row of every file is appended.
+    #[default]
+    Append,
+}
+
+/// `[source]`: where files land and how to take them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// `s3://bucket/prefix/`, `file:///abs/dir`, or a local path (relative to the config file).
+    pub url: String,
+    /// Input format. Default `json` (JSON lines or concatenated objects).
+    #[serde(default)]
+    pub format: Format,
+    /// `auto` (by extension: `.gz`), `none`, `gzip`. Default `auto`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// `listing`. Default `listing`.
+    #[serde(default)]
+    pub discovery: Discovery,
+    /// Glob over keys relative to the source prefix, e.g. `**/*.json.gz`. Default: all files
+    /// (names starting with `_` or `.` are never taken).
+    pub path_glob: Option<String>,
+    /// Take files that were already there at the pipeline's first start. Default `true`.
+    #[serde(default = "default_true")]
+    pub include_existing_files: bool,
+    /// Most files in one batch. Default 1000.
+    #[serde(default = "default_max_files")]
+    pub max_files_per_batch: usize,
+    /// Most bytes (as stored) in one batch; a single larger file still makes a batch.
+    /// Default 1 GiB.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes_per_batch: u64,
+    /// Take a file again when its ETag changes. Default `false`.
+    #[serde(default)]
+    pub allow_overwrites: bool,
+    /// Files read at once while a batch is decoded. Default 8.
+    #[serde(default = "default_read_concurrency")]
+    pub read_concurrency: usize,
+    /// object_store S3 options (`aws_endpoint`, `aws_region`, `aws_allow_http`, ...); `AWS_*`
+    /// environment variables apply too.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
+}
+
+/// `[schema]`: inference bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaSection {
+    /// Most files read to infer the first schema. Default 1000.
+    #[serde(default = "default_sample_files")]
+    pub sample_files: usize,
+    /// Most (decompressed) bytes read to infer the first schema. Default 50 GiB.
+    #[serde(default = "default_sample_bytes")]
+    pub sample_bytes: u64,
+}
+
+impl Default for SchemaSection {
+    fn default() -> Self {
+        Self {
+            sample_files: default_sample_files(),
+            sample_bytes: default_sample_bytes(),
+        }
+    }
+}
+
+/// `[sink]`: the Delta table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSection {
+    /// `s3://bucket/path`, `file:///abs/dir`, or a local path (relative to the config file).
+    pub table: String,
+    /// `append`. Default `append`.
+    #[serde(default)]
+    pub mode: SinkMode,
+    /// Partition columns used when inlet creates the table. Default none.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// Target size of each Parquet data file, bytes. Default 128 MiB.
+    #[serde(default = "default_target_file_size")]
+    pub target_file_size: u64,
+    /// delta-rs storage options (`aws_endpoint`, `aws_region`, `aws_allow_http`, ...).
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
+}
+
+/// `[checkpoint]`: where inlet keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// A local directory (relative to the config file when not absolute).
+    pub location: String,
+}
+
+/// `[trigger]`: pacing of continuous runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSection {
+    /// Seconds between listings in continuous mode. Default 60.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+}
+
+impl Default for TriggerSection {
+    fn default() -> Self {
+        Self {
+            interval_seconds: default_interval(),
+        }
+    }
+}
+
+/// The whole file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Names the pipeline: the `txn` appId in the table, and the checkpoint's owner.
+    pub pipeline_id: String,
+    pub source: SourceSection,
+    #[serde(default)]
+    pub schema: SchemaSection,
+    pub sink: SinkSection,
+    pub checkpoint: CheckpointSection,
+    #[serde(default)]
+    pub trigger: TriggerSection,
+}
+
+/// The resolved config a run uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub pipeline_id: String,
+    pub source_url: Url,
+    pub source: SourceSection,
+    pub schema: SchemaSection,
+    pub table_url: Url,
+    pub sink: SinkSection,
+    pub checkpoint_dir: PathBuf,
+    pub trigger: TriggerSection,
+}
+
+impl Config {
+    /// Reads, substitutes, parses and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses config `text` (read from `path`), looking `${NAME}` up with `env`.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let substituted = substitute_env(path, text, env)?;
+        let file: ConfigFile = toml::from_str(&substituted).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e
+                .span()
+                .map(|s| 1 + substituted[..s.start].matches('\n').count())
+                .unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let bad = |key: &'static str, value: &str, reason: &str| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+
+        if file.pipeline_id.is_empty()
+            || !file
+                .pipeline_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(bad(
+                "pipeline_id",
+                &file.pipeline_id,
+                "use letters, digits, '_', '-' and '.' only",
+            ));
+        }
+        let source_url = location_url(&base, &file.source.url, true)
+            .map_err(|r| bad("source.url", &file.source.url, &r))?;
+        let table_url = location_url(&base, &file.sink.table, true)
+            .map_err(|r| bad("sink.table", &file.sink.table, &r))?;
+        if file.source.max_files_per_batch == 0 {
+            return Err(bad("source.max_files_per_batch", "0", "must be at least 1"));
+        }
+        if file.source.max_bytes_per_batch == 0 {
+            return Err(bad("source.max_bytes_per_batch", "0", "must be at least 1"));
+        }
+        if file.source.read_concurrency == 0 {
+            return Err(bad("source.read_concurrency", "0", "must be at least 1"));
+        }
+        if file.schema.sample_files == 0 {
+            return Err(bad("schema.sample_files", "0", "must be at least 1"));
+        }
+        if file.trigger.interval_seconds == 0 {
+            return Err(bad("trigger.interval_seconds", "0", "must be at least 1"));
+        }
+        if let Some(glob) = &file.source.path_glob {
+            globset::Glob::new(glob).map_err(|e| bad("source.path_glob", glob, &e.to_string()))?;
+        }
+        if file.checkpoint.location.contains("://") {
+            return Err(bad(
+                "checkpoint.location",
+                &file.checkpoint.location,
+                "the checkpoint is a local directory (SQLite); give a path",
+            ));
+        }
+        let checkpoint_dir = normalize(&base.join(&file.checkpoint.location));
+        Ok(Self {
+            path: path.to_path_buf(),
+            pipeline_id: file.pipeline_id,
+            source_url,
+            source: file.source,
+            schema: file.schema,
+            table_url,
+            sink: file.sink,
+            checkpoint_dir,
+            trigger: file.trigger,
+        })
+    }
+
+    pub fn source_options(&self) -> HashMap<String, String> {
+        self.source.storage_options.clone().into_iter().collect()
+    }
+
+    pub fn sink_options(&self) -> HashMap<String, String> {
+        self.sink.storage_options.clone().into_iter().collect()
+    }
+}
+
+/// A URL for a location given as a URL or as a local path relative to `base`. Directories
+/// get a trailing slash so that joins and prefixes behave.
+fn location_url(base: &Path, value: &str, dir: bool) -> Result<Url, String> {
+    if value.contains("://") {
+        let mut url = Url::parse(value).map_err(|e| e.to_string())?;
+        match url.scheme() {
+            "s3" | "s3a" | "file" => {}
+            other => return Err(format!("scheme '{other}' is not supported (use s3:// or file://)")),
+        }
+        if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
+            return Err("no bucket name".into());
+        }
+        if dir && !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        return Ok(url);
+    }
+    let path = normalize(&base.join(value));
+    Url::from_directory_path(&path).map_err(|()| format!("{} is not an absolute path", path.display()))
+}
+
+/// The absolute form of `path` with `.` and `..` resolved lexically (symlinks untouched),
+/// so that `../landing` next to the config names the directory a user means.
+fn normalize(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Replaces `${NAME}` with the variable's value; `$${` stands for a literal `${`.
+fn substitute_env(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(at) = rest.find("${") {
+            if at > 0 && rest.as_bytes()[at - 1] == b'$' {
+                out.push_str(&rest[..at - 1]);
+                out.push_str("${");
+                rest = &rest[at + 2..];
+                continue;
+            }
+            out.push_str(&rest[..at]);
+            let Some(end) = rest[at..].find('}') else {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    line: n + 1,
+                    message: "unclosed ${".into(),
+                });
+            };
+            let name = &rest[at + 2..at + end];
+            match env(name) {
+                Some(value) => out.push_str(&value),
+                None => {
+                    return Err(ConfigError::MissingEnv {
+                        path: path.to_path_buf(),
+                        line: n + 1,
+                        name: name.to_string(),
+                    })
+                }
+            }
+            rest = &rest[at + end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+const fn default_true() -> bool {
+    true
+}
+const fn default_max_files() -> usize {
+    1000
+}
+const fn default_max_bytes() -> u64 {
+    1 << 30
+}
+const fn default_read_concurrency() -> usize {
+    8
+}
+const fn default_sample_files() -> usize {
+    1000
+}
+const fn default_sample_bytes() -> u64 {
+    50 << 30
+}
+const fn default_target_file_size() -> u64 {
+    128 << 20
+}
+const fn default_interval() -> u64 {
+    60
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+pipeline_id = "p1"
+[source]
+url = "landing"
+[sink]
+table = "s3://lake/${TABLE}"
+[checkpoint]
+location = "state"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "TABLE").then(|| "events".to_string())
+    }
+
+    #[test]
+    fn resolves_paths_and_env() {
+        let text = GOOD.replace("\"state\"", "\"../var/./state\"");
+        let cfg = Config::parse(Path::new("/etc/inlet/p.toml"), &text, &env).expect("parse");
+        assert_eq!(cfg.source_url.as_str(), "file:///etc/inlet/landing/");
+        assert_eq!(cfg.table_url.as_str(), "s3://lake/events/");
+        assert_eq!(cfg.checkpoint_dir, PathBuf::from("/etc/var/state"));
+        assert_eq!(cfg.source.max_files_per_batch, 1000);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("[sink]\n", "[sink]\ncolour = \"red\"\n");
+        let err = Config::parse(Path::new("p.toml"), &text, &env).expect_err("unknown");
+        let msg = err.to_string();
+        assert!(msg.starts_with("config p.toml, line 6: unknown field `colour`"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn missing_env_and_bad_values_are_named() {
+        let err = Config::parse(Path::new("p.toml"), GOOD, &|_| None).expect_err("env");
+        assert_eq!(
+            err.to_string(),
+            "config p.toml, line 6: environment variable TABLE is not set (write $${...} for a literal ${...})"
+        );
+        let text = GOOD.replace("url = \"landing\"", "url = \"gs://x/y\"");
+        let err = Config::parse(Path::new("p.toml"), &text, &env).expect_err("scheme");
+        assert!(err.to_string().contains("source.url = 'gs://x/y' is not valid"), "{err}");
+        let literal = GOOD.replace("landing", "land$${x}");
+        let cfg = Config::parse(Path::new("/c/p.toml"), &literal, &env).expect("literal");
+        assert!(cfg.source_url.as_str().ends_with("land$%7Bx%7D/"), "{}", cfg.source_url);
+    }
+}

@@ -1,0 +1,42 @@
+//! Test-only crash points: `--fault-point NAME` (a hidden flag) makes the process kill
+//! itself with SIGKILL when the batch protocol reaches that step, to prove recovery.
+
+use clap::ValueEnum;
+
+/// The step boundaries of the batch protocol where a crash is simulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultPoint {
+    /// Batch planned in the checkpoint, nothing written.
+    AfterPlan,
+    /// Data files written under the table, not committed.
+    AfterWrite,
+    /// Delta commit done, checkpoint not yet told.
+    AfterCommit,
+    /// Checkpoint recorded the commit (before acknowledgement).
+    AfterRecord,
+}
+
+/// Where this run will crash, if anywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    point: Option<FaultPoint>,
+}
+
+impl Faults {
+    pub fn new(point: Option<FaultPoint>) -> Self {
+        Self { point }
+    }
+
+    /// Kills this process with SIGKILL if `here` is the configured point: no destructors,
+    /// no flushes, exactly what `kill -9` does.
+    pub fn hit(&self, here: FaultPoint) {
+        if self.point == Some(here) {
+            tracing::warn!(point = ?here, "fault point reached: killing this process with SIGKILL");
+            let pid = std::process::id().to_string();
+            // Through kill(1) so the crate keeps `unsafe_code = "forbid"`.
+            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+            // kill(1) does not return when it worked; abort if it did not.
+            std::process::abort();
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `inlet files`: the checkpoint's file log, like Auto Loader's `cloud_files_state`, as a
+//! table or as JSON.
+
+use std::io::Write;
+
+use anyhow::Result;
+use chrono::{TimeZone, Utc};
+use inlet_checkpoint::{Checkpoint, FileRecord};
+
+use crate::cli::FilesArgs;
+use crate::config::Config;
+
+pub fn run(args: &FilesArgs) -> Result<()> {
+    let cfg = Config::load(&args.config.config)?;
+    let records = match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
+        Some(cp) => cp.files(args.state.map(Into::into))?,
+        None => Vec::new(),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &records)?;
+        writeln!(out)?;
+    } else {
+        write_table(&mut out, &records)?;
+    }
+    Ok(())
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn write_table(out: &mut impl Write, records: &[FileRecord]) -> std::io::Result<()> {
+    let header = ["STATE", "BATCH", "VERSION", "ROWS", "SIZE", "MODIFIED", "DISCOVERED", "COMMITTED", "ETAG", "PATH"];
+    let rows: Vec<[String; 10]> = records
+        .iter()
+        .map(|r| {
+            let mut path = r.path.clone();
+            if let Some(e) = &r.error {
+                path.push_str(&format!("  ({e})"));
+            }
+            [
+                r.state.as_str().to_string(),
+                opt(r.batch_id),
+                opt(r.delta_version),
+                opt(r.rows),
+                r.size.to_string(),
+                time(Some(r.last_modified_ms)),
+                time(Some(r.discovered_at_ms)),
+                time(r.committed_at_ms),
+                if r.etag.is_empty() { "-".into() } else { r.etag.trim_matches('"').to_string() },
+                path,
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()).take(9) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i < 9 { format!("{c:<w$}", w = widths[i]) } else { c.to_string() })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}

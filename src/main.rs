@@ -1,0 +1,129 @@
+//! The `inlet` binary: parse the command line, set up logging and signals, dispatch, and
+//! turn any error into one line on stderr and a non-zero exit code.
+
+mod cli;
+mod config;
+mod faults;
+mod files;
+mod pipeline;
+mod progress;
+mod recovery;
+mod redact;
+mod validate;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat, RunArgs};
+use crate::pipeline::RunMode;
+
+/// Exit code when another run holds the checkpoint (EX_TEMPFAIL: try again later).
+const EXIT_LOCKED: u8 = 75;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Files(args) => files::run(args),
+            Command::Validate(args) => validate::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes joined with ": ".
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            let locked = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<inlet_checkpoint::CheckpointError>(),
+                    Some(inlet_checkpoint::CheckpointError::Locked { .. })
+                )
+            });
+            ExitCode::from(if locked { EXIT_LOCKED } else { 1 })
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    // On a terminal the progress bar and summary speak; logs are for files and pipes.
+    // Other crates speak at warn. delta-kernel logs an ERROR for every table it cannot load,
+    // including "not created yet"; its real failures reach us as errors, reported once.
+    let ours = |level: &str| {
+        format!(
+            "warn,buoyant_kernel=off,inlet={level},inlet_checkpoint={level},inlet_delta={level},inlet_discover={level},inlet_format={level},inlet_schema={level}"
+        )
+    };
+    let level = if std::io::stderr().is_terminal() { "warn" } else { "info" };
+    let filter = match std::env::var("INLET_LOG") {
+        // A bare level ("debug") applies to inlet's own crates; a full directive is used as is.
+        Ok(v) if !v.contains('=') && !v.contains(',') => EnvFilter::new(ours(&v)),
+        Ok(v) => EnvFilter::new(v),
+        Err(_) => EnvFilter::new(ours(level)),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let cfg = config::Config::load(&args.config.config)?;
+    let mode = if args.once {
+        RunMode::Once
+    } else if args.available_now {
+        RunMode::AvailableNow
+    } else {
+        RunMode::Continuous
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(watch_signals(stop_tx));
+    let pipeline_id = cfg.pipeline_id.clone();
+    let table = cfg.table_url.to_string();
+    let pipeline = pipeline::start(cfg, faults::Faults::new(args.fault_point)).await?;
+    let stats = pipeline.run(mode, stop_rx).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&stats)?);
+    } else {
+        println!("{}", progress::summary(&pipeline_id, &table, &stats));
+    }
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: finish the batch in flight, then stop. Second: exit at once (the
+/// checkpoint and table stay consistent; recovery finishes the batch on the next start).
+async fn watch_signals(stop: watch::Sender<bool>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("signal received: finishing the current batch, then stopping (signal again to stop at once)");
+            let _ = stop.send(true);
+        } else {
+            tracing::warn!("second signal: stopping now; the next start recovers the batch in flight");
+            std::process::exit(130);
+        }
+    }
+}

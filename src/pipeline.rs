@@ -1,0 +1,421 @@
+//! The batch loop: discover, dedupe, plan, read and write, commit, record. The exactly-once
+//! protocol of DESIGN.md lives here and in `recovery.rs`, with its crash points named.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+use inlet_checkpoint::{Checkpoint, DedupeKey, FileState, LockHolder, NewFile};
+use inlet_delta::{DeltaSink, SinkError};
+use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, SourceStore};
+use inlet_format::FormatError;
+use inlet_schema::JsonInference;
+use tokio::sync::watch;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::config::Config;
+use crate::faults::{FaultPoint, Faults};
+use crate::progress::{Progress, RunStats};
+use crate::recovery;
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// One batch (or none when nothing is new), then exit.
+    Once,
+    /// Everything present at start, in bounded batches, then exit.
+    AvailableNow,
+    /// Forever, listing every trigger interval, until a shutdown signal.
+    Continuous,
+}
+
+/// A file planned into a batch.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    pub path: String,
+    pub size: u64,
+}
+
+/// Everything one run holds: the locked checkpoint, the source, the table.
+pub struct Pipeline {
+    pub(crate) cfg: Config,
+    pub(crate) checkpoint: Checkpoint,
+    pub(crate) sink: DeltaSink,
+    source: SourceStore,
+    discover: Box<dyn Discover>,
+    faults: Faults,
+    pub(crate) stats: RunStats,
+    progress: Progress,
+}
+
+/// Opens the source and the table (checking both are reachable, before anything is
+/// written), then the checkpoint with its runner lock.
+pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
+    let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
+    source.check_reachable().await?;
+    let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
+    let holder = LockHolder {
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id(),
+        since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, holder)?;
+
+    // Without include_existing_files, files older than the pipeline's first start are not
+    // taken; that start time is kept so later runs draw the same line.
+    let modified_after_ms = if cfg.source.include_existing_files {
+        None
+    } else {
+        let first_start = match checkpoint.meta("first_start_ms")? {
+            Some(v) => v.parse().context("checkpoint meta first_start_ms is not a number")?,
+            None => {
+                let now = chrono::Utc::now().timestamp_millis();
+                checkpoint.set_meta("first_start_ms", &now.to_string())?;
+                now
+            }
+        };
+        Some(first_start)
+    };
+    let discover = Box::new(ListingDiscoverer::new(
+        source.clone(),
+        ListingOptions {
+            path_glob: cfg.source.path_glob.clone(),
+            modified_after_ms,
+        },
+    )?);
+    Ok(Pipeline {
+        cfg,
+        checkpoint,
+        sink,
+        source,
+        discover,
+        faults,
+        stats: RunStats::default(),
+        progress: Progress::new(),
+    })
+}
+
+impl Pipeline {
+    /// Runs until `mode` says stop or `shutdown` turns true (checked between batches: a
+    /// batch in flight is finished, so a signal never leaves one half done).
+    pub async fn run(mut self, mode: RunMode, mut shutdown: watch::Receiver<bool>) -> Result<RunStats> {
+        recovery::recover(&mut self).await?;
+        'run: loop {
+            let mut queue = self.discover_new().await?;
+            self.progress.add_files(queue.len() as u64);
+            while !queue.is_empty() {
+                if *shutdown.borrow() {
+                    info!("shutdown requested: stopping between batches");
+                    break 'run;
+                }
+                let files = take_batch(
+                    &mut queue,
+                    self.cfg.source.max_files_per_batch,
+                    self.cfg.source.max_bytes_per_batch,
+                );
+                let batch_id = self.checkpoint.next_batch_id()?;
+                self.run_batch(batch_id, files).await?;
+                if mode == RunMode::Once {
+                    break 'run;
+                }
+            }
+            match mode {
+                RunMode::Once | RunMode::AvailableNow => break,
+                RunMode::Continuous => {
+                    let wait = Duration::from_secs(self.cfg.trigger.interval_seconds);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                    }
+                }
+            }
+        }
+        self.stats.elapsed_seconds = self.progress.finish().as_secs_f64();
+        self.stats.table_version = self.sink.version();
+        Ok(self.stats)
+    }
+
+    /// Candidates the checkpoint has not seen, oldest first (then by path).
+    async fn discover_new(&mut self) -> Result<VecDeque<FileEvent>> {
+        let listed = self.discover.discover().await?;
+        let seen_before = listed.len();
+        let key = if self.cfg.source.allow_overwrites {
+            DedupeKey::PathAndEtag
+        } else {
+            DedupeKey::Path
+        };
+        let mut new = self
+            .checkpoint
+            .filter_unseen(listed, key, |e| (e.path.as_str(), e.etag.as_str()))?;
+        new.sort_by(|a, b| {
+            (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path))
+        });
+        info!(
+            discovery = self.discover.kind(),
+            listed = seen_before,
+            new = new.len(),
+            "discovered files"
+        );
+        Ok(new.into())
+    }
+
+    /// Steps 4–7 for a new batch: plan it durably, then write and commit it.
+    async fn run_batch(&mut self, batch_id: i64, events: Vec<FileEvent>) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let new_files: Vec<NewFile> = events
+            .iter()
+            .map(|e| NewFile {
+                path: e.path.clone(),
+                etag: e.etag.clone(),
+                size: e.size,
+                last_modified_ms: e.last_modified_ms,
+                discovered_at_ms: now,
+            })
+            .collect();
+        self.checkpoint.plan_batch(batch_id, &new_files)?;
+        self.faults.hit(FaultPoint::AfterPlan);
+        let files = events
+            .into_iter()
+            .map(|e| PlannedFile {
+                path: e.path,
+                size: e.size,
+            })
+            .collect();
+        self.write_and_commit(batch_id, files).await
+    }
+
+    /// Steps 5–7 for a planned batch, new or replayed: read and decode its files into data
+    /// files under the table, commit them with the batch's txn action, record the commit.
+    pub(crate) async fn write_and_commit(&mut self, batch_id: i64, files: Vec<PlannedFile>) -> Result<()> {
+        let span = info_span!("batch", pipeline = %self.cfg.pipeline_id, batch = batch_id, files = files.len());
+        async {
+            let file_count = files.len() as u64;
+            let bytes: u64 = files.iter().map(|f| f.size).sum();
+            let Some(schema) = self.ensure_table(batch_id, &files).await? else {
+                // Nothing in these files has a column yet (empty files or `{}` records), so
+                // no row can come out of them: record the batch without a Delta commit.
+                self.checkpoint.mark_committed(batch_id, None, Some(0), &[])?;
+                self.stats.batches += 1;
+                self.stats.files += file_count;
+                self.progress.done_files(file_count, self.stats.rows);
+                info!("batch had no columns to write; recorded without a Delta commit");
+                return Ok(());
+            };
+
+            let mut writer = self.sink.writer(self.cfg.sink.target_file_size)?;
+            let mut file_rows = Vec::with_capacity(files.len());
+            let source = self.source.clone();
+            let compression = self.cfg.source.compression;
+            let mut decoded = futures::stream::iter(files)
+                .map(|file| {
+                    let source = source.clone();
+                    let schema = schema.clone();
+                    async move {
+                        let outcome = read_file(&source, &file.path, compression, schema).await;
+                        (file, outcome)
+                    }
+                })
+                .buffered(self.cfg.source.read_concurrency);
+            while let Some((file, outcome)) = decoded.next().await {
+                match outcome {
+                    Ok(batches) => {
+                        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                        for batch in batches {
+                            writer.write(batch).await?;
+                        }
+                        file_rows.push((file.path, rows as i64));
+                    }
+                    Err(ReadError::Gone) => {
+                        warn!(file = %file.path, "file vanished before it was read; recorded as skipped");
+                        self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Skipped, "deleted from the source before it was read")?;
+                        self.stats.skipped_files += 1;
+                    }
+                    Err(ReadError::Bad(e)) => {
+                        warn!(file = %file.path, error = %e, "file cannot be decoded; recorded as failed");
+                        self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Failed, &e.to_string())?;
+                        self.stats.failed_files += 1;
+                        self.stats.failures.push((file.path, e.to_string()));
+                    }
+                    Err(ReadError::Source(e)) => return Err(e.into()),
+                }
+            }
+            drop(decoded);
+            let staged = writer.finish().await?;
+            let rows = staged.rows();
+            self.faults.hit(FaultPoint::AfterWrite);
+
+            let version = if rows == 0 {
+                None
+            } else {
+                match self.sink.commit_batch(&self.cfg.pipeline_id, batch_id, staged).await {
+                    Ok(v) => Some(v),
+                    // Only possible when the checkpoint missed a commit that recovery should
+                    // have confirmed; the rows are in the table, so record it as committed.
+                    Err(SinkError::AlreadyCommitted { .. }) => {
+                        warn!("batch was already in the table; recording it as committed");
+                        self.sink.find_batch_commit(&self.cfg.pipeline_id, batch_id, 100).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            self.faults.hit(FaultPoint::AfterCommit);
+            self.checkpoint.mark_committed(batch_id, version, Some(rows as i64), &file_rows)?;
+            self.faults.hit(FaultPoint::AfterRecord);
+
+            self.stats.batches += 1;
+            self.stats.files += file_count;
+            self.stats.rows += rows;
+            self.stats.bytes += bytes;
+            self.progress.done_files(file_count, self.stats.rows);
+            info!(rows, bytes, version = ?version, "batch committed");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The schema to decode with, which is the table's: when the table does not exist,
+    /// infer a schema from the first files of this batch, store it as a schema version and
+    /// create the table. `None` when the sample shows no columns at all.
+    async fn ensure_table(&mut self, batch_id: i64, files: &[PlannedFile]) -> Result<Option<SchemaRef>> {
+        if let Some(schema) = self.sink.arrow_schema()? {
+            if self.checkpoint.latest_schema()?.is_none() {
+                self.checkpoint.add_schema_version(
+                    &inlet_schema::to_json(&schema),
+                    Some(batch_id),
+                    None,
+                    "adopted from the existing table",
+                )?;
+            }
+            return Ok(Some(schema));
+        }
+        let inferred = match self.checkpoint.latest_schema()? {
+            // Inferred by a run that crashed before creating the table: use the same schema.
+            Some(stored) => inlet_schema::from_json(&stored.schema_json)?,
+            None => {
+                let (schema, sampled) = self.infer(files).await?;
+                if schema.fields().is_empty() {
+                    return Ok(None);
+                }
+                self.checkpoint.add_schema_version(
+                    &inlet_schema::to_json(&schema),
+                    Some(batch_id),
+                    files.first().map(|f| f.path.as_str()),
+                    &format!("inferred from {sampled} file(s)"),
+                )?;
+                schema
+            }
+        };
+        for column in &self.cfg.sink.partition_by {
+            if inferred.field_with_name(column).is_err() {
+                anyhow::bail!(
+                    "sink.partition_by names column '{column}', which the input does not have (columns: {})",
+                    inferred.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        self.sink.create(&inferred, &self.cfg.sink.partition_by).await?;
+        info!(columns = inferred.fields().len(), table = %self.cfg.table_url, "created Delta table");
+        Ok(self.sink.arrow_schema()?)
+    }
+
+    /// Infers a schema from the first files of a batch, within the sample bounds.
+    async fn infer(&self, files: &[PlannedFile]) -> Result<(arrow::datatypes::Schema, usize)> {
+        let mut inference = JsonInference::new();
+        let mut bytes = 0u64;
+        let mut sampled = 0;
+        for file in files.iter().take(self.cfg.schema.sample_files) {
+            if bytes >= self.cfg.schema.sample_bytes {
+                break;
+            }
+            let data = match self.source.read(&file.path).await {
+                Ok(d) => d,
+                Err(DiscoverError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Ok(data) = inlet_format::decompress(&file.path, data, self.cfg.source.compression) else {
+                continue; // the decode pass records this file as failed
+            };
+            let budget = self.cfg.schema.sample_bytes - bytes;
+            let slice = &data[..data.len().min(usize::try_from(budget).unwrap_or(usize::MAX))];
+            inlet_format::sample_json(slice, &mut inference, usize::MAX);
+            bytes += slice.len() as u64;
+            sampled += 1;
+        }
+        Ok((inference.schema(), sampled))
+    }
+}
+
+/// Why a planned file produced no rows.
+enum ReadError {
+    /// Deleted from the source since it was listed.
+    Gone,
+    /// Its content cannot be decoded; taking it again will not help.
+    Bad(FormatError),
+    /// The source could not be read; the batch stays planned and is replayed.
+    Source(DiscoverError),
+}
+
+async fn read_file(
+    source: &SourceStore,
+    path: &str,
+    compression: inlet_format::Compression,
+    schema: SchemaRef,
+) -> Result<Vec<arrow::record_batch::RecordBatch>, ReadError> {
+    let data = match source.read(path).await {
+        Ok(d) => d,
+        Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Gone),
+        Err(e) => return Err(ReadError::Source(e)),
+    };
+    let path = path.to_string();
+    // Decoding is CPU work: keep it off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let data = inlet_format::decompress(&path, data, compression)?;
+        inlet_format::decode_json(&path, &data, schema)
+    })
+    .await
+    .map_err(|e| ReadError::Bad(FormatError::Decode { path: String::new(), line: 0, detail: format!("decoder task failed: {e}") }))?
+    .map_err(ReadError::Bad)
+}
+
+/// Takes the next batch off the queue: at most `max_files`, and at most `max_bytes` unless
+/// a single file is larger (it then makes a batch of its own).
+fn take_batch(queue: &mut VecDeque<FileEvent>, max_files: usize, max_bytes: u64) -> Vec<FileEvent> {
+    let mut batch = Vec::new();
+    let mut bytes = 0u64;
+    while let Some(next) = queue.front() {
+        if batch.len() >= max_files || (!batch.is_empty() && bytes + next.size > max_bytes) {
+            break;
+        }
+        bytes += next.size;
+        batch.extend(queue.pop_front());
+    }
+    batch
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: &str, size: u64) -> FileEvent {
+        FileEvent {
+            path: name.into(),
+            etag: String::new(),
+            size,
+            last_modified_ms: 0,
+        }
+    }
+
+    #[test]
+    fn batches_respect_file_and_byte_bounds() {
+        let mut q: VecDeque<_> = [ev("a", 5), ev("b", 5), ev("c", 20), ev("d", 1)].into();
+        let names = |b: Vec<FileEvent>| b.into_iter().map(|e| e.path).collect::<Vec<_>>();
+        assert_eq!(names(take_batch(&mut q, 10, 12)), vec!["a", "b"]);
+        assert_eq!(names(take_batch(&mut q, 10, 12)), vec!["c"]);
+        assert_eq!(names(take_batch(&mut q, 1, 12)), vec!["d"]);
+        assert!(q.is_empty());
+    }
+}

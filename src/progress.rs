@@ -1,0 +1,113 @@
+//! What a run shows a person: a progress bar on a terminal, log lines otherwise, and the
+//! one-paragraph summary at the end.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Counters of one run, for the summary and `--json` output.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    pub batches: u64,
+    pub files: u64,
+    pub failed_files: u64,
+    pub skipped_files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub recovered_batches: u64,
+    pub table_version: Option<i64>,
+    pub elapsed_seconds: f64,
+    /// Paths of files that failed in this run, with their errors.
+    pub failures: Vec<(String, String)>,
+}
+
+/// The progress bar, drawn only when stderr is a terminal.
+pub struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Self {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn add_files(&self, n: u64) {
+        self.bar.inc_length(n);
+    }
+
+    pub fn done_files(&self, n: u64, rows_so_far: u64) {
+        self.bar.inc(n);
+        self.bar.set_message(format!("{rows_so_far} rows"));
+    }
+
+    pub fn finish(&self) -> Duration {
+        self.bar.finish_and_clear();
+        self.started.elapsed()
+    }
+}
+
+/// The end-of-run paragraph.
+pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
+    let mut text = format!(
+        "inlet: pipeline '{pipeline_id}' took {} file{} ({}, {} row{}) in {} batch{} into {}",
+        stats.files,
+        if stats.files == 1 { "" } else { "s" },
+        humansize::format_size(stats.bytes, humansize::DECIMAL),
+        stats.rows,
+        if stats.rows == 1 { "" } else { "s" },
+        stats.batches,
+        if stats.batches == 1 { "" } else { "es" },
+        table,
+    );
+    match stats.table_version {
+        Some(v) => text.push_str(&format!(", now at version {v}")),
+        None => text.push_str(", which does not exist yet"),
+    }
+    text.push_str(&format!(", in {:.1} s.", stats.elapsed_seconds));
+    if stats.recovered_batches > 0 {
+        text.push_str(&format!(
+            " Recovered {} batch{} left by an earlier run.",
+            stats.recovered_batches,
+            if stats.recovered_batches == 1 { "" } else { "es" }
+        ));
+    }
+    if stats.skipped_files > 0 {
+        text.push_str(&format!(
+            " {} file{} vanished before being read and {} recorded as skipped.",
+            stats.skipped_files,
+            if stats.skipped_files == 1 { "" } else { "s" },
+            if stats.skipped_files == 1 { "is" } else { "are" },
+        ));
+    }
+    if stats.failed_files > 0 {
+        text.push_str(&format!(
+            " {} file{} failed and {} recorded as failed (see `inlet files --state failed`):",
+            stats.failed_files,
+            if stats.failed_files == 1 { "" } else { "s" },
+            if stats.failed_files == 1 { "is" } else { "are" },
+        ));
+        for (path, error) in &stats.failures {
+            text.push_str(&format!("\n  {path}: {error}"));
+        }
+    }
+    text
+}

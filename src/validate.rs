@@ -1,0 +1,78 @@
+//! `inlet validate`: parse the config, reach the source and the table, read the checkpoint,
+//! and print what a run would do. Writes nothing.
+
+use anyhow::Result;
+use inlet_checkpoint::Checkpoint;
+use inlet_delta::DeltaSink;
+use inlet_discover::SourceStore;
+
+use crate::cli::ConfigArg;
+use crate::config::Config;
+use crate::redact::redact_options;
+
+pub async fn run(args: &ConfigArg) -> Result<()> {
+    let cfg = Config::load(&args.config)?;
+    let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
+    source.check_reachable().await?;
+    let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
+
+    let mut out = String::new();
+    out.push_str(&format!("config      {}\n", cfg.path.display()));
+    out.push_str(&format!("pipeline    {}\n", cfg.pipeline_id));
+    out.push_str(&format!(
+        "source      {} (reachable)\n            format {}, compression {:?}, discovery {:?}, glob {}, include existing files {}\n            batches of at most {} files / {} bytes, allow overwrites {}\n",
+        cfg.source_url,
+        cfg.source.format.as_str(),
+        cfg.source.compression,
+        cfg.source.discovery,
+        cfg.source.path_glob.as_deref().unwrap_or("(all files)"),
+        cfg.source.include_existing_files,
+        cfg.source.max_files_per_batch,
+        cfg.source.max_bytes_per_batch,
+        cfg.source.allow_overwrites,
+    ));
+    if !cfg.source.storage_options.is_empty() {
+        out.push_str(&format!("            options {}\n", redact_options(&cfg.source.storage_options)));
+    }
+    match (sink.version(), sink.arrow_schema()?) {
+        (Some(v), Some(schema)) => out.push_str(&format!(
+            "table       {} (version {v}, columns: {})\n",
+            cfg.table_url,
+            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+        )),
+        _ => out.push_str(&format!(
+            "table       {} (does not exist yet; the first batch creates it{})\n",
+            cfg.table_url,
+            if cfg.sink.partition_by.is_empty() {
+                String::new()
+            } else {
+                format!(", partitioned by {}", cfg.sink.partition_by.join(", "))
+            }
+        )),
+    }
+    out.push_str(&format!("            mode {:?}\n", cfg.sink.mode));
+    if !cfg.sink.storage_options.is_empty() {
+        out.push_str(&format!("            options {}\n", redact_options(&cfg.sink.storage_options)));
+    }
+    match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
+        None => out.push_str(&format!(
+            "checkpoint  {} (new; created by the first run)\n",
+            cfg.checkpoint_dir.display()
+        )),
+        Some(cp) => {
+            let batches = cp.batches()?;
+            let files = cp.files(None)?;
+            let planned = batches.iter().filter(|b| b.state == inlet_checkpoint::BatchState::Planned).count();
+            out.push_str(&format!(
+                "checkpoint  {} ({} batches, {} files{})\n",
+                cfg.checkpoint_dir.display(),
+                batches.len(),
+                files.len(),
+                if planned > 0 { ", 1 planned batch to recover" } else { "" }
+            ));
+        }
+    }
+    out.push_str("ok\n");
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `inlet` binary against local landing zones and against S3
+//! through `moto_server` on loopback, with tables read back by Python `deltalake`/`polars`.
+//! One test binary, modules per capability (as delta-rs does), so it links once.
+
+mod support;
+
+mod cli_errors;
+mod crash;
+mod local;
+mod lock;
+mod s3;

@@ -1,0 +1,250 @@
+//! Test support: the binary, a landing zone generator, the independent reader, and a
+//! `moto_server` started on a free loopback port and stopped on drop.
+
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The inlet binary under test.
+pub fn inlet() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inlet"));
+    cmd.env("INLET_LOG", "info");
+    cmd
+}
+
+/// Runs inlet with `args`, returning its output (never panics on a failed run).
+pub fn run_inlet(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = inlet();
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("spawn inlet")
+}
+
+/// Runs inlet and asserts success, returning stdout.
+pub fn run_ok(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = run_inlet(args, envs);
+    assert!(
+        out.status.success(),
+        "inlet {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Python of the test virtualenv (scripts/setup-test-env.sh), or `python3`.
+pub fn python() -> Command {
+    let py = std::env::var("INLET_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = Command::new(py);
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/helper.py"));
+    cmd
+}
+
+fn python_ok(args: &[&str]) -> String {
+    let out = python().args(args).output().expect("spawn python helper");
+    assert!(
+        out.status.success(),
+        "helper.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A Delta table as the Python `deltalake` package reads it.
+pub struct TableRead {
+    pub version: i64,
+    pub rows: Vec<Value>,
+}
+
+impl TableRead {
+    /// Values of integer column `col`, as a sorted list (duplicates kept).
+    pub fn ints(&self, col: &str) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .rows
+            .iter()
+            .map(|r| r[col].as_i64().unwrap_or_else(|| panic!("{col} not an int in {r}")))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Reads the table at `url` with Python `deltalake` (an independent reader).
+pub fn read_delta(url: &str, options: &Value) -> TableRead {
+    let text = python_ok(&["read-delta", url, &options.to_string()]);
+    let v: Value = serde_json::from_str(text.trim()).expect("reader output is JSON");
+    TableRead {
+        version: v["version"].as_i64().expect("version"),
+        rows: v["rows"].as_array().expect("rows").clone(),
+    }
+}
+
+/// Row count of the table at `url` through `polars`.
+pub fn polars_count(url: &str, options: &Value) -> u64 {
+    python_ok(&["polars-count", url, &options.to_string()])
+        .trim()
+        .parse()
+        .expect("count")
+}
+
+/// A landing zone of JSON lines files whose rows carry unique `id`s.
+pub struct Landing {
+    pub dir: PathBuf,
+    next_id: i64,
+    next_file: usize,
+    pub ids: BTreeSet<i64>,
+}
+
+impl Landing {
+    pub fn new(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("mkdir landing");
+        Self {
+            dir: dir.to_path_buf(),
+            next_id: 1,
+            next_file: 0,
+            ids: BTreeSet::new(),
+        }
+    }
+
+    /// The text of a file of `rows` records with fresh ids, and its name.
+    pub fn next_file(&mut self, rows: usize, gzip: bool) -> (String, Vec<u8>) {
+        let mut text = String::new();
+        for _ in 0..rows {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.ids.insert(id);
+            text.push_str(&format!(
+                "{{\"id\":{id},\"name\":\"n{id}\",\"amount\":{}.5,\"nested\":{{\"k\":\"v{id}\",\"n\":{id}}},\"tags\":[\"a\",\"b\"]}}\n",
+                id % 97
+            ));
+        }
+        self.next_file += 1;
+        let name = format!("part-{:05}.json{}", self.next_file, if gzip { ".gz" } else { "" });
+        let bytes = if gzip {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(text.as_bytes()).expect("gzip");
+            enc.finish().expect("gzip")
+        } else {
+            text.into_bytes()
+        };
+        (name, bytes)
+    }
+
+    /// Writes `n` files of `rows` rows each into the directory (every third gzipped).
+    pub fn add_files(&mut self, n: usize, rows: usize) -> Vec<PathBuf> {
+        (0..n)
+            .map(|i| {
+                let (name, bytes) = self.next_file(rows, i % 3 == 2);
+                let path = self.dir.join(name);
+                std::fs::write(&path, bytes).expect("write landing file");
+                path
+            })
+            .collect()
+    }
+}
+
+/// Writes a pipeline config into `dir/pipeline.toml` and returns its path.
+pub fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, body).expect("write config");
+    path
+}
+
+/// A local pipeline config over `landing` into `table`, checkpoint in `state`.
+pub fn local_config(dir: &Path, extra_source: &str) -> PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "pipeline_id = \"test_pipeline\"\n[source]\nurl = \"landing\"\n{extra_source}\n[sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n"
+        ),
+    )
+}
+
+/// `inlet files --json` for a config.
+pub fn files_json(config: &Path) -> Vec<Value> {
+    let out = run_ok(&["files", "--config", config.to_str().expect("utf8"), "--json"], &[]);
+    serde_json::from_str::<Value>(&out)
+        .expect("files --json is JSON")
+        .as_array()
+        .expect("array")
+        .clone()
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `moto_server` on a free loopback port, stopped on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let bin = std::env::var("INLET_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} (run scripts/setup-test-env.sh): {e}"));
+        let moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        // Ready when it accepts connections; bounded, so a broken install fails the test.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    pub fn s3(&self, args: &[&str]) {
+        let mut all = vec!["s3", self.endpoint.as_str()];
+        all.extend_from_slice(args);
+        python_ok(&all);
+    }
+
+    /// Environment for inlet: fake credentials, as the AWS chain would provide.
+    pub fn env(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+    }
+
+    /// Storage options for the Python reader.
+    pub fn reader_options(&self) -> Value {
+        serde_json::json!({
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
