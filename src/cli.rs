@@ -1,4 +1,4 @@
-//! The command line: `run`, `files`, `validate` and their flags (clap derive).
+//! The command line: `run`, `files`, `validate`, `schema` and their flags (clap derive).
 
 use std::path::PathBuf;
 
@@ -37,6 +37,30 @@ pub enum Command {
     Files(FilesArgs),
     /// Check the config, the source and the table, and print what would run.
     Validate(ConfigArg),
+    /// Show the schema store: the current schema, its history, or the change between two
+    /// versions.
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub what: SchemaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// The current schema as a tree and as DDL.
+    Show,
+    /// Every version: when, which batch and file caused it, and what changed.
+    History,
+    /// What changed from version A to version B.
+    Diff { a: i64, b: i64 },
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +88,10 @@ pub struct FilesArgs {
     /// Only files in this state.
     #[arg(long, value_enum)]
     pub state: Option<StateArg>,
+    /// Forget a failed or skipped file (full URL as listed, or a path under the source) so
+    /// that the next run takes it again, after it was fixed in place.
+    #[arg(long, value_name = "PATH", conflicts_with = "state")]
+    pub retry: Option<String>,
     /// One JSON array on stdout instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use arrow::datatypes::Field;
 use inlet_format::{Compression, Format};
+use inlet_schema::EvolutionMode;
 use serde::Deserialize;
 use url::Url;
 
@@ -90,13 +92,17 @@ pub struct SourceSection {
     /// Files read at once while a batch is decoded. Default 8.
     #[serde(default = "default_read_concurrency")]
     pub read_concurrency: usize,
+    /// Where lines that do not parse, and files that cannot be read, are recorded: a local
+    /// directory or an `s3://` prefix (read with `storage_options`). Default
+    /// `<checkpoint>/bad_records`.
+    pub bad_records_path: Option<String>,
     /// object_store S3 options (`aws_endpoint`, `aws_region`, `aws_allow_http`, ...); `AWS_*`
     /// environment variables apply too.
     #[serde(default)]
     pub storage_options: BTreeMap<String, String>,
 }
 
-/// `[schema]`: inference bounds.
+/// `[schema]`: inference, hints, evolution and rescue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaSection {
@@ -106,6 +112,20 @@ pub struct SchemaSection {
     /// Most (decompressed) bytes read to infer the first schema. Default 50 GiB.
     #[serde(default = "default_sample_bytes")]
     pub sample_bytes: u64,
+    /// Infer numbers, booleans, structs and lists; `false` makes every column a string.
+    /// Default `true`.
+    #[serde(default = "default_true")]
+    pub infer_column_types: bool,
+    /// Column types that override inference, as DDL: `id BIGINT, at TIMESTAMP`.
+    #[serde(default)]
+    pub hints: String,
+    /// `add_new_columns`, `rescue`, `fail_on_new_columns` or `none`. Default `add_new_columns`.
+    #[serde(default)]
+    pub evolution: EvolutionMode,
+    /// The column holding what did not fit, as JSON; empty turns it off. Default
+    /// `_rescued_data`.
+    #[serde(default = "default_rescued_column")]
+    pub rescued_data_column: String,
 }
 
 impl Default for SchemaSection {
@@ -113,6 +133,10 @@ impl Default for SchemaSection {
         Self {
             sample_files: default_sample_files(),
             sample_bytes: default_sample_bytes(),
+            infer_column_types: true,
+            hints: String::new(),
+            evolution: EvolutionMode::default(),
+            rescued_data_column: default_rescued_column(),
         }
     }
 }
@@ -185,6 +209,9 @@ pub struct Config {
     pub source_url: Url,
     pub source: SourceSection,
     pub schema: SchemaSection,
+    /// `schema.hints`, parsed.
+    pub hints: Vec<Field>,
+    pub bad_records_url: Url,
     pub table_url: Url,
     pub sink: SinkSection,
     pub checkpoint_dir: PathBuf,
@@ -270,17 +297,47 @@ impl Config {
             ));
         }
         let checkpoint_dir = normalize(&base.join(&file.checkpoint.location));
+        let hints = inlet_schema::parse_hints(&file.schema.hints).map_err(|e| {
+            let reason = match e {
+                inlet_schema::SchemaError::Hints { at, detail, .. } => format!("{detail} at character {at}"),
+                other => other.to_string(),
+            };
+            bad("schema.hints", &file.schema.hints, &reason)
+        })?;
+        let rescued = &file.schema.rescued_data_column;
+        if file.schema.evolution == EvolutionMode::Rescue && rescued.is_empty() {
+            return Err(bad(
+                "schema.rescued_data_column",
+                "",
+                "evolution = \"rescue\" keeps unknown fields in the rescued data column; name one (default _rescued_data)",
+            ));
+        }
+        if !rescued.is_empty() && !inlet_schema::is_valid_column_name(rescued) {
+            return Err(bad("schema.rescued_data_column", rescued, "not a valid Delta column name"));
+        }
+        let bad_records_url = match &file.source.bad_records_path {
+            Some(p) => location_url(&base, p, true).map_err(|r| bad("source.bad_records_path", p, &r))?,
+            None => Url::from_directory_path(checkpoint_dir.join("bad_records"))
+                .map_err(|()| bad("checkpoint.location", &file.checkpoint.location, "not an absolute path"))?,
+        };
         Ok(Self {
             path: path.to_path_buf(),
             pipeline_id: file.pipeline_id,
             source_url,
             source: file.source,
             schema: file.schema,
+            hints,
+            bad_records_url,
             table_url,
             sink: file.sink,
             checkpoint_dir,
             trigger: file.trigger,
         })
+    }
+
+    /// The rescued data column, `None` when turned off.
+    pub fn rescued_column(&self) -> Option<&str> {
+        Some(self.schema.rescued_data_column.as_str()).filter(|c| !c.is_empty())
     }
 
     pub fn source_options(&self) -> HashMap<String, String> {
@@ -393,6 +450,9 @@ const fn default_sample_bytes() -> u64 {
 }
 const fn default_target_file_size() -> u64 {
     128 << 20
+}
+fn default_rescued_column() -> String {
+    "_rescued_data".into()
 }
 const fn default_interval() -> u64 {
     60

@@ -1,10 +1,11 @@
 //! `inlet files`: the checkpoint's file log, like Auto Loader's `cloud_files_state`, as a
-//! table or as JSON.
+//! table or as JSON; `--retry` puts a fixed failed file back in the queue.
 
 use std::io::Write;
 
 use anyhow::Result;
 use chrono::{TimeZone, Utc};
+
 use inlet_checkpoint::{Checkpoint, FileRecord};
 
 use crate::cli::FilesArgs;
@@ -12,6 +13,9 @@ use crate::config::Config;
 
 pub fn run(args: &FilesArgs) -> Result<()> {
     let cfg = Config::load(&args.config.config)?;
+    if let Some(path) = &args.retry {
+        return retry(&cfg, path);
+    }
     let records = match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
         Some(cp) => cp.files(args.state.map(Into::into))?,
         None => Vec::new(),
@@ -23,6 +27,24 @@ pub fn run(args: &FilesArgs) -> Result<()> {
     } else {
         write_table(&mut out, &records)?;
     }
+    Ok(())
+}
+
+/// `--retry PATH`: takes the runner lock (a run must not be planning meanwhile) and forgets
+/// the file, so discovery lists it as new.
+fn retry(cfg: &Config, path: &str) -> Result<()> {
+    let url = if path.contains("://") {
+        path.to_string()
+    } else {
+        cfg.source_url.join(path.trim_start_matches('/'))?.to_string()
+    };
+    let Some(cp) = Checkpoint::open_read_only(&cfg.checkpoint_dir)? else {
+        anyhow::bail!("checkpoint {} does not exist yet; nothing to retry", cfg.checkpoint_dir.display());
+    };
+    drop(cp);
+    let cp = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
+    let was = cp.retry_file(&url)?;
+    println!("{url} was {}; the next run takes it again", was.as_str());
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The `inlet` binary: parse the command line, set up logging and signals, dispatch, and
 //! turn any error into one line on stderr and a non-zero exit code.
 
+mod bad_records;
 mod cli;
 mod config;
 mod faults;
@@ -9,6 +10,7 @@ mod pipeline;
 mod progress;
 mod recovery;
 mod redact;
+mod schema_cmd;
 mod validate;
 
 use std::io::IsTerminal;
@@ -23,6 +25,15 @@ use crate::pipeline::RunMode;
 
 /// Exit code when another run holds the checkpoint (EX_TEMPFAIL: try again later).
 const EXIT_LOCKED: u8 = 75;
+
+/// Who holds the checkpoint lock: this host and process, since now.
+pub(crate) fn lock_holder() -> inlet_checkpoint::LockHolder {
+    inlet_checkpoint::LockHolder {
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id(),
+        since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +50,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Files(args) => files::run(args),
             Command::Validate(args) => validate::run(args).await,
+            Command::Schema(args) => schema_cmd::run(args),
         }
     });
     match result {

@@ -4,17 +4,22 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use futures::StreamExt;
-use inlet_checkpoint::{Checkpoint, DedupeKey, FileState, LockHolder, NewFile};
-use inlet_delta::{DeltaSink, SinkError};
+use inlet_checkpoint::{Checkpoint, DedupeKey, FileState, NewFile};
+use inlet_delta::{DeltaSink, SinkError, StagedFiles};
 use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, SourceStore};
-use inlet_format::FormatError;
-use inlet_schema::JsonInference;
+use inlet_format::{DecodeOptions, Decoded, FormatError};
+use inlet_schema::{EvolutionMode, JsonInference};
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::bad_records::BadRecords;
 use crate::config::Config;
 use crate::faults::{FaultPoint, Faults};
 use crate::progress::{Progress, RunStats};
@@ -45,6 +50,7 @@ pub struct Pipeline {
     pub(crate) sink: DeltaSink,
     source: SourceStore,
     discover: Box<dyn Discover>,
+    bad_records: BadRecords,
     faults: Faults,
     pub(crate) stats: RunStats,
     progress: Progress,
@@ -56,12 +62,8 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
     source.check_reachable().await?;
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
-    let holder = LockHolder {
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        pid: std::process::id(),
-        since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
-    let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, holder)?;
+    let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
+    let bad_records = BadRecords::open(&cfg.bad_records_url, &cfg.source_options(), &cfg.pipeline_id)?;
 
     // Without include_existing_files, files older than the pipeline's first start are not
     // taken; that start time is kept so later runs draw the same line.
@@ -91,8 +93,12 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
         sink,
         source,
         discover,
+        stats: RunStats {
+            bad_records_location: bad_records.url().to_string(),
+            ..RunStats::default()
+        },
+        bad_records,
         faults,
-        stats: RunStats::default(),
         progress: Progress::new(),
     })
 }
@@ -188,12 +194,14 @@ impl Pipeline {
 
     /// Steps 5–7 for a planned batch, new or replayed: read and decode its files into data
     /// files under the table, commit them with the batch's txn action, record the commit.
+    /// New columns met on the way join the schema in flight: the writer is closed, a writer
+    /// for the wider schema takes over, and the commit carries the new schema.
     pub(crate) async fn write_and_commit(&mut self, batch_id: i64, files: Vec<PlannedFile>) -> Result<()> {
         let span = info_span!("batch", pipeline = %self.cfg.pipeline_id, batch = batch_id, files = files.len());
         async {
             let file_count = files.len() as u64;
             let bytes: u64 = files.iter().map(|f| f.size).sum();
-            let Some(schema) = self.ensure_table(batch_id, &files).await? else {
+            let Some(table_schema) = self.ensure_table(batch_id, &files).await? else {
                 // Nothing in these files has a column yet (empty files or `{}` records), so
                 // no row can come out of them: record the batch without a Delta commit.
                 self.checkpoint.mark_committed(batch_id, None, Some(0), &[])?;
@@ -204,52 +212,135 @@ impl Pipeline {
                 return Ok(());
             };
 
-            let mut writer = self.sink.writer(self.cfg.sink.target_file_size)?;
+            // Columns the config declares (hints, the rescued data column) join first.
+            let mut schema = Arc::new(self.declared_schema(&table_schema));
+            let mut changes: Vec<SchemaChange> = Vec::new();
+            if schema.fields().len() != table_schema.fields().len() {
+                changes.push(SchemaChange::new(
+                    &table_schema,
+                    schema.clone(),
+                    None,
+                    "declared in the config: schema.hints or schema.rescued_data_column",
+                ));
+            }
+            let target_size = self.cfg.sink.target_file_size;
+            let mut writer = if changes.is_empty() {
+                self.sink.writer(target_size)?
+            } else {
+                self.sink.writer_for_schema(schema.clone(), target_size)?
+            };
+            let mut staged = StagedFiles::default();
             let mut file_rows = Vec::with_capacity(files.len());
+            let settings = self.decode_settings();
             let source = self.source.clone();
             let compression = self.cfg.source.compression;
+            let read_schema = schema.clone();
             let mut decoded = futures::stream::iter(files)
                 .map(|file| {
                     let source = source.clone();
-                    let schema = schema.clone();
+                    let schema = read_schema.clone();
+                    let settings = settings.clone();
                     async move {
-                        let outcome = read_file(&source, &file.path, compression, schema).await;
+                        let outcome = read_file(&source, &file.path, compression, schema, settings).await;
                         (file, outcome)
                     }
                 })
                 .buffered(self.cfg.source.read_concurrency);
             while let Some((file, outcome)) = decoded.next().await {
-                match outcome {
-                    Ok(batches) => {
-                        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                        for batch in batches {
-                            writer.write(batch).await?;
-                        }
-                        file_rows.push((file.path, rows as i64));
-                    }
+                let (data, mut result) = match outcome {
+                    Ok(read) => read,
                     Err(ReadError::Gone) => {
                         warn!(file = %file.path, "file vanished before it was read; recorded as skipped");
-                        self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Skipped, "deleted from the source before it was read")?;
+                        self.checkpoint.set_file_outcome(
+                            batch_id,
+                            &file.path,
+                            FileState::Skipped,
+                            "deleted from the source before it was read",
+                        )?;
                         self.stats.skipped_files += 1;
+                        continue;
                     }
-                    Err(ReadError::Bad(e)) => {
+                    Err(ReadError::Source(e)) => return Err(e.into()),
+                };
+                // Files read ahead were decoded with the schema of their time; a file with
+                // columns the schema lacks makes it wider, then is decoded again.
+                let mut decoded_with: Option<SchemaRef> = None;
+                let outcome = loop {
+                    match result {
+                        Err(e) => break Err(e),
+                        Ok(Decoded::Rows {
+                            batches,
+                            rows,
+                            rescued_rows,
+                            bad_records,
+                        }) => break Ok((batches, rows, rescued_rows, bad_records)),
+                        Ok(Decoded::NewColumns(fields)) => {
+                            if self.cfg.schema.evolution == EvolutionMode::FailOnNewColumns {
+                                bail!(
+                                    "{} has new column(s) {} and schema.evolution is \"fail_on_new_columns\"; \
+                                     batch {batch_id} is kept and retried by the next run: set schema.evolution to \
+                                     \"add_new_columns\" or \"rescue\", or add the columns to schema.hints, then run again",
+                                    file.path,
+                                    describe(&fields),
+                                );
+                            }
+                            if decoded_with.as_ref() == Some(&schema) {
+                                bail!(
+                                    "{}: columns {} are still unknown after the schema took them in; please report this",
+                                    file.path,
+                                    describe(&fields)
+                                );
+                            }
+                            let evolved = Arc::new(inlet_schema::with_columns(&schema, &fields));
+                            if evolved.fields().len() > schema.fields().len() {
+                                let why = format!("new in {}", file.path);
+                                changes.push(SchemaChange::new(&schema, evolved.clone(), Some(file.path.clone()), &why));
+                                info!(file = %file.path, columns = %describe(&fields), "schema evolves: adding columns in flight");
+                                staged.extend(writer.finish().await?);
+                                writer = self.sink.writer_for_schema(evolved.clone(), target_size)?;
+                                schema = evolved;
+                            }
+                            decoded_with = Some(schema.clone());
+                            result = decode_blocking(file.path.clone(), data.clone(), schema.clone(), settings.clone()).await;
+                        }
+                    }
+                };
+                match outcome {
+                    Ok((batches, rows, rescued_rows, bad_records)) => {
+                        let writer_schema = writer.schema();
+                        for batch in batches {
+                            writer.write(fit_to(batch, &writer_schema)?).await?;
+                        }
+                        if !bad_records.is_empty() {
+                            self.bad_records.file_records(batch_id, &file.path, &bad_records).await?;
+                            self.stats.note_bad_records(&file.path, bad_records.len() as u64);
+                        }
+                        self.stats.rescued_rows += rescued_rows;
+                        file_rows.push((file.path, rows as i64));
+                    }
+                    Err(e) => {
                         warn!(file = %file.path, error = %e, "file cannot be decoded; recorded as failed");
+                        self.bad_records.failed_file(batch_id, &file.path, &e.to_string()).await?;
                         self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Failed, &e.to_string())?;
                         self.stats.failed_files += 1;
                         self.stats.failures.push((file.path, e.to_string()));
                     }
-                    Err(ReadError::Source(e)) => return Err(e.into()),
                 }
             }
             drop(decoded);
-            let staged = writer.finish().await?;
+            staged.extend(writer.finish().await?);
             let rows = staged.rows();
             self.faults.hit(FaultPoint::AfterWrite);
 
+            let new_schema = (!changes.is_empty()).then(|| schema.clone());
             let version = if rows == 0 {
                 None
             } else {
-                match self.sink.commit_batch(&self.cfg.pipeline_id, batch_id, staged).await {
+                match self
+                    .sink
+                    .commit_batch(&self.cfg.pipeline_id, batch_id, staged, new_schema.as_deref())
+                    .await
+                {
                     Ok(v) => Some(v),
                     // Only possible when the checkpoint missed a commit that recovery should
                     // have confirmed; the rows are in the table, so record it as committed.
@@ -261,6 +352,9 @@ impl Pipeline {
                 }
             };
             self.faults.hit(FaultPoint::AfterCommit);
+            if version.is_some() {
+                self.record_schema_changes(batch_id, &changes)?;
+            }
             self.checkpoint.mark_committed(batch_id, version, Some(rows as i64), &file_rows)?;
             self.faults.hit(FaultPoint::AfterRecord);
 
@@ -274,6 +368,45 @@ impl Pipeline {
         }
         .instrument(span)
         .await
+    }
+
+    /// How files are decoded, from the config.
+    fn decode_settings(&self) -> DecodeSettings {
+        DecodeSettings {
+            mode: self.cfg.schema.evolution,
+            rescued_column: self.cfg.rescued_column().map(str::to_string),
+            infer_types: self.cfg.schema.infer_column_types,
+            hints: Arc::new(self.cfg.hints.clone()),
+        }
+    }
+
+    /// The table's schema plus the columns the config declares and the table lacks: hinted
+    /// columns and the rescued data column. (Hints do not change existing columns' types.)
+    fn declared_schema(&self, table: &Schema) -> Schema {
+        let hinted: Vec<Field> = self
+            .cfg
+            .hints
+            .iter()
+            .filter(|h| !table.fields().iter().any(|f| f.name().eq_ignore_ascii_case(h.name())))
+            .cloned()
+            .collect();
+        let schema = inlet_schema::with_columns(table, &hinted);
+        inlet_format::with_rescued_column(&schema, self.cfg.rescued_column())
+    }
+
+    /// Stores the schema versions a committed batch made (once: a replay after a crash
+    /// that recorded them already finds them).
+    fn record_schema_changes(&mut self, batch_id: i64, changes: &[SchemaChange]) -> Result<()> {
+        for change in changes {
+            let json = inlet_schema::to_json(&change.schema);
+            if self.checkpoint.latest_schema()?.is_some_and(|v| v.schema_json == json) {
+                continue;
+            }
+            self.checkpoint
+                .add_schema_version(&json, Some(batch_id), change.file.as_deref(), &change.reason)?;
+            self.stats.schema_changes.push(change.reason.clone());
+        }
+        Ok(())
     }
 
     /// The schema to decode with, which is the table's: when the table does not exist,
@@ -295,10 +428,12 @@ impl Pipeline {
             // Inferred by a run that crashed before creating the table: use the same schema.
             Some(stored) => inlet_schema::from_json(&stored.schema_json)?,
             None => {
-                let (schema, sampled) = self.infer(files).await?;
-                if schema.fields().is_empty() {
+                let (inferred, sampled) = self.infer(files).await?;
+                if inferred.fields().is_empty() && self.cfg.hints.is_empty() {
                     return Ok(None);
                 }
+                let hinted = inlet_schema::apply_hints(&inferred, &self.cfg.hints);
+                let schema = inlet_format::with_rescued_column(&hinted, self.cfg.rescued_column());
                 self.checkpoint.add_schema_version(
                     &inlet_schema::to_json(&schema),
                     Some(batch_id),
@@ -323,7 +458,7 @@ impl Pipeline {
 
     /// Infers a schema from the first files of a batch, within the sample bounds.
     async fn infer(&self, files: &[PlannedFile]) -> Result<(arrow::datatypes::Schema, usize)> {
-        let mut inference = JsonInference::new();
+        let mut inference = JsonInference::new().infer_types(self.cfg.schema.infer_column_types);
         let mut bytes = 0u64;
         let mut sampled = 0;
         for file in files.iter().take(self.cfg.schema.sample_files) {
@@ -348,36 +483,117 @@ impl Pipeline {
     }
 }
 
-/// Why a planned file produced no rows.
+/// Why a planned file produced nothing to decode.
 enum ReadError {
     /// Deleted from the source since it was listed.
     Gone,
-    /// Its content cannot be decoded; taking it again will not help.
-    Bad(FormatError),
     /// The source could not be read; the batch stays planned and is replayed.
     Source(DiscoverError),
 }
 
+/// Decoding settings, owned so that decoding can run on a blocking thread.
+#[derive(Clone)]
+struct DecodeSettings {
+    mode: EvolutionMode,
+    rescued_column: Option<String>,
+    infer_types: bool,
+    hints: Arc<Vec<Field>>,
+}
+
+/// A schema version a batch makes: the schema after the change, and why.
+struct SchemaChange {
+    schema: SchemaRef,
+    file: Option<String>,
+    reason: String,
+}
+
+impl SchemaChange {
+    fn new(before: &Schema, after: SchemaRef, file: Option<String>, why: &str) -> Self {
+        let diff = inlet_schema::diff(before, &after);
+        Self {
+            schema: after,
+            file,
+            reason: format!("added {} ({why})", diff.added.join(", ")),
+        }
+    }
+}
+
+fn describe(fields: &[Field]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{} {}", f.name(), inlet_schema::ddl_type(f.data_type())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The decompressed bytes of a file (kept for a second decode when the schema evolves) and
+/// the first decode against `schema`.
 async fn read_file(
     source: &SourceStore,
     path: &str,
     compression: inlet_format::Compression,
     schema: SchemaRef,
-) -> Result<Vec<arrow::record_batch::RecordBatch>, ReadError> {
+    settings: DecodeSettings,
+) -> Result<(Bytes, Result<Decoded, FormatError>), ReadError> {
     let data = match source.read(path).await {
         Ok(d) => d,
         Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Gone),
         Err(e) => return Err(ReadError::Source(e)),
     };
-    let path = path.to_string();
-    // Decoding is CPU work: keep it off the async workers.
+    let owned = path.to_string();
+    let data = match tokio::task::spawn_blocking(move || inlet_format::decompress(&owned, data, compression)).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return Ok((Bytes::new(), Err(e))),
+        Err(e) => return Ok((Bytes::new(), Err(task_failed(path, e)))),
+    };
+    let decoded = decode_blocking(path.to_string(), data.clone(), schema, settings).await;
+    Ok((data, decoded))
+}
+
+/// Decodes on a blocking thread: decoding is CPU work and must not stall the async workers.
+async fn decode_blocking(
+    path: String,
+    data: Bytes,
+    schema: SchemaRef,
+    settings: DecodeSettings,
+) -> Result<Decoded, FormatError> {
+    let name = path.clone();
     tokio::task::spawn_blocking(move || {
-        let data = inlet_format::decompress(&path, data, compression)?;
-        inlet_format::decode_json(&path, &data, schema)
+        let opts = DecodeOptions {
+            mode: settings.mode,
+            rescued_column: settings.rescued_column.as_deref(),
+            infer_types: settings.infer_types,
+            hints: &settings.hints,
+        };
+        inlet_format::decode_json(&path, &data, &schema, &opts)
     })
     .await
-    .map_err(|e| ReadError::Bad(FormatError::Decode { path: String::new(), line: 0, detail: format!("decoder task failed: {e}") }))?
-    .map_err(ReadError::Bad)
+    .unwrap_or_else(|e| Err(task_failed(&name, e)))
+}
+
+fn task_failed(path: &str, e: tokio::task::JoinError) -> FormatError {
+    FormatError::Decode {
+        path: path.to_string(),
+        line: 0,
+        detail: format!("decoder task failed: {e}"),
+    }
+}
+
+/// `batch` with the columns of `schema`, in its order: columns the batch lacks (decoded
+/// before the schema gained them) are null.
+fn fit_to(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema() == *schema {
+        return Ok(batch);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None => arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// Takes the next batch off the queue: at most `max_files`, and at most `max_bytes` unless

@@ -21,6 +21,23 @@ pub struct RunStats {
     pub elapsed_seconds: f64,
     /// Paths of files that failed in this run, with their errors.
     pub failures: Vec<(String, String)>,
+    /// Rows with values kept in the rescued data column.
+    pub rescued_rows: u64,
+    /// Lines set aside as bad records, in all.
+    pub bad_records: u64,
+    /// Files with bad records, with how many each.
+    pub bad_record_files: Vec<(String, u64)>,
+    /// Where bad records are written.
+    pub bad_records_location: String,
+    /// Schema versions this run made, each as its change.
+    pub schema_changes: Vec<String>,
+}
+
+impl RunStats {
+    pub fn note_bad_records(&mut self, file: &str, n: u64) {
+        self.bad_records += n;
+        self.bad_record_files.push((file.to_string(), n));
+    }
 }
 
 /// The progress bar, drawn only when stderr is a terminal.
@@ -98,9 +115,31 @@ pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
             if stats.skipped_files == 1 { "is" } else { "are" },
         ));
     }
+    for change in &stats.schema_changes {
+        text.push_str(&format!(" Schema evolved: {change}."));
+    }
+    if stats.rescued_rows > 0 {
+        text.push_str(&format!(
+            " {} row{} kept values that did not fit in the rescued data column.",
+            stats.rescued_rows,
+            if stats.rescued_rows == 1 { "" } else { "s" },
+        ));
+    }
+    if stats.bad_records > 0 {
+        text.push_str(&format!(
+            " {} bad record{} (lines set aside) written to {}:",
+            stats.bad_records,
+            if stats.bad_records == 1 { "" } else { "s" },
+            stats.bad_records_location,
+        ));
+        for (path, n) in &stats.bad_record_files {
+            text.push_str(&format!("\n  {path}: {n} line{}", if *n == 1 { "" } else { "s" }));
+        }
+    }
     if stats.failed_files > 0 {
         text.push_str(&format!(
-            " {} file{} failed and {} recorded as failed (see `inlet files --state failed`):",
+            " {} file{} could not be read and {} recorded as failed (see `inlet files --state failed`; \
+             `inlet files --retry PATH` takes a fixed file again):",
             stats.failed_files,
             if stats.failed_files == 1 { "" } else { "s" },
             if stats.failed_files == 1 { "is" } else { "are" },

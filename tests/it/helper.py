@@ -6,6 +6,7 @@ reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3
   helper.py s3 ENDPOINT mkbucket BUCKET
   helper.py s3 ENDPOINT put BUCKET KEY FILE
   helper.py s3 ENDPOINT delete BUCKET KEY
+  helper.py s3 ENDPOINT dump BUCKET PREFIX      -> {key: text} of every object under PREFIX
 """
 import json
 import sys
@@ -44,6 +45,14 @@ def s3(endpoint, op, args):
     elif op == "put":
         with open(args[2], "rb") as f:
             client.put_object(Bucket=args[0], Key=args[1], Body=f.read())
+    elif op == "dump":
+        # Every object under a prefix: {key: text}.
+        out = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=args[0], Prefix=args[1]):
+            for obj in page.get("Contents", []):
+                body = client.get_object(Bucket=args[0], Key=obj["Key"])["Body"].read()
+                out[obj["Key"]] = body.decode("utf-8", "replace")
+        print(json.dumps(out))
     elif op == "delete":
         client.delete_object(Bucket=args[0], Key=args[1])
     else:

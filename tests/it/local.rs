@@ -86,7 +86,7 @@ fn files_listing_shows_states_and_a_bad_file_does_not_stop_the_run() {
     let config = local_config(tmp.path(), "");
     let cfg = config.to_str().expect("utf8");
     let out = run_ok(&["run", "--config", cfg, "--available-now"], &[]);
-    assert!(out.contains("1 file failed"), "{out}");
+    assert!(out.contains("1 file could not be read"), "{out}");
     assert!(out.contains("zz-broken.json.gz: cannot decompress"), "{out}");
 
     let failed = files_json_state(&config, "failed");

@@ -9,3 +9,4 @@ mod crash;
 mod local;
 mod lock;
 mod s3;
+mod schema;

@@ -97,3 +97,44 @@ fn missing_bucket_is_named_and_nothing_is_written() {
     assert!(line.contains("cannot list source s3://no-such-bucket/incoming/"), "{line}");
     assert!(!tmp.path().join("state").exists(), "checkpoint created");
 }
+
+#[test]
+fn s3_schema_drift_evolves_the_table_and_writes_bad_records_to_s3() {
+    let moto = Moto::start();
+    moto.s3(&["mkbucket", "landing"]);
+    moto.s3(&["mkbucket", "lake"]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let staging = tmp.path().join("staging");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    let files = [
+        ("a.json", "{\"id\":1,\"v\":1}\n{\"id\":2,\"v\":2}\n"),
+        ("b.json", "{\"id\":3,\"v\":3,\"extra\":\"e3\"}\n{\"id\":4,\"v\":\n{\"id\":5,\"v\":\"five\"}\n"),
+    ];
+    for (name, text) in files {
+        let local = staging.join(name);
+        std::fs::write(&local, text).expect("write");
+        moto.s3(&["put", "landing", &format!("incoming/{name}"), local.to_str().expect("utf8")]);
+    }
+    let config = s3_config(tmp.path(), &moto, "landing");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("max_files_per_batch = 3\n", "max_files_per_batch = 3\nbad_records_path = \"s3://lake/bad/\"\n");
+    let text = text.replace("[sink]", "[schema]\nsample_files = 1\n[sink]");
+    std::fs::write(&config, text).expect("config");
+    let out = run_ok(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &moto.env());
+    assert!(out.contains("1 bad record"), "{out}");
+
+    let table = read_delta("s3://lake/tables/events", &moto.reader_options());
+    assert_eq!(table.ints("id"), vec![1, 2, 3, 5]);
+    let row = |id: i64| table.rows.iter().find(|r| r["id"] == id).expect("row").clone();
+    assert_eq!(row(3)["extra"], "e3");
+    assert_eq!(row(1)["extra"], serde_json::Value::Null);
+    let rescued: serde_json::Value = serde_json::from_str(row(5)["_rescued_data"].as_str().expect("rescued")).expect("json");
+    assert_eq!(rescued, serde_json::json!({"v": "five", "_file_path": "s3://landing/incoming/b.json"}));
+
+    let bad = moto.dump("lake", "bad/s3_test/");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let record: serde_json::Value = serde_json::from_str(bad.values().next().and_then(|v| v.as_str()).expect("text").trim()).expect("json");
+    assert_eq!(record["file"], "s3://landing/incoming/b.json");
+    assert_eq!(record["line"], 2);
+    assert_eq!(record["raw"], "{\"id\":4,\"v\":");
+}

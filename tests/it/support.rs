@@ -221,6 +221,12 @@ impl Moto {
         python_ok(&all);
     }
 
+    /// Every object under `prefix` of `bucket`, as text by key.
+    pub fn dump(&self, bucket: &str, prefix: &str) -> serde_json::Map<String, Value> {
+        let out = python_ok(&["s3", self.endpoint.as_str(), "dump", bucket, prefix]);
+        serde_json::from_str(&out).expect("dump JSON")
+    }
+
     /// Environment for inlet: fake credentials, as the AWS chain would provide.
     pub fn env(&self) -> Vec<(&'static str, &'static str)> {
         vec![

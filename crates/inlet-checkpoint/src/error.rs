@@ -41,6 +41,16 @@ pub enum CheckpointError {
         source: rusqlite::Error,
     },
 
+    #[error("checkpoint {path} has no file {file}; `inlet files` lists the paths it knows (full URLs)")]
+    NoSuchFile { path: PathBuf, file: String },
+
+    #[error("checkpoint {path}: file {file} is {state}, not failed or skipped; only those can be retried (a committed file taken again would duplicate its rows)")]
+    NotRetryable {
+        path: PathBuf,
+        file: String,
+        state: String,
+    },
+
     #[error("checkpoint {path}: batch {batch_id} is not planned (state {state}); refusing to mark it committed")]
     BatchNotPlanned {
         path: PathBuf,

@@ -479,6 +479,42 @@ impl Checkpoint {
         tx.commit().map_err(sql_err)
     }
 
+    /// Forgets a `failed` or `skipped` file so that discovery takes it again (after the user
+    /// fixed or restored it). Returns the state it had. Refuses committed and pending files:
+    /// taking a committed file again would duplicate its rows, and a pending one belongs to
+    /// a batch in flight.
+    pub fn retry_file(&self, path: &str) -> Result<FileState, CheckpointError> {
+        let state: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT state FROM files WHERE path = ?1 ORDER BY batch_id DESC LIMIT 1",
+                [path],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        let Some(state) = state.as_deref().and_then(FileState::parse) else {
+            return Err(CheckpointError::NoSuchFile {
+                path: self.dir.clone(),
+                file: path.to_string(),
+            });
+        };
+        if !matches!(state, FileState::Failed | FileState::Skipped) {
+            return Err(CheckpointError::NotRetryable {
+                path: self.dir.clone(),
+                file: path.to_string(),
+                state: state.as_str().to_string(),
+            });
+        }
+        self.conn
+            .execute(
+                "DELETE FROM files WHERE path = ?1 AND state IN ('failed', 'skipped')",
+                [path],
+            )
+            .map_err(self.sql())?;
+        Ok(state)
+    }
+
     /// The file log, newest batch first, optionally only files in `state`.
     pub fn files(&self, state: Option<FileState>) -> Result<Vec<FileRecord>, CheckpointError> {
         let mut stmt = self
@@ -668,6 +704,25 @@ mod tests {
         assert_eq!(committed.len(), 2);
         let a = committed.iter().find(|f| f.path == "a").expect("a");
         assert_eq!((a.rows, a.delta_version), (Some(12), Some(3)));
+    }
+
+    #[test]
+    fn failed_files_can_be_retried_committed_ones_cannot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        cp.plan_batch(1, &[file("a", "e1"), file("b", "e1")]).expect("plan");
+        cp.set_file_outcome(1, "b", FileState::Failed, "truncated gzip").expect("fail");
+        cp.mark_committed(1, Some(1), Some(1), &[]).expect("commit");
+
+        let err = cp.retry_file("a").expect_err("committed");
+        assert!(err.to_string().contains("file a is committed, not failed or skipped"), "{err}");
+        let err = cp.retry_file("zz").expect_err("unknown");
+        assert!(err.to_string().contains("has no file zz"), "{err}");
+        assert_eq!(cp.retry_file("b").expect("retry"), FileState::Failed);
+        let unseen = cp
+            .filter_unseen(vec![("a", "e1"), ("b", "e1")], DedupeKey::Path, |c| (c.0, c.1))
+            .expect("dedupe");
+        assert_eq!(unseen, vec![("b", "e1")]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::kernel::{Action, MetadataExt as _, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
@@ -208,9 +208,25 @@ impl DeltaSink {
         TableWriter::for_table(self.loaded()?, &self.url, target_file_size)
     }
 
+    /// A writer for `schema`, a schema the table will have once the batch commits with it
+    /// (`commit_batch(.., Some(schema))`): the table's columns plus new ones.
+    pub fn writer_for_schema(&self, schema: SchemaRef, target_file_size: u64) -> Result<TableWriter, SinkError> {
+        let partition_by = self.partition_columns();
+        TableWriter::for_schema(
+            &self.url,
+            schema,
+            (!partition_by.is_empty()).then_some(partition_by),
+            &self.storage_options,
+            target_file_size,
+        )
+    }
+
     /// Commits `staged` as batch `batch_id` of pipeline `app_id`: one Delta commit with the
     /// add actions and a `txn {appId, version: batch_id}` action, retried on conflicts with
     /// other writers. Returns the new table version.
+    ///
+    /// With `new_schema`, the same commit changes the table's schema to it (columns added by
+    /// schema evolution), so readers never see the new files without their columns.
     ///
     /// Refuses with [`SinkError::AlreadyCommitted`] when the table's txn version for
     /// `app_id` is already ≥ `batch_id`, since committing again would duplicate rows.
@@ -219,6 +235,7 @@ impl DeltaSink {
         app_id: &str,
         batch_id: i64,
         staged: StagedFiles,
+        new_schema: Option<&Schema>,
     ) -> Result<i64, SinkError> {
         if let Some(txn_version) = self.txn_version(app_id).await? {
             if txn_version >= batch_id {
@@ -248,7 +265,16 @@ impl DeltaSink {
                 (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
                 (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
             ]);
-        let actions = staged.into_adds().into_iter().map(Action::Add).collect();
+        let mut actions: Vec<Action> = staged.into_adds().into_iter().map(Action::Add).collect();
+        if let Some(schema) = new_schema {
+            let kernel: StructType = schema.try_into_kernel().map_err(|e| self.schema_err(e.to_string()))?;
+            let metadata = snapshot
+                .metadata()
+                .clone()
+                .with_schema(&kernel)
+                .map_err(|e| self.schema_err(e.to_string()))?;
+            actions.push(Action::Metadata(metadata));
+        }
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), table.log_store(), operation)
@@ -337,7 +363,7 @@ mod tests {
         writer.write(batch(&[1, 2, 3])).await.expect("write");
         let staged = writer.finish().await.expect("finish");
         assert_eq!(staged.rows(), 3);
-        let v = sink.commit_batch("p", 1, staged).await.expect("commit");
+        let v = sink.commit_batch("p", 1, staged, None).await.expect("commit");
         assert_eq!(v, 1);
         assert_eq!(sink.txn_version("p").await.expect("txn"), Some(1));
         assert_eq!(sink.find_batch_commit("p", 1, 10).await.expect("find"), Some(1));
@@ -346,11 +372,45 @@ mod tests {
         let mut writer = sink.writer(64 << 20).expect("writer");
         writer.write(batch(&[4])).await.expect("write");
         let staged = writer.finish().await.expect("finish");
-        let err = sink.commit_batch("p", 1, staged).await.expect_err("replay");
+        let err = sink.commit_batch("p", 1, staged, None).await.expect_err("replay");
         assert!(err.to_string().contains("already holds batch 1 of pipeline 'p'"), "{err}");
 
         let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
         let arrow = reopened.arrow_schema().expect("schema").expect("exists");
         assert_eq!(arrow.fields().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_commit_can_add_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        sink.create(&schema(), &[]).await.expect("create");
+        let mut before = sink.writer(64 << 20).expect("writer");
+        before.write(batch(&[1])).await.expect("write");
+        let mut staged = before.finish().await.expect("finish");
+
+        let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("c", DataType::Boolean, true));
+        let evolved = Arc::new(Schema::new(fields));
+        let mut after = sink.writer_for_schema(evolved.clone(), 64 << 20).expect("writer");
+        let b = RecordBatch::try_new(
+            evolved.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![2])),
+                Arc::new(StringArray::from(vec!["n2"])),
+                Arc::new(arrow::array::BooleanArray::from(vec![true])),
+            ],
+        )
+        .expect("batch");
+        after.write(b).await.expect("write");
+        staged.extend(after.finish().await.expect("finish"));
+        assert_eq!(staged.rows(), 2);
+        sink.commit_batch("p", 1, staged, Some(&evolved)).await.expect("commit");
+
+        let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+        let arrow = reopened.arrow_schema().expect("schema").expect("exists");
+        let names: Vec<&str> = arrow.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, vec!["id", "name", "c"]);
     }
 }

@@ -1,6 +1,9 @@
 //! Streaming Parquet writes under the table: record batches in, staged data files out, with
 //! memory bounded by the open files' buffers rather than by the batch size.
 
+use std::collections::HashMap;
+
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use deltalake::kernel::Add;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -40,6 +43,13 @@ impl StagedFiles {
             .collect()
     }
 
+    /// Takes in the files of another writer of the same batch (one written before the
+    /// schema evolved).
+    pub fn extend(&mut self, other: StagedFiles) {
+        self.adds.extend(other.adds);
+        self.rows += other.rows;
+    }
+
     pub(crate) fn into_adds(self) -> Vec<Add> {
         self.adds
     }
@@ -65,6 +75,31 @@ impl TableWriter {
             url: url.to_string(),
             rows: 0,
         })
+    }
+
+    pub(crate) fn for_schema(
+        url: &Url,
+        schema: SchemaRef,
+        partition_by: Option<Vec<String>>,
+        storage_options: &HashMap<String, String>,
+        target_file_size: u64,
+    ) -> Result<Self, SinkError> {
+        let inner = RecordBatchWriter::try_new(url.as_str(), schema, partition_by, Some(storage_options.clone()))
+            .map_err(|source| SinkError::Write {
+                url: url.to_string(),
+                source,
+            })?
+            .with_target_file_size(target_file_size);
+        Ok(Self {
+            inner,
+            url: url.to_string(),
+            rows: 0,
+        })
+    }
+
+    /// The schema batches must have.
+    pub fn schema(&self) -> SchemaRef {
+        self.inner.arrow_schema()
     }
 
     /// Adds a record batch; its columns are matched to the table's by name.

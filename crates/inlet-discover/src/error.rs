@@ -32,6 +32,13 @@ pub enum DiscoverError {
     #[error("source file {url} no longer exists")]
     NotFound { url: String },
 
+    #[error("cannot write {url}: {source}; check that the location exists and the credentials may write to it")]
+    Write {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+
     #[error("cannot read source file {url}: {source}")]
     Read {
         url: String,

@@ -174,6 +174,18 @@ impl SourceStore {
             })
     }
 
+    /// Writes `data` as `name` under the prefix, replacing what was there (used for the
+    /// bad-records location, which is a store of the same kinds as a source).
+    pub async fn put(&self, name: &str, data: Bytes) -> Result<String, DiscoverError> {
+        let key = Path::from(format!("{}/{name}", self.prefix.as_ref().trim_end_matches('/')));
+        let url = self.url_of(&key);
+        self.store
+            .put(&key, data.into())
+            .await
+            .map(|_| url.clone())
+            .map_err(|source| DiscoverError::Write { url, source })
+    }
+
     /// Reads a whole file named by its full URL.
     pub async fn read(&self, url: &str) -> Result<Bytes, DiscoverError> {
         let key = self.key_of(url).ok_or_else(|| DiscoverError::BadUrl {

@@ -1,146 +1,296 @@
-//! JSON lines: a sampling pass for inference (serde_json, stops at the limit) and the
-//! decoding pass through arrow-json's streaming decoder against a fixed schema.
+//! JSON lines: a sampling pass for inference, and the decoding pass that fits every record to
+//! the table's columns (rescuing what does not fit, setting aside lines that do not parse).
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use inlet_schema::JsonInference;
-use serde_json::Value;
+use inlet_schema::{Conformer, EvolutionMode, JsonInference};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::{FormatError, BATCH_ROWS};
 
+/// How records are fitted to the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions<'a> {
+    pub mode: EvolutionMode,
+    /// The column receiving what does not fit; `None` sends such records to bad records.
+    pub rescued_column: Option<&'a str>,
+    /// Whether new columns get inferred types (else all strings).
+    pub infer_types: bool,
+    /// Types for new columns named here, overriding inference.
+    pub hints: &'a [Field],
+}
+
+/// A line that did not become a row, or a row whose values did not all fit anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadRecord {
+    /// 1-based line in the decompressed file.
+    pub line: u64,
+    /// Offset of the line's first byte in the decompressed file.
+    pub byte_offset: u64,
+    pub error: String,
+    /// The line as written (invalid UTF-8 replaced).
+    pub raw: String,
+}
+
+/// The result of decoding one file.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Every record became a row, a bad record, or both (a row with rescued values when no
+    /// rescued data column is configured).
+    Rows {
+        batches: Vec<RecordBatch>,
+        rows: u64,
+        /// Rows with something in the rescued data column.
+        rescued_rows: u64,
+        bad_records: Vec<BadRecord>,
+    },
+    /// The file has top-level fields the schema lacks (modes `add_new_columns` and
+    /// `fail_on_new_columns` only): the columns they would add, typed. Nothing was decoded.
+    NewColumns(Vec<Field>),
+}
+
 /// Feeds up to `max_records` records of `data` to `inference`; returns how many it read.
-/// A broken record ends the sample of this file: decoding reports it with its line.
+/// Lines that do not parse are skipped: decoding reports them.
 pub fn sample_json(data: &[u8], inference: &mut JsonInference, max_records: usize) -> usize {
     let mut n = 0;
-    for value in serde_json::Deserializer::from_slice(data)
-        .into_iter::<Value>()
-        .take(max_records)
-    {
-        match value {
-            Ok(v) => {
-                inference.add(&v);
-                n += 1;
+    for (_, _, line) in lines(data) {
+        for value in serde_json::Deserializer::from_slice(line).into_iter::<Value>() {
+            let Ok(v) = value else { break };
+            if n >= max_records {
+                return n;
             }
-            Err(_) => break,
+            inference.add(&v);
+            n += 1;
         }
     }
     n
 }
 
-/// Decodes every record of `data` into batches of `schema`. Fields not in the schema are
-/// ignored; numbers and booleans are accepted into string columns. On error, names the
-/// file and the line of the first record at fault.
+/// Decodes `data` (the file at `path`) into record batches of `schema`, which includes the
+/// rescued data column when one is configured.
 pub fn decode_json(
     path: &str,
     data: &[u8],
-    schema: SchemaRef,
-) -> Result<Vec<RecordBatch>, FormatError> {
-    decode_all(data, schema.clone()).map_err(|detail| {
-        let (line, detail) = locate_error(data, schema).unwrap_or((1, detail));
-        FormatError::Decode {
+    schema: &SchemaRef,
+    opts: &DecodeOptions<'_>,
+) -> Result<Decoded, FormatError> {
+    if let Err(e) = std::str::from_utf8(data) {
+        return Err(FormatError::NotUtf8 {
             path: path.to_string(),
-            line,
-            detail,
+            offset: e.valid_up_to() as u64,
+        });
+    }
+    let conformer = Conformer::new(schema, opts.rescued_column, opts.mode);
+    let collect_new = matches!(opts.mode, EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns);
+    let mut new_columns = JsonInference::new().infer_types(opts.infer_types);
+    let mut rows: Vec<Map<String, Value>> = Vec::new();
+    let mut rescued_rows = 0;
+    let mut bad_records = Vec::new();
+
+    for (line_no, offset, line) in lines(data) {
+        let bad = |error: String| BadRecord {
+            line: line_no,
+            byte_offset: offset as u64,
+            error,
+            raw: String::from_utf8_lossy(line).into_owned(),
+        };
+        for value in serde_json::Deserializer::from_slice(line).into_iter::<Value>() {
+            let record = match value {
+                Ok(Value::Object(record)) => record,
+                Ok(other) => {
+                    bad_records.push(bad(format!("record is not a JSON object but {}", kind(&other))));
+                    continue;
+                }
+                Err(e) => {
+                    bad_records.push(bad(format!("invalid JSON at column {}: {e}", e.column())));
+                    break;
+                }
+            };
+            if collect_new {
+                let unknown: Map<String, Value> = conformer
+                    .unknown_keys(&record)
+                    .filter(|k| inlet_schema::is_valid_column_name(k))
+                    .map(|k| (k.clone(), record[k.as_str()].clone()))
+                    .collect();
+                if !unknown.is_empty() {
+                    new_columns.add(&Value::Object(unknown));
+                }
+                if new_columns.records() > 0 {
+                    continue; // nothing is decoded once the schema must change first
+                }
+            }
+            let conformed = conformer.conform(record, path);
+            if !conformed.rescued_keys.is_empty() {
+                if opts.rescued_column.is_some() {
+                    rescued_rows += 1;
+                } else {
+                    bad_records.push(bad(format!(
+                        "value(s) of {} do not fit their columns and no rescued data column is configured",
+                        conformed.rescued_keys.join(", ")
+                    )));
+                }
+            }
+            rows.push(conformed.row);
         }
+    }
+
+    if new_columns.records() > 0 {
+        let fields = new_columns
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match opts.hints.iter().find(|h| h.name().eq_ignore_ascii_case(f.name())) {
+                Some(h) => Field::new(f.name(), h.data_type().clone(), true),
+                None => f.as_ref().clone(),
+            })
+            .collect();
+        return Ok(Decoded::NewColumns(fields));
+    }
+    let batches = to_batches(schema.clone(), &rows).map_err(|detail| FormatError::Decode {
+        path: path.to_string(),
+        line: 0,
+        detail,
+    })?;
+    Ok(Decoded::Rows {
+        batches,
+        rows: rows.len() as u64,
+        rescued_rows,
+        bad_records,
     })
 }
 
-fn decoder(schema: SchemaRef) -> Result<arrow::json::reader::Decoder, String> {
-    arrow::json::ReaderBuilder::new(schema)
+/// Rows already fitted to `schema` into record batches through arrow-json.
+fn to_batches(schema: SchemaRef, rows: &[Map<String, Value>]) -> Result<Vec<RecordBatch>, String> {
+    let mut decoder = arrow::json::ReaderBuilder::new(schema)
         .with_batch_size(BATCH_ROWS)
-        .with_coerce_primitive(true)
         .build_decoder()
-        .map_err(|e| e.to_string())
-}
-
-fn decode_all(data: &[u8], schema: SchemaRef) -> Result<Vec<RecordBatch>, String> {
-    let mut decoder = decoder(schema)?;
-    let mut batches = Vec::new();
-    let mut offset = 0;
-    while offset < data.len() {
-        let read = decoder.decode(&data[offset..]).map_err(|e| e.to_string())?;
-        if read == 0 {
-            break;
-        }
-        offset += read;
+        .map_err(|e| e.to_string())?;
+    let mut batches = Vec::with_capacity(rows.len() / BATCH_ROWS + 1);
+    for chunk in rows.chunks(BATCH_ROWS) {
+        decoder.serialize(chunk).map_err(|e| e.to_string())?;
         if let Some(batch) = decoder.flush().map_err(|e| e.to_string())? {
             batches.push(batch);
         }
     }
-    if let Some(batch) = decoder.flush().map_err(|e| e.to_string())? {
-        batches.push(batch);
-    }
     Ok(batches)
 }
 
-/// The slow path, run only after a failure: walk the records one by one to find the first
-/// that does not parse or does not fit the schema, and its 1-based line.
-fn locate_error(data: &[u8], schema: SchemaRef) -> Option<(u64, String)> {
-    let line_of = |offset: usize| 1 + data[..offset.min(data.len())].iter().filter(|&&b| b == b'\n').count() as u64;
-    let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<Value>();
-    loop {
-        let start = stream.byte_offset();
-        match stream.next()? {
-            Err(e) => {
-                // serde_json reports its own line; prefer it, it counts from the file start.
-                return Some((e.line() as u64, format!("invalid JSON: {e}")));
-            }
-            Ok(value) => {
-                let end = stream.byte_offset();
-                if !value.is_object() {
-                    return Some((line_of(start + leading_ws(&data[start..end])), "record is not a JSON object".into()));
-                }
-                if let Err(detail) = decode_all(&data[start..end], schema.clone()) {
-                    return Some((line_of(start + leading_ws(&data[start..end])), detail));
-                }
-            }
-        }
+/// Non-blank lines with their 1-based number and byte offset; a trailing `\r` is dropped.
+fn lines(data: &[u8]) -> impl Iterator<Item = (u64, usize, &[u8])> {
+    let mut offset = 0;
+    data.split(|&b| b == b'\n').enumerate().filter_map(move |(i, line)| {
+        let start = offset;
+        offset += line.len() + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        (!line.iter().all(u8::is_ascii_whitespace)).then_some((i as u64 + 1, start, line))
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
-fn leading_ws(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|b| b.is_ascii_whitespace()).count()
+/// The schema with the rescued data column appended when it is configured and missing.
+pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Schema {
+    match rescued_column {
+        Some(name) if schema.field_with_name(name).is_err() => {
+            inlet_schema::with_columns(schema, &[Field::new(name, arrow::datatypes::DataType::Utf8, true)])
+        }
+        _ => schema.clone(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, Int64Array, StringArray};
     use std::sync::Arc;
+    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::datatypes::DataType;
 
-    fn infer(data: &[u8]) -> SchemaRef {
-        let mut inf = JsonInference::new();
-        sample_json(data, &mut inf, usize::MAX);
-        Arc::new(inf.schema())
+    const RESCUED: &str = "_rescued_data";
+
+    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+        let mut fields: Vec<Field> = cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect();
+        fields.push(Field::new(RESCUED, DataType::Utf8, true));
+        Arc::new(Schema::new(fields))
+    }
+
+    fn opts(mode: EvolutionMode) -> DecodeOptions<'static> {
+        DecodeOptions {
+            mode,
+            rescued_column: Some(RESCUED),
+            infer_types: true,
+            hints: &[],
+        }
+    }
+
+    fn rows(d: Decoded) -> (RecordBatch, u64, Vec<BadRecord>) {
+        match d {
+            Decoded::Rows {
+                batches,
+                rescued_rows,
+                bad_records,
+                ..
+            } => (
+                arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat"),
+                rescued_rows,
+                bad_records,
+            ),
+            Decoded::NewColumns(f) => panic!("unexpected new columns {f:?}"),
+        }
     }
 
     #[test]
-    fn decodes_lines_crlf_and_concatenated_objects() {
-        let data = b"{\"a\":1,\"b\":\"x\"}\r\n{\"a\":2}{\"a\":3,\"b\":4}\n\n";
-        let schema = infer(data);
-        let batches = decode_json("f", data, schema).expect("decode");
-        let batch = &batches[0];
+    fn wrong_types_are_rescued_and_broken_lines_set_aside() {
+        let s = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
+        let data = b"{\"a\":1,\"b\":\"x\"}\r\n{\"a\":\"oops\"}{\"a\":3,\"b\":4}\n\n{\"a\": nope}\n[1]\n";
+        let (batch, rescued, bad) = rows(decode_json("f.json", data, &s, &opts(EvolutionMode::AddNewColumns)).expect("decode"));
         assert_eq!(batch.num_rows(), 3);
         let a = batch.column(0).as_any().downcast_ref::<Int64Array>().expect("a");
-        assert_eq!(a.values(), &[1, 2, 3]);
+        assert_eq!((a.value(0), a.is_null(1), a.value(2)), (1, true, 3));
         let b = batch.column(1).as_any().downcast_ref::<StringArray>().expect("b");
         assert_eq!((b.value(0), b.is_null(1), b.value(2)), ("x", true, "4"));
+        let r = batch.column(2).as_any().downcast_ref::<StringArray>().expect("rescued");
+        let v: Value = serde_json::from_str(r.value(1)).expect("json");
+        assert_eq!(v, serde_json::json!({"a": "oops", "_file_path": "f.json"}));
+        assert_eq!(rescued, 1);
+        assert_eq!(bad.len(), 2);
+        assert_eq!((bad[0].line, bad[0].byte_offset, bad[0].raw.as_str()), (4, 44, "{\"a\": nope}"));
+        assert!(bad[0].error.starts_with("invalid JSON"), "{}", bad[0].error);
+        assert_eq!((bad[1].line, bad[1].error.as_str()), (5, "record is not a JSON object but an array"));
     }
 
     #[test]
-    fn broken_line_is_named() {
-        let data = b"{\"a\":1}\n{\"a\":2}\n{\"a\": oops}\n";
-        let schema = infer(b"{\"a\":1}");
-        let err = decode_json("s3://b/k.json", data, schema).expect_err("broken");
-        let text = err.to_string();
-        assert!(text.starts_with("s3://b/k.json, line 3: invalid JSON"), "{text}");
+    fn new_columns_are_reported_typed_with_hints() {
+        let s = schema(&[("a", DataType::Int64)]);
+        let data = b"{\"a\":1}\n{\"a\":2,\"c\":\"x\",\"d\":1.5,\"A\":3}\n";
+        let hints = [Field::new("d", DataType::Utf8, true)];
+        let o = DecodeOptions {
+            hints: &hints,
+            ..opts(EvolutionMode::AddNewColumns)
+        };
+        let Decoded::NewColumns(fields) = decode_json("f", data, &s, &o).expect("decode") else {
+            panic!("expected new columns");
+        };
+        let got: Vec<(String, DataType)> = fields.iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+        assert_eq!(got, vec![("c".into(), DataType::Utf8), ("d".into(), DataType::Utf8)]);
+        // In rescue mode the same file decodes, with c and d rescued.
+        let (batch, rescued, _) = rows(decode_json("f", data, &s, &opts(EvolutionMode::Rescue)).expect("decode"));
+        assert_eq!((batch.num_rows(), rescued), (2, 1));
     }
 
     #[test]
-    fn type_mismatch_is_named() {
-        let data = b"{\"a\":1}\n{\"a\":\"x\"}\n";
-        let schema = infer(b"{\"a\":1}");
-        let err = decode_json("k.json", data, schema).expect_err("mismatch");
-        assert!(err.to_string().starts_with("k.json, line 2:"), "{err}");
+    fn not_utf8_fails_the_file() {
+        let s = schema(&[("a", DataType::Int64)]);
+        let err = decode_json("f", b"{\"a\":1}\n\xff\xfe", &s, &opts(EvolutionMode::Rescue)).expect_err("bad");
+        assert_eq!(err.to_string(), "f is not UTF-8 text (first invalid byte at offset 8)");
     }
 }

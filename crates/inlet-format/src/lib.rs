@@ -7,7 +7,7 @@ mod json;
 
 pub use compression::{decompress, Compression};
 pub use error::FormatError;
-pub use json::{decode_json, sample_json};
+pub use json::{decode_json, sample_json, with_rescued_column, BadRecord, DecodeOptions, Decoded};
 
 use serde::Deserialize;
 

@@ -86,10 +86,21 @@ fn struct_fields(fields: &[(String, Inferred)]) -> Fields {
 }
 
 /// Accumulates JSON records and yields the widened schema of all of them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JsonInference {
     top: Vec<(String, Inferred)>,
     records: u64,
+    infer_types: bool,
+}
+
+impl Default for JsonInference {
+    fn default() -> Self {
+        Self {
+            top: Vec::new(),
+            records: 0,
+            infer_types: true,
+        }
+    }
 }
 
 impl JsonInference {
@@ -97,16 +108,32 @@ impl JsonInference {
         Self::default()
     }
 
+    /// With `false`, every column is a string (as Auto Loader without
+    /// `cloudFiles.inferColumnTypes`): nested values are kept as their JSON text.
+    pub fn infer_types(mut self, infer: bool) -> Self {
+        self.infer_types = infer;
+        self
+    }
+
     /// Adds one record. Top-level values that are not objects are ignored (they cannot be
-    /// rows); the decoder reports them.
+    /// rows); the decoder reports them. A key differing only in case from a column already
+    /// seen does not make a second column: its values are rescued when decoded.
     pub fn add(&mut self, value: &Value) {
-        if let Value::Object(_) = value {
-            let current = Inferred::Struct(std::mem::take(&mut self.top));
-            if let Inferred::Struct(fields) = current.widen(Inferred::of(value)) {
-                self.top = fields;
+        let Value::Object(map) = value else {
+            return;
+        };
+        for (key, v) in map.iter().filter(|(k, _)| crate::is_valid_column_name(k)) {
+            let t = Inferred::of(v);
+            match self.top.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(key)) {
+                Some((name, existing)) if name == key => {
+                    let old = std::mem::replace(existing, Inferred::Null);
+                    *existing = old.widen(t);
+                }
+                Some(_) => {}
+                None => self.top.push((key.clone(), t)),
             }
-            self.records += 1;
         }
+        self.records += 1;
     }
 
     /// Records added so far.
@@ -116,7 +143,16 @@ impl JsonInference {
 
     /// The schema of everything added; every column nullable.
     pub fn schema(&self) -> Schema {
-        Schema::new(struct_fields(&self.top))
+        if self.infer_types {
+            Schema::new(struct_fields(&self.top))
+        } else {
+            Schema::new(
+                self.top
+                    .iter()
+                    .map(|(name, _)| Field::new(name, DataType::Utf8, true))
+                    .collect::<Vec<_>>(),
+            )
+        }
     }
 }
 
@@ -151,6 +187,19 @@ mod tests {
             DataType::List(Arc::new(Field::new("item", DataType::Float64, true)))
         );
         assert_eq!(types[5], ("f".into(), DataType::Boolean));
+    }
+
+    #[test]
+    fn case_variants_do_not_make_columns_and_untyped_is_all_strings() {
+        let mut inf = JsonInference::new().infer_types(false);
+        inf.add(&json!({"Id": 1, "id": 2, "s": {"x": 1}}));
+        let names: Vec<(String, DataType)> = inf
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        assert_eq!(names, vec![("Id".into(), DataType::Utf8), ("s".into(), DataType::Utf8)]);
     }
 
     #[test]

@@ -1,30 +1,25 @@
-//! Schema inference for landing-zone files: types from a bounded sample of JSON records,
-//! widened instead of failing (int → bigint → double; mixed → string).
+//! Schemas of landing-zone data: inference from a bounded sample with widening, hints,
+//! evolution modes, schema differences, and fitting records to columns with rescue.
 
+mod conform;
 mod error;
+mod evolution;
+mod hints;
 mod infer;
+mod temporal;
 
+pub use conform::{fits, Conformed, Conformer, FILE_PATH_KEY};
 pub use error::SchemaError;
+pub use evolution::{apply_hints, diff, with_columns, EvolutionMode, SchemaDiff};
+pub use hints::{ddl_type, parse_hints};
 pub use infer::JsonInference;
 
 use arrow::datatypes::Schema;
 
-/// Bounds on how much input inference reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SampleLimits {
-    /// At most this many files.
-    pub max_files: usize,
-    /// At most this many (decompressed) bytes in all.
-    pub max_bytes: u64,
-}
-
-impl Default for SampleLimits {
-    fn default() -> Self {
-        Self {
-            max_files: 1000,
-            max_bytes: 50 * 1024 * 1024 * 1024,
-        }
-    }
+/// Whether Delta can hold a column of this name without column mapping: not empty, and
+/// none of ` ,;{}()\n\t=`. Other names are rescued instead of added.
+pub fn is_valid_column_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| " ,;{}()\n\t=".contains(c))
 }
 
 /// The schema as JSON text, the form the checkpoint stores.

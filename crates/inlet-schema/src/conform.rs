@@ -1,0 +1,221 @@
+//! Fitting one JSON record to the table's columns: values that fit stay, values that do not
+//! (wrong type, case-variant names, unknown fields in `rescue` mode) go to the rescued data
+//! column as a JSON object with the file's path. A value is never silently dropped.
+
+use std::collections::HashMap;
+
+use arrow::datatypes::{DataType, Schema};
+use serde_json::{Map, Value};
+
+use crate::{temporal, EvolutionMode};
+
+/// Key in the rescued JSON naming the file the row came from (as Auto Loader does).
+pub const FILE_PATH_KEY: &str = "_file_path";
+
+/// Fits records to a schema.
+#[derive(Debug, Clone)]
+pub struct Conformer {
+    columns: Vec<(String, DataType)>,
+    exact: HashMap<String, usize>,
+    lower: HashMap<String, usize>,
+    rescued: Option<String>,
+    mode: EvolutionMode,
+}
+
+/// A record fitted to the schema.
+#[derive(Debug)]
+pub struct Conformed {
+    /// Column name → value, every value fitting its column's type.
+    pub row: Map<String, Value>,
+    /// Keys whose values did not fit (kept in the rescued data column when there is one).
+    pub rescued_keys: Vec<String>,
+}
+
+impl Conformer {
+    /// A conformer for `schema`; `rescued_column` (excluded from the data columns) receives
+    /// what does not fit, or nothing does when it is `None`.
+    pub fn new(schema: &Schema, rescued_column: Option<&str>, mode: EvolutionMode) -> Self {
+        let columns: Vec<(String, DataType)> = schema
+            .fields()
+            .iter()
+            .filter(|f| Some(f.name().as_str()) != rescued_column)
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        let exact = columns.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        let lower = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.to_lowercase(), i))
+            .collect();
+        Self {
+            columns,
+            exact,
+            lower,
+            rescued: rescued_column.map(str::to_string),
+            mode,
+        }
+    }
+
+    /// Top-level keys of `record` that name no column, not even in another case.
+    pub fn unknown_keys<'a>(&'a self, record: &'a Map<String, Value>) -> impl Iterator<Item = &'a String> + 'a {
+        record
+            .keys()
+            .filter(|k| !self.exact.contains_key(*k) && !self.lower.contains_key(&k.to_lowercase()))
+            .filter(|k| self.rescued.as_deref() != Some(k.as_str()))
+    }
+
+    /// Fits `record` (from the file at `file_path`) to the columns.
+    pub fn conform(&self, record: Map<String, Value>, file_path: &str) -> Conformed {
+        let mut row = Map::with_capacity(self.columns.len() + 1);
+        let mut rescued = Map::new();
+        for (key, value) in record {
+            match self.exact.get(&key) {
+                Some(&i) => {
+                    let dtype = &self.columns[i].1;
+                    if fits(&value, dtype) {
+                        row.insert(key, coerce(value, dtype));
+                    } else {
+                        rescued.insert(key, value);
+                    }
+                }
+                None if self.lower.contains_key(&key.to_lowercase()) => {
+                    rescued.insert(key, value);
+                }
+                // Unknown fields: ignored in `none` mode; otherwise kept in rescued data
+                // (in add_new_columns mode the caller evolves first, so none remain).
+                None if self.mode == EvolutionMode::None => {}
+                None => {
+                    rescued.insert(key, value);
+                }
+            }
+        }
+        let rescued_keys: Vec<String> = rescued.keys().cloned().collect();
+        if !rescued_keys.is_empty() {
+            if let Some(col) = &self.rescued {
+                rescued.insert(FILE_PATH_KEY.into(), Value::String(file_path.to_string()));
+                row.insert(col.clone(), Value::String(Value::Object(rescued).to_string()));
+            }
+        }
+        Conformed { row, rescued_keys }
+    }
+}
+
+/// Whether `value` can be stored in a column of `dtype` without loss.
+pub fn fits(value: &Value, dtype: &DataType) -> bool {
+    use DataType::*;
+    match (value, dtype) {
+        (Value::Null, _) => true,
+        // Anything widens to string: scalars as text, objects and arrays as JSON text.
+        (_, Utf8 | LargeUtf8 | Utf8View) => true,
+        (Value::Bool(_), Boolean) => true,
+        (Value::Number(n), Int8) => n.as_i64().is_some_and(|v| i8::try_from(v).is_ok()),
+        (Value::Number(n), Int16) => n.as_i64().is_some_and(|v| i16::try_from(v).is_ok()),
+        (Value::Number(n), Int32) => n.as_i64().is_some_and(|v| i32::try_from(v).is_ok()),
+        (Value::Number(n), Int64) => n.is_i64(),
+        (Value::Number(_), Float32 | Float64) => true,
+        (Value::Number(n), Decimal128(p, s)) => decimal_fits(&n.to_string(), *p, *s),
+        (Value::String(t), Decimal128(p, s)) => decimal_fits(t, *p, *s),
+        (Value::String(_) | Value::Number(_), Timestamp(unit, _)) => {
+            temporal::value_to_micros(value).and_then(|m| temporal::micros_in_unit(m, *unit)).is_some()
+        }
+        (Value::String(_) | Value::Number(_), Date32) => temporal::value_to_days(value).is_some(),
+        (Value::String(_), Binary | LargeBinary | BinaryView) => true,
+        (Value::Array(items), List(f) | LargeList(f)) => items.iter().all(|v| fits(v, f.data_type())),
+        (Value::Object(map), Struct(fields)) => map.iter().all(|(k, v)| {
+            fields
+                .iter()
+                .find(|f| f.name() == k)
+                .is_some_and(|f| fits(v, f.data_type()))
+        }),
+        _ => false,
+    }
+}
+
+/// `value` in the form the Arrow JSON decoder takes for `dtype`: nested values and scalars
+/// headed for a string column become their JSON text, times become epoch numbers.
+fn coerce(value: Value, dtype: &DataType) -> Value {
+    use DataType::*;
+    match (value, dtype) {
+        (Value::Null, _) => Value::Null,
+        (Value::String(s), Utf8 | LargeUtf8 | Utf8View) => Value::String(s),
+        (v, Utf8 | LargeUtf8 | Utf8View) => Value::String(v.to_string()),
+        (v, Timestamp(unit, _)) => temporal::value_to_micros(&v)
+            .and_then(|m| temporal::micros_in_unit(m, *unit))
+            .map_or(Value::Null, Value::from),
+        (v, Date32) => temporal::value_to_days(&v).map_or(Value::Null, Value::from),
+        (Value::Array(items), List(f) | LargeList(f)) => {
+            Value::Array(items.into_iter().map(|v| coerce(v, f.data_type())).collect())
+        }
+        (Value::Object(map), Struct(fields)) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = match fields.iter().find(|f| *f.name() == k) {
+                        Some(f) => coerce(v, f.data_type()),
+                        None => v,
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        (v, _) => v,
+    }
+}
+
+fn decimal_fits(text: &str, precision: u8, scale: i8) -> bool {
+    let t = text.trim().trim_start_matches(['-', '+']);
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits_ok = !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit());
+    let int_digits = int.trim_start_matches('0').len();
+    digits_ok && int_digits + scale.max(0) as usize <= precision as usize && frac.len() <= scale.max(0) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::Field;
+    use serde_json::json;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("_rescued_data", DataType::Utf8, true),
+        ])
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().expect("object").clone()
+    }
+
+    #[test]
+    fn wrong_types_case_variants_and_unknowns_are_rescued() {
+        let c = Conformer::new(&schema(), Some("_rescued_data"), EvolutionMode::Rescue);
+        let out = c.conform(obj(json!({"a": 1, "b": "x", "B": 2, "c": true, "s": {"n": 1}})), "s3://l/f.json");
+        assert_eq!(out.rescued_keys.len(), 3);
+        assert_eq!(out.row["a"], json!(1));
+        assert!(!out.row.contains_key("b"));
+        assert_eq!(out.row["s"], json!("{\"n\":1}"));
+        let rescued: Value = serde_json::from_str(out.row["_rescued_data"].as_str().expect("text")).expect("json");
+        assert_eq!(rescued, json!({"b": "x", "B": 2, "c": true, "_file_path": "s3://l/f.json"}));
+    }
+
+    #[test]
+    fn none_mode_ignores_unknown_fields_but_rescues_wrong_types() {
+        let c = Conformer::new(&schema(), Some("_rescued_data"), EvolutionMode::None);
+        let out = c.conform(obj(json!({"a": 1.5, "c": 1})), "f");
+        let rescued: Value = serde_json::from_str(out.row["_rescued_data"].as_str().expect("text")).expect("json");
+        assert_eq!(rescued, json!({"a": 1.5, "_file_path": "f"}));
+        let record = obj(json!({"a": 1, "A": 1, "zz": 1}));
+        let unknown: Vec<&String> = c.unknown_keys(&record).collect();
+        assert_eq!(unknown, vec!["zz"]);
+    }
+
+    #[test]
+    fn decimals_check_precision() {
+        assert!(decimal_fits("123.45", 5, 2));
+        assert!(!decimal_fits("1234.5", 5, 2));
+        assert!(!decimal_fits("1.234", 5, 2));
+        assert!(!decimal_fits("1e3", 5, 2));
+    }
+}

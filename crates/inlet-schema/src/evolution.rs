@@ -1,0 +1,130 @@
+//! Evolution modes and schema differences: what a batch may do to the table's schema when
+//! files bring columns it does not have, and how two schema versions differ.
+
+use arrow::datatypes::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+
+use crate::hints::ddl_type;
+
+/// What happens when a file has columns the table does not (as Auto Loader's
+/// `cloudFiles.schemaEvolutionMode`, but evolving in flight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EvolutionMode {
+    /// New columns join the schema and the table in the batch's own commit.
+    #[default]
+    AddNewColumns,
+    /// The schema never changes; unknown fields go to the rescued data column.
+    Rescue,
+    /// The run stops with an error naming the file and the columns.
+    FailOnNewColumns,
+    /// New columns are ignored.
+    None,
+}
+
+impl EvolutionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AddNewColumns => "add_new_columns",
+            Self::Rescue => "rescue",
+            Self::FailOnNewColumns => "fail_on_new_columns",
+            Self::None => "none",
+        }
+    }
+}
+
+/// How schema B differs from schema A, by top-level column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SchemaDiff {
+    /// Columns in B only, as `name TYPE`.
+    pub added: Vec<String>,
+    /// Columns in A only.
+    pub removed: Vec<String>,
+    /// Columns in both with another type, as `name: OLD -> NEW`.
+    pub changed: Vec<String>,
+}
+
+impl SchemaDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// The difference from `a` to `b`.
+pub fn diff(a: &Schema, b: &Schema) -> SchemaDiff {
+    let mut d = SchemaDiff::default();
+    for f in b.fields() {
+        match a.field_with_name(f.name()) {
+            Err(_) => d.added.push(format!("{} {}", f.name(), ddl_type(f.data_type()))),
+            Ok(old) if !same_type(old.data_type(), f.data_type()) => d.changed.push(format!(
+                "{}: {} -> {}",
+                f.name(),
+                ddl_type(old.data_type()),
+                ddl_type(f.data_type())
+            )),
+            Ok(_) => {}
+        }
+    }
+    for f in a.fields() {
+        if b.field_with_name(f.name()).is_err() {
+            d.removed.push(f.name().clone());
+        }
+    }
+    d
+}
+
+/// Types equal up to nested field names of lists ("item" / "element") and nullability.
+fn same_type(a: &DataType, b: &DataType) -> bool {
+    ddl_type(a) == ddl_type(b)
+}
+
+/// `schema` with `extra` columns appended (all nullable), skipping names it already has.
+pub fn with_columns(schema: &Schema, extra: &[Field]) -> Schema {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for f in extra {
+        if schema.field_with_name(f.name()).is_err() {
+            fields.push(f.clone().with_nullable(true));
+        }
+    }
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// `schema` with the hinted columns' types replaced by the hints' (and hinted columns that
+/// were not seen appended, so a hinted column exists from the start).
+pub fn apply_hints(schema: &Schema, hints: &[Field]) -> Schema {
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match hints.iter().find(|h| h.name().eq_ignore_ascii_case(f.name())) {
+            Some(h) => Field::new(f.name(), h.data_type().clone(), true),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    for h in hints {
+        if !fields.iter().any(|f| f.name().eq_ignore_ascii_case(h.name())) {
+            fields.push(h.clone());
+        }
+    }
+    Schema::new(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_names_added_removed_and_changed() {
+        let a = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]);
+        let b = Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("c", DataType::Boolean, true),
+        ]);
+        let d = diff(&a, &b);
+        assert_eq!(d.added, vec!["c BOOLEAN"]);
+        assert_eq!(d.removed, vec!["b"]);
+        assert_eq!(d.changed, vec!["a: BIGINT -> STRING"]);
+    }
+}
