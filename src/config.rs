@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::Field;
-use inlet_format::{Compression, Format};
+use inlet_format::{Compression, Format, NumberMode};
 use inlet_schema::EvolutionMode;
 use serde::Deserialize;
 use url::Url;
@@ -56,6 +56,16 @@ pub enum SinkMode {
     /// Every row of every file is appended.
     #[default]
     Append,
+    /// Rows are merged by `keys`: latest `sequence_by` wins, `delete_when` deletes.
+    Merge,
+}
+
+/// `[transform]`: the SQL each batch goes through.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TransformSection {
+    /// Any SELECT over the table `source` (with `_metadata`). Default `SELECT * FROM source`.
+    pub sql: Option<String>,
 }
 
 /// `[source]`: where files land and how to take them.
@@ -67,6 +77,10 @@ pub struct SourceSection {
     /// Input format. Default `json` (JSON lines or concatenated objects).
     #[serde(default)]
     pub format: Format,
+    /// DynamoDB formats: `auto` (integral numbers BIGINT, others DOUBLE), `double`, or
+    /// `string` (exact text; hint a DECIMAL to store decimals). Default `auto`.
+    #[serde(default)]
+    pub dynamodb_numbers: NumberMode,
     /// `auto` (by extension: `.gz`), `none`, `gzip`. Default `auto`.
     #[serde(default)]
     pub compression: Compression,
@@ -150,6 +164,17 @@ pub struct SinkSection {
     /// `append`. Default `append`.
     #[serde(default)]
     pub mode: SinkMode,
+    /// `merge`: the columns identifying a row.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// `merge`: the column ordering versions of a row (the higher wins).
+    pub sequence_by: Option<String>,
+    /// `merge`: a SQL predicate over the batch's columns; rows where it holds delete.
+    pub delete_when: Option<String>,
+    /// `merge`: how long a delete's tombstone is kept to stop older updates reviving the
+    /// row. Default 168 (7 days).
+    #[serde(default = "default_tombstone_hours")]
+    pub tombstone_retention_hours: u64,
     /// Partition columns used when inlet creates the table. Default none.
     #[serde(default)]
     pub partition_by: Vec<String>,
@@ -195,6 +220,8 @@ pub struct ConfigFile {
     pub source: SourceSection,
     #[serde(default)]
     pub schema: SchemaSection,
+    #[serde(default)]
+    pub transform: TransformSection,
     pub sink: SinkSection,
     pub checkpoint: CheckpointSection,
     #[serde(default)]
@@ -213,6 +240,7 @@ pub struct Config {
     pub hints: Vec<Field>,
     pub bad_records_url: Url,
     pub table_url: Url,
+    pub transform: TransformSection,
     pub sink: SinkSection,
     pub checkpoint_dir: PathBuf,
     pub trigger: TriggerSection,
@@ -296,6 +324,31 @@ impl Config {
                 "the checkpoint is a local directory (SQLite); give a path",
             ));
         }
+        match file.sink.mode {
+            SinkMode::Merge => {
+                if file.sink.keys.is_empty() {
+                    return Err(bad("sink.keys", "[]", "mode = \"merge\" needs the key columns, e.g. keys = [\"id\"]"));
+                }
+                if file.sink.sequence_by.as_deref().is_none_or(str::is_empty) {
+                    return Err(bad(
+                        "sink.sequence_by",
+                        "",
+                        "mode = \"merge\" needs the column ordering row versions (for DynamoDB streams: _seq)",
+                    ));
+                }
+            }
+            SinkMode::Append => {
+                for (key, set) in [
+                    ("sink.keys", !file.sink.keys.is_empty()),
+                    ("sink.sequence_by", file.sink.sequence_by.is_some()),
+                    ("sink.delete_when", file.sink.delete_when.is_some()),
+                ] {
+                    if set {
+                        return Err(bad(key, "(set)", "applies to mode = \"merge\" only; set sink.mode = \"merge\" or remove it"));
+                    }
+                }
+            }
+        }
         let checkpoint_dir = normalize(&base.join(&file.checkpoint.location));
         let hints = inlet_schema::parse_hints(&file.schema.hints).map_err(|e| {
             let reason = match e {
@@ -304,6 +357,16 @@ impl Config {
             };
             bad("schema.hints", &file.schema.hints, &reason)
         })?;
+        let mut hints = hints;
+        if matches!(file.source.format, Format::DynamodbStream | Format::DynamodbExport)
+            && !hints.iter().any(|h| h.name() == "_event_time")
+        {
+            hints.push(Field::new(
+                "_event_time",
+                arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ));
+        }
         let rescued = &file.schema.rescued_data_column;
         if file.schema.evolution == EvolutionMode::Rescue && rescued.is_empty() {
             return Err(bad(
@@ -329,6 +392,7 @@ impl Config {
             hints,
             bad_records_url,
             table_url,
+            transform: file.transform,
             sink: file.sink,
             checkpoint_dir,
             trigger: file.trigger,
@@ -450,6 +514,9 @@ const fn default_sample_bytes() -> u64 {
 }
 const fn default_target_file_size() -> u64 {
     128 << 20
+}
+const fn default_tombstone_hours() -> u64 {
+    168
 }
 fn default_rescued_column() -> String {
     "_rescued_data".into()

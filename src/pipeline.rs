@@ -12,15 +12,17 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_checkpoint::{Checkpoint, DedupeKey, FileState, NewFile};
-use inlet_delta::{DeltaSink, SinkError, StagedFiles};
+use inlet_delta::{DeltaSink, MergeSpec, SinkError, StagedFiles};
 use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, SourceStore};
 use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::{EvolutionMode, JsonInference};
+use inlet_transform::Transform;
+use arrow::array::{Array, BooleanArray};
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::bad_records::BadRecords;
-use crate::config::Config;
+use crate::config::{Config, SinkMode};
 use crate::faults::{FaultPoint, Faults};
 use crate::progress::{Progress, RunStats};
 use crate::recovery;
@@ -41,6 +43,7 @@ pub enum RunMode {
 pub struct PlannedFile {
     pub path: String,
     pub size: u64,
+    pub modified_ms: i64,
 }
 
 /// Everything one run holds: the locked checkpoint, the source, the table.
@@ -51,6 +54,7 @@ pub struct Pipeline {
     source: SourceStore,
     discover: Box<dyn Discover>,
     bad_records: BadRecords,
+    transform: Transform,
     faults: Faults,
     pub(crate) stats: RunStats,
     progress: Progress,
@@ -63,6 +67,7 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
     source.check_reachable().await?;
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
     let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
+    let cfg_sql = cfg.transform.sql.clone();
     let bad_records = BadRecords::open(&cfg.bad_records_url, &cfg.source_options(), &cfg.pipeline_id)?;
 
     // Without include_existing_files, files older than the pipeline's first start are not
@@ -98,6 +103,7 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
             ..RunStats::default()
         },
         bad_records,
+        transform: Transform::new(cfg_sql.as_deref()),
         faults,
         progress: Progress::new(),
     })
@@ -187,6 +193,7 @@ impl Pipeline {
             .map(|e| PlannedFile {
                 path: e.path,
                 size: e.size,
+                modified_ms: e.last_modified_ms,
             })
             .collect();
         self.write_and_commit(batch_id, files).await
@@ -230,6 +237,10 @@ impl Pipeline {
                 self.sink.writer_for_schema(schema.clone(), target_size)?
             };
             let mut staged = StagedFiles::default();
+            // Appends without SQL stream file by file into Parquet; SQL and MERGE see the
+            // whole batch (bounded by max_bytes_per_batch) as the table `source`.
+            let streaming = self.streaming();
+            let mut collected: Vec<(PlannedFile, Vec<RecordBatch>)> = Vec::new();
             let mut file_rows = Vec::with_capacity(files.len());
             let settings = self.decode_settings();
             let source = self.source.clone();
@@ -307,9 +318,13 @@ impl Pipeline {
                 };
                 match outcome {
                     Ok((batches, rows, rescued_rows, bad_records)) => {
-                        let writer_schema = writer.schema();
-                        for batch in batches {
-                            writer.write(fit_to(batch, &writer_schema)?).await?;
+                        if streaming {
+                            let writer_schema = writer.schema();
+                            for batch in batches {
+                                writer.write(fit_to(batch, &writer_schema)?).await?;
+                            }
+                        } else {
+                            collected.push((file.clone(), batches));
                         }
                         if !bad_records.is_empty() {
                             self.bad_records.file_records(batch_id, &file.path, &bad_records).await?;
@@ -328,31 +343,18 @@ impl Pipeline {
                 }
             }
             drop(decoded);
-            staged.extend(writer.finish().await?);
-            let rows = staged.rows();
-            self.faults.hit(FaultPoint::AfterWrite);
-
-            let new_schema = (!changes.is_empty()).then(|| schema.clone());
-            let version = if rows == 0 {
-                None
+            let (rows, version) = if streaming {
+                staged.extend(writer.finish().await?);
+                let rows = staged.rows();
+                self.faults.hit(FaultPoint::AfterWrite);
+                let new_schema = (!changes.is_empty()).then(|| schema.clone());
+                (rows, self.commit_staged(batch_id, staged, new_schema.as_deref()).await?)
             } else {
-                match self
-                    .sink
-                    .commit_batch(&self.cfg.pipeline_id, batch_id, staged, new_schema.as_deref())
-                    .await
-                {
-                    Ok(v) => Some(v),
-                    // Only possible when the checkpoint missed a commit that recovery should
-                    // have confirmed; the rows are in the table, so record it as committed.
-                    Err(SinkError::AlreadyCommitted { .. }) => {
-                        warn!("batch was already in the table; recording it as committed");
-                        self.sink.find_batch_commit(&self.cfg.pipeline_id, batch_id, 100).await?
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                drop(writer);
+                self.transform_and_write(batch_id, &schema, collected).await?
             };
             self.faults.hit(FaultPoint::AfterCommit);
-            if version.is_some() {
+            if version.is_some() || !streaming {
                 self.record_schema_changes(batch_id, &changes)?;
             }
             self.checkpoint.mark_committed(batch_id, version, Some(rows as i64), &file_rows)?;
@@ -370,9 +372,154 @@ impl Pipeline {
         .await
     }
 
+    /// Whether batches stream straight to Parquet: appends with the default SQL.
+    fn streaming(&self) -> bool {
+        self.cfg.sink.mode == SinkMode::Append && self.transform.is_identity()
+    }
+
+    /// Commits staged appends (none: no commit), tolerating a commit recovery missed.
+    async fn commit_staged(&mut self, batch_id: i64, staged: StagedFiles, new_schema: Option<&Schema>) -> Result<Option<i64>> {
+        if staged.rows() == 0 {
+            return Ok(None);
+        }
+        match self.sink.commit_batch(&self.cfg.pipeline_id, batch_id, staged, new_schema).await {
+            Ok(v) => Ok(Some(v)),
+            // Only possible when the checkpoint missed a commit that recovery should have
+            // confirmed; the rows are in the table, so record it as committed.
+            Err(SinkError::AlreadyCommitted { .. }) => {
+                warn!("batch was already in the table; recording it as committed");
+                Ok(self.sink.find_batch_commit(&self.cfg.pipeline_id, batch_id, 100).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The non-streaming sink: the batch's rows (with `_metadata` when the SQL reads it)
+    /// through the SQL, then appended (adding output columns the table lacks) or merged.
+    async fn transform_and_write(
+        &mut self,
+        batch_id: i64,
+        schema: &SchemaRef,
+        collected: Vec<(PlannedFile, Vec<RecordBatch>)>,
+    ) -> Result<(u64, Option<i64>)> {
+        let uses_metadata = self.transform.uses_metadata();
+        let mut input = Vec::new();
+        for (file, batches) in collected {
+            for batch in batches {
+                let batch = fit_to(batch, schema)?;
+                input.push(if uses_metadata {
+                    inlet_transform::with_metadata(&batch, &file.path, file.size, file.modified_ms)?
+                } else {
+                    batch
+                });
+            }
+        }
+        let output = if self.transform.is_identity() || input.is_empty() {
+            input
+        } else {
+            let input_schema = input[0].schema();
+            self.transform.run(input_schema, input).await?
+        };
+        let output: Vec<RecordBatch> = output.into_iter().filter(|b| b.num_rows() > 0).collect();
+        let Some(out_schema) = output.first().map(RecordBatch::schema) else {
+            self.faults.hit(FaultPoint::AfterWrite);
+            return Ok((0, None));
+        };
+        match self.cfg.sink.mode {
+            SinkMode::Append => {
+                let table = self.sink.arrow_schema()?.unwrap_or_else(|| out_schema.clone());
+                let extra: Vec<Field> = out_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let target = Arc::new(inlet_schema::with_columns(&table, &extra));
+                let changed = target.fields().len() != table.fields().len();
+                let size = self.cfg.sink.target_file_size;
+                let mut writer = if changed { self.sink.writer_for_schema(target.clone(), size)? } else { self.sink.writer(size)? };
+                let writer_schema = writer.schema();
+                for batch in output {
+                    writer.write(fit_to(batch, &writer_schema)?).await?;
+                }
+                let staged = writer.finish().await?;
+                let rows = staged.rows();
+                self.faults.hit(FaultPoint::AfterWrite);
+                let version = self.commit_staged(batch_id, staged, changed.then_some(target.as_ref())).await?;
+                Ok((rows, version))
+            }
+            SinkMode::Merge => self.merge(batch_id, out_schema, output).await,
+        }
+    }
+
+    /// MERGE: the latest row per key; rows older than a key's tombstone dropped; the
+    /// batch's deletes recorded as tombstones; then one MERGE commit with the txn.
+    async fn merge(&mut self, batch_id: i64, schema: SchemaRef, output: Vec<RecordBatch>) -> Result<(u64, Option<i64>)> {
+        let spec = MergeSpec {
+            keys: self.cfg.sink.keys.clone(),
+            sequence_by: self.cfg.sink.sequence_by.clone().unwrap_or_default(),
+            delete_when: self.cfg.sink.delete_when.clone(),
+        };
+        let latest = inlet_transform::latest_per_key(schema, output, &spec.keys, &spec.sequence_by, spec.delete_when.as_deref()).await?;
+        let mut kept = Vec::new();
+        let mut deletes = Vec::new();
+        let mut stale = 0u64;
+        for (batch, flags) in latest.batches.iter().zip(&latest.deletes) {
+            let keys = inlet_transform::row_keys(batch, &spec.keys)?;
+            let seqs = inlet_transform::sortable_sequence(batch, &spec.sequence_by)?;
+            let tombs = self.checkpoint.tombstones(&keys)?;
+            let mask: BooleanArray = tombs
+                .iter()
+                .zip(&seqs)
+                .map(|(tomb, seq)| {
+                    Some(match (tomb, seq) {
+                        (None, _) => true,
+                        // Not older than the delete (equal: the delete itself, replayed).
+                        (Some(t), Some(s)) => s >= t,
+                        (Some(_), None) => false,
+                    })
+                })
+                .collect();
+            for i in 0..batch.num_rows() {
+                if !mask.value(i) {
+                    stale += 1;
+                } else if flags.is_valid(i) && flags.value(i) {
+                    if let Some(seq) = &seqs[i] {
+                        deletes.push((keys[i].clone(), seq.clone()));
+                    }
+                }
+            }
+            let filtered = arrow::compute::filter_record_batch(batch, &mask)?;
+            if filtered.num_rows() > 0 {
+                kept.push(filtered);
+            }
+        }
+        let rows: u64 = kept.iter().map(|b| b.num_rows() as u64).sum();
+        let retain_ms = i64::try_from(self.cfg.sink.tombstone_retention_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+        self.checkpoint.put_tombstones(batch_id, &deletes, retain_ms)?;
+        self.faults.hit(FaultPoint::AfterWrite);
+        if stale > 0 {
+            info!(stale, "rows older than their key's delete were dropped");
+        }
+        if kept.is_empty() {
+            return Ok((0, None));
+        }
+        match self.sink.merge_batch(&self.cfg.pipeline_id, batch_id, kept, &spec).await {
+            Ok(m) => {
+                info!(inserted = m.inserted, updated = m.updated, deleted = m.deleted, files_scanned = m.files_scanned, files_skipped = m.files_skipped, "merged");
+                self.stats.inserted += m.inserted;
+                self.stats.updated += m.updated;
+                self.stats.deleted += m.deleted;
+                Ok((rows, Some(m.version)))
+            }
+            Err(SinkError::AlreadyCommitted { .. }) => {
+                warn!("batch was already in the table; recording it as committed");
+                Ok((rows, self.sink.find_batch_commit(&self.cfg.pipeline_id, batch_id, 100).await?))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// How files are decoded, from the config.
     fn decode_settings(&self) -> DecodeSettings {
         DecodeSettings {
+            format: self.cfg.source.format,
+            numbers: self.cfg.source.dynamodb_numbers,
             mode: self.cfg.schema.evolution,
             rescued_column: self.cfg.rescued_column().map(str::to_string),
             infer_types: self.cfg.schema.infer_column_types,
@@ -413,18 +560,21 @@ impl Pipeline {
     /// infer a schema from the first files of this batch, store it as a schema version and
     /// create the table. `None` when the sample shows no columns at all.
     async fn ensure_table(&mut self, batch_id: i64, files: &[PlannedFile]) -> Result<Option<SchemaRef>> {
-        if let Some(schema) = self.sink.arrow_schema()? {
+        let streaming = self.streaming();
+        let table = self.sink.arrow_schema()?;
+        if let (Some(schema), true) = (&table, streaming) {
             if self.checkpoint.latest_schema()?.is_none() {
                 self.checkpoint.add_schema_version(
-                    &inlet_schema::to_json(&schema),
+                    &inlet_schema::to_json(schema),
                     Some(batch_id),
                     None,
                     "adopted from the existing table",
                 )?;
             }
-            return Ok(Some(schema));
+            return Ok(Some(schema.clone()));
         }
-        let inferred = match self.checkpoint.latest_schema()? {
+        // The source schema (what files are decoded with): stored, or inferred and stored.
+        let source = match self.checkpoint.latest_schema()? {
             // Inferred by a run that crashed before creating the table: use the same schema.
             Some(stored) => inlet_schema::from_json(&stored.schema_json)?,
             None => {
@@ -443,17 +593,27 @@ impl Pipeline {
                 schema
             }
         };
-        for column in &self.cfg.sink.partition_by {
-            if inferred.field_with_name(column).is_err() {
-                anyhow::bail!(
-                    "sink.partition_by names column '{column}', which the input does not have (columns: {})",
-                    inferred.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-                );
+        if table.is_some() {
+            return Ok(Some(Arc::new(source)));
+        }
+        // The table's schema is what the SQL makes of the source's.
+        let created = if streaming { source.clone() } else { self.transform.output_schema(&source).await? };
+        let names = || created.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+        let mut needed: Vec<(&str, &String)> = self.cfg.sink.partition_by.iter().map(|c| ("sink.partition_by", c)).collect();
+        needed.extend(self.cfg.sink.keys.iter().map(|c| ("sink.keys", c)));
+        needed.extend(self.cfg.sink.sequence_by.iter().map(|c| ("sink.sequence_by", c)));
+        for (key, column) in needed {
+            if created.field_with_name(column).is_err() {
+                bail!("{key} names column '{column}', which the table would not have (columns: {})", names());
             }
         }
-        self.sink.create(&inferred, &self.cfg.sink.partition_by).await?;
-        info!(columns = inferred.fields().len(), table = %self.cfg.table_url, "created Delta table");
-        Ok(self.sink.arrow_schema()?)
+        self.sink.create(&created, &self.cfg.sink.partition_by).await?;
+        info!(columns = created.fields().len(), table = %self.cfg.table_url, "created Delta table");
+        if streaming {
+            Ok(self.sink.arrow_schema()?)
+        } else {
+            Ok(Some(Arc::new(source)))
+        }
     }
 
     /// Infers a schema from the first files of a batch, within the sample bounds.
@@ -475,7 +635,7 @@ impl Pipeline {
             };
             let budget = self.cfg.schema.sample_bytes - bytes;
             let slice = &data[..data.len().min(usize::try_from(budget).unwrap_or(usize::MAX))];
-            inlet_format::sample_json(slice, &mut inference, usize::MAX);
+            inlet_format::sample_json(slice, self.cfg.source.format, self.cfg.source.dynamodb_numbers, &mut inference, usize::MAX);
             bytes += slice.len() as u64;
             sampled += 1;
         }
@@ -494,6 +654,8 @@ enum ReadError {
 /// Decoding settings, owned so that decoding can run on a blocking thread.
 #[derive(Clone)]
 struct DecodeSettings {
+    format: inlet_format::Format,
+    numbers: inlet_format::NumberMode,
     mode: EvolutionMode,
     rescued_column: Option<String>,
     infer_types: bool,
@@ -560,6 +722,8 @@ async fn decode_blocking(
     let name = path.clone();
     tokio::task::spawn_blocking(move || {
         let opts = DecodeOptions {
+            format: settings.format,
+            numbers: settings.numbers,
             mode: settings.mode,
             rescued_column: settings.rescued_column.as_deref(),
             infer_types: settings.infer_types,
@@ -589,10 +753,13 @@ fn fit_to(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) => c.clone(),
-            None => arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => arrow::compute::cast(c, f.data_type()).with_context(|| {
+                format!("column {} is {} but the table has {}", f.name(), c.data_type(), f.data_type())
+            }),
+            None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 

@@ -21,6 +21,10 @@ pub struct RunStats {
     pub elapsed_seconds: f64,
     /// Paths of files that failed in this run, with their errors.
     pub failures: Vec<(String, String)>,
+    /// MERGE: rows inserted, updated and deleted in the table.
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
     /// Rows with values kept in the rescued data column.
     pub rescued_rows: u64,
     /// Lines set aside as bad records, in all.
@@ -113,6 +117,12 @@ pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
             stats.skipped_files,
             if stats.skipped_files == 1 { "" } else { "s" },
             if stats.skipped_files == 1 { "is" } else { "are" },
+        ));
+    }
+    if stats.inserted + stats.updated + stats.deleted > 0 {
+        text.push_str(&format!(
+            " MERGE inserted {}, updated {} and deleted {} row(s).",
+            stats.inserted, stats.updated, stats.deleted
         ));
     }
     for change in &stats.schema_changes {

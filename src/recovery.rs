@@ -37,6 +37,7 @@ pub async fn recover(p: &mut Pipeline) -> Result<()> {
                 .map(|f| PlannedFile {
                     path: f.path,
                     size: f.size,
+                    modified_ms: f.last_modified_ms,
                 })
                 .collect();
             warn!(batch = batch.batch_id, files = pending.len(), "replaying a batch the last run planned but did not commit");

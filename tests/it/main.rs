@@ -7,6 +7,7 @@ mod support;
 mod cli_errors;
 mod crash;
 mod local;
+mod merge;
 mod lock;
 mod s3;
 mod schema;

@@ -1,10 +1,13 @@
 //! The Delta sink: open or create the table, stream record batches into Parquet files, and
-//! commit them together with the pipeline's `txn` action so that each batch lands once.
+//! commit them (or MERGE by key) together with the pipeline's `txn` action so that each
+//! batch lands once.
 
 mod error;
+mod merge;
 mod sink;
 mod writer;
 
 pub use error::SinkError;
+pub use merge::{MergeOutcome, MergeSpec};
 pub use sink::{DeltaSink, COMMIT_BATCH_KEY, COMMIT_PIPELINE_KEY};
 pub use writer::{DataFile, StagedFiles, TableWriter};

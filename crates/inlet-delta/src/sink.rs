@@ -83,7 +83,7 @@ impl DeltaSink {
     }
 
     /// The loaded table, or [`SinkError::NotCreated`].
-    fn loaded(&self) -> Result<&DeltaTable, SinkError> {
+    pub(crate) fn loaded(&self) -> Result<&DeltaTable, SinkError> {
         match &self.table {
             Some(t) if t.version().is_some() => Ok(t),
             _ => Err(SinkError::NotCreated {
@@ -237,16 +237,7 @@ impl DeltaSink {
         staged: StagedFiles,
         new_schema: Option<&Schema>,
     ) -> Result<i64, SinkError> {
-        if let Some(txn_version) = self.txn_version(app_id).await? {
-            if txn_version >= batch_id {
-                return Err(SinkError::AlreadyCommitted {
-                    url: self.url.to_string(),
-                    app_id: app_id.to_string(),
-                    batch_id,
-                    txn_version,
-                });
-            }
-        }
+        self.refuse_committed(app_id, batch_id).await?;
         let commit_err = |source| SinkError::Commit {
             url: self.url.to_string(),
             source,
@@ -287,6 +278,25 @@ impl DeltaSink {
         Ok(version)
     }
 
+    /// [`SinkError::AlreadyCommitted`] when the table's txn version for `app_id` is already
+    /// ≥ `batch_id`: committing again would duplicate rows.
+    pub(crate) async fn refuse_committed(&mut self, app_id: &str, batch_id: i64) -> Result<(), SinkError> {
+        match self.txn_version(app_id).await? {
+            Some(txn_version) if txn_version >= batch_id => Err(SinkError::AlreadyCommitted {
+                url: self.url.to_string(),
+                app_id: app_id.to_string(),
+                batch_id,
+                txn_version,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the handle an operation returned as the latest state.
+    pub(crate) fn replace_table(&mut self, table: DeltaTable) {
+        self.table = Some(table);
+    }
+
     /// The table version whose commit holds batch `batch_id` of `app_id`, searching the
     /// newest `depth` commits. Used by recovery to record the version of a batch whose
     /// commit landed before a crash; `None` when not found within `depth`.
@@ -320,7 +330,7 @@ impl DeltaSink {
 
 /// Delta versions are u64 in delta-rs and i64 in the checkpoint (SQLite integers); no table
 /// reaches 2^63 commits.
-fn version_i64(v: u64) -> i64 {
+pub(crate) fn version_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 

@@ -7,11 +7,14 @@ use inlet_schema::{Conformer, EvolutionMode, JsonInference};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{FormatError, BATCH_ROWS};
+use crate::{dynamodb, Format, FormatError, NumberMode, BATCH_ROWS};
 
-/// How records are fitted to the schema.
+/// How records are read and fitted to the schema.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeOptions<'a> {
+    pub format: Format,
+    /// How DynamoDB `N` values are read.
+    pub numbers: NumberMode,
     pub mode: EvolutionMode,
     /// The column receiving what does not fit; `None` sends such records to bad records.
     pub rescued_column: Option<&'a str>,
@@ -52,19 +55,46 @@ pub enum Decoded {
 
 /// Feeds up to `max_records` records of `data` to `inference`; returns how many it read.
 /// Lines that do not parse are skipped: decoding reports them.
-pub fn sample_json(data: &[u8], inference: &mut JsonInference, max_records: usize) -> usize {
+pub fn sample_json(
+    data: &[u8],
+    format: Format,
+    numbers: NumberMode,
+    inference: &mut JsonInference,
+    max_records: usize,
+) -> usize {
     let mut n = 0;
     for (_, _, line) in lines(data) {
         for value in serde_json::Deserializer::from_slice(line).into_iter::<Value>() {
             let Ok(v) = value else { break };
-            if n >= max_records {
-                return n;
+            let Ok(records) = records_of(format, numbers, v) else {
+                continue;
+            };
+            for record in records {
+                if n >= max_records {
+                    return n;
+                }
+                inference.add(&Value::Object(record));
+                n += 1;
             }
-            inference.add(&v);
-            n += 1;
         }
     }
     n
+}
+
+/// The rows one parsed JSON value stands for, in `format`.
+fn records_of(
+    format: Format,
+    numbers: NumberMode,
+    value: Value,
+) -> Result<Vec<Map<String, Value>>, String> {
+    match format {
+        Format::Json => match value {
+            Value::Object(record) => Ok(vec![record]),
+            other => Err(format!("record is not a JSON object but {}", kind(&other))),
+        },
+        Format::DynamodbStream => dynamodb::stream_records(value, numbers),
+        Format::DynamodbExport => dynamodb::export_item(value, numbers),
+    }
 }
 
 /// Decodes `data` (the file at `path`) into record batches of `schema`, which includes the
@@ -82,7 +112,10 @@ pub fn decode_json(
         });
     }
     let conformer = Conformer::new(schema, opts.rescued_column, opts.mode);
-    let collect_new = matches!(opts.mode, EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns);
+    let collect_new = matches!(
+        opts.mode,
+        EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
+    );
     let mut new_columns = JsonInference::new().infer_types(opts.infer_types);
     let mut rows: Vec<Map<String, Value>> = Vec::new();
     let mut rescued_rows = 0;
@@ -95,11 +128,12 @@ pub fn decode_json(
             error,
             raw: String::from_utf8_lossy(line).into_owned(),
         };
-        for value in serde_json::Deserializer::from_slice(line).into_iter::<Value>() {
-            let record = match value {
-                Ok(Value::Object(record)) => record,
-                Ok(other) => {
-                    bad_records.push(bad(format!("record is not a JSON object but {}", kind(&other))));
+        let parsed = serde_json::Deserializer::from_slice(line).into_iter::<Value>();
+        for value in parsed {
+            let records = match value.map(|v| records_of(opts.format, opts.numbers, v)) {
+                Ok(Ok(records)) => records,
+                Ok(Err(error)) => {
+                    bad_records.push(bad(error));
                     continue;
                 }
                 Err(e) => {
@@ -107,31 +141,33 @@ pub fn decode_json(
                     break;
                 }
             };
-            if collect_new {
-                let unknown: Map<String, Value> = conformer
-                    .unknown_keys(&record)
-                    .filter(|k| inlet_schema::is_valid_column_name(k))
-                    .map(|k| (k.clone(), record[k.as_str()].clone()))
-                    .collect();
-                if !unknown.is_empty() {
-                    new_columns.add(&Value::Object(unknown));
+            for record in records {
+                if collect_new {
+                    let unknown: Map<String, Value> = conformer
+                        .unknown_keys(&record)
+                        .filter(|k| inlet_schema::is_valid_column_name(k))
+                        .map(|k| (k.clone(), record[k.as_str()].clone()))
+                        .collect();
+                    if !unknown.is_empty() {
+                        new_columns.add(&Value::Object(unknown));
+                    }
+                    if new_columns.records() > 0 {
+                        continue; // nothing is decoded once the schema must change first
+                    }
                 }
-                if new_columns.records() > 0 {
-                    continue; // nothing is decoded once the schema must change first
-                }
-            }
-            let conformed = conformer.conform(record, path);
-            if !conformed.rescued_keys.is_empty() {
-                if opts.rescued_column.is_some() {
-                    rescued_rows += 1;
-                } else {
-                    bad_records.push(bad(format!(
+                let conformed = conformer.conform(record, path);
+                if !conformed.rescued_keys.is_empty() {
+                    if opts.rescued_column.is_some() {
+                        rescued_rows += 1;
+                    } else {
+                        bad_records.push(bad(format!(
                         "value(s) of {} do not fit their columns and no rescued data column is configured",
                         conformed.rescued_keys.join(", ")
                     )));
+                    }
                 }
+                rows.push(conformed.row);
             }
-            rows.push(conformed.row);
         }
     }
 
@@ -140,9 +176,15 @@ pub fn decode_json(
             .schema()
             .fields()
             .iter()
-            .map(|f| match opts.hints.iter().find(|h| h.name().eq_ignore_ascii_case(f.name())) {
-                Some(h) => Field::new(f.name(), h.data_type().clone(), true),
-                None => f.as_ref().clone(),
+            .map(|f| {
+                match opts
+                    .hints
+                    .iter()
+                    .find(|h| h.name().eq_ignore_ascii_case(f.name()))
+                {
+                    Some(h) => Field::new(f.name(), h.data_type().clone(), true),
+                    None => f.as_ref().clone(),
+                }
             })
             .collect();
         return Ok(Decoded::NewColumns(fields));
@@ -179,15 +221,17 @@ fn to_batches(schema: SchemaRef, rows: &[Map<String, Value>]) -> Result<Vec<Reco
 /// Non-blank lines with their 1-based number and byte offset; a trailing `\r` is dropped.
 fn lines(data: &[u8]) -> impl Iterator<Item = (u64, usize, &[u8])> {
     let mut offset = 0;
-    data.split(|&b| b == b'\n').enumerate().filter_map(move |(i, line)| {
-        let start = offset;
-        offset += line.len() + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        (!line.iter().all(u8::is_ascii_whitespace)).then_some((i as u64 + 1, start, line))
-    })
+    data.split(|&b| b == b'\n')
+        .enumerate()
+        .filter_map(move |(i, line)| {
+            let start = offset;
+            offset += line.len() + 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (!line.iter().all(u8::is_ascii_whitespace)).then_some((i as u64 + 1, start, line))
+        })
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -201,9 +245,10 @@ fn kind(v: &Value) -> &'static str {
 /// The schema with the rescued data column appended when it is configured and missing.
 pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Schema {
     match rescued_column {
-        Some(name) if schema.field_with_name(name).is_err() => {
-            inlet_schema::with_columns(schema, &[Field::new(name, arrow::datatypes::DataType::Utf8, true)])
-        }
+        Some(name) if schema.field_with_name(name).is_err() => inlet_schema::with_columns(
+            schema,
+            &[Field::new(name, arrow::datatypes::DataType::Utf8, true)],
+        ),
         _ => schema.clone(),
     }
 }
@@ -211,20 +256,25 @@ pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Sch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use arrow::array::{Array, Int64Array, StringArray};
     use arrow::datatypes::DataType;
+    use std::sync::Arc;
 
     const RESCUED: &str = "_rescued_data";
 
     fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
-        let mut fields: Vec<Field> = cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect();
+        let mut fields: Vec<Field> = cols
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect();
         fields.push(Field::new(RESCUED, DataType::Utf8, true));
         Arc::new(Schema::new(fields))
     }
 
     fn opts(mode: EvolutionMode) -> DecodeOptions<'static> {
         DecodeOptions {
+            format: Format::Json,
+            numbers: NumberMode::Auto,
             mode,
             rescued_column: Some(RESCUED),
             infer_types: true,
@@ -251,21 +301,42 @@ mod tests {
     #[test]
     fn wrong_types_are_rescued_and_broken_lines_set_aside() {
         let s = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
-        let data = b"{\"a\":1,\"b\":\"x\"}\r\n{\"a\":\"oops\"}{\"a\":3,\"b\":4}\n\n{\"a\": nope}\n[1]\n";
-        let (batch, rescued, bad) = rows(decode_json("f.json", data, &s, &opts(EvolutionMode::AddNewColumns)).expect("decode"));
+        let data =
+            b"{\"a\":1,\"b\":\"x\"}\r\n{\"a\":\"oops\"}{\"a\":3,\"b\":4}\n\n{\"a\": nope}\n[1]\n";
+        let (batch, rescued, bad) = rows(
+            decode_json("f.json", data, &s, &opts(EvolutionMode::AddNewColumns)).expect("decode"),
+        );
         assert_eq!(batch.num_rows(), 3);
-        let a = batch.column(0).as_any().downcast_ref::<Int64Array>().expect("a");
+        let a = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a");
         assert_eq!((a.value(0), a.is_null(1), a.value(2)), (1, true, 3));
-        let b = batch.column(1).as_any().downcast_ref::<StringArray>().expect("b");
+        let b = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("b");
         assert_eq!((b.value(0), b.is_null(1), b.value(2)), ("x", true, "4"));
-        let r = batch.column(2).as_any().downcast_ref::<StringArray>().expect("rescued");
+        let r = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("rescued");
         let v: Value = serde_json::from_str(r.value(1)).expect("json");
         assert_eq!(v, serde_json::json!({"a": "oops", "_file_path": "f.json"}));
         assert_eq!(rescued, 1);
         assert_eq!(bad.len(), 2);
-        assert_eq!((bad[0].line, bad[0].byte_offset, bad[0].raw.as_str()), (4, 44, "{\"a\": nope}"));
+        assert_eq!(
+            (bad[0].line, bad[0].byte_offset, bad[0].raw.as_str()),
+            (4, 44, "{\"a\": nope}")
+        );
         assert!(bad[0].error.starts_with("invalid JSON"), "{}", bad[0].error);
-        assert_eq!((bad[1].line, bad[1].error.as_str()), (5, "record is not a JSON object but an array"));
+        assert_eq!(
+            (bad[1].line, bad[1].error.as_str()),
+            (5, "record is not a JSON object but an array")
+        );
     }
 
     #[test]
@@ -280,17 +351,33 @@ mod tests {
         let Decoded::NewColumns(fields) = decode_json("f", data, &s, &o).expect("decode") else {
             panic!("expected new columns");
         };
-        let got: Vec<(String, DataType)> = fields.iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
-        assert_eq!(got, vec![("c".into(), DataType::Utf8), ("d".into(), DataType::Utf8)]);
+        let got: Vec<(String, DataType)> = fields
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("c".into(), DataType::Utf8), ("d".into(), DataType::Utf8)]
+        );
         // In rescue mode the same file decodes, with c and d rescued.
-        let (batch, rescued, _) = rows(decode_json("f", data, &s, &opts(EvolutionMode::Rescue)).expect("decode"));
+        let (batch, rescued, _) =
+            rows(decode_json("f", data, &s, &opts(EvolutionMode::Rescue)).expect("decode"));
         assert_eq!((batch.num_rows(), rescued), (2, 1));
     }
 
     #[test]
     fn not_utf8_fails_the_file() {
         let s = schema(&[("a", DataType::Int64)]);
-        let err = decode_json("f", b"{\"a\":1}\n\xff\xfe", &s, &opts(EvolutionMode::Rescue)).expect_err("bad");
-        assert_eq!(err.to_string(), "f is not UTF-8 text (first invalid byte at offset 8)");
+        let err = decode_json(
+            "f",
+            b"{\"a\":1}\n\xff\xfe",
+            &s,
+            &opts(EvolutionMode::Rescue),
+        )
+        .expect_err("bad");
+        assert_eq!(
+            err.to_string(),
+            "f is not UTF-8 text (first invalid byte at offset 8)"
+        );
     }
 }

@@ -1,0 +1,157 @@
+//! MERGE of a batch into the table by key and sequence, in one commit that also carries the
+//! pipeline's `txn` action, so merges are exactly-once like appends.
+
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use deltalake::datafusion::common::tree_node::{Transformed, TreeNode};
+use deltalake::datafusion::common::Column;
+use deltalake::datafusion::logical_expr::Expr;
+use deltalake::datafusion::prelude::{lit, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::DeltaTableError;
+
+use crate::sink::{version_i64, DeltaSink};
+use crate::{SinkError, COMMIT_BATCH_KEY, COMMIT_PIPELINE_KEY};
+
+/// How a batch is merged: rows match on `keys`; a row replaces the table's only when its
+/// `sequence_by` is not older; rows where `delete_when` holds delete instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeSpec {
+    pub keys: Vec<String>,
+    pub sequence_by: String,
+    /// A SQL predicate over the batch's columns, e.g. `_op = 'REMOVE'`.
+    pub delete_when: Option<String>,
+}
+
+/// What one MERGE did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeOutcome {
+    pub version: i64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub files_scanned: u64,
+    pub files_skipped: u64,
+}
+
+const SOURCE: &str = "source";
+const TARGET: &str = "target";
+
+fn qualified(relation: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(relation), name))
+}
+
+impl DeltaSink {
+    /// Merges `batches` (at most one row per key: the caller keeps the latest) as batch
+    /// `batch_id` of pipeline `app_id`. Columns the table lacks are added in the same
+    /// commit. Refuses with [`SinkError::AlreadyCommitted`] as `commit_batch` does.
+    pub async fn merge_batch(
+        &mut self,
+        app_id: &str,
+        batch_id: i64,
+        batches: Vec<RecordBatch>,
+        spec: &MergeSpec,
+    ) -> Result<MergeOutcome, SinkError> {
+        self.refuse_committed(app_id, batch_id).await?;
+        let merge_err = |source| SinkError::Commit {
+            url: self.url().to_string(),
+            source,
+        };
+        let table = self.loaded()?.clone();
+        let Some(first) = batches.first() else {
+            return Err(merge_err(DeltaTableError::Generic("a MERGE needs at least one row".into())));
+        };
+        let source_schema: Arc<Schema> = first.schema();
+        let target_schema = self.arrow_schema()?.unwrap_or_else(|| Arc::new(Schema::empty()));
+        let new_columns = source_schema
+            .fields()
+            .iter()
+            .any(|f| target_schema.field_with_name(f.name()).is_err());
+
+        let ctx = SessionContext::new();
+        let source = ctx
+            .read_batches(batches)
+            .map_err(|e| merge_err(DeltaTableError::from(e)))?;
+        let on = spec
+            .keys
+            .iter()
+            .map(|k| qualified(TARGET, k).eq(qualified(SOURCE, k)))
+            .reduce(Expr::and)
+            .ok_or_else(|| merge_err(DeltaTableError::Generic("sink.keys is empty".into())))?;
+        let delete = match &spec.delete_when {
+            Some(sql) => {
+                let expr = source.parse_sql_expr(sql).map_err(|e| merge_err(DeltaTableError::from(e)))?;
+                let expr = expr
+                    .transform(|e| {
+                        Ok(match e {
+                            Expr::Column(c) => Transformed::yes(qualified(SOURCE, &c.name)),
+                            other => Transformed::no(other),
+                        })
+                    })
+                    .map_err(|e| merge_err(DeltaTableError::from(e)))?
+                    .data;
+                deltalake::datafusion::functions::expr_fn::coalesce(vec![expr, lit(false)])
+            }
+            None => lit(false),
+        };
+        let seq = &spec.sequence_by;
+        let not_older = qualified(TARGET, seq)
+            .is_null()
+            .or(qualified(SOURCE, seq).gt_eq(qualified(TARGET, seq)));
+        let columns: Vec<String> = source_schema.fields().iter().map(|f| f.name().clone()).collect();
+
+        let properties = CommitProperties::default()
+            .with_application_transaction(Transaction::new(app_id, batch_id))
+            .with_metadata([
+                (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
+                (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
+            ]);
+        let mut builder = table
+            .merge(source, on)
+            .with_source_alias(SOURCE)
+            .with_target_alias(TARGET)
+            .with_merge_schema(new_columns)
+            .with_commit_properties(properties);
+        if spec.delete_when.is_some() {
+            let pred = delete.clone().and(not_older.clone());
+            builder = builder
+                .when_matched_delete(|d| d.predicate(pred))
+                .map_err(merge_err)?;
+        }
+        let update_pred = (!delete.clone()).and(not_older);
+        let cols = columns.clone();
+        builder = builder
+            .when_matched_update(move |mut u| {
+                u = u.predicate(update_pred);
+                for c in &cols {
+                    u = u.update(Column::new_unqualified(c), qualified(SOURCE, c));
+                }
+                u
+            })
+            .map_err(merge_err)?;
+        let insert_pred = !delete;
+        builder = builder
+            .when_not_matched_insert(move |mut i| {
+                i = i.predicate(insert_pred);
+                for c in &columns {
+                    i = i.set(Column::new_unqualified(c), qualified(SOURCE, c));
+                }
+                i
+            })
+            .map_err(merge_err)?;
+        let (merged, metrics) = builder.await.map_err(merge_err)?;
+        let version = merged.version().map(version_i64).unwrap_or_default();
+        self.replace_table(merged);
+        Ok(MergeOutcome {
+            version,
+            inserted: metrics.num_target_rows_inserted as u64,
+            updated: metrics.num_target_rows_updated as u64,
+            deleted: metrics.num_target_rows_deleted as u64,
+            files_scanned: metrics.num_target_files_scanned as u64,
+            files_skipped: metrics.num_target_files_skipped_during_scan as u64,
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! The transform stage: a batch as the DataFusion table `source` (with a `_metadata` struct
+//! per row, as in Databricks), the pipeline's SQL over it, and latest-row-per-key for MERGE.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, StringArray, StructArray, TimestampMicrosecondArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::functions_window::expr_fn::row_number;
+use deltalake::datafusion::logical_expr::ExprFunctionExt;
+use deltalake::datafusion::prelude::{ident, lit, SessionContext};
+
+/// The default transform: every column of the batch as is.
+pub const IDENTITY_SQL: &str = "SELECT * FROM source";
+/// Name of the per-row file metadata column.
+pub const METADATA_COLUMN: &str = "_metadata";
+const DELETE_FLAG: &str = "__inlet_delete";
+const ROW_NUMBER: &str = "__inlet_rn";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error("transform.sql does not plan: {detail}; `source` has columns: {columns}")]
+    Plan { detail: String, columns: String },
+
+    #[error("transform.sql failed on batch: {0}")]
+    Execute(String),
+
+    #[error("sink.{key} names column '{column}', which the transform's output does not have (columns: {columns})")]
+    MissingColumn {
+        key: &'static str,
+        column: String,
+        columns: String,
+    },
+
+    #[error("sink.delete_when '{predicate}' is not a valid predicate over the transform's output: {detail}")]
+    DeletePredicate { predicate: String, detail: String },
+}
+
+/// The SQL of a pipeline, planned against each batch.
+#[derive(Debug, Clone)]
+pub struct Transform {
+    sql: String,
+}
+
+impl Transform {
+    /// `sql` is any SELECT over `source`; `None` or blank is [`IDENTITY_SQL`].
+    pub fn new(sql: Option<&str>) -> Self {
+        let sql = sql.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(IDENTITY_SQL);
+        Self {
+            sql: sql.trim_end_matches(';').to_string(),
+        }
+    }
+
+    /// True for the default SQL: batches can stream to the table without DataFusion.
+    pub fn is_identity(&self) -> bool {
+        self.sql.eq_ignore_ascii_case(IDENTITY_SQL)
+    }
+
+    /// Whether the SQL reads `_metadata` (only then is the column built: like Databricks,
+    /// it is hidden from `SELECT *` unless asked for).
+    pub fn uses_metadata(&self) -> bool {
+        self.sql.contains(METADATA_COLUMN)
+    }
+
+    /// The schema the SQL produces from input `schema` (every field nullable, as Delta
+    /// columns are), or a plan error listing the columns the SQL can use.
+    pub async fn output_schema(&self, schema: &Schema) -> Result<Schema, TransformError> {
+        let input = self.with_metadata_field(schema);
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(Arc::new(input.clone()), vec![vec![]]).map_err(|e| self.plan_err(&input, e))?;
+        ctx.register_table("source", Arc::new(table)).map_err(|e| self.plan_err(&input, e))?;
+        let df = ctx.sql(&self.sql).await.map_err(|e| self.plan_err(&input, e))?;
+        let fields: Vec<Field> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        Ok(Schema::new(fields))
+    }
+
+    /// Runs the SQL over `batches` (all of `schema`, `_metadata` included when the SQL uses it).
+    pub async fn run(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, TransformError> {
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(schema.clone(), vec![batches]).map_err(|e| self.plan_err(&schema, e))?;
+        ctx.register_table("source", Arc::new(table)).map_err(|e| self.plan_err(&schema, e))?;
+        let df = ctx.sql(&self.sql).await.map_err(|e| self.plan_err(&schema, e))?;
+        df.collect().await.map_err(|e| TransformError::Execute(e.to_string()))
+    }
+
+    fn with_metadata_field(&self, schema: &Schema) -> Schema {
+        if !self.uses_metadata() || schema.field_with_name(METADATA_COLUMN).is_ok() {
+            return schema.clone();
+        }
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(metadata_field());
+        Schema::new_with_metadata(fields, schema.metadata().clone())
+    }
+
+    fn plan_err(&self, schema: &Schema, e: DataFusionError) -> TransformError {
+        TransformError::Plan {
+            detail: first_line(&e.to_string()),
+            columns: column_list(schema),
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn metadata_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("file_path", DataType::Utf8, true),
+        Field::new("file_name", DataType::Utf8, true),
+        Field::new("file_size", DataType::UInt64, true),
+        Field::new("file_modification_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+    ])
+}
+
+/// The `_metadata` field: `STRUCT<file_path, file_name, file_size, file_modification_time>`.
+pub fn metadata_field() -> Field {
+    Field::new(METADATA_COLUMN, DataType::Struct(metadata_fields()), true)
+}
+
+/// `batch` with a `_metadata` column describing the file it came from.
+pub fn with_metadata(batch: &RecordBatch, file_path: &str, file_size: u64, modified_ms: i64) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let n = batch.num_rows();
+    let name = file_path.rsplit('/').next().unwrap_or(file_path);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![file_path; n])),
+        Arc::new(StringArray::from(vec![name; n])),
+        Arc::new(UInt64Array::from(vec![file_size; n])),
+        Arc::new(TimestampMicrosecondArray::from(vec![modified_ms.saturating_mul(1000); n]).with_timezone("UTC")),
+    ];
+    let meta = StructArray::try_new(metadata_fields(), columns, None)?;
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(metadata_field());
+    let mut arrays = batch.columns().to_vec();
+    arrays.push(Arc::new(meta));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+}
+
+/// What MERGE needs from a batch: its latest row per key, and which of those are deletes.
+#[derive(Debug)]
+pub struct Latest {
+    /// One row per key: the one with the highest sequence (ties: any one of them).
+    pub batches: Vec<RecordBatch>,
+    /// Per batch, per row: whether `delete_when` holds.
+    pub deletes: Vec<BooleanArray>,
+}
+
+/// Keeps the latest row per `keys` by `sequence_by` (nulls lowest), and evaluates
+/// `delete_when` on each kept row.
+pub async fn latest_per_key(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    keys: &[String],
+    sequence_by: &str,
+    delete_when: Option<&str>,
+) -> Result<Latest, TransformError> {
+    for (key, column) in keys.iter().map(|k| ("keys", k)).chain([("sequence_by", &sequence_by.to_string())]) {
+        if schema.field_with_name(column).is_err() {
+            return Err(TransformError::MissingColumn {
+                key,
+                column: column.clone(),
+                columns: column_list(&schema),
+            });
+        }
+    }
+    let exec = |e: DataFusionError| TransformError::Execute(e.to_string());
+    let ctx = SessionContext::new();
+    let df = ctx.read_batches(batches).map_err(exec)?;
+    let rn = row_number()
+        .partition_by(keys.iter().map(|k| ident(k.as_str())).collect())
+        .order_by(vec![ident(sequence_by).sort(false, false)])
+        .build()
+        .map_err(exec)?
+        .alias(ROW_NUMBER);
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let df = df
+        .window(vec![rn])
+        .map_err(exec)?
+        .filter(ident(ROW_NUMBER).eq(lit(1u64)))
+        .map_err(exec)?
+        .select_columns(&columns)
+        .map_err(exec)?;
+    let df = match delete_when {
+        Some(predicate) => {
+            let pred_err = |e: DataFusionError| TransformError::DeletePredicate {
+                predicate: predicate.to_string(),
+                detail: first_line(&e.to_string()),
+            };
+            let expr = df.parse_sql_expr(predicate).map_err(pred_err)?;
+            let flag = deltalake::datafusion::functions::expr_fn::coalesce(vec![expr, lit(false)]);
+            df.with_column(DELETE_FLAG, flag).map_err(pred_err)?
+        }
+        None => df.with_column(DELETE_FLAG, lit(false)).map_err(exec)?,
+    };
+    let collected = df.collect().await.map_err(exec)?;
+    let mut out = Latest {
+        batches: Vec::with_capacity(collected.len()),
+        deletes: Vec::with_capacity(collected.len()),
+    };
+    for batch in collected {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let flag_at = batch.num_columns() - 1;
+        let flags = batch
+            .column(flag_at)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .cloned()
+            .ok_or_else(|| TransformError::Execute("delete_when did not evaluate to a boolean".into()))?;
+        let mut fields: Vec<Field> = batch.schema().fields().iter().take(flag_at).map(|f| f.as_ref().clone()).collect();
+        // The source's own field types (window/select keep them; nullability may differ).
+        for (f, orig) in fields.iter_mut().zip(schema.fields()) {
+            *f = f.clone().with_nullable(orig.is_nullable() || f.is_nullable());
+        }
+        let columns = batch.columns()[..flag_at].to_vec();
+        let kept = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| TransformError::Execute(e.to_string()))?;
+        out.batches.push(kept);
+        out.deletes.push(flags);
+    }
+    Ok(out)
+}
+
+/// Per row, the key as text (a JSON array of the key values as displayed), as the
+/// checkpoint's tombstones store it.
+pub fn row_keys(batch: &RecordBatch, keys: &[String]) -> Result<Vec<String>, arrow::error::ArrowError> {
+    let options = FormatOptions::default().with_null("null");
+    let formatters = keys
+        .iter()
+        .map(|k| {
+            let column = batch
+                .column_by_name(k)
+                .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no key column {k}")))?;
+            ArrayFormatter::try_new(column.as_ref(), &options)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            let parts: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
+            serde_json_array(&parts)
+        })
+        .collect())
+}
+
+fn serde_json_array(parts: &[String]) -> String {
+    let quoted: Vec<String> = parts.iter().map(|p| format!("{p:?}")).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+/// Per row, the sequence as text whose byte order is the column's order (integers and times
+/// offset and zero-padded; strings as they are), `None` for null.
+pub fn sortable_sequence(batch: &RecordBatch, column: &str) -> Result<Vec<Option<String>>, arrow::error::ArrowError> {
+    let array = batch
+        .column_by_name(column)
+        .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no sequence column {column}")))?;
+    let as_i64 = match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => None,
+        t if t.is_integer() || matches!(t, DataType::Timestamp(_, _) | DataType::Date32) => {
+            Some(arrow::compute::cast(array, &DataType::Int64)?)
+        }
+        other => {
+            return Err(arrow::error::ArrowError::SchemaError(format!(
+                "sequence_by column {column} is {other}; use an integer, timestamp, date or string column"
+            )))
+        }
+    };
+    if let Some(ints) = as_i64 {
+        let ints = ints
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .ok_or_else(|| arrow::error::ArrowError::CastError("sequence to Int64".into()))?;
+        return Ok(ints
+            .iter()
+            .map(|v| v.map(|v| format!("{:020}", (i128::from(v) - i128::from(i64::MIN)))))
+            .collect());
+    }
+    let text = arrow::compute::cast(array, &DataType::Utf8)?;
+    let text = text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| arrow::error::ArrowError::CastError("sequence to Utf8".into()))?;
+    Ok(text.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// Whether a column type can order rows for `sequence_by`.
+pub fn is_orderable(dtype: &DataType) -> bool {
+    dtype.is_integer() || dtype.is_floating() || matches!(dtype, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Timestamp(_, _) | DataType::Date32 | DataType::Decimal128(_, _))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    fn input() -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, true),
+            Field::new("op", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 1, 2, 2, 3])),
+                Arc::new(Int64Array::from(vec![5, 7, 2, 1, 1])),
+                Arc::new(StringArray::from(vec![Some("u"), Some("d"), Some("u"), Some("u"), None])),
+            ],
+        )
+        .expect("batch");
+        (schema, batch)
+    }
+
+    #[tokio::test]
+    async fn keeps_the_latest_row_per_key_and_flags_deletes() {
+        let (schema, batch) = input();
+        let latest = latest_per_key(schema, vec![batch], &["id".into()], "seq", Some("op = 'd'"))
+            .await
+            .expect("latest");
+        let mut rows: Vec<(i64, i64, bool)> = Vec::new();
+        for (b, d) in latest.batches.iter().zip(&latest.deletes) {
+            let id = b.column(0).as_any().downcast_ref::<Int64Array>().expect("id");
+            let seq = b.column(1).as_any().downcast_ref::<Int64Array>().expect("seq");
+            for i in 0..b.num_rows() {
+                rows.push((id.value(i), seq.value(i), d.value(i)));
+            }
+            assert_eq!(b.num_columns(), 3);
+        }
+        rows.sort();
+        assert_eq!(rows, vec![(1, 7, true), (2, 2, false), (3, 1, false)]);
+    }
+
+    #[tokio::test]
+    async fn sql_errors_name_the_columns() {
+        let (schema, _) = input();
+        let t = Transform::new(Some("SELECT idd FROM source"));
+        let err = t.output_schema(&schema).await.expect_err("bad column");
+        let text = err.to_string();
+        assert!(text.starts_with("transform.sql does not plan:"), "{text}");
+        assert!(text.ends_with("`source` has columns: id, seq, op"), "{text}");
+        let t = Transform::new(Some("SELECT id, _metadata.file_name AS f FROM source"));
+        let out = t.output_schema(&schema).await.expect("plan");
+        assert_eq!(out.field(1).name(), "f");
+        let err = latest_per_key(schema, vec![], &["nope".into()], "seq", None).await.expect_err("missing");
+        assert!(err.to_string().contains("sink.keys names column 'nope'"), "{err}");
+    }
+}

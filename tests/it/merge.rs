@@ -1,0 +1,263 @@
+//! MERGE end to end with DynamoDB stream records: the table must equal a plain model of the
+//! DynamoDB table (latest version wins, deletes applied) whatever the file order, duplicates,
+//! run sizes and crashes; and the export format backfills a table the stream then updates.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Final state of the DynamoDB table: (tenant, id) → (v, name).
+type Model = BTreeMap<(String, i64), (i64, String)>;
+
+/// A deterministic xorshift generator.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A stream history: per key, inserts, modifies, removes and re-inserts, in sequence order.
+struct History {
+    records: Vec<(u128, Value)>,
+    model: Model,
+}
+
+fn image(tenant: &str, id: i64, v: i64) -> Value {
+    json!({"tenant": {"S": tenant}, "id": {"N": id.to_string()}, "v": {"N": v.to_string()}, "name": {"S": format!("n{v}")}})
+}
+
+fn record(op: &str, tenant: &str, id: i64, v: i64, seq: u128) -> Value {
+    let mut ddb = json!({
+        "ApproximateCreationDateTime": 1_700_000_000 + (seq % 100_000) as i64,
+        "Keys": {"tenant": {"S": tenant}, "id": {"N": id.to_string()}},
+        "SequenceNumber": seq.to_string(),
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    });
+    if op != "REMOVE" {
+        ddb["NewImage"] = image(tenant, id, v);
+    }
+    json!({"eventID": format!("e{seq}"), "eventName": op, "eventSource": "aws:dynamodb", "dynamodb": ddb})
+}
+
+impl History {
+    fn generate(keys: i64, seed: u64) -> Self {
+        let mut rng = Rng(seed);
+        // 21-digit sequence numbers: text order differs from number order until padded.
+        let mut seq: u128 = 100_000_000_000_000_000_000;
+        let mut records = Vec::new();
+        let mut model = Model::new();
+        for round in 0..4 {
+            for k in 0..keys {
+                let tenant = format!("t{}", k % 10);
+                let id = k / 10;
+                let key = (tenant.clone(), id);
+                let present = model.contains_key(&key);
+                let op = match (round, present, rng.below(6)) {
+                    (0, _, 0..=3) | (_, false, 0..=1) => "INSERT",
+                    (_, true, 0..=2) => "MODIFY",
+                    (_, true, 3) => "REMOVE",
+                    _ => continue,
+                };
+                // Sequence numbers interleave across keys, as in a real stream.
+                seq += 1 + u128::from(rng.below(1_000));
+                let v = seq as i64 % 1_000_000_007;
+                records.push((seq, record(op, &tenant, id, v, seq)));
+                if op == "REMOVE" {
+                    model.remove(&key);
+                } else {
+                    model.insert(key, (v, format!("n{v}")));
+                }
+            }
+        }
+        Self { records, model }
+    }
+
+    /// The records, some duplicated, shuffled into `files` JSON lines files (in memory).
+    fn files(&self, files: usize, seed: u64) -> Vec<String> {
+        let mut rng = Rng(seed);
+        let mut out = vec![String::new(); files];
+        for (_, rec) in &self.records {
+            let copies = if rng.below(20) == 0 { 2 } else { 1 };
+            for _ in 0..copies {
+                let f = rng.below(files as u64) as usize;
+                out[f].push_str(&rec.to_string());
+                out[f].push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn merge_config(dir: &Path, id: &str, format: &str, extra_source: &str) -> PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "pipeline_id = \"{id}\"\n[source]\nurl = \"landing\"\nformat = \"{format}\"\n{extra_source}\n\
+             [sink]\ntable = \"table\"\nmode = \"merge\"\nkeys = [\"tenant\", \"id\"]\nsequence_by = \"_seq\"\n\
+             delete_when = \"_op = 'REMOVE'\"\n[checkpoint]\nlocation = \"state-{id}\"\n"
+        ),
+    )
+}
+
+fn table_state(dir: &Path) -> Model {
+    let t = read_delta(&format!("file://{}", dir.join("table").display()), &json!({}));
+    let mut out = Model::new();
+    for r in &t.rows {
+        let key = (r["tenant"].as_str().expect("tenant").to_string(), r["id"].as_i64().expect("id"));
+        let value = (r["v"].as_i64().expect("v"), r["name"].as_str().expect("name").to_string());
+        assert!(out.insert(key.clone(), value).is_none(), "key {key:?} twice");
+    }
+    out
+}
+
+fn write_files(landing: &Path, names_and_texts: &[(String, String)]) {
+    std::fs::create_dir_all(landing).expect("mkdir");
+    for (name, text) in names_and_texts {
+        std::fs::write(landing.join(name), text).expect("write");
+    }
+}
+
+#[test]
+fn stream_history_in_one_run_equals_the_model() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let history = History::generate(10_000, 7);
+    let files: Vec<(String, String)> = history
+        .files(200, 11)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("s{i:03}.json"), t))
+        .collect();
+    write_files(&tmp.path().join("landing"), &files);
+    let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "max_files_per_batch = 25");
+    let out = run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now", "--json"], &[]);
+    let stats: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(stats["files"], 200);
+    let state = table_state(tmp.path());
+    assert_eq!(state.len(), history.model.len());
+    assert!(state == history.model, "table differs from the model");
+}
+
+#[test]
+fn stream_history_in_fifty_small_runs_equals_the_model() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let history = History::generate(10_000, 99);
+    let files = history.files(200, 5);
+    let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
+    let landing = tmp.path().join("landing");
+    for (run, chunk) in files.chunks(4).enumerate() {
+        let named: Vec<(String, String)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("s{:03}.json", run * 4 + i), t.clone()))
+            .collect();
+        write_files(&landing, &named);
+        run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now"], &[]);
+    }
+    assert_eq!(files_json(&cfg).len(), 200);
+    let state = table_state(tmp.path());
+    assert_eq!(state.len(), history.model.len());
+    assert!(state == history.model, "table differs from the model");
+}
+
+#[test]
+fn older_updates_and_removes_lose_to_the_current_version() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let landing = tmp.path().join("landing");
+    let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
+    let c = cfg.to_str().expect("utf8");
+    let step = |name: &str, recs: &[Value]| {
+        let text: String = recs.iter().map(|r| format!("{r}\n")).collect();
+        write_files(&landing, &[(name.to_string(), text)]);
+        run_ok(&["run", "--config", c, "--available-now"], &[]);
+        table_state(tmp.path())
+    };
+    let key = ("t1".to_string(), 1);
+    let s = step("1.json", &[record("INSERT", "t1", 1, 100, 10), record("INSERT", "t1", 2, 200, 11)]);
+    assert_eq!(s[&key], (100, "n100".into()));
+    // An update and a remove older than the row: both lose.
+    let s = step("2.json", &[record("MODIFY", "t1", 1, 50, 5)]);
+    assert_eq!(s[&key], (100, "n100".into()), "older update must not overwrite");
+    let s = step("3.json", &[record("REMOVE", "t1", 1, 0, 7)]);
+    assert_eq!(s[&key], (100, "n100".into()), "older remove must not delete");
+    // A newer remove wins; an update older than that remove cannot bring the row back.
+    let s = step("4.json", &[record("REMOVE", "t1", 1, 0, 20)]);
+    assert!(!s.contains_key(&key));
+    let s = step("5.json", &[record("MODIFY", "t1", 1, 150, 15)]);
+    assert!(!s.contains_key(&key), "an update older than the delete revived the row");
+    let s = step("6.json", &[record("INSERT", "t1", 1, 300, 30)]);
+    assert_eq!(s[&key], (300, "n300".into()), "a newer insert re-creates the key");
+    assert_eq!(s[&("t1".to_string(), 2)], (200, "n200".into()));
+}
+
+#[test]
+fn merge_survives_every_crash_point() {
+    for point in ["after-plan", "after-write", "after-commit", "after-record"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let history = History::generate(300, 3);
+        let files: Vec<(String, String)> = history
+            .files(12, 4)
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (format!("s{i:03}.json"), t))
+            .collect();
+        write_files(&tmp.path().join("landing"), &files);
+        let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "max_files_per_batch = 4");
+        let c = cfg.to_str().expect("utf8");
+        // First batch commits, then the crash hits the second.
+        run_ok(&["run", "--config", c, "--once"], &[]);
+        let out = run_inlet(&["run", "--config", c, "--once", "--fault-point", point], &[]);
+        assert!(!out.status.success(), "{point}: the fault point must kill the run");
+        run_ok(&["run", "--config", c, "--available-now"], &[]);
+        assert!(table_state(tmp.path()) == history.model, "{point}: table differs from the model");
+    }
+}
+
+#[test]
+fn export_backfill_then_stream_updates() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The export: keys 0..50 as they were at export time.
+    let mut model = Model::new();
+    let mut export = String::new();
+    for k in 0..50i64 {
+        let item = json!({"Item": image("t0", k, k)});
+        export.push_str(&format!("{item}\n"));
+        model.insert(("t0".into(), k), (k, format!("n{k}")));
+    }
+    let landing = tmp.path().join("landing");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, export.as_bytes()).expect("gzip");
+    std::fs::create_dir_all(landing.join("export")).expect("mkdir");
+    std::fs::write(landing.join("export/part-0.json.gz"), gz.finish().expect("gzip")).expect("write");
+    let backfill = merge_config(tmp.path(), "backfill", "dynamodb_export", "path_glob = \"export/**\"");
+    run_ok(&["run", "--config", backfill.to_str().expect("utf8"), "--available-now"], &[]);
+    assert!(table_state(tmp.path()) == model);
+
+    // The stream after the export: updates, removes and new keys.
+    let mut text = String::new();
+    for k in 0..60i64 {
+        let seq = 1_000 + k as u128;
+        let rec = match k % 3 {
+            0 => {
+                model.remove(&("t0".into(), k));
+                record("REMOVE", "t0", k, 0, seq)
+            }
+            _ => {
+                model.insert(("t0".into(), k), (k + 1000, format!("n{}", k + 1000)));
+                record(if k < 50 { "MODIFY" } else { "INSERT" }, "t0", k, k + 1000, seq)
+            }
+        };
+        text.push_str(&format!("{rec}\n"));
+    }
+    write_files(&landing.join("stream"), &[("s.json".into(), text)]);
+    let stream = merge_config(tmp.path(), "stream", "dynamodb_stream", "path_glob = \"stream/**\"");
+    run_ok(&["run", "--config", stream.to_str().expect("utf8"), "--available-now"], &[]);
+    assert!(table_state(tmp.path()) == model, "stream over the backfill differs from the model");
+}
