@@ -51,6 +51,15 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         )),
     }
     out.push_str(&format!("            mode {:?}\n", cfg.sink.mode));
+    if !cfg.sink.keys.is_empty() {
+        out.push_str(&format!(
+            "            keys {}, sequence_by {}, delete_when {}\n",
+            cfg.sink.keys.join(", "),
+            cfg.sink.sequence_by.as_deref().unwrap_or("-"),
+            cfg.sink.delete_when.as_deref().unwrap_or("-")
+        ));
+    }
+    out.push_str(&format!("schema      evolution {}, rescued data column {}\n", cfg.schema.evolution.as_str(), cfg.rescued_column().unwrap_or("(off)")));
     if !cfg.sink.storage_options.is_empty() {
         out.push_str(&format!("            options {}\n", redact_options(&cfg.sink.storage_options)));
     }
@@ -60,6 +69,17 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
             cfg.checkpoint_dir.display()
         )),
         Some(cp) => {
+            // The SQL is planned against the stored source schema (none before the first run).
+            if let Some(latest) = cp.latest_schema()? {
+                let source_schema = inlet_schema::from_json(&latest.schema_json)?;
+                let transform = inlet_transform::Transform::new(cfg.transform.sql.as_deref());
+                let output = transform.output_schema(&source_schema).await?;
+                out.push_str(&format!(
+                    "transform   {} -> columns: {}\n",
+                    cfg.transform.sql.as_deref().unwrap_or(inlet_transform::IDENTITY_SQL),
+                    output.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
             let batches = cp.batches()?;
             let files = cp.files(None)?;
             let planned = batches.iter().filter(|b| b.state == inlet_checkpoint::BatchState::Planned).count();

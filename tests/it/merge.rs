@@ -261,3 +261,48 @@ fn export_backfill_then_stream_updates() {
     run_ok(&["run", "--config", stream.to_str().expect("utf8"), "--available-now"], &[]);
     assert!(table_state(tmp.path()) == model, "stream over the backfill differs from the model");
 }
+
+#[test]
+fn shipped_dynamodb_merge_config_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let history = History::generate(500, 21);
+    let files: Vec<(String, String)> = history
+        .files(10, 22)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("2026/11/25/s{i:03}.json"), t))
+        .collect();
+    std::fs::create_dir_all(tmp.path().join("landing/2026/11/25")).expect("mkdir");
+    write_files(&tmp.path().join("landing"), &files);
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dynamodb-stream-merge.toml");
+    let landing = format!("file://{}/landing/", tmp.path().display());
+    let table = format!("file://{}/table/", tmp.path().display());
+    let state = tmp.path().join("state");
+    let env = [
+        ("LANDING_URL", landing.as_str()),
+        ("TABLE_URL", table.as_str()),
+        ("CHECKPOINT_DIR", state.to_str().expect("utf8")),
+    ];
+    run_ok(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &env);
+    assert!(table_state(tmp.path()) == history.model, "table differs from the model");
+    let t = read_delta(&table, &json!({}));
+    assert!(t.rows.iter().all(|r| r["_source_file"].as_str().is_some_and(|f| f.starts_with('s') && f.ends_with(".json"))));
+}
+
+#[test]
+fn validate_plans_the_sql_and_names_usable_columns() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let history = History::generate(20, 1);
+    let files: Vec<(String, String)> = history.files(2, 2).into_iter().enumerate().map(|(i, t)| (format!("s{i}.json"), t)).collect();
+    write_files(&tmp.path().join("landing"), &files);
+    let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
+    run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now"], &[]);
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let bad = text.replace("[sink]", "[transform]\nsql = \"SELECT tenant, id, vv FROM source\"\n[sink]");
+    std::fs::write(&cfg, bad).expect("config");
+    let out = run_inlet(&["validate", "--config", cfg.to_str().expect("utf8")], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("transform.sql does not plan"), "{err}");
+    assert!(err.contains("`source` has columns: _event_time, _op, _seq, id, name, tenant, v, _rescued_data"), "{err}");
+}
