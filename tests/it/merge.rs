@@ -118,6 +118,16 @@ fn table_state(dir: &Path) -> Model {
     out
 }
 
+/// The history's records in `n` files named `s000.json`, ….
+fn named_files(history: &History, n: usize, seed: u64) -> Vec<(String, String)> {
+    history
+        .files(n, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("s{i:03}.json"), t))
+        .collect()
+}
+
 fn write_files(landing: &Path, names_and_texts: &[(String, String)]) {
     std::fs::create_dir_all(landing).expect("mkdir");
     for (name, text) in names_and_texts {
@@ -129,12 +139,7 @@ fn write_files(landing: &Path, names_and_texts: &[(String, String)]) {
 fn stream_history_in_one_run_equals_the_model() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let history = History::generate(10_000, 7);
-    let files: Vec<(String, String)> = history
-        .files(200, 11)
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| (format!("s{i:03}.json"), t))
-        .collect();
+    let files = named_files(&history, 200, 11);
     write_files(&tmp.path().join("landing"), &files);
     let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "max_files_per_batch = 25");
     let out = run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now", "--json"], &[]);
@@ -202,12 +207,7 @@ fn merge_survives_every_crash_point() {
     for point in ["after-plan", "after-write", "after-commit", "after-record"] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let history = History::generate(300, 3);
-        let files: Vec<(String, String)> = history
-            .files(12, 4)
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| (format!("s{i:03}.json"), t))
-            .collect();
+        let files = named_files(&history, 12, 4);
         write_files(&tmp.path().join("landing"), &files);
         let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "max_files_per_batch = 4");
         let c = cfg.to_str().expect("utf8");

@@ -64,17 +64,7 @@ pub struct TableWriter {
 
 impl TableWriter {
     pub(crate) fn for_table(table: &DeltaTable, url: &Url, target_file_size: u64) -> Result<Self, SinkError> {
-        let inner = RecordBatchWriter::for_table(table)
-            .map_err(|source| SinkError::Write {
-                url: url.to_string(),
-                source,
-            })?
-            .with_target_file_size(target_file_size);
-        Ok(Self {
-            inner,
-            url: url.to_string(),
-            rows: 0,
-        })
+        Self::wrap(RecordBatchWriter::for_table(table), url, target_file_size)
     }
 
     pub(crate) fn for_schema(
@@ -84,7 +74,16 @@ impl TableWriter {
         storage_options: &HashMap<String, String>,
         target_file_size: u64,
     ) -> Result<Self, SinkError> {
-        let inner = RecordBatchWriter::try_new(url.as_str(), schema, partition_by, Some(storage_options.clone()))
+        let inner = RecordBatchWriter::try_new(url.as_str(), schema, partition_by, Some(storage_options.clone()));
+        Self::wrap(inner, url, target_file_size)
+    }
+
+    fn wrap(
+        inner: Result<RecordBatchWriter, deltalake::DeltaTableError>,
+        url: &Url,
+        target_file_size: u64,
+    ) -> Result<Self, SinkError> {
+        let inner = inner
             .map_err(|source| SinkError::Write {
                 url: url.to_string(),
                 source,
