@@ -48,7 +48,8 @@ fn retry(cfg: &Config, path: &str) -> Result<()> {
     Ok(())
 }
 
-fn time(ms: Option<i64>) -> String {
+/// A millisecond timestamp as `YYYY-MM-DD HH:MM:SS` (UTC), `-` when absent.
+pub(crate) fn time(ms: Option<i64>) -> String {
     ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single())
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| "-".into())

@@ -2,22 +2,21 @@
 //! protocol of DESIGN.md lives here and in `recovery.rs`, with its crash points named.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use anyhow::{bail, Context, Result};
+use arrow::array::{Array, BooleanArray};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_checkpoint::{Checkpoint, DedupeKey, FileState, NewFile};
-use inlet_delta::{DeltaSink, MergeSpec, SinkError, StagedFiles};
+use inlet_delta::{DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
 use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, SourceStore};
 use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::{EvolutionMode, JsonInference};
 use inlet_transform::Transform;
-use arrow::array::{Array, BooleanArray};
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -67,7 +66,7 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
     source.check_reachable().await?;
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
     let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
-    let cfg_sql = cfg.transform.sql.clone();
+    let transform = Transform::new(cfg.transform.sql.as_deref());
     let bad_records = BadRecords::open(&cfg.bad_records_url, &cfg.source_options(), &cfg.pipeline_id)?;
 
     // Without include_existing_files, files older than the pipeline's first start are not
@@ -103,7 +102,7 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
             ..RunStats::default()
         },
         bad_records,
-        transform: Transform::new(cfg_sql.as_deref()),
+        transform,
         faults,
         progress: Progress::new(),
     })
@@ -230,16 +229,16 @@ impl Pipeline {
                     "declared in the config: schema.hints or schema.rescued_data_column",
                 ));
             }
-            let target_size = self.cfg.sink.target_file_size;
-            let mut writer = if changes.is_empty() {
-                self.sink.writer(target_size)?
+            // Appends without SQL stream file by file into Parquet (a writer exists only
+            // then); SQL and MERGE see the whole batch (bounded by max_bytes_per_batch) as
+            // the table `source`.
+            let streaming = self.streaming();
+            let mut writer = if streaming {
+                Some(self.writer((!changes.is_empty()).then(|| schema.clone()))?)
             } else {
-                self.sink.writer_for_schema(schema.clone(), target_size)?
+                None
             };
             let mut staged = StagedFiles::default();
-            // Appends without SQL stream file by file into Parquet; SQL and MERGE see the
-            // whole batch (bounded by max_bytes_per_batch) as the table `source`.
-            let streaming = self.streaming();
             let mut collected: Vec<(PlannedFile, Vec<RecordBatch>)> = Vec::new();
             let mut file_rows = Vec::with_capacity(files.len());
             let settings = self.decode_settings();
@@ -307,8 +306,10 @@ impl Pipeline {
                                 let why = format!("new in {}", file.path);
                                 changes.push(SchemaChange::new(&schema, evolved.clone(), Some(file.path.clone()), &why));
                                 info!(file = %file.path, columns = %describe(&fields), "schema evolves: adding columns in flight");
-                                staged.extend(writer.finish().await?);
-                                writer = self.sink.writer_for_schema(evolved.clone(), target_size)?;
+                                if let Some(done) = writer.take() {
+                                    staged.extend(done.finish().await?);
+                                    writer = Some(self.writer(Some(evolved.clone()))?);
+                                }
                                 schema = evolved;
                             }
                             decoded_with = Some(schema.clone());
@@ -318,13 +319,14 @@ impl Pipeline {
                 };
                 match outcome {
                     Ok((batches, rows, rescued_rows, bad_records)) => {
-                        if streaming {
-                            let writer_schema = writer.schema();
-                            for batch in batches {
-                                writer.write(fit_to(batch, &writer_schema)?).await?;
+                        match writer.as_mut() {
+                            Some(w) => {
+                                let writer_schema = w.schema();
+                                for batch in batches {
+                                    w.write(fit_to(batch, &writer_schema)?).await?;
+                                }
                             }
-                        } else {
-                            collected.push((file.clone(), batches));
+                            None => collected.push((file.clone(), batches)),
                         }
                         if !bad_records.is_empty() {
                             self.bad_records.file_records(batch_id, &file.path, &bad_records).await?;
@@ -343,15 +345,15 @@ impl Pipeline {
                 }
             }
             drop(decoded);
-            let (rows, version) = if streaming {
-                staged.extend(writer.finish().await?);
-                let rows = staged.rows();
-                self.faults.hit(FaultPoint::AfterWrite);
-                let new_schema = (!changes.is_empty()).then(|| schema.clone());
-                (rows, self.commit_staged(batch_id, staged, new_schema.as_deref()).await?)
-            } else {
-                drop(writer);
-                self.transform_and_write(batch_id, &schema, collected).await?
+            let (rows, version) = match writer {
+                Some(w) => {
+                    staged.extend(w.finish().await?);
+                    let rows = staged.rows();
+                    self.faults.hit(FaultPoint::AfterWrite);
+                    let new_schema = (!changes.is_empty()).then(|| schema.clone());
+                    (rows, self.commit_staged(batch_id, staged, new_schema.as_deref()).await?)
+                }
+                None => self.transform_and_write(batch_id, &schema, collected).await?,
             };
             self.faults.hit(FaultPoint::AfterCommit);
             if version.is_some() || !streaming {
@@ -375,6 +377,16 @@ impl Pipeline {
     /// Whether batches stream straight to Parquet: appends with the default SQL.
     fn streaming(&self) -> bool {
         self.cfg.sink.mode == SinkMode::Append && self.transform.is_identity()
+    }
+
+    /// A writer of data files: for the table's own schema, or for `widened`, the schema the
+    /// batch's commit will give the table.
+    fn writer(&self, widened: Option<SchemaRef>) -> Result<TableWriter> {
+        let size = self.cfg.sink.target_file_size;
+        Ok(match widened {
+            None => self.sink.writer(size)?,
+            Some(schema) => self.sink.writer_for_schema(schema, size)?,
+        })
     }
 
     /// Commits staged appends (none: no commit), tolerating a commit recovery missed.
@@ -431,8 +443,7 @@ impl Pipeline {
                 let extra: Vec<Field> = out_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
                 let target = Arc::new(inlet_schema::with_columns(&table, &extra));
                 let changed = target.fields().len() != table.fields().len();
-                let size = self.cfg.sink.target_file_size;
-                let mut writer = if changed { self.sink.writer_for_schema(target.clone(), size)? } else { self.sink.writer(size)? };
+                let mut writer = self.writer(changed.then(|| target.clone()))?;
                 let writer_schema = writer.schema();
                 for batch in output {
                     writer.write(fit_to(batch, &writer_schema)?).await?;
@@ -538,7 +549,7 @@ impl Pipeline {
             .cloned()
             .collect();
         let schema = inlet_schema::with_columns(table, &hinted);
-        inlet_format::with_rescued_column(&schema, self.cfg.rescued_column())
+        inlet_schema::with_rescued_column(&schema, self.cfg.rescued_column())
     }
 
     /// Stores the schema versions a committed batch made (once: a replay after a crash
@@ -583,7 +594,7 @@ impl Pipeline {
                     return Ok(None);
                 }
                 let hinted = inlet_schema::apply_hints(&inferred, &self.cfg.hints);
-                let schema = inlet_format::with_rescued_column(&hinted, self.cfg.rescued_column());
+                let schema = inlet_schema::with_rescued_column(&hinted, self.cfg.rescued_column());
                 self.checkpoint.add_schema_version(
                     &inlet_schema::to_json(&schema),
                     Some(batch_id),

@@ -5,7 +5,6 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 use arrow::datatypes::{DataType, Field, Schema};
-use chrono::{TimeZone, Utc};
 use inlet_checkpoint::{Checkpoint, SchemaVersion};
 use inlet_schema::{ddl_type, SchemaDiff};
 use serde::Serialize;
@@ -48,7 +47,7 @@ pub fn run(args: &SchemaArgs) -> Result<()> {
                 .enumerate()
                 .map(|(i, (v, schema))| HistoryEntry {
                     version: v.version,
-                    created_at: time(v.created_at_ms),
+                    created_at: format!("{} UTC", crate::files::time(Some(v.created_at_ms))),
                     batch_id: v.batch_id,
                     file: v.file_path.clone(),
                     reason: v.reason.clone(),
@@ -190,11 +189,4 @@ fn write_diff(out: &mut impl Write, d: &SchemaDiff, indent: &str) -> std::io::Re
         writeln!(out, "{indent}~ {c}")?;
     }
     Ok(())
-}
-
-fn time(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".into())
 }

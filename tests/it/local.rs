@@ -89,21 +89,16 @@ fn files_listing_shows_states_and_a_bad_file_does_not_stop_the_run() {
     assert!(out.contains("1 file could not be read"), "{out}");
     assert!(out.contains("zz-broken.json.gz: cannot decompress"), "{out}");
 
-    let failed = files_json_state(&config, "failed");
+    let failed = files_in_state(&config, "failed");
     assert_eq!(failed.len(), 1);
     assert!(failed[0]["error"].as_str().expect("error").contains("gzip"), "{failed:?}");
-    assert_eq!(files_json_state(&config, "committed").len(), 2);
+    assert_eq!(files_in_state(&config, "committed").len(), 2);
     assert_eq!(read_delta(&table_url(tmp.path()), &json!({})).rows.len(), 10);
 
     let text = run_ok(&["files", "--config", cfg], &[]);
     let header = text.lines().next().expect("header");
     assert!(header.starts_with("STATE") && header.contains("PATH"), "{text}");
     assert_eq!(text.lines().count(), 4, "header + 3 files, _SUCCESS ignored:\n{text}");
-}
-
-fn files_json_state(config: &Path, state: &str) -> Vec<Value> {
-    let out = run_ok(&["files", "--config", config.to_str().expect("utf8"), "--state", state, "--json"], &[]);
-    serde_json::from_str::<Value>(&out).expect("json").as_array().expect("array").clone()
 }
 
 #[test]

@@ -154,16 +154,11 @@ fn stream_history_in_one_run_equals_the_model() {
 fn stream_history_in_fifty_small_runs_equals_the_model() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let history = History::generate(10_000, 99);
-    let files = history.files(200, 5);
+    let files = named_files(&history, 200, 5);
     let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
     let landing = tmp.path().join("landing");
-    for (run, chunk) in files.chunks(4).enumerate() {
-        let named: Vec<(String, String)> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (format!("s{:03}.json", run * 4 + i), t.clone()))
-            .collect();
-        write_files(&landing, &named);
+    for chunk in files.chunks(4) {
+        write_files(&landing, chunk);
         run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now"], &[]);
     }
     assert_eq!(files_json(&cfg).len(), 200);

@@ -171,11 +171,6 @@ fn add_new_columns_evolves_in_flight_rescues_and_sets_aside() {
     assert!(String::from_utf8_lossy(&err.stderr).contains("is committed, not failed or skipped"));
 }
 
-fn files_in_state(cfg: &Path, state: &str) -> Vec<Value> {
-    let out = run_ok(&["files", "--config", cfg.to_str().expect("utf8"), "--state", state, "--json"], &[]);
-    serde_json::from_str::<Value>(&out).expect("json").as_array().expect("array").clone()
-}
-
 #[test]
 fn rescue_mode_keeps_the_schema_and_rescues_new_fields() {
     let tmp = tempfile::tempdir().expect("tempdir");

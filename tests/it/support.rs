@@ -178,6 +178,12 @@ pub fn files_json(config: &Path) -> Vec<Value> {
         .clone()
 }
 
+/// `inlet files --state STATE --json` for a config.
+pub fn files_in_state(config: &Path, state: &str) -> Vec<Value> {
+    let out = run_ok(&["files", "--config", config.to_str().expect("utf8"), "--state", state, "--json"], &[]);
+    serde_json::from_str::<Value>(&out).expect("json").as_array().expect("array").clone()
+}
+
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -1,7 +1,7 @@
 //! JSON lines: a sampling pass for inference, and the decoding pass that fits every record to
 //! the table's columns (rescuing what does not fit, setting aside lines that do not parse).
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use inlet_schema::{Conformer, EvolutionMode, JsonInference};
 use serde::Serialize;
@@ -172,21 +172,8 @@ pub fn decode_json(
     }
 
     if new_columns.records() > 0 {
-        let fields = new_columns
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                match opts
-                    .hints
-                    .iter()
-                    .find(|h| h.name().eq_ignore_ascii_case(f.name()))
-                {
-                    Some(h) => Field::new(f.name(), h.data_type().clone(), true),
-                    None => f.as_ref().clone(),
-                }
-            })
-            .collect();
+        let inferred = new_columns.schema();
+        let fields = inlet_schema::hinted_types(inferred.fields().iter().map(|f| f.as_ref()), opts.hints);
         return Ok(Decoded::NewColumns(fields));
     }
     let batches = to_batches(schema.clone(), &rows).map_err(|detail| FormatError::Decode {
@@ -242,22 +229,11 @@ pub(crate) fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// The schema with the rescued data column appended when it is configured and missing.
-pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Schema {
-    match rescued_column {
-        Some(name) if schema.field_with_name(name).is_err() => inlet_schema::with_columns(
-            schema,
-            &[Field::new(name, arrow::datatypes::DataType::Utf8, true)],
-        ),
-        _ => schema.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::{Array, Int64Array, StringArray};
-    use arrow::datatypes::DataType;
+    use arrow::datatypes::{DataType, Schema};
     use std::sync::Arc;
 
     const RESCUED: &str = "_rescued_data";

@@ -10,7 +10,7 @@ mod json;
 pub use compression::{decompress, Compression};
 pub use dynamodb::{NumberMode, SEQ_WIDTH};
 pub use error::FormatError;
-pub use json::{decode_json, sample_json, with_rescued_column, BadRecord, DecodeOptions, Decoded};
+pub use json::{decode_json, sample_json, BadRecord, DecodeOptions, Decoded};
 
 use serde::Deserialize;
 

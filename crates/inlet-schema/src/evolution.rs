@@ -89,17 +89,33 @@ pub fn with_columns(schema: &Schema, extra: &[Field]) -> Schema {
     Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
+/// The schema with the rescued data column (a STRING) appended when it is configured and
+/// missing.
+pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Schema {
+    match rescued_column {
+        Some(name) if schema.field_with_name(name).is_err() => {
+            with_columns(schema, &[Field::new(name, DataType::Utf8, true)])
+        }
+        _ => schema.clone(),
+    }
+}
+
+/// `fields` with the types of those that are hinted (names matched case-insensitively)
+/// replaced by the hints'.
+pub fn hinted_types<'a>(fields: impl IntoIterator<Item = &'a Field>, hints: &[Field]) -> Vec<Field> {
+    fields
+        .into_iter()
+        .map(|f| match hints.iter().find(|h| h.name().eq_ignore_ascii_case(f.name())) {
+            Some(h) => Field::new(f.name(), h.data_type().clone(), true),
+            None => f.clone(),
+        })
+        .collect()
+}
+
 /// `schema` with the hinted columns' types replaced by the hints' (and hinted columns that
 /// were not seen appended, so a hinted column exists from the start).
 pub fn apply_hints(schema: &Schema, hints: &[Field]) -> Schema {
-    let mut fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match hints.iter().find(|h| h.name().eq_ignore_ascii_case(f.name())) {
-            Some(h) => Field::new(f.name(), h.data_type().clone(), true),
-            None => f.as_ref().clone(),
-        })
-        .collect();
+    let mut fields = hinted_types(schema.fields().iter().map(|f| f.as_ref()), hints);
     for h in hints {
         if !fields.iter().any(|f| f.name().eq_ignore_ascii_case(h.name())) {
             fields.push(h.clone());

@@ -254,14 +254,9 @@ pub fn row_keys(batch: &RecordBatch, keys: &[String]) -> Result<Vec<String>, arr
     Ok((0..batch.num_rows())
         .map(|i| {
             let parts: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
-            serde_json_array(&parts)
+            serde_json::Value::from(parts).to_string()
         })
         .collect())
-}
-
-fn serde_json_array(parts: &[String]) -> String {
-    let quoted: Vec<String> = parts.iter().map(|p| format!("{p:?}")).collect();
-    format!("[{}]", quoted.join(","))
 }
 
 /// Per row, the sequence as text whose byte order is the column's order (integers and times
@@ -297,11 +292,6 @@ pub fn sortable_sequence(batch: &RecordBatch, column: &str) -> Result<Vec<Option
         .downcast_ref::<StringArray>()
         .ok_or_else(|| arrow::error::ArrowError::CastError("sequence to Utf8".into()))?;
     Ok(text.iter().map(|v| v.map(str::to_string)).collect())
-}
-
-/// Whether a column type can order rows for `sequence_by`.
-pub fn is_orderable(dtype: &DataType) -> bool {
-    dtype.is_integer() || dtype.is_floating() || matches!(dtype, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Timestamp(_, _) | DataType::Date32 | DataType::Decimal128(_, _))
 }
 
 #[cfg(test)]
