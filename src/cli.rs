@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// Print the end-of-run summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus metrics on /metrics and a health check on /healthz at this
+    /// address, e.g. 127.0.0.1:9090 (port 0: any free port, logged).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Test-only: kill this process with SIGKILL at a step of the batch protocol.
     #[arg(long, value_enum, hide = true)]
     pub fault_point: Option<FaultPoint>,

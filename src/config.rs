@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use arrow::datatypes::Field;
 use inlet_format::{Compression, Format, NumberMode};
 use inlet_schema::EvolutionMode;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use url::Url;
 
 /// A config error, always naming the file (and the line where there is one).
@@ -47,6 +48,8 @@ pub enum Discovery {
     /// List the source prefix at every trigger.
     #[default]
     Listing,
+    /// Read S3 event notifications from an SQS queue (`queue_url`).
+    Notifications,
 }
 
 /// How batches are written to the table.
@@ -84,13 +87,37 @@ pub struct SourceSection {
     /// `auto` (by extension: `.gz`), `none`, `gzip`. Default `auto`.
     #[serde(default)]
     pub compression: Compression,
-    /// `listing`. Default `listing`.
+    /// `listing` or `notifications` (S3 events through SQS). Default `listing`.
     #[serde(default)]
     pub discovery: Discovery,
+    /// `notifications`: the SQS queue receiving the bucket's S3 event notifications.
+    pub queue_url: Option<String>,
+    /// `notifications`: SQS endpoint override (default: the AWS endpoint for the region,
+    /// `AWS_ENDPOINT_URL_SQS`, or the queue URL's origin when it is not an AWS host).
+    pub queue_endpoint: Option<String>,
+    /// `notifications`: messages per receive call, 1–10. Default 10.
+    #[serde(default = "default_queue_batch")]
+    pub queue_batch_size: i32,
+    /// `notifications`: longest long poll, at most 20s. Default `20s`.
+    #[serde(default = "default_queue_wait", deserialize_with = "de_duration")]
+    pub queue_wait: Duration,
+    /// `notifications`: how long a received message stays hidden before SQS delivers it
+    /// again; held messages are extended while their batch runs. Default: the queue's.
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    pub queue_visibility_timeout: Option<Duration>,
+    /// `notifications`: a batch closes this long after its first file arrived (or sooner,
+    /// when full). Default `2s`.
+    #[serde(default = "default_max_batch_wait", deserialize_with = "de_duration")]
+    pub max_batch_wait: Duration,
+    /// `notifications`: list the prefix this often to catch files whose notification never
+    /// came. Default: never.
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    pub backfill_interval: Option<Duration>,
     /// Glob over keys relative to the source prefix, e.g. `**/*.json.gz`. Default: all files
     /// (names starting with `_` or `.` are never taken).
     pub path_glob: Option<String>,
-    /// Take files that were already there at the pipeline's first start. Default `true`.
+    /// Take files that were already there at the pipeline's first start (with
+    /// `notifications`, by one listing at first start). Default `true`.
     #[serde(default = "default_true")]
     pub include_existing_files: bool,
     /// Most files in one batch. Default 1000.
@@ -314,6 +341,37 @@ impl Config {
         if file.trigger.interval_seconds == 0 {
             return Err(bad("trigger.interval_seconds", "0", "must be at least 1"));
         }
+        match (file.source.discovery, &file.source.queue_url) {
+            (Discovery::Notifications, None) => {
+                return Err(bad("source.discovery", "notifications", "needs source.queue_url, the SQS queue the bucket notifies"))
+            }
+            (Discovery::Notifications, Some(_)) if source_url.scheme() == "file" => {
+                return Err(bad("source.discovery", "notifications", "S3 notifications need an s3:// source.url"))
+            }
+            (Discovery::Listing, Some(q)) => {
+                return Err(bad("source.queue_url", q, "is read only with source.discovery = \"notifications\""))
+            }
+            _ => {}
+        }
+        if file.source.discovery == Discovery::Listing && file.source.backfill_interval.is_some() {
+            return Err(bad(
+                "source.backfill_interval",
+                "set",
+                "applies to discovery = \"notifications\" (a listing pipeline lists every trigger.interval_seconds)",
+            ));
+        }
+        if !(1..=10).contains(&file.source.queue_batch_size) {
+            return Err(bad("source.queue_batch_size", &file.source.queue_batch_size.to_string(), "SQS takes 1 to 10"));
+        }
+        if file.source.queue_wait > Duration::from_secs(20) {
+            return Err(bad("source.queue_wait", &humantime::format_duration(file.source.queue_wait).to_string(), "SQS long polls for at most 20s"));
+        }
+        if file.source.queue_visibility_timeout.is_some_and(|v| v < Duration::from_secs(1) || v > Duration::from_secs(12 * 3600)) {
+            return Err(bad("source.queue_visibility_timeout", "given", "SQS takes 1s to 12h"));
+        }
+        if file.source.backfill_interval.is_some_and(|b| b < Duration::from_secs(1)) {
+            return Err(bad("source.backfill_interval", "given", "must be at least 1s"));
+        }
         if let Some(glob) = &file.source.path_glob {
             globset::Glob::new(glob).map_err(|e| bad("source.path_glob", glob, &e.to_string()))?;
         }
@@ -410,6 +468,20 @@ impl Config {
 
     pub fn sink_options(&self) -> HashMap<String, String> {
         self.sink.storage_options.clone().into_iter().collect()
+    }
+
+    /// How to read the queue, when discovery is by notifications.
+    pub fn notification_options(&self) -> Option<inlet_discover::NotificationOptions> {
+        let queue_url = self.source.queue_url.clone()?;
+        (self.source.discovery == Discovery::Notifications).then(|| inlet_discover::NotificationOptions {
+            queue_url,
+            endpoint: self.source.queue_endpoint.clone(),
+            region: self.source.storage_options.get("aws_region").cloned(),
+            max_messages: self.source.queue_batch_size,
+            max_wait_seconds: i32::try_from(self.source.queue_wait.as_secs()).unwrap_or(20),
+            visibility_timeout: self.source.queue_visibility_timeout,
+            path_glob: self.source.path_glob.clone(),
+        })
     }
 }
 
@@ -524,6 +596,26 @@ fn default_rescued_column() -> String {
 const fn default_interval() -> u64 {
     60
 }
+const fn default_queue_batch() -> i32 {
+    10
+}
+const fn default_queue_wait() -> Duration {
+    Duration::from_secs(20)
+}
+const fn default_max_batch_wait() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// A duration as people write it: `500ms`, `20s`, `5m`, `1h 30m`.
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("'{text}' is not a duration ({e}); write e.g. \"500ms\", \"20s\", \"5m\"")))
+}
+
+fn de_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
 
 #[cfg(test)]
 mod tests {
@@ -560,6 +652,27 @@ location = "state"
         let msg = err.to_string();
         assert!(msg.starts_with("config p.toml, line 6: unknown field `colour`"), "{msg}");
         assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn notifications_need_a_queue_and_an_s3_source() {
+        let s3 = GOOD.replace("url = \"landing\"", "url = \"s3://landing/in/\"\ndiscovery = \"notifications\"");
+        let err = Config::parse(Path::new("p.toml"), &s3, &env).expect_err("no queue");
+        assert!(err.to_string().contains("needs source.queue_url"), "{err}");
+        let local = GOOD.replace("url = \"landing\"", "url = \"landing\"\ndiscovery = \"notifications\"\nqueue_url = \"q\"");
+        let err = Config::parse(Path::new("p.toml"), &local, &env).expect_err("local");
+        assert!(err.to_string().contains("need an s3:// source.url"), "{err}");
+        let ok = s3.replace("discovery", "queue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\nmax_batch_wait = \"500ms\"\nbackfill_interval = \"1h\"\ndiscovery");
+        let cfg = Config::parse(Path::new("p.toml"), &ok, &env).expect("parse");
+        assert_eq!(cfg.source.max_batch_wait, Duration::from_millis(500));
+        assert_eq!(cfg.source.backfill_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(cfg.notification_options().map(|o| o.max_messages), Some(10));
+        let bad = ok.replace("\"500ms\"", "\"soon\"");
+        let err = Config::parse(Path::new("p.toml"), &bad, &env).expect_err("duration");
+        assert!(err.to_string().contains("'soon' is not a duration"), "{err}");
+        let listing = GOOD.replace("url = \"landing\"", "url = \"landing\"\nbackfill_interval = \"1h\"");
+        let err = Config::parse(Path::new("p.toml"), &listing, &env).expect_err("listing");
+        assert!(err.to_string().contains("source.backfill_interval"), "{err}");
     }
 
     #[test]

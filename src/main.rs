@@ -4,8 +4,10 @@
 mod bad_records;
 mod cli;
 mod config;
+mod driver;
 mod faults;
 mod files;
+mod observe;
 mod pipeline;
 mod progress;
 mod recovery;
@@ -21,7 +23,7 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, LogFormat, RunArgs};
-use crate::pipeline::RunMode;
+use crate::driver::RunMode;
 
 /// Exit code when another run holds the checkpoint (EX_TEMPFAIL: try again later).
 const EXIT_LOCKED: u8 = 75;
@@ -105,6 +107,9 @@ async fn run(args: &RunArgs) -> anyhow::Result<()> {
     tokio::spawn(watch_signals(stop_tx));
     let pipeline_id = cfg.pipeline_id.clone();
     let table = cfg.table_url.to_string();
+    if let Some(addr) = args.metrics_addr {
+        observe::serve(addr, &pipeline_id).await?;
+    }
     let pipeline = pipeline::start(cfg, faults::Faults::new(args.fault_point)).await?;
     let stats = pipeline.run(mode, stop_rx).await?;
     if args.json {

@@ -1,9 +1,7 @@
 //! The batch loop: discover, dedupe, plan, read and write, commit, record. The exactly-once
 //! protocol of DESIGN.md lives here and in `recovery.rs`, with its crash points named.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, BooleanArray};
@@ -11,31 +9,19 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
-use inlet_checkpoint::{Checkpoint, DedupeKey, FileState, NewFile};
+use inlet_checkpoint::{Checkpoint, FileState, NewFile};
 use inlet_delta::{DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
-use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, SourceStore};
+use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer, SourceStore};
 use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::{EvolutionMode, JsonInference};
 use inlet_transform::Transform;
-use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::bad_records::BadRecords;
 use crate::config::{Config, SinkMode};
 use crate::faults::{FaultPoint, Faults};
 use crate::progress::{Progress, RunStats};
-use crate::recovery;
-
-/// When a run stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunMode {
-    /// One batch (or none when nothing is new), then exit.
-    Once,
-    /// Everything present at start, in bounded batches, then exit.
-    AvailableNow,
-    /// Forever, listing every trigger interval, until a shutdown signal.
-    Continuous,
-}
+use crate::observe;
 
 /// A file planned into a batch.
 #[derive(Debug, Clone)]
@@ -51,12 +37,14 @@ pub struct Pipeline {
     pub(crate) checkpoint: Checkpoint,
     pub(crate) sink: DeltaSink,
     source: SourceStore,
-    discover: Box<dyn Discover>,
+    pub(crate) discover: Box<dyn Discover>,
+    /// With notifications: the listing behind `include_existing_files` and backfills.
+    pub(crate) backfill: Option<ListingDiscoverer>,
     bad_records: BadRecords,
     transform: Transform,
     faults: Faults,
     pub(crate) stats: RunStats,
-    progress: Progress,
+    pub(crate) progress: Progress,
 }
 
 /// Opens the source and the table (checking both are reachable, before anything is
@@ -84,19 +72,27 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
         };
         Some(first_start)
     };
-    let discover = Box::new(ListingDiscoverer::new(
+    let listing = ListingDiscoverer::new(
         source.clone(),
         ListingOptions {
             path_glob: cfg.source.path_glob.clone(),
             modified_after_ms,
         },
-    )?);
+    )?;
+    let (discover, backfill): (Box<dyn Discover>, _) = match cfg.notification_options() {
+        None => (Box::new(listing), None),
+        Some(options) => {
+            let queue = NotificationDiscoverer::connect(source.clone(), options).await?;
+            (Box::new(queue), Some(listing))
+        }
+    };
     Ok(Pipeline {
         cfg,
         checkpoint,
         sink,
         source,
         discover,
+        backfill,
         stats: RunStats {
             bad_records_location: bad_records.url().to_string(),
             ..RunStats::default()
@@ -109,71 +105,8 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
 }
 
 impl Pipeline {
-    /// Runs until `mode` says stop or `shutdown` turns true (checked between batches: a
-    /// batch in flight is finished, so a signal never leaves one half done).
-    pub async fn run(mut self, mode: RunMode, mut shutdown: watch::Receiver<bool>) -> Result<RunStats> {
-        recovery::recover(&mut self).await?;
-        'run: loop {
-            let mut queue = self.discover_new().await?;
-            self.progress.add_files(queue.len() as u64);
-            while !queue.is_empty() {
-                if *shutdown.borrow() {
-                    info!("shutdown requested: stopping between batches");
-                    break 'run;
-                }
-                let files = take_batch(
-                    &mut queue,
-                    self.cfg.source.max_files_per_batch,
-                    self.cfg.source.max_bytes_per_batch,
-                );
-                let batch_id = self.checkpoint.next_batch_id()?;
-                self.run_batch(batch_id, files).await?;
-                if mode == RunMode::Once {
-                    break 'run;
-                }
-            }
-            match mode {
-                RunMode::Once | RunMode::AvailableNow => break,
-                RunMode::Continuous => {
-                    let wait = Duration::from_secs(self.cfg.trigger.interval_seconds);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => break,
-                    }
-                }
-            }
-        }
-        self.stats.elapsed_seconds = self.progress.finish().as_secs_f64();
-        self.stats.table_version = self.sink.version();
-        Ok(self.stats)
-    }
-
-    /// Candidates the checkpoint has not seen, oldest first (then by path).
-    async fn discover_new(&mut self) -> Result<VecDeque<FileEvent>> {
-        let listed = self.discover.discover().await?;
-        let seen_before = listed.len();
-        let key = if self.cfg.source.allow_overwrites {
-            DedupeKey::PathAndEtag
-        } else {
-            DedupeKey::Path
-        };
-        let mut new = self
-            .checkpoint
-            .filter_unseen(listed, key, |e| (e.path.as_str(), e.etag.as_str()))?;
-        new.sort_by(|a, b| {
-            (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path))
-        });
-        info!(
-            discovery = self.discover.kind(),
-            listed = seen_before,
-            new = new.len(),
-            "discovered files"
-        );
-        Ok(new.into())
-    }
-
     /// Steps 4–7 for a new batch: plan it durably, then write and commit it.
-    async fn run_batch(&mut self, batch_id: i64, events: Vec<FileEvent>) -> Result<()> {
+    pub(crate) async fn run_batch(&mut self, batch_id: i64, events: Vec<FileEvent>) -> Result<()> {
         let now = chrono::Utc::now().timestamp_millis();
         let new_files: Vec<NewFile> = events
             .iter()
@@ -205,6 +138,9 @@ impl Pipeline {
     pub(crate) async fn write_and_commit(&mut self, batch_id: i64, files: Vec<PlannedFile>) -> Result<()> {
         let span = info_span!("batch", pipeline = %self.cfg.pipeline_id, batch = batch_id, files = files.len());
         async {
+            let started = std::time::Instant::now();
+            let (failed_before, skipped_before) = (self.stats.failed_files, self.stats.skipped_files);
+            let landed: Vec<i64> = files.iter().map(|f| f.modified_ms).collect();
             let file_count = files.len() as u64;
             let bytes: u64 = files.iter().map(|f| f.size).sum();
             let Some(table_schema) = self.ensure_table(batch_id, &files).await? else {
@@ -367,6 +303,21 @@ impl Pipeline {
             self.stats.rows += rows;
             self.stats.bytes += bytes;
             self.progress.done_files(file_count, self.stats.rows);
+            observe::batch_committed(&observe::BatchDone {
+                files: file_count,
+                failed: self.stats.failed_files - failed_before,
+                skipped: self.stats.skipped_files - skipped_before,
+                bytes,
+                rows,
+                seconds: started.elapsed().as_secs_f64(),
+                landed_ms: &landed,
+                delta_version: version,
+            });
+            if !changes.is_empty() {
+                if let Some(latest) = self.checkpoint.latest_schema()? {
+                    observe::schema_version(latest.version);
+                }
+            }
             info!(rows, bytes, version = ?version, "batch committed");
             Ok(())
         }
@@ -772,44 +723,4 @@ fn fit_to(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
-/// Takes the next batch off the queue: at most `max_files`, and at most `max_bytes` unless
-/// a single file is larger (it then makes a batch of its own).
-fn take_batch(queue: &mut VecDeque<FileEvent>, max_files: usize, max_bytes: u64) -> Vec<FileEvent> {
-    let mut batch = Vec::new();
-    let mut bytes = 0u64;
-    while let Some(next) = queue.front() {
-        if batch.len() >= max_files || (!batch.is_empty() && bytes + next.size > max_bytes) {
-            break;
-        }
-        bytes += next.size;
-        batch.extend(queue.pop_front());
-    }
-    batch
-}
-
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(name: &str, size: u64) -> FileEvent {
-        FileEvent {
-            path: name.into(),
-            etag: String::new(),
-            size,
-            last_modified_ms: 0,
-        }
-    }
-
-    #[test]
-    fn batches_respect_file_and_byte_bounds() {
-        let mut q: VecDeque<_> = [ev("a", 5), ev("b", 5), ev("c", 20), ev("d", 1)].into();
-        let names = |b: Vec<FileEvent>| b.into_iter().map(|e| e.path).collect::<Vec<_>>();
-        assert_eq!(names(take_batch(&mut q, 10, 12)), vec!["a", "b"]);
-        assert_eq!(names(take_batch(&mut q, 10, 12)), vec!["c"]);
-        assert_eq!(names(take_batch(&mut q, 1, 12)), vec!["d"]);
-        assert!(q.is_empty());
-    }
 }

@@ -34,6 +34,18 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
     if !cfg.source.storage_options.is_empty() {
         out.push_str(&format!("            options {}\n", redact_options(&cfg.source.storage_options)));
     }
+    if let Some(options) = cfg.notification_options() {
+        let url = options.queue_url.clone();
+        let mut queue = inlet_discover::NotificationDiscoverer::connect(source.clone(), options).await?;
+        let waiting = inlet_discover::Discover::backlog(&mut queue)
+            .await
+            .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        out.push_str(&format!(
+            "queue       {url} (reachable; visibility timeout {}s, about {waiting} messages waiting)\n            batches close {} after their first file\n",
+            queue.visibility().as_secs(),
+            humantime::format_duration(cfg.source.max_batch_wait),
+        ));
+    }
     match (sink.version(), sink.arrow_schema()?) {
         (Some(v), Some(schema)) => out.push_str(&format!(
             "table       {} (version {v}, columns: {})\n",

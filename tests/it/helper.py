@@ -7,6 +7,14 @@ reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3
   helper.py s3 ENDPOINT put BUCKET KEY FILE
   helper.py s3 ENDPOINT delete BUCKET KEY
   helper.py s3 ENDPOINT dump BUCKET PREFIX      -> {key: text} of every object under PREFIX
+  helper.py s3 ENDPOINT put-text BUCKET KEY TEXT
+  helper.py s3 ENDPOINT steady BUCKET PREFIX N PER_SECOND ROWS
+                                                -> N files of ROWS rows ({"id", "file"}), paced
+  helper.py sqs ENDPOINT mkqueue NAME VISIBILITY_SECONDS      -> queue URL
+  helper.py sqs ENDPOINT notify BUCKET QUEUE_URL KEY_PREFIX   (S3 -> SQS for ObjectCreated)
+  helper.py sqs ENDPOINT send QUEUE_URL BODY
+  helper.py sqs ENDPOINT purge QUEUE_URL
+  helper.py sqs ENDPOINT count QUEUE_URL        -> messages visible + in flight
 """
 import json
 import sys
@@ -30,33 +38,86 @@ def polars_count(url, options):
     print(df.height)
 
 
-def s3(endpoint, op, args):
+def client(service, endpoint):
     import boto3
 
-    client = boto3.client(
-        "s3",
+    return boto3.client(
+        service,
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
+
+
+def s3(endpoint, op, args):
+    import time
+
+    c = client("s3", endpoint)
     if op == "mkbucket":
-        client.create_bucket(Bucket=args[0])
+        c.create_bucket(Bucket=args[0])
     elif op == "put":
         with open(args[2], "rb") as f:
-            client.put_object(Bucket=args[0], Key=args[1], Body=f.read())
+            c.put_object(Bucket=args[0], Key=args[1], Body=f.read())
     elif op == "dump":
         # Every object under a prefix: {key: text}.
         out = {}
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=args[0], Prefix=args[1]):
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=args[0], Prefix=args[1]):
             for obj in page.get("Contents", []):
-                body = client.get_object(Bucket=args[0], Key=obj["Key"])["Body"].read()
+                body = c.get_object(Bucket=args[0], Key=obj["Key"])["Body"].read()
                 out[obj["Key"]] = body.decode("utf-8", "replace")
         print(json.dumps(out))
     elif op == "delete":
-        client.delete_object(Bucket=args[0], Key=args[1])
+        c.delete_object(Bucket=args[0], Key=args[1])
+    elif op == "put-text":
+        c.put_object(Bucket=args[0], Key=args[1], Body=args[2].encode())
+    elif op == "steady":
+        bucket, prefix, n, per_second, rows = args[0], args[1], int(args[2]), float(args[3]), int(args[4])
+        start = time.monotonic()
+        for i in range(n):
+            # Paced against the clock, so a slow put does not slow the rate.
+            delay = start + i / per_second - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            body = "".join(json.dumps({"id": i * rows + j, "file": i}) + "\n" for j in range(rows))
+            c.put_object(Bucket=bucket, Key=f"{prefix}f-{i:05d}.json", Body=body.encode())
     else:
         raise SystemExit(f"unknown s3 op {op}")
+
+
+def sqs(endpoint, op, args):
+    if op == "mkqueue":
+        url = client("sqs", endpoint).create_queue(
+            QueueName=args[0], Attributes={"VisibilityTimeout": args[1]}
+        )["QueueUrl"]
+        print(url)
+    elif op == "notify":
+        bucket, queue_url, prefix = args
+        arn = client("sqs", endpoint).get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        client("s3", endpoint).put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [{
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                }]
+            },
+        )
+    elif op == "send":
+        client("sqs", endpoint).send_message(QueueUrl=args[0], MessageBody=args[1])
+    elif op == "purge":
+        client("sqs", endpoint).purge_queue(QueueUrl=args[0])
+    elif op == "count":
+        attrs = client("sqs", endpoint).get_queue_attributes(
+            QueueUrl=args[0],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        print(int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]))
+    else:
+        raise SystemExit(f"unknown sqs op {op}")
 
 
 def main():
@@ -67,6 +128,8 @@ def main():
         polars_count(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
     elif cmd == "s3":
         s3(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif cmd == "sqs":
+        sqs(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
         raise SystemExit(f"unknown command {cmd}")
 

@@ -9,5 +9,6 @@ mod crash;
 mod local;
 mod merge;
 mod lock;
+mod notify;
 mod s3;
 mod schema;

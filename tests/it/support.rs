@@ -227,6 +227,13 @@ impl Moto {
         python_ok(&all);
     }
 
+    /// An SQS operation of helper.py against this moto; returns its stdout.
+    pub fn sqs(&self, args: &[&str]) -> String {
+        let mut all = vec!["sqs", self.endpoint.as_str()];
+        all.extend_from_slice(args);
+        python_ok(&all)
+    }
+
     /// Every object under `prefix` of `bucket`, as text by key.
     pub fn dump(&self, bucket: &str, prefix: &str) -> serde_json::Map<String, Value> {
         let out = python_ok(&["s3", self.endpoint.as_str(), "dump", bucket, prefix]);

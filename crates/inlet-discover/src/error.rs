@@ -29,6 +29,9 @@ pub enum DiscoverError {
         source: object_store::Error,
     },
 
+    #[error("SQS queue {url}: {reason}")]
+    Queue { url: String, reason: String },
+
     #[error("source file {url} no longer exists")]
     NotFound { url: String },
 

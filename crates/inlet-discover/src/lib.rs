@@ -1,24 +1,52 @@
-//! Where new files come from. A [`Discover`] yields [`FileEvent`]s; [`SourceStore`] opens a
-//! `file://` or `s3://` prefix through object_store and reads the files the pipeline plans.
+//! Where new files come from. A [`Discover`] yields [`FileEvent`]s (by listing a prefix, or
+//! from S3 event notifications on an SQS queue); [`SourceStore`] reads the files planned.
 
 mod error;
 mod event;
 mod listing;
+mod notification;
+mod sqs;
 mod store;
 
 pub use error::DiscoverError;
 pub use event::FileEvent;
 pub use listing::{ListingDiscoverer, ListingOptions};
+pub use notification::{parse_notification, Notification, NotificationParseError, ObjectCreated};
+pub use sqs::{NotificationDiscoverer, NotificationOptions};
 pub use store::SourceStore;
+
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-/// A source of file events. `--available-now` calls [`Discover::discover`] once; continuous
-/// runs call it every trigger. Implementations return every candidate they see; the
-/// pipeline dedupes against the checkpoint.
+/// A source of file events. Implementations return every candidate they see; the pipeline
+/// dedupes against the checkpoint, then tells the source which paths are durably handled.
 pub trait Discover: Send {
-    /// Candidates found now, in no particular order.
-    fn discover(&mut self) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>>;
+    /// Candidates found now. A queue waits up to `wait` for the first event (long polling);
+    /// a listing returns at once with everything it sees.
+    fn discover(&mut self, wait: Duration) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>>;
+
+    /// These paths are durably handled (committed, skipped, failed, or seen before):
+    /// acknowledge the events that named them. A no-op for listing.
+    fn settle<'a>(&'a mut self, _paths: &'a [String]) -> BoxFuture<'a, Result<(), DiscoverError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// On a clean stop: give back events not yet settled so they are delivered again at
+    /// once rather than after their visibility timeout. A no-op for listing.
+    fn release(&mut self) -> BoxFuture<'_, Result<(), DiscoverError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Events waiting upstream (approximate queue depth), when the source knows.
+    fn backlog(&mut self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async { None })
+    }
+
+    /// True when events trickle in (a queue) rather than come whole (a listing).
+    fn is_stream(&self) -> bool {
+        false
+    }
 
     /// A short name for logs ("listing", "notifications").
     fn kind(&self) -> &'static str;

@@ -1,6 +1,8 @@
 //! Listing discovery: list the source prefix and keep the files that match the glob, are
 //! not hidden, and (without `include_existing_files`) appeared after the first start.
 
+use std::time::Duration;
+
 use futures::future::BoxFuture;
 use globset::{Glob, GlobMatcher};
 use object_store::path::Path;
@@ -20,33 +22,46 @@ pub struct ListingOptions {
 #[derive(Debug)]
 pub struct ListingDiscoverer {
     store: SourceStore,
-    glob: Option<GlobMatcher>,
+    filter: KeyFilter,
     modified_after_ms: Option<i64>,
 }
 
 impl ListingDiscoverer {
     pub fn new(store: SourceStore, options: ListingOptions) -> Result<Self, DiscoverError> {
-        let glob = options
-            .path_glob
+        Ok(Self {
+            filter: KeyFilter::new(store.prefix().clone(), options.path_glob)?,
+            store,
+            modified_after_ms: options.modified_after_ms,
+        })
+    }
+}
+
+/// Which keys are source files, whoever found them: under the prefix, not hidden, and
+/// matching the glob if one is set.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyFilter {
+    prefix: Path,
+    glob: Option<GlobMatcher>,
+}
+
+impl KeyFilter {
+    pub(crate) fn new(prefix: Path, path_glob: Option<String>) -> Result<Self, DiscoverError> {
+        let glob = path_glob
             .map(|g| {
                 Glob::new(&g)
                     .map(|glob| glob.compile_matcher())
                     .map_err(|source| DiscoverError::BadGlob { glob: g, source })
             })
             .transpose()?;
-        Ok(Self {
-            store,
-            glob,
-            modified_after_ms: options.modified_after_ms,
-        })
+        Ok(Self { prefix, glob })
     }
 
-    /// True when the key is taken: not hidden, and matching the glob if one is set.
-    fn keeps(&self, key: &Path) -> bool {
-        let relative = key
-            .prefix_match(self.store.prefix())
-            .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>())
-            .unwrap_or_default();
+    /// True when the key is taken.
+    pub(crate) fn keeps(&self, key: &Path) -> bool {
+        let Some(parts) = key.prefix_match(&self.prefix) else {
+            return false;
+        };
+        let relative = parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>();
         let Some(name) = relative.last() else {
             return false;
         };
@@ -62,13 +77,13 @@ impl ListingDiscoverer {
 }
 
 impl Discover for ListingDiscoverer {
-    fn discover(&mut self) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
+    fn discover(&mut self, _wait: Duration) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
         Box::pin(async move {
             let listed = self.store.list().await?;
             Ok(listed
                 .into_iter()
                 .filter(|(key, event)| {
-                    self.keeps(key)
+                    self.filter.keeps(key)
                         && self
                             .modified_after_ms
                             .is_none_or(|after| event.last_modified_ms >= after)
@@ -106,7 +121,7 @@ mod tests {
         )
         .expect("listing");
         let mut names: Vec<String> = listing
-            .discover()
+            .discover(Duration::ZERO)
             .await
             .expect("discover")
             .into_iter()

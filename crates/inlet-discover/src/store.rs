@@ -92,6 +92,11 @@ impl SourceStore {
         }
     }
 
+    /// The bucket of an `s3://` source (`None` for local files).
+    pub fn bucket(&self) -> Option<&str> {
+        matches!(self.url.scheme(), "s3" | "s3a").then(|| self.url.host_str()).flatten()
+    }
+
     /// The source URL as configured.
     pub fn url(&self) -> &Url {
         &self.url
@@ -141,7 +146,8 @@ impl SourceStore {
             .map(|m| {
                 let event = FileEvent {
                     path: self.url_of(&m.location),
-                    etag: m.e_tag.clone().unwrap_or_default(),
+                    // Unquoted, as notifications carry it, so both ways agree on (path, ETag).
+                    etag: m.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_string(),
                     size: m.size,
                     last_modified_ms: m.last_modified.timestamp_millis(),
                 };

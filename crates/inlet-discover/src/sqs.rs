@@ -1,0 +1,411 @@
+//! Notification discovery: long-poll an SQS queue for S3 event notifications, hold each
+//! message (its visibility extended) until every file it names is settled, then delete it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::Client;
+use futures::future::BoxFuture;
+use object_store::path::Path;
+use tracing::{debug, info, warn};
+
+use crate::listing::KeyFilter;
+use crate::notification::{parse_notification, Notification};
+use crate::{Discover, DiscoverError, FileEvent, SourceStore};
+
+/// How to reach the queue and what to take from it.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationOptions {
+    /// The queue's URL, as SQS gives it.
+    pub queue_url: String,
+    /// SQS endpoint override. Default: `AWS_ENDPOINT_URL_SQS`/`AWS_ENDPOINT_URL`, else the
+    /// queue URL's own origin when it is not an AWS host (LocalStack, moto, ElasticMQ).
+    pub endpoint: Option<String>,
+    /// Region, when neither the environment nor the queue URL says.
+    pub region: Option<String>,
+    /// Messages per receive call, 1–10.
+    pub max_messages: i32,
+    /// Longest long poll, seconds, 0–20.
+    pub max_wait_seconds: i32,
+    /// How long a received message stays hidden; held messages are extended by this much
+    /// before it runs out. `None`: the queue's own setting.
+    pub visibility_timeout: Option<Duration>,
+    /// Glob over keys relative to the source prefix.
+    pub path_glob: Option<String>,
+}
+
+/// A received message not yet deleted.
+#[derive(Debug)]
+struct HeldMessage {
+    receipt: String,
+    /// Paths it names that are not settled yet.
+    pending: HashSet<String>,
+}
+
+/// Messages held by this run, by message id, and the messages naming each path.
+#[derive(Debug, Default)]
+struct Held {
+    messages: HashMap<String, HeldMessage>,
+    by_path: HashMap<String, Vec<String>>,
+}
+
+/// Reads S3 event notifications from SQS.
+pub struct NotificationDiscoverer {
+    client: Client,
+    queue_url: String,
+    store: SourceStore,
+    bucket: String,
+    filter: KeyFilter,
+    options: NotificationOptions,
+    visibility: Duration,
+    held: Arc<Mutex<Held>>,
+    /// Ids of messages that did not parse, so each is logged once however often it returns.
+    unparsed: HashSet<String>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NotificationDiscoverer {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+fn lock(held: &Mutex<Held>) -> std::sync::MutexGuard<'_, Held> {
+    held.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl NotificationDiscoverer {
+    /// Connects to the queue and checks it is there and readable, so a wrong URL or missing
+    /// permission fails at start with the queue named.
+    pub async fn connect(store: SourceStore, options: NotificationOptions) -> Result<Self, DiscoverError> {
+        let queue_url = options.queue_url.clone();
+        let queue_err = |reason: String| DiscoverError::Queue {
+            url: queue_url.clone(),
+            reason,
+        };
+        let bucket = store
+            .bucket()
+            .ok_or_else(|| queue_err("notifications need an s3:// source url".into()))?
+            .to_string();
+        let parsed = url::Url::parse(&queue_url).map_err(|e| queue_err(format!("not a URL: {e}")))?;
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        let aws_host = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
+
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
+        if let Some(endpoint) = &options.endpoint {
+            config = config.endpoint_url(endpoint);
+        } else if !aws_host && sdk.endpoint_url().is_none() {
+            config = config.endpoint_url(parsed.origin().ascii_serialization());
+        }
+        if sdk.region().is_none() {
+            // sqs.<region>.amazonaws.com
+            let from_url = host.strip_prefix("sqs.").and_then(|r| r.split('.').next()).map(str::to_string);
+            let region = options.region.clone().or(from_url).ok_or_else(|| {
+                queue_err("no AWS region: set AWS_REGION or source.storage_options.aws_region".into())
+            })?;
+            config = config.region(aws_sdk_sqs::config::Region::new(region));
+        }
+        let client = Client::from_conf(config.build());
+
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .map_err(|e| queue_err(sqs_reason(&DisplayErrorContext(&e).to_string())))?;
+        let queue_visibility = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(30);
+        let visibility = options.visibility_timeout.unwrap_or(Duration::from_secs(queue_visibility.max(1)));
+        let filter = KeyFilter::new(store.prefix().clone(), options.path_glob.clone())?;
+        let held = Arc::new(Mutex::new(Held::default()));
+        let heartbeat = tokio::spawn(extend_visibility(client.clone(), queue_url.clone(), held.clone(), visibility));
+        info!(queue = %queue_url, visibility_seconds = visibility.as_secs(), "reading S3 notifications from SQS");
+        Ok(Self {
+            client,
+            queue_url,
+            store,
+            bucket,
+            filter,
+            options,
+            visibility,
+            held,
+            unparsed: HashSet::new(),
+            heartbeat,
+        })
+    }
+
+    /// The visibility timeout held messages are kept under.
+    pub fn visibility(&self) -> Duration {
+        self.visibility
+    }
+
+    fn queue_error(&self, e: impl std::error::Error) -> DiscoverError {
+        DiscoverError::Queue {
+            url: self.queue_url.clone(),
+            reason: sqs_reason(&DisplayErrorContext(e).to_string()),
+        }
+    }
+
+    /// One receive call: messages parsed into file events; messages with nothing for this
+    /// source deleted at once; messages that do not parse left for the redrive policy.
+    async fn receive(&mut self, wait: Duration) -> Result<Vec<FileEvent>, DiscoverError> {
+        let wait_seconds = i32::try_from(wait.as_secs()).unwrap_or(i32::MAX).min(self.options.max_wait_seconds).max(0);
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.options.max_messages)
+            .wait_time_seconds(wait_seconds)
+            .visibility_timeout(i32::try_from(self.visibility.as_secs()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| self.queue_error(e))?;
+        let mut events = Vec::new();
+        let mut done = Vec::new();
+        for message in out.messages() {
+            let (Some(id), Some(receipt)) = (message.message_id(), message.receipt_handle()) else {
+                continue;
+            };
+            let body = message.body().unwrap_or_default();
+            let parsed = parse_notification(body).map_err(|e| e.0).and_then(|n| self.files_of(n));
+            match parsed {
+                Err(reason) => {
+                    if self.unparsed.insert(id.to_string()) {
+                        warn!(
+                            queue = %self.queue_url,
+                            message_id = id,
+                            error = %reason,
+                            body = %truncate(body, 300),
+                            "SQS message is not an S3 notification inlet can use; leaving it on the queue for its redrive policy (dead-letter queue)"
+                        );
+                    } else {
+                        debug!(message_id = id, "unusable SQS message delivered again");
+                    }
+                }
+                Ok(files) if files.is_empty() => done.push(receipt.to_string()),
+                Ok(files) => {
+                    let mut held = lock(&self.held);
+                    let pending: HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
+                    for path in &pending {
+                        let ids = held.by_path.entry(path.clone()).or_default();
+                        if !ids.iter().any(|known| known == id) {
+                            ids.push(id.to_string());
+                        }
+                    }
+                    // A message delivered again (its visibility ran out) keeps its place
+                    // with the new receipt.
+                    let entry = held.messages.entry(id.to_string()).or_insert_with(|| HeldMessage {
+                        receipt: String::new(),
+                        pending: HashSet::new(),
+                    });
+                    entry.receipt = receipt.to_string();
+                    entry.pending.extend(pending);
+                    events.extend(files);
+                }
+            }
+        }
+        if !done.is_empty() {
+            self.delete(done).await;
+        }
+        Ok(events)
+    }
+
+    /// The files of this source a notification names; none for a test event or when every
+    /// object is elsewhere (another bucket, outside the prefix, not matching the glob).
+    fn files_of(&self, notification: Notification) -> Result<Vec<FileEvent>, String> {
+        let objects = match notification {
+            Notification::TestEvent => {
+                info!(queue = %self.queue_url, "s3:TestEvent received and deleted");
+                return Ok(Vec::new());
+            }
+            Notification::Created { objects, .. } => objects,
+        };
+        let mut files = Vec::new();
+        for object in objects {
+            if object.bucket != self.bucket {
+                debug!(bucket = %object.bucket, key = %object.key, "notification for another bucket ignored");
+                continue;
+            }
+            let key = Path::parse(&object.key).map_err(|e| format!("object key '{}' is not usable: {e}", object.key))?;
+            if !self.filter.keeps(&key) {
+                debug!(key = %object.key, "notification outside the source prefix or glob ignored");
+                continue;
+            }
+            files.push(FileEvent {
+                path: self.store.url_of(&key),
+                etag: object.etag,
+                size: object.size,
+                last_modified_ms: object.event_time_ms,
+            });
+        }
+        Ok(files)
+    }
+
+    /// Deletes messages by receipt, ten at a time. A failed delete is logged, not raised:
+    /// the message returns later and costs one checkpoint look-up.
+    async fn delete(&self, receipts: Vec<String>) {
+        for chunk in receipts.chunks(10) {
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build().ok())
+                .collect();
+            match self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
+                Ok(out) => {
+                    for failed in out.failed() {
+                        warn!(queue = %self.queue_url, code = failed.code(), error = failed.message().unwrap_or_default(),
+                              "SQS message not deleted; it will be delivered again and skipped as seen");
+                    }
+                }
+                Err(e) => warn!(queue = %self.queue_url, error = %self.queue_error(e),
+                                "SQS messages not deleted; they will be delivered again and skipped as seen"),
+            }
+        }
+    }
+}
+
+impl Discover for NotificationDiscoverer {
+    fn discover(&mut self, wait: Duration) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
+        Box::pin(self.receive(wait))
+    }
+
+    fn settle<'a>(&'a mut self, paths: &'a [String]) -> BoxFuture<'a, Result<(), DiscoverError>> {
+        Box::pin(async move {
+            let receipts = {
+                let mut held = lock(&self.held);
+                let mut receipts = Vec::new();
+                for path in paths {
+                    for id in held.by_path.remove(path).unwrap_or_default() {
+                        let finished = held.messages.get_mut(&id).is_some_and(|m| {
+                            m.pending.remove(path);
+                            m.pending.is_empty()
+                        });
+                        if finished {
+                            if let Some(m) = held.messages.remove(&id) {
+                                receipts.push(m.receipt);
+                            }
+                        }
+                    }
+                }
+                receipts
+            };
+            if !receipts.is_empty() {
+                debug!(messages = receipts.len(), "deleting SQS messages of settled files");
+                self.delete(receipts).await;
+            }
+            Ok(())
+        })
+    }
+
+    fn release(&mut self) -> BoxFuture<'_, Result<(), DiscoverError>> {
+        Box::pin(async move {
+            let receipts: Vec<String> = {
+                let mut held = lock(&self.held);
+                held.by_path.clear();
+                held.messages.drain().map(|(_, m)| m.receipt).collect()
+            };
+            if !receipts.is_empty() {
+                info!(messages = receipts.len(), "returning unprocessed SQS messages to the queue");
+                change_visibility(&self.client, &self.queue_url, &receipts, 0).await;
+            }
+            Ok(())
+        })
+    }
+
+    fn backlog(&mut self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .get_queue_attributes()
+                .queue_url(&self.queue_url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .ok()?;
+            out.attributes()?.get(&QueueAttributeName::ApproximateNumberOfMessages)?.parse().ok()
+        })
+    }
+
+    fn is_stream(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> &'static str {
+        "notifications"
+    }
+}
+
+/// While messages are held, pushes their visibility out before it runs out, so a long
+/// batch does not see its messages delivered to another consumer.
+async fn extend_visibility(client: Client, queue_url: String, held: Arc<Mutex<Held>>, visibility: Duration) {
+    let period = (visibility / 3).max(Duration::from_millis(500));
+    let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
+    loop {
+        tokio::time::sleep(period).await;
+        let receipts: Vec<String> = lock(&held).messages.values().map(|m| m.receipt.clone()).collect();
+        if !receipts.is_empty() {
+            change_visibility(&client, &queue_url, &receipts, seconds).await;
+        }
+    }
+}
+
+async fn change_visibility(client: &Client, queue_url: &str, receipts: &[String], seconds: i32) {
+    for chunk in receipts.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .visibility_timeout(seconds)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if let Err(e) = client
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            warn!(queue = %queue_url, error = %DisplayErrorContext(&e), "cannot change the visibility of held SQS messages");
+        }
+    }
+}
+
+/// A queue error in words a user can act on.
+fn sqs_reason(detail: &str) -> String {
+    let hint = if detail.contains("NonExistentQueue") || detail.contains("QueueDoesNotExist") {
+        "the queue does not exist: check source.queue_url (and its region)"
+    } else if detail.contains("AccessDenied") || detail.contains("not authorized") {
+        "access denied: inlet needs sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on the queue"
+    } else if detail.contains("ExpiredToken") || detail.contains("InvalidClientTokenId") || detail.contains("SignatureDoesNotMatch") {
+        "the AWS credentials were refused or have expired: refresh them"
+    } else if detail.contains("dispatch failure") || detail.contains("io error") || detail.contains("timed out") {
+        "cannot reach SQS: check the network and the endpoint"
+    } else {
+        ""
+    };
+    if hint.is_empty() {
+        detail.to_string()
+    } else {
+        format!("{hint} ({detail})")
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}

@@ -1,0 +1,356 @@
+//! When batches happen: the listing loop (every trigger interval) and the notification loop
+//! (a batch closes when full or `max_batch_wait` after its first file), with backfill
+//! listings, dedupe against the checkpoint, retries with backoff and a clean stop.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use inlet_checkpoint::DedupeKey;
+use inlet_discover::{Discover, FileEvent};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::observe;
+use crate::pipeline::Pipeline;
+use crate::progress::RunStats;
+use crate::recovery;
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// One batch (or none when nothing is new), then exit.
+    Once,
+    /// Everything present at start (listed, or waiting on the queue), in bounded batches,
+    /// then exit.
+    AvailableNow,
+    /// Until a shutdown signal: listing every trigger interval, or reading the queue.
+    Continuous,
+}
+
+/// Checkpoint meta key: the first-start listing of `include_existing_files` is done.
+const INITIAL_LISTING: &str = "initial_listing_done_ms";
+/// How often the queue depth gauge is refreshed.
+const DEPTH_EVERY: Duration = Duration::from_secs(10);
+/// Retries of a failing discovery back off up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Files found and not yet planned: arrival order, each path once.
+#[derive(Debug, Default)]
+struct Backlog {
+    queue: VecDeque<FileEvent>,
+    paths: HashSet<String>,
+    bytes: u64,
+    /// When the oldest file waiting arrived: the open batch's start.
+    since: Option<Instant>,
+}
+
+impl Backlog {
+    fn contains(&self, path: &str) -> bool {
+        self.paths.contains(path)
+    }
+
+    fn push(&mut self, event: FileEvent) {
+        if self.paths.insert(event.path.clone()) {
+            self.bytes += event.size;
+            self.since.get_or_insert_with(Instant::now);
+            self.queue.push_back(event);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn is_full(&self, max_files: usize, max_bytes: u64) -> bool {
+        self.queue.len() >= max_files || self.bytes >= max_bytes
+    }
+
+    /// The next batch. What stays behind has waited as long, so `since` is kept.
+    fn take(&mut self, max_files: usize, max_bytes: u64) -> Vec<FileEvent> {
+        let batch = take_batch(&mut self.queue, max_files, max_bytes);
+        for file in &batch {
+            self.paths.remove(&file.path);
+            self.bytes -= file.size;
+        }
+        if self.queue.is_empty() {
+            self.since = None;
+        }
+        observe::backlog(self.queue.len(), self.bytes);
+        batch
+    }
+}
+
+impl Pipeline {
+    /// Recovers, then runs until `mode` says stop or `shutdown` turns true. A batch in
+    /// flight is finished first, so a signal never leaves one half done; events received
+    /// but not planned are given back to the queue.
+    pub async fn run(mut self, mode: RunMode, mut shutdown: watch::Receiver<bool>) -> Result<RunStats> {
+        recovery::recover(&mut self).await?;
+        if let Some(latest) = self.checkpoint.latest_schema()? {
+            observe::schema_version(latest.version);
+        }
+        let outcome = if self.discover.is_stream() {
+            self.run_stream(mode, &mut shutdown).await
+        } else {
+            self.run_listing(mode, &mut shutdown).await
+        };
+        if let Err(e) = self.discover.release().await {
+            warn!(error = %e, "cannot give unprocessed notifications back; they return after their visibility timeout");
+        }
+        outcome?;
+        self.stats.elapsed_seconds = self.progress.finish().as_secs_f64();
+        self.stats.table_version = self.sink.version();
+        Ok(self.stats)
+    }
+
+    /// Listing: list, take everything new in bounded batches, wait for the trigger.
+    async fn run_listing(&mut self, mode: RunMode, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+        let mut backlog = Backlog::default();
+        let mut failures = 0u32;
+        loop {
+            let found = match self.discover.discover(Duration::ZERO).await {
+                Ok(found) => found,
+                Err(e) if mode == RunMode::Continuous => {
+                    failures += 1;
+                    if pause_after(failures, &e, shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            failures = 0;
+            observe::set_problem(None);
+            let listed = found.len();
+            let new = self.admit(found, &mut backlog).await?;
+            info!(discovery = self.discover.kind(), listed, new, "discovered files");
+            while !backlog.is_empty() {
+                if *shutdown.borrow() {
+                    info!("shutdown requested: stopping between batches");
+                    return Ok(());
+                }
+                self.next_batch(&mut backlog).await?;
+                if mode == RunMode::Once {
+                    return Ok(());
+                }
+            }
+            match mode {
+                RunMode::Once | RunMode::AvailableNow => return Ok(()),
+                RunMode::Continuous => {
+                    let wait = Duration::from_secs(self.cfg.trigger.interval_seconds);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notifications: read the queue; close a batch when it is full or `max_batch_wait`
+    /// after its first file; list at first start (`include_existing_files`) and every
+    /// `backfill_interval`. `--available-now` stops once the queue is empty.
+    async fn run_stream(&mut self, mode: RunMode, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+        let src = self.cfg.source.clone();
+        let mut backlog = Backlog::default();
+        let initial = src.include_existing_files && self.checkpoint.meta(INITIAL_LISTING)?.is_none();
+        let mut next_listing = if initial {
+            Some(Instant::now())
+        } else {
+            src.backfill_interval.map(|i| Instant::now() + i)
+        };
+        let mut drained = false;
+        let mut failures = 0u32;
+        let mut depth_at = Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                info!("shutdown requested: stopping between batches");
+                return Ok(());
+            }
+            if next_listing.is_some_and(|t| t <= Instant::now()) {
+                self.backfill(&mut backlog).await?;
+                next_listing = src.backfill_interval.map(|i| Instant::now() + i);
+            }
+            let due = backlog.since.is_some_and(|t| t.elapsed() >= src.max_batch_wait);
+            let finishing = mode != RunMode::Continuous && drained;
+            if !backlog.is_empty() && (backlog.is_full(src.max_files_per_batch, src.max_bytes_per_batch) || due || finishing) {
+                self.next_batch(&mut backlog).await?;
+                if mode == RunMode::Once {
+                    return Ok(());
+                }
+                continue;
+            }
+            if finishing {
+                return Ok(());
+            }
+            if mode == RunMode::Continuous && depth_at.elapsed() >= DEPTH_EVERY {
+                if let Some(depth) = self.discover.backlog().await {
+                    observe::queue_depth(depth);
+                }
+                depth_at = Instant::now();
+            }
+            // Wait for events until the open batch is due or the next listing, at most one
+            // long poll. Draining (`--available-now`) polls briefly: empty means done.
+            let mut wait = match (mode, backlog.since) {
+                (RunMode::Continuous, Some(t)) => src.max_batch_wait.saturating_sub(t.elapsed()),
+                (RunMode::Continuous, None) => src.queue_wait,
+                _ => Duration::from_secs(1),
+            };
+            if let Some(t) = next_listing {
+                wait = wait.min(t.saturating_duration_since(Instant::now()));
+            }
+            if wait < Duration::from_secs(1) && !backlog.is_empty() {
+                // SQS waits in whole seconds; sleep out the rest of the batch's window.
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                }
+            }
+            let received = tokio::select! {
+                r = self.discover.discover(wait) => r,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            };
+            match received {
+                Ok(found) => {
+                    failures = 0;
+                    observe::set_problem(None);
+                    if found.is_empty() && mode != RunMode::Continuous {
+                        drained = true;
+                    }
+                    self.admit(found, &mut backlog).await?;
+                }
+                Err(e) if mode == RunMode::Continuous => {
+                    failures += 1;
+                    if pause_after(failures, &e, shutdown).await {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// A listing beside notifications: the first-start listing, or a periodic backfill
+    /// for notifications that never came.
+    async fn backfill(&mut self, backlog: &mut Backlog) -> Result<()> {
+        let Some(listing) = self.backfill.as_mut() else {
+            return Ok(());
+        };
+        let found = listing.discover(Duration::ZERO).await?;
+        let listed = found.len();
+        let new = self.admit(found, backlog).await?;
+        info!(listed, new, "listed the source beside notifications");
+        if self.checkpoint.meta(INITIAL_LISTING)?.is_none() {
+            self.checkpoint.set_meta(INITIAL_LISTING, &chrono::Utc::now().timestamp_millis().to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Plans, writes and commits the next batch off the backlog, then acknowledges its
+    /// files' events (every file of a committed batch is recorded, whatever its outcome).
+    async fn next_batch(&mut self, backlog: &mut Backlog) -> Result<()> {
+        let files = backlog.take(self.cfg.source.max_files_per_batch, self.cfg.source.max_bytes_per_batch);
+        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        let batch_id = self.checkpoint.next_batch_id()?;
+        self.run_batch(batch_id, files).await?;
+        self.discover.settle(&paths).await?;
+        Ok(())
+    }
+
+    /// Adds what is new to the backlog, oldest first: a file already waiting costs a set
+    /// look-up, one the checkpoint has seen one indexed look-up (and its events are
+    /// acknowledged at once). Returns how many were new.
+    async fn admit(&mut self, found: Vec<FileEvent>, backlog: &mut Backlog) -> Result<usize> {
+        let total = found.len();
+        let fresh: Vec<FileEvent> = found.into_iter().filter(|e| !backlog.contains(&e.path)).collect();
+        let waiting = total - fresh.len();
+        let key = if self.cfg.source.allow_overwrites {
+            DedupeKey::PathAndEtag
+        } else {
+            DedupeKey::Path
+        };
+        let candidates: Vec<String> = fresh.iter().map(|e| e.path.clone()).collect();
+        let mut new = self.checkpoint.filter_unseen(fresh, key, |e| (e.path.as_str(), e.etag.as_str()))?;
+        if new.len() < candidates.len() {
+            let unseen: HashSet<&str> = new.iter().map(|e| e.path.as_str()).collect();
+            let seen: Vec<String> = candidates.into_iter().filter(|p| !unseen.contains(p.as_str())).collect();
+            self.discover.settle(&seen).await?;
+        }
+        new.sort_by(|a, b| (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path)));
+        let count = new.len();
+        observe::discovered(count, total - waiting - count);
+        self.progress.add_files(count as u64);
+        for event in new {
+            backlog.push(event);
+        }
+        observe::backlog(backlog.queue.len(), backlog.bytes);
+        Ok(count)
+    }
+}
+
+/// After a failed discovery in a continuous run: log, mark unhealthy, wait with backoff.
+/// True when a shutdown came during the wait.
+async fn pause_after(failures: u32, error: &inlet_discover::DiscoverError, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF);
+    warn!(error = %error, attempt = failures, retry_in_seconds = pause.as_secs(), "discovery failed; retrying");
+    observe::set_problem(Some(format!("discovery failing ({failures} attempts): {error}")));
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    }
+}
+
+/// Takes the next batch off the queue: at most `max_files`, and at most `max_bytes` unless
+/// a single file is larger (it then makes a batch of its own).
+fn take_batch(queue: &mut VecDeque<FileEvent>, max_files: usize, max_bytes: u64) -> Vec<FileEvent> {
+    let mut batch = Vec::new();
+    let mut bytes = 0u64;
+    while let Some(next) = queue.front() {
+        if batch.len() >= max_files || (!batch.is_empty() && bytes + next.size > max_bytes) {
+            break;
+        }
+        bytes += next.size;
+        batch.extend(queue.pop_front());
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: &str, size: u64) -> FileEvent {
+        FileEvent {
+            path: name.into(),
+            etag: String::new(),
+            size,
+            last_modified_ms: 0,
+        }
+    }
+
+    #[test]
+    fn batches_respect_file_and_byte_bounds() {
+        let mut q: VecDeque<_> = [ev("a", 5), ev("b", 5), ev("c", 20), ev("d", 1)].into();
+        let names = |b: Vec<FileEvent>| b.into_iter().map(|e| e.path).collect::<Vec<_>>();
+        assert_eq!(names(take_batch(&mut q, 10, 12)), vec!["a", "b"]);
+        assert_eq!(names(take_batch(&mut q, 10, 12)), vec!["c"]);
+        assert_eq!(names(take_batch(&mut q, 1, 12)), vec!["d"]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn backlog_holds_each_path_once_and_keeps_its_window() {
+        let mut backlog = Backlog::default();
+        for e in [ev("a", 5), ev("a", 5), ev("b", 7), ev("c", 1)] {
+            backlog.push(e);
+        }
+        assert_eq!((backlog.queue.len(), backlog.bytes), (3, 13));
+        assert!(backlog.is_full(3, 100) && backlog.is_full(10, 13) && !backlog.is_full(4, 14));
+        let opened = backlog.since;
+        assert_eq!(backlog.take(2, 100).len(), 2);
+        assert_eq!((backlog.bytes, backlog.since), (1, opened), "what stays has waited as long");
+        assert_eq!(backlog.take(2, 100).len(), 1);
+        assert!(backlog.is_empty() && backlog.since.is_none() && !backlog.contains("a"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Observability: Prometheus metrics recorded through the `metrics` facade, and the
+//! `/metrics` and `/healthz` endpoints served on `--metrics-addr`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::{info, warn};
+
+/// Why the loop is not healthy right now (`None`: healthy).
+static PROBLEM: Mutex<Option<String>> = Mutex::new(None);
+
+/// Marks the run unhealthy with a reason (a retried failure), or healthy again.
+pub fn set_problem(problem: Option<String>) {
+    *PROBLEM.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+}
+
+/// Installs the Prometheus recorder (every metric labelled with the pipeline id) and serves
+/// it on `addr`; returns the address bound (port 0 picks a free one).
+pub async fn serve(addr: SocketAddr, pipeline_id: &str) -> Result<SocketAddr> {
+    let seconds = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+    let handle = PrometheusBuilder::new()
+        .add_global_label("pipeline", pipeline_id)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .context("metric buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    describe();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on --metrics-addr {addr}: is it in use?"))?;
+    let bound = listener.local_addr().context("metrics listener address")?;
+    info!(addr = %bound, "serving /metrics and /healthz");
+    tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    warn!(error = %e, "metrics listener cannot accept");
+                    continue;
+                }
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let response = respond(&handle, &req);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn respond<B>(handle: &PrometheusHandle, req: &Request<B>) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &str, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        if let Ok(v) = content_type.parse() {
+            response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        response
+    };
+    match req.uri().path() {
+        "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
+        "/healthz" => match PROBLEM.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+            None => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+            Some(problem) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{problem}\n")),
+        },
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "try /metrics or /healthz\n".into()),
+    }
+}
+
+pub const FILES_DISCOVERED: &str = "inlet_files_discovered_total";
+pub const FILES_COMMITTED: &str = "inlet_files_committed_total";
+pub const FILES_FAILED: &str = "inlet_files_failed_total";
+pub const FILES_SKIPPED: &str = "inlet_files_skipped_total";
+pub const DUPLICATES: &str = "inlet_duplicate_events_total";
+pub const BYTES: &str = "inlet_bytes_committed_total";
+pub const ROWS: &str = "inlet_rows_committed_total";
+pub const BATCHES: &str = "inlet_batches_committed_total";
+pub const BATCH_SECONDS: &str = "inlet_batch_duration_seconds";
+pub const LATENCY_SECONDS: &str = "inlet_landing_to_commit_seconds";
+pub const BACKLOG_FILES: &str = "inlet_backlog_files";
+pub const BACKLOG_BYTES: &str = "inlet_backlog_bytes";
+pub const QUEUE_DEPTH: &str = "inlet_queue_messages_approximate";
+pub const SCHEMA_VERSION: &str = "inlet_schema_version";
+pub const DELTA_VERSION: &str = "inlet_delta_version";
+
+fn describe() {
+    describe_counter!(FILES_DISCOVERED, "New files found (not seen before)");
+    describe_counter!(FILES_COMMITTED, "Files whose rows were committed");
+    describe_counter!(FILES_FAILED, "Files that could not be decoded (see bad records)");
+    describe_counter!(FILES_SKIPPED, "Files gone before they were read");
+    describe_counter!(DUPLICATES, "Notifications or listings of files already taken");
+    describe_counter!(BYTES, Unit::Bytes, "Bytes of committed files, as stored");
+    describe_counter!(ROWS, "Rows written to the table");
+    describe_counter!(BATCHES, "Batches committed");
+    describe_histogram!(BATCH_SECONDS, Unit::Seconds, "Time from planning a batch to recording its commit");
+    describe_histogram!(LATENCY_SECONDS, Unit::Seconds, "Time from a file's landing (its S3 event or modification time) to its commit");
+    describe_gauge!(BACKLOG_FILES, "Files found and not yet committed");
+    describe_gauge!(BACKLOG_BYTES, Unit::Bytes, "Bytes of files found and not yet committed");
+    describe_gauge!(QUEUE_DEPTH, "Messages waiting on the SQS queue (ApproximateNumberOfMessages)");
+    describe_gauge!(SCHEMA_VERSION, "Latest schema version in the checkpoint");
+    describe_gauge!(DELTA_VERSION, "Delta table version after the last commit");
+}
+
+/// What one committed batch adds to the metrics.
+pub struct BatchDone<'a> {
+    pub files: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub bytes: u64,
+    pub rows: u64,
+    pub seconds: f64,
+    /// Landing time of each file, ms since the epoch.
+    pub landed_ms: &'a [i64],
+    pub delta_version: Option<i64>,
+}
+
+pub fn batch_committed(done: &BatchDone<'_>) {
+    counter!(FILES_COMMITTED).increment(done.files - done.failed - done.skipped);
+    counter!(FILES_FAILED).increment(done.failed);
+    counter!(FILES_SKIPPED).increment(done.skipped);
+    counter!(BYTES).increment(done.bytes);
+    counter!(ROWS).increment(done.rows);
+    counter!(BATCHES).increment(1);
+    histogram!(BATCH_SECONDS).record(done.seconds);
+    let now = chrono::Utc::now().timestamp_millis();
+    let latency = histogram!(LATENCY_SECONDS);
+    for landed in done.landed_ms {
+        if *landed > 0 {
+            latency.record((now - landed).max(0) as f64 / 1000.0);
+        }
+    }
+    if let Some(v) = done.delta_version {
+        gauge!(DELTA_VERSION).set(v as f64);
+    }
+}
+
+pub fn backlog(files: usize, bytes: u64) {
+    gauge!(BACKLOG_FILES).set(files as f64);
+    gauge!(BACKLOG_BYTES).set(bytes as f64);
+}
+
+pub fn discovered(new: usize, duplicates: usize) {
+    counter!(FILES_DISCOVERED).increment(new as u64);
+    counter!(DUPLICATES).increment(duplicates as u64);
+}
+
+pub fn queue_depth(messages: u64) {
+    gauge!(QUEUE_DEPTH).set(messages as f64);
+}
+
+pub fn schema_version(version: i64) {
+    gauge!(SCHEMA_VERSION).set(version as f64);
+}

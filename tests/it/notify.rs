@@ -1,0 +1,362 @@
+//! Discovery through S3 event notifications on SQS (moto): continuous runs under a steady
+//! stream of files, every kind of message, backfill listings, and stops mid-stream.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// moto with a `landing` bucket whose ObjectCreated events under `auto/` go to a queue.
+struct Notified {
+    moto: Moto,
+    queue: String,
+}
+
+impl Notified {
+    fn start(visibility_seconds: u32) -> Self {
+        let moto = Moto::start();
+        moto.s3(&["mkbucket", "landing"]);
+        let queue = moto.sqs(&["mkqueue", "landing-events", &visibility_seconds.to_string()]).trim().to_string();
+        moto.sqs(&["notify", "landing", &queue, "auto/"]);
+        Self { moto, queue }
+    }
+
+    fn put(&self, key: &str, text: &str) {
+        self.moto.s3(&["put-text", "landing", key, text]);
+    }
+
+    fn send(&self, body: &str) {
+        self.moto.sqs(&["send", &self.queue, body]);
+    }
+
+    /// Messages on the queue, visible or in flight.
+    fn messages(&self) -> u64 {
+        self.moto.sqs(&["count", &self.queue]).trim().parse().expect("count")
+    }
+
+    fn config(&self, dir: &Path, extra_source: &str) -> PathBuf {
+        write_config(
+            dir,
+            &format!(
+                "pipeline_id = \"notify_test\"\n[source]\nurl = \"s3://landing/\"\ndiscovery = \"notifications\"\n\
+                 queue_url = \"{}\"\nqueue_wait = \"1s\"\nmax_batch_wait = \"1s\"\npath_glob = \"**/*.json\"\n\
+                 storage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_region = \"us-east-1\" }}\n{extra_source}\n\
+                 [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
+                self.queue, self.moto.endpoint
+            ),
+        )
+    }
+
+    fn env(&self) -> Vec<(&'static str, &'static str)> {
+        self.moto.env()
+    }
+}
+
+/// An S3 event notification as S3 writes it: the key form-encoded.
+fn s3_event(key: &str) -> String {
+    let encoded: String = key
+        .bytes()
+        .map(|b| match b {
+            b' ' => "+".to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    serde_json::json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put", "eventTime": "2026-11-25T10:00:00.000Z",
+        "s3": {"bucket": {"name": "landing"}, "object": {"key": encoded, "size": 10, "eTag": "x"}}}]})
+    .to_string()
+}
+
+/// `inlet run` in the background, killed on drop if still running.
+struct Running {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Running {
+    fn start(config: &Path, env: &[(&str, &str)], extra: &[&str]) -> Self {
+        let stderr = config.with_extension(format!("stderr-{}", std::process::id() ^ rand_suffix()));
+        let mut cmd = inlet();
+        cmd.args(["run", "--config", config.to_str().expect("utf8")]).args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn inlet");
+        Self { child, stderr }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for exit (bounded), returning the status and stderr.
+    fn wait(mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, std::fs::read_to_string(&self.stderr).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "inlet did not exit: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+}
+
+/// Polls `done` until it holds; fails with `what` (and the run's log) after `secs`.
+fn wait_for(secs: u64, what: &str, run: Option<&Running>, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            run.map(Running::log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn committed(config: &Path) -> usize {
+    if !config.parent().expect("dir").join("state").exists() {
+        return 0;
+    }
+    files_in_state(config, "committed").len()
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// A sample's value from Prometheus text, by metric name (labels ignored unless given).
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split(['{', ' ']).next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A quantile from a Prometheus histogram's cumulative buckets (linear within a bucket).
+fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
+    let bucket = format!("{name}_bucket");
+    let mut points: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&bucket))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = points.last()?.1;
+    let rank = q * total;
+    let mut prev = (0.0, 0.0);
+    for (le, count) in points {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(prev.0);
+            }
+            let share = if count > prev.1 { (rank - prev.1) / (count - prev.1) } else { 1.0 };
+            return Some(prev.0 + (le - prev.0) * share);
+        }
+        prev = (le, count);
+    }
+    None
+}
+
+fn table_ids(dir: &Path) -> Vec<i64> {
+    let mut ids = read_delta(dir.join("table").to_str().expect("utf8"), &Value::Null).ints("id");
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn continuous_run_takes_a_steady_stream_exactly_once_and_reports_latency() {
+    let n = Notified::start(30);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = n.config(tmp.path(), "include_existing_files = false");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let run = Running::start(&config, &n.env(), &["--metrics-addr", &addr]);
+    wait_for(60, "the metrics endpoint", Some(&run), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let (status, body) = http_get(port, "/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+
+    // 500 files of 2 rows, 50 per second, while inlet runs.
+    let files = 500;
+    n.moto.s3(&["steady", "landing", "auto/stream/", &files.to_string(), "50", "2"]);
+    let early = http_get(port, "/metrics").1;
+    wait_for(120, "every file committed", Some(&run), || committed(&config) == files);
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+
+    let early_rows = sample(&early, "inlet_rows_committed_total").unwrap_or(0.0);
+    assert_eq!(sample(&metrics, "inlet_rows_committed_total"), Some(1000.0));
+    assert!(early_rows < 1000.0, "the counter moved between scrapes ({early_rows} then 1000)");
+    assert_eq!(sample(&metrics, "inlet_files_committed_total"), Some(files as f64));
+    assert_eq!(sample(&metrics, "inlet_landing_to_commit_seconds_count"), Some(files as f64));
+    assert!(sample(&metrics, "inlet_batches_committed_total").is_some_and(|b| b >= 1.0));
+    assert!(sample(&metrics, "inlet_delta_version").is_some(), "{metrics}");
+    assert_eq!(sample(&metrics, "inlet_backlog_files"), Some(0.0));
+    let p50 = histogram_quantile(&metrics, "inlet_landing_to_commit_seconds", 0.5).expect("p50");
+    let p99 = histogram_quantile(&metrics, "inlet_landing_to_commit_seconds", 0.99).expect("p99");
+    // A figure for benches/README.md, not an assertion on time.
+    eprintln!("landing-to-commit over {files} files at 50/s: p50 {p50:.2}s, p99 {p99:.2}s");
+
+    run.signal("TERM");
+    let (status, log) = run.wait();
+    assert!(status.success(), "SIGTERM ends the run with 0: {status:?}\n{log}");
+    let ids = table_ids(tmp.path());
+    assert_eq!(ids, (0..1000).collect::<Vec<i64>>(), "every row exactly once");
+    wait_for(30, "the queue to be empty", None, || n.messages() == 0);
+}
+
+#[test]
+fn test_event_duplicates_sns_eventbridge_deleted_objects_and_garbage() {
+    let n = Notified::start(30);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Files under manual/ raise no notification: the test sends its own for them.
+    n.put("auto/plain.json", "{\"id\": 1}\n");
+    n.put("manual/a b+c é.json", "{\"id\": 2}\n");
+    let sns = serde_json::json!({"Type": "Notification", "MessageId": "m-1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:landing", "Message": s3_event("manual/a b+c é.json")});
+    n.send(&sns.to_string());
+    n.put("manual/eb.json", "{\"id\": 3}\n");
+    let eb = serde_json::json!({"version": "0", "source": "aws.s3", "detail-type": "Object Created",
+        "time": "2026-11-25T10:00:00Z",
+        "detail": {"bucket": {"name": "landing"}, "object": {"key": "manual/eb.json", "size": 10, "etag": "e"}}});
+    n.send(&eb.to_string());
+    n.put("manual/gone.json", "{\"id\": 4}\n");
+    n.moto.s3(&["delete", "landing", "manual/gone.json"]);
+    n.send(&s3_event("manual/gone.json"));
+    n.send(&s3_event("manual/notes.txt"));
+    n.send("this is not JSON");
+
+    let config = n.config(tmp.path(), "");
+    let first = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &n.env());
+    let log = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(first.status.success(), "{log}");
+    assert_eq!(table_ids(tmp.path()), vec![1, 2, 3]);
+    assert!(log.contains("s3:TestEvent received and deleted"), "{log}");
+    assert_eq!(log.matches("not an S3 notification inlet can use").count(), 1, "logged once: {log}");
+
+    let skipped = files_in_state(&config, "skipped");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0]["path"].as_str().is_some_and(|p| p.ends_with("manual/gone.json")));
+    assert!(skipped[0].to_string().contains("deleted from the source"), "{}", skipped[0]);
+    let taken: Vec<String> = files_in_state(&config, "committed")
+        .iter()
+        .filter_map(|f| f["path"].as_str().map(str::to_string))
+        .collect();
+    assert!(taken.contains(&"s3://landing/manual/a b+c é.json".to_string()), "{taken:?}");
+
+    // A duplicate notification of a committed file costs a look-up and is deleted.
+    n.send(&s3_event("auto/plain.json"));
+    let second = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now", "--json"], &n.env());
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let stats: Value = serde_json::from_slice(&second.stdout).expect("stats");
+    assert_eq!(stats["files"], 0, "{stats}");
+    assert_eq!(table_ids(tmp.path()), vec![1, 2, 3]);
+    // Only the garbage message is left, for the queue's redrive policy.
+    assert_eq!(n.messages(), 1);
+}
+
+#[test]
+fn first_start_listing_and_backfill_catch_files_without_notifications() {
+    let n = Notified::start(30);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Before the first start: one file with a notification waiting, one without.
+    n.put("auto/both.json", "{\"id\": 1}\n");
+    n.put("quiet/old.json", "{\"id\": 2}\n");
+    let config = n.config(tmp.path(), "backfill_interval = \"2s\"");
+    let run = Running::start(&config, &n.env(), &[]);
+    wait_for(60, "the files present at start", Some(&run), || committed(&config) == 2);
+    // A file whose notification never comes: the next backfill listing finds it.
+    n.put("quiet/late.json", "{\"id\": 3}\n");
+    wait_for(60, "the backfill listing", Some(&run), || committed(&config) == 3);
+    n.put("auto/new.json", "{\"id\": 4}\n");
+    wait_for(60, "the notified file", Some(&run), || committed(&config) == 4);
+    run.signal("TERM");
+    let (status, log) = run.wait();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("listed the source beside notifications"), "{log}");
+    assert_eq!(table_ids(tmp.path()), vec![1, 2, 3, 4], "found both ways, taken once");
+    wait_for(30, "the queue to be empty", None, || n.messages() == 0);
+}
+
+#[test]
+fn stops_mid_stream_lose_nothing_and_double_nothing() {
+    // A short visibility timeout, so messages of a killed run come back within the test.
+    let n = Notified::start(3);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = n.config(tmp.path(), "max_files_per_batch = 5\ninclude_existing_files = false");
+    n.moto.s3(&["steady", "landing", "auto/a/", "40", "1000", "3"]);
+
+    // SIGTERM once a batch is in: the batch in flight finishes, exit 0, the rest is
+    // given back to the queue.
+    let run = Running::start(&config, &n.env(), &[]);
+    wait_for(60, "a first batch", Some(&run), || committed(&config) >= 5);
+    run.signal("TERM");
+    let (status, log) = run.wait();
+    assert!(status.success(), "{log}");
+    let after_term = committed(&config);
+    assert!(after_term < 40, "stopped before the end ({after_term})");
+
+    // Killed between the Delta commit and the checkpoint record: the commit stands, the
+    // messages are not deleted and come back after their visibility timeout.
+    let crash = inlet()
+        .args(["run", "--config", config.to_str().expect("utf8"), "--fault-point", "after-commit"])
+        .envs(n.env())
+        .output()
+        .expect("run");
+    assert!(!crash.status.success(), "the fault point kills the run");
+
+    n.moto.s3(&["steady", "landing", "auto/b/", "20", "1000", "3"]);
+    let run = Running::start(&config, &n.env(), &[]);
+    wait_for(90, "every file", Some(&run), || committed(&config) == 60);
+    run.signal("TERM");
+    let (status, log) = run.wait();
+    assert!(status.success(), "{log}");
+    let ids = table_ids(tmp.path());
+    let mut want: Vec<i64> = (0..40 * 3).chain(0..20 * 3).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want, "nothing lost, nothing doubled");
+    wait_for(30, "the queue to be empty", None, || n.messages() == 0);
+}
