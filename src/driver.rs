@@ -32,6 +32,9 @@ pub enum RunMode {
 const INITIAL_LISTING: &str = "initial_listing_done_ms";
 /// How often the queue depth gauge is refreshed.
 const DEPTH_EVERY: Duration = Duration::from_secs(10);
+/// `--available-now` with notifications: how long one wait for events may last; the queue
+/// counts as drained when a receive (a 1-second long poll when draining) comes back empty.
+const DRAIN_QUIET: Duration = Duration::from_secs(5);
 /// Retries of a failing discovery back off up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -190,22 +193,16 @@ impl Pipeline {
                 }
                 depth_at = Instant::now();
             }
-            // Wait for events until the open batch is due or the next listing, at most one
-            // long poll. Draining (`--available-now`) polls briefly: empty means done.
+            // Wait for events (the queue is read in the background meanwhile) until the
+            // open batch is due or the next listing. Draining (`--available-now`) stops at
+            // the first empty receive.
             let mut wait = match (mode, backlog.since) {
                 (RunMode::Continuous, Some(t)) => src.max_batch_wait.saturating_sub(t.elapsed()),
                 (RunMode::Continuous, None) => src.queue_wait,
-                _ => Duration::from_secs(1),
+                _ => DRAIN_QUIET,
             };
             if let Some(t) = next_listing {
                 wait = wait.min(t.saturating_duration_since(Instant::now()));
-            }
-            if wait < Duration::from_secs(1) && !backlog.is_empty() {
-                // SQS waits in whole seconds; sleep out the rest of the batch's window.
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => continue,
-                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-                }
             }
             let received = tokio::select! {
                 r = self.discover.discover(wait) => r,
@@ -215,7 +212,7 @@ impl Pipeline {
                 Ok(found) => {
                     failures = 0;
                     observe::set_problem(None);
-                    if found.is_empty() && mode != RunMode::Continuous {
+                    if found.is_empty() && mode != RunMode::Continuous && self.discover.exhausted() {
                         drained = true;
                     }
                     self.admit(found, &mut backlog).await?;

@@ -110,7 +110,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_addr {
         observe::serve(addr, &pipeline_id).await?;
     }
-    let pipeline = pipeline::start(cfg, faults::Faults::new(args.fault_point)).await?;
+    let pipeline = pipeline::start(cfg, faults::Faults::new(args.fault_point), mode != RunMode::Continuous).await?;
     let stats = pipeline.run(mode, stop_rx).await?;
     if args.json {
         println!("{}", serde_json::to_string(&stats)?);

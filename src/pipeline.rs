@@ -48,8 +48,9 @@ pub struct Pipeline {
 }
 
 /// Opens the source and the table (checking both are reachable, before anything is
-/// written), then the checkpoint with its runner lock.
-pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
+/// written), then the checkpoint with its runner lock. `draining`: the run stops when
+/// nothing is left (`--available-now`, `--once`).
+pub async fn start(cfg: Config, faults: Faults, draining: bool) -> Result<Pipeline> {
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
     source.check_reachable().await?;
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
@@ -81,7 +82,11 @@ pub async fn start(cfg: Config, faults: Faults) -> Result<Pipeline> {
     )?;
     let (discover, backfill): (Box<dyn Discover>, _) = match cfg.notification_options() {
         None => (Box::new(listing), None),
-        Some(options) => {
+        Some(mut options) => {
+            if draining {
+                // Short long polls, so an empty queue is known within a second.
+                options.max_wait_seconds = 1;
+            }
             let queue = NotificationDiscoverer::connect(source.clone(), options).await?;
             (Box::new(queue), Some(listing))
         }

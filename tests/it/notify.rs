@@ -295,7 +295,7 @@ fn test_event_duplicates_sns_eventbridge_deleted_objects_and_garbage() {
     assert_eq!(stats["files"], 0, "{stats}");
     assert_eq!(table_ids(tmp.path()), vec![1, 2, 3]);
     // Only the garbage message is left, for the queue's redrive policy.
-    assert_eq!(n.messages(), 1);
+    assert_eq!(n.messages(), 1, "{}", String::from_utf8_lossy(&second.stderr));
 }
 
 #[test]
@@ -359,4 +359,22 @@ fn stops_mid_stream_lose_nothing_and_double_nothing() {
     want.sort_unstable();
     assert_eq!(ids, want, "nothing lost, nothing doubled");
     wait_for(30, "the queue to be empty", None, || n.messages() == 0);
+}
+
+#[test]
+fn validate_reaches_the_queue_and_a_missing_queue_is_named() {
+    let n = Notified::start(30);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = n.config(tmp.path(), "");
+    let out = run_ok(&["validate", "--config", config.to_str().expect("utf8")], &n.env());
+    assert!(out.contains(&format!("queue       {} (reachable", n.queue)), "{out}");
+
+    let missing = n.queue.replace("landing-events", "no-such-queue");
+    let text = std::fs::read_to_string(&config).expect("config").replace(&n.queue, &missing);
+    std::fs::write(&config, text).expect("write");
+    let out = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &n.env());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with(&format!("error: SQS queue {missing}: the queue does not exist")), "{last}");
 }

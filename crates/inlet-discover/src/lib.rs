@@ -43,6 +43,12 @@ pub trait Discover: Send {
         Box::pin(async { None })
     }
 
+    /// True when the last `discover` came back empty because the source has nothing more
+    /// (an empty receive), not because the wait ran out. Always true for a listing.
+    fn exhausted(&self) -> bool {
+        true
+    }
+
     /// True when events trickle in (a queue) rather than come whole (a listing).
     fn is_stream(&self) -> bool {
         false

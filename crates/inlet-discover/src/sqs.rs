@@ -1,5 +1,6 @@
-//! Notification discovery: long-poll an SQS queue for S3 event notifications, hold each
-//! message (its visibility extended) until every file it names is settled, then delete it.
+//! Notification discovery: a background task long-polls an SQS queue for S3 event
+//! notifications while batches run; each message is held (its visibility extended) until
+//! every file it names is settled, then deleted.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +11,7 @@ use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessage
 use aws_sdk_sqs::Client;
 use futures::future::BoxFuture;
 use object_store::path::Path;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::listing::KeyFilter;
@@ -28,7 +30,7 @@ pub struct NotificationOptions {
     pub region: Option<String>,
     /// Messages per receive call, 1–10.
     pub max_messages: i32,
-    /// Longest long poll, seconds, 0–20.
+    /// Long poll length, seconds, 0–20 (the background receiver always waits this long).
     pub max_wait_seconds: i32,
     /// How long a received message stays hidden; held messages are extended by this much
     /// before it runs out. `None`: the queue's own setting.
@@ -52,29 +54,54 @@ struct Held {
     by_path: HashMap<String, Vec<String>>,
 }
 
-/// Reads S3 event notifications from SQS.
-pub struct NotificationDiscoverer {
+/// What the caller and the background tasks share.
+struct Shared {
     client: Client,
     queue_url: String,
-    store: SourceStore,
-    bucket: String,
-    filter: KeyFilter,
-    options: NotificationOptions,
+    held: Mutex<Held>,
+}
+
+/// Events the poller found, a receive call's worth at a time.
+type Received = Result<Vec<FileEvent>, DiscoverError>;
+
+/// At most this many receive calls' worth of events wait for the pipeline; beyond it the
+/// poller stops receiving (messages stay on the queue), so memory stays bounded.
+const READ_AHEAD: usize = 100;
+
+/// Reads S3 event notifications from SQS.
+pub struct NotificationDiscoverer {
+    shared: Arc<Shared>,
+    events: mpsc::Receiver<Received>,
     visibility: Duration,
-    held: Arc<Mutex<Held>>,
-    /// Ids of messages that did not parse, so each is logged once however often it returns.
-    unparsed: HashSet<String>,
-    heartbeat: tokio::task::JoinHandle<()>,
+    /// The last `discover` found nothing because a receive came back empty.
+    exhausted: bool,
+    /// The poller and the visibility heartbeat; stopped on release and on drop.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for NotificationDiscoverer {
     fn drop(&mut self) {
-        self.heartbeat.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
 fn lock(held: &Mutex<Held>) -> std::sync::MutexGuard<'_, Held> {
     held.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The background receiver: long polls, parses, holds, and hands events over.
+struct Poller {
+    shared: Arc<Shared>,
+    store: SourceStore,
+    bucket: String,
+    filter: KeyFilter,
+    options: NotificationOptions,
+    visibility: Duration,
+    /// Ids of messages that did not parse, so each is logged once however often it returns.
+    unparsed: HashSet<String>,
+    events: mpsc::Sender<Received>,
 }
 
 impl NotificationDiscoverer {
@@ -125,20 +152,30 @@ impl NotificationDiscoverer {
             .unwrap_or(30);
         let visibility = options.visibility_timeout.unwrap_or(Duration::from_secs(queue_visibility.max(1)));
         let filter = KeyFilter::new(store.prefix().clone(), options.path_glob.clone())?;
-        let held = Arc::new(Mutex::new(Held::default()));
-        let heartbeat = tokio::spawn(extend_visibility(client.clone(), queue_url.clone(), held.clone(), visibility));
-        info!(queue = %queue_url, visibility_seconds = visibility.as_secs(), "reading S3 notifications from SQS");
-        Ok(Self {
+        let shared = Arc::new(Shared {
             client,
-            queue_url,
+            queue_url: queue_url.clone(),
+            held: Mutex::new(Held::default()),
+        });
+        let (tx, events) = mpsc::channel(READ_AHEAD);
+        let poller = Poller {
+            shared: shared.clone(),
             store,
             bucket,
             filter,
             options,
             visibility,
-            held,
             unparsed: HashSet::new(),
-            heartbeat,
+            events: tx,
+        };
+        let tasks = vec![tokio::spawn(poller.run()), tokio::spawn(extend_visibility(shared.clone(), visibility))];
+        info!(queue = %queue_url, visibility_seconds = visibility.as_secs(), "reading S3 notifications from SQS");
+        Ok(Self {
+            shared,
+            events,
+            visibility,
+            exhausted: false,
+            tasks,
         })
     }
 
@@ -147,27 +184,44 @@ impl NotificationDiscoverer {
         self.visibility
     }
 
-    fn queue_error(&self, e: impl std::error::Error) -> DiscoverError {
-        DiscoverError::Queue {
-            url: self.queue_url.clone(),
-            reason: sqs_reason(&DisplayErrorContext(e).to_string()),
+}
+
+impl Poller {
+    /// Receives until the discoverer goes away, backing off after errors (which are handed
+    /// over too, so the pipeline can report them).
+    async fn run(mut self) {
+        let mut failures = 0u32;
+        loop {
+            // Every result goes over, an empty one too: it tells a draining run the queue
+            // had nothing left.
+            let received = self.receive().await;
+            let failed = received.is_err();
+            if self.events.send(received).await.is_err() {
+                return;
+            }
+            if failed {
+                failures += 1;
+                tokio::time::sleep(Duration::from_secs(1u64 << failures.min(5))).await;
+            } else {
+                failures = 0;
+            }
         }
     }
 
-    /// One receive call: messages parsed into file events; messages with nothing for this
+    /// One long poll: messages parsed into file events; messages with nothing for this
     /// source deleted at once; messages that do not parse left for the redrive policy.
-    async fn receive(&mut self, wait: Duration) -> Result<Vec<FileEvent>, DiscoverError> {
-        let wait_seconds = i32::try_from(wait.as_secs()).unwrap_or(i32::MAX).min(self.options.max_wait_seconds).max(0);
+    async fn receive(&mut self) -> Result<Vec<FileEvent>, DiscoverError> {
         let out = self
+            .shared
             .client
             .receive_message()
-            .queue_url(&self.queue_url)
+            .queue_url(&self.shared.queue_url)
             .max_number_of_messages(self.options.max_messages)
-            .wait_time_seconds(wait_seconds)
+            .wait_time_seconds(self.options.max_wait_seconds.clamp(0, 20))
             .visibility_timeout(i32::try_from(self.visibility.as_secs()).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| self.queue_error(e))?;
+            .map_err(|e| self.shared.error(e))?;
         let mut events = Vec::new();
         let mut done = Vec::new();
         for message in out.messages() {
@@ -180,7 +234,7 @@ impl NotificationDiscoverer {
                 Err(reason) => {
                     if self.unparsed.insert(id.to_string()) {
                         warn!(
-                            queue = %self.queue_url,
+                            queue = %self.shared.queue_url,
                             message_id = id,
                             error = %reason,
                             body = %truncate(body, 300),
@@ -192,7 +246,7 @@ impl NotificationDiscoverer {
                 }
                 Ok(files) if files.is_empty() => done.push(receipt.to_string()),
                 Ok(files) => {
-                    let mut held = lock(&self.held);
+                    let mut held = lock(&self.shared.held);
                     let pending: HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
                     for path in &pending {
                         let ids = held.by_path.entry(path.clone()).or_default();
@@ -213,7 +267,7 @@ impl NotificationDiscoverer {
             }
         }
         if !done.is_empty() {
-            self.delete(done).await;
+            self.shared.delete(done).await;
         }
         Ok(events)
     }
@@ -223,7 +277,7 @@ impl NotificationDiscoverer {
     fn files_of(&self, notification: Notification) -> Result<Vec<FileEvent>, String> {
         let objects = match notification {
             Notification::TestEvent => {
-                info!(queue = %self.queue_url, "s3:TestEvent received and deleted");
+                info!(queue = %self.shared.queue_url, "s3:TestEvent received and deleted");
                 return Ok(Vec::new());
             }
             Notification::Created { objects, .. } => objects,
@@ -249,38 +303,100 @@ impl NotificationDiscoverer {
         Ok(files)
     }
 
-    /// Deletes messages by receipt, ten at a time. A failed delete is logged, not raised:
-    /// the message returns later and costs one checkpoint look-up.
+}
+
+impl Shared {
+    fn error(&self, e: impl std::error::Error) -> DiscoverError {
+        DiscoverError::Queue {
+            url: self.queue_url.clone(),
+            reason: sqs_reason(&DisplayErrorContext(e).to_string()),
+        }
+    }
+
+    /// Deletes messages by receipt, ten per call, the calls at once. A failed delete is
+    /// logged, not raised: the message returns later and costs one checkpoint look-up.
     async fn delete(&self, receipts: Vec<String>) {
-        for chunk in receipts.chunks(10) {
+        let calls = receipts.chunks(10).map(|chunk| {
             let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
                 .iter()
                 .enumerate()
                 .filter_map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build().ok())
                 .collect();
-            match self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
+            self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send()
+        });
+        for outcome in futures::future::join_all(calls).await {
+            match outcome {
                 Ok(out) => {
                     for failed in out.failed() {
                         warn!(queue = %self.queue_url, code = failed.code(), error = failed.message().unwrap_or_default(),
                               "SQS message not deleted; it will be delivered again and skipped as seen");
                     }
                 }
-                Err(e) => warn!(queue = %self.queue_url, error = %self.queue_error(e),
+                Err(e) => warn!(queue = %self.queue_url, error = %self.error(e),
                                 "SQS messages not deleted; they will be delivered again and skipped as seen"),
+            }
+        }
+    }
+
+    /// Sets the visibility of messages, ten per call, the calls at once.
+    async fn change_visibility(&self, receipts: &[String], seconds: i32) {
+        let calls = receipts.chunks(10).map(|chunk| {
+            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .visibility_timeout(seconds)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            self.client.change_message_visibility_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send()
+        });
+        for outcome in futures::future::join_all(calls).await {
+            if let Err(e) = outcome {
+                warn!(queue = %self.queue_url, error = %DisplayErrorContext(&e), "cannot change the visibility of held SQS messages");
             }
         }
     }
 }
 
 impl Discover for NotificationDiscoverer {
+    /// What the poller has received: waits up to `wait` for the first events, then takes
+    /// whatever else is ready.
     fn discover(&mut self, wait: Duration) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
-        Box::pin(self.receive(wait))
+        Box::pin(async move {
+            let mut files = match tokio::time::timeout(wait, self.events.recv()).await {
+                Err(_) => {
+                    self.exhausted = false;
+                    return Ok(Vec::new());
+                }
+                Ok(None) => {
+                    return Err(DiscoverError::Queue {
+                        url: self.shared.queue_url.clone(),
+                        reason: "the queue reader stopped".into(),
+                    })
+                }
+                Ok(Some(first)) => first?,
+            };
+            // Files already received are held: never drop them for a later error, which
+            // the next call reports instead.
+            let mut last_empty = files.is_empty();
+            while let Ok(Ok(more)) = self.events.try_recv() {
+                last_empty = more.is_empty();
+                files.extend(more);
+            }
+            self.exhausted = files.is_empty() && last_empty;
+            Ok(files)
+        })
     }
 
     fn settle<'a>(&'a mut self, paths: &'a [String]) -> BoxFuture<'a, Result<(), DiscoverError>> {
         Box::pin(async move {
             let receipts = {
-                let mut held = lock(&self.held);
+                let mut held = lock(&self.shared.held);
                 let mut receipts = Vec::new();
                 for path in paths {
                     for id in held.by_path.remove(path).unwrap_or_default() {
@@ -299,7 +415,7 @@ impl Discover for NotificationDiscoverer {
             };
             if !receipts.is_empty() {
                 debug!(messages = receipts.len(), "deleting SQS messages of settled files");
-                self.delete(receipts).await;
+                self.shared.delete(receipts).await;
             }
             Ok(())
         })
@@ -307,14 +423,18 @@ impl Discover for NotificationDiscoverer {
 
     fn release(&mut self) -> BoxFuture<'_, Result<(), DiscoverError>> {
         Box::pin(async move {
+            // Stop receiving first, so nothing is held after the hand-back.
+            for task in self.tasks.drain(..) {
+                task.abort();
+            }
             let receipts: Vec<String> = {
-                let mut held = lock(&self.held);
+                let mut held = lock(&self.shared.held);
                 held.by_path.clear();
                 held.messages.drain().map(|(_, m)| m.receipt).collect()
             };
             if !receipts.is_empty() {
                 info!(messages = receipts.len(), "returning unprocessed SQS messages to the queue");
-                change_visibility(&self.client, &self.queue_url, &receipts, 0).await;
+                self.shared.change_visibility(&receipts, 0).await;
             }
             Ok(())
         })
@@ -323,9 +443,10 @@ impl Discover for NotificationDiscoverer {
     fn backlog(&mut self) -> BoxFuture<'_, Option<u64>> {
         Box::pin(async move {
             let out = self
+                .shared
                 .client
                 .get_queue_attributes()
-                .queue_url(&self.queue_url)
+                .queue_url(&self.shared.queue_url)
                 .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
                 .send()
                 .await
@@ -338,6 +459,10 @@ impl Discover for NotificationDiscoverer {
         true
     }
 
+    fn exhausted(&self) -> bool {
+        self.exhausted
+    }
+
     fn kind(&self) -> &'static str {
         "notifications"
     }
@@ -345,40 +470,14 @@ impl Discover for NotificationDiscoverer {
 
 /// While messages are held, pushes their visibility out before it runs out, so a long
 /// batch does not see its messages delivered to another consumer.
-async fn extend_visibility(client: Client, queue_url: String, held: Arc<Mutex<Held>>, visibility: Duration) {
+async fn extend_visibility(shared: Arc<Shared>, visibility: Duration) {
     let period = (visibility / 3).max(Duration::from_millis(500));
     let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
     loop {
         tokio::time::sleep(period).await;
-        let receipts: Vec<String> = lock(&held).messages.values().map(|m| m.receipt.clone()).collect();
+        let receipts: Vec<String> = lock(&shared.held).messages.values().map(|m| m.receipt.clone()).collect();
         if !receipts.is_empty() {
-            change_visibility(&client, &queue_url, &receipts, seconds).await;
-        }
-    }
-}
-
-async fn change_visibility(client: &Client, queue_url: &str, receipts: &[String], seconds: i32) {
-    for chunk in receipts.chunks(10) {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(r)
-                    .visibility_timeout(seconds)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if let Err(e) = client
-            .change_message_visibility_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            warn!(queue = %queue_url, error = %DisplayErrorContext(&e), "cannot change the visibility of held SQS messages");
+            shared.change_visibility(&receipts, seconds).await;
         }
     }
 }
