@@ -15,7 +15,7 @@ use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, List
 use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::{EvolutionMode, JsonInference};
 use inlet_transform::Transform;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::bad_records::BadRecords;
 use crate::config::{Config, SinkMode};
@@ -370,6 +370,7 @@ impl Pipeline {
         schema: &SchemaRef,
         collected: Vec<(PlannedFile, Vec<RecordBatch>)>,
     ) -> Result<(u64, Option<i64>)> {
+        debug!("files decoded");
         let uses_metadata = self.transform.uses_metadata();
         let mut input = Vec::new();
         for (file, batches) in collected {
@@ -422,7 +423,10 @@ impl Pipeline {
             sequence_by: self.cfg.sink.sequence_by.clone().unwrap_or_default(),
             delete_when: self.cfg.sink.delete_when.clone(),
         };
+        let started = std::time::Instant::now();
         let latest = inlet_transform::latest_per_key(schema, output, &spec.keys, &spec.sequence_by, spec.delete_when.as_deref()).await?;
+        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "latest row per key");
+        let started = std::time::Instant::now();
         let mut kept = Vec::new();
         let mut deletes = Vec::new();
         let mut stale = 0u64;
@@ -466,7 +470,11 @@ impl Pipeline {
         if kept.is_empty() {
             return Ok((0, None));
         }
-        match self.sink.merge_batch(&self.cfg.pipeline_id, batch_id, kept, &spec).await {
+        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "tombstones checked");
+        let started = std::time::Instant::now();
+        let merged = self.sink.merge_batch(&self.cfg.pipeline_id, batch_id, kept, &spec).await;
+        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "MERGE");
+        match merged {
             Ok(m) => {
                 info!(inserted = m.inserted, updated = m.updated, deleted = m.deleted, files_scanned = m.files_scanned, files_skipped = m.files_skipped, "merged");
                 self.stats.inserted += m.inserted;

@@ -115,6 +115,14 @@ impl Running {
         }
     }
 
+    /// SIGTERM, then the clean exit a signal promises (status 0); returns the log.
+    fn stop(self) -> String {
+        self.signal("TERM");
+        let (status, log) = self.wait();
+        assert!(status.success(), "SIGTERM ends the run with 0: {status:?}\n{log}");
+        log
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -240,9 +248,7 @@ fn continuous_run_takes_a_steady_stream_exactly_once_and_reports_latency() {
     // A figure for benches/README.md, not an assertion on time.
     eprintln!("landing-to-commit over {files} files at 50/s: p50 {p50:.2}s, p99 {p99:.2}s");
 
-    run.signal("TERM");
-    let (status, log) = run.wait();
-    assert!(status.success(), "SIGTERM ends the run with 0: {status:?}\n{log}");
+    run.stop();
     let ids = table_ids(tmp.path());
     assert_eq!(ids, (0..1000).collect::<Vec<i64>>(), "every row exactly once");
     wait_for(30, "the queue to be empty", None, || n.messages() == 0);
@@ -313,9 +319,7 @@ fn first_start_listing_and_backfill_catch_files_without_notifications() {
     wait_for(60, "the backfill listing", Some(&run), || committed(&config) == 3);
     n.put("auto/new.json", "{\"id\": 4}\n");
     wait_for(60, "the notified file", Some(&run), || committed(&config) == 4);
-    run.signal("TERM");
-    let (status, log) = run.wait();
-    assert!(status.success(), "{log}");
+    let log = run.stop();
     assert!(log.contains("listed the source beside notifications"), "{log}");
     assert_eq!(table_ids(tmp.path()), vec![1, 2, 3, 4], "found both ways, taken once");
     wait_for(30, "the queue to be empty", None, || n.messages() == 0);
@@ -333,9 +337,7 @@ fn stops_mid_stream_lose_nothing_and_double_nothing() {
     // given back to the queue.
     let run = Running::start(&config, &n.env(), &[]);
     wait_for(60, "a first batch", Some(&run), || committed(&config) >= 5);
-    run.signal("TERM");
-    let (status, log) = run.wait();
-    assert!(status.success(), "{log}");
+    run.stop();
     let after_term = committed(&config);
     assert!(after_term < 40, "stopped before the end ({after_term})");
 
@@ -351,9 +353,7 @@ fn stops_mid_stream_lose_nothing_and_double_nothing() {
     n.moto.s3(&["steady", "landing", "auto/b/", "20", "1000", "3"]);
     let run = Running::start(&config, &n.env(), &[]);
     wait_for(90, "every file", Some(&run), || committed(&config) == 60);
-    run.signal("TERM");
-    let (status, log) = run.wait();
-    assert!(status.success(), "{log}");
+    run.stop();
     let ids = table_ids(tmp.path());
     let mut want: Vec<i64> = (0..40 * 3).chain(0..20 * 3).collect();
     want.sort_unstable();
