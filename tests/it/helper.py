@@ -110,6 +110,12 @@ def sqs(endpoint, op, args):
         client("sqs", endpoint).send_message(QueueUrl=args[0], MessageBody=args[1])
     elif op == "purge":
         client("sqs", endpoint).purge_queue(QueueUrl=args[0])
+    elif op == "peek":
+        c = client("sqs", endpoint)
+        attrs = c.get_queue_attributes(QueueUrl=args[0], AttributeNames=["All"])["Attributes"]
+        got = c.receive_message(QueueUrl=args[0], MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                AttributeNames=["All"])
+        print(json.dumps({"attributes": attrs, "visible": [(m["Body"], m["Attributes"]) for m in got.get("Messages", [])]}))
     elif op == "count":
         attrs = client("sqs", endpoint).get_queue_attributes(
             QueueUrl=args[0],

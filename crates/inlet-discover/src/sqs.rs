@@ -3,6 +3,7 @@
 //! every file it names is settled, then deleted.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ struct Shared {
     client: Client,
     queue_url: String,
     held: Mutex<Held>,
+    /// Set by `release`: the poller finishes the receive in flight and stops.
+    stopping: AtomicBool,
 }
 
 /// Events the poller found, a receive call's worth at a time.
@@ -68,6 +71,9 @@ type Received = Result<Vec<FileEvent>, DiscoverError>;
 /// poller stops receiving (messages stay on the queue), so memory stays bounded.
 const READ_AHEAD: usize = 100;
 
+/// How long a clean stop waits for the receive in flight to come back.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// Reads S3 event notifications from SQS.
 pub struct NotificationDiscoverer {
     shared: Arc<Shared>,
@@ -75,6 +81,9 @@ pub struct NotificationDiscoverer {
     visibility: Duration,
     /// The last `discover` found nothing because a receive came back empty.
     exhausted: bool,
+    /// The receiver before the first `discover`: connecting (as `inlet validate` does)
+    /// receives nothing, so no message is hidden by a run that never reads it.
+    idle: Option<Poller>,
     /// The poller and the visibility heartbeat; stopped on release and on drop.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -156,6 +165,7 @@ impl NotificationDiscoverer {
             client,
             queue_url: queue_url.clone(),
             held: Mutex::new(Held::default()),
+            stopping: AtomicBool::new(false),
         });
         let (tx, events) = mpsc::channel(READ_AHEAD);
         let poller = Poller {
@@ -168,14 +178,13 @@ impl NotificationDiscoverer {
             unparsed: HashSet::new(),
             events: tx,
         };
-        let tasks = vec![tokio::spawn(poller.run()), tokio::spawn(extend_visibility(shared.clone(), visibility))];
-        info!(queue = %queue_url, visibility_seconds = visibility.as_secs(), "reading S3 notifications from SQS");
         Ok(Self {
             shared,
             events,
             visibility,
             exhausted: false,
-            tasks,
+            idle: Some(poller),
+            tasks: Vec::new(),
         })
     }
 
@@ -191,7 +200,7 @@ impl Poller {
     /// over too, so the pipeline can report them).
     async fn run(mut self) {
         let mut failures = 0u32;
-        loop {
+        while !self.shared.stopping.load(Ordering::Acquire) {
             // Every result goes over, an empty one too: it tells a draining run the queue
             // had nothing left.
             let received = self.receive().await;
@@ -368,6 +377,11 @@ impl Discover for NotificationDiscoverer {
     /// whatever else is ready.
     fn discover(&mut self, wait: Duration) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
         Box::pin(async move {
+            if let Some(poller) = self.idle.take() {
+                info!(queue = %self.shared.queue_url, visibility_seconds = self.visibility.as_secs(), "reading S3 notifications from SQS");
+                self.tasks.push(tokio::spawn(poller.run()));
+                self.tasks.push(tokio::spawn(extend_visibility(self.shared.clone(), self.visibility)));
+            }
             let mut files = match tokio::time::timeout(wait, self.events.recv()).await {
                 Err(_) => {
                     self.exhausted = false;
@@ -423,8 +437,18 @@ impl Discover for NotificationDiscoverer {
 
     fn release(&mut self) -> BoxFuture<'_, Result<(), DiscoverError>> {
         Box::pin(async move {
-            // Stop receiving first, so nothing is held after the hand-back.
-            for task in self.tasks.drain(..) {
+            // Stop receiving first, so nothing is held after the hand-back. The receive in
+            // flight is let finish (bounded), so no message is taken and then forgotten: it
+            // would stay hidden for its whole visibility timeout.
+            self.idle = None;
+            self.shared.stopping.store(true, Ordering::Release);
+            let mut tasks = self.tasks.drain(..);
+            if let Some(mut poller) = tasks.next() {
+                if tokio::time::timeout(STOP_GRACE, &mut poller).await.is_err() {
+                    poller.abort();
+                }
+            }
+            for task in tasks {
                 task.abort();
             }
             let receipts: Vec<String> = {
