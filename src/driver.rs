@@ -218,10 +218,10 @@ impl Pipeline {
                     self.admit(found, &mut backlog).await?;
                 }
                 Err(e) if mode == RunMode::Continuous => {
+                    // The receiver backs off by itself; the loop goes on, so files already
+                    // waiting still close their batch on time.
                     failures += 1;
-                    if pause_after(failures, &e, shutdown).await {
-                        return Ok(());
-                    }
+                    report_failure(failures, &e, None);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -286,12 +286,19 @@ impl Pipeline {
     }
 }
 
-/// After a failed discovery in a continuous run: log, mark unhealthy, wait with backoff.
-/// True when a shutdown came during the wait.
+/// After a failed discovery in a continuous run: log and mark the run unhealthy.
+/// `retry_in`: when the caller retries (`None`: the source paces its own retries).
+fn report_failure(failures: u32, error: &inlet_discover::DiscoverError, retry_in: Option<Duration>) {
+    let retry_in_seconds = retry_in.map(|d| d.as_secs());
+    warn!(error = %error, attempt = failures, ?retry_in_seconds, "discovery failed; retrying");
+    observe::set_problem(Some(format!("discovery failing ({failures} attempts): {error}")));
+}
+
+/// A failed listing in a continuous run: report it, then wait with backoff. True when a
+/// shutdown came during the wait.
 async fn pause_after(failures: u32, error: &inlet_discover::DiscoverError, shutdown: &mut watch::Receiver<bool>) -> bool {
     let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF);
-    warn!(error = %error, attempt = failures, retry_in_seconds = pause.as_secs(), "discovery failed; retrying");
-    observe::set_problem(Some(format!("discovery failing ({failures} attempts): {error}")));
+    report_failure(failures, error, Some(pause));
     tokio::select! {
         _ = tokio::time::sleep(pause) => false,
         _ = shutdown.wait_for(|stop| *stop) => true,
