@@ -53,12 +53,15 @@ impl Backlog {
         self.paths.contains(path)
     }
 
-    fn push(&mut self, event: FileEvent) {
-        if self.paths.insert(event.path.clone()) {
-            self.bytes += event.size;
-            self.since.get_or_insert_with(Instant::now);
-            self.queue.push_back(event);
+    /// Adds a file unless its path is already waiting; true when added.
+    fn push(&mut self, event: FileEvent) -> bool {
+        if !self.paths.insert(event.path.clone()) {
+            return false;
         }
+        self.bytes += event.size;
+        self.since.get_or_insert_with(Instant::now);
+        self.queue.push_back(event);
+        true
     }
 
     fn is_empty(&self) -> bool {
@@ -267,20 +270,23 @@ impl Pipeline {
         } else {
             DedupeKey::Path
         };
-        let candidates: Vec<String> = fresh.iter().map(|e| e.path.clone()).collect();
+        // Only a queue acknowledges events: a listing's paths are not copied for it.
+        let candidates: Vec<String> = if self.discover.is_stream() {
+            fresh.iter().map(|e| e.path.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let mut new = self.checkpoint.filter_unseen(fresh, key, |e| (e.path.as_str(), e.etag.as_str()))?;
-        if new.len() < candidates.len() {
+        if !candidates.is_empty() && new.len() < candidates.len() {
             let unseen: HashSet<&str> = new.iter().map(|e| e.path.as_str()).collect();
             let seen: Vec<String> = candidates.into_iter().filter(|p| !unseen.contains(p.as_str())).collect();
             self.discover.settle(&seen).await?;
         }
         new.sort_by(|a, b| (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path)));
-        let count = new.len();
+        // Two events for one path in the same delivery are one file (and one duplicate).
+        let count = new.into_iter().map(|event| backlog.push(event)).filter(|added| *added).count();
         observe::discovered(count, total - waiting - count);
         self.progress.add_files(count as u64);
-        for event in new {
-            backlog.push(event);
-        }
         observe::backlog(backlog.queue.len(), backlog.bytes);
         Ok(count)
     }
@@ -346,9 +352,8 @@ mod tests {
     #[test]
     fn backlog_holds_each_path_once_and_keeps_its_window() {
         let mut backlog = Backlog::default();
-        for e in [ev("a", 5), ev("a", 5), ev("b", 7), ev("c", 1)] {
-            backlog.push(e);
-        }
+        let added: Vec<bool> = [ev("a", 5), ev("a", 5), ev("b", 7), ev("c", 1)].into_iter().map(|e| backlog.push(e)).collect();
+        assert_eq!(added, vec![true, false, true, true]);
         assert_eq!((backlog.queue.len(), backlog.bytes), (3, 13));
         assert!(backlog.is_full(3, 100) && backlog.is_full(10, 13) && !backlog.is_full(4, 14));
         let opened = backlog.since;
