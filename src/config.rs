@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow::datatypes::Field;
-use inlet_format::{Compression, Format, NumberMode};
+use inlet_format::{Compression, CsvOptions, Format, NumberMode};
 use inlet_schema::EvolutionMode;
 use serde::{Deserialize, Deserializer};
 use url::Url;
@@ -52,6 +52,30 @@ pub enum Discovery {
     Notifications,
 }
 
+/// What happens to a source file once its batch has been committed for
+/// `clean_source_retention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanSource {
+    /// Files stay where they landed.
+    #[default]
+    Off,
+    /// Files move under `archive_url`, keeping their path relative to the source prefix.
+    Archive,
+    /// Files are deleted.
+    Delete,
+}
+
+impl CleanSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Archive => "archive",
+            Self::Delete => "delete",
+        }
+    }
+}
+
 /// How batches are written to the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -84,9 +108,29 @@ pub struct SourceSection {
     /// `string` (exact text; hint a DECIMAL to store decimals). Default `auto`.
     #[serde(default)]
     pub dynamodb_numbers: NumberMode,
-    /// `auto` (by extension: `.gz`), `none`, `gzip`. Default `auto`.
+    /// `auto` (by extension: `.gz`, `.zst`, `.bz2`), `none`, `gzip`, `zstd`, `bzip2`.
+    /// Default `auto`.
     #[serde(default)]
     pub compression: Compression,
+    /// `[source.csv]`: header, delimiter, quote, escape, null value, comment (format `csv`).
+    #[serde(default)]
+    pub csv: CsvOptions,
+    /// Columns whose values come from the path's `name=value` directories. Default none.
+    #[serde(default)]
+    pub partition_columns: Vec<String>,
+    /// Files last modified longer ago than this are not taken (and their checkpoint entries
+    /// may be compacted). Default: no limit.
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    pub max_file_age: Option<Duration>,
+    /// `off`, `archive` (move under `archive_url`) or `delete`, for files committed at
+    /// least `clean_source_retention` ago. Default `off`.
+    #[serde(default)]
+    pub clean_source: CleanSource,
+    /// `clean_source = "archive"`: where files move, keeping their relative path.
+    pub archive_url: Option<String>,
+    /// How long after its commit a file is archived or deleted. Default `30d`.
+    #[serde(default = "default_clean_retention", deserialize_with = "de_duration")]
+    pub clean_source_retention: Duration,
     /// `listing` or `notifications` (S3 events through SQS). Default `listing`.
     #[serde(default)]
     pub discovery: Discovery,
@@ -266,6 +310,8 @@ pub struct Config {
     /// `schema.hints`, parsed.
     pub hints: Vec<Field>,
     pub bad_records_url: Url,
+    /// `source.archive_url`, resolved (set exactly when `clean_source = "archive"`).
+    pub archive_url: Option<Url>,
     pub table_url: Url,
     pub transform: TransformSection,
     pub sink: SinkSection,
@@ -372,6 +418,48 @@ impl Config {
         if file.source.backfill_interval.is_some_and(|b| b < Duration::from_secs(1)) {
             return Err(bad("source.backfill_interval", "given", "must be at least 1s"));
         }
+        if file.source.format == Format::Csv {
+            file.source.csv.validate().map_err(|(key, reason)| {
+                let (key, value): (&'static str, &str) = match key {
+                    "delimiter" => ("source.csv.delimiter", &file.source.csv.delimiter),
+                    "quote" => ("source.csv.quote", &file.source.csv.quote),
+                    "escape" => ("source.csv.escape", &file.source.csv.escape),
+                    _ => ("source.csv.comment", &file.source.csv.comment),
+                };
+                bad(key, value, &reason)
+            })?;
+        }
+        for (i, column) in file.source.partition_columns.iter().enumerate() {
+            if !inlet_schema::is_valid_column_name(column) {
+                return Err(bad("source.partition_columns", column, "not a valid Delta column name"));
+            }
+            if file.source.partition_columns[..i].iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                return Err(bad("source.partition_columns", column, "named twice"));
+            }
+        }
+        if file.source.max_file_age.is_some_and(|a| a < Duration::from_secs(1)) {
+            return Err(bad("source.max_file_age", "given", "must be at least 1s"));
+        }
+        let archive_url = match (file.source.clean_source, &file.source.archive_url) {
+            (CleanSource::Archive, None) => {
+                return Err(bad("source.clean_source", "archive", "needs source.archive_url, where processed files move"))
+            }
+            (CleanSource::Archive, Some(a)) => {
+                let url = location_url(&base, a, true).map_err(|r| bad("source.archive_url", a, &r))?;
+                if url.as_str().starts_with(source_url.as_str()) {
+                    return Err(bad(
+                        "source.archive_url",
+                        a,
+                        "must be outside source.url: archived files would be found there and taken again",
+                    ));
+                }
+                Some(url)
+            }
+            (_, Some(a)) => {
+                return Err(bad("source.archive_url", a, "is used only with source.clean_source = \"archive\""))
+            }
+            (_, None) => None,
+        };
         if let Some(glob) = &file.source.path_glob {
             globset::Glob::new(glob).map_err(|e| bad("source.path_glob", glob, &e.to_string()))?;
         }
@@ -449,6 +537,7 @@ impl Config {
             schema: file.schema,
             hints,
             bad_records_url,
+            archive_url,
             table_url,
             transform: file.transform,
             sink: file.sink,
@@ -593,6 +682,9 @@ const fn default_tombstone_hours() -> u64 {
 fn default_rescued_column() -> String {
     "_rescued_data".into()
 }
+const fn default_clean_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
 const fn default_interval() -> u64 {
     60
 }
@@ -673,6 +765,49 @@ location = "state"
         let listing = GOOD.replace("url = \"landing\"", "url = \"landing\"\nbackfill_interval = \"1h\"");
         let err = Config::parse(Path::new("p.toml"), &listing, &env).expect_err("listing");
         assert!(err.to_string().contains("source.backfill_interval"), "{err}");
+    }
+
+    #[test]
+    fn format_and_clean_up_options_are_checked() {
+        let with = |extra: &str| GOOD.replace("url = \"landing\"", &format!("url = \"s3://b/landing/\"\n{extra}"));
+        let err = |extra: &str| Config::parse(Path::new("p.toml"), &with(extra), &env).expect_err(extra).to_string();
+        let msg = err("format = \"csv\"\n[source.csv]\ndelimiter = \"ab\"");
+        assert!(msg.contains("source.csv.delimiter = 'ab' is not valid: must be one ASCII character"), "{msg}");
+        let msg = err("clean_source = \"archive\"");
+        assert!(msg.contains("needs source.archive_url"), "{msg}");
+        let msg = err("clean_source = \"archive\"\narchive_url = \"s3://b/landing/done/\"");
+        assert!(msg.contains("must be outside source.url"), "{msg}");
+        let msg = err("archive_url = \"s3://b/done/\"");
+        assert!(msg.contains("only with source.clean_source"), "{msg}");
+        let msg = err("partition_columns = [\"date\", \"DATE\"]");
+        assert!(msg.contains("named twice"), "{msg}");
+        let ok = with("clean_source = \"archive\"\narchive_url = \"s3://b/archive\"\nmax_file_age = \"7d\"");
+        let cfg = Config::parse(Path::new("p.toml"), &ok, &env).expect("parse");
+        assert_eq!(cfg.archive_url.as_ref().map(Url::as_str), Some("s3://b/archive/"));
+        assert_eq!(cfg.source.clean_source_retention, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(cfg.source.max_file_age, Some(Duration::from_secs(7 * 24 * 3600)));
+    }
+
+    #[test]
+    fn every_shipped_example_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("config/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                let any = |name: &str| {
+                    Some(match name {
+                        n if n.ends_with("_URL") => format!("s3://{}/p/", n.to_ascii_lowercase().replace('_', "-")),
+                        n if n.ends_with("_DIR") => "/var/lib/inlet/x".to_string(),
+                        _ => "x".to_string(),
+                    })
+                };
+                Config::parse(&path, &text, &any).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 7, "only {checked} example configs");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use anyhow::Result;
 use inlet_checkpoint::DedupeKey;
 use inlet_discover::{Discover, FileEvent};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::observe;
 use crate::pipeline::Pipeline;
@@ -53,6 +53,17 @@ impl Backlog {
         self.paths.contains(path)
     }
 
+    /// With `allow_overwrites`: a newer version of a waiting path takes the waiting one's
+    /// place (the old one cannot be read any more). Returns the version replaced.
+    fn replace(&mut self, event: &FileEvent) -> Option<FileEvent> {
+        let waiting = self.queue.iter_mut().find(|e| e.path == event.path && e.etag != event.etag)?;
+        if event.last_modified_ms < waiting.last_modified_ms {
+            return None;
+        }
+        self.bytes = self.bytes - waiting.size + event.size;
+        Some(std::mem::replace(waiting, event.clone()))
+    }
+
     /// Adds a file unless its path is already waiting; true when added.
     fn push(&mut self, event: FileEvent) -> bool {
         if !self.paths.insert(event.path.clone()) {
@@ -93,14 +104,19 @@ impl Pipeline {
     /// but not planned are given back to the queue.
     pub async fn run(mut self, mode: RunMode, mut shutdown: watch::Receiver<bool>) -> Result<RunStats> {
         recovery::recover(&mut self).await?;
+        self.compact()?;
         if let Some(latest) = self.checkpoint.latest_schema()? {
             observe::schema_version(latest.version);
         }
-        let outcome = if self.discover.is_stream() {
+        let mut outcome = if self.discover.is_stream() {
             self.run_stream(mode, &mut shutdown).await
         } else {
             self.run_listing(mode, &mut shutdown).await
         };
+        if outcome.is_ok() && mode != RunMode::Continuous {
+            // A run that found nothing new still cleans up what has come due.
+            outcome = self.clean_up().await;
+        }
         if let Err(e) = self.discover.release().await {
             warn!(error = %e, "cannot give unprocessed notifications back; they return after their visibility timeout");
         }
@@ -144,6 +160,8 @@ impl Pipeline {
             match mode {
                 RunMode::Once | RunMode::AvailableNow => return Ok(()),
                 RunMode::Continuous => {
+                    self.clean_up().await?;
+                    self.compact()?;
                     let wait = Duration::from_secs(self.cfg.trigger.interval_seconds);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -195,6 +213,9 @@ impl Pipeline {
                     observe::queue_depth(depth);
                 }
                 depth_at = Instant::now();
+                // Clean-up waits for retention, so an idle pass this often is soon enough.
+                self.clean_up().await?;
+                self.compact()?;
             }
             // Wait for events (the queue is read in the background meanwhile) until the
             // open batch is due or the next listing. Draining (`--available-now`) stops at
@@ -251,11 +272,19 @@ impl Pipeline {
     /// files' events (every file of a committed batch is recorded, whatever its outcome).
     async fn next_batch(&mut self, backlog: &mut Backlog) -> Result<()> {
         let files = backlog.take(self.cfg.source.max_files_per_batch, self.cfg.source.max_bytes_per_batch);
-        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        let settled: Vec<(String, Option<String>)> = files.iter().map(|f| self.identity(f)).collect();
         let batch_id = self.checkpoint.next_batch_id()?;
         self.run_batch(batch_id, files).await?;
-        self.discover.settle(&paths).await?;
+        self.discover.settle(&settled).await?;
+        self.clean_up().await?;
+        self.compact()?;
         Ok(())
+    }
+
+    /// How a file is known to the checkpoint and acknowledged: by path, or by path and
+    /// ETag with `allow_overwrites`.
+    fn identity(&self, file: &FileEvent) -> (String, Option<String>) {
+        (file.path.clone(), self.cfg.source.allow_overwrites.then(|| file.etag.clone()))
     }
 
     /// Adds what is new to the backlog, oldest first: a file already waiting costs a set
@@ -263,29 +292,53 @@ impl Pipeline {
     /// acknowledged at once). Returns how many were new.
     async fn admit(&mut self, found: Vec<FileEvent>, backlog: &mut Backlog) -> Result<usize> {
         let total = found.len();
-        let fresh: Vec<FileEvent> = found.into_iter().filter(|e| !backlog.contains(&e.path)).collect();
-        let waiting = total - fresh.len();
+        // Files older than max_file_age are not taken (whatever the checkpoint says).
+        let (found, too_old): (Vec<FileEvent>, Vec<FileEvent>) = match self.oldest_taken_ms() {
+            Some(oldest) => found.into_iter().partition(|e| e.last_modified_ms >= oldest),
+            None => (found, Vec::new()),
+        };
+        if !too_old.is_empty() {
+            debug!(files = too_old.len(), "files older than source.max_file_age left untaken");
+            self.stats.too_old_files += too_old.len() as u64;
+            if self.discover.is_stream() {
+                let old: Vec<_> = too_old.iter().map(|e| self.identity(e)).collect();
+                self.discover.settle(&old).await?;
+            }
+        }
+        let mut fresh = Vec::with_capacity(found.len());
+        for event in found {
+            if !backlog.contains(&event.path) {
+                fresh.push(event);
+            } else if self.cfg.source.allow_overwrites {
+                // A newer version of a file still waiting: read that one instead.
+                if let Some(old) = backlog.replace(&event) {
+                    debug!(file = %event.path, "a waiting file was overwritten; taking its new version");
+                    self.discover.settle(&[self.identity(&old)]).await?;
+                }
+            }
+        }
+        let waiting = total - too_old.len() - fresh.len();
         let key = if self.cfg.source.allow_overwrites {
             DedupeKey::PathAndEtag
         } else {
             DedupeKey::Path
         };
-        // Only a queue acknowledges events: a listing's paths are not copied for it.
-        let candidates: Vec<String> = if self.discover.is_stream() {
-            fresh.iter().map(|e| e.path.clone()).collect()
+        // Only a queue acknowledges events: a listing's files are not copied for it.
+        let candidates: Vec<(String, Option<String>)> = if self.discover.is_stream() {
+            fresh.iter().map(|e| self.identity(e)).collect()
         } else {
             Vec::new()
         };
         let mut new = self.checkpoint.filter_unseen(fresh, key, |e| (e.path.as_str(), e.etag.as_str()))?;
         if !candidates.is_empty() && new.len() < candidates.len() {
-            let unseen: HashSet<&str> = new.iter().map(|e| e.path.as_str()).collect();
-            let seen: Vec<String> = candidates.into_iter().filter(|p| !unseen.contains(p.as_str())).collect();
+            let unseen: HashSet<(String, Option<String>)> = new.iter().map(|e| self.identity(e)).collect();
+            let seen: Vec<(String, Option<String>)> = candidates.into_iter().filter(|c| !unseen.contains(c)).collect();
             self.discover.settle(&seen).await?;
         }
         new.sort_by(|a, b| (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path)));
         // Two events for one path in the same delivery are one file (and one duplicate).
         let count = new.into_iter().map(|event| backlog.push(event)).filter(|added| *added).count();
-        observe::discovered(count, total - waiting - count);
+        observe::discovered(count, total - too_old.len() - waiting - count);
         self.progress.add_files(count as u64);
         observe::backlog(backlog.queue.len(), backlog.bytes);
         Ok(count)

@@ -68,6 +68,10 @@ fn write_table(out: &mut impl Write, records: &[FileRecord]) -> std::io::Result<
             if let Some(e) = &r.error {
                 path.push_str(&format!("  ({e})"));
             }
+            if let Some(action) = &r.clean_action {
+                let to = r.archive_path.as_deref().map(|a| format!(" to {a}")).unwrap_or_default();
+                path.push_str(&format!("  [{action}{to} at {}]", time(r.cleaned_at_ms)));
+            }
             [
                 r.state.as_str().to_string(),
                 opt(r.batch_id),

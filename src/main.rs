@@ -2,6 +2,7 @@
 //! turn any error into one line on stderr and a non-zero exit code.
 
 mod bad_records;
+mod clean;
 mod cli;
 mod config;
 mod driver;

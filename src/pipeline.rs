@@ -12,8 +12,8 @@ use futures::StreamExt;
 use inlet_checkpoint::{Checkpoint, FileState, NewFile};
 use inlet_delta::{DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
 use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer, SourceStore};
-use inlet_format::{DecodeOptions, Decoded, FormatError};
-use inlet_schema::{EvolutionMode, JsonInference};
+use inlet_format::{DecodeOptions, Decoded, FormatError, SchemaSample};
+use inlet_schema::EvolutionMode;
 use inlet_transform::Transform;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -27,6 +27,8 @@ use crate::observe;
 #[derive(Debug, Clone)]
 pub struct PlannedFile {
     pub path: String,
+    /// As found (unquoted); the version read when `allow_overwrites` pins it.
+    pub etag: String,
     pub size: u64,
     pub modified_ms: i64,
 }
@@ -36,7 +38,11 @@ pub struct Pipeline {
     pub(crate) cfg: Config,
     pub(crate) checkpoint: Checkpoint,
     pub(crate) sink: DeltaSink,
-    source: SourceStore,
+    pub(crate) source: SourceStore,
+    /// `clean_source = "archive"`: where processed files move.
+    pub(crate) archive: Option<SourceStore>,
+    /// When the checkpoint was last compacted (`max_file_age`).
+    pub(crate) compacted_at: Option<std::time::Instant>,
     pub(crate) discover: Box<dyn Discover>,
     /// With notifications: the listing behind `include_existing_files` and backfills.
     pub(crate) backfill: Option<ListingDiscoverer>,
@@ -56,6 +62,17 @@ pub async fn start(cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
     let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
     let transform = Transform::new(cfg.transform.sql.as_deref());
+    let archive = match &cfg.archive_url {
+        Some(url) => {
+            let store = SourceStore::open(url, &cfg.source_options()).context("source.archive_url")?;
+            // A local archive directory is created by the first move; a bucket must exist.
+            if store.bucket().is_some() {
+                store.check_reachable().await.context("source.archive_url")?;
+            }
+            Some(store)
+        }
+        None => None,
+    };
     let bad_records = BadRecords::open(&cfg.bad_records_url, &cfg.source_options(), &cfg.pipeline_id)?;
 
     // Without include_existing_files, files older than the pipeline's first start are not
@@ -96,6 +113,8 @@ pub async fn start(cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         checkpoint,
         sink,
         source,
+        archive,
+        compacted_at: None,
         discover,
         backfill,
         stats: RunStats {
@@ -129,6 +148,7 @@ impl Pipeline {
             .into_iter()
             .map(|e| PlannedFile {
                 path: e.path,
+                etag: e.etag,
                 size: e.size,
                 modified_ms: e.last_modified_ms,
             })
@@ -192,7 +212,7 @@ impl Pipeline {
                     let schema = read_schema.clone();
                     let settings = settings.clone();
                     async move {
-                        let outcome = read_file(&source, &file.path, compression, schema, settings).await;
+                        let outcome = read_file(&source, &file, compression, schema, settings).await;
                         (file, outcome)
                     }
                 })
@@ -207,6 +227,17 @@ impl Pipeline {
                             &file.path,
                             FileState::Skipped,
                             "deleted from the source before it was read",
+                        )?;
+                        self.stats.skipped_files += 1;
+                        continue;
+                    }
+                    Err(ReadError::Overwritten) => {
+                        warn!(file = %file.path, "file was rewritten after it was found; its new version is taken as a new file");
+                        self.checkpoint.set_file_outcome(
+                            batch_id,
+                            &file.path,
+                            FileState::Skipped,
+                            "overwritten before it was read; the new version is taken as a new file",
                         )?;
                         self.stats.skipped_files += 1;
                         continue;
@@ -499,6 +530,9 @@ impl Pipeline {
             rescued_column: self.cfg.rescued_column().map(str::to_string),
             infer_types: self.cfg.schema.infer_column_types,
             hints: Arc::new(self.cfg.hints.clone()),
+            csv: Arc::new(self.cfg.source.csv.clone()),
+            partition_columns: Arc::new(self.cfg.source.partition_columns.clone()),
+            pin_etag: self.cfg.source.allow_overwrites,
         }
     }
 
@@ -593,9 +627,10 @@ impl Pipeline {
 
     /// Infers a schema from the first files of a batch, within the sample bounds.
     async fn infer(&self, files: &[PlannedFile]) -> Result<(arrow::datatypes::Schema, usize)> {
-        let mut inference = JsonInference::new().infer_types(self.cfg.schema.infer_column_types);
+        let settings = self.decode_settings();
+        let opts = settings.options();
+        let mut sample = SchemaSample::new(self.cfg.schema.infer_column_types);
         let mut bytes = 0u64;
-        let mut sampled = 0;
         for file in files.iter().take(self.cfg.schema.sample_files) {
             if bytes >= self.cfg.schema.sample_bytes {
                 break;
@@ -608,13 +643,20 @@ impl Pipeline {
             let Ok(data) = inlet_format::decompress(&file.path, data, self.cfg.source.compression) else {
                 continue; // the decode pass records this file as failed
             };
-            let budget = self.cfg.schema.sample_bytes - bytes;
-            let slice = &data[..data.len().min(usize::try_from(budget).unwrap_or(usize::MAX))];
-            inlet_format::sample_json(slice, self.cfg.source.format, self.cfg.source.dynamodb_numbers, &mut inference, usize::MAX);
-            bytes += slice.len() as u64;
-            sampled += 1;
+            // Row formats are sampled up to the byte budget; a Parquet footer needs the file.
+            let budget = usize::try_from(self.cfg.schema.sample_bytes - bytes).unwrap_or(usize::MAX);
+            let data = match self.cfg.source.format {
+                inlet_format::Format::Parquet => data,
+                _ => data.slice(..data.len().min(budget)),
+            };
+            if let Err(e) = sample.add(&file.path, &data, &opts) {
+                // The decode pass records this file as failed, with the same error.
+                warn!(file = %file.path, error = %e, "file left out of the schema sample");
+                continue;
+            }
+            bytes += data.len() as u64;
         }
-        Ok((inference.schema(), sampled))
+        Ok((sample.schema(), sample.files()))
     }
 }
 
@@ -622,6 +664,8 @@ impl Pipeline {
 enum ReadError {
     /// Deleted from the source since it was listed.
     Gone,
+    /// Rewritten since it was listed (`allow_overwrites`): the new version is a new file.
+    Overwritten,
     /// The source could not be read; the batch stays planned and is replayed.
     Source(DiscoverError),
 }
@@ -635,6 +679,25 @@ struct DecodeSettings {
     rescued_column: Option<String>,
     infer_types: bool,
     hints: Arc<Vec<Field>>,
+    csv: Arc<inlet_format::CsvOptions>,
+    partition_columns: Arc<Vec<String>>,
+    /// Read the version with the planned ETag only (`allow_overwrites`).
+    pin_etag: bool,
+}
+
+impl DecodeSettings {
+    fn options(&self) -> DecodeOptions<'_> {
+        DecodeOptions {
+            format: self.format,
+            numbers: self.numbers,
+            csv: &self.csv,
+            mode: self.mode,
+            rescued_column: self.rescued_column.as_deref(),
+            infer_types: self.infer_types,
+            hints: &self.hints,
+            partition_columns: &self.partition_columns,
+        }
+    }
 }
 
 /// A schema version a batch makes: the schema after the change, and why.
@@ -667,14 +730,17 @@ fn describe(fields: &[Field]) -> String {
 /// the first decode against `schema`.
 async fn read_file(
     source: &SourceStore,
-    path: &str,
+    file: &PlannedFile,
     compression: inlet_format::Compression,
     schema: SchemaRef,
     settings: DecodeSettings,
 ) -> Result<(Bytes, Result<Decoded, FormatError>), ReadError> {
-    let data = match source.read(path).await {
+    let path = file.path.as_str();
+    let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
+    let data = match source.read_version(path, etag).await {
         Ok(d) => d,
         Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Gone),
+        Err(DiscoverError::Changed { .. }) => return Err(ReadError::Overwritten),
         Err(e) => return Err(ReadError::Source(e)),
     };
     let owned = path.to_string();
@@ -695,17 +761,7 @@ async fn decode_blocking(
     settings: DecodeSettings,
 ) -> Result<Decoded, FormatError> {
     let name = path.clone();
-    tokio::task::spawn_blocking(move || {
-        let opts = DecodeOptions {
-            format: settings.format,
-            numbers: settings.numbers,
-            mode: settings.mode,
-            rescued_column: settings.rescued_column.as_deref(),
-            infer_types: settings.infer_types,
-            hints: &settings.hints,
-        };
-        inlet_format::decode_json(&path, &data, &schema, &opts)
-    })
+    tokio::task::spawn_blocking(move || inlet_format::decode(&path, &data, &schema, &settings.options()))
     .await
     .unwrap_or_else(|e| Err(task_failed(&name, e)))
 }

@@ -35,6 +35,13 @@ pub struct RunStats {
     pub bad_records_location: String,
     /// Schema versions this run made, each as its change.
     pub schema_changes: Vec<String>,
+    /// Files found but older than `max_file_age`, not taken.
+    pub too_old_files: u64,
+    /// `clean_source`: files moved to the archive, and files deleted.
+    pub archived_files: u64,
+    pub deleted_files: u64,
+    /// Checkpoint entries forgotten past `max_file_age`.
+    pub compacted_entries: u64,
 }
 
 impl RunStats {
@@ -113,10 +120,23 @@ pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
     }
     if stats.skipped_files > 0 {
         text.push_str(&format!(
-            " {} file{} vanished before being read and {} recorded as skipped.",
+            " {} file{} vanished or changed before being read and {} recorded as skipped.",
             stats.skipped_files,
             if stats.skipped_files == 1 { "" } else { "s" },
             if stats.skipped_files == 1 { "is" } else { "are" },
+        ));
+    }
+    if stats.too_old_files > 0 {
+        text.push_str(&format!(
+            " {} file{} older than source.max_file_age not taken.",
+            stats.too_old_files,
+            if stats.too_old_files == 1 { "" } else { "s" },
+        ));
+    }
+    if stats.archived_files + stats.deleted_files > 0 {
+        text.push_str(&format!(
+            " Cleaned up {} archived and {} deleted source file(s).",
+            stats.archived_files, stats.deleted_files
         ));
     }
     if stats.inserted + stats.updated + stats.deleted > 0 {

@@ -36,6 +36,7 @@ pub async fn recover(p: &mut Pipeline) -> Result<()> {
                 .filter(|f| f.state == FileState::Pending)
                 .map(|f| PlannedFile {
                     path: f.path,
+                    etag: f.etag,
                     size: f.size,
                     modified_ms: f.last_modified_ms,
                 })

@@ -1,7 +1,7 @@
 //! `inlet validate`: parse the config, reach the source and the table, read the checkpoint,
 //! and print what a run would do. Writes nothing.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use inlet_checkpoint::Checkpoint;
 use inlet_delta::DeltaSink;
 use inlet_discover::SourceStore;
@@ -31,6 +31,28 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         cfg.source.max_bytes_per_batch,
         cfg.source.allow_overwrites,
     ));
+    if !cfg.source.partition_columns.is_empty() || cfg.source.max_file_age.is_some() {
+        out.push_str(&format!(
+            "            partition columns {}, max file age {}\n",
+            if cfg.source.partition_columns.is_empty() { "none".to_string() } else { cfg.source.partition_columns.join(", ") },
+            cfg.source.max_file_age.map_or_else(|| "none".to_string(), |a| humantime::format_duration(a).to_string()),
+        ));
+    }
+    if let Some(archive) = &cfg.archive_url {
+        // A local archive directory is created by the first move; a bucket must exist.
+        let store = SourceStore::open(archive, &cfg.source_options())?;
+        if store.bucket().is_some() {
+            store.check_reachable().await.context("source.archive_url")?;
+        }
+    }
+    if cfg.source.clean_source != crate::config::CleanSource::Off {
+        out.push_str(&format!(
+            "            clean source: {} {} after commit{}\n",
+            cfg.source.clean_source.as_str(),
+            humantime::format_duration(cfg.source.clean_source_retention),
+            cfg.archive_url.as_ref().map(|a| format!(", to {a} (reachable)")).unwrap_or_default(),
+        ));
+    }
     if !cfg.source.storage_options.is_empty() {
         out.push_str(&format!("            options {}\n", redact_options(&cfg.source.storage_options)));
     }

@@ -3,6 +3,8 @@ reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3
 
   helper.py read-delta URL [OPTIONS_JSON]      -> {"version": V, "rows": [...]} sorted
   helper.py polars-count URL [OPTIONS_JSON]     -> row count through polars
+  helper.py write-parquet FILE ROWS_JSON          (pyarrow, types inferred from the rows)
+  helper.py compress CODEC IN OUT               (zstd through pyarrow, bzip2 through bz2)
   helper.py s3 ENDPOINT mkbucket BUCKET
   helper.py s3 ENDPOINT put BUCKET KEY FILE
   helper.py s3 ENDPOINT delete BUCKET KEY
@@ -36,6 +38,31 @@ def polars_count(url, options):
 
     df = pl.read_delta(url, storage_options=options or None)
     print(df.height)
+
+
+def write_parquet(path, rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def compress(codec, src, dst):
+    with open(src, "rb") as f:
+        data = f.read()
+    if codec == "bzip2":
+        import bz2
+
+        out = bz2.compress(data)
+    elif codec == "zstd":
+        import pyarrow as pa
+
+        # Arrow's ZSTD codec writes a standard zstd frame.
+        out = pa.compress(data, codec="zstd", asbytes=True)
+    else:
+        raise SystemExit(f"unknown codec {codec}")
+    with open(dst, "wb") as f:
+        f.write(out)
 
 
 def client(service, endpoint):
@@ -132,6 +159,10 @@ def main():
         read_delta(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
     elif cmd == "polars-count":
         polars_count(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
+    elif cmd == "write-parquet":
+        write_parquet(sys.argv[2], json.loads(sys.argv[3]))
+    elif cmd == "compress":
+        compress(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "s3":
         s3(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif cmd == "sqs":

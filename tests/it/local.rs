@@ -11,10 +11,6 @@ fn table_url(dir: &Path) -> String {
     url_of(&dir.join("table"))
 }
 
-fn url_of(p: &Path) -> String {
-    format!("file://{}", p.display())
-}
-
 #[test]
 fn available_now_takes_exactly_the_new_files() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -6,6 +6,7 @@ mod support;
 
 mod cli_errors;
 mod crash;
+mod formats;
 mod local;
 mod merge;
 mod lock;

@@ -9,10 +9,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn url_of(p: &Path) -> String {
-    format!("file://{}", p.display())
-}
-
 /// The landing zone of the issue: files 1–10 with {a, b}, 11 adds `c`, 12 has b = "x",
 /// 13 has one broken line among good ones, 14 is a truncated gzip. Three rows per file,
 /// `a` unique over all rows.
@@ -87,22 +83,7 @@ fn rescued(r: &serde_json::Map<String, Value>) -> Value {
 
 /// Every bad record under the checkpoint's default bad-records location.
 fn bad_records(dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    let root = dir.join("state/bad_records");
-    let mut stack = vec![root];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let text = std::fs::read_to_string(&p).expect("read");
-                out.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).expect("bad record JSON")));
-            }
-        }
-    }
-    out
+    bad_records_under(&dir.join("state/bad_records"))
 }
 
 fn columns(t: &TableRead) -> BTreeSet<String> {

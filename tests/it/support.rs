@@ -47,7 +47,7 @@ pub fn python() -> Command {
     cmd
 }
 
-fn python_ok(args: &[&str]) -> String {
+pub fn python_ok(args: &[&str]) -> String {
     let out = python().args(args).output().expect("spawn python helper");
     assert!(
         out.status.success(),
@@ -84,6 +84,30 @@ pub fn read_delta(url: &str, options: &Value) -> TableRead {
         version: v["version"].as_i64().expect("version"),
         rows: v["rows"].as_array().expect("rows").clone(),
     }
+}
+
+/// `file://` URL of a local path.
+pub fn url_of(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// Every bad record (one JSON object per line) in the files under `root`.
+pub fn bad_records_under(root: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let text = std::fs::read_to_string(&p).expect("read");
+                out.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).expect("bad record JSON")));
+            }
+        }
+    }
+    out
 }
 
 /// Row count of the table at `url` through `polars`.

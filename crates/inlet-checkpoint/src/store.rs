@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::{CheckpointError, LockHolder, RunnerLock, DB_FILE};
 
 /// Version of the table layout below; bumped with a migration when it changes.
-const LAYOUT_VERSION: i64 = 1;
+const LAYOUT_VERSION: i64 = 2;
 
 const LAYOUT: &str = "
 CREATE TABLE IF NOT EXISTS meta(
@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS files(
     state            TEXT NOT NULL,
     rows             INTEGER,
     error            TEXT,
+    -- clean_source: when the file was archived or deleted, how, and where it went.
+    cleaned_at_ms    INTEGER,
+    clean_action     TEXT,
+    archive_path     TEXT,
     PRIMARY KEY(path, etag)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_batch ON files(batch_id);
@@ -58,6 +62,20 @@ CREATE TABLE IF NOT EXISTS schema_versions(
     file_path     TEXT,
     reason        TEXT NOT NULL
 );
+";
+
+/// Layout 1 to 2: the clean-up columns (additive; older rows read as not cleaned).
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE files ADD COLUMN cleaned_at_ms INTEGER;
+ALTER TABLE files ADD COLUMN clean_action TEXT;
+ALTER TABLE files ADD COLUMN archive_path TEXT;
+";
+
+/// Indexes over columns a migration may have added, so created after migrating.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS files_to_clean ON files(committed_at_ms)
+    WHERE state = 'committed' AND cleaned_at_ms IS NULL;
+CREATE INDEX IF NOT EXISTS files_by_age ON files(last_modified_ms);
 ";
 
 /// State of a file in the checkpoint.
@@ -136,6 +154,12 @@ pub struct FileRecord {
     pub state: FileState,
     pub rows: Option<i64>,
     pub error: Option<String>,
+    /// `clean_source`: when the file was archived or deleted.
+    pub cleaned_at_ms: Option<i64>,
+    /// `archived`, `deleted`, `gone` (not there to clean) or `kept: <why>`.
+    pub clean_action: Option<String>,
+    /// Where an archived file went.
+    pub archive_path: Option<String>,
 }
 
 /// One batch of the journal.
@@ -192,7 +216,9 @@ impl Checkpoint {
         if !dir.join(DB_FILE).exists() {
             return Ok(None);
         }
-        Self::open_db(dir, None).map(Some)
+        let mut cp = Self::open_db(dir, None)?;
+        cp.migrate()?;
+        Ok(Some(cp))
     }
 
     fn open_db(dir: &Path, lock: Option<RunnerLock>) -> Result<Self, CheckpointError> {
@@ -230,20 +256,10 @@ impl Checkpoint {
                 path: path.clone(),
                 source,
             })?;
-        let layout: Option<i64> = self
-            .meta("layout_version")?
-            .and_then(|v| v.parse().ok());
-        match layout {
-            Some(found) if found > LAYOUT_VERSION => {
-                return Err(CheckpointError::TooNew {
-                    path,
-                    found,
-                    known: LAYOUT_VERSION,
-                })
-            }
-            Some(_) => {}
-            None => self.set_meta("layout_version", &LAYOUT_VERSION.to_string())?,
+        if self.meta("layout_version")?.is_none() {
+            self.set_meta("layout_version", &LAYOUT_VERSION.to_string())?;
         }
+        self.migrate()?;
         match self.meta("pipeline_id")? {
             Some(stored) if stored != pipeline_id => Err(CheckpointError::PipelineMismatch {
                 path: self.dir.clone(),
@@ -253,6 +269,79 @@ impl Checkpoint {
             Some(_) => Ok(()),
             None => self.set_meta("pipeline_id", pipeline_id),
         }
+    }
+
+    /// Brings an older layout up to this one (in one transaction), refuses a newer one,
+    /// and creates the indexes.
+    fn migrate(&mut self) -> Result<(), CheckpointError> {
+        let path = self.dir.join(DB_FILE);
+        let found: i64 = self.meta("layout_version")?.and_then(|v| v.parse().ok()).unwrap_or(1);
+        if found > LAYOUT_VERSION {
+            return Err(CheckpointError::TooNew {
+                path,
+                found,
+                known: LAYOUT_VERSION,
+            });
+        }
+        let sql_err = |source| CheckpointError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        if found < 2 {
+            let tx = self.conn.transaction().map_err(sql_err)?;
+            tx.execute_batch(MIGRATE_1_TO_2).map_err(sql_err)?;
+            tx.execute("UPDATE meta SET value = '2' WHERE key = 'layout_version'", []).map_err(sql_err)?;
+            tx.commit().map_err(sql_err)?;
+        }
+        self.conn.execute_batch(INDEXES).map_err(sql_err)
+    }
+
+    /// Committed files whose commit is at or before `before_ms` and that are not cleaned
+    /// up yet, oldest commit first, at most `limit`.
+    pub fn files_to_clean(&self, before_ms: i64, limit: usize) -> Result<Vec<FileRecord>, CheckpointError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "{FILE_SELECT} WHERE f.state = 'committed' AND f.cleaned_at_ms IS NULL
+                   AND f.committed_at_ms <= ?1
+                 ORDER BY f.committed_at_ms, f.path LIMIT ?2"
+            ))
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![before_ms, i64::try_from(limit).unwrap_or(i64::MAX)], file_from_row)
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        Ok(rows)
+    }
+
+    /// Records that the file (path, etag) was cleaned up: `action` is `archived`,
+    /// `deleted`, `gone` or `kept: <why>`; `archive_path` where an archived file went.
+    pub fn set_cleaned(&self, path: &str, etag: &str, action: &str, archive_path: Option<&str>) -> Result<(), CheckpointError> {
+        self.conn
+            .execute(
+                "UPDATE files SET cleaned_at_ms = ?1, clean_action = ?2, archive_path = ?3
+                 WHERE path = ?4 AND etag = ?5",
+                params![now_ms(), action, archive_path, path, etag],
+            )
+            .map(|_| ())
+            .map_err(self.sql())
+    }
+
+    /// Forgets files last modified before `modified_before_ms` whose batch is done
+    /// (`max_file_age` keeps discovery from ever taking such a file again, so their entries
+    /// are not needed for dedupe). With `keep_uncleaned`, committed files whose clean-up is
+    /// still to come stay. Returns how many entries went.
+    pub fn compact(&mut self, modified_before_ms: i64, keep_uncleaned: bool) -> Result<usize, CheckpointError> {
+        self.conn
+            .execute(
+                "DELETE FROM files
+                 WHERE last_modified_ms < ?1 AND state <> 'pending'
+                   AND NOT (?2 AND state = 'committed' AND cleaned_at_ms IS NULL)
+                   AND batch_id IN (SELECT batch_id FROM batches WHERE state = 'committed')",
+                params![modified_before_ms, keep_uncleaned],
+            )
+            .map_err(self.sql())
     }
 
     /// Directory of this checkpoint.
@@ -657,7 +746,8 @@ const BATCH_SELECT: &str = "SELECT batch_id, state, planned_at_ms, committed_at_
        file_count, bytes, rows FROM batches";
 
 const FILE_SELECT: &str = "SELECT f.path, f.etag, f.size, f.last_modified_ms, f.discovered_at_ms,
-       f.batch_id, f.committed_at_ms, b.delta_version, f.state, f.rows, f.error
+       f.batch_id, f.committed_at_ms, b.delta_version, f.state, f.rows, f.error,
+       f.cleaned_at_ms, f.clean_action, f.archive_path
   FROM files f LEFT JOIN batches b ON b.batch_id = f.batch_id";
 
 fn batch_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRecord> {
@@ -699,6 +789,9 @@ fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
         })?,
         rows: r.get(9)?,
         error: r.get(10)?,
+        cleaned_at_ms: r.get(11)?,
+        clean_action: r.get(12)?,
+        archive_path: r.get(13)?,
     })
 }
 
@@ -791,6 +884,47 @@ mod tests {
         assert_eq!(got, vec![Some("05".into()), Some("09".into()), None]);
         cp.put_tombstones(3, &[], -1).expect("expire all");
         assert_eq!(cp.tombstones(&["[1]".into()]).expect("get"), vec![None]);
+    }
+
+    #[test]
+    fn compaction_keeps_pending_and_uncleaned_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        let aged = |path: &str, modified: i64| NewFile {
+            last_modified_ms: modified,
+            ..file(path, "e")
+        };
+        cp.plan_batch(1, &[aged("old-a", 100), aged("old-b", 100), aged("new", 900)]).expect("plan");
+        cp.mark_committed(1, Some(1), None, &[]).expect("commit");
+        cp.plan_batch(2, &[aged("old-pending", 100)]).expect("plan");
+        cp.set_cleaned("old-a", "e", "archived", Some("s3://b/archive/old-a")).expect("clean");
+        // With clean-up on, only the cleaned old file may go; the pending one always stays.
+        assert_eq!(cp.compact(500, true).expect("compact"), 1);
+        assert_eq!(cp.compact(500, false).expect("compact"), 1);
+        let left: Vec<String> = cp.files(None).expect("files").into_iter().map(|f| f.path).collect();
+        assert_eq!(left, vec!["old-pending".to_string(), "new".to_string()]);
+        assert_eq!(cp.files_to_clean(i64::MAX, 10).expect("to clean").len(), 1);
+    }
+
+    #[test]
+    fn a_layout_1_checkpoint_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
+            let v1 = LAYOUT.replace("    cleaned_at_ms    INTEGER,\n    clean_action     TEXT,\n    archive_path     TEXT,\n", "");
+            assert!(!v1.contains("cleaned_at_ms"), "the layout 1 files table has no clean-up columns");
+            conn.execute_batch(&v1).expect("v1 layout");
+            conn.execute_batch(
+                "INSERT INTO meta VALUES ('layout_version', '1'), ('pipeline_id', 'p');
+                 INSERT INTO files(path, etag, size, last_modified_ms, discovered_at_ms, state)
+                 VALUES ('a', 'e', 1, 1, 1, 'failed');",
+            )
+            .expect("v1 rows");
+        }
+        let cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        assert_eq!(cp.meta("layout_version").expect("meta").as_deref(), Some("2"));
+        let files = cp.files(None).expect("files");
+        assert_eq!((files.len(), files[0].cleaned_at_ms), (1, None));
     }
 
     #[test]

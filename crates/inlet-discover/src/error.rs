@@ -35,6 +35,16 @@ pub enum DiscoverError {
     #[error("source file {url} no longer exists")]
     NotFound { url: String },
 
+    #[error("source file {url} changed since it was found (its ETag is no longer {etag})")]
+    Changed { url: String, etag: String },
+
+    #[error("cannot delete source file {url}: {source}; check that the credentials may delete it (s3:DeleteObject)")]
+    Delete {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+
     #[error("cannot write {url}: {source}; check that the location exists and the credentials may write to it")]
     Write {
         url: String,

@@ -26,9 +26,10 @@ pub trait Discover: Send {
     /// a listing returns at once with everything it sees.
     fn discover(&mut self, wait: Duration) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>>;
 
-    /// These paths are durably handled (committed, skipped, failed, or seen before):
-    /// acknowledge the events that named them. A no-op for listing.
-    fn settle<'a>(&'a mut self, _paths: &'a [String]) -> BoxFuture<'a, Result<(), DiscoverError>> {
+    /// These files are durably handled (committed, skipped, failed, or seen before):
+    /// acknowledge the events that named them, as (path, ETag) or (path, `None`) for every
+    /// version of the path. A no-op for listing.
+    fn settle<'a>(&'a mut self, _files: &'a [(String, Option<String>)]) -> BoxFuture<'a, Result<(), DiscoverError>> {
         Box::pin(async { Ok(()) })
     }
 

@@ -44,15 +44,15 @@ pub struct NotificationOptions {
 #[derive(Debug)]
 struct HeldMessage {
     receipt: String,
-    /// Paths it names that are not settled yet.
-    pending: HashSet<String>,
+    /// Files (path, ETag) it names that are not settled yet.
+    pending: HashSet<(String, String)>,
 }
 
 /// Messages held by this run, by message id, and the messages naming each path.
 #[derive(Debug, Default)]
 struct Held {
     messages: HashMap<String, HeldMessage>,
-    by_path: HashMap<String, Vec<String>>,
+    by_path: HashMap<String, Vec<(String, String)>>,
 }
 
 /// What the caller and the background tasks share.
@@ -256,11 +256,12 @@ impl Poller {
                 Ok(files) if files.is_empty() => done.push(receipt.to_string()),
                 Ok(files) => {
                     let mut held = lock(&self.shared.held);
-                    let pending: HashSet<String> = files.iter().map(|f| f.path.clone()).collect();
-                    for path in &pending {
+                    let pending: HashSet<(String, String)> =
+                        files.iter().map(|f| (f.path.clone(), f.etag.clone())).collect();
+                    for (path, etag) in &pending {
                         let ids = held.by_path.entry(path.clone()).or_default();
-                        if !ids.iter().any(|known| known == id) {
-                            ids.push(id.to_string());
+                        if !ids.iter().any(|(known, e)| known == id && e == etag) {
+                            ids.push((id.to_string(), etag.clone()));
                         }
                     }
                     // A message delivered again (its visibility ran out) keeps its place
@@ -407,15 +408,21 @@ impl Discover for NotificationDiscoverer {
         })
     }
 
-    fn settle<'a>(&'a mut self, paths: &'a [String]) -> BoxFuture<'a, Result<(), DiscoverError>> {
+    fn settle<'a>(&'a mut self, files: &'a [(String, Option<String>)]) -> BoxFuture<'a, Result<(), DiscoverError>> {
         Box::pin(async move {
             let receipts = {
                 let mut held = lock(&self.shared.held);
                 let mut receipts = Vec::new();
-                for path in paths {
-                    for id in held.by_path.remove(path).unwrap_or_default() {
+                for (path, version) in files {
+                    let Some(ids) = held.by_path.remove(path) else { continue };
+                    let (settled, kept): (Vec<_>, Vec<_>) =
+                        ids.into_iter().partition(|(_, etag)| version.as_ref().is_none_or(|v| v == etag));
+                    if !kept.is_empty() {
+                        held.by_path.insert(path.clone(), kept);
+                    }
+                    for (id, etag) in settled {
                         let finished = held.messages.get_mut(&id).is_some_and(|m| {
-                            m.pending.remove(path);
+                            m.pending.remove(&(path.clone(), etag));
                             m.pending.is_empty()
                         });
                         if finished {

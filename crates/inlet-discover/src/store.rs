@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::{DiscoverError, FileEvent};
@@ -194,22 +194,148 @@ impl SourceStore {
 
     /// Reads a whole file named by its full URL.
     pub async fn read(&self, url: &str) -> Result<Bytes, DiscoverError> {
-        let key = self.key_of(url).ok_or_else(|| DiscoverError::BadUrl {
+        self.read_version(url, None).await
+    }
+
+    /// Reads a whole file; with `etag`, only that version of it (`Changed` when the file
+    /// has been rewritten since).
+    pub async fn read_version(&self, url: &str, etag: Option<&str>) -> Result<Bytes, DiscoverError> {
+        let key = self.own_key(url)?;
+        let options = GetOptions {
+            if_match: etag.map(|e| self.quoted(e)),
+            ..GetOptions::default()
+        };
+        let got = self.store.get_opts(&key, options).await.map_err(|source| self.read_error(url, etag, source))?;
+        got.bytes().await.map_err(|source| self.read_error(url, etag, source))
+    }
+
+    /// The file's current ETag (unquoted, as listings give it), or `NotFound`.
+    pub async fn etag(&self, url: &str) -> Result<String, DiscoverError> {
+        let key = self.own_key(url)?;
+        let meta = self.store.head(&key).await.map_err(|source| self.read_error(url, None, source))?;
+        Ok(meta.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_string())
+    }
+
+    /// Deletes a file of this store (a file already gone is not an error).
+    pub async fn delete(&self, url: &str) -> Result<(), DiscoverError> {
+        let key = self.own_key(url)?;
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(DiscoverError::Delete {
+                url: url.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Where `url` (a file of `source`) goes under this store's prefix: its path relative to
+    /// the source prefix, segment by segment. Segments are object_store path parts, which
+    /// cannot be `.`, `..` or contain `/`, so the result is always under the prefix.
+    pub fn archive_key(&self, source: &SourceStore, url: &str) -> Result<Path, DiscoverError> {
+        let key = source.own_key(url)?;
+        let outside = || DiscoverError::BadUrl {
+            url: url.to_string(),
+            reason: format!("not under source {}", source.url),
+        };
+        let relative = key.prefix_match(&source.prefix).ok_or_else(outside)?;
+        let mut target = self.prefix.clone();
+        let mut parts = 0;
+        for part in relative {
+            target = target.join(part);
+            parts += 1;
+        }
+        if parts == 0 || !target.prefix_matches(&self.prefix) {
+            return Err(outside());
+        }
+        Ok(target)
+    }
+
+    /// Copies `url`, a file of `source`, to `key` of this store: server-side when both are
+    /// the same store (one bucket, or the local file system), else read and written.
+    /// Returns the URL written.
+    pub async fn copy_from(&self, source: &SourceStore, url: &str, key: &Path) -> Result<String, DiscoverError> {
+        let from = source.own_key(url)?;
+        let to_url = self.url_of(key);
+        let write_err = |source| DiscoverError::Write {
+            url: to_url.clone(),
+            source,
+        };
+        if self.url_root == source.url_root {
+            return source.store.copy(&from, key).await.map(|()| to_url.clone()).map_err(write_err);
+        }
+        let data = source.read(url).await?;
+        self.store.put(key, data.into()).await.map_err(write_err)?;
+        Ok(to_url.clone())
+    }
+
+    /// True when `key` exists in this store.
+    pub async fn exists(&self, key: &Path) -> Result<bool, DiscoverError> {
+        match self.store.head(key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(source) => Err(DiscoverError::Read {
+                url: self.url_of(key),
+                source,
+            }),
+        }
+    }
+
+    fn own_key(&self, url: &str) -> Result<Path, DiscoverError> {
+        self.key_of(url).ok_or_else(|| DiscoverError::BadUrl {
             url: url.to_string(),
             reason: format!("not under source {}", self.url),
-        })?;
-        let got = self.store.get(&key).await.map_err(|source| match source {
-            object_store::Error::NotFound { .. } => DiscoverError::NotFound {
+        })
+    }
+
+    /// An ETag as the store compares it: S3 quotes it, the local file system does not.
+    fn quoted(&self, etag: &str) -> String {
+        if self.bucket().is_some() {
+            format!("\"{etag}\"")
+        } else {
+            etag.to_string()
+        }
+    }
+
+    fn read_error(&self, url: &str, etag: Option<&str>, source: object_store::Error) -> DiscoverError {
+        match source {
+            object_store::Error::NotFound { .. } => DiscoverError::NotFound { url: url.to_string() },
+            object_store::Error::Precondition { .. } => DiscoverError::Changed {
                 url: url.to_string(),
+                etag: etag.unwrap_or_default().to_string(),
             },
             source => DiscoverError::Read {
                 url: url.to_string(),
                 source,
             },
-        })?;
-        got.bytes().await.map_err(|source| DiscoverError::Read {
-            url: url.to_string(),
-            source,
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(dir: &str) -> SourceStore {
+        let url = Url::parse(dir).expect("url");
+        SourceStore::open(&url, &HashMap::new()).expect("open")
+    }
+
+    #[test]
+    fn archive_keys_keep_the_relative_path_and_never_escape() {
+        let source = local("file:///data/landing/");
+        let archive = local("file:///data/archive/");
+        let key = |url: &str| archive.archive_key(&source, url).map(|k| archive.url_of(&k));
+        assert_eq!(key("file:///data/landing/a b+c é.json").expect("key"), "file:///data/archive/a b+c é.json");
+        assert_eq!(key("file:///data/landing/v1../x.json").expect("key"), "file:///data/archive/v1../x.json");
+        // An encoded dot-dot is a name like any other, kept under the archive.
+        assert_eq!(key("file:///data/landing/%2E%2E/x").expect("key"), "file:///data/archive/%2E%2E/x");
+        for escaping in [
+            "file:///data/landing/../../etc/passwd",
+            "file:///data/landing/a/./b",
+            "file:///data/other/x.json",
+            "file:///data/landing/",
+        ] {
+            assert!(key(escaping).is_err(), "{escaping} must not map into the archive");
+        }
     }
 }

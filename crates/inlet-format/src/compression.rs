@@ -11,35 +11,60 @@ use crate::FormatError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
-    /// By extension: `.gz` is gzip, anything else is plain.
+    /// By extension: `.gz`/`.gzip` gzip, `.zst`/`.zstd` zstd, `.bz2` bzip2, else plain.
     #[default]
     Auto,
     None,
     Gzip,
+    Zstd,
+    Bzip2,
+}
+
+impl Compression {
+    /// What `auto` means for `path`.
+    pub fn for_path(self, path: &str) -> Self {
+        if self != Self::Auto {
+            return self;
+        }
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".gz") || lower.ends_with(".gzip") {
+            Self::Gzip
+        } else if lower.ends_with(".zst") || lower.ends_with(".zstd") {
+            Self::Zstd
+        } else if lower.ends_with(".bz2") {
+            Self::Bzip2
+        } else {
+            Self::None
+        }
+    }
 }
 
 /// The file's bytes, decompressed as `compression` (or its extension) says.
 pub fn decompress(path: &str, data: Bytes, compression: Compression) -> Result<Bytes, FormatError> {
-    let effective = match compression {
-        Compression::Auto if path.ends_with(".gz") || path.ends_with(".gzip") => Compression::Gzip,
-        Compression::Auto => Compression::None,
-        other => other,
-    };
-    match effective {
-        Compression::Gzip => {
-            let mut out = Vec::with_capacity(data.len() * 4);
-            // Multi-member: concatenated gzip streams (as Firehose and `cat a.gz b.gz` make).
-            flate2::read::MultiGzDecoder::new(&data[..])
-                .read_to_end(&mut out)
-                .map_err(|e| FormatError::Decompress {
-                    path: path.to_string(),
-                    codec: "gzip",
-                    detail: e.to_string(),
-                })?;
-            Ok(Bytes::from(out))
+    let failed = |codec: &'static str| {
+        move |e: std::io::Error| FormatError::Decompress {
+            path: path.to_string(),
+            codec,
+            detail: e.to_string(),
         }
-        Compression::Auto | Compression::None => Ok(data),
+    };
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4));
+    // Each decoder reads concatenated streams (as Firehose and `cat a.gz b.gz` make).
+    match compression.for_path(path) {
+        Compression::Gzip => {
+            flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out).map_err(failed("gzip"))?;
+        }
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::new(&data[..])
+                .and_then(|mut d| d.read_to_end(&mut out))
+                .map_err(failed("zstd"))?;
+        }
+        Compression::Bzip2 => {
+            bzip2::read::MultiBzDecoder::new(&data[..]).read_to_end(&mut out).map_err(failed("bzip2"))?;
+        }
+        Compression::Auto | Compression::None => return Ok(data),
     }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -60,5 +85,25 @@ mod tests {
         let cut = Bytes::from(gz[..gz.len() / 2].to_vec());
         let err = decompress("s3://b/x.json.gz", cut, Compression::Auto).expect_err("truncated");
         assert!(err.to_string().starts_with("cannot decompress s3://b/x.json.gz as gzip"), "{err}");
+    }
+
+    #[test]
+    fn zstd_and_bzip2_by_extension_or_option() {
+        let text = b"{\"a\":1}\n{\"a\":2}\n";
+        let zst = zstd::stream::encode_all(&text[..], 3).expect("zstd");
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(text).expect("bz");
+        let bz = bz.finish().expect("finish");
+        for (path, data, option) in [
+            ("x.json.zst", zst.clone(), Compression::Auto),
+            ("x.json", zst, Compression::Zstd),
+            ("x.JSON.BZ2", bz.clone(), Compression::Auto),
+            ("x", bz, Compression::Bzip2),
+        ] {
+            let out = decompress(path, Bytes::from(data), option).expect(path);
+            assert_eq!(&out[..], text, "{path}");
+        }
+        let err = decompress("x.zst", Bytes::from_static(b"nope"), Compression::Auto).expect_err("garbage");
+        assert!(err.to_string().starts_with("cannot decompress x.zst as zstd"), "{err}");
     }
 }

@@ -1,70 +1,33 @@
-//! JSON lines: a sampling pass for inference, and the decoding pass that fits every record to
-//! the table's columns (rescuing what does not fit, setting aside lines that do not parse).
+//! JSON lines (and objects concatenated without newlines, and DynamoDB records) as records
+//! for the fitter; lines that do not parse become bad records.
 
-use arrow::datatypes::{Field, SchemaRef};
-use arrow::record_batch::RecordBatch;
-use inlet_schema::{Conformer, EvolutionMode, JsonInference};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{dynamodb, Format, FormatError, NumberMode, BATCH_ROWS};
+use crate::fit::{Fitter, Origin};
+use crate::{dynamodb, Format, NumberMode};
 
-/// How records are read and fitted to the schema.
-#[derive(Debug, Clone, Copy)]
-pub struct DecodeOptions<'a> {
-    pub format: Format,
-    /// How DynamoDB `N` values are read.
-    pub numbers: NumberMode,
-    pub mode: EvolutionMode,
-    /// The column receiving what does not fit; `None` sends such records to bad records.
-    pub rescued_column: Option<&'a str>,
-    /// Whether new columns get inferred types (else all strings).
-    pub infer_types: bool,
-    /// Types for new columns named here, overriding inference.
-    pub hints: &'a [Field],
+/// Feeds every record of `text` to `fitter`.
+pub(crate) fn feed(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitter<'_>) {
+    for at in lines(text) {
+        for value in serde_json::Deserializer::from_str(at.raw).into_iter::<Value>() {
+            match value.map(|v| records_of(format, numbers, v)) {
+                Ok(Ok(records)) => records.into_iter().for_each(|r| fitter.record(r, at)),
+                Ok(Err(error)) => fitter.bad(at, error),
+                Err(e) => {
+                    fitter.bad(at, format!("invalid JSON at column {}: {e}", e.column()));
+                    break;
+                }
+            }
+        }
+    }
 }
 
-/// A line that did not become a row, or a row whose values did not all fit anywhere.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BadRecord {
-    /// 1-based line in the decompressed file.
-    pub line: u64,
-    /// Offset of the line's first byte in the decompressed file.
-    pub byte_offset: u64,
-    pub error: String,
-    /// The line as written (invalid UTF-8 replaced).
-    pub raw: String,
-}
-
-/// The result of decoding one file.
-#[derive(Debug)]
-pub enum Decoded {
-    /// Every record became a row, a bad record, or both (a row with rescued values when no
-    /// rescued data column is configured).
-    Rows {
-        batches: Vec<RecordBatch>,
-        rows: u64,
-        /// Rows with something in the rescued data column.
-        rescued_rows: u64,
-        bad_records: Vec<BadRecord>,
-    },
-    /// The file has top-level fields the schema lacks (modes `add_new_columns` and
-    /// `fail_on_new_columns` only): the columns they would add, typed. Nothing was decoded.
-    NewColumns(Vec<Field>),
-}
-
-/// Feeds up to `max_records` records of `data` to `inference`; returns how many it read.
-/// Lines that do not parse are skipped: decoding reports them.
-pub fn sample_json(
-    data: &[u8],
-    format: Format,
-    numbers: NumberMode,
-    inference: &mut JsonInference,
-    max_records: usize,
-) -> usize {
+/// Every record of `text` (up to `max_records`), for inference; what does not parse is
+/// skipped, as decoding reports it.
+pub(crate) fn sample(text: &str, format: Format, numbers: NumberMode, max_records: usize, mut add: impl FnMut(Map<String, Value>)) -> usize {
     let mut n = 0;
-    for (_, _, line) in lines(data) {
-        for value in serde_json::Deserializer::from_slice(line).into_iter::<Value>() {
+    for at in lines(text) {
+        for value in serde_json::Deserializer::from_str(at.raw).into_iter::<Value>() {
             let Ok(v) = value else { break };
             let Ok(records) = records_of(format, numbers, v) else {
                 continue;
@@ -73,7 +36,7 @@ pub fn sample_json(
                 if n >= max_records {
                     return n;
                 }
-                inference.add(&Value::Object(record));
+                add(record);
                 n += 1;
             }
         }
@@ -82,140 +45,30 @@ pub fn sample_json(
 }
 
 /// The rows one parsed JSON value stands for, in `format`.
-fn records_of(
-    format: Format,
-    numbers: NumberMode,
-    value: Value,
-) -> Result<Vec<Map<String, Value>>, String> {
+fn records_of(format: Format, numbers: NumberMode, value: Value) -> Result<Vec<Map<String, Value>>, String> {
     match format {
-        Format::Json => match value {
+        Format::DynamodbStream => dynamodb::stream_records(value, numbers),
+        Format::DynamodbExport => dynamodb::export_item(value, numbers),
+        _ => match value {
             Value::Object(record) => Ok(vec![record]),
             other => Err(format!("record is not a JSON object but {}", kind(&other))),
         },
-        Format::DynamodbStream => dynamodb::stream_records(value, numbers),
-        Format::DynamodbExport => dynamodb::export_item(value, numbers),
     }
-}
-
-/// Decodes `data` (the file at `path`) into record batches of `schema`, which includes the
-/// rescued data column when one is configured.
-pub fn decode_json(
-    path: &str,
-    data: &[u8],
-    schema: &SchemaRef,
-    opts: &DecodeOptions<'_>,
-) -> Result<Decoded, FormatError> {
-    if let Err(e) = std::str::from_utf8(data) {
-        return Err(FormatError::NotUtf8 {
-            path: path.to_string(),
-            offset: e.valid_up_to() as u64,
-        });
-    }
-    let conformer = Conformer::new(schema, opts.rescued_column, opts.mode);
-    let collect_new = matches!(
-        opts.mode,
-        EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
-    );
-    let mut new_columns = JsonInference::new().infer_types(opts.infer_types);
-    let mut rows: Vec<Map<String, Value>> = Vec::new();
-    let mut rescued_rows = 0;
-    let mut bad_records = Vec::new();
-
-    for (line_no, offset, line) in lines(data) {
-        let bad = |error: String| BadRecord {
-            line: line_no,
-            byte_offset: offset as u64,
-            error,
-            raw: String::from_utf8_lossy(line).into_owned(),
-        };
-        let parsed = serde_json::Deserializer::from_slice(line).into_iter::<Value>();
-        for value in parsed {
-            let records = match value.map(|v| records_of(opts.format, opts.numbers, v)) {
-                Ok(Ok(records)) => records,
-                Ok(Err(error)) => {
-                    bad_records.push(bad(error));
-                    continue;
-                }
-                Err(e) => {
-                    bad_records.push(bad(format!("invalid JSON at column {}: {e}", e.column())));
-                    break;
-                }
-            };
-            for record in records {
-                if collect_new {
-                    let unknown: Map<String, Value> = conformer
-                        .unknown_keys(&record)
-                        .filter(|k| inlet_schema::is_valid_column_name(k))
-                        .map(|k| (k.clone(), record[k.as_str()].clone()))
-                        .collect();
-                    if !unknown.is_empty() {
-                        new_columns.add(&Value::Object(unknown));
-                    }
-                    if new_columns.records() > 0 {
-                        continue; // nothing is decoded once the schema must change first
-                    }
-                }
-                let conformed = conformer.conform(record, path);
-                if !conformed.rescued_keys.is_empty() {
-                    if opts.rescued_column.is_some() {
-                        rescued_rows += 1;
-                    } else {
-                        bad_records.push(bad(format!(
-                        "value(s) of {} do not fit their columns and no rescued data column is configured",
-                        conformed.rescued_keys.join(", ")
-                    )));
-                    }
-                }
-                rows.push(conformed.row);
-            }
-        }
-    }
-
-    if new_columns.records() > 0 {
-        let inferred = new_columns.schema();
-        let fields = inlet_schema::hinted_types(inferred.fields().iter().map(|f| f.as_ref()), opts.hints);
-        return Ok(Decoded::NewColumns(fields));
-    }
-    let batches = to_batches(schema.clone(), &rows).map_err(|detail| FormatError::Decode {
-        path: path.to_string(),
-        line: 0,
-        detail,
-    })?;
-    Ok(Decoded::Rows {
-        batches,
-        rows: rows.len() as u64,
-        rescued_rows,
-        bad_records,
-    })
-}
-
-/// Rows already fitted to `schema` into record batches through arrow-json.
-fn to_batches(schema: SchemaRef, rows: &[Map<String, Value>]) -> Result<Vec<RecordBatch>, String> {
-    let mut decoder = arrow::json::ReaderBuilder::new(schema)
-        .with_batch_size(BATCH_ROWS)
-        .build_decoder()
-        .map_err(|e| e.to_string())?;
-    let mut batches = Vec::with_capacity(rows.len() / BATCH_ROWS + 1);
-    for chunk in rows.chunks(BATCH_ROWS) {
-        decoder.serialize(chunk).map_err(|e| e.to_string())?;
-        if let Some(batch) = decoder.flush().map_err(|e| e.to_string())? {
-            batches.push(batch);
-        }
-    }
-    Ok(batches)
 }
 
 /// Non-blank lines with their 1-based number and byte offset; a trailing `\r` is dropped.
-fn lines(data: &[u8]) -> impl Iterator<Item = (u64, usize, &[u8])> {
+fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
     let mut offset = 0;
-    data.split(|&b| b == b'\n')
-        .enumerate()
-        .filter_map(move |(i, line)| {
-            let start = offset;
-            offset += line.len() + 1;
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            (!line.iter().all(u8::is_ascii_whitespace)).then_some((i as u64 + 1, start, line))
+    text.split('\n').enumerate().filter_map(move |(i, line)| {
+        let start = offset;
+        offset += line.len() + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        (!line.trim().is_empty()).then_some(Origin {
+            line: i as u64 + 1,
+            offset: start,
+            raw: line,
         })
+    })
 }
 
 pub(crate) fn kind(v: &Value) -> &'static str {
@@ -232,9 +85,19 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{decode, CsvOptions, DecodeOptions, Decoded, BadRecord};
     use arrow::array::{Array, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Schema};
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use arrow::record_batch::RecordBatch;
+    use bytes::Bytes;
+    use inlet_schema::EvolutionMode;
     use std::sync::Arc;
+
+    static CSV: std::sync::LazyLock<CsvOptions> = std::sync::LazyLock::new(CsvOptions::default);
+
+    fn decode_json(path: &str, data: &[u8], schema: &SchemaRef, opts: &DecodeOptions<'_>) -> Result<Decoded, crate::FormatError> {
+        decode(path, &Bytes::copy_from_slice(data), schema, opts)
+    }
 
     const RESCUED: &str = "_rescued_data";
 
@@ -251,6 +114,8 @@ mod tests {
         DecodeOptions {
             format: Format::Json,
             numbers: NumberMode::Auto,
+            csv: &CSV,
+            partition_columns: &[],
             mode,
             rescued_column: Some(RESCUED),
             infer_types: true,

@@ -1,17 +1,29 @@
-//! Decoders from file bytes to Arrow record batches: decompression by extension or option,
-//! JSON lines (and concatenated JSON, and DynamoDB stream / export records) sampled for
-//! inference and decoded with arrow-json.
+//! Decoders from file bytes to Arrow record batches: decompression by extension or option;
+//! JSON lines, CSV, text and DynamoDB records through one record-fitting path; Parquet by
+//! casting its columns. Each format also feeds the schema sample the first batch infers from.
 
 mod compression;
+mod csv;
 mod dynamodb;
 mod error;
+mod fit;
 mod json;
+mod parquet;
+mod partition;
+mod sample;
+mod text;
 
 pub use compression::{decompress, Compression};
+pub use csv::CsvOptions;
 pub use dynamodb::{NumberMode, SEQ_WIDTH};
 pub use error::FormatError;
-pub use json::{decode_json, sample_json, BadRecord, DecodeOptions, Decoded};
+pub use fit::{BadRecord, Decoded};
+pub use partition::partition_values;
+pub use sample::SchemaSample;
 
+use arrow::datatypes::{Field, SchemaRef};
+use bytes::Bytes;
+use inlet_schema::EvolutionMode;
 use serde::Deserialize;
 
 /// Input format of the landing zone's files.
@@ -21,6 +33,12 @@ pub enum Format {
     /// JSON objects, one per line or concatenated without separators.
     #[default]
     Json,
+    /// Delimited text with an optional header (`CsvOptions`).
+    Csv,
+    /// Apache Parquet: the schema comes from the files' footers.
+    Parquet,
+    /// One row per line, in the column `value`.
+    Text,
     /// DynamoDB Streams records, one per line (or `{"Records": [...]}` events): rows of the
     /// keys and new image plus `_op`, `_seq`, `_event_time`.
     DynamodbStream,
@@ -32,6 +50,9 @@ impl Format {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Parquet => "parquet",
+            Self::Text => "text",
             Self::DynamodbStream => "dynamodb_stream",
             Self::DynamodbExport => "dynamodb_export",
         }
@@ -40,3 +61,55 @@ impl Format {
 
 /// Rows per Arrow record batch produced by the decoders.
 pub const BATCH_ROWS: usize = 8192;
+
+/// The column `text` files decode into.
+pub const TEXT_COLUMN: &str = "value";
+
+/// How records are read and fitted to the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions<'a> {
+    pub format: Format,
+    /// How DynamoDB `N` values are read.
+    pub numbers: NumberMode,
+    /// How `csv` files are split into fields.
+    pub csv: &'a CsvOptions,
+    pub mode: EvolutionMode,
+    /// The column receiving what does not fit; `None` sends such records to bad records.
+    pub rescued_column: Option<&'a str>,
+    /// Whether new columns get inferred types (else all strings).
+    pub infer_types: bool,
+    /// Types for new columns named here, overriding inference.
+    pub hints: &'a [Field],
+    /// Hive-style `name=value` directories of the file's path that become columns.
+    pub partition_columns: &'a [String],
+}
+
+/// Decodes `data` (the decompressed file at `path`) into record batches of `schema`, which
+/// includes the rescued data column when one is configured.
+pub fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &DecodeOptions<'_>) -> Result<Decoded, FormatError> {
+    match opts.format {
+        Format::Parquet => parquet::decode(path, data, schema, opts),
+        format => {
+            let text = utf8_text(path, data)?;
+            let mut fitter = fit::Fitter::new(path, schema, opts);
+            // Bad records give byte offsets into the file as stored, BOM included.
+            fitter.base_offset = data.len() - text.len();
+            match format {
+                Format::Csv => csv::feed(text, opts.csv, schema, opts.infer_types, &mut fitter),
+                Format::Text => text::feed(text, &mut fitter),
+                _ => json::feed(text, opts.format, opts.numbers, &mut fitter),
+            }
+            fitter.finish()
+        }
+    }
+}
+
+/// The file as text without a leading byte-order mark, or the offset of its first byte
+/// that is not UTF-8.
+fn utf8_text<'d>(path: &str, data: &'d [u8]) -> Result<&'d str, FormatError> {
+    let text = std::str::from_utf8(data).map_err(|e| FormatError::NotUtf8 {
+        path: path.to_string(),
+        offset: e.valid_up_to() as u64,
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}

@@ -1,0 +1,204 @@
+//! Fitting decoded records to the table's columns, shared by every row-oriented format:
+//! partition values joined, new columns collected, misfits rescued, unparsable input set aside.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use inlet_schema::{Conformer, EvolutionMode, JsonInference};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{partition, DecodeOptions, FormatError, BATCH_ROWS};
+
+/// A line that did not become a row, or a row whose values did not all fit anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadRecord {
+    /// 1-based line in the decompressed file (for Parquet: the 1-based row).
+    pub line: u64,
+    /// Offset of the line's first byte in the decompressed file.
+    pub byte_offset: u64,
+    pub error: String,
+    /// The line as written (invalid UTF-8 replaced).
+    pub raw: String,
+}
+
+/// The result of decoding one file.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Every record became a row, a bad record, or both (a row with rescued values when no
+    /// rescued data column is configured).
+    Rows {
+        batches: Vec<RecordBatch>,
+        rows: u64,
+        /// Rows with something in the rescued data column.
+        rescued_rows: u64,
+        bad_records: Vec<BadRecord>,
+    },
+    /// The file has top-level fields the schema lacks (modes `add_new_columns` and
+    /// `fail_on_new_columns` only): the columns they would add, typed. Nothing was decoded.
+    NewColumns(Vec<arrow::datatypes::Field>),
+}
+
+/// Where a record came from in its file, for bad records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin<'d> {
+    pub line: u64,
+    pub offset: usize,
+    pub raw: &'d str,
+}
+
+impl Origin<'_> {
+    pub fn bad(&self, base: usize, error: String) -> BadRecord {
+        BadRecord {
+            line: self.line,
+            byte_offset: (base + self.offset) as u64,
+            error,
+            raw: self.raw.to_string(),
+        }
+    }
+}
+
+/// Collects one file's records as rows of the schema.
+pub(crate) struct Fitter<'a> {
+    path: &'a str,
+    schema: &'a SchemaRef,
+    opts: &'a DecodeOptions<'a>,
+    conformer: Conformer,
+    collect_new: bool,
+    new_columns: JsonInference,
+    /// Partition values from the path, typed for their columns.
+    partition: Map<String, Value>,
+    /// Bytes before the text the offsets count from (a byte-order mark).
+    pub base_offset: usize,
+    rows: Vec<Map<String, Value>>,
+    rescued_rows: u64,
+    bad_records: Vec<BadRecord>,
+}
+
+impl<'a> Fitter<'a> {
+    pub fn new(path: &'a str, schema: &'a SchemaRef, opts: &'a DecodeOptions<'a>) -> Self {
+        Self {
+            path,
+            schema,
+            opts,
+            conformer: Conformer::new(schema, opts.rescued_column, opts.mode),
+            collect_new: matches!(opts.mode, EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns),
+            new_columns: JsonInference::new().infer_types(opts.infer_types),
+            partition: partition::typed_values(path, opts.partition_columns, schema, opts.infer_types),
+            base_offset: 0,
+            rows: Vec::new(),
+            rescued_rows: 0,
+            bad_records: Vec::new(),
+        }
+    }
+
+    /// Input at `at` that cannot be a row.
+    pub fn bad(&mut self, at: Origin<'_>, error: String) {
+        self.bad_records.push(at.bad(self.base_offset, error));
+    }
+
+    /// One record, read at `at`.
+    pub fn record(&mut self, mut record: Map<String, Value>, at: Origin<'_>) {
+        for (name, value) in &self.partition {
+            record.insert(name.clone(), value.clone());
+        }
+        if self.collect_new {
+            let unknown: Map<String, Value> = self
+                .conformer
+                .unknown_keys(&record)
+                .filter(|k| inlet_schema::is_valid_column_name(k))
+                .map(|k| (k.clone(), record[k.as_str()].clone()))
+                .collect();
+            if !unknown.is_empty() {
+                self.new_columns.add(&Value::Object(unknown));
+            }
+            if self.new_columns.records() > 0 {
+                return; // nothing is decoded once the schema must change first
+            }
+        }
+        let conformed = self.conformer.conform(record, self.path);
+        if !conformed.rescued_keys.is_empty() {
+            if self.opts.rescued_column.is_some() {
+                self.rescued_rows += 1;
+            } else {
+                let error = format!(
+                    "value(s) of {} do not fit their columns and no rescued data column is configured",
+                    conformed.rescued_keys.join(", ")
+                );
+                self.bad(at, error);
+            }
+        }
+        self.rows.push(conformed.row);
+    }
+
+    /// The rows, or the new columns the file needs first.
+    pub fn finish(self) -> Result<Decoded, FormatError> {
+        if self.new_columns.records() > 0 {
+            let inferred = self.new_columns.schema();
+            let fields = inlet_schema::hinted_types(inferred.fields().iter().map(|f| f.as_ref()), self.opts.hints);
+            return Ok(Decoded::NewColumns(fields));
+        }
+        let batches = to_batches(self.schema.clone(), &self.rows).map_err(|detail| FormatError::Decode {
+            path: self.path.to_string(),
+            line: 0,
+            detail,
+        })?;
+        Ok(Decoded::Rows {
+            batches,
+            rows: self.rows.len() as u64,
+            rescued_rows: self.rescued_rows,
+            bad_records: self.bad_records,
+        })
+    }
+}
+
+/// Rows already fitted to `schema` into record batches through arrow-json.
+pub(crate) fn to_batches(schema: SchemaRef, rows: &[Map<String, Value>]) -> Result<Vec<RecordBatch>, String> {
+    let mut decoder = arrow::json::ReaderBuilder::new(schema)
+        .with_batch_size(BATCH_ROWS)
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    let mut batches = Vec::with_capacity(rows.len() / BATCH_ROWS + 1);
+    for chunk in rows.chunks(BATCH_ROWS) {
+        decoder.serialize(chunk).map_err(|e| e.to_string())?;
+        if let Some(batch) = decoder.flush().map_err(|e| e.to_string())? {
+            batches.push(batch);
+        }
+    }
+    Ok(batches)
+}
+
+/// A field's text as the JSON value its column takes: numbers and booleans parsed for
+/// numeric and boolean columns, and, for a column not in the schema yet, by inference when
+/// `infer` (a value that parses as nothing else stays text, and fails to fit if it must).
+pub(crate) fn typed_text(text: &str, column: Option<&arrow::datatypes::DataType>, infer: bool) -> Value {
+    use arrow::datatypes::DataType::*;
+    let as_int = || text.trim().parse::<i64>().ok().map(Value::from);
+    let as_float = || {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+    };
+    let as_bool = || match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(Value::Bool(true)),
+        "false" => Some(Value::Bool(false)),
+        _ => None,
+    };
+    let parsed = match column {
+        Some(Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64) => as_int(),
+        Some(Float32 | Float64) => as_float(),
+        Some(Boolean) => as_bool(),
+        Some(_) => None,
+        // Leading zeros (`007`, a zip code) are kept as text rather than inferred as numbers.
+        None if infer && !has_leading_zero(text.trim()) => as_int().or_else(as_float).or_else(as_bool),
+        None => None,
+    };
+    parsed.unwrap_or_else(|| Value::String(text.to_string()))
+}
+
+fn has_leading_zero(t: &str) -> bool {
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t).as_bytes();
+    digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit()
+}
