@@ -2,17 +2,17 @@
 //! (a batch closes when full or `max_batch_wait` after its first file), with backfill
 //! listings, dedupe against the checkpoint, retries with backoff and a clean stop.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use inlet_checkpoint::DedupeKey;
+use inlet_checkpoint::{DedupeKey, FileState};
 use inlet_discover::{Discover, FileEvent};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::observe;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, OVERWRITTEN};
 use crate::progress::RunStats;
 use crate::recovery;
 
@@ -46,6 +46,8 @@ struct Backlog {
     bytes: u64,
     /// When the oldest file waiting arrived: the open batch's start.
     since: Option<Instant>,
+    /// `allow_overwrites`: older versions of waiting paths (see `offer_version`).
+    replaced: HashMap<String, Vec<FileEvent>>,
 }
 
 impl Backlog {
@@ -53,15 +55,25 @@ impl Backlog {
         self.paths.contains(path)
     }
 
-    /// With `allow_overwrites`: a newer version of a waiting path takes the waiting one's
-    /// place (the old one cannot be read any more). Returns the version replaced.
-    fn replace(&mut self, event: &FileEvent) -> Option<FileEvent> {
-        let waiting = self.queue.iter_mut().find(|e| e.path == event.path && e.etag != event.etag)?;
-        if event.last_modified_ms < waiting.last_modified_ms {
-            return None;
+    /// With `allow_overwrites`, another version of a waiting path: the newer of the two
+    /// (by last-modified time, the later received on a tie) waits, the other is kept aside
+    /// to be acknowledged with the batch that takes the path (or put back, should that
+    /// batch find the file changed again). False when it is the version already waiting.
+    fn offer_version(&mut self, event: FileEvent) -> bool {
+        let Some(waiting) = self.queue.iter_mut().find(|e| e.path == event.path) else {
+            return self.push(event);
+        };
+        if waiting.etag == event.etag {
+            return false;
         }
-        self.bytes = self.bytes - waiting.size + event.size;
-        Some(std::mem::replace(waiting, event.clone()))
+        let older = if event.last_modified_ms >= waiting.last_modified_ms {
+            self.bytes = self.bytes - waiting.size + event.size;
+            std::mem::replace(waiting, event)
+        } else {
+            event
+        };
+        self.replaced.entry(older.path.clone()).or_default().push(older);
+        true
     }
 
     /// Adds a file unless its path is already waiting; true when added.
@@ -83,18 +95,21 @@ impl Backlog {
         self.queue.len() >= max_files || self.bytes >= max_bytes
     }
 
-    /// The next batch. What stays behind has waited as long, so `since` is kept.
-    fn take(&mut self, max_files: usize, max_bytes: u64) -> Vec<FileEvent> {
+    /// The next batch, and the older versions of its paths set aside. What stays behind
+    /// has waited as long, so `since` is kept.
+    fn take(&mut self, max_files: usize, max_bytes: u64) -> (Vec<FileEvent>, Vec<FileEvent>) {
         let batch = take_batch(&mut self.queue, max_files, max_bytes);
+        let mut replaced = Vec::new();
         for file in &batch {
             self.paths.remove(&file.path);
             self.bytes -= file.size;
+            replaced.extend(self.replaced.remove(&file.path).unwrap_or_default());
         }
         if self.queue.is_empty() {
             self.since = None;
         }
         observe::backlog(self.queue.len(), self.bytes);
-        batch
+        (batch, replaced)
     }
 }
 
@@ -271,10 +286,28 @@ impl Pipeline {
     /// Plans, writes and commits the next batch off the backlog, then acknowledges its
     /// files' events (every file of a committed batch is recorded, whatever its outcome).
     async fn next_batch(&mut self, backlog: &mut Backlog) -> Result<()> {
-        let files = backlog.take(self.cfg.source.max_files_per_batch, self.cfg.source.max_bytes_per_batch);
-        let settled: Vec<(String, Option<String>)> = files.iter().map(|f| self.identity(f)).collect();
+        let (files, replaced) = backlog.take(self.cfg.source.max_files_per_batch, self.cfg.source.max_bytes_per_batch);
+        let mut settled: Vec<(String, Option<String>)> = files.iter().map(|f| self.identity(f)).collect();
         let batch_id = self.checkpoint.next_batch_id()?;
         self.run_batch(batch_id, files).await?;
+        if !replaced.is_empty() {
+            // Versions set aside are acknowledged too, unless the batch found the path
+            // changed again: then one of them may be the current version, so they wait again.
+            let changed: HashSet<String> = self
+                .checkpoint
+                .batch_files(batch_id)?
+                .into_iter()
+                .filter(|f| f.state == FileState::Skipped && f.error.as_deref() == Some(OVERWRITTEN))
+                .map(|f| f.path)
+                .collect();
+            for event in replaced {
+                if changed.contains(&event.path) {
+                    backlog.offer_version(event);
+                } else {
+                    settled.push(self.identity(&event));
+                }
+            }
+        }
         self.discover.settle(&settled).await?;
         self.clean_up().await?;
         self.compact()?;
@@ -287,9 +320,9 @@ impl Pipeline {
         (file.path.clone(), self.cfg.source.allow_overwrites.then(|| file.etag.clone()))
     }
 
-    /// Adds what is new to the backlog, oldest first: a file already waiting costs a set
-    /// look-up, one the checkpoint has seen one indexed look-up (and its events are
-    /// acknowledged at once). Returns how many were new.
+    /// Adds what is new to the backlog, oldest first: each candidate costs one indexed
+    /// checkpoint look-up (the events of files seen before are acknowledged at once), and a
+    /// path already waiting is not added twice. Returns how many were new.
     async fn admit(&mut self, found: Vec<FileEvent>, backlog: &mut Backlog) -> Result<usize> {
         let total = found.len();
         // Files older than max_file_age are not taken (whatever the checkpoint says).
@@ -305,24 +338,12 @@ impl Pipeline {
                 self.discover.settle(&old).await?;
             }
         }
-        let mut fresh = Vec::with_capacity(found.len());
-        for event in found {
-            if !backlog.contains(&event.path) {
-                fresh.push(event);
-            } else if self.cfg.source.allow_overwrites {
-                // A newer version of a file still waiting: read that one instead.
-                if let Some(old) = backlog.replace(&event) {
-                    debug!(file = %event.path, "a waiting file was overwritten; taking its new version");
-                    self.discover.settle(&[self.identity(&old)]).await?;
-                }
-            }
-        }
-        let waiting = total - too_old.len() - fresh.len();
         let key = if self.cfg.source.allow_overwrites {
             DedupeKey::PathAndEtag
         } else {
             DedupeKey::Path
         };
+        let fresh = found;
         // Only a queue acknowledges events: a listing's files are not copied for it.
         let candidates: Vec<(String, Option<String>)> = if self.discover.is_stream() {
             fresh.iter().map(|e| self.identity(e)).collect()
@@ -336,9 +357,20 @@ impl Pipeline {
             self.discover.settle(&seen).await?;
         }
         new.sort_by(|a, b| (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path)));
-        // Two events for one path in the same delivery are one file (and one duplicate).
-        let count = new.into_iter().map(|event| backlog.push(event)).filter(|added| *added).count();
-        observe::discovered(count, total - too_old.len() - waiting - count);
+        // A path already waiting is one file (its events are acknowledged with its batch);
+        // with allow_overwrites another version of it replaces or joins the waiting one.
+        let mut count = 0;
+        for event in new {
+            let added = if self.cfg.source.allow_overwrites && backlog.contains(&event.path) {
+                backlog.offer_version(event);
+                false
+            } else {
+                backlog.push(event)
+            };
+            count += usize::from(added);
+        }
+        // Duplicates: seen before, already waiting, or another version set aside.
+        observe::discovered(count, total - too_old.len() - count);
         self.progress.add_files(count as u64);
         observe::backlog(backlog.queue.len(), backlog.bytes);
         Ok(count)
@@ -410,9 +442,30 @@ mod tests {
         assert_eq!((backlog.queue.len(), backlog.bytes), (3, 13));
         assert!(backlog.is_full(3, 100) && backlog.is_full(10, 13) && !backlog.is_full(4, 14));
         let opened = backlog.since;
-        assert_eq!(backlog.take(2, 100).len(), 2);
+        assert_eq!(backlog.take(2, 100).0.len(), 2);
         assert_eq!((backlog.bytes, backlog.since), (1, opened), "what stays has waited as long");
-        assert_eq!(backlog.take(2, 100).len(), 1);
+        assert_eq!(backlog.take(2, 100).0.len(), 1);
         assert!(backlog.is_empty() && backlog.since.is_none() && !backlog.contains("a"));
+    }
+
+    #[test]
+    fn the_newest_version_of_a_waiting_path_is_the_one_taken() {
+        let version = |etag: &str, size: u64, at: i64| FileEvent {
+            etag: etag.into(),
+            last_modified_ms: at,
+            ..ev("a", size)
+        };
+        let mut backlog = Backlog::default();
+        assert!(backlog.offer_version(version("e2", 20, 200)));
+        assert!(!backlog.offer_version(version("e2", 20, 200)), "the same version again");
+        assert!(backlog.offer_version(version("e1", 10, 100)), "an older version is set aside");
+        assert!(backlog.offer_version(version("e3", 30, 200)), "a tie goes to the later received");
+        assert_eq!((backlog.queue.len(), backlog.bytes), (1, 30));
+        let (taken, aside) = backlog.take(10, 1000);
+        assert_eq!(taken.iter().map(|e| e.etag.as_str()).collect::<Vec<_>>(), vec!["e3"]);
+        let mut aside: Vec<&str> = aside.iter().map(|e| e.etag.as_str()).collect();
+        aside.sort_unstable();
+        assert_eq!(aside, vec!["e1", "e2"]);
+        assert!(backlog.replaced.is_empty());
     }
 }

@@ -23,6 +23,9 @@ use crate::faults::{FaultPoint, Faults};
 use crate::progress::{Progress, RunStats};
 use crate::observe;
 
+/// Why a file is `skipped` when it changed between discovery and read (`allow_overwrites`).
+pub(crate) const OVERWRITTEN: &str = "overwritten before it was read; the new version is taken as a new file";
+
 /// A file planned into a batch.
 #[derive(Debug, Clone)]
 pub struct PlannedFile {
@@ -237,7 +240,7 @@ impl Pipeline {
                             batch_id,
                             &file.path,
                             FileState::Skipped,
-                            "overwritten before it was read; the new version is taken as a new file",
+                            OVERWRITTEN,
                         )?;
                         self.stats.skipped_files += 1;
                         continue;

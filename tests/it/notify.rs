@@ -382,3 +382,25 @@ fn validate_reaches_the_queue_and_a_missing_queue_is_named() {
     let last = err.lines().last().unwrap_or_default();
     assert!(last.starts_with(&format!("error: SQS queue {missing}: the queue does not exist")), "{last}");
 }
+
+#[test]
+fn overwrites_through_notifications_take_the_current_version_and_empty_the_queue() {
+    let n = Notified::start(30);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = n.config(tmp.path(), "include_existing_files = false\nallow_overwrites = true");
+    let cfg = config.to_str().expect("utf8");
+    n.put("auto/a.json", "{\"id\": 1}\n");
+    run_ok(&["run", "--config", cfg, "--available-now"], &n.env());
+    assert_eq!(table_ids(tmp.path()), vec![1]);
+
+    // Overwritten twice before the next run: only the current version can still be read,
+    // and the notification of the one in between must not hold up the queue.
+    n.put("auto/a.json", "{\"id\": 2}\n");
+    n.put("auto/a.json", "{\"id\": 3}\n{\"id\": 4}\n");
+    let out = run_inlet(&["run", "--config", cfg, "--available-now"], &n.env());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(table_ids(tmp.path()), vec![1, 3, 4], "{}", String::from_utf8_lossy(&out.stderr));
+    let committed: Vec<Value> = files_in_state(&config, "committed");
+    assert_eq!(committed.len(), 2, "two versions of a.json taken: {committed:?}");
+    wait_for(30, "the queue to be empty", None, || n.messages() == 0);
+}
