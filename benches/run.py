@@ -5,7 +5,7 @@ contender in its own process on an identical copy of the starting state, checks 
 produced the expected table, and reports wall time and peak RSS (from wait4) with the ratio
 inlet : peer. `--record` writes the table into benches/README.md between the workload's
 markers, with the command that produced it. See benches/README.md.
-usage: python benches/run.py merge [--rows 5000000] [--batch 50000] [--repeat 3] [--record]
+usage: python benches/run.py bulk|small|checkpoint|merge [--repeat 3] [--skip spark] [--record]
 """
 from __future__ import annotations
 
@@ -24,20 +24,63 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+def tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants now (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Runs argv to completion; returns (seconds, its own peak RSS in bytes from wait4, stdout)."""
+    """Runs argv to completion; returns (seconds, peak RSS in bytes, stdout). Peak RSS is the
+    larger of wait4's (the process itself) and the sum over its process tree sampled every
+    50 ms (Spark's work happens in a JVM child of the Python driver)."""
+    import threading
+
     start = time.perf_counter()
     out_path = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"inlet-bench-{os.getpid()}.out"
+    peak = [0]
     with open(out_path, "wb") as out, open(str(out_path) + ".err", "wb") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], tree_rss(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     stdout = out_path.read_text(errors="replace")
     stderr = pathlib.Path(str(out_path) + ".err").read_text(errors="replace")
+    run_measured.stderr = stderr
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{stderr[-4000:]}")
-    return elapsed, usage.ru_maxrss * 1024, stdout
+    return elapsed, max(usage.ru_maxrss * 1024, peak[0]), stdout
 
 
 def inlet_binary(args) -> str:
@@ -183,20 +226,229 @@ def bench_merge(args) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------
+# Appends: W1 bulk (48 files x 40k rows) and W2 small files (3,000 files x 10 rows) of
+# DynamoDB-stream-shaped JSON lines, taken by inlet and by each peer into a fresh table.
+
+EVENTS = ["INSERT", "MODIFY", "MODIFY", "MODIFY", "REMOVE"]
+STATUSES = ["new", "paid", "shipped", "returned", "cancelled"]
+
+
+def stream_lines(rng, first: int, n: int) -> str:
+    """n change records as a Lambda that flattens DynamoDB stream records writes them."""
+    out = []
+    cust = rng.integers(1, 200_000, n)
+    kind = rng.integers(0, len(EVENTS), n)
+    status = rng.integers(0, len(STATUSES), n)
+    amount = rng.random(n) * 1000
+    items = rng.integers(1, 20, n)
+    secs = rng.integers(0, 86_400, n)
+    for j in range(n):
+        i = first + j
+        t = int(secs[j])
+        at = f"2026-11-25T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.{i % 1000:03d}Z"
+        out.append(
+            f'{{"n":{i},"event_id":"{i * 2654435761 % 2**32:08x}-{i:012d}","event_name":"{EVENTS[kind[j]]}",'
+            f'"event_time":"{at}","seq":"{i:021d}","pk":"CUSTOMER#{cust[j]}","sk":"ORDER#{i}",'
+            f'"new_image":{{"customer_id":{cust[j]},"status":"{STATUSES[status[j]]}","amount":{amount[j]:.2f},'
+            f'"items":{items[j]},"currency":"EUR","updated_at":"{at}","tags":["web","eu"]}}}}\n'
+        )
+    return "".join(out)
+
+
+def append_input(workdir: pathlib.Path, name: str, files: int, rows: int) -> pathlib.Path:
+    """Builds (once) a landing directory of `files` files of `rows` rows; `n` runs 0..files*rows."""
+    import numpy as np
+
+    base = workdir / f"{name}-{files}x{rows}"
+    done = base / "ready"
+    if done.exists():
+        return base
+    if base.exists():
+        shutil.rmtree(base)
+    (base / "landing").mkdir(parents=True)
+    rng = np.random.default_rng(20261126)
+    for f in range(files):
+        sub = base / "landing" / f"dt=2026-11-25" / f"h{f % 24:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"events-{f:05d}.json").write_text(stream_lines(rng, f * rows, rows))
+    done.write_text("")
+    return base
+
+
+def check_rows(path: pathlib.Path, total: int, who: str, parquet: bool = False) -> None:
+    """The output holds each n in 0..total exactly once."""
+    import pyarrow.compute as pc
+
+    if parquet:
+        import pyarrow.dataset as ds
+
+        t = ds.dataset(str(path), format="parquet", exclude_invalid_files=True).to_table(columns=["n"])
+    else:
+        from deltalake import DeltaTable
+
+        t = DeltaTable(str(path)).to_pyarrow_table(columns=["n"])
+    got = (t.num_rows, pc.sum(t["n"]).as_py(), pc.count_distinct(t["n"]).as_py())
+    want = (total, total * (total - 1) // 2, total)
+    if got != want:
+        sys.exit(f"{who} produced a wrong output: (rows, sum, distinct) = {got}, expected {want}")
+
+
+APPEND_PEERS = ["inlet", "python pyarrow + write_deltalake", "polars scan_ndjson + write_delta", "spark structured streaming (parquet)"]
+
+
+def bench_append(args, files: int, rows: int, name: str) -> list[dict]:
+    work = pathlib.Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    base = append_input(work, name, files, rows)
+    landing = base / "landing"
+    size = sum(p.stat().st_size for p in landing.rglob("*.json"))
+    print(f"input ready in {time.perf_counter() - t0:.1f}s: {files} files, {size / 1e6:.0f} MB", file=sys.stderr)
+    args.input_bytes = size
+    inlet = inlet_binary(args)
+    python = sys.executable
+    peers = [p for p in APPEND_PEERS if not args.skip or not any(s in p for s in args.skip.split(","))]
+    results = {who: [] for who in peers}
+    for round_ in range(args.repeat):
+        for who in peers:
+            run = work / f"{name}-run"
+            if run.exists():
+                shutil.rmtree(run)
+            run.mkdir()
+            out = run / "table"
+            if who == "inlet":
+                cfg = run / "inlet.toml"
+                cfg.write_text(
+                    'pipeline_id = "bench_append"\n'
+                    f'[source]\nurl = "{landing}"\nformat = "json"\n'
+                    f'[sink]\ntable = "{out}"\n'
+                    f'[checkpoint]\nlocation = "{run / "checkpoint"}"\n'
+                )
+                secs, rss, _ = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
+                check_rows(out, files * rows, who)
+            elif who.startswith("python"):
+                secs, rss, _ = run_measured([python, str(HERE / "peers" / "py_append.py"), str(landing), str(out)])
+                check_rows(out, files * rows, who)
+            elif who.startswith("polars"):
+                secs, rss, _ = run_measured([python, str(HERE / "peers" / "polars_append.py"), str(landing), str(out)])
+                check_rows(out, files * rows, who)
+            else:
+                secs, rss, _ = run_measured([python, str(HERE / "peers" / "spark_append.py"), str(landing), str(out), str(run / "spark-checkpoint")])
+                check_rows(out, files * rows, who, parquet=True)
+            results[who].append((secs, rss))
+            print(f"round {round_ + 1}: {who}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
+    return [{"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs)} for who, runs in results.items()]
+
+
+# ---------------------------------------------------------------------------------------
+# W3: a checkpoint holding 10M seen files; a listing of 100k candidates deduped against it.
+
+
+def checkpoint_input(workdir: pathlib.Path, inlet: str, seen: int, candidates: int) -> pathlib.Path:
+    """Builds (once): a landing of `candidates` tiny files, a checkpoint that has seen `seen`
+    files including all of them (inserted with sqlite3 in inlet's layout, after inlet created
+    it), and the table."""
+    import sqlite3
+
+    base = workdir / f"checkpoint-{seen}-{candidates}"
+    if (base / "ready").exists():
+        return base
+    if base.exists():
+        shutil.rmtree(base)
+    landing = base / "landing"
+    dirs = 1000
+    for d in range(dirs):
+        (landing / f"d{d:03d}").mkdir(parents=True)
+    for i in range(candidates):
+        (landing / f"d{i % dirs:03d}" / f"f{i:08d}.json").write_text(f'{{"n":{i}}}\n')
+    (base / "empty").mkdir()
+    cfg = base / "inlet.toml"
+    cfg.write_text(
+        'pipeline_id = "bench_checkpoint"\n'
+        f'[source]\nurl = "{landing}"\nmax_files_per_batch = {candidates}\n'
+        f'[sink]\ntable = "{base / "table"}"\n'
+        f'[checkpoint]\nlocation = "{base / "checkpoint"}"\n'
+    )
+    # inlet takes the candidates itself (so their ETags are the real ones), then the other
+    # files are added to its checkpoint directly.
+    subprocess.run([inlet, "run", "--config", str(cfg), "--available-now"], check=True, stdout=subprocess.DEVNULL)
+    db = sqlite3.connect(base / "checkpoint" / "inlet.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    now = int(time.time() * 1000)
+    prefix = f"file://{landing}"
+
+    def rows():
+        for d in range(dirs):
+            for i in range(d + (candidates // dirs) * dirs, seen, dirs):
+                yield (f"{prefix}/d{d:03d}/f{i:08d}.json", f"{i:x}-{now:x}-7", 7, now, now, 1, now, "committed", 1)
+
+    db.executemany(
+        "INSERT INTO files(path, etag, size, last_modified_ms, discovered_at_ms, batch_id, committed_at_ms, state, rows)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows(),
+    )
+    db.commit()
+    (count,) = db.execute("SELECT count(*) FROM files").fetchone()
+    db.close()
+    if count != seen:
+        sys.exit(f"checkpoint holds {count} files, expected {seen}")
+    (base / "ready").write_text("")
+    return base
+
+
+def bench_checkpoint(args) -> list[dict]:
+    work = pathlib.Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    inlet = inlet_binary(args)
+    t0 = time.perf_counter()
+    base = checkpoint_input(work, inlet, args.seen, args.candidates)
+    db = base / "checkpoint" / "inlet.db"
+    print(f"input ready in {time.perf_counter() - t0:.1f}s: checkpoint {db.stat().st_size / 2**20:.0f} MiB", file=sys.stderr)
+    results = {"start-up (empty listing)": [], f"list + dedupe {args.candidates:,} candidates": []}
+    dedupe_ms = []
+    for round_ in range(args.repeat):
+        for who in results:
+            cfg = base / "run.toml"
+            url = base / "empty" if who.startswith("start") else base / "landing"
+            cfg.write_text((base / "inlet.toml").read_text().replace(f'url = "{base / "landing"}"', f'url = "{url}"'))
+            env = dict(os.environ, INLET_LOG="debug")
+            secs, rss, out = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json", "--log-format", "json"], env)
+            stats = json.loads(out.strip().splitlines()[-1])
+            if stats["files"] != 0:
+                sys.exit(f"every candidate is in the checkpoint, yet inlet took {stats['files']} files")
+            if not who.startswith("start"):
+                for line in run_measured.stderr.splitlines():
+                    if '"dedupe_ms"' in line:
+                        fields = json.loads(line).get("fields", {})
+                        dedupe_ms.append(float(fields["dedupe_ms"]))
+            results[who].append((secs, rss))
+            print(f"round {round_ + 1}: {who}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
+    args.dedupe_ms = statistics.median(dedupe_ms) if dedupe_ms else None
+    return [{"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs)} for who, runs in results.items()]
+
+
 def report(workload: str, rows: list[dict], args, note: str) -> str:
     ours = rows[0]
     lines = [
         f"Command: `{args.command_line}`  ",
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.python_version()} for the peers; "
-        f"median of {args.repeat} runs, peak RSS the largest.  ",
+        f"median of {args.repeat} runs, peak RSS the largest (process tree).  ",
         note,
         "",
-        "| contender | time (s) | peak RSS (MiB) | inlet speed-up | inlet RSS share |",
-        "|---|---:|---:|---:|---:|",
     ]
+    if workload == "checkpoint":
+        lines += ["| run | time (s) | peak RSS (MiB) |", "|---|---:|---:|"]
+        lines += [f"| {r['who']} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} |" for r in rows]
+        return "\n".join(lines)
+    per = getattr(args, "input_bytes", None)
+    head = "| contender | time (s) | peak RSS (MiB) |" + (" MB/s | files/s |" if per else "") + " inlet speed-up | inlet RSS share |"
+    lines += [head, "|---|---:|---:|" + ("---:|---:|" if per else "") + "---:|---:|"]
     for r in rows:
+        rate = f" {per / 1e6 / r['secs']:.0f} | {args.files / r['secs']:.0f} |" if per else ""
         lines.append(
-            f"| {r['who']} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} | "
+            f"| {r['who']} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} |{rate} "
             f"{r['secs'] / ours['secs']:.2f}× | {ours['rss'] / r['rss']:.2f} |"
         )
     return "\n".join(lines)
@@ -215,23 +467,46 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["merge"])
-    p.add_argument("--rows", type=int, default=5_000_000)
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge"])
+    p.add_argument("--rows", type=int, help="merge: table rows (5,000,000); bulk/small: rows per file (40,000 / 10)")
+    p.add_argument("--files", type=int, help="bulk/small: files (48 / 3,000)")
     p.add_argument("--batch", type=int, default=50_000)
+    p.add_argument("--seen", type=int, default=10_000_000, help="checkpoint: files the checkpoint has seen")
+    p.add_argument("--candidates", type=int, default=100_000, help="checkpoint: files listed")
+    p.add_argument("--skip", help="comma-separated peers to leave out (e.g. spark)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--workdir", default=os.path.expanduser("~/.cache/inlet/bench"))
     p.add_argument("--inlet", help="inlet binary (default: $CARGO_TARGET_DIR/release/inlet)")
     p.add_argument("--record", action="store_true", help="write the results into benches/README.md")
     args = p.parse_args()
     args.command_line = "python benches/run.py " + " ".join(sys.argv[1:])
-    rows = bench_merge(args)
-    note = (
-        f"Workload: a {args.batch:,}-row batch (5 JSON-lines files; 80% existing keys, half of them "
-        f"with an older sequence that must not apply; 20% new keys) MERGEd on (tenant, id) by `seq` "
-        f"into a {args.rows:,}-row table. Both tables are checked for the expected row count and "
-        f"sequence sum."
-    )
-    text = report(args.workload, rows, args, note)
+    if args.workload in ("bulk", "small"):
+        files, rows = (48, 40_000) if args.workload == "bulk" else (3_000, 10)
+        args.files, args.rows = args.files or files, args.rows or rows
+        results = bench_append(args, args.files, args.rows, args.workload)
+        note = (
+            f"Workload: {args.files:,} files × {args.rows:,} rows of DynamoDB-stream-shaped JSON lines "
+            f"({args.input_bytes / 1e6:.0f} MB; nested `new_image`, a list, ISO timestamps) appended into a new "
+            f"table (Spark: a Parquet sink). Every output is checked to hold each row exactly once."
+        )
+    elif args.workload == "checkpoint":
+        results = bench_checkpoint(args)
+        dedupe = f"{args.dedupe_ms:.0f} ms" if args.dedupe_ms is not None else "not logged"
+        note = (
+            f"Workload: a checkpoint that has seen {args.seen:,} files; a listing of {args.candidates:,} local "
+            f"files, all seen, deduped against it (no batch follows). Dedupe alone (inlet's log, "
+            f"`dedupe_ms`, median): **{dedupe}**."
+        )
+    else:
+        args.rows = args.rows or 5_000_000
+        results = bench_merge(args)
+        note = (
+            f"Workload: a {args.batch:,}-row batch (5 JSON-lines files; 80% existing keys, half of them "
+            f"with an older sequence that must not apply; 20% new keys) MERGEd on (tenant, id) by `seq` "
+            f"into a {args.rows:,}-row table. Both tables are checked for the expected row count and "
+            f"sequence sum."
+        )
+    text = report(args.workload, results, args, note)
     print(text)
     if args.record:
         record(args.workload, text)

@@ -350,7 +350,15 @@ impl Pipeline {
         } else {
             Vec::new()
         };
+        let looked_up = fresh.len();
+        let started = Instant::now();
         let mut new = self.checkpoint.filter_unseen(fresh, key, |e| (e.path.as_str(), e.etag.as_str()))?;
+        debug!(
+            candidates = looked_up,
+            unseen = new.len(),
+            dedupe_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "deduped against the checkpoint"
+        );
         if !candidates.is_empty() && new.len() < candidates.len() {
             let unseen: HashSet<(String, Option<String>)> = new.iter().map(|e| self.identity(e)).collect();
             let seen: Vec<(String, Option<String>)> = candidates.into_iter().filter(|c| !unseen.contains(c)).collect();

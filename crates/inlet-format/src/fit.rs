@@ -7,6 +7,7 @@ use inlet_schema::{Conformer, EvolutionMode, JsonInference};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::clean::Shape;
 use crate::{partition, DecodeOptions, FormatError, BATCH_ROWS};
 
 /// A line that did not become a row, or a row whose values did not all fit anywhere.
@@ -57,7 +58,11 @@ impl Origin<'_> {
     }
 }
 
-/// Collects one file's records as rows of the schema.
+/// Rows of fitted records buffered before they go to the decoder at once.
+const SERIALIZE_ROWS: usize = 1024;
+
+/// Collects one file's records as rows of the schema, streaming them into Arrow batches of
+/// `BATCH_ROWS` as they come (so a file never sits in memory as parsed values).
 pub(crate) struct Fitter<'a> {
     path: &'a str,
     schema: &'a SchemaRef,
@@ -69,7 +74,15 @@ pub(crate) struct Fitter<'a> {
     partition: Map<String, Value>,
     /// Bytes before the text the offsets count from (a byte-order mark).
     pub base_offset: usize,
-    rows: Vec<Map<String, Value>>,
+    /// JSON records that fit as written skip the fitting (see `clean.rs`); `None` when
+    /// records are changed on the way (partition values) or not JSON.
+    fast: Option<Shape>,
+    decoder: Option<arrow::json::reader::Decoder>,
+    /// Fitted records not yet serialized into the decoder.
+    pending: Vec<Map<String, Value>>,
+    batches: Vec<RecordBatch>,
+    error: Option<String>,
+    rows: u64,
     rescued_rows: u64,
     bad_records: Vec<BadRecord>,
 }
@@ -85,10 +98,91 @@ impl<'a> Fitter<'a> {
             new_columns: JsonInference::new().infer_types(opts.infer_types),
             partition: partition::typed_values(path, opts.partition_columns, schema, opts.infer_types),
             base_offset: 0,
-            rows: Vec::new(),
+            fast: None,
+            decoder: None,
+            pending: Vec::new(),
+            batches: Vec::new(),
+            error: None,
+            rows: 0,
             rescued_rows: 0,
             bad_records: Vec::new(),
         }
+    }
+
+    /// Lets JSON records that fit the schema as written go to the decoder as raw bytes.
+    pub fn allow_raw_json(&mut self) {
+        if self.partition.is_empty() {
+            self.fast = Some(Shape::of_schema(self.schema, self.opts.rescued_column));
+        }
+    }
+
+    /// Takes `raw` as one row when it is a JSON object that fits as written; false when it
+    /// must be parsed and fitted (`record`), or reported (`bad`).
+    pub fn raw_json(&mut self, raw: &str) -> bool {
+        let Some(shape) = &self.fast else { return false };
+        if self.new_columns.records() > 0 {
+            return true; // nothing is decoded once the schema must change first
+        }
+        if !shape.accepts(raw) {
+            return false;
+        }
+        if let Err(e) = self.serialize_pending().and_then(|()| self.decode_raw(raw.as_bytes())) {
+            self.error.get_or_insert(e);
+        }
+        true
+    }
+
+    fn decoder(&mut self) -> Result<&mut arrow::json::reader::Decoder, String> {
+        if self.decoder.is_none() {
+            let decoder = arrow::json::ReaderBuilder::new(self.schema.clone())
+                .with_batch_size(BATCH_ROWS)
+                .build_decoder()
+                .map_err(|e| e.to_string())?;
+            self.decoder = Some(decoder);
+        }
+        self.decoder.as_mut().ok_or_else(|| "no decoder".to_string())
+    }
+
+    fn decode_raw(&mut self, mut raw: &[u8]) -> Result<(), String> {
+        while !raw.is_empty() {
+            let decoder = self.decoder()?;
+            let used = decoder.decode(raw).map_err(|e| e.to_string())?;
+            raw = &raw[used..];
+            if decoder.len() >= BATCH_ROWS && !decoder.has_partial_record() {
+                self.flush()?;
+            } else if used == 0 {
+                return Err("the JSON decoder took no input".into());
+            }
+        }
+        self.rows += 1;
+        if self.decoder()?.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Fitted records go to the decoder (in order with raw ones).
+    fn serialize_pending(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let decoder = self.decoder()?;
+        decoder.serialize(&pending).map_err(|e| e.to_string())?;
+        self.rows += pending.len() as u64;
+        self.pending = pending;
+        self.pending.clear();
+        if self.decoder()?.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if let Some(batch) = self.decoder()?.flush().map_err(|e| e.to_string())? {
+            self.batches.push(batch);
+        }
+        Ok(())
     }
 
     /// Input at `at` that cannot be a row.
@@ -127,24 +221,33 @@ impl<'a> Fitter<'a> {
                 self.bad(at, error);
             }
         }
-        self.rows.push(conformed.row);
+        self.pending.push(conformed.row);
+        if self.pending.len() >= SERIALIZE_ROWS {
+            if let Err(e) = self.serialize_pending() {
+                self.error.get_or_insert(e);
+            }
+        }
     }
 
     /// The rows, or the new columns the file needs first.
-    pub fn finish(self) -> Result<Decoded, FormatError> {
+    pub fn finish(mut self) -> Result<Decoded, FormatError> {
         if self.new_columns.records() > 0 {
             let inferred = self.new_columns.schema();
             let fields = inlet_schema::hinted_types(inferred.fields().iter().map(|f| f.as_ref()), self.opts.hints);
             return Ok(Decoded::NewColumns(fields));
         }
-        let batches = to_batches(self.schema.clone(), &self.rows).map_err(|detail| FormatError::Decode {
+        let done = match self.error.take() {
+            Some(e) => Err(e),
+            None => self.serialize_pending().and_then(|()| if self.decoder.is_some() { self.flush() } else { Ok(()) }),
+        };
+        done.map_err(|detail| FormatError::Decode {
             path: self.path.to_string(),
             line: 0,
             detail,
         })?;
         Ok(Decoded::Rows {
-            batches,
-            rows: self.rows.len() as u64,
+            batches: self.batches,
+            rows: self.rows,
             rescued_rows: self.rescued_rows,
             bad_records: self.bad_records,
         })

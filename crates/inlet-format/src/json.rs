@@ -8,7 +8,13 @@ use crate::{dynamodb, Format, NumberMode};
 
 /// Feeds every record of `text` to `fitter`.
 pub(crate) fn feed(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitter<'_>) {
+    if format == Format::Json {
+        fitter.allow_raw_json();
+    }
     for at in lines(text) {
+        if fitter.raw_json(at.raw) {
+            continue;
+        }
         for value in serde_json::Deserializer::from_str(at.raw).into_iter::<Value>() {
             match value.map(|v| records_of(format, numbers, v)) {
                 Ok(Ok(records)) => records.into_iter().for_each(|r| fitter.record(r, at)),
@@ -137,6 +143,29 @@ mod tests {
             ),
             Decoded::NewColumns(f) => panic!("unexpected new columns {f:?}"),
         }
+    }
+
+    #[test]
+    fn raw_and_fitted_records_keep_their_order_across_batches() {
+        let s = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
+        // Every seventh record needs fitting (a number into a string column becomes its
+        // text); the rest go in raw.
+        let n = 3 * crate::BATCH_ROWS + 11;
+        let text: String = (0..n)
+            .map(|i| if i % 7 == 3 { format!("{{\"a\":{i},\"b\":1.5}}\n") } else { format!("{{\"b\":\"s{i}\",\"a\":{i}}}\n") })
+            .collect();
+        let decoded = decode_json("f.json", text.as_bytes(), &s, &opts(EvolutionMode::AddNewColumns)).expect("decode");
+        let Decoded::Rows { ref batches, rows: count, .. } = decoded else { panic!("rows") };
+        assert!(batches.iter().all(|b| b.num_rows() <= crate::BATCH_ROWS), "bounded batches");
+        assert_eq!(count, n as u64);
+        let (batch, rescued, bad) = rows(decoded);
+        assert_eq!((batch.num_rows(), rescued, bad.len()), (n, 0, 0));
+        let a = batch.column(0).as_any().downcast_ref::<Int64Array>().expect("a");
+        assert!((0..n).all(|i| a.value(i) == i as i64), "rows in file order");
+        let b = batch.column(1).as_any().downcast_ref::<StringArray>().expect("b");
+        assert_eq!((b.value(1), b.value(3)), ("s1", "1.5"));
+        let r = batch.column(2).as_any().downcast_ref::<StringArray>().expect("rescued");
+        assert!(r.is_null(1) && r.is_null(3), "a number into a string column is kept as text, not rescued");
     }
 
     #[test]
