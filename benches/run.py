@@ -5,7 +5,7 @@ contender in its own process on an identical copy of the starting state, checks 
 produced the expected table, and reports wall time and peak RSS (from wait4) with the ratio
 inlet : peer. `--record` writes the table into benches/README.md between the workload's
 markers, with the command that produced it. See benches/README.md.
-usage: python benches/run.py bulk|small|checkpoint|merge [--repeat 3] [--skip spark] [--record]
+usage: python benches/run.py bulk|small|checkpoint|merge|latency [--repeat 3] [--skip spark] [--record]
 """
 from __future__ import annotations
 
@@ -248,10 +248,10 @@ def stream_lines(rng, first: int, n: int) -> str:
         t = int(secs[j])
         at = f"2026-11-25T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.{i % 1000:03d}Z"
         out.append(
-            f'{{"n":{i},"event_id":"{i * 2654435761 % 2**32:08x}-{i:012d}","event_name":"{EVENTS[kind[j]]}",'
+            f'{{"n":{i},"event_id":"{i * 2654435761 % 2**32:08x}","event_name":"{EVENTS[kind[j]]}",'
             f'"event_time":"{at}","seq":"{i:021d}","pk":"CUSTOMER#{cust[j]}","sk":"ORDER#{i}",'
             f'"new_image":{{"customer_id":{cust[j]},"status":"{STATUSES[status[j]]}","amount":{amount[j]:.2f},'
-            f'"items":{items[j]},"currency":"EUR","updated_at":"{at}","tags":["web","eu"]}}}}\n'
+            f'"items":{items[j]},"tags":["web","eu"]}}}}\n'
         )
     return "".join(out)
 
@@ -429,6 +429,129 @@ def bench_checkpoint(args) -> list[dict]:
     return [{"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs)} for who, runs in results.items()]
 
 
+# ---------------------------------------------------------------------------------------
+# W5: landing-to-commit latency in continuous SQS mode, against moto_server on loopback.
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def quantile(text: str, name: str, q: float) -> float | None:
+    """q-quantile of a Prometheus histogram, interpolated within its bucket."""
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    target = q * buckets[-1][1]
+    prev = (0.0, 0.0)
+    for le, count in buckets:
+        if count >= target:
+            if le == float("inf"):
+                return prev[0]
+            share = (target - prev[1]) / (count - prev[1]) if count > prev[1] else 0
+            return prev[0] + (le - prev[0]) * share
+        prev = (le, count)
+    return None
+
+
+def bench_latency(args) -> list[dict]:
+    import signal
+    import urllib.request
+
+    import boto3
+
+    inlet = inlet_binary(args)
+    work = pathlib.Path(args.workdir) / "latency-run"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    port = free_port()
+    moto = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    creds = dict(region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+    results = []
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(endpoint, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        s3 = boto3.client("s3", endpoint_url=endpoint, **creds)
+        sqs = boto3.client("sqs", endpoint_url=endpoint, **creds)
+        s3.create_bucket(Bucket="landing")
+        queue = sqs.create_queue(QueueName="landing-events", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.put_bucket_notification_configuration(Bucket="landing", NotificationConfiguration={"QueueConfigurations": [
+            {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+        cfg = work / "inlet.toml"
+        cfg.write_text(
+            'pipeline_id = "bench_latency"\n[source]\nurl = "s3://landing/in/"\ndiscovery = "notifications"\n'
+            f'queue_url = "{queue}"\nqueue_wait = "1s"\nmax_batch_wait = "{args.max_batch_wait}"\ninclude_existing_files = false\n'
+            f'storage_options = {{ aws_endpoint = "{endpoint}", aws_allow_http = "true", aws_region = "us-east-1" }}\n'
+            f'[sink]\ntable = "{work / "table"}"\n[checkpoint]\nlocation = "{work / "checkpoint"}"\n'
+        )
+        mport = free_port()
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
+        proc = subprocess.Popen([inlet, "run", "--config", str(cfg), "--metrics-addr", f"127.0.0.1:{mport}"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=open(work / "inlet.log", "wb"))
+
+        def scrape() -> str:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=2).read().decode()
+            except OSError:
+                return ""
+
+        deadline = time.time() + 60
+        while not scrape() and time.time() < deadline:
+            time.sleep(0.1)
+        start = time.monotonic()
+        for i in range(args.files):
+            delay = start + i / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            body = "".join(json.dumps({"id": i * 2 + j, "file": i}) + "\n" for j in range(2))
+            s3.put_object(Bucket="landing", Key=f"in/f-{i:05d}.json", Body=body.encode())
+        deadline = time.time() + 120
+        text = scrape()
+        while (metric(text, "inlet_files_committed_total") or 0) < args.files and time.time() < deadline:
+            time.sleep(0.2)
+            text = scrape()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        committed = metric(text, "inlet_files_committed_total") or 0
+        if committed != args.files:
+            sys.exit(f"only {committed} of {args.files} files committed; see {work / 'inlet.log'}")
+        from deltalake import DeltaTable
+
+        rows = DeltaTable(str(work / "table")).to_pyarrow_table(columns=["id"]).num_rows
+        if rows != 2 * args.files:
+            sys.exit(f"table holds {rows} rows, expected {2 * args.files}")
+        name = "inlet_landing_to_commit_seconds"
+        results.append({"p50": quantile(text, name, 0.5), "p90": quantile(text, name, 0.9), "p99": quantile(text, name, 0.99),
+                        "batches": metric(text, "inlet_batches_committed_total")})
+    finally:
+        moto.terminate()
+        moto.wait()
+    return results
+
+
 def report(workload: str, rows: list[dict], args, note: str) -> str:
     ours = rows[0]
     lines = [
@@ -438,6 +561,11 @@ def report(workload: str, rows: list[dict], args, note: str) -> str:
         note,
         "",
     ]
+    if workload == "latency":
+        r = rows[0]
+        lines += ["| landing-to-commit p50 (s) | p90 (s) | p99 (s) | batches |", "|---:|---:|---:|---:|",
+                  f"| {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['batches']:.0f} |"]
+        return "\n".join(lines)
     if workload == "checkpoint":
         lines += ["| run | time (s) | peak RSS (MiB) |", "|---|---:|---:|"]
         lines += [f"| {r['who']} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} |" for r in rows]
@@ -467,12 +595,14 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge"])
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "latency"])
     p.add_argument("--rows", type=int, help="merge: table rows (5,000,000); bulk/small: rows per file (40,000 / 10)")
     p.add_argument("--files", type=int, help="bulk/small: files (48 / 3,000)")
     p.add_argument("--batch", type=int, default=50_000)
     p.add_argument("--seen", type=int, default=10_000_000, help="checkpoint: files the checkpoint has seen")
     p.add_argument("--candidates", type=int, default=100_000, help="checkpoint: files listed")
+    p.add_argument("--rate", type=float, default=50.0, help="latency: files landing per second")
+    p.add_argument("--max-batch-wait", default="500ms", help="latency: inlet's source.max_batch_wait")
     p.add_argument("--skip", help="comma-separated peers to leave out (e.g. spark)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--workdir", default=os.path.expanduser("~/.cache/inlet/bench"))
@@ -488,6 +618,16 @@ def main() -> None:
             f"Workload: {args.files:,} files × {args.rows:,} rows of DynamoDB-stream-shaped JSON lines "
             f"({args.input_bytes / 1e6:.0f} MB; nested `new_image`, a list, ISO timestamps) appended into a new "
             f"table (Spark: a Parquet sink). Every output is checked to hold each row exactly once."
+        )
+    elif args.workload == "latency":
+        args.files = args.files or 500
+        args.repeat = 1
+        results = bench_latency(args)
+        note = (
+            f"Workload: {args.files} files of 2 rows landing at {args.rate:.0f}/s in moto's S3 on loopback, each "
+            f"notified through SQS; inlet (release build) runs continuously with `max_batch_wait = "
+            f"\"{args.max_batch_wait}\"`. Latency is from each file's S3 event time to the commit holding it "
+            f"(inlet's `inlet_landing_to_commit_seconds` histogram, interpolated). No peer runs this one."
         )
     elif args.workload == "checkpoint":
         results = bench_checkpoint(args)

@@ -628,38 +628,63 @@ impl Pipeline {
         }
     }
 
-    /// Infers a schema from the first files of a batch, within the sample bounds.
+    /// Infers a schema from the first files of a batch, within the sample bounds. Files are
+    /// read and sampled `read_concurrency` at a time, each apart, then merged in order.
     async fn infer(&self, files: &[PlannedFile]) -> Result<(arrow::datatypes::Schema, usize)> {
-        let settings = self.decode_settings();
-        let opts = settings.options();
-        let mut sample = SchemaSample::new(self.cfg.schema.infer_column_types);
+        // The byte budget is spent in file order, by stored size (a compressed file may give
+        // more), so which files are sampled does not depend on timing.
+        let mut chosen = Vec::new();
         let mut bytes = 0u64;
         for file in files.iter().take(self.cfg.schema.sample_files) {
             if bytes >= self.cfg.schema.sample_bytes {
                 break;
             }
-            let data = match self.source.read(&file.path).await {
-                Ok(d) => d,
-                Err(DiscoverError::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let Ok(data) = inlet_format::decompress(&file.path, data, self.cfg.source.compression) else {
-                continue; // the decode pass records this file as failed
-            };
-            // Row formats are sampled up to the byte budget; a Parquet footer needs the file.
-            let budget = usize::try_from(self.cfg.schema.sample_bytes - bytes).unwrap_or(usize::MAX);
-            let data = match self.cfg.source.format {
-                inlet_format::Format::Parquet => data,
-                _ => data.slice(..data.len().min(budget)),
-            };
-            if let Err(e) = sample.add(&file.path, &data, &opts) {
-                // The decode pass records this file as failed, with the same error.
-                warn!(file = %file.path, error = %e, "file left out of the schema sample");
-                continue;
-            }
-            bytes += data.len() as u64;
+            chosen.push((file.path.clone(), self.cfg.schema.sample_bytes - bytes));
+            bytes += file.size;
         }
-        Ok((sample.schema(), sample.files()))
+        let infer_types = self.cfg.schema.infer_column_types;
+        let mut samples = futures::stream::iter(chosen)
+            .map(|(path, budget)| {
+                let source = self.source.clone();
+                let settings = self.decode_settings();
+                let compression = self.cfg.source.compression;
+                async move {
+                    let data = match source.read(&path).await {
+                        Ok(d) => d,
+                        Err(DiscoverError::NotFound { .. }) => return Ok(None),
+                        Err(e) => return Err(e),
+                    };
+                    let sampled = tokio::task::spawn_blocking(move || {
+                        let data = inlet_format::decompress(&path, data, compression).ok()?;
+                        // Row formats are sampled up to the byte budget; Parquet needs the file.
+                        let data = match settings.format {
+                            inlet_format::Format::Parquet => data,
+                            _ => data.slice(..data.len().min(usize::try_from(budget).unwrap_or(usize::MAX))),
+                        };
+                        let mut sample = SchemaSample::new(infer_types);
+                        match sample.add(&path, &data, &settings.options()) {
+                            Ok(()) => Some(sample),
+                            Err(e) => {
+                                // The decode pass records this file as failed, with the same error.
+                                warn!(file = %path, error = %e, "file left out of the schema sample");
+                                None
+                            }
+                        }
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    Ok(sampled)
+                }
+            })
+            .buffered(self.cfg.source.read_concurrency);
+        let mut merged = SchemaSample::new(infer_types);
+        while let Some(sample) = samples.next().await {
+            if let Some(sample) = sample? {
+                merged.merge(sample);
+            }
+        }
+        Ok((merged.schema(), merged.files()))
     }
 }
 

@@ -16,6 +16,7 @@ def main() -> None:
         .appName("inlet-bench")
         .config("spark.sql.streaming.schemaInference", "true")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
         .getOrCreate()
     )

@@ -44,6 +44,7 @@ impl Shape {
             Float32 | Float64 => Self::Float,
             List(f) | LargeList(f) => Self::List(Box::new(Self::of(f.data_type()))),
             Struct(fields) => Self::Struct(struct_shapes(fields)),
+            // Null (a position seen only as null while inferring) and the rest.
             _ => Self::Other,
         }
     }
@@ -125,7 +126,10 @@ impl<'de> Visitor<'de> for Check<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let Shape::Struct(fields) = self.0 else { return Err(unfit()) };
         let mut seen = vec![false; fields.len()];
-        while let Some(i) = map.next_key_seed(Key(fields))? {
+        // Records of one producer list keys in one order: try the next field first.
+        let mut hint = 0;
+        while let Some(i) = map.next_key_seed(Key(fields, hint))? {
+            hint = i + 1;
             // A key given twice: serde and arrow may keep different ones.
             if std::mem::replace(&mut seen[i], true) {
                 return Err(unfit());
@@ -136,8 +140,8 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 }
 
-/// A key, as the index of the field it names exactly.
-struct Key<'s>(&'s [(String, Shape)]);
+/// A key, as the index of the field it names exactly (the field at the hint tried first).
+struct Key<'s>(&'s [(String, Shape)], usize);
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = usize;
@@ -154,6 +158,9 @@ impl<'de> Visitor<'de> for Key<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<usize, E> {
+        if self.0.get(self.1).is_some_and(|(name, _)| name == v) {
+            return Ok(self.1);
+        }
         self.0.iter().position(|(name, _)| name == v).ok_or_else(unfit)
     }
 }

@@ -29,10 +29,25 @@ pub(crate) fn feed(text: &str, format: Format, numbers: NumberMode, fitter: &mut
 }
 
 /// Every record of `text` (up to `max_records`), for inference; what does not parse is
-/// skipped, as decoding reports it.
-pub(crate) fn sample(text: &str, format: Format, numbers: NumberMode, max_records: usize, mut add: impl FnMut(Map<String, Value>)) -> usize {
+/// skipped, as decoding reports it. With `settled`, a JSON record that fits the inference so
+/// far as written (see `clean.rs`) is only counted: it cannot change the result.
+pub(crate) fn sample(
+    text: &str,
+    format: Format,
+    numbers: NumberMode,
+    max_records: usize,
+    mut settled: Option<&mut dyn FnMut(&str) -> bool>,
+    mut add: impl FnMut(Map<String, Value>),
+) -> usize {
     let mut n = 0;
     for at in lines(text) {
+        if n >= max_records {
+            return n;
+        }
+        if format == Format::Json && settled.as_mut().is_some_and(|s| s(at.raw)) {
+            n += 1;
+            continue;
+        }
         for value in serde_json::Deserializer::from_str(at.raw).into_iter::<Value>() {
             let Ok(v) = value else { break };
             let Ok(records) = records_of(format, numbers, v) else {

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use inlet_schema::JsonInference;
 use serde_json::Value;
 
+use crate::clean::Shape;
 use crate::{csv, json, parquet, partition, text, DecodeOptions, Format, FormatError};
 
 /// Accumulates sampled files; `schema()` is what the table starts with.
@@ -31,21 +32,32 @@ impl SchemaSample {
     pub fn add(&mut self, path: &str, data: &Bytes, opts: &DecodeOptions<'_>) -> Result<(), FormatError> {
         let empty = std::sync::Arc::new(Schema::empty());
         let partition = partition::typed_values(path, opts.partition_columns, &empty, opts.infer_types);
-        let mut add = |mut record: serde_json::Map<String, Value>| {
+        // Records that fit the inference so far as written are only counted (rebuilt after
+        // each record that may have changed it). Partition values change every record.
+        let records = std::cell::RefCell::new(&mut self.records);
+        let shape = std::cell::RefCell::new(None::<Shape>);
+        let mut settled = |raw: &str| {
+            let mut shape = shape.borrow_mut();
+            let mut records = records.borrow_mut();
+            if shape.is_none() {
+                *shape = records.exact_schema().map(|s| Shape::of_schema(&s, None));
+            }
+            let fits = shape.as_ref().is_some_and(|s| s.accepts(raw));
+            if fits {
+                records.add_unchanged();
+            }
+            fits
+        };
+        let use_settled = partition.is_empty() && opts.format == Format::Json;
+        let add = |mut record: serde_json::Map<String, Value>| {
             record.extend(partition.clone());
-            self.records.add(&Value::Object(record));
+            records.borrow_mut().add(&Value::Object(record));
+            *shape.borrow_mut() = None;
         };
         match opts.format {
             Format::Parquet => {
                 for field in parquet::footer_schema(path, data)?.fields() {
-                    match self.columns.iter_mut().find(|c| c.name() == field.name()) {
-                        // BIGINT and DOUBLE in different files make DOUBLE, as JSON does.
-                        Some(c) if c.data_type() == &DataType::Int64 && field.data_type() == &DataType::Float64 => {
-                            *c = field.as_ref().clone();
-                        }
-                        Some(_) => {}
-                        None => self.columns.push(field.as_ref().clone()),
-                    }
+                    add_column(&mut self.columns, field.as_ref().clone());
                 }
                 if !partition.is_empty() {
                     add(serde_json::Map::new());
@@ -61,13 +73,23 @@ impl SchemaSample {
                         text::sample(text, usize::MAX, add);
                     }
                     _ => {
-                        json::sample(text, format, opts.numbers, usize::MAX, add);
+                        let settled: Option<&mut dyn FnMut(&str) -> bool> = if use_settled { Some(&mut settled) } else { None };
+                        json::sample(text, format, opts.numbers, usize::MAX, settled, add);
                     }
                 }
             }
         }
         self.files += 1;
         Ok(())
+    }
+
+    /// Folds in the sample of later files (sampled apart, in parallel).
+    pub fn merge(&mut self, other: SchemaSample) {
+        self.records.merge(other.records);
+        for field in other.columns {
+            add_column(&mut self.columns, field);
+        }
+        self.files += other.files;
     }
 
     /// Files added.
@@ -88,11 +110,74 @@ impl SchemaSample {
     }
 }
 
+/// Adds a Parquet column by name: BIGINT and DOUBLE in different files make DOUBLE, as JSON
+/// does; other differences keep the first file's type.
+fn add_column(columns: &mut Vec<Field>, field: Field) {
+    match columns.iter_mut().find(|c| c.name() == field.name()) {
+        Some(c) if c.data_type() == &DataType::Int64 && field.data_type() == &DataType::Float64 => *c = field,
+        Some(_) => {}
+        None => columns.push(field),
+    }
+}
+
 /// `data` up to its last complete UTF-8 character (a byte budget may cut one in half).
 fn valid_prefix(data: &[u8]) -> &[u8] {
     match std::str::from_utf8(data) {
         Ok(_) => data,
         Err(e) if e.error_len().is_none() => &data[..e.valid_up_to()],
         Err(_) => data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CsvOptions, NumberMode};
+    use inlet_schema::EvolutionMode;
+
+    fn opts(csv: &CsvOptions) -> DecodeOptions<'_> {
+        DecodeOptions {
+            format: Format::Json,
+            numbers: NumberMode::Auto,
+            csv,
+            mode: EvolutionMode::AddNewColumns,
+            rescued_column: None,
+            infer_types: true,
+            hints: &[],
+            partition_columns: &[],
+        }
+    }
+
+    #[test]
+    fn records_skipped_as_settled_never_change_the_inferred_schema() {
+        // Each later line either fits what came before (skipped) or widens it.
+        let lines = [
+            r#"{"a": 1, "b": null, "c": "x", "n": {"k": 1}, "l": []}"#,
+            r#"{"a": 2, "b": null, "c": "y", "n": {"k": 2}, "l": []}"#,
+            r#"{"a": 2.5, "b": "now text", "c": "z"}"#,
+            r#"{"a": 3, "c": 4, "n": {"k": 1.5, "j": true}, "l": [1]}"#,
+            r#"{"a": 4, "b": "t", "l": [2.5]}"#,
+        ];
+        let text = lines.join("\n");
+        let csv = CsvOptions::default();
+        let mut sample = SchemaSample::new(true);
+        sample.add("f.json", &Bytes::from(text.clone()), &opts(&csv)).expect("sample");
+        let mut full = JsonInference::new();
+        for line in lines {
+            full.add(&serde_json::from_str(line).expect("json"));
+        }
+        assert_eq!(sample.schema(), full.schema());
+        let a = sample.schema();
+        assert_eq!(a.field_with_name("a").expect("a").data_type(), &DataType::Float64);
+        assert_eq!(a.field_with_name("c").expect("c").data_type(), &DataType::Utf8);
+        // Sampled apart and merged, the files give the same schema.
+        let (first, second) = text.split_at(text.find("\n{\"a\": 2.5").expect("split"));
+        let mut merged = SchemaSample::new(true);
+        for part in [first, second] {
+            let mut s = SchemaSample::new(true);
+            s.add("f.json", &Bytes::from(part.to_string()), &opts(&csv)).expect("sample");
+            merged.merge(s);
+        }
+        assert_eq!(merged.schema(), full.schema());
     }
 }

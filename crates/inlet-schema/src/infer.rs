@@ -63,25 +63,28 @@ impl Inferred {
         }
     }
 
-    fn to_arrow(&self) -> DataType {
+    /// As Arrow, with `null` for positions seen only as null.
+    fn arrow(&self, null: DataType) -> DataType {
         match self {
-            // A column seen only as null is kept as a string: Delta has no null type.
-            Self::Null | Self::Str => DataType::Utf8,
+            Self::Null => null,
+            Self::Str => DataType::Utf8,
             Self::Bool => DataType::Boolean,
             Self::Int => DataType::Int64,
             Self::Float => DataType::Float64,
-            Self::List(item) => {
-                DataType::List(Arc::new(Field::new("item", item.to_arrow(), true)))
-            }
-            Self::Struct(fields) => DataType::Struct(struct_fields(fields)),
+            Self::List(item) => DataType::List(Arc::new(Field::new("item", item.arrow(null.clone()), true))),
+            Self::Struct(fields) => DataType::Struct(fields_of(fields, &null)),
         }
     }
 }
 
 fn struct_fields(fields: &[(String, Inferred)]) -> Fields {
+    fields_of(fields, &DataType::Utf8)
+}
+
+fn fields_of(fields: &[(String, Inferred)], null: &DataType) -> Fields {
     fields
         .iter()
-        .map(|(name, t)| Field::new(name, t.to_arrow(), true))
+        .map(|(name, t)| Field::new(name, t.arrow(null.clone()), true))
         .collect()
 }
 
@@ -123,17 +126,40 @@ impl JsonInference {
             return;
         };
         for (key, v) in map.iter().filter(|(k, _)| crate::is_valid_column_name(k)) {
-            let t = Inferred::of(v);
-            match self.top.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(key)) {
-                Some((name, existing)) if name == key => {
-                    let old = std::mem::replace(existing, Inferred::Null);
-                    *existing = old.widen(t);
-                }
-                Some(_) => {}
-                None => self.top.push((key.clone(), t)),
-            }
+            self.add_column(key, Inferred::of(v));
         }
         self.records += 1;
+    }
+
+    /// Folds in another inference (of later records): columns keep first-seen order.
+    pub fn merge(&mut self, other: JsonInference) {
+        for (key, t) in other.top {
+            self.add_column(&key, t);
+        }
+        self.records += other.records;
+    }
+
+    fn add_column(&mut self, key: &str, t: Inferred) {
+        match self.top.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(key)) {
+            Some((name, existing)) if name == key => {
+                let old = std::mem::replace(existing, Inferred::Null);
+                *existing = old.widen(t);
+            }
+            Some(_) => {}
+            None => self.top.push((key.to_string(), t)),
+        }
+    }
+
+    /// Counts a record known to change nothing: one whose every value is of the kind
+    /// `exact_schema` gives its position (see `inlet_format`'s fast path).
+    pub fn add_unchanged(&mut self) {
+        self.records += 1;
+    }
+
+    /// The inference so far with `Null` for positions seen only as null (where any value
+    /// would still change the result); `None` when types are not inferred.
+    pub fn exact_schema(&self) -> Option<Schema> {
+        self.infer_types.then(|| Schema::new(fields_of(&self.top, &DataType::Null)))
     }
 
     /// Records added so far.
