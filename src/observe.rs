@@ -24,7 +24,7 @@ pub fn set_problem(problem: Option<String>) {
 /// Installs the Prometheus recorder (every metric labelled with the pipeline id) and serves
 /// it on `addr`; returns the address bound (port 0 picks a free one).
 pub async fn serve(addr: SocketAddr, pipeline_id: &str) -> Result<SocketAddr> {
-    let seconds = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+    let seconds = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
     let handle = PrometheusBuilder::new()
         .add_global_label("pipeline", pipeline_id)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)

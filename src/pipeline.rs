@@ -536,6 +536,9 @@ impl Pipeline {
             csv: Arc::new(self.cfg.source.csv.clone()),
             partition_columns: Arc::new(self.cfg.source.partition_columns.clone()),
             pin_etag: self.cfg.source.allow_overwrites,
+            cpu: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
         }
     }
 
@@ -643,10 +646,11 @@ impl Pipeline {
             bytes += file.size;
         }
         let infer_types = self.cfg.schema.infer_column_types;
+        let shared = self.decode_settings();
         let mut samples = futures::stream::iter(chosen)
             .map(|(path, budget)| {
                 let source = self.source.clone();
-                let settings = self.decode_settings();
+                let settings = shared.clone();
                 let compression = self.cfg.source.compression;
                 async move {
                     let data = match source.read(&path).await {
@@ -654,6 +658,7 @@ impl Pipeline {
                         Err(DiscoverError::NotFound { .. }) => return Ok(None),
                         Err(e) => return Err(e),
                     };
+                    let _cpu = settings.cpu.clone().acquire_owned().await.ok();
                     let sampled = tokio::task::spawn_blocking(move || {
                         let data = inlet_format::decompress(&path, data, compression).ok()?;
                         // Row formats are sampled up to the byte budget; Parquet needs the file.
@@ -711,6 +716,9 @@ struct DecodeSettings {
     partition_columns: Arc<Vec<String>>,
     /// Read the version with the planned ETag only (`allow_overwrites`).
     pin_etag: bool,
+    /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
+    /// ahead, but more decodes than cores only add memory.
+    cpu: Arc<tokio::sync::Semaphore>,
 }
 
 impl DecodeSettings {
@@ -771,6 +779,8 @@ async fn read_file(
         Err(DiscoverError::Changed { .. }) => return Err(ReadError::Overwritten),
         Err(e) => return Err(ReadError::Source(e)),
     };
+    // Held through decompression and decoding; the semaphore is never closed.
+    let _cpu = settings.cpu.clone().acquire_owned().await.ok();
     let owned = path.to_string();
     let data = match tokio::task::spawn_blocking(move || inlet_format::decompress(&owned, data, compression)).await {
         Ok(Ok(d)) => d,
