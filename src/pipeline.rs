@@ -788,7 +788,10 @@ async fn read_file(
         Err(e) => return Ok((Bytes::new(), Err(task_failed(path, e)))),
     };
     let decoded = decode_blocking(path.to_string(), data.clone(), schema, settings).await;
-    Ok((data, decoded))
+    // The bytes are kept only for a second decode once the schema takes new columns;
+    // decoded rows wait for the writer without them.
+    let keep = matches!(decoded, Ok(Decoded::NewColumns(_)));
+    Ok((if keep { data } else { Bytes::new() }, decoded))
 }
 
 /// Decodes on a blocking thread: decoding is CPU work and must not stall the async workers.
