@@ -781,17 +781,21 @@ async fn read_file(
     };
     // Held through decompression and decoding; the semaphore is never closed.
     let _cpu = settings.cpu.clone().acquire_owned().await.ok();
-    let owned = path.to_string();
-    let data = match tokio::task::spawn_blocking(move || inlet_format::decompress(&owned, data, compression)).await {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => return Ok((Bytes::new(), Err(e))),
-        Err(e) => return Ok((Bytes::new(), Err(task_failed(path, e)))),
-    };
-    let decoded = decode_blocking(path.to_string(), data.clone(), schema, settings).await;
-    // The bytes are kept only for a second decode once the schema takes new columns;
-    // decoded rows wait for the writer without them.
-    let keep = matches!(decoded, Ok(Decoded::NewColumns(_)));
-    Ok((if keep { data } else { Bytes::new() }, decoded))
+    // One blocking task for both steps: for small files the hand-off costs more than the work.
+    let name = path.to_string();
+    let done = tokio::task::spawn_blocking(move || {
+        let data = match inlet_format::decompress(&name, data, compression) {
+            Ok(d) => d,
+            Err(e) => return (Bytes::new(), Err(e)),
+        };
+        let decoded = inlet_format::decode(&name, &data, &schema, &settings.options());
+        // The bytes are kept only for a second decode once the schema takes new columns;
+        // decoded rows wait for the writer without them.
+        let keep = matches!(decoded, Ok(Decoded::NewColumns(_)));
+        (if keep { data } else { Bytes::new() }, decoded)
+    })
+    .await;
+    Ok(done.unwrap_or_else(|e| (Bytes::new(), Err(task_failed(path, e)))))
 }
 
 /// Decodes on a blocking thread: decoding is CPU work and must not stall the async workers.
