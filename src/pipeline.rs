@@ -209,18 +209,30 @@ impl Pipeline {
             let source = self.source.clone();
             let compression = self.cfg.source.compression;
             let read_schema = schema.clone();
-            let mut decoded = futures::stream::iter(files)
-                .map(|file| {
-                    let source = source.clone();
-                    let schema = read_schema.clone();
-                    let settings = settings.clone();
-                    async move {
-                        let outcome = read_file(&source, &file, compression, schema, settings).await;
-                        (file, outcome)
+            let ahead = self.cfg.source.read_concurrency;
+            // Reads and decodes are driven by their own task, so they go on while this loop
+            // encodes Parquet (a stream polled only here would stall during each write).
+            let (tx, mut decoded) = tokio::sync::mpsc::channel(ahead);
+            let _reader = AbortOnDrop(tokio::spawn(async move {
+                let mut reads = futures::stream::iter(files)
+                    .map(|file| {
+                        let source = source.clone();
+                        let schema = read_schema.clone();
+                        let settings = settings.clone();
+                        async move {
+                            let outcome = read_file(&source, &file, compression, schema, settings).await;
+                            (file, outcome)
+                        }
+                    })
+                    .buffered(ahead);
+                while let Some(read) = reads.next().await {
+                    if tx.send(read).await.is_err() {
+                        break;
                     }
-                })
-                .buffered(self.cfg.source.read_concurrency);
-            while let Some((file, outcome)) = decoded.next().await {
+                }
+            }));
+            let settings = self.decode_settings();
+            while let Some((file, outcome)) = decoded.recv().await {
                 let (data, mut result) = match outcome {
                     Ok(read) => read,
                     Err(ReadError::Gone) => {
@@ -690,6 +702,15 @@ impl Pipeline {
             }
         }
         Ok((merged.schema(), merged.files()))
+    }
+}
+
+/// A task aborted when its handle goes (a batch that fails stops its reads).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
