@@ -174,7 +174,8 @@ pub struct SourceSection {
     /// Take a file again when its ETag changes. Default `false`.
     #[serde(default)]
     pub allow_overwrites: bool,
-    /// Files read at once while a batch is decoded. Default 8.
+    /// Files read ahead at once while a batch is written (decoding runs one per core).
+    /// Default 8.
     #[serde(default = "default_read_concurrency")]
     pub read_concurrency: usize,
     /// Where lines that do not parse, and files that cannot be read, are recorded: a local
