@@ -120,11 +120,12 @@ impl<'a> Fitter<'a> {
     /// must be parsed and fitted (`record`), or reported (`bad`).
     pub fn raw_json(&mut self, raw: &str) -> bool {
         let Some(shape) = &self.fast else { return false };
-        if self.new_columns.records() > 0 {
-            return true; // nothing is decoded once the schema must change first
-        }
         if !shape.accepts(raw) {
+            // Fitting decides, and collects the types of new columns from every record.
             return false;
+        }
+        if self.new_columns.records() > 0 {
+            return true; // it names no new column, and nothing is decoded once the schema must change
         }
         if let Err(e) = self.serialize_pending().and_then(|()| self.decode_raw(raw.as_bytes())) {
             self.error.get_or_insert(e);

@@ -8,7 +8,13 @@ use crate::{dynamodb, Format, NumberMode};
 
 /// Feeds every record of `text` to `fitter`.
 pub(crate) fn feed(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitter<'_>) {
-    if format == Format::Json {
+    feed_with(text, format, numbers, fitter, true);
+}
+
+/// `feed`, with the raw fast path for JSON records that fit as written on or off (off only
+/// in the test that checks the two agree).
+fn feed_with(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitter<'_>, fast: bool) {
+    if format == Format::Json && fast {
         fitter.allow_raw_json();
     }
     for at in lines(text) {
@@ -157,6 +163,68 @@ mod tests {
                 bad_records,
             ),
             Decoded::NewColumns(f) => panic!("unexpected new columns {f:?}"),
+        }
+    }
+
+    /// Decodes `text` with the fast path on or off.
+    fn decode_with(text: &str, s: &SchemaRef, opts: &DecodeOptions<'_>, fast: bool) -> Decoded {
+        let mut fitter = crate::fit::Fitter::new("f.json", s, opts);
+        feed_with(text, Format::Json, NumberMode::Auto, &mut fitter, fast);
+        fitter.finish().expect("decode")
+    }
+
+    #[test]
+    fn the_fast_path_decodes_exactly_what_fitting_would() {
+        let item = |t| Arc::new(Field::new("item", t, true));
+        let nested = arrow::datatypes::Fields::from(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]);
+        let s = schema(&[
+            ("i", DataType::Int64),
+            ("f", DataType::Float64),
+            ("s", DataType::Utf8),
+            ("b", DataType::Boolean),
+            ("l", DataType::List(item(DataType::Int64))),
+            ("n", DataType::Struct(nested)),
+            ("small", DataType::Int32),
+        ]);
+        let keys = ["i", "f", "s", "b", "l", "n", "small", "I", "new", RESCUED];
+        let values = [
+            "1", "-7", "0", "2.5", "1e3", "-0.0", "\"x\"", "\"3\"", "\"\\u00e9\\n\\\"q\"", "true", "false", "null", "[1,2]", "[]",
+            "[1.5]", "[null]", "{\"k\":\"a\"}", "{\"k\":1}", "{\"v\":2,\"z\":1}", "{}", "9223372036854775807",
+            "9223372036854775808", "-9223372036854775809", "2147483648", "1e400", "\"2026-11-25\"",
+        ];
+        // A fixed-seed generator: every run checks the same 4,000 records.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut text = String::new();
+        for line in 0..4000 {
+            let fields: Vec<String> = (0..next(5))
+                .map(|_| format!("\"{}\":{}", keys[next(keys.len())], values[next(values.len())]))
+                .collect();
+            match line % 97 {
+                0 => text.push_str("{\"i\": 1,\n"), // broken
+                1 => text.push_str("[1, 2]\n"),     // not an object
+                _ => text.push_str(&format!("{{{}}}\n", fields.join(","))),
+            }
+        }
+        for mode in [EvolutionMode::Rescue, EvolutionMode::None, EvolutionMode::AddNewColumns] {
+            let o = opts(mode);
+            let (fast, slow) = (decode_with(&text, &s, &o, true), decode_with(&text, &s, &o, false));
+            match (fast, slow) {
+                (Decoded::NewColumns(a), Decoded::NewColumns(b)) => assert_eq!(a, b, "{mode:?}"),
+                (fast @ Decoded::Rows { .. }, slow @ Decoded::Rows { .. }) => {
+                    let (fb, fr, fbad) = rows(fast);
+                    let (sb, sr, sbad) = rows(slow);
+                    assert_eq!((fr, fbad), (sr, sbad), "{mode:?}: rescued rows and bad records");
+                    assert_eq!(fb, sb, "{mode:?}: the rows");
+                    assert!(fb.num_rows() > 3000, "{mode:?}: most records are rows");
+                }
+                (a, b) => panic!("{mode:?}: fast {a:?} but fitted {b:?}"),
+            }
         }
     }
 

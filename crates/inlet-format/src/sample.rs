@@ -180,4 +180,33 @@ mod tests {
         }
         assert_eq!(merged.schema(), full.schema());
     }
+
+    #[test]
+    fn settled_inference_agrees_with_full_inference_on_random_records() {
+        let keys = ["a", "b", "c", "A", "n"];
+        let values = ["1", "2.5", "\"x\"", "true", "null", "[]", "[1]", "[\"s\"]", "{\"k\":1}", "{\"k\":\"v\",\"j\":null}", "{}", "18446744073709551615"];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let csv = CsvOptions::default();
+        for _ in 0..50 {
+            let lines: Vec<String> = (0..40)
+                .map(|_| {
+                    let fields: Vec<String> = (0..next(4)).map(|_| format!("\"{}\":{}", keys[next(keys.len())], values[next(values.len())])).collect();
+                    format!("{{{}}}", fields.join(","))
+                })
+                .collect();
+            let mut sample = SchemaSample::new(true);
+            sample.add("f.json", &Bytes::from(lines.join("\n")), &opts(&csv)).expect("sample");
+            let mut full = JsonInference::new();
+            for line in &lines {
+                full.add(&serde_json::from_str(line).expect("json"));
+            }
+            assert_eq!(sample.schema(), full.schema(), "{lines:#?}");
+        }
+    }
 }
