@@ -336,6 +336,7 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        refuse_literal_secrets(path, text)?;
         let substituted = substitute_env(path, text, env)?;
         let file: ConfigFile = toml::from_str(&substituted).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
@@ -614,6 +615,41 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Secrets stay out of config files (they are copied, committed and shown): a storage
+/// option whose key names a secret must be a whole `${NAME}` reference in the file as
+/// written. The error names the key, never the value.
+fn refuse_literal_secrets(path: &Path, text: &str) -> Result<(), ConfigError> {
+    // The file as written; a syntax error is reported by the full parse that follows.
+    let Ok(raw) = toml::from_str::<toml::Table>(text) else {
+        return Ok(());
+    };
+    for (section, key) in [("source", "source.storage_options"), ("sink", "sink.storage_options")] {
+        let Some(options) = raw.get(section).and_then(|s| s.get("storage_options")).and_then(toml::Value::as_table) else {
+            continue;
+        };
+        for (name, value) in options {
+            let reference = value.as_str().is_some_and(|v| {
+                v.strip_prefix("${")
+                    .and_then(|v| v.strip_suffix('}'))
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            });
+            if crate::redact::is_secret_key(name) && !reference {
+                return Err(ConfigError::Value {
+                    path: path.to_path_buf(),
+                    key,
+                    value: format!("{name} = ***"),
+                    reason: format!(
+                        "a secret written into the config file: leave it out and set the standard variable \
+                         (e.g. AWS_SECRET_ACCESS_KEY) or an instance/task role, or write {name} = \"${{NAME}}\" \
+                         to read it from the environment variable NAME"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `${NAME}` with the variable's value; `$${` stands for a literal `${`.
 fn substitute_env(
     path: &Path,
@@ -809,6 +845,20 @@ location = "state"
             }
         }
         assert!(checked >= 7, "only {checked} example configs");
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused_without_showing_them() {
+        let with = |opts: &str| GOOD.replace("url = \"landing\"", &format!("url = \"s3://b/in/\"\nstorage_options = {{ {opts} }}"));
+        let text = with("aws_region = \"eu-west-1\", aws_secret_access_key = \"hunter2\"");
+        let err = Config::parse(Path::new("p.toml"), &text, &env).expect_err("literal secret").to_string();
+        assert!(err.contains("source.storage_options = 'aws_secret_access_key = ***'"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let text = with("aws_session_token = \"x${TABLE}\"");
+        assert!(Config::parse(Path::new("p.toml"), &text, &env).is_err(), "only a whole reference is allowed");
+        let text = with("aws_secret_access_key = \"${TABLE}\"");
+        let cfg = Config::parse(Path::new("p.toml"), &text, &env).expect("a reference is fine");
+        assert_eq!(cfg.source.storage_options["aws_secret_access_key"], "events");
     }
 
     #[test]

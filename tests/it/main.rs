@@ -12,4 +12,5 @@ mod merge;
 mod lock;
 mod notify;
 mod s3;
+mod secrets;
 mod schema;

@@ -1,10 +1,11 @@
-//! Test support: the binary, a landing zone generator, the independent reader, and a
-//! `moto_server` started on a free loopback port and stopped on drop.
+//! Test support: the binary (run to completion or in the background), a landing zone
+//! generator, the independent reader, and a `moto_server` on a free loopback port.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -290,4 +291,101 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `inlet run` in the background, killed on drop if still running.
+pub struct Running {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Running {
+    pub fn start(config: &Path, env: &[(&str, &str)], extra: &[&str]) -> Self {
+        let stderr = config.with_extension(format!("stderr-{}", std::process::id() ^ rand_suffix()));
+        let mut cmd = inlet();
+        cmd.args(["run", "--config", config.to_str().expect("utf8")]).args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn inlet");
+        Self { child, stderr }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for exit (bounded), returning the status and stderr.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, std::fs::read_to_string(&self.stderr).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "inlet did not exit: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the clean exit a signal promises (status 0); returns the log.
+    pub fn stop(self) -> String {
+        self.signal("TERM");
+        let (status, log) = self.wait();
+        assert!(status.success(), "SIGTERM ends the run with 0: {status:?}\n{log}");
+        log
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn rand_suffix() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+}
+
+/// Polls `done` until it holds; fails with `what` (and the run's log) after `secs`.
+pub fn wait_for(secs: u64, what: &str, run: Option<&Running>, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            run.map(Running::log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn committed(config: &Path) -> usize {
+    if !config.parent().expect("dir").join("state").exists() {
+        return 0;
+    }
+    files_in_state(config, "committed").len()
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
 }
