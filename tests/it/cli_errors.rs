@@ -58,3 +58,22 @@ fn missing_config_file_is_named() {
     let out = run_inlet(&["validate", "--config", "/nonexistent/inlet.toml"], &[]);
     assert_one_line_error(&out, "cannot read config /nonexistent/inlet.toml");
 }
+
+#[test]
+fn a_corrupt_checkpoint_is_refused_and_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Landing::new(&tmp.path().join("landing")).add_files(1, 3);
+    let config = local_config(tmp.path(), "");
+    let cfg = config.to_str().expect("utf8");
+    run_ok(&["run", "--config", cfg, "--available-now"], &[]);
+    let db = tmp.path().join("state/inlet.db");
+    std::fs::write(&db, b"this is not a SQLite database, it was damaged").expect("corrupt");
+    for extra in ["inlet.db-wal", "inlet.db-shm"] {
+        let _ = std::fs::remove_file(tmp.path().join("state").join(extra));
+    }
+    let out = run_inlet(&["run", "--config", cfg, "--available-now"], &[]);
+    assert_one_line_error(&out, &format!("checkpoint database {} cannot be opened: file is not a database", db.display()));
+    assert_one_line_error(&out, "restore it from a backup");
+    // Nothing was taken again: the table still has its one commit.
+    assert_eq!(read_delta(&format!("file://{}", tmp.path().join("table").display()), &serde_json::Value::Null).version, 1);
+}

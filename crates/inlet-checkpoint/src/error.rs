@@ -17,7 +17,7 @@ pub enum CheckpointError {
     #[error("checkpoint {path} is in use by another inlet run (host {host}, pid {pid}, since {since}); only one runner may use a checkpoint at a time — stop that run or use another checkpoint location", host = holder.host, pid = holder.pid, since = holder.since)]
     Locked { path: PathBuf, holder: LockHolder },
 
-    #[error("checkpoint database {path} cannot be opened: {source}; if the file is damaged, move it aside and rebuild the checkpoint")]
+    #[error("checkpoint database {path} cannot be opened: {source}; if the file is damaged, restore it from a backup (a restored copy older than the table is refused, and so is a new empty checkpoint for a table this pipeline has written to: either would take files twice)")]
     Open {
         path: PathBuf,
         #[source]
