@@ -38,7 +38,7 @@ impl Pipeline {
         if mode == CleanSource::Off {
             return Ok(());
         }
-        let retention = i64::try_from(self.cfg.source.clean_source_retention.as_millis()).unwrap_or(i64::MAX);
+        let retention = ms(self.cfg.source.clean_source_retention);
         let before = chrono::Utc::now().timestamp_millis().saturating_sub(retention);
         let due = self.checkpoint.files_to_clean(before, PASS_FILES)?;
         if due.is_empty() {

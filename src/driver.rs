@@ -343,16 +343,15 @@ impl Pipeline {
         } else {
             DedupeKey::Path
         };
-        let fresh = found;
         // Only a queue acknowledges events: a listing's files are not copied for it.
         let candidates: Vec<(String, Option<String>)> = if self.discover.is_stream() {
-            fresh.iter().map(|e| self.identity(e)).collect()
+            found.iter().map(|e| self.identity(e)).collect()
         } else {
             Vec::new()
         };
-        let looked_up = fresh.len();
+        let looked_up = found.len();
         let started = Instant::now();
-        let mut new = self.checkpoint.filter_unseen(fresh, key, |e| (e.path.as_str(), e.etag.as_str()))?;
+        let mut new = self.checkpoint.filter_unseen(found, key, |e| (e.path.as_str(), e.etag.as_str()))?;
         debug!(
             candidates = looked_up,
             unseen = new.len(),

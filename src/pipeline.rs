@@ -209,6 +209,7 @@ impl Pipeline {
             let source = self.source.clone();
             let compression = self.cfg.source.compression;
             let read_schema = schema.clone();
+            let read_settings = settings.clone();
             let ahead = self.cfg.source.read_concurrency;
             // Reads and decodes are driven by their own task, so they go on while this loop
             // encodes Parquet (a stream polled only here would stall during each write).
@@ -218,7 +219,7 @@ impl Pipeline {
                     .map(|file| {
                         let source = source.clone();
                         let schema = read_schema.clone();
-                        let settings = settings.clone();
+                        let settings = read_settings.clone();
                         async move {
                             let outcome = read_file(&source, &file, compression, schema, settings).await;
                             (file, outcome)
@@ -231,33 +232,16 @@ impl Pipeline {
                     }
                 }
             }));
-            let settings = self.decode_settings();
             while let Some((file, outcome)) = decoded.recv().await {
                 let (data, mut result) = match outcome {
                     Ok(read) => read,
-                    Err(ReadError::Gone) => {
-                        warn!(file = %file.path, "file vanished before it was read; recorded as skipped");
-                        self.checkpoint.set_file_outcome(
-                            batch_id,
-                            &file.path,
-                            FileState::Skipped,
-                            "deleted from the source before it was read",
-                        )?;
-                        self.stats.skipped_files += 1;
-                        continue;
-                    }
-                    Err(ReadError::Overwritten) => {
-                        warn!(file = %file.path, "file was rewritten after it was found; its new version is taken as a new file");
-                        self.checkpoint.set_file_outcome(
-                            batch_id,
-                            &file.path,
-                            FileState::Skipped,
-                            OVERWRITTEN,
-                        )?;
-                        self.stats.skipped_files += 1;
-                        continue;
-                    }
                     Err(ReadError::Source(e)) => return Err(e.into()),
+                    Err(ReadError::Skipped(reason)) => {
+                        warn!(file = %file.path, reason, "file not read; recorded as skipped");
+                        self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Skipped, reason)?;
+                        self.stats.skipped_files += 1;
+                        continue;
+                    }
                 };
                 // Files read ahead were decoded with the schema of their time; a file with
                 // columns the schema lacks makes it wider, then is decoded again.
@@ -716,10 +700,9 @@ impl Drop for AbortOnDrop {
 
 /// Why a planned file produced nothing to decode.
 enum ReadError {
-    /// Deleted from the source since it was listed.
-    Gone,
-    /// Rewritten since it was listed (`allow_overwrites`): the new version is a new file.
-    Overwritten,
+    /// Gone from the source, or rewritten since it was listed (`allow_overwrites`: the new
+    /// version is a new file): recorded as skipped, for this reason.
+    Skipped(&'static str),
     /// The source could not be read; the batch stays planned and is replayed.
     Source(DiscoverError),
 }
@@ -796,8 +779,8 @@ async fn read_file(
     let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
     let data = match source.read_version(path, etag).await {
         Ok(d) => d,
-        Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Gone),
-        Err(DiscoverError::Changed { .. }) => return Err(ReadError::Overwritten),
+        Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Skipped("deleted from the source before it was read")),
+        Err(DiscoverError::Changed { .. }) => return Err(ReadError::Skipped(OVERWRITTEN)),
         Err(e) => return Err(ReadError::Source(e)),
     };
     // Held through decompression and decoding; the semaphore is never closed.

@@ -279,10 +279,7 @@ fn clean_source_archives_and_deletes_on_s3() {
     moto.s3(&["mkbucket", "landing"]);
     moto.s3(&["mkbucket", "lake"]);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let opts = format!(
-        "storage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_region = \"us-east-1\" }}",
-        moto.endpoint
-    );
+    let opts = moto.storage_options();
     let run = |name: &str, clean: &str| {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir).expect("mkdir");

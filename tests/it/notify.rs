@@ -42,9 +42,9 @@ impl Notified {
             &format!(
                 "pipeline_id = \"notify_test\"\n[source]\nurl = \"s3://landing/\"\ndiscovery = \"notifications\"\n\
                  queue_url = \"{}\"\nqueue_wait = \"1s\"\nmax_batch_wait = \"1s\"\npath_glob = \"**/*.json\"\n\
-                 storage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_region = \"us-east-1\" }}\n{extra_source}\n\
-                 [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
-                self.queue, self.moto.endpoint
+                 {}\n{extra_source}\n[sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
+                self.queue,
+                self.moto.storage_options()
             ),
         )
     }

@@ -7,10 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use crate::support::*;
 
 fn s3_config(dir: &std::path::Path, moto: &Moto, landing_bucket: &str) -> std::path::PathBuf {
-    let opts = format!(
-        "storage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_region = \"us-east-1\" }}",
-        moto.endpoint
-    );
+    let opts = moto.storage_options();
     write_config(
         dir,
         &format!(

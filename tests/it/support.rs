@@ -265,6 +265,14 @@ impl Moto {
         serde_json::from_str(&out).expect("dump JSON")
     }
 
+    /// A config's `storage_options` line reaching this moto.
+    pub fn storage_options(&self) -> String {
+        format!(
+            "storage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_region = \"us-east-1\" }}",
+            self.endpoint
+        )
+    }
+
     /// Environment for inlet: fake credentials, as the AWS chain would provide.
     pub fn env(&self) -> Vec<(&'static str, &'static str)> {
         vec![

@@ -146,8 +146,7 @@ impl SourceStore {
             .map(|m| {
                 let event = FileEvent {
                     path: self.url_of(&m.location),
-                    // Unquoted, as notifications carry it, so both ways agree on (path, ETag).
-                    etag: m.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_string(),
+                    etag: unquoted_etag(&m),
                     size: m.size,
                     last_modified_ms: m.last_modified.timestamp_millis(),
                 };
@@ -213,7 +212,7 @@ impl SourceStore {
     pub async fn etag(&self, url: &str) -> Result<String, DiscoverError> {
         let key = self.own_key(url)?;
         let meta = self.store.head(&key).await.map_err(|source| self.read_error(url, None, source))?;
-        Ok(meta.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_string())
+        Ok(unquoted_etag(&meta))
     }
 
     /// Deletes a file of this store (a file already gone is not an error).
@@ -309,6 +308,12 @@ impl SourceStore {
             },
         }
     }
+}
+
+/// An object's ETag unquoted, as notifications carry it, so listings, HEADs and events
+/// agree on (path, ETag).
+fn unquoted_etag(meta: &ObjectMeta) -> String {
+    meta.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_string()
 }
 
 #[cfg(test)]

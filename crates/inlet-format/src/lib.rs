@@ -13,6 +13,8 @@ mod parquet;
 mod partition;
 mod sample;
 mod text;
+#[cfg(test)]
+mod testing;
 
 pub use compression::{decompress, Compression};
 pub use csv::CsvOptions;

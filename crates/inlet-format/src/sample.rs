@@ -185,21 +185,9 @@ mod tests {
     fn settled_inference_agrees_with_full_inference_on_random_records() {
         let keys = ["a", "b", "c", "A", "n"];
         let values = ["1", "2.5", "\"x\"", "true", "null", "[]", "[1]", "[\"s\"]", "{\"k\":1}", "{\"k\":\"v\",\"j\":null}", "{}", "18446744073709551615"];
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
         let csv = CsvOptions::default();
-        for _ in 0..50 {
-            let lines: Vec<String> = (0..40)
-                .map(|_| {
-                    let fields: Vec<String> = (0..next(4)).map(|_| format!("\"{}\":{}", keys[next(keys.len())], values[next(values.len())])).collect();
-                    format!("{{{}}}", fields.join(","))
-                })
-                .collect();
+        for round in 0..50 {
+            let lines = crate::testing::random_records(0x9e37_79b9_7f4a_7c15 + round, &keys, &values, 4, 40);
             let mut sample = SchemaSample::new(true);
             sample.add("f.json", &Bytes::from(lines.join("\n")), &opts(&csv)).expect("sample");
             let mut full = JsonInference::new();
