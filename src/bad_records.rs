@@ -33,7 +33,11 @@ pub struct BadRecords {
 impl BadRecords {
     /// The location at `url`; S3 locations use `options` (the source's storage options).
     pub fn open(url: &Url, options: &HashMap<String, String>, pipeline_id: &str) -> Result<Self> {
-        let options = if url.scheme() == "file" { HashMap::new() } else { options.clone() };
+        let options = if url.scheme() == "file" {
+            HashMap::new()
+        } else {
+            options.clone()
+        };
         Ok(Self {
             store: SourceStore::open(url, &options)?,
             pipeline_id: pipeline_id.to_string(),
@@ -46,7 +50,12 @@ impl BadRecords {
     }
 
     /// Records the lines of `file` that did not become (whole) rows.
-    pub async fn file_records(&self, batch_id: i64, file: &str, records: &[BadRecord]) -> Result<String> {
+    pub async fn file_records(
+        &self,
+        batch_id: i64,
+        file: &str,
+        records: &[BadRecord],
+    ) -> Result<String> {
         let mut out = Vec::new();
         for r in records {
             let entry = Entry {
@@ -84,7 +93,13 @@ impl BadRecords {
         let base = file.rsplit('/').next().unwrap_or(file);
         let safe: String = base
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let name = format!(
             "{}/batch-{batch_id:010}/{safe}-{:016x}.jsonl",
@@ -98,5 +113,7 @@ impl BadRecords {
 /// A stable 64-bit hash of the source path, so that files with the same name in different
 /// folders get different objects.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

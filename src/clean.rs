@@ -39,7 +39,9 @@ impl Pipeline {
             return Ok(());
         }
         let retention = ms(self.cfg.source.clean_source_retention);
-        let before = chrono::Utc::now().timestamp_millis().saturating_sub(retention);
+        let before = chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_sub(retention);
         let due = self.checkpoint.files_to_clean(before, PASS_FILES)?;
         if due.is_empty() {
             return Ok(());
@@ -60,7 +62,8 @@ impl Pipeline {
         while let Some((file, outcome)) = outcomes.next().await {
             match outcome {
                 Cleaned::Done(action, to) => {
-                    self.checkpoint.set_cleaned(&file.path, &file.etag, action, to.as_deref())?;
+                    self.checkpoint
+                        .set_cleaned(&file.path, &file.etag, action, to.as_deref())?;
                     debug!(file = %file.path, action, to = to.as_deref().unwrap_or(""), "cleaned up source file");
                     match action {
                         "archived" => self.stats.archived_files += 1,
@@ -71,7 +74,12 @@ impl Pipeline {
                 }
                 Cleaned::Kept(why) => {
                     warn!(file = %file.path, reason = %why, "source file left in place");
-                    self.checkpoint.set_cleaned(&file.path, &file.etag, &format!("kept: {why}"), None)?;
+                    self.checkpoint.set_cleaned(
+                        &file.path,
+                        &file.etag,
+                        &format!("kept: {why}"),
+                        None,
+                    )?;
                 }
                 Cleaned::Retry(e) => {
                     warn!(file = %file.path, error = %e, "clean-up failed; the file stays and is tried again next pass");
@@ -79,7 +87,12 @@ impl Pipeline {
                 }
             }
         }
-        info!(mode = mode.as_str(), cleaned = done, failed, "clean-up pass");
+        info!(
+            mode = mode.as_str(),
+            cleaned = done,
+            failed,
+            "clean-up pass"
+        );
         Ok(())
     }
 
@@ -90,15 +103,23 @@ impl Pipeline {
         let Some(age) = self.cfg.source.max_file_age else {
             return Ok(());
         };
-        if self.compacted_at.is_some_and(|t| t.elapsed() < COMPACT_EVERY) {
+        if self
+            .compacted_at
+            .is_some_and(|t| t.elapsed() < COMPACT_EVERY)
+        {
             return Ok(());
         }
         self.compacted_at = Some(Instant::now());
-        let cutoff = chrono::Utc::now().timestamp_millis().saturating_sub(ms(age + compaction_margin(age)));
+        let cutoff = chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_sub(ms(age + compaction_margin(age)));
         let keep_uncleaned = self.cfg.source.clean_source != CleanSource::Off;
         let removed = self.checkpoint.compact(cutoff, keep_uncleaned)?;
         if removed > 0 {
-            info!(entries = removed, "compacted checkpoint entries of files older than max_file_age");
+            info!(
+                entries = removed,
+                "compacted checkpoint entries of files older than max_file_age"
+            );
         }
         self.stats.compacted_entries += removed as u64;
         Ok(())
@@ -107,7 +128,11 @@ impl Pipeline {
     /// The oldest last-modified time (ms) of a file still taken, with `max_file_age`.
     pub(crate) fn oldest_taken_ms(&self) -> Option<i64> {
         let age = self.cfg.source.max_file_age?;
-        Some(chrono::Utc::now().timestamp_millis().saturating_sub(ms(age)))
+        Some(
+            chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_sub(ms(age)),
+        )
     }
 }
 
@@ -123,7 +148,12 @@ fn ms(d: Duration) -> i64 {
 
 /// Archives or deletes one file. The ETag is checked first: a file rewritten since it was
 /// taken holds data inlet has not read, so it stays.
-async fn clean_one(mode: CleanSource, source: &SourceStore, archive: Option<&SourceStore>, file: &FileRecord) -> Cleaned {
+async fn clean_one(
+    mode: CleanSource,
+    source: &SourceStore,
+    archive: Option<&SourceStore>,
+    file: &FileRecord,
+) -> Cleaned {
     let target = match archive.map(|a| a.archive_key(source, &file.path)) {
         Some(Ok(key)) => Some(key),
         Some(Err(e)) => return Cleaned::Kept(e.to_string()),

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::faults::FaultPoint;
 
 #[derive(Debug, Parser)]
-#[command(name = "inlet", version, about = "Incremental file ingester: landing zone (local or S3) -> Delta Lake, exactly once")]
+#[command(
+    name = "inlet",
+    version,
+    about = "Incremental file ingester: landing zone (local or S3) -> Delta Lake, exactly once"
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]

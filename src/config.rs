@@ -391,13 +391,25 @@ impl Config {
         }
         match (file.source.discovery, &file.source.queue_url) {
             (Discovery::Notifications, None) => {
-                return Err(bad("source.discovery", "notifications", "needs source.queue_url, the SQS queue the bucket notifies"))
+                return Err(bad(
+                    "source.discovery",
+                    "notifications",
+                    "needs source.queue_url, the SQS queue the bucket notifies",
+                ))
             }
             (Discovery::Notifications, Some(_)) if source_url.scheme() == "file" => {
-                return Err(bad("source.discovery", "notifications", "S3 notifications need an s3:// source.url"))
+                return Err(bad(
+                    "source.discovery",
+                    "notifications",
+                    "S3 notifications need an s3:// source.url",
+                ))
             }
             (Discovery::Listing, Some(q)) => {
-                return Err(bad("source.queue_url", q, "is read only with source.discovery = \"notifications\""))
+                return Err(bad(
+                    "source.queue_url",
+                    q,
+                    "is read only with source.discovery = \"notifications\"",
+                ))
             }
             _ => {}
         }
@@ -409,16 +421,40 @@ impl Config {
             ));
         }
         if !(1..=10).contains(&file.source.queue_batch_size) {
-            return Err(bad("source.queue_batch_size", &file.source.queue_batch_size.to_string(), "SQS takes 1 to 10"));
+            return Err(bad(
+                "source.queue_batch_size",
+                &file.source.queue_batch_size.to_string(),
+                "SQS takes 1 to 10",
+            ));
         }
         if file.source.queue_wait > Duration::from_secs(20) {
-            return Err(bad("source.queue_wait", &humantime::format_duration(file.source.queue_wait).to_string(), "SQS long polls for at most 20s"));
+            return Err(bad(
+                "source.queue_wait",
+                &humantime::format_duration(file.source.queue_wait).to_string(),
+                "SQS long polls for at most 20s",
+            ));
         }
-        if file.source.queue_visibility_timeout.is_some_and(|v| v < Duration::from_secs(1) || v > Duration::from_secs(12 * 3600)) {
-            return Err(bad("source.queue_visibility_timeout", "given", "SQS takes 1s to 12h"));
+        if file
+            .source
+            .queue_visibility_timeout
+            .is_some_and(|v| v < Duration::from_secs(1) || v > Duration::from_secs(12 * 3600))
+        {
+            return Err(bad(
+                "source.queue_visibility_timeout",
+                "given",
+                "SQS takes 1s to 12h",
+            ));
         }
-        if file.source.backfill_interval.is_some_and(|b| b < Duration::from_secs(1)) {
-            return Err(bad("source.backfill_interval", "given", "must be at least 1s"));
+        if file
+            .source
+            .backfill_interval
+            .is_some_and(|b| b < Duration::from_secs(1))
+        {
+            return Err(bad(
+                "source.backfill_interval",
+                "given",
+                "must be at least 1s",
+            ));
         }
         if file.source.format == Format::Csv {
             file.source.csv.validate().map_err(|(key, reason)| {
@@ -433,21 +469,37 @@ impl Config {
         }
         for (i, column) in file.source.partition_columns.iter().enumerate() {
             if !inlet_schema::is_valid_column_name(column) {
-                return Err(bad("source.partition_columns", column, "not a valid Delta column name"));
+                return Err(bad(
+                    "source.partition_columns",
+                    column,
+                    "not a valid Delta column name",
+                ));
             }
-            if file.source.partition_columns[..i].iter().any(|c| c.eq_ignore_ascii_case(column)) {
+            if file.source.partition_columns[..i]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(column))
+            {
                 return Err(bad("source.partition_columns", column, "named twice"));
             }
         }
-        if file.source.max_file_age.is_some_and(|a| a < Duration::from_secs(1)) {
+        if file
+            .source
+            .max_file_age
+            .is_some_and(|a| a < Duration::from_secs(1))
+        {
             return Err(bad("source.max_file_age", "given", "must be at least 1s"));
         }
         let archive_url = match (file.source.clean_source, &file.source.archive_url) {
             (CleanSource::Archive, None) => {
-                return Err(bad("source.clean_source", "archive", "needs source.archive_url, where processed files move"))
+                return Err(bad(
+                    "source.clean_source",
+                    "archive",
+                    "needs source.archive_url, where processed files move",
+                ))
             }
             (CleanSource::Archive, Some(a)) => {
-                let url = location_url(&base, a, true).map_err(|r| bad("source.archive_url", a, &r))?;
+                let url =
+                    location_url(&base, a, true).map_err(|r| bad("source.archive_url", a, &r))?;
                 if url.as_str().starts_with(source_url.as_str()) {
                     return Err(bad(
                         "source.archive_url",
@@ -458,7 +510,11 @@ impl Config {
                 Some(url)
             }
             (_, Some(a)) => {
-                return Err(bad("source.archive_url", a, "is used only with source.clean_source = \"archive\""))
+                return Err(bad(
+                    "source.archive_url",
+                    a,
+                    "is used only with source.clean_source = \"archive\"",
+                ))
             }
             (_, None) => None,
         };
@@ -475,7 +531,11 @@ impl Config {
         match file.sink.mode {
             SinkMode::Merge => {
                 if file.sink.keys.is_empty() {
-                    return Err(bad("sink.keys", "[]", "mode = \"merge\" needs the key columns, e.g. keys = [\"id\"]"));
+                    return Err(bad(
+                        "sink.keys",
+                        "[]",
+                        "mode = \"merge\" needs the key columns, e.g. keys = [\"id\"]",
+                    ));
                 }
                 if file.sink.sequence_by.as_deref().is_none_or(str::is_empty) {
                     return Err(bad(
@@ -500,18 +560,25 @@ impl Config {
         let checkpoint_dir = normalize(&base.join(&file.checkpoint.location));
         let hints = inlet_schema::parse_hints(&file.schema.hints).map_err(|e| {
             let reason = match e {
-                inlet_schema::SchemaError::Hints { at, detail, .. } => format!("{detail} at character {at}"),
+                inlet_schema::SchemaError::Hints { at, detail, .. } => {
+                    format!("{detail} at character {at}")
+                }
                 other => other.to_string(),
             };
             bad("schema.hints", &file.schema.hints, &reason)
         })?;
         let mut hints = hints;
-        if matches!(file.source.format, Format::DynamodbStream | Format::DynamodbExport)
-            && !hints.iter().any(|h| h.name() == "_event_time")
+        if matches!(
+            file.source.format,
+            Format::DynamodbStream | Format::DynamodbExport
+        ) && !hints.iter().any(|h| h.name() == "_event_time")
         {
             hints.push(Field::new(
                 "_event_time",
-                arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+                arrow::datatypes::DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                ),
                 true,
             ));
         }
@@ -524,12 +591,23 @@ impl Config {
             ));
         }
         if !rescued.is_empty() && !inlet_schema::is_valid_column_name(rescued) {
-            return Err(bad("schema.rescued_data_column", rescued, "not a valid Delta column name"));
+            return Err(bad(
+                "schema.rescued_data_column",
+                rescued,
+                "not a valid Delta column name",
+            ));
         }
         let bad_records_url = match &file.source.bad_records_path {
-            Some(p) => location_url(&base, p, true).map_err(|r| bad("source.bad_records_path", p, &r))?,
-            None => Url::from_directory_path(checkpoint_dir.join("bad_records"))
-                .map_err(|()| bad("checkpoint.location", &file.checkpoint.location, "not an absolute path"))?,
+            Some(p) => {
+                location_url(&base, p, true).map_err(|r| bad("source.bad_records_path", p, &r))?
+            }
+            None => Url::from_directory_path(checkpoint_dir.join("bad_records")).map_err(|()| {
+                bad(
+                    "checkpoint.location",
+                    &file.checkpoint.location,
+                    "not an absolute path",
+                )
+            })?,
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -564,14 +642,16 @@ impl Config {
     /// How to read the queue, when discovery is by notifications.
     pub fn notification_options(&self) -> Option<inlet_discover::NotificationOptions> {
         let queue_url = self.source.queue_url.clone()?;
-        (self.source.discovery == Discovery::Notifications).then(|| inlet_discover::NotificationOptions {
-            queue_url,
-            endpoint: self.source.queue_endpoint.clone(),
-            region: self.source.storage_options.get("aws_region").cloned(),
-            max_messages: self.source.queue_batch_size,
-            max_wait_seconds: i32::try_from(self.source.queue_wait.as_secs()).unwrap_or(20),
-            visibility_timeout: self.source.queue_visibility_timeout,
-            path_glob: self.source.path_glob.clone(),
+        (self.source.discovery == Discovery::Notifications).then(|| {
+            inlet_discover::NotificationOptions {
+                queue_url,
+                endpoint: self.source.queue_endpoint.clone(),
+                region: self.source.storage_options.get("aws_region").cloned(),
+                max_messages: self.source.queue_batch_size,
+                max_wait_seconds: i32::try_from(self.source.queue_wait.as_secs()).unwrap_or(20),
+                visibility_timeout: self.source.queue_visibility_timeout,
+                path_glob: self.source.path_glob.clone(),
+            }
         })
     }
 }
@@ -583,7 +663,11 @@ fn location_url(base: &Path, value: &str, dir: bool) -> Result<Url, String> {
         let mut url = Url::parse(value).map_err(|e| e.to_string())?;
         match url.scheme() {
             "s3" | "s3a" | "file" => {}
-            other => return Err(format!("scheme '{other}' is not supported (use s3:// or file://)")),
+            other => {
+                return Err(format!(
+                    "scheme '{other}' is not supported (use s3:// or file://)"
+                ))
+            }
         }
         if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
             return Err("no bucket name".into());
@@ -595,7 +679,8 @@ fn location_url(base: &Path, value: &str, dir: bool) -> Result<Url, String> {
         return Ok(url);
     }
     let path = normalize(&base.join(value));
-    Url::from_directory_path(&path).map_err(|()| format!("{} is not an absolute path", path.display()))
+    Url::from_directory_path(&path)
+        .map_err(|()| format!("{} is not an absolute path", path.display()))
 }
 
 /// The absolute form of `path` with `.` and `..` resolved lexically (symlinks untouched),
@@ -623,15 +708,24 @@ fn refuse_literal_secrets(path: &Path, text: &str) -> Result<(), ConfigError> {
     let Ok(raw) = toml::from_str::<toml::Table>(text) else {
         return Ok(());
     };
-    for (section, key) in [("source", "source.storage_options"), ("sink", "sink.storage_options")] {
-        let Some(options) = raw.get(section).and_then(|s| s.get("storage_options")).and_then(toml::Value::as_table) else {
+    for (section, key) in [
+        ("source", "source.storage_options"),
+        ("sink", "sink.storage_options"),
+    ] {
+        let Some(options) = raw
+            .get(section)
+            .and_then(|s| s.get("storage_options"))
+            .and_then(toml::Value::as_table)
+        else {
             continue;
         };
         for (name, value) in options {
             let reference = value.as_str().is_some_and(|v| {
                 v.strip_prefix("${")
                     .and_then(|v| v.strip_suffix('}'))
-                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                    .is_some_and(|n| {
+                        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
             });
             if crate::redact::is_secret_key(name) && !reference {
                 return Err(ConfigError::Value {
@@ -738,8 +832,11 @@ const fn default_max_batch_wait() -> Duration {
 /// A duration as people write it: `500ms`, `20s`, `5m`, `1h 30m`.
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("'{text}' is not a duration ({e}); write e.g. \"500ms\", \"20s\", \"5m\"")))
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "'{text}' is not a duration ({e}); write e.g. \"500ms\", \"20s\", \"5m\""
+        ))
+    })
 }
 
 fn de_duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -779,37 +876,73 @@ location = "state"
         let text = GOOD.replace("[sink]\n", "[sink]\ncolour = \"red\"\n");
         let err = Config::parse(Path::new("p.toml"), &text, &env).expect_err("unknown");
         let msg = err.to_string();
-        assert!(msg.starts_with("config p.toml, line 6: unknown field `colour`"), "{msg}");
+        assert!(
+            msg.starts_with("config p.toml, line 6: unknown field `colour`"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'), "one line: {msg}");
     }
 
     #[test]
     fn notifications_need_a_queue_and_an_s3_source() {
-        let s3 = GOOD.replace("url = \"landing\"", "url = \"s3://landing/in/\"\ndiscovery = \"notifications\"");
+        let s3 = GOOD.replace(
+            "url = \"landing\"",
+            "url = \"s3://landing/in/\"\ndiscovery = \"notifications\"",
+        );
         let err = Config::parse(Path::new("p.toml"), &s3, &env).expect_err("no queue");
         assert!(err.to_string().contains("needs source.queue_url"), "{err}");
-        let local = GOOD.replace("url = \"landing\"", "url = \"landing\"\ndiscovery = \"notifications\"\nqueue_url = \"q\"");
+        let local = GOOD.replace(
+            "url = \"landing\"",
+            "url = \"landing\"\ndiscovery = \"notifications\"\nqueue_url = \"q\"",
+        );
         let err = Config::parse(Path::new("p.toml"), &local, &env).expect_err("local");
-        assert!(err.to_string().contains("need an s3:// source.url"), "{err}");
+        assert!(
+            err.to_string().contains("need an s3:// source.url"),
+            "{err}"
+        );
         let ok = s3.replace("discovery", "queue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\nmax_batch_wait = \"500ms\"\nbackfill_interval = \"1h\"\ndiscovery");
         let cfg = Config::parse(Path::new("p.toml"), &ok, &env).expect("parse");
         assert_eq!(cfg.source.max_batch_wait, Duration::from_millis(500));
-        assert_eq!(cfg.source.backfill_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(
+            cfg.source.backfill_interval,
+            Some(Duration::from_secs(3600))
+        );
         assert_eq!(cfg.notification_options().map(|o| o.max_messages), Some(10));
         let bad = ok.replace("\"500ms\"", "\"soon\"");
         let err = Config::parse(Path::new("p.toml"), &bad, &env).expect_err("duration");
-        assert!(err.to_string().contains("'soon' is not a duration"), "{err}");
-        let listing = GOOD.replace("url = \"landing\"", "url = \"landing\"\nbackfill_interval = \"1h\"");
+        assert!(
+            err.to_string().contains("'soon' is not a duration"),
+            "{err}"
+        );
+        let listing = GOOD.replace(
+            "url = \"landing\"",
+            "url = \"landing\"\nbackfill_interval = \"1h\"",
+        );
         let err = Config::parse(Path::new("p.toml"), &listing, &env).expect_err("listing");
-        assert!(err.to_string().contains("source.backfill_interval"), "{err}");
+        assert!(
+            err.to_string().contains("source.backfill_interval"),
+            "{err}"
+        );
     }
 
     #[test]
     fn format_and_clean_up_options_are_checked() {
-        let with = |extra: &str| GOOD.replace("url = \"landing\"", &format!("url = \"s3://b/landing/\"\n{extra}"));
-        let err = |extra: &str| Config::parse(Path::new("p.toml"), &with(extra), &env).expect_err(extra).to_string();
+        let with = |extra: &str| {
+            GOOD.replace(
+                "url = \"landing\"",
+                &format!("url = \"s3://b/landing/\"\n{extra}"),
+            )
+        };
+        let err = |extra: &str| {
+            Config::parse(Path::new("p.toml"), &with(extra), &env)
+                .expect_err(extra)
+                .to_string()
+        };
         let msg = err("format = \"csv\"\n[source.csv]\ndelimiter = \"ab\"");
-        assert!(msg.contains("source.csv.delimiter = 'ab' is not valid: must be one ASCII character"), "{msg}");
+        assert!(
+            msg.contains("source.csv.delimiter = 'ab' is not valid: must be one ASCII character"),
+            "{msg}"
+        );
         let msg = err("clean_source = \"archive\"");
         assert!(msg.contains("needs source.archive_url"), "{msg}");
         let msg = err("clean_source = \"archive\"\narchive_url = \"s3://b/landing/done/\"");
@@ -818,11 +951,22 @@ location = "state"
         assert!(msg.contains("only with source.clean_source"), "{msg}");
         let msg = err("partition_columns = [\"date\", \"DATE\"]");
         assert!(msg.contains("named twice"), "{msg}");
-        let ok = with("clean_source = \"archive\"\narchive_url = \"s3://b/archive\"\nmax_file_age = \"7d\"");
+        let ok = with(
+            "clean_source = \"archive\"\narchive_url = \"s3://b/archive\"\nmax_file_age = \"7d\"",
+        );
         let cfg = Config::parse(Path::new("p.toml"), &ok, &env).expect("parse");
-        assert_eq!(cfg.archive_url.as_ref().map(Url::as_str), Some("s3://b/archive/"));
-        assert_eq!(cfg.source.clean_source_retention, Duration::from_secs(30 * 24 * 3600));
-        assert_eq!(cfg.source.max_file_age, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert_eq!(
+            cfg.archive_url.as_ref().map(Url::as_str),
+            Some("s3://b/archive/")
+        );
+        assert_eq!(
+            cfg.source.clean_source_retention,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(
+            cfg.source.max_file_age,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
     }
 
     #[test]
@@ -835,12 +979,15 @@ location = "state"
                 let text = std::fs::read_to_string(&path).expect("read");
                 let any = |name: &str| {
                     Some(match name {
-                        n if n.ends_with("_URL") => format!("s3://{}/p/", n.to_ascii_lowercase().replace('_', "-")),
+                        n if n.ends_with("_URL") => {
+                            format!("s3://{}/p/", n.to_ascii_lowercase().replace('_', "-"))
+                        }
                         n if n.ends_with("_DIR") => "/var/lib/inlet/x".to_string(),
                         _ => "x".to_string(),
                     })
                 };
-                Config::parse(&path, &text, &any).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                Config::parse(&path, &text, &any)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 checked += 1;
             }
         }
@@ -849,16 +996,32 @@ location = "state"
 
     #[test]
     fn secrets_in_the_file_are_refused_without_showing_them() {
-        let with = |opts: &str| GOOD.replace("url = \"landing\"", &format!("url = \"s3://b/in/\"\nstorage_options = {{ {opts} }}"));
+        let with = |opts: &str| {
+            GOOD.replace(
+                "url = \"landing\"",
+                &format!("url = \"s3://b/in/\"\nstorage_options = {{ {opts} }}"),
+            )
+        };
         let text = with("aws_region = \"eu-west-1\", aws_secret_access_key = \"hunter2\"");
-        let err = Config::parse(Path::new("p.toml"), &text, &env).expect_err("literal secret").to_string();
-        assert!(err.contains("source.storage_options = 'aws_secret_access_key = ***'"), "{err}");
+        let err = Config::parse(Path::new("p.toml"), &text, &env)
+            .expect_err("literal secret")
+            .to_string();
+        assert!(
+            err.contains("source.storage_options = 'aws_secret_access_key = ***'"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
         let text = with("aws_session_token = \"x${TABLE}\"");
-        assert!(Config::parse(Path::new("p.toml"), &text, &env).is_err(), "only a whole reference is allowed");
+        assert!(
+            Config::parse(Path::new("p.toml"), &text, &env).is_err(),
+            "only a whole reference is allowed"
+        );
         let text = with("aws_secret_access_key = \"${TABLE}\"");
         let cfg = Config::parse(Path::new("p.toml"), &text, &env).expect("a reference is fine");
-        assert_eq!(cfg.source.storage_options["aws_secret_access_key"], "events");
+        assert_eq!(
+            cfg.source.storage_options["aws_secret_access_key"],
+            "events"
+        );
     }
 
     #[test]
@@ -870,9 +1033,17 @@ location = "state"
         );
         let text = GOOD.replace("url = \"landing\"", "url = \"gs://x/y\"");
         let err = Config::parse(Path::new("p.toml"), &text, &env).expect_err("scheme");
-        assert!(err.to_string().contains("source.url = 'gs://x/y' is not valid"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("source.url = 'gs://x/y' is not valid"),
+            "{err}"
+        );
         let literal = GOOD.replace("landing", "land$${x}");
         let cfg = Config::parse(Path::new("/c/p.toml"), &literal, &env).expect("literal");
-        assert!(cfg.source_url.as_str().ends_with("land$%7Bx%7D/"), "{}", cfg.source_url);
+        assert!(
+            cfg.source_url.as_str().ends_with("land$%7Bx%7D/"),
+            "{}",
+            cfg.source_url
+        );
     }
 }

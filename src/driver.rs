@@ -15,6 +15,7 @@ use crate::observe;
 use crate::pipeline::{Pipeline, OVERWRITTEN};
 use crate::progress::RunStats;
 use crate::recovery;
+use crate::retry;
 
 /// When a run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +36,9 @@ const DEPTH_EVERY: Duration = Duration::from_secs(10);
 /// `--available-now` with notifications: how long one wait for events may last; the queue
 /// counts as drained when a receive (a 1-second long poll when draining) comes back empty.
 const DRAIN_QUIET: Duration = Duration::from_secs(5);
-/// Retries of a failing discovery back off up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Attempts at a batch that keeps failing transiently before a run that is not continuous
+/// gives up (about a minute of backoff in all).
+const BATCH_ATTEMPTS: u32 = 7;
 
 /// Files found and not yet planned: arrival order, each path once.
 #[derive(Debug, Default)]
@@ -72,7 +74,10 @@ impl Backlog {
         } else {
             event
         };
-        self.replaced.entry(older.path.clone()).or_default().push(older);
+        self.replaced
+            .entry(older.path.clone())
+            .or_default()
+            .push(older);
         true
     }
 
@@ -117,7 +122,11 @@ impl Pipeline {
     /// Recovers, then runs until `mode` says stop or `shutdown` turns true. A batch in
     /// flight is finished first, so a signal never leaves one half done; events received
     /// but not planned are given back to the queue.
-    pub async fn run(mut self, mode: RunMode, mut shutdown: watch::Receiver<bool>) -> Result<RunStats> {
+    pub async fn run(
+        mut self,
+        mode: RunMode,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<RunStats> {
         recovery::recover(&mut self).await?;
         self.compact()?;
         if let Some(latest) = self.checkpoint.latest_schema()? {
@@ -142,7 +151,11 @@ impl Pipeline {
     }
 
     /// Listing: list, take everything new in bounded batches, wait for the trigger.
-    async fn run_listing(&mut self, mode: RunMode, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+    async fn run_listing(
+        &mut self,
+        mode: RunMode,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
         let mut backlog = Backlog::default();
         let mut failures = 0u32;
         loop {
@@ -161,13 +174,18 @@ impl Pipeline {
             observe::set_problem(None);
             let listed = found.len();
             let new = self.admit(found, &mut backlog).await?;
-            info!(discovery = self.discover.kind(), listed, new, "discovered files");
+            info!(
+                discovery = self.discover.kind(),
+                listed, new, "discovered files"
+            );
             while !backlog.is_empty() {
                 if *shutdown.borrow() {
                     info!("shutdown requested: stopping between batches");
                     return Ok(());
                 }
-                self.next_batch(&mut backlog).await?;
+                if !self.next_batch(&mut backlog, mode, shutdown).await? {
+                    return Ok(());
+                }
                 if mode == RunMode::Once {
                     return Ok(());
                 }
@@ -190,10 +208,15 @@ impl Pipeline {
     /// Notifications: read the queue; close a batch when it is full or `max_batch_wait`
     /// after its first file; list at first start (`include_existing_files`) and every
     /// `backfill_interval`. `--available-now` stops once the queue is empty.
-    async fn run_stream(&mut self, mode: RunMode, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+    async fn run_stream(
+        &mut self,
+        mode: RunMode,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
         let src = self.cfg.source.clone();
         let mut backlog = Backlog::default();
-        let initial = src.include_existing_files && self.checkpoint.meta(INITIAL_LISTING)?.is_none();
+        let initial =
+            src.include_existing_files && self.checkpoint.meta(INITIAL_LISTING)?.is_none();
         let mut next_listing = if initial {
             Some(Instant::now())
         } else {
@@ -211,10 +234,18 @@ impl Pipeline {
                 self.backfill(&mut backlog).await?;
                 next_listing = src.backfill_interval.map(|i| Instant::now() + i);
             }
-            let due = backlog.since.is_some_and(|t| t.elapsed() >= src.max_batch_wait);
+            let due = backlog
+                .since
+                .is_some_and(|t| t.elapsed() >= src.max_batch_wait);
             let finishing = mode != RunMode::Continuous && drained;
-            if !backlog.is_empty() && (backlog.is_full(src.max_files_per_batch, src.max_bytes_per_batch) || due || finishing) {
-                self.next_batch(&mut backlog).await?;
+            if !backlog.is_empty()
+                && (backlog.is_full(src.max_files_per_batch, src.max_bytes_per_batch)
+                    || due
+                    || finishing)
+            {
+                if !self.next_batch(&mut backlog, mode, shutdown).await? {
+                    return Ok(());
+                }
                 if mode == RunMode::Once {
                     return Ok(());
                 }
@@ -251,7 +282,8 @@ impl Pipeline {
                 Ok(found) => {
                     failures = 0;
                     observe::set_problem(None);
-                    if found.is_empty() && mode != RunMode::Continuous && self.discover.exhausted() {
+                    if found.is_empty() && mode != RunMode::Continuous && self.discover.exhausted()
+                    {
                         drained = true;
                     }
                     self.admit(found, &mut backlog).await?;
@@ -278,18 +310,35 @@ impl Pipeline {
         let new = self.admit(found, backlog).await?;
         info!(listed, new, "listed the source beside notifications");
         if self.checkpoint.meta(INITIAL_LISTING)?.is_none() {
-            self.checkpoint.set_meta(INITIAL_LISTING, &chrono::Utc::now().timestamp_millis().to_string())?;
+            self.checkpoint.set_meta(
+                INITIAL_LISTING,
+                &chrono::Utc::now().timestamp_millis().to_string(),
+            )?;
         }
         Ok(())
     }
 
     /// Plans, writes and commits the next batch off the backlog, then acknowledges its
     /// files' events (every file of a committed batch is recorded, whatever its outcome).
-    async fn next_batch(&mut self, backlog: &mut Backlog) -> Result<()> {
-        let (files, replaced) = backlog.take(self.cfg.source.max_files_per_batch, self.cfg.source.max_bytes_per_batch);
-        let mut settled: Vec<(String, Option<String>)> = files.iter().map(|f| self.identity(f)).collect();
+    /// False when a shutdown came while a failed batch waited for its retry: the batch stays
+    /// planned, and the next start finishes it.
+    async fn next_batch(
+        &mut self,
+        backlog: &mut Backlog,
+        mode: RunMode,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool> {
+        let (files, replaced) = backlog.take(
+            self.cfg.source.max_files_per_batch,
+            self.cfg.source.max_bytes_per_batch,
+        );
+        let mut settled: Vec<(String, Option<String>)> =
+            files.iter().map(|f| self.identity(f)).collect();
         let batch_id = self.checkpoint.next_batch_id()?;
-        self.run_batch(batch_id, files).await?;
+        let first = self.run_batch(batch_id, files).await;
+        if !self.retry_batch(batch_id, first, mode, shutdown).await? {
+            return Ok(false);
+        }
         if !replaced.is_empty() {
             // Versions set aside are acknowledged too, unless the batch found the path
             // changed again: then one of them may be the current version, so they wait again.
@@ -297,7 +346,9 @@ impl Pipeline {
                 .checkpoint
                 .batch_files(batch_id)?
                 .into_iter()
-                .filter(|f| f.state == FileState::Skipped && f.error.as_deref() == Some(OVERWRITTEN))
+                .filter(|f| {
+                    f.state == FileState::Skipped && f.error.as_deref() == Some(OVERWRITTEN)
+                })
                 .map(|f| f.path)
                 .collect();
             for event in replaced {
@@ -311,13 +362,61 @@ impl Pipeline {
         self.discover.settle(&settled).await?;
         self.clean_up().await?;
         self.compact()?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// After a batch attempt: on a transient failure (storage or network trouble, a lost
+    /// commit race) wait with backoff and jitter, then finish the planned batch the way a
+    /// restart would (recovery: recorded if its commit landed, else replayed with the same
+    /// files). A continuous run retries until it succeeds or is stopped; other runs give up
+    /// after [`BATCH_ATTEMPTS`]. False when a shutdown came during a wait.
+    async fn retry_batch(
+        &mut self,
+        batch_id: i64,
+        mut outcome: Result<()>,
+        mode: RunMode,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool> {
+        let mut attempt = 0u32;
+        while let Err(error) = outcome {
+            attempt += 1;
+            let bounded = mode != RunMode::Continuous && attempt >= BATCH_ATTEMPTS;
+            if !retry::is_transient(&error) || bounded {
+                return Err(error);
+            }
+            let wait = retry::backoff(attempt);
+            warn!(batch = batch_id, attempt, retry_in_ms = wait.as_millis() as u64, error = %format!("{error:#}"), "batch failed; retrying it");
+            observe::set_problem(Some(format!(
+                "batch {batch_id} failing ({attempt} attempts): {error:#}"
+            )));
+            self.stats.batch_retries += 1;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+            }
+            // Recovery finishes this batch; it is a retry here, not a batch left by a crash.
+            let recovered = self.stats.recovered_batches;
+            outcome = recovery::recover(self).await;
+            self.stats.recovered_batches = recovered;
+        }
+        if attempt > 0 {
+            info!(
+                batch = batch_id,
+                attempts = attempt + 1,
+                "batch done after retries"
+            );
+            observe::set_problem(None);
+        }
+        Ok(true)
     }
 
     /// How a file is known to the checkpoint and acknowledged: by path, or by path and
     /// ETag with `allow_overwrites`.
     fn identity(&self, file: &FileEvent) -> (String, Option<String>) {
-        (file.path.clone(), self.cfg.source.allow_overwrites.then(|| file.etag.clone()))
+        (
+            file.path.clone(),
+            self.cfg.source.allow_overwrites.then(|| file.etag.clone()),
+        )
     }
 
     /// Adds what is new to the backlog, oldest first: each candidate costs one indexed
@@ -327,11 +426,16 @@ impl Pipeline {
         let total = found.len();
         // Files older than max_file_age are not taken (whatever the checkpoint says).
         let (found, too_old): (Vec<FileEvent>, Vec<FileEvent>) = match self.oldest_taken_ms() {
-            Some(oldest) => found.into_iter().partition(|e| e.last_modified_ms >= oldest),
+            Some(oldest) => found
+                .into_iter()
+                .partition(|e| e.last_modified_ms >= oldest),
             None => (found, Vec::new()),
         };
         if !too_old.is_empty() {
-            debug!(files = too_old.len(), "files older than source.max_file_age left untaken");
+            debug!(
+                files = too_old.len(),
+                "files older than source.max_file_age left untaken"
+            );
             self.stats.too_old_files += too_old.len() as u64;
             if self.discover.is_stream() {
                 let old: Vec<_> = too_old.iter().map(|e| self.identity(e)).collect();
@@ -351,7 +455,9 @@ impl Pipeline {
         };
         let looked_up = found.len();
         let started = Instant::now();
-        let mut new = self.checkpoint.filter_unseen(found, key, |e| (e.path.as_str(), e.etag.as_str()))?;
+        let mut new = self
+            .checkpoint
+            .filter_unseen(found, key, |e| (e.path.as_str(), e.etag.as_str()))?;
         debug!(
             candidates = looked_up,
             unseen = new.len(),
@@ -359,8 +465,12 @@ impl Pipeline {
             "deduped against the checkpoint"
         );
         if !candidates.is_empty() && new.len() < candidates.len() {
-            let unseen: HashSet<(String, Option<String>)> = new.iter().map(|e| self.identity(e)).collect();
-            let seen: Vec<(String, Option<String>)> = candidates.into_iter().filter(|c| !unseen.contains(c)).collect();
+            let unseen: HashSet<(String, Option<String>)> =
+                new.iter().map(|e| self.identity(e)).collect();
+            let seen: Vec<(String, Option<String>)> = candidates
+                .into_iter()
+                .filter(|c| !unseen.contains(c))
+                .collect();
             self.discover.settle(&seen).await?;
         }
         new.sort_by(|a, b| (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path)));
@@ -386,16 +496,26 @@ impl Pipeline {
 
 /// After a failed discovery in a continuous run: log and mark the run unhealthy.
 /// `retry_in`: when the caller retries (`None`: the source paces its own retries).
-fn report_failure(failures: u32, error: &inlet_discover::DiscoverError, retry_in: Option<Duration>) {
+fn report_failure(
+    failures: u32,
+    error: &inlet_discover::DiscoverError,
+    retry_in: Option<Duration>,
+) {
     let retry_in_seconds = retry_in.map(|d| d.as_secs());
     warn!(error = %error, attempt = failures, ?retry_in_seconds, "discovery failed; retrying");
-    observe::set_problem(Some(format!("discovery failing ({failures} attempts): {error}")));
+    observe::set_problem(Some(format!(
+        "discovery failing ({failures} attempts): {error}"
+    )));
 }
 
 /// A failed listing in a continuous run: report it, then wait with backoff. True when a
 /// shutdown came during the wait.
-async fn pause_after(failures: u32, error: &inlet_discover::DiscoverError, shutdown: &mut watch::Receiver<bool>) -> bool {
-    let pause = Duration::from_secs(1u64 << failures.min(6)).min(MAX_BACKOFF);
+async fn pause_after(
+    failures: u32,
+    error: &inlet_discover::DiscoverError,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let pause = retry::backoff(failures + 1);
     report_failure(failures, error, Some(pause));
     tokio::select! {
         _ = tokio::time::sleep(pause) => false,
@@ -444,13 +564,20 @@ mod tests {
     #[test]
     fn backlog_holds_each_path_once_and_keeps_its_window() {
         let mut backlog = Backlog::default();
-        let added: Vec<bool> = [ev("a", 5), ev("a", 5), ev("b", 7), ev("c", 1)].into_iter().map(|e| backlog.push(e)).collect();
+        let added: Vec<bool> = [ev("a", 5), ev("a", 5), ev("b", 7), ev("c", 1)]
+            .into_iter()
+            .map(|e| backlog.push(e))
+            .collect();
         assert_eq!(added, vec![true, false, true, true]);
         assert_eq!((backlog.queue.len(), backlog.bytes), (3, 13));
         assert!(backlog.is_full(3, 100) && backlog.is_full(10, 13) && !backlog.is_full(4, 14));
         let opened = backlog.since;
         assert_eq!(backlog.take(2, 100).0.len(), 2);
-        assert_eq!((backlog.bytes, backlog.since), (1, opened), "what stays has waited as long");
+        assert_eq!(
+            (backlog.bytes, backlog.since),
+            (1, opened),
+            "what stays has waited as long"
+        );
         assert_eq!(backlog.take(2, 100).0.len(), 1);
         assert!(backlog.is_empty() && backlog.since.is_none() && !backlog.contains("a"));
     }
@@ -464,12 +591,24 @@ mod tests {
         };
         let mut backlog = Backlog::default();
         assert!(backlog.offer_version(version("e2", 20, 200)));
-        assert!(!backlog.offer_version(version("e2", 20, 200)), "the same version again");
-        assert!(backlog.offer_version(version("e1", 10, 100)), "an older version is set aside");
-        assert!(backlog.offer_version(version("e3", 30, 200)), "a tie goes to the later received");
+        assert!(
+            !backlog.offer_version(version("e2", 20, 200)),
+            "the same version again"
+        );
+        assert!(
+            backlog.offer_version(version("e1", 10, 100)),
+            "an older version is set aside"
+        );
+        assert!(
+            backlog.offer_version(version("e3", 30, 200)),
+            "a tie goes to the later received"
+        );
         assert_eq!((backlog.queue.len(), backlog.bytes), (1, 30));
         let (taken, aside) = backlog.take(10, 1000);
-        assert_eq!(taken.iter().map(|e| e.etag.as_str()).collect::<Vec<_>>(), vec!["e3"]);
+        assert_eq!(
+            taken.iter().map(|e| e.etag.as_str()).collect::<Vec<_>>(),
+            vec!["e3"]
+        );
         let mut aside: Vec<&str> = aside.iter().map(|e| e.etag.as_str()).collect();
         aside.sort_unstable();
         assert_eq!(aside, vec!["e1", "e2"]);

@@ -34,7 +34,9 @@ impl Faults {
             tracing::warn!(point = ?here, "fault point reached: killing this process with SIGKILL");
             let pid = std::process::id().to_string();
             // Through kill(1) so the crate keeps `unsafe_code = "forbid"`.
-            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
             // kill(1) does not return when it worked; abort if it did not.
             std::process::abort();
         }

@@ -36,10 +36,15 @@ fn retry(cfg: &Config, path: &str) -> Result<()> {
     let url = if path.contains("://") {
         path.to_string()
     } else {
-        cfg.source_url.join(path.trim_start_matches('/'))?.to_string()
+        cfg.source_url
+            .join(path.trim_start_matches('/'))?
+            .to_string()
     };
     let Some(cp) = Checkpoint::open_read_only(&cfg.checkpoint_dir)? else {
-        anyhow::bail!("checkpoint {} does not exist yet; nothing to retry", cfg.checkpoint_dir.display());
+        anyhow::bail!(
+            "checkpoint {} does not exist yet; nothing to retry",
+            cfg.checkpoint_dir.display()
+        );
     };
     drop(cp);
     let cp = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
@@ -60,7 +65,18 @@ fn opt(v: Option<i64>) -> String {
 }
 
 fn write_table(out: &mut impl Write, records: &[FileRecord]) -> std::io::Result<()> {
-    let header = ["STATE", "BATCH", "VERSION", "ROWS", "SIZE", "MODIFIED", "DISCOVERED", "COMMITTED", "ETAG", "PATH"];
+    let header = [
+        "STATE",
+        "BATCH",
+        "VERSION",
+        "ROWS",
+        "SIZE",
+        "MODIFIED",
+        "DISCOVERED",
+        "COMMITTED",
+        "ETAG",
+        "PATH",
+    ];
     let rows: Vec<[String; 10]> = records
         .iter()
         .map(|r| {
@@ -69,7 +85,11 @@ fn write_table(out: &mut impl Write, records: &[FileRecord]) -> std::io::Result<
                 path.push_str(&format!("  ({e})"));
             }
             if let Some(action) = &r.clean_action {
-                let to = r.archive_path.as_deref().map(|a| format!(" to {a}")).unwrap_or_default();
+                let to = r
+                    .archive_path
+                    .as_deref()
+                    .map(|a| format!(" to {a}"))
+                    .unwrap_or_default();
                 path.push_str(&format!("  [{action}{to} at {}]", time(r.cleaned_at_ms)));
             }
             [
@@ -81,7 +101,11 @@ fn write_table(out: &mut impl Write, records: &[FileRecord]) -> std::io::Result<
                 time(Some(r.last_modified_ms)),
                 time(Some(r.discovered_at_ms)),
                 time(r.committed_at_ms),
-                if r.etag.is_empty() { "-".into() } else { r.etag.trim_matches('"').to_string() },
+                if r.etag.is_empty() {
+                    "-".into()
+                } else {
+                    r.etag.trim_matches('"').to_string()
+                },
                 path,
             ]
         })
@@ -96,7 +120,13 @@ fn write_table(out: &mut impl Write, records: &[FileRecord]) -> std::io::Result<
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i < 9 { format!("{c:<w$}", w = widths[i]) } else { c.to_string() })
+            .map(|(i, c)| {
+                if i < 9 {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    c.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };

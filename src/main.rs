@@ -13,6 +13,7 @@ mod pipeline;
 mod progress;
 mod recovery;
 mod redact;
+mod retry;
 mod schema_cmd;
 mod validate;
 
@@ -42,7 +43,10 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -82,14 +86,20 @@ fn init_logging(cli: &Cli) {
             "warn,buoyant_kernel=off,inlet={level},inlet_checkpoint={level},inlet_delta={level},inlet_discover={level},inlet_format={level},inlet_schema={level}"
         )
     };
-    let level = if std::io::stderr().is_terminal() { "warn" } else { "info" };
+    let level = if std::io::stderr().is_terminal() {
+        "warn"
+    } else {
+        "info"
+    };
     let filter = match std::env::var("INLET_LOG") {
         // A bare level ("debug") applies to inlet's own crates; a full directive is used as is.
         Ok(v) if !v.contains('=') && !v.contains(',') => EnvFilter::new(ours(&v)),
         Ok(v) => EnvFilter::new(v),
         Err(_) => EnvFilter::new(ours(level)),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
@@ -112,7 +122,12 @@ async fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_addr {
         observe::serve(addr, &pipeline_id).await?;
     }
-    let pipeline = pipeline::start(cfg, faults::Faults::new(args.fault_point), mode != RunMode::Continuous).await?;
+    let pipeline = pipeline::start(
+        cfg,
+        faults::Faults::new(args.fault_point),
+        mode != RunMode::Continuous,
+    )
+    .await?;
     let stats = pipeline.run(mode, stop_rx).await?;
     if args.json {
         println!("{}", serde_json::to_string(&stats)?);
@@ -141,7 +156,9 @@ async fn watch_signals(stop: watch::Sender<bool>) {
             tracing::info!("signal received: finishing the current batch, then stopping (signal again to stop at once)");
             let _ = stop.send(true);
         } else {
-            tracing::warn!("second signal: stopping now; the next start recovers the batch in flight");
+            tracing::warn!(
+                "second signal: stopping now; the next start recovers the batch in flight"
+            );
             std::process::exit(130);
         }
     }
@@ -160,7 +177,11 @@ fn limit_malloc_arenas() {
         let mut args = std::env::args_os();
         if let (Ok(exe), Some(arg0)) = (std::env::current_exe(), args.next()) {
             // Returns only when exec failed: go on with glibc's defaults.
-            let _failed = std::process::Command::new(exe).arg0(arg0).args(args).env("MALLOC_ARENA_MAX", "2").exec();
+            let _failed = std::process::Command::new(exe)
+                .arg0(arg0)
+                .args(args)
+                .env("MALLOC_ARENA_MAX", "2")
+                .exec();
         }
     }
 }

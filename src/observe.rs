@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{info, warn};
 
@@ -18,13 +20,17 @@ static PROBLEM: Mutex<Option<String>> = Mutex::new(None);
 
 /// Marks the run unhealthy with a reason (a retried failure), or healthy again.
 pub fn set_problem(problem: Option<String>) {
-    *PROBLEM.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    *PROBLEM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
 }
 
 /// Installs the Prometheus recorder (every metric labelled with the pipeline id) and serves
 /// it on `addr`; returns the address bound (port 0 picks a free one).
 pub async fn serve(addr: SocketAddr, pipeline_id: &str) -> Result<SocketAddr> {
-    let seconds = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+    let seconds = [
+        0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    ];
     let handle = PrometheusBuilder::new()
         .add_global_label("pipeline", pipeline_id)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
@@ -53,7 +59,9 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str) -> Result<SocketAddr> {
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
             });
         }
     });
@@ -65,17 +73,31 @@ fn respond<B>(handle: &PrometheusHandle, req: &Request<B>) -> Response<Full<Byte
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
         if let Ok(v) = content_type.parse() {
-            response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+            response
+                .headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, v);
         }
         response
     };
     match req.uri().path() {
         "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
-        "/healthz" => match PROBLEM.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+        "/healthz" => match PROBLEM
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
             None => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-            Some(problem) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{problem}\n")),
+            Some(problem) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{problem}\n"),
+            ),
         },
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "try /metrics or /healthz\n".into()),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics or /healthz\n".into(),
+        ),
     }
 }
 
@@ -98,17 +120,38 @@ pub const DELTA_VERSION: &str = "inlet_delta_version";
 fn describe() {
     describe_counter!(FILES_DISCOVERED, "New files found (not seen before)");
     describe_counter!(FILES_COMMITTED, "Files whose rows were committed");
-    describe_counter!(FILES_FAILED, "Files that could not be decoded (see bad records)");
+    describe_counter!(
+        FILES_FAILED,
+        "Files that could not be decoded (see bad records)"
+    );
     describe_counter!(FILES_SKIPPED, "Files gone before they were read");
-    describe_counter!(DUPLICATES, "Notifications or listings of files already taken");
+    describe_counter!(
+        DUPLICATES,
+        "Notifications or listings of files already taken"
+    );
     describe_counter!(BYTES, Unit::Bytes, "Bytes of committed files, as stored");
     describe_counter!(ROWS, "Rows written to the table");
     describe_counter!(BATCHES, "Batches committed");
-    describe_histogram!(BATCH_SECONDS, Unit::Seconds, "Time from planning a batch to recording its commit");
-    describe_histogram!(LATENCY_SECONDS, Unit::Seconds, "Time from a file's landing (its S3 event or modification time) to its commit");
+    describe_histogram!(
+        BATCH_SECONDS,
+        Unit::Seconds,
+        "Time from planning a batch to recording its commit"
+    );
+    describe_histogram!(
+        LATENCY_SECONDS,
+        Unit::Seconds,
+        "Time from a file's landing (its S3 event or modification time) to its commit"
+    );
     describe_gauge!(BACKLOG_FILES, "Files found and not yet committed");
-    describe_gauge!(BACKLOG_BYTES, Unit::Bytes, "Bytes of files found and not yet committed");
-    describe_gauge!(QUEUE_DEPTH, "Messages waiting on the SQS queue (ApproximateNumberOfMessages)");
+    describe_gauge!(
+        BACKLOG_BYTES,
+        Unit::Bytes,
+        "Bytes of files found and not yet committed"
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Messages waiting on the SQS queue (ApproximateNumberOfMessages)"
+    );
     describe_gauge!(SCHEMA_VERSION, "Latest schema version in the checkpoint");
     describe_gauge!(DELTA_VERSION, "Delta table version after the last commit");
 }

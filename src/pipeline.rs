@@ -11,7 +11,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use inlet_checkpoint::{Checkpoint, FileState, NewFile};
 use inlet_delta::{DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
-use inlet_discover::{Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer, SourceStore};
+use inlet_discover::{
+    Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer,
+    SourceStore,
+};
 use inlet_format::{DecodeOptions, Decoded, FormatError, SchemaSample};
 use inlet_schema::EvolutionMode;
 use inlet_transform::Transform;
@@ -20,11 +23,12 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::bad_records::BadRecords;
 use crate::config::{Config, SinkMode};
 use crate::faults::{FaultPoint, Faults};
-use crate::progress::{Progress, RunStats};
 use crate::observe;
+use crate::progress::{Progress, RunStats};
 
 /// Why a file is `skipped` when it changed between discovery and read (`allow_overwrites`).
-pub(crate) const OVERWRITTEN: &str = "overwritten before it was read; the new version is taken as a new file";
+pub(crate) const OVERWRITTEN: &str =
+    "overwritten before it was read; the new version is taken as a new file";
 
 /// A file planned into a batch.
 #[derive(Debug, Clone)]
@@ -67,16 +71,24 @@ pub async fn start(cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
     let transform = Transform::new(cfg.transform.sql.as_deref());
     let archive = match &cfg.archive_url {
         Some(url) => {
-            let store = SourceStore::open(url, &cfg.source_options()).context("source.archive_url")?;
+            let store =
+                SourceStore::open(url, &cfg.source_options()).context("source.archive_url")?;
             // A local archive directory is created by the first move; a bucket must exist.
             if store.bucket().is_some() {
-                store.check_reachable().await.context("source.archive_url")?;
+                store
+                    .check_reachable()
+                    .await
+                    .context("source.archive_url")?;
             }
             Some(store)
         }
         None => None,
     };
-    let bad_records = BadRecords::open(&cfg.bad_records_url, &cfg.source_options(), &cfg.pipeline_id)?;
+    let bad_records = BadRecords::open(
+        &cfg.bad_records_url,
+        &cfg.source_options(),
+        &cfg.pipeline_id,
+    )?;
 
     // Without include_existing_files, files older than the pipeline's first start are not
     // taken; that start time is kept so later runs draw the same line.
@@ -84,7 +96,9 @@ pub async fn start(cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         None
     } else {
         let first_start = match checkpoint.meta("first_start_ms")? {
-            Some(v) => v.parse().context("checkpoint meta first_start_ms is not a number")?,
+            Some(v) => v
+                .parse()
+                .context("checkpoint meta first_start_ms is not a number")?,
             None => {
                 let now = chrono::Utc::now().timestamp_millis();
                 checkpoint.set_meta("first_start_ms", &now.to_string())?;
@@ -163,7 +177,11 @@ impl Pipeline {
     /// files under the table, commit them with the batch's txn action, record the commit.
     /// New columns met on the way join the schema in flight: the writer is closed, a writer
     /// for the wider schema takes over, and the commit carries the new schema.
-    pub(crate) async fn write_and_commit(&mut self, batch_id: i64, files: Vec<PlannedFile>) -> Result<()> {
+    pub(crate) async fn write_and_commit(
+        &mut self,
+        batch_id: i64,
+        files: Vec<PlannedFile>,
+    ) -> Result<()> {
         let span = info_span!("batch", pipeline = %self.cfg.pipeline_id, batch = batch_id, files = files.len());
         async {
             let started = std::time::Instant::now();
@@ -376,17 +394,29 @@ impl Pipeline {
     }
 
     /// Commits staged appends (none: no commit), tolerating a commit recovery missed.
-    async fn commit_staged(&mut self, batch_id: i64, staged: StagedFiles, new_schema: Option<&Schema>) -> Result<Option<i64>> {
+    async fn commit_staged(
+        &mut self,
+        batch_id: i64,
+        staged: StagedFiles,
+        new_schema: Option<&Schema>,
+    ) -> Result<Option<i64>> {
         if staged.rows() == 0 {
             return Ok(None);
         }
-        match self.sink.commit_batch(&self.cfg.pipeline_id, batch_id, staged, new_schema).await {
+        match self
+            .sink
+            .commit_batch(&self.cfg.pipeline_id, batch_id, staged, new_schema)
+            .await
+        {
             Ok(v) => Ok(Some(v)),
             // Only possible when the checkpoint missed a commit that recovery should have
             // confirmed; the rows are in the table, so record it as committed.
             Err(SinkError::AlreadyCommitted { .. }) => {
                 warn!("batch was already in the table; recording it as committed");
-                Ok(self.sink.find_batch_commit(&self.cfg.pipeline_id, batch_id, 100).await?)
+                Ok(self
+                    .sink
+                    .find_batch_commit(&self.cfg.pipeline_id, batch_id, 100)
+                    .await?)
             }
             Err(e) => Err(e.into()),
         }
@@ -426,8 +456,15 @@ impl Pipeline {
         };
         match self.cfg.sink.mode {
             SinkMode::Append => {
-                let table = self.sink.arrow_schema()?.unwrap_or_else(|| out_schema.clone());
-                let extra: Vec<Field> = out_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let table = self
+                    .sink
+                    .arrow_schema()?
+                    .unwrap_or_else(|| out_schema.clone());
+                let extra: Vec<Field> = out_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
                 let target = Arc::new(inlet_schema::with_columns(&table, &extra));
                 let changed = target.fields().len() != table.fields().len();
                 let mut writer = self.writer(changed.then(|| target.clone()))?;
@@ -438,7 +475,9 @@ impl Pipeline {
                 let staged = writer.finish().await?;
                 let rows = staged.rows();
                 self.faults.hit(FaultPoint::AfterWrite);
-                let version = self.commit_staged(batch_id, staged, changed.then_some(target.as_ref())).await?;
+                let version = self
+                    .commit_staged(batch_id, staged, changed.then_some(target.as_ref()))
+                    .await?;
                 Ok((rows, version))
             }
             SinkMode::Merge => self.merge(batch_id, out_schema, output).await,
@@ -447,15 +486,30 @@ impl Pipeline {
 
     /// MERGE: the latest row per key; rows older than a key's tombstone dropped; the
     /// batch's deletes recorded as tombstones; then one MERGE commit with the txn.
-    async fn merge(&mut self, batch_id: i64, schema: SchemaRef, output: Vec<RecordBatch>) -> Result<(u64, Option<i64>)> {
+    async fn merge(
+        &mut self,
+        batch_id: i64,
+        schema: SchemaRef,
+        output: Vec<RecordBatch>,
+    ) -> Result<(u64, Option<i64>)> {
         let spec = MergeSpec {
             keys: self.cfg.sink.keys.clone(),
             sequence_by: self.cfg.sink.sequence_by.clone().unwrap_or_default(),
             delete_when: self.cfg.sink.delete_when.clone(),
         };
         let started = std::time::Instant::now();
-        let latest = inlet_transform::latest_per_key(schema, output, &spec.keys, &spec.sequence_by, spec.delete_when.as_deref()).await?;
-        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "latest row per key");
+        let latest = inlet_transform::latest_per_key(
+            schema,
+            output,
+            &spec.keys,
+            &spec.sequence_by,
+            spec.delete_when.as_deref(),
+        )
+        .await?;
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "latest row per key"
+        );
         let started = std::time::Instant::now();
         let mut kept = Vec::new();
         let mut deletes = Vec::new();
@@ -491,8 +545,15 @@ impl Pipeline {
             }
         }
         let rows: u64 = kept.iter().map(|b| b.num_rows() as u64).sum();
-        let retain_ms = i64::try_from(self.cfg.sink.tombstone_retention_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
-        self.checkpoint.put_tombstones(batch_id, &deletes, retain_ms)?;
+        let retain_ms = i64::try_from(
+            self.cfg
+                .sink
+                .tombstone_retention_hours
+                .saturating_mul(3_600_000),
+        )
+        .unwrap_or(i64::MAX);
+        self.checkpoint
+            .put_tombstones(batch_id, &deletes, retain_ms)?;
         self.faults.hit(FaultPoint::AfterWrite);
         if stale > 0 {
             info!(stale, "rows older than their key's delete were dropped");
@@ -500,13 +561,26 @@ impl Pipeline {
         if kept.is_empty() {
             return Ok((0, None));
         }
-        debug!(elapsed_ms = started.elapsed().as_millis() as u64, "tombstones checked");
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "tombstones checked"
+        );
         let started = std::time::Instant::now();
-        let merged = self.sink.merge_batch(&self.cfg.pipeline_id, batch_id, kept, &spec).await;
+        let merged = self
+            .sink
+            .merge_batch(&self.cfg.pipeline_id, batch_id, kept, &spec)
+            .await;
         debug!(elapsed_ms = started.elapsed().as_millis() as u64, "MERGE");
         match merged {
             Ok(m) => {
-                info!(inserted = m.inserted, updated = m.updated, deleted = m.deleted, files_scanned = m.files_scanned, files_skipped = m.files_skipped, "merged");
+                info!(
+                    inserted = m.inserted,
+                    updated = m.updated,
+                    deleted = m.deleted,
+                    files_scanned = m.files_scanned,
+                    files_skipped = m.files_skipped,
+                    "merged"
+                );
                 self.stats.inserted += m.inserted;
                 self.stats.updated += m.updated;
                 self.stats.deleted += m.deleted;
@@ -514,7 +588,12 @@ impl Pipeline {
             }
             Err(SinkError::AlreadyCommitted { .. }) => {
                 warn!("batch was already in the table; recording it as committed");
-                Ok((rows, self.sink.find_batch_commit(&self.cfg.pipeline_id, batch_id, 100).await?))
+                Ok((
+                    rows,
+                    self.sink
+                        .find_batch_commit(&self.cfg.pipeline_id, batch_id, 100)
+                        .await?,
+                ))
             }
             Err(e) => Err(e.into()),
         }
@@ -545,7 +624,12 @@ impl Pipeline {
             .cfg
             .hints
             .iter()
-            .filter(|h| !table.fields().iter().any(|f| f.name().eq_ignore_ascii_case(h.name())))
+            .filter(|h| {
+                !table
+                    .fields()
+                    .iter()
+                    .any(|f| f.name().eq_ignore_ascii_case(h.name()))
+            })
             .cloned()
             .collect();
         let schema = inlet_schema::with_columns(table, &hinted);
@@ -557,11 +641,19 @@ impl Pipeline {
     fn record_schema_changes(&mut self, batch_id: i64, changes: &[SchemaChange]) -> Result<()> {
         for change in changes {
             let json = inlet_schema::to_json(&change.schema);
-            if self.checkpoint.latest_schema()?.is_some_and(|v| v.schema_json == json) {
+            if self
+                .checkpoint
+                .latest_schema()?
+                .is_some_and(|v| v.schema_json == json)
+            {
                 continue;
             }
-            self.checkpoint
-                .add_schema_version(&json, Some(batch_id), change.file.as_deref(), &change.reason)?;
+            self.checkpoint.add_schema_version(
+                &json,
+                Some(batch_id),
+                change.file.as_deref(),
+                &change.reason,
+            )?;
             self.stats.schema_changes.push(change.reason.clone());
         }
         Ok(())
@@ -570,7 +662,11 @@ impl Pipeline {
     /// The schema to decode with, which is the table's: when the table does not exist,
     /// infer a schema from the first files of this batch, store it as a schema version and
     /// create the table. `None` when the sample shows no columns at all.
-    async fn ensure_table(&mut self, batch_id: i64, files: &[PlannedFile]) -> Result<Option<SchemaRef>> {
+    async fn ensure_table(
+        &mut self,
+        batch_id: i64,
+        files: &[PlannedFile],
+    ) -> Result<Option<SchemaRef>> {
         let streaming = self.streaming();
         let table = self.sink.arrow_schema()?;
         if let (Some(schema), true) = (&table, streaming) {
@@ -608,17 +704,45 @@ impl Pipeline {
             return Ok(Some(Arc::new(source)));
         }
         // The table's schema is what the SQL makes of the source's.
-        let created = if streaming { source.clone() } else { self.transform.output_schema(&source).await? };
-        let names = || created.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
-        let mut needed: Vec<(&str, &String)> = self.cfg.sink.partition_by.iter().map(|c| ("sink.partition_by", c)).collect();
+        let created = if streaming {
+            source.clone()
+        } else {
+            self.transform.output_schema(&source).await?
+        };
+        let names = || {
+            created
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut needed: Vec<(&str, &String)> = self
+            .cfg
+            .sink
+            .partition_by
+            .iter()
+            .map(|c| ("sink.partition_by", c))
+            .collect();
         needed.extend(self.cfg.sink.keys.iter().map(|c| ("sink.keys", c)));
-        needed.extend(self.cfg.sink.sequence_by.iter().map(|c| ("sink.sequence_by", c)));
+        needed.extend(
+            self.cfg
+                .sink
+                .sequence_by
+                .iter()
+                .map(|c| ("sink.sequence_by", c)),
+        );
         for (key, column) in needed {
             if created.field_with_name(column).is_err() {
-                bail!("{key} names column '{column}', which the table would not have (columns: {})", names());
+                bail!(
+                    "{key} names column '{column}', which the table would not have (columns: {})",
+                    names()
+                );
             }
         }
-        self.sink.create(&created, &self.cfg.sink.partition_by).await?;
+        self.sink
+            .create(&created, &self.cfg.sink.partition_by)
+            .await?;
         info!(columns = created.fields().len(), table = %self.cfg.table_url, "created Delta table");
         if streaming {
             Ok(self.sink.arrow_schema()?)
@@ -779,7 +903,11 @@ async fn read_file(
     let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
     let data = match source.read_version(path, etag).await {
         Ok(d) => d,
-        Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Skipped("deleted from the source before it was read")),
+        Err(DiscoverError::NotFound { .. }) => {
+            return Err(ReadError::Skipped(
+                "deleted from the source before it was read",
+            ))
+        }
         Err(DiscoverError::Changed { .. }) => return Err(ReadError::Skipped(OVERWRITTEN)),
         Err(e) => return Err(ReadError::Source(e)),
     };
@@ -810,7 +938,9 @@ async fn decode_blocking(
     settings: DecodeSettings,
 ) -> Result<Decoded, FormatError> {
     let name = path.clone();
-    tokio::task::spawn_blocking(move || inlet_format::decode(&path, &data, &schema, &settings.options()))
+    tokio::task::spawn_blocking(move || {
+        inlet_format::decode(&path, &data, &schema, &settings.options())
+    })
     .await
     .unwrap_or_else(|e| Err(task_failed(&name, e)))
 }
@@ -835,9 +965,17 @@ fn fit_to(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
             Some(c) => arrow::compute::cast(c, f.data_type()).with_context(|| {
-                format!("column {} is {} but the table has {}", f.name(), c.data_type(), f.data_type())
+                format!(
+                    "column {} is {} but the table has {}",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                )
             }),
-            None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
+            None => Ok(arrow::array::new_null_array(
+                f.data_type(),
+                batch.num_rows(),
+            )),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)

@@ -17,6 +17,8 @@ pub struct RunStats {
     pub rows: u64,
     pub bytes: u64,
     pub recovered_batches: u64,
+    /// Batch attempts that failed transiently and were retried in this run.
+    pub batch_retries: u64,
     pub table_version: Option<i64>,
     pub elapsed_seconds: f64,
     /// Paths of files that failed in this run, with their errors.
@@ -115,7 +117,18 @@ pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
         text.push_str(&format!(
             " Recovered {} batch{} left by an earlier run.",
             stats.recovered_batches,
-            if stats.recovered_batches == 1 { "" } else { "es" }
+            if stats.recovered_batches == 1 {
+                ""
+            } else {
+                "es"
+            }
+        ));
+    }
+    if stats.batch_retries > 0 {
+        text.push_str(&format!(
+            " Retried {} batch attempt{} that failed on storage or network trouble.",
+            stats.batch_retries,
+            if stats.batch_retries == 1 { "" } else { "s" }
         ));
     }
     if stats.skipped_files > 0 {
@@ -123,7 +136,11 @@ pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
             " {} file{} vanished or changed before being read and {} recorded as skipped.",
             stats.skipped_files,
             if stats.skipped_files == 1 { "" } else { "s" },
-            if stats.skipped_files == 1 { "is" } else { "are" },
+            if stats.skipped_files == 1 {
+                "is"
+            } else {
+                "are"
+            },
         ));
     }
     if stats.too_old_files > 0 {
@@ -163,7 +180,10 @@ pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
             stats.bad_records_location,
         ));
         for (path, n) in &stats.bad_record_files {
-            text.push_str(&format!("\n  {path}: {n} line{}", if *n == 1 { "" } else { "s" }));
+            text.push_str(&format!(
+                "\n  {path}: {n} line{}",
+                if *n == 1 { "" } else { "s" }
+            ));
         }
     }
     if stats.failed_files > 0 {

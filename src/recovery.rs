@@ -29,7 +29,8 @@ pub async fn recover(p: &mut Pipeline) -> Result<()> {
                 .find_batch_commit(&pipeline_id, batch.batch_id, HISTORY_DEPTH)
                 .await?;
             info!(batch = batch.batch_id, version = ?version, "batch was committed before the last run stopped; recording it");
-            p.checkpoint.mark_committed(batch.batch_id, version, None, &[])?;
+            p.checkpoint
+                .mark_committed(batch.batch_id, version, None, &[])?;
         } else {
             let pending: Vec<PlannedFile> = files
                 .into_iter()
@@ -41,7 +42,11 @@ pub async fn recover(p: &mut Pipeline) -> Result<()> {
                     modified_ms: f.last_modified_ms,
                 })
                 .collect();
-            warn!(batch = batch.batch_id, files = pending.len(), "replaying a batch the last run planned but did not commit");
+            warn!(
+                batch = batch.batch_id,
+                files = pending.len(),
+                "replaying a batch the last run planned but did not commit"
+            );
             p.write_and_commit(batch.batch_id, pending).await?;
         }
         p.stats.recovered_batches += 1;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 /// True for option keys whose values must never be shown.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["secret", "token", "password", "session"].iter().any(|s| k.contains(s))
+    ["secret", "token", "password", "session"]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
 /// `key=value` pairs with secret values replaced by `***`.

@@ -32,7 +32,11 @@ pub fn run(args: &SchemaArgs) -> Result<()> {
                 serde_json::to_writer_pretty(&mut out, &Shown::of(&latest))?;
                 writeln!(out)?;
             } else {
-                writeln!(out, "schema version {} ({})", latest.0.version, latest.0.reason)?;
+                writeln!(
+                    out,
+                    "schema version {} ({})",
+                    latest.0.version, latest.0.reason
+                )?;
                 writeln!(out, "root")?;
                 for f in latest.1.fields() {
                     tree(&mut out, f, 1)?;
@@ -61,7 +65,11 @@ pub fn run(args: &SchemaArgs) -> Result<()> {
             } else {
                 for e in &entries {
                     let batch = e.batch_id.map_or("-".into(), |b| b.to_string());
-                    writeln!(out, "version {}  {}  batch {}  {} columns", e.version, e.created_at, batch, e.columns)?;
+                    writeln!(
+                        out,
+                        "version {}  {}  batch {}  {} columns",
+                        e.version, e.created_at, batch, e.columns
+                    )?;
                     writeln!(out, "  why: {}", e.reason)?;
                     if let Some(file) = &e.file {
                         writeln!(out, "  file: {file}")?;
@@ -74,12 +82,17 @@ pub fn run(args: &SchemaArgs) -> Result<()> {
         }
         SchemaCommand::Diff { a, b } => {
             let find = |n: i64| {
-                versions.iter().find(|v| v.version == n).map(parse).transpose()?.ok_or_else(|| {
-                    anyhow::anyhow!(
+                versions
+                    .iter()
+                    .find(|v| v.version == n)
+                    .map(parse)
+                    .transpose()?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
                         "no schema version {n}; versions are 1 to {} (see `inlet schema history`)",
                         versions.len()
                     )
-                })
+                    })
             };
             let (va, vb) = (find(*a)?, find(*b)?);
             let change = inlet_schema::diff(&va.1, &vb.1);
@@ -160,7 +173,9 @@ fn tree(out: &mut impl Write, field: &Field, depth: usize) -> std::io::Result<()
     let indent = " |   ".repeat(depth - 1);
     let shown = match field.data_type() {
         DataType::Struct(_) => "STRUCT".to_string(),
-        DataType::List(item) if matches!(item.data_type(), DataType::Struct(_)) => "ARRAY<STRUCT>".to_string(),
+        DataType::List(item) if matches!(item.data_type(), DataType::Struct(_)) => {
+            "ARRAY<STRUCT>".to_string()
+        }
         other => ddl_type(other),
     };
     writeln!(out, "{indent} |-- {}: {shown}", field.name())?;

@@ -34,15 +34,25 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
     if !cfg.source.partition_columns.is_empty() || cfg.source.max_file_age.is_some() {
         out.push_str(&format!(
             "            partition columns {}, max file age {}\n",
-            if cfg.source.partition_columns.is_empty() { "none".to_string() } else { cfg.source.partition_columns.join(", ") },
-            cfg.source.max_file_age.map_or_else(|| "none".to_string(), |a| humantime::format_duration(a).to_string()),
+            if cfg.source.partition_columns.is_empty() {
+                "none".to_string()
+            } else {
+                cfg.source.partition_columns.join(", ")
+            },
+            cfg.source.max_file_age.map_or_else(
+                || "none".to_string(),
+                |a| humantime::format_duration(a).to_string()
+            ),
         ));
     }
     if let Some(archive) = &cfg.archive_url {
         // A local archive directory is created by the first move; a bucket must exist.
         let store = SourceStore::open(archive, &cfg.source_options())?;
         if store.bucket().is_some() {
-            store.check_reachable().await.context("source.archive_url")?;
+            store
+                .check_reachable()
+                .await
+                .context("source.archive_url")?;
         }
     }
     if cfg.source.clean_source != crate::config::CleanSource::Off {
@@ -50,15 +60,22 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
             "            clean source: {} {} after commit{}\n",
             cfg.source.clean_source.as_str(),
             humantime::format_duration(cfg.source.clean_source_retention),
-            cfg.archive_url.as_ref().map(|a| format!(", to {a} (reachable)")).unwrap_or_default(),
+            cfg.archive_url
+                .as_ref()
+                .map(|a| format!(", to {a} (reachable)"))
+                .unwrap_or_default(),
         ));
     }
     if !cfg.source.storage_options.is_empty() {
-        out.push_str(&format!("            options {}\n", redact_options(&cfg.source.storage_options)));
+        out.push_str(&format!(
+            "            options {}\n",
+            redact_options(&cfg.source.storage_options)
+        ));
     }
     if let Some(options) = cfg.notification_options() {
         let url = options.queue_url.clone();
-        let mut queue = inlet_discover::NotificationDiscoverer::connect(source.clone(), options).await?;
+        let mut queue =
+            inlet_discover::NotificationDiscoverer::connect(source.clone(), options).await?;
         let waiting = inlet_discover::Discover::backlog(&mut queue)
             .await
             .map_or_else(|| "unknown".to_string(), |n| n.to_string());
@@ -72,7 +89,12 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         (Some(v), Some(schema)) => out.push_str(&format!(
             "table       {} (version {v}, columns: {})\n",
             cfg.table_url,
-            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         _ => out.push_str(&format!(
             "table       {} (does not exist yet; the first batch creates it{})\n",
@@ -93,9 +115,16 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
             cfg.sink.delete_when.as_deref().unwrap_or("-")
         ));
     }
-    out.push_str(&format!("schema      evolution {}, rescued data column {}\n", cfg.schema.evolution.as_str(), cfg.rescued_column().unwrap_or("(off)")));
+    out.push_str(&format!(
+        "schema      evolution {}, rescued data column {}\n",
+        cfg.schema.evolution.as_str(),
+        cfg.rescued_column().unwrap_or("(off)")
+    ));
     if !cfg.sink.storage_options.is_empty() {
-        out.push_str(&format!("            options {}\n", redact_options(&cfg.sink.storage_options)));
+        out.push_str(&format!(
+            "            options {}\n",
+            redact_options(&cfg.sink.storage_options)
+        ));
     }
     match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
         None => out.push_str(&format!(
@@ -110,19 +139,34 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
                 let output = transform.output_schema(&source_schema).await?;
                 out.push_str(&format!(
                     "transform   {} -> columns: {}\n",
-                    cfg.transform.sql.as_deref().unwrap_or(inlet_transform::IDENTITY_SQL),
-                    output.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    cfg.transform
+                        .sql
+                        .as_deref()
+                        .unwrap_or(inlet_transform::IDENTITY_SQL),
+                    output
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             let batches = cp.batches()?;
             let files = cp.files(None)?;
-            let planned = batches.iter().filter(|b| b.state == inlet_checkpoint::BatchState::Planned).count();
+            let planned = batches
+                .iter()
+                .filter(|b| b.state == inlet_checkpoint::BatchState::Planned)
+                .count();
             out.push_str(&format!(
                 "checkpoint  {} ({} batches, {} files{})\n",
                 cfg.checkpoint_dir.display(),
                 batches.len(),
                 files.len(),
-                if planned > 0 { ", 1 planned batch to recover" } else { "" }
+                if planned > 0 {
+                    ", 1 planned batch to recover"
+                } else {
+                    ""
+                }
             ));
         }
     }

@@ -9,7 +9,11 @@ fn assert_one_line_error(out: &std::process::Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "one error line expected:\n{err}");
-    assert!(errors[0].contains(needle), "{needle:?} not in {}", errors[0]);
+    assert!(
+        errors[0].contains(needle),
+        "{needle:?} not in {}",
+        errors[0]
+    );
 }
 
 fn nothing_written(dir: &Path) {
@@ -22,10 +26,24 @@ fn unknown_key_is_named_with_file_and_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
     Landing::new(&tmp.path().join("landing")).add_files(1, 1);
     let config = local_config(tmp.path(), "max_file_per_batch = 2");
-    let out = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &[]);
-    assert_one_line_error(&out, "pipeline.toml, line 4: unknown field `max_file_per_batch`");
+    let out = run_inlet(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    );
+    assert_one_line_error(
+        &out,
+        "pipeline.toml, line 4: unknown field `max_file_per_batch`",
+    );
     nothing_written(tmp.path());
-    let out = run_inlet(&["validate", "--config", config.to_str().expect("utf8")], &[]);
+    let out = run_inlet(
+        &["validate", "--config", config.to_str().expect("utf8")],
+        &[],
+    );
     assert_one_line_error(&out, "unknown field `max_file_per_batch`");
 }
 
@@ -33,8 +51,22 @@ fn unknown_key_is_named_with_file_and_line() {
 fn missing_landing_directory_is_named() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = local_config(tmp.path(), "");
-    let out = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &[]);
-    assert_one_line_error(&out, &format!("cannot list source file://{}/landing/", tmp.path().display()));
+    let out = run_inlet(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    );
+    assert_one_line_error(
+        &out,
+        &format!(
+            "cannot list source file://{}/landing/",
+            tmp.path().display()
+        ),
+    );
     nothing_written(tmp.path());
 }
 
@@ -48,8 +80,22 @@ fn unusable_checkpoint_directory_is_named() {
         tmp.path(),
         "pipeline_id = \"p\"\n[source]\nurl = \"landing\"\n[sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"afile/state\"\n",
     );
-    let out = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &[]);
-    assert_one_line_error(&out, &format!("checkpoint directory {}/afile/state cannot be used", tmp.path().display()));
+    let out = run_inlet(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    );
+    assert_one_line_error(
+        &out,
+        &format!(
+            "checkpoint directory {}/afile/state cannot be used",
+            tmp.path().display()
+        ),
+    );
     assert!(!tmp.path().join("table").exists());
 }
 
@@ -72,8 +118,21 @@ fn a_corrupt_checkpoint_is_refused_and_named() {
         let _ = std::fs::remove_file(tmp.path().join("state").join(extra));
     }
     let out = run_inlet(&["run", "--config", cfg, "--available-now"], &[]);
-    assert_one_line_error(&out, &format!("checkpoint database {} cannot be opened: file is not a database", db.display()));
+    assert_one_line_error(
+        &out,
+        &format!(
+            "checkpoint database {} cannot be opened: file is not a database",
+            db.display()
+        ),
+    );
     assert_one_line_error(&out, "restore it from a backup");
     // Nothing was taken again: the table still has its one commit.
-    assert_eq!(read_delta(&format!("file://{}", tmp.path().join("table").display()), &serde_json::Value::Null).version, 1);
+    assert_eq!(
+        read_delta(
+            &format!("file://{}", tmp.path().join("table").display()),
+            &serde_json::Value::Null
+        )
+        .version,
+        1
+    );
 }

@@ -11,7 +11,15 @@ use crate::support::*;
 
 /// Runs `--available-now` for the config and returns its summary.
 fn drain(config: &Path) -> String {
-    run_ok(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &[])
+    run_ok(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    )
 }
 
 fn write(path: &Path, data: impl AsRef<[u8]>) {
@@ -25,7 +33,10 @@ fn local_table(dir: &Path) -> TableRead {
 
 /// The table's rows by their integer `id`.
 fn by_id(t: &TableRead) -> BTreeMap<i64, Value> {
-    t.rows.iter().map(|r| (r["id"].as_i64().expect("id"), r.clone())).collect()
+    t.rows
+        .iter()
+        .map(|r| (r["id"].as_i64().expect("id"), r.clone()))
+        .collect()
 }
 
 #[test]
@@ -39,31 +50,58 @@ fn csv_with_a_quoted_multi_line_field_and_a_malformed_row() {
          3,carol\n\
          4,dave,NA,2026-03-04\n",
     );
-    let config = local_config(tmp.path(), "format = \"csv\"\n[source.csv]\nnull_value = \"NA\"");
+    let config = local_config(
+        tmp.path(),
+        "format = \"csv\"\n[source.csv]\nnull_value = \"NA\"",
+    );
     let out = drain(&config);
-    assert!(out.contains("took 1 file") && out.contains("3 rows"), "{out}");
+    assert!(
+        out.contains("took 1 file") && out.contains("3 rows"),
+        "{out}"
+    );
 
     let rows = by_id(&local_table(tmp.path()));
     assert_eq!(rows.keys().copied().collect::<Vec<_>>(), vec![1, 2, 4]);
     assert_eq!(rows[&1]["note"], "line one\nline two");
     assert_eq!(rows[&2]["note"], "says \"hi\", twice");
-    assert_eq!(rows[&4]["note"], Value::Null, "the null marker reads as null");
+    assert_eq!(
+        rows[&4]["note"],
+        Value::Null,
+        "the null marker reads as null"
+    );
     assert_eq!(rows[&4]["joined"], "2026-03-04");
 
     let bad = bad_records_under(&tmp.path().join("state/bad_records"));
     assert_eq!(bad.len(), 1, "{bad:?}");
-    assert_eq!((bad[0]["line"].as_i64(), bad[0]["raw"].as_str()), (Some(5), Some("3,carol")));
+    assert_eq!(
+        (bad[0]["line"].as_i64(), bad[0]["raw"].as_str()),
+        (Some(5), Some("3,carol"))
+    );
     let error = bad[0]["error"].as_str().expect("error");
-    assert!(error.contains("2 field(s) where the header has 4"), "{error}");
+    assert!(
+        error.contains("2 field(s) where the header has 4"),
+        "{error}"
+    );
 
     // Without a header, columns are positional; the delimiter is an option.
     let other = tmp.path().join("headerless");
     write(&other.join("landing/a.txt"), "7;x\n8;y\n");
-    let config = local_config(&other, "format = \"csv\"\n[source.csv]\nheader = false\ndelimiter = \";\"");
+    let config = local_config(
+        &other,
+        "format = \"csv\"\n[source.csv]\nheader = false\ndelimiter = \";\"",
+    );
     drain(&config);
     let t = local_table(&other);
-    let mut got: Vec<(i64, String)> =
-        t.rows.iter().map(|r| (r["_c0"].as_i64().expect("_c0"), r["_c1"].as_str().expect("_c1").to_string())).collect();
+    let mut got: Vec<(i64, String)> = t
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r["_c0"].as_i64().expect("_c0"),
+                r["_c1"].as_str().expect("_c1").to_string(),
+            )
+        })
+        .collect();
     got.sort();
     assert_eq!(got, vec![(7, "x".to_string()), (8, "y".to_string())]);
 }
@@ -74,17 +112,30 @@ fn parquet_files_with_differing_columns_are_merged_and_evolve() {
     let landing = tmp.path().join("landing");
     std::fs::create_dir_all(&landing).expect("mkdir");
     let parquet = |name: &str, rows: Value| {
-        python_ok(&["write-parquet", landing.join(name).to_str().expect("utf8"), &rows.to_string()]);
+        python_ok(&[
+            "write-parquet",
+            landing.join(name).to_str().expect("utf8"),
+            &rows.to_string(),
+        ]);
     };
-    parquet("a.parquet", json!([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]));
+    parquet(
+        "a.parquet",
+        json!([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]),
+    );
     parquet("b.parquet", json!([{"id": 3, "score": 1.5}]));
     let config = local_config(tmp.path(), "format = \"parquet\"");
     let out = drain(&config);
     assert!(out.contains("took 2 files"), "{out}");
     let rows = by_id(&local_table(tmp.path()));
     assert_eq!(rows.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!((rows[&1]["name"].as_str(), rows[&1]["score"].as_f64()), (Some("a"), None));
-    assert_eq!((rows[&3]["name"].as_str(), rows[&3]["score"].as_f64()), (None, Some(1.5)));
+    assert_eq!(
+        (rows[&1]["name"].as_str(), rows[&1]["score"].as_f64()),
+        (Some("a"), None)
+    );
+    assert_eq!(
+        (rows[&3]["name"].as_str(), rows[&3]["score"].as_f64()),
+        (None, Some(1.5))
+    );
 
     // A later file adds a column; another has a value the column's type cannot hold.
     parquet("c.parquet", json!([{"id": 4, "name": "d", "flag": true}]));
@@ -95,9 +146,15 @@ fn parquet_files_with_differing_columns_are_merged_and_evolve() {
     assert_eq!(rows[&4]["flag"], true);
     assert_eq!(rows[&1]["flag"], Value::Null);
     assert_eq!(rows[&5]["score"], Value::Null);
-    let rescued: Value = serde_json::from_str(rows[&5]["_rescued_data"].as_str().expect("rescued")).expect("json");
+    let rescued: Value =
+        serde_json::from_str(rows[&5]["_rescued_data"].as_str().expect("rescued")).expect("json");
     assert_eq!(rescued["score"], "high");
-    assert!(rescued["_file_path"].as_str().is_some_and(|p| p.ends_with("/landing/d.parquet")), "{rescued}");
+    assert!(
+        rescued["_file_path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/landing/d.parquet")),
+        "{rescued}"
+    );
 }
 
 #[test]
@@ -106,18 +163,32 @@ fn zstd_and_bzip2_json_lines_are_read_by_extension_or_option() {
     let staging = tmp.path().join("staging");
     let compressed = |codec: &str, dst: &Path, ids: std::ops::Range<i64>| {
         let plain = staging.join(format!("{codec}-{}.plain", ids.start));
-        let text: String = ids.map(|i| format!("{{\"id\":{i},\"codec\":\"{codec}\"}}\n")).collect();
+        let text: String = ids
+            .map(|i| format!("{{\"id\":{i},\"codec\":\"{codec}\"}}\n"))
+            .collect();
         write(&plain, text);
         write(dst, b"");
-        python_ok(&["compress", codec, plain.to_str().expect("utf8"), dst.to_str().expect("utf8")]);
-        assert_ne!(std::fs::read(dst).expect("read"), std::fs::read(&plain).expect("read"), "compressed");
+        python_ok(&[
+            "compress",
+            codec,
+            plain.to_str().expect("utf8"),
+            dst.to_str().expect("utf8"),
+        ]);
+        assert_ne!(
+            std::fs::read(dst).expect("read"),
+            std::fs::read(&plain).expect("read"),
+            "compressed"
+        );
     };
     compressed("zstd", &tmp.path().join("landing/a.json.zst"), 1..4);
     compressed("bzip2", &tmp.path().join("landing/b.json.bz2"), 4..7);
     let config = local_config(tmp.path(), "");
     drain(&config);
     let rows = by_id(&local_table(tmp.path()));
-    assert_eq!(rows.keys().copied().collect::<Vec<_>>(), (1..7).collect::<Vec<_>>());
+    assert_eq!(
+        rows.keys().copied().collect::<Vec<_>>(),
+        (1..7).collect::<Vec<_>>()
+    );
     assert_eq!(rows[&2]["codec"], "zstd");
     assert_eq!(rows[&5]["codec"], "bzip2");
 
@@ -133,20 +204,48 @@ fn zstd_and_bzip2_json_lines_are_read_by_extension_or_option() {
 fn partition_values_in_the_path_become_columns() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let landing = tmp.path().join("landing");
-    write(&landing.join("date=2026-11-01/region=eu/a.json"), "{\"id\":1}\n");
-    write(&landing.join("date=2026-11-02/region=us/hour=07/b.json"), "{\"id\":2}\n{\"id\":3}\n");
-    write(&landing.join("date=__HIVE_DEFAULT_PARTITION__/c.json"), "{\"id\":4}\n");
-    let config = local_config(tmp.path(), "partition_columns = [\"date\", \"region\", \"hour\"]\n[schema]\nhints = \"date DATE\"");
+    write(
+        &landing.join("date=2026-11-01/region=eu/a.json"),
+        "{\"id\":1}\n",
+    );
+    write(
+        &landing.join("date=2026-11-02/region=us/hour=07/b.json"),
+        "{\"id\":2}\n{\"id\":3}\n",
+    );
+    write(
+        &landing.join("date=__HIVE_DEFAULT_PARTITION__/c.json"),
+        "{\"id\":4}\n",
+    );
+    let config = local_config(
+        tmp.path(),
+        "partition_columns = [\"date\", \"region\", \"hour\"]\n[schema]\nhints = \"date DATE\"",
+    );
     drain(&config);
     let rows = by_id(&local_table(tmp.path()));
-    assert_eq!((rows[&1]["date"].as_str(), rows[&1]["region"].as_str(), rows[&1]["hour"].as_str()), (Some("2026-11-01"), Some("eu"), None));
+    assert_eq!(
+        (
+            rows[&1]["date"].as_str(),
+            rows[&1]["region"].as_str(),
+            rows[&1]["hour"].as_str()
+        ),
+        (Some("2026-11-01"), Some("eu"), None)
+    );
     for id in [2, 3] {
         assert_eq!(rows[&id]["date"], "2026-11-02");
         assert_eq!(rows[&id]["region"], "us");
-        assert_eq!(rows[&id]["hour"], "07", "a leading zero keeps the value text");
+        assert_eq!(
+            rows[&id]["hour"], "07",
+            "a leading zero keeps the value text"
+        );
     }
-    assert_eq!((rows[&4]["date"].clone(), rows[&4]["region"].clone()), (Value::Null, Value::Null));
-    let schema = run_ok(&["schema", "--config", config.to_str().expect("utf8"), "show"], &[]);
+    assert_eq!(
+        (rows[&4]["date"].clone(), rows[&4]["region"].clone()),
+        (Value::Null, Value::Null)
+    );
+    let schema = run_ok(
+        &["schema", "--config", config.to_str().expect("utf8"), "show"],
+        &[],
+    );
     assert!(schema.contains("date DATE"), "{schema}");
 }
 
@@ -157,17 +256,27 @@ fn files_older_than_max_file_age_are_not_taken() {
     write(&landing.join("old.json"), "{\"id\":1}\n");
     write(&landing.join("new.json"), "{\"id\":2}\n");
     let set_age = |name: &str, age: Duration| {
-        let file = std::fs::File::options().write(true).open(landing.join(name)).expect("open");
-        file.set_modified(SystemTime::now() - age).expect("set mtime");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(landing.join(name))
+            .expect("open");
+        file.set_modified(SystemTime::now() - age)
+            .expect("set mtime");
     };
     set_age("old.json", Duration::from_secs(3 * 86_400));
     let config = local_config(tmp.path(), "max_file_age = \"1d\"");
     let out = drain(&config);
-    assert!(out.contains("took 1 file") && out.contains("1 file older than source.max_file_age not taken"), "{out}");
+    assert!(
+        out.contains("took 1 file")
+            && out.contains("1 file older than source.max_file_age not taken"),
+        "{out}"
+    );
     assert_eq!(local_table(tmp.path()).ints("id"), vec![2]);
     let files = files_json(&config);
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(files[0]["path"].as_str().is_some_and(|p| p.ends_with("/new.json")));
+    assert!(files[0]["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("/new.json")));
 
     // Skipped by age, not lost: made young again, it is taken.
     set_age("old.json", Duration::ZERO);
@@ -181,7 +290,10 @@ fn an_overwritten_file_is_taken_again_only_with_allow_overwrites() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let pipeline = |name: &str, sink: &str, overwrites: bool| {
         let dir = tmp.path().join(name);
-        write(&dir.join("landing/a.json"), "{\"id\":1,\"v\":1}\n{\"id\":2,\"v\":1}\n");
+        write(
+            &dir.join("landing/a.json"),
+            "{\"id\":1,\"v\":1}\n{\"id\":2,\"v\":1}\n",
+        );
         let config = write_config(
             &dir,
             &format!(
@@ -190,7 +302,10 @@ fn an_overwritten_file_is_taken_again_only_with_allow_overwrites() {
             ),
         );
         drain(&config);
-        write(&dir.join("landing/a.json"), "{\"id\":1,\"v\":2}\n{\"id\":2,\"v\":2}\n{\"id\":3,\"v\":2}\n");
+        write(
+            &dir.join("landing/a.json"),
+            "{\"id\":1,\"v\":2}\n{\"id\":2,\"v\":2}\n{\"id\":3,\"v\":2}\n",
+        );
         let out = drain(&config);
         (dir, config, out)
     };
@@ -203,12 +318,23 @@ fn an_overwritten_file_is_taken_again_only_with_allow_overwrites() {
     let (dir, config, out) = pipeline("append", "", true);
     assert!(out.contains("took 1 file"), "{out}");
     assert_eq!(local_table(&dir).ints("id"), vec![1, 1, 2, 2, 3]);
-    let versions: Vec<Value> = files_json(&config).into_iter().filter(|f| f["path"].as_str().is_some_and(|p| p.ends_with("/a.json"))).collect();
-    assert_eq!(versions.len(), 2, "both versions are in the file log: {versions:?}");
+    let versions: Vec<Value> = files_json(&config)
+        .into_iter()
+        .filter(|f| f["path"].as_str().is_some_and(|p| p.ends_with("/a.json")))
+        .collect();
+    assert_eq!(
+        versions.len(),
+        2,
+        "both versions are in the file log: {versions:?}"
+    );
     assert_ne!(versions[0]["etag"], versions[1]["etag"]);
 
     // On, merging: the new version upserts.
-    let (dir, _, _) = pipeline("merge", "mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"v\"", true);
+    let (dir, _, _) = pipeline(
+        "merge",
+        "mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"v\"",
+        true,
+    );
     let rows = by_id(&local_table(&dir));
     assert_eq!(rows.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
     assert!(rows.values().all(|r| r["v"] == 2), "{rows:?}");
@@ -235,20 +361,40 @@ fn clean_source_archives_and_deletes_local_files() {
 
     // Archive, first into a location that cannot be written: the move fails, the files stay
     // and are archived by the next run once the location is fixed.
-    let (dir, config) = setup("archive", "clean_source = \"archive\"\narchive_url = \"archive\"");
-    write(&dir.join("archive"), "a file where the archive directory should be");
+    let (dir, config) = setup(
+        "archive",
+        "clean_source = \"archive\"\narchive_url = \"archive\"",
+    );
+    write(
+        &dir.join("archive"),
+        "a file where the archive directory should be",
+    );
     let out = drain(&config);
     assert!(out.contains("took 3 files"), "{out}");
     for key in ODD_NAMES {
-        assert!(dir.join("landing").join(key).exists(), "{key} stays while the move fails");
+        assert!(
+            dir.join("landing").join(key).exists(),
+            "{key} stays while the move fails"
+        );
     }
-    assert!(files_json(&config).iter().all(|f| f["cleaned_at_ms"].is_null()), "nothing recorded as cleaned");
+    assert!(
+        files_json(&config)
+            .iter()
+            .all(|f| f["cleaned_at_ms"].is_null()),
+        "nothing recorded as cleaned"
+    );
     std::fs::remove_file(dir.join("archive")).expect("fix the archive location");
     let out = drain(&config);
-    assert!(out.contains("took 0 files") && out.contains("Cleaned up 3 archived"), "{out}");
+    assert!(
+        out.contains("took 0 files") && out.contains("Cleaned up 3 archived"),
+        "{out}"
+    );
     for (i, key) in ODD_NAMES.iter().enumerate() {
         assert!(!dir.join("landing").join(key).exists(), "{key} moved away");
-        assert_eq!(std::fs::read_to_string(dir.join("archive").join(key)).expect("archived"), odd_rows(i));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("archive").join(key)).expect("archived"),
+            odd_rows(i)
+        );
     }
     let files = files_json(&config);
     assert_eq!(files.len(), 3);
@@ -256,8 +402,12 @@ fn clean_source_archives_and_deletes_local_files() {
         assert_eq!(f["clean_action"], "archived", "{f}");
         let from = f["path"].as_str().expect("path");
         let to = f["archive_path"].as_str().expect("archive path");
-        let relative = from.strip_prefix(&format!("{}/", url_of(&dir.join("landing")))).expect("under landing");
-        let archived = to.strip_prefix(&format!("{}/", url_of(&dir.join("archive")))).expect("under archive");
+        let relative = from
+            .strip_prefix(&format!("{}/", url_of(&dir.join("landing"))))
+            .expect("under landing");
+        let archived = to
+            .strip_prefix(&format!("{}/", url_of(&dir.join("archive"))))
+            .expect("under archive");
         assert_eq!(archived, relative, "{to} keeps the relative path of {from}");
     }
     assert_eq!(local_table(&dir).ints("id"), vec![0, 1, 2]);
@@ -265,11 +415,16 @@ fn clean_source_archives_and_deletes_local_files() {
     // Delete.
     let (dir, config) = setup("delete", "clean_source = \"delete\"");
     let out = drain(&config);
-    assert!(out.contains("took 3 files") && out.contains("3 deleted"), "{out}");
+    assert!(
+        out.contains("took 3 files") && out.contains("3 deleted"),
+        "{out}"
+    );
     for key in ODD_NAMES {
         assert!(!dir.join("landing").join(key).exists(), "{key} deleted");
     }
-    assert!(files_json(&config).iter().all(|f| f["clean_action"] == "deleted"));
+    assert!(files_json(&config)
+        .iter()
+        .all(|f| f["clean_action"] == "deleted"));
     assert_eq!(local_table(&dir).ints("id"), vec![0, 1, 2]);
 }
 
@@ -284,7 +439,12 @@ fn clean_source_archives_and_deletes_on_s3() {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir).expect("mkdir");
         for (i, key) in ODD_NAMES.iter().enumerate() {
-            moto.s3(&["put-text", "landing", &format!("{name}/in/{key}"), &odd_rows(i)]);
+            moto.s3(&[
+                "put-text",
+                "landing",
+                &format!("{name}/in/{key}"),
+                &odd_rows(i),
+            ]);
         }
         let config = write_config(
             &dir,
@@ -293,7 +453,15 @@ fn clean_source_archives_and_deletes_on_s3() {
                  [sink]\ntable = \"s3://lake/{name}\"\n{opts}\n[checkpoint]\nlocation = \"state\"\n"
             ),
         );
-        let out = run_ok(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &moto.env());
+        let out = run_ok(
+            &[
+                "run",
+                "--config",
+                config.to_str().expect("utf8"),
+                "--available-now",
+            ],
+            &moto.env(),
+        );
         assert!(out.contains("took 3 files"), "{out}");
         let table = read_delta(&format!("s3://lake/{name}"), &moto.reader_options());
         assert_eq!(table.ints("id"), vec![0, 1, 2]);
@@ -301,34 +469,74 @@ fn clean_source_archives_and_deletes_on_s3() {
     };
 
     // Same bucket: a server-side copy, then the delete.
-    let config = run("archive", "clean_source = \"archive\"\narchive_url = \"s3://landing/archived/\"");
-    assert!(moto.dump("landing", "archive/in/").is_empty(), "the source prefix is empty");
+    let config = run(
+        "archive",
+        "clean_source = \"archive\"\narchive_url = \"s3://landing/archived/\"",
+    );
+    assert!(
+        moto.dump("landing", "archive/in/").is_empty(),
+        "the source prefix is empty"
+    );
     let archived = moto.dump("landing", "archived/");
-    let expected: BTreeMap<String, Value> =
-        ODD_NAMES.iter().enumerate().map(|(i, k)| (format!("archived/{k}"), Value::from(odd_rows(i)))).collect();
+    let expected: BTreeMap<String, Value> = ODD_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (format!("archived/{k}"), Value::from(odd_rows(i))))
+        .collect();
     assert_eq!(archived.into_iter().collect::<BTreeMap<_, _>>(), expected);
-    assert!(files_json(&config).iter().all(|f| f["clean_action"] == "archived"
-        && f["archive_path"].as_str().is_some_and(|p| p.starts_with("s3://landing/archived/"))));
+    assert!(files_json(&config)
+        .iter()
+        .all(|f| f["clean_action"] == "archived"
+            && f["archive_path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("s3://landing/archived/"))));
 
     // Another bucket: read and written.
-    run("other", "clean_source = \"archive\"\narchive_url = \"s3://lake/moved/\"");
+    run(
+        "other",
+        "clean_source = \"archive\"\narchive_url = \"s3://lake/moved/\"",
+    );
     assert!(moto.dump("landing", "other/in/").is_empty());
-    let moved: Vec<String> = moto.dump("lake", "moved/").into_iter().map(|(k, _)| k).collect();
-    assert_eq!(moved, ODD_NAMES.iter().map(|k| format!("moved/{k}")).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+    let moved: Vec<String> = moto
+        .dump("lake", "moved/")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        moved,
+        ODD_NAMES
+            .iter()
+            .map(|k| format!("moved/{k}"))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
 
     let config = run("delete", "clean_source = \"delete\"");
     assert!(moto.dump("landing", "delete/in/").is_empty());
-    assert!(files_json(&config).iter().all(|f| f["clean_action"] == "deleted"));
+    assert!(files_json(&config)
+        .iter()
+        .all(|f| f["clean_action"] == "deleted"));
 }
 
 #[test]
 fn text_files_become_one_row_per_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(&tmp.path().join("landing/app.log"), "started\r\n\nGET /health 200\n{\"not\": \"parsed\"}");
+    write(
+        &tmp.path().join("landing/app.log"),
+        "started\r\n\nGET /health 200\n{\"not\": \"parsed\"}",
+    );
     let config = local_config(tmp.path(), "format = \"text\"");
     let out = drain(&config);
     assert!(out.contains("4 rows"), "{out}");
-    let mut lines: Vec<String> = local_table(tmp.path()).rows.iter().map(|r| r["value"].as_str().expect("value").to_string()).collect();
+    let mut lines: Vec<String> = local_table(tmp.path())
+        .rows
+        .iter()
+        .map(|r| r["value"].as_str().expect("value").to_string())
+        .collect();
     lines.sort();
-    assert_eq!(lines, ["", "GET /health 200", "started", "{\"not\": \"parsed\"}"]);
+    assert_eq!(
+        lines,
+        ["", "GET /health 200", "started", "{\"not\": \"parsed\"}"]
+    );
 }

@@ -5,6 +5,8 @@ reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3
   helper.py polars-count URL [OPTIONS_JSON]     -> row count through polars
   helper.py write-parquet FILE ROWS_JSON          (pyarrow, types inferred from the rows)
   helper.py compress CODEC IN OUT               (zstd through pyarrow, bzip2 through bz2)
+  helper.py append-delta URL FIRST_ID COUNT     another writer: COUNT one-row appends
+  helper.py optimize-delta URL COUNT            another writer: COUNT compactions
   helper.py s3 ENDPOINT mkbucket BUCKET
   helper.py s3 ENDPOINT put BUCKET KEY FILE
   helper.py s3 ENDPOINT delete BUCKET KEY
@@ -45,6 +47,32 @@ def write_parquet(path, rows):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def append_delta(url, first, count):
+    """Another writer racing inlet: one-row appends ({id, name}; other columns null)."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    for i in range(count):
+        row = pa.table({"id": pa.array([first + i], pa.int64()), "name": pa.array(["other writer"])})
+        for attempt in range(20):
+            try:
+                write_deltalake(url, row, mode="append", schema_mode="merge")
+                break
+            except Exception as e:  # lost a commit race with inlet: try again
+                print(f"append {i} attempt {attempt}: {e}", file=sys.stderr)
+
+
+def optimize_delta(url, count):
+    """Another writer racing inlet: compactions (each removes and adds files)."""
+    from deltalake import DeltaTable
+
+    for i in range(count):
+        try:
+            DeltaTable(url).optimize.compact()
+        except Exception as e:  # lost a commit race with inlet: the next one may win
+            print(f"compaction {i}: {e}", file=sys.stderr)
 
 
 def compress(codec, src, dst):
@@ -161,6 +189,10 @@ def main():
         polars_count(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
     elif cmd == "write-parquet":
         write_parquet(sys.argv[2], json.loads(sys.argv[3]))
+    elif cmd == "append-delta":
+        append_delta(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "optimize-delta":
+        optimize_delta(sys.argv[2], int(sys.argv[3]))
     elif cmd == "compress":
         compress(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "s3":

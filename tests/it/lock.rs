@@ -27,8 +27,14 @@ fn second_runner_is_refused_with_the_holder_named() {
     let marker = format!("\"pid\":{}", first.id());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(&lock_file).is_ok_and(|t| t.contains(&marker)) {
-        assert!(Instant::now() < deadline, "first runner never took the lock");
-        assert!(first.try_wait().expect("wait").is_none(), "first runner exited early");
+        assert!(
+            Instant::now() < deadline,
+            "first runner never took the lock"
+        );
+        assert!(
+            first.try_wait().expect("wait").is_none(),
+            "first runner exited early"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -43,7 +49,11 @@ fn second_runner_is_refused_with_the_holder_named() {
     // The first runner is undisturbed: it ingests, and stops cleanly on SIGTERM.
     let table = format!("file://{}/table", tmp.path().display());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !tmp.path().join("table/_delta_log/00000000000000000001.json").exists() {
+    while !tmp
+        .path()
+        .join("table/_delta_log/00000000000000000001.json")
+        .exists()
+    {
         assert!(Instant::now() < deadline, "first runner never committed");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -54,6 +64,9 @@ fn second_runner_is_refused_with_the_holder_named() {
     assert!(status.success());
     let out = first.wait_with_output().expect("first runner output");
     assert!(out.status.success(), "first runner: {out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("took 2 files"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("took 2 files"),
+        "{out:?}"
+    );
     assert_eq!(read_delta(&table, &json!({})).rows.len(), 20);
 }

@@ -4,13 +4,14 @@
 
 mod support;
 
+mod campaign;
 mod cli_errors;
 mod crash;
 mod formats;
 mod local;
-mod merge;
 mod lock;
+mod merge;
 mod notify;
 mod s3;
-mod secrets;
 mod schema;
+mod secrets;

@@ -10,24 +10,12 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 /// Final state of the DynamoDB table: (tenant, id) → (v, name).
-type Model = BTreeMap<(String, i64), (i64, String)>;
-
-/// A deterministic xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+pub(crate) type Model = BTreeMap<(String, i64), (i64, String)>;
 
 /// A stream history: per key, inserts, modifies, removes and re-inserts, in sequence order.
-struct History {
+pub(crate) struct History {
     records: Vec<(u128, Value)>,
-    model: Model,
+    pub(crate) model: Model,
 }
 
 fn image(tenant: &str, id: i64, v: i64) -> Value {
@@ -48,7 +36,7 @@ fn record(op: &str, tenant: &str, id: i64, v: i64, seq: u128) -> Value {
 }
 
 impl History {
-    fn generate(keys: i64, seed: u64) -> Self {
+    pub(crate) fn generate(keys: i64, seed: u64) -> Self {
         let mut rng = Rng(seed);
         // 21-digit sequence numbers: text order differs from number order until padded.
         let mut seq: u128 = 100_000_000_000_000_000_000;
@@ -96,7 +84,7 @@ impl History {
     }
 }
 
-fn merge_config(dir: &Path, id: &str, format: &str, extra_source: &str) -> PathBuf {
+pub(crate) fn merge_config(dir: &Path, id: &str, format: &str, extra_source: &str) -> PathBuf {
     write_config(
         dir,
         &format!(
@@ -107,19 +95,31 @@ fn merge_config(dir: &Path, id: &str, format: &str, extra_source: &str) -> PathB
     )
 }
 
-fn table_state(dir: &Path) -> Model {
-    let t = read_delta(&format!("file://{}", dir.join("table").display()), &json!({}));
+pub(crate) fn table_state(dir: &Path) -> Model {
+    let t = read_delta(
+        &format!("file://{}", dir.join("table").display()),
+        &json!({}),
+    );
     let mut out = Model::new();
     for r in &t.rows {
-        let key = (r["tenant"].as_str().expect("tenant").to_string(), r["id"].as_i64().expect("id"));
-        let value = (r["v"].as_i64().expect("v"), r["name"].as_str().expect("name").to_string());
-        assert!(out.insert(key.clone(), value).is_none(), "key {key:?} twice");
+        let key = (
+            r["tenant"].as_str().expect("tenant").to_string(),
+            r["id"].as_i64().expect("id"),
+        );
+        let value = (
+            r["v"].as_i64().expect("v"),
+            r["name"].as_str().expect("name").to_string(),
+        );
+        assert!(
+            out.insert(key.clone(), value).is_none(),
+            "key {key:?} twice"
+        );
     }
     out
 }
 
 /// The history's records in `n` files named `s000.json`, ….
-fn named_files(history: &History, n: usize, seed: u64) -> Vec<(String, String)> {
+pub(crate) fn named_files(history: &History, n: usize, seed: u64) -> Vec<(String, String)> {
     history
         .files(n, seed)
         .into_iter()
@@ -128,7 +128,7 @@ fn named_files(history: &History, n: usize, seed: u64) -> Vec<(String, String)> 
         .collect()
 }
 
-fn write_files(landing: &Path, names_and_texts: &[(String, String)]) {
+pub(crate) fn write_files(landing: &Path, names_and_texts: &[(String, String)]) {
     std::fs::create_dir_all(landing).expect("mkdir");
     for (name, text) in names_and_texts {
         std::fs::write(landing.join(name), text).expect("write");
@@ -141,8 +141,22 @@ fn stream_history_in_one_run_equals_the_model() {
     let history = History::generate(10_000, 7);
     let files = named_files(&history, 200, 11);
     write_files(&tmp.path().join("landing"), &files);
-    let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "max_files_per_batch = 25");
-    let out = run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now", "--json"], &[]);
+    let cfg = merge_config(
+        tmp.path(),
+        "ddb",
+        "dynamodb_stream",
+        "max_files_per_batch = 25",
+    );
+    let out = run_ok(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--available-now",
+            "--json",
+        ],
+        &[],
+    );
     let stats: Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(stats["files"], 200);
     let state = table_state(tmp.path());
@@ -159,7 +173,15 @@ fn stream_history_in_fifty_small_runs_equals_the_model() {
     let landing = tmp.path().join("landing");
     for chunk in files.chunks(4) {
         write_files(&landing, chunk);
-        run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now"], &[]);
+        run_ok(
+            &[
+                "run",
+                "--config",
+                cfg.to_str().expect("utf8"),
+                "--available-now",
+            ],
+            &[],
+        );
     }
     assert_eq!(files_json(&cfg).len(), 200);
     let state = table_state(tmp.path());
@@ -180,20 +202,41 @@ fn older_updates_and_removes_lose_to_the_current_version() {
         table_state(tmp.path())
     };
     let key = ("t1".to_string(), 1);
-    let s = step("1.json", &[record("INSERT", "t1", 1, 100, 10), record("INSERT", "t1", 2, 200, 11)]);
+    let s = step(
+        "1.json",
+        &[
+            record("INSERT", "t1", 1, 100, 10),
+            record("INSERT", "t1", 2, 200, 11),
+        ],
+    );
     assert_eq!(s[&key], (100, "n100".into()));
     // An update and a remove older than the row: both lose.
     let s = step("2.json", &[record("MODIFY", "t1", 1, 50, 5)]);
-    assert_eq!(s[&key], (100, "n100".into()), "older update must not overwrite");
+    assert_eq!(
+        s[&key],
+        (100, "n100".into()),
+        "older update must not overwrite"
+    );
     let s = step("3.json", &[record("REMOVE", "t1", 1, 0, 7)]);
-    assert_eq!(s[&key], (100, "n100".into()), "older remove must not delete");
+    assert_eq!(
+        s[&key],
+        (100, "n100".into()),
+        "older remove must not delete"
+    );
     // A newer remove wins; an update older than that remove cannot bring the row back.
     let s = step("4.json", &[record("REMOVE", "t1", 1, 0, 20)]);
     assert!(!s.contains_key(&key));
     let s = step("5.json", &[record("MODIFY", "t1", 1, 150, 15)]);
-    assert!(!s.contains_key(&key), "an update older than the delete revived the row");
+    assert!(
+        !s.contains_key(&key),
+        "an update older than the delete revived the row"
+    );
     let s = step("6.json", &[record("INSERT", "t1", 1, 300, 30)]);
-    assert_eq!(s[&key], (300, "n300".into()), "a newer insert re-creates the key");
+    assert_eq!(
+        s[&key],
+        (300, "n300".into()),
+        "a newer insert re-creates the key"
+    );
     assert_eq!(s[&("t1".to_string(), 2)], (200, "n200".into()));
 }
 
@@ -204,14 +247,28 @@ fn merge_survives_every_crash_point() {
         let history = History::generate(300, 3);
         let files = named_files(&history, 12, 4);
         write_files(&tmp.path().join("landing"), &files);
-        let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "max_files_per_batch = 4");
+        let cfg = merge_config(
+            tmp.path(),
+            "ddb",
+            "dynamodb_stream",
+            "max_files_per_batch = 4",
+        );
         let c = cfg.to_str().expect("utf8");
         // First batch commits, then the crash hits the second.
         run_ok(&["run", "--config", c, "--once"], &[]);
-        let out = run_inlet(&["run", "--config", c, "--once", "--fault-point", point], &[]);
-        assert!(!out.status.success(), "{point}: the fault point must kill the run");
+        let out = run_inlet(
+            &["run", "--config", c, "--once", "--fault-point", point],
+            &[],
+        );
+        assert!(
+            !out.status.success(),
+            "{point}: the fault point must kill the run"
+        );
         run_ok(&["run", "--config", c, "--available-now"], &[]);
-        assert!(table_state(tmp.path()) == history.model, "{point}: table differs from the model");
+        assert!(
+            table_state(tmp.path()) == history.model,
+            "{point}: table differs from the model"
+        );
     }
 }
 
@@ -230,9 +287,26 @@ fn export_backfill_then_stream_updates() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, export.as_bytes()).expect("gzip");
     std::fs::create_dir_all(landing.join("export")).expect("mkdir");
-    std::fs::write(landing.join("export/part-0.json.gz"), gz.finish().expect("gzip")).expect("write");
-    let backfill = merge_config(tmp.path(), "backfill", "dynamodb_export", "path_glob = \"export/**\"");
-    run_ok(&["run", "--config", backfill.to_str().expect("utf8"), "--available-now"], &[]);
+    std::fs::write(
+        landing.join("export/part-0.json.gz"),
+        gz.finish().expect("gzip"),
+    )
+    .expect("write");
+    let backfill = merge_config(
+        tmp.path(),
+        "backfill",
+        "dynamodb_export",
+        "path_glob = \"export/**\"",
+    );
+    run_ok(
+        &[
+            "run",
+            "--config",
+            backfill.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    );
     assert!(table_state(tmp.path()) == model);
 
     // The stream after the export: updates, removes and new keys.
@@ -246,15 +320,37 @@ fn export_backfill_then_stream_updates() {
             }
             _ => {
                 model.insert(("t0".into(), k), (k + 1000, format!("n{}", k + 1000)));
-                record(if k < 50 { "MODIFY" } else { "INSERT" }, "t0", k, k + 1000, seq)
+                record(
+                    if k < 50 { "MODIFY" } else { "INSERT" },
+                    "t0",
+                    k,
+                    k + 1000,
+                    seq,
+                )
             }
         };
         text.push_str(&format!("{rec}\n"));
     }
     write_files(&landing.join("stream"), &[("s.json".into(), text)]);
-    let stream = merge_config(tmp.path(), "stream", "dynamodb_stream", "path_glob = \"stream/**\"");
-    run_ok(&["run", "--config", stream.to_str().expect("utf8"), "--available-now"], &[]);
-    assert!(table_state(tmp.path()) == model, "stream over the backfill differs from the model");
+    let stream = merge_config(
+        tmp.path(),
+        "stream",
+        "dynamodb_stream",
+        "path_glob = \"stream/**\"",
+    );
+    run_ok(
+        &[
+            "run",
+            "--config",
+            stream.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    );
+    assert!(
+        table_state(tmp.path()) == model,
+        "stream over the backfill differs from the model"
+    );
 }
 
 #[test]
@@ -278,26 +374,60 @@ fn shipped_dynamodb_merge_config_runs() {
         ("TABLE_URL", table.as_str()),
         ("CHECKPOINT_DIR", state.to_str().expect("utf8")),
     ];
-    run_ok(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &env);
-    assert!(table_state(tmp.path()) == history.model, "table differs from the model");
+    run_ok(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &env,
+    );
+    assert!(
+        table_state(tmp.path()) == history.model,
+        "table differs from the model"
+    );
     let t = read_delta(&table, &json!({}));
-    assert!(t.rows.iter().all(|r| r["_source_file"].as_str().is_some_and(|f| f.starts_with('s') && f.ends_with(".json"))));
+    assert!(t.rows.iter().all(|r| r["_source_file"]
+        .as_str()
+        .is_some_and(|f| f.starts_with('s') && f.ends_with(".json"))));
 }
 
 #[test]
 fn validate_plans_the_sql_and_names_usable_columns() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let history = History::generate(20, 1);
-    let files: Vec<(String, String)> = history.files(2, 2).into_iter().enumerate().map(|(i, t)| (format!("s{i}.json"), t)).collect();
+    let files: Vec<(String, String)> = history
+        .files(2, 2)
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("s{i}.json"), t))
+        .collect();
     write_files(&tmp.path().join("landing"), &files);
     let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
-    run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now"], &[]);
+    run_ok(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    );
     let text = std::fs::read_to_string(&cfg).expect("config");
-    let bad = text.replace("[sink]", "[transform]\nsql = \"SELECT tenant, id, vv FROM source\"\n[sink]");
+    let bad = text.replace(
+        "[sink]",
+        "[transform]\nsql = \"SELECT tenant, id, vv FROM source\"\n[sink]",
+    );
     std::fs::write(&cfg, bad).expect("config");
     let out = run_inlet(&["validate", "--config", cfg.to_str().expect("utf8")], &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("transform.sql does not plan"), "{err}");
-    assert!(err.contains("`source` has columns: _event_time, _op, _seq, id, name, tenant, v, _rescued_data"), "{err}");
+    assert!(
+        err.contains(
+            "`source` has columns: _event_time, _op, _seq, id, name, tenant, v, _rescued_data"
+        ),
+        "{err}"
+    );
 }

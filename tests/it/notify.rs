@@ -9,21 +9,24 @@ use serde_json::Value;
 use crate::support::*;
 
 /// moto with a `landing` bucket whose ObjectCreated events under `auto/` go to a queue.
-struct Notified {
-    moto: Moto,
-    queue: String,
+pub(crate) struct Notified {
+    pub(crate) moto: Moto,
+    pub(crate) queue: String,
 }
 
 impl Notified {
-    fn start(visibility_seconds: u32) -> Self {
+    pub(crate) fn start(visibility_seconds: u32) -> Self {
         let moto = Moto::start();
         moto.s3(&["mkbucket", "landing"]);
-        let queue = moto.sqs(&["mkqueue", "landing-events", &visibility_seconds.to_string()]).trim().to_string();
+        let queue = moto
+            .sqs(&["mkqueue", "landing-events", &visibility_seconds.to_string()])
+            .trim()
+            .to_string();
         moto.sqs(&["notify", "landing", &queue, "auto/"]);
         Self { moto, queue }
     }
 
-    fn put(&self, key: &str, text: &str) {
+    pub(crate) fn put(&self, key: &str, text: &str) {
         self.moto.s3(&["put-text", "landing", key, text]);
     }
 
@@ -33,10 +36,14 @@ impl Notified {
 
     /// Messages on the queue, visible or in flight.
     fn messages(&self) -> u64 {
-        self.moto.sqs(&["count", &self.queue]).trim().parse().expect("count")
+        self.moto
+            .sqs(&["count", &self.queue])
+            .trim()
+            .parse()
+            .expect("count")
     }
 
-    fn config(&self, dir: &Path, extra_source: &str) -> PathBuf {
+    pub(crate) fn config(&self, dir: &Path, extra_source: &str) -> PathBuf {
         write_config(
             dir,
             &format!(
@@ -49,7 +56,7 @@ impl Notified {
         )
     }
 
-    fn env(&self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, &'static str)> {
         self.moto.env()
     }
 }
@@ -88,7 +95,11 @@ fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
         .filter(|l| l.starts_with(&bucket))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, l.rsplit(' ').next()?.parse().ok()?))
         })
         .collect();
@@ -101,7 +112,11 @@ fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
             if le.is_infinite() {
                 return Some(prev.0);
             }
-            let share = if count > prev.1 { (rank - prev.1) / (count - prev.1) } else { 1.0 };
+            let share = if count > prev.1 {
+                (rank - prev.1) / (count - prev.1)
+            } else {
+                1.0
+            };
             return Some(prev.0 + (le - prev.0) * share);
         }
         prev = (le, count);
@@ -123,25 +138,48 @@ fn continuous_run_takes_a_steady_stream_exactly_once_and_reports_latency() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let run = Running::start(&config, &n.env(), &["--metrics-addr", &addr]);
-    wait_for(60, "the metrics endpoint", Some(&run), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    wait_for(60, "the metrics endpoint", Some(&run), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     let (status, body) = http_get(port, "/healthz");
     assert_eq!((status, body.trim()), (200, "ok"));
 
     // 500 files of 2 rows, 50 per second, while inlet runs.
     let files = 500;
-    n.moto.s3(&["steady", "landing", "auto/stream/", &files.to_string(), "50", "2"]);
+    n.moto.s3(&[
+        "steady",
+        "landing",
+        "auto/stream/",
+        &files.to_string(),
+        "50",
+        "2",
+    ]);
     let early = http_get(port, "/metrics").1;
-    wait_for(120, "every file committed", Some(&run), || committed(&config) == files);
+    wait_for(120, "every file committed", Some(&run), || {
+        committed(&config) == files
+    });
     let (status, metrics) = http_get(port, "/metrics");
     assert_eq!(status, 200);
 
     let early_rows = sample(&early, "inlet_rows_committed_total").unwrap_or(0.0);
     assert_eq!(sample(&metrics, "inlet_rows_committed_total"), Some(1000.0));
-    assert!(early_rows < 1000.0, "the counter moved between scrapes ({early_rows} then 1000)");
-    assert_eq!(sample(&metrics, "inlet_files_committed_total"), Some(files as f64));
-    assert_eq!(sample(&metrics, "inlet_landing_to_commit_seconds_count"), Some(files as f64));
+    assert!(
+        early_rows < 1000.0,
+        "the counter moved between scrapes ({early_rows} then 1000)"
+    );
+    assert_eq!(
+        sample(&metrics, "inlet_files_committed_total"),
+        Some(files as f64)
+    );
+    assert_eq!(
+        sample(&metrics, "inlet_landing_to_commit_seconds_count"),
+        Some(files as f64)
+    );
     assert!(sample(&metrics, "inlet_batches_committed_total").is_some_and(|b| b >= 1.0));
-    assert!(sample(&metrics, "inlet_delta_version").is_some(), "{metrics}");
+    assert!(
+        sample(&metrics, "inlet_delta_version").is_some(),
+        "{metrics}"
+    );
     assert_eq!(sample(&metrics, "inlet_backlog_files"), Some(0.0));
     let p50 = histogram_quantile(&metrics, "inlet_landing_to_commit_seconds", 0.5).expect("p50");
     let p99 = histogram_quantile(&metrics, "inlet_landing_to_commit_seconds", 0.99).expect("p99");
@@ -150,7 +188,11 @@ fn continuous_run_takes_a_steady_stream_exactly_once_and_reports_latency() {
 
     run.stop();
     let ids = table_ids(tmp.path());
-    assert_eq!(ids, (0..1000).collect::<Vec<i64>>(), "every row exactly once");
+    assert_eq!(
+        ids,
+        (0..1000).collect::<Vec<i64>>(),
+        "every row exactly once"
+    );
     wait_for(30, "the queue to be empty", None, || n.messages() == 0);
 }
 
@@ -176,32 +218,72 @@ fn test_event_duplicates_sns_eventbridge_deleted_objects_and_garbage() {
     n.send("this is not JSON");
 
     let config = n.config(tmp.path(), "include_existing_files = false");
-    let first = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &n.env());
+    let first = run_inlet(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &n.env(),
+    );
     let log = String::from_utf8_lossy(&first.stderr).into_owned();
     assert!(first.status.success(), "{log}");
     assert_eq!(table_ids(tmp.path()), vec![1, 2, 3]);
     assert!(log.contains("s3:TestEvent received and deleted"), "{log}");
-    assert_eq!(log.matches("not an S3 notification inlet can use").count(), 1, "logged once: {log}");
+    assert_eq!(
+        log.matches("not an S3 notification inlet can use").count(),
+        1,
+        "logged once: {log}"
+    );
 
     let skipped = files_in_state(&config, "skipped");
     assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert!(skipped[0]["path"].as_str().is_some_and(|p| p.ends_with("manual/gone.json")));
-    assert!(skipped[0].to_string().contains("deleted from the source"), "{}", skipped[0]);
+    assert!(skipped[0]["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("manual/gone.json")));
+    assert!(
+        skipped[0].to_string().contains("deleted from the source"),
+        "{}",
+        skipped[0]
+    );
     let taken: Vec<String> = files_in_state(&config, "committed")
         .iter()
         .filter_map(|f| f["path"].as_str().map(str::to_string))
         .collect();
-    assert!(taken.contains(&"s3://landing/manual/a b+c é.json".to_string()), "{taken:?}");
+    assert!(
+        taken.contains(&"s3://landing/manual/a b+c é.json".to_string()),
+        "{taken:?}"
+    );
 
     // A duplicate notification of a committed file costs a look-up and is deleted.
     n.send(&s3_event("auto/plain.json"));
-    let second = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now", "--json"], &n.env());
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let second = run_inlet(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+            "--json",
+        ],
+        &n.env(),
+    );
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     let stats: Value = serde_json::from_slice(&second.stdout).expect("stats");
     assert_eq!(stats["files"], 0, "{stats}");
     assert_eq!(table_ids(tmp.path()), vec![1, 2, 3]);
     // Only the garbage message is left, for the queue's redrive policy.
-    assert_eq!(n.messages(), 1, "first run:\n{log}\nsecond run:\n{}\nqueue: {}", String::from_utf8_lossy(&second.stderr), n.moto.sqs(&["peek", &n.queue]));
+    assert_eq!(
+        n.messages(),
+        1,
+        "first run:\n{log}\nsecond run:\n{}\nqueue: {}",
+        String::from_utf8_lossy(&second.stderr),
+        n.moto.sqs(&["peek", &n.queue])
+    );
 }
 
 #[test]
@@ -213,15 +295,28 @@ fn first_start_listing_and_backfill_catch_files_without_notifications() {
     n.put("quiet/old.json", "{\"id\": 2}\n");
     let config = n.config(tmp.path(), "backfill_interval = \"2s\"");
     let run = Running::start(&config, &n.env(), &[]);
-    wait_for(60, "the files present at start", Some(&run), || committed(&config) == 2);
+    wait_for(60, "the files present at start", Some(&run), || {
+        committed(&config) == 2
+    });
     // A file whose notification never comes: the next backfill listing finds it.
     n.put("quiet/late.json", "{\"id\": 3}\n");
-    wait_for(60, "the backfill listing", Some(&run), || committed(&config) == 3);
+    wait_for(60, "the backfill listing", Some(&run), || {
+        committed(&config) == 3
+    });
     n.put("auto/new.json", "{\"id\": 4}\n");
-    wait_for(60, "the notified file", Some(&run), || committed(&config) == 4);
+    wait_for(60, "the notified file", Some(&run), || {
+        committed(&config) == 4
+    });
     let log = run.stop();
-    assert!(log.contains("listed the source beside notifications"), "{log}");
-    assert_eq!(table_ids(tmp.path()), vec![1, 2, 3, 4], "found both ways, taken once");
+    assert!(
+        log.contains("listed the source beside notifications"),
+        "{log}"
+    );
+    assert_eq!(
+        table_ids(tmp.path()),
+        vec![1, 2, 3, 4],
+        "found both ways, taken once"
+    );
     wait_for(30, "the queue to be empty", None, || n.messages() == 0);
 }
 
@@ -230,8 +325,12 @@ fn stops_mid_stream_lose_nothing_and_double_nothing() {
     // A short visibility timeout, so messages of a killed run come back within the test.
     let n = Notified::start(3);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = n.config(tmp.path(), "max_files_per_batch = 2\ninclude_existing_files = false");
-    n.moto.s3(&["steady", "landing", "auto/a/", "100", "1000", "3"]);
+    let config = n.config(
+        tmp.path(),
+        "max_files_per_batch = 2\ninclude_existing_files = false",
+    );
+    n.moto
+        .s3(&["steady", "landing", "auto/a/", "100", "1000", "3"]);
 
     // SIGTERM once a batch is in: the batch in flight finishes, exit 0, the rest is
     // given back to the queue.
@@ -244,13 +343,20 @@ fn stops_mid_stream_lose_nothing_and_double_nothing() {
     // Killed between the Delta commit and the checkpoint record: the commit stands, the
     // messages are not deleted and come back after their visibility timeout.
     let crash = inlet()
-        .args(["run", "--config", config.to_str().expect("utf8"), "--fault-point", "after-commit"])
+        .args([
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--fault-point",
+            "after-commit",
+        ])
         .envs(n.env())
         .output()
         .expect("run");
     assert!(!crash.status.success(), "the fault point kills the run");
 
-    n.moto.s3(&["steady", "landing", "auto/b/", "20", "1000", "3"]);
+    n.moto
+        .s3(&["steady", "landing", "auto/b/", "20", "1000", "3"]);
     let run = Running::start(&config, &n.env(), &[]);
     wait_for(90, "every file", Some(&run), || committed(&config) == 120);
     run.stop();
@@ -267,27 +373,59 @@ fn validate_reaches_the_queue_and_a_missing_queue_is_named() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = n.config(tmp.path(), "include_existing_files = false");
     n.put("auto/v.json", "{\"id\": 7}\n");
-    let out = run_ok(&["validate", "--config", config.to_str().expect("utf8")], &n.env());
-    assert!(out.contains(&format!("queue       {} (reachable", n.queue)), "{out}");
+    let out = run_ok(
+        &["validate", "--config", config.to_str().expect("utf8")],
+        &n.env(),
+    );
+    assert!(
+        out.contains(&format!("queue       {} (reachable", n.queue)),
+        "{out}"
+    );
     // validate reads no message: the next run sees the file's notification at once.
-    run_ok(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &n.env());
+    run_ok(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &n.env(),
+    );
     assert_eq!(table_ids(tmp.path()), vec![7]);
 
     let missing = n.queue.replace("landing-events", "no-such-queue");
-    let text = std::fs::read_to_string(&config).expect("config").replace(&n.queue, &missing);
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace(&n.queue, &missing);
     std::fs::write(&config, text).expect("write");
-    let out = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &n.env());
+    let out = run_inlet(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &n.env(),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with(&format!("error: SQS queue {missing}: the queue does not exist")), "{last}");
+    assert!(
+        last.starts_with(&format!(
+            "error: SQS queue {missing}: the queue does not exist"
+        )),
+        "{last}"
+    );
 }
 
 #[test]
 fn overwrites_through_notifications_take_the_current_version_and_empty_the_queue() {
     let n = Notified::start(30);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = n.config(tmp.path(), "include_existing_files = false\nallow_overwrites = true");
+    let config = n.config(
+        tmp.path(),
+        "include_existing_files = false\nallow_overwrites = true",
+    );
     let cfg = config.to_str().expect("utf8");
     n.put("auto/a.json", "{\"id\": 1}\n");
     run_ok(&["run", "--config", cfg, "--available-now"], &n.env());
@@ -298,9 +436,22 @@ fn overwrites_through_notifications_take_the_current_version_and_empty_the_queue
     n.put("auto/a.json", "{\"id\": 2}\n");
     n.put("auto/a.json", "{\"id\": 3}\n{\"id\": 4}\n");
     let out = run_inlet(&["run", "--config", cfg, "--available-now"], &n.env());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(table_ids(tmp.path()), vec![1, 3, 4], "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        table_ids(tmp.path()),
+        vec![1, 3, 4],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let committed: Vec<Value> = files_in_state(&config, "committed");
-    assert_eq!(committed.len(), 2, "two versions of a.json taken: {committed:?}");
+    assert_eq!(
+        committed.len(),
+        2,
+        "two versions of a.json taken: {committed:?}"
+    );
     wait_for(30, "the queue to be empty", None, || n.messages() == 0);
 }

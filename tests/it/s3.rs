@@ -1,7 +1,6 @@
 //! The same protocol against S3: moto_server on loopback, a landing bucket and a lake
 //! bucket, the table read back by Python `deltalake` over HTTP.
 
-
 use std::os::unix::process::ExitStatusExt;
 
 use crate::support::*;
@@ -41,7 +40,10 @@ fn s3_landing_to_s3_table_takes_exactly_new_files() {
     let out = run_ok(&["run", "--config", cfg, "--available-now"], &env);
     assert!(out.contains("took 5 files"), "{out}");
     let table = read_delta("s3://lake/tables/events", &moto.reader_options());
-    assert_eq!(table.ints("id"), landing.ids.iter().copied().collect::<Vec<_>>());
+    assert_eq!(
+        table.ints("id"),
+        landing.ids.iter().copied().collect::<Vec<_>>()
+    );
 
     let out = run_ok(&["run", "--config", cfg, "--available-now"], &env);
     assert!(out.contains("took 0 files"), "{out}");
@@ -50,12 +52,19 @@ fn s3_landing_to_s3_table_takes_exactly_new_files() {
     let out = run_ok(&["run", "--config", cfg, "--available-now"], &env);
     assert!(out.contains("took 3 files"), "{out}");
     let table = read_delta("s3://lake/tables/events", &moto.reader_options());
-    assert_eq!(table.ints("id"), landing.ids.iter().copied().collect::<Vec<_>>());
+    assert_eq!(
+        table.ints("id"),
+        landing.ids.iter().copied().collect::<Vec<_>>()
+    );
 
     let files = files_json(&config);
     assert_eq!(files.len(), 8);
-    assert!(files.iter().all(|f| f["path"].as_str().is_some_and(|p| p.starts_with("s3://landing/incoming/2026/11/part-"))));
-    assert!(files.iter().all(|f| f["state"] == "committed" && !f["etag"].as_str().unwrap_or("").is_empty()));
+    assert!(files.iter().all(|f| f["path"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("s3://landing/incoming/2026/11/part-"))));
+    assert!(files
+        .iter()
+        .all(|f| f["state"] == "committed" && !f["etag"].as_str().unwrap_or("").is_empty()));
 }
 
 #[test]
@@ -69,16 +78,38 @@ fn s3_crash_after_commit_recovers_exactly_once() {
         let (name, bytes) = landing.next_file(10, false);
         let local = landing.dir.join(&name);
         std::fs::write(&local, bytes).expect("write");
-        moto.s3(&["put", "landing", &format!("incoming/{name}"), local.to_str().expect("utf8")]);
+        moto.s3(&[
+            "put",
+            "landing",
+            &format!("incoming/{name}"),
+            local.to_str().expect("utf8"),
+        ]);
     }
     let config = s3_config(tmp.path(), &moto, "landing");
     let cfg = config.to_str().expect("utf8");
     let env = moto.env();
-    let out = run_inlet(&["run", "--config", cfg, "--available-now", "--fault-point", "after-commit"], &env);
-    assert_eq!(out.status.signal(), Some(9), "should die by SIGKILL after the commit: {out:?}");
+    let out = run_inlet(
+        &[
+            "run",
+            "--config",
+            cfg,
+            "--available-now",
+            "--fault-point",
+            "after-commit",
+        ],
+        &env,
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "should die by SIGKILL after the commit: {out:?}"
+    );
     run_ok(&["run", "--config", cfg, "--available-now"], &env);
     let table = read_delta("s3://lake/tables/events", &moto.reader_options());
-    assert_eq!(table.ints("id"), landing.ids.iter().copied().collect::<Vec<_>>());
+    assert_eq!(
+        table.ints("id"),
+        landing.ids.iter().copied().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -87,11 +118,25 @@ fn missing_bucket_is_named_and_nothing_is_written() {
     moto.s3(&["mkbucket", "lake"]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = s3_config(tmp.path(), &moto, "no-such-bucket");
-    let out = run_inlet(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &moto.env());
+    let out = run_inlet(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &moto.env(),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err.lines().find(|l| l.starts_with("error:")).expect("error line");
-    assert!(line.contains("cannot list source s3://no-such-bucket/incoming/"), "{line}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("error line");
+    assert!(
+        line.contains("cannot list source s3://no-such-bucket/incoming/"),
+        "{line}"
+    );
     assert!(!tmp.path().join("state").exists(), "checkpoint created");
 }
 
@@ -105,32 +150,69 @@ fn s3_schema_drift_evolves_the_table_and_writes_bad_records_to_s3() {
     std::fs::create_dir_all(&staging).expect("mkdir");
     let files = [
         ("a.json", "{\"id\":1,\"v\":1}\n{\"id\":2,\"v\":2}\n"),
-        ("b.json", "{\"id\":3,\"v\":3,\"extra\":\"e3\"}\n{\"id\":4,\"v\":\n{\"id\":5,\"v\":\"five\"}\n"),
+        (
+            "b.json",
+            "{\"id\":3,\"v\":3,\"extra\":\"e3\"}\n{\"id\":4,\"v\":\n{\"id\":5,\"v\":\"five\"}\n",
+        ),
     ];
     for (name, text) in files {
         let local = staging.join(name);
         std::fs::write(&local, text).expect("write");
-        moto.s3(&["put", "landing", &format!("incoming/{name}"), local.to_str().expect("utf8")]);
+        moto.s3(&[
+            "put",
+            "landing",
+            &format!("incoming/{name}"),
+            local.to_str().expect("utf8"),
+        ]);
     }
     let config = s3_config(tmp.path(), &moto, "landing");
     let text = std::fs::read_to_string(&config).expect("config");
-    let text = text.replace("max_files_per_batch = 3\n", "max_files_per_batch = 3\nbad_records_path = \"s3://lake/bad/\"\n");
+    let text = text.replace(
+        "max_files_per_batch = 3\n",
+        "max_files_per_batch = 3\nbad_records_path = \"s3://lake/bad/\"\n",
+    );
     let text = text.replace("[sink]", "[schema]\nsample_files = 1\n[sink]");
     std::fs::write(&config, text).expect("config");
-    let out = run_ok(&["run", "--config", config.to_str().expect("utf8"), "--available-now"], &moto.env());
+    let out = run_ok(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &moto.env(),
+    );
     assert!(out.contains("1 bad record"), "{out}");
 
     let table = read_delta("s3://lake/tables/events", &moto.reader_options());
     assert_eq!(table.ints("id"), vec![1, 2, 3, 5]);
-    let row = |id: i64| table.rows.iter().find(|r| r["id"] == id).expect("row").clone();
+    let row = |id: i64| {
+        table
+            .rows
+            .iter()
+            .find(|r| r["id"] == id)
+            .expect("row")
+            .clone()
+    };
     assert_eq!(row(3)["extra"], "e3");
     assert_eq!(row(1)["extra"], serde_json::Value::Null);
-    let rescued: serde_json::Value = serde_json::from_str(row(5)["_rescued_data"].as_str().expect("rescued")).expect("json");
-    assert_eq!(rescued, serde_json::json!({"v": "five", "_file_path": "s3://landing/incoming/b.json"}));
+    let rescued: serde_json::Value =
+        serde_json::from_str(row(5)["_rescued_data"].as_str().expect("rescued")).expect("json");
+    assert_eq!(
+        rescued,
+        serde_json::json!({"v": "five", "_file_path": "s3://landing/incoming/b.json"})
+    );
 
     let bad = moto.dump("lake", "bad/s3_test/");
     assert_eq!(bad.len(), 1, "{bad:?}");
-    let record: serde_json::Value = serde_json::from_str(bad.values().next().and_then(|v| v.as_str()).expect("text").trim()).expect("json");
+    let record: serde_json::Value = serde_json::from_str(
+        bad.values()
+            .next()
+            .and_then(|v| v.as_str())
+            .expect("text")
+            .trim(),
+    )
+    .expect("json");
     assert_eq!(record["file"], "s3://landing/incoming/b.json");
     assert_eq!(record["line"], 2);
     assert_eq!(record["raw"], "{\"id\":4,\"v\":");

@@ -61,7 +61,16 @@ fn config(dir: &Path, mode: &str, extra_source: &str) -> PathBuf {
 }
 
 fn run_json(cfg: &Path) -> Value {
-    let out = run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now", "--json"], &[]);
+    let out = run_ok(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--available-now",
+            "--json",
+        ],
+        &[],
+    );
     serde_json::from_str(out.trim()).expect("json summary")
 }
 
@@ -78,7 +87,8 @@ fn row(t: &TableRead, a: i64) -> &serde_json::Map<String, Value> {
 }
 
 fn rescued(r: &serde_json::Map<String, Value>) -> Value {
-    serde_json::from_str(r["_rescued_data"].as_str().expect("rescued data present")).expect("rescued JSON")
+    serde_json::from_str(r["_rescued_data"].as_str().expect("rescued data present"))
+        .expect("rescued JSON")
 }
 
 /// Every bad record under the checkpoint's default bad-records location.
@@ -87,7 +97,10 @@ fn bad_records(dir: &Path) -> Vec<Value> {
 }
 
 fn columns(t: &TableRead) -> BTreeSet<String> {
-    t.rows.iter().flat_map(|r| r.as_object().expect("row").keys().cloned()).collect()
+    t.rows
+        .iter()
+        .flat_map(|r| r.as_object().expect("row").keys().cloned())
+        .collect()
 }
 
 #[test]
@@ -95,40 +108,85 @@ fn add_new_columns_evolves_in_flight_rescues_and_sets_aside() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let drift = Drift::new(tmp.path());
     let cfg = config(tmp.path(), "add_new_columns", "");
-    let text = run_ok(&["run", "--config", cfg.to_str().expect("utf8"), "--available-now"], &[]);
+    let text = run_ok(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--available-now",
+        ],
+        &[],
+    );
     // The summary names the file with bad records and the file that failed.
-    assert!(text.contains(&format!("{}: 1 line", drift.file("f13.json"))), "{text}");
-    assert!(text.contains(&format!("{}: cannot decompress", drift.file("f14.json.gz"))), "{text}");
+    assert!(
+        text.contains(&format!("{}: 1 line", drift.file("f13.json"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{}: cannot decompress", drift.file("f14.json.gz"))),
+        "{text}"
+    );
     assert!(text.contains("Schema evolved: added c BIGINT"), "{text}");
 
     let t = table(tmp.path());
-    assert_eq!(columns(&t), ["a", "b", "c", "_rescued_data"].map(String::from).into());
+    assert_eq!(
+        columns(&t),
+        ["a", "b", "c", "_rescued_data"].map(String::from).into()
+    );
     // 10 files × 3, file 11: 3, file 12: 3, file 13: 2 good lines.
     assert_eq!(t.rows.len(), 38);
     assert_eq!(row(&t, 31)["c"], 7, "file 11's rows carry c");
     assert_eq!(row(&t, 1)["c"], Value::Null, "older rows read c as null");
     let x = row(&t, 100);
     assert_eq!(x["b"], Value::Null);
-    assert_eq!(rescued(x), json!({"b": "x", "_file_path": drift.file("f12.json")}));
+    assert_eq!(
+        rescued(x),
+        json!({"b": "x", "_file_path": drift.file("f12.json")})
+    );
     assert_eq!(row(&t, 34)["_rescued_data"], Value::Null);
     assert!(t.rows.iter().all(|r| r["a"] != 200 && r["a"] != 999999));
 
     let bad = bad_records(tmp.path());
-    let line = bad.iter().find(|b| b["file"] == drift.file("f13.json").as_str()).expect("f13 bad record");
-    assert_eq!((line["line"].as_i64(), line["raw"].as_str()), (Some(2), Some("{\"a\":200,\"b\":")));
-    assert!(line["error"].as_str().expect("error").contains("invalid JSON"), "{line}");
-    let dead = bad.iter().find(|b| b["file"] == drift.file("f14.json.gz").as_str()).expect("f14 dead letter");
+    let line = bad
+        .iter()
+        .find(|b| b["file"] == drift.file("f13.json").as_str())
+        .expect("f13 bad record");
+    assert_eq!(
+        (line["line"].as_i64(), line["raw"].as_str()),
+        (Some(2), Some("{\"a\":200,\"b\":"))
+    );
+    assert!(
+        line["error"]
+            .as_str()
+            .expect("error")
+            .contains("invalid JSON"),
+        "{line}"
+    );
+    let dead = bad
+        .iter()
+        .find(|b| b["file"] == drift.file("f14.json.gz").as_str())
+        .expect("f14 dead letter");
     assert_eq!(dead["line"], Value::Null);
 
     let failed = files_in_state(&cfg, "failed");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["path"], drift.file("f14.json.gz").as_str());
-    assert!(failed[0]["error"].as_str().expect("error").contains("gzip"), "{failed:?}");
-    assert_eq!(polars_count(&url_of(&tmp.path().join("table")), &json!({})), 38);
+    assert!(
+        failed[0]["error"].as_str().expect("error").contains("gzip"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        polars_count(&url_of(&tmp.path().join("table")), &json!({})),
+        38
+    );
 
     // The schema store: version 1 inferred, version 2 added c because of file 11.
     let c = cfg.to_str().expect("utf8");
-    let history: Value = serde_json::from_str(&run_ok(&["schema", "--config", c, "history", "--json"], &[])).expect("json");
+    let history: Value = serde_json::from_str(&run_ok(
+        &["schema", "--config", c, "history", "--json"],
+        &[],
+    ))
+    .expect("json");
     let versions = history.as_array().expect("array");
     assert_eq!(versions.len(), 2, "{history}");
     assert_eq!(versions[1]["file"], drift.file("f11.json").as_str());
@@ -137,16 +195,29 @@ fn add_new_columns_evolves_in_flight_rescues_and_sets_aside() {
     assert!(diff.contains("+ c BIGINT"), "{diff}");
     let show = run_ok(&["schema", "--config", c, "show"], &[]);
     assert!(show.contains(" |-- c: BIGINT"), "{show}");
-    assert!(show.contains("DDL: a BIGINT, b BIGINT, _rescued_data STRING, c BIGINT"), "{show}");
+    assert!(
+        show.contains("DDL: a BIGINT, b BIGINT, _rescued_data STRING, c BIGINT"),
+        "{show}"
+    );
 
     // Fixing the file and retrying it takes its rows.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b"{\"a\":500,\"b\":1}\n").expect("gzip");
-    std::fs::write(drift.landing.join("f14.json.gz"), gz.finish().expect("gzip")).expect("write");
+    std::fs::write(
+        drift.landing.join("f14.json.gz"),
+        gz.finish().expect("gzip"),
+    )
+    .expect("write");
     let out = run_ok(&["files", "--config", c, "--retry", "f14.json.gz"], &[]);
-    assert!(out.contains("was failed; the next run takes it again"), "{out}");
+    assert!(
+        out.contains("was failed; the next run takes it again"),
+        "{out}"
+    );
     let stats = run_json(&cfg);
-    assert_eq!((stats["files"].as_i64(), stats["rows"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(
+        (stats["files"].as_i64(), stats["rows"].as_i64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(row(&table(tmp.path()), 500)["b"], 1);
     let err = run_inlet(&["files", "--config", c, "--retry", "f01.json"], &[]);
     assert!(String::from_utf8_lossy(&err.stderr).contains("is committed, not failed or skipped"));
@@ -159,12 +230,27 @@ fn rescue_mode_keeps_the_schema_and_rescues_new_fields() {
     let cfg = config(tmp.path(), "rescue", "");
     run_json(&cfg);
     let t = table(tmp.path());
-    assert_eq!(columns(&t), ["a", "b", "_rescued_data"].map(String::from).into());
+    assert_eq!(
+        columns(&t),
+        ["a", "b", "_rescued_data"].map(String::from).into()
+    );
     assert_eq!(t.rows.len(), 38);
-    assert_eq!(rescued(row(&t, 31)), json!({"c": 7, "_file_path": drift.file("f11.json")}));
-    assert_eq!(rescued(row(&t, 100)), json!({"b": "x", "_file_path": drift.file("f12.json")}));
-    let history = run_ok(&["schema", "--config", cfg.to_str().expect("utf8"), "history"], &[]);
-    assert!(history.starts_with("version 1") && !history.contains("version 2"), "{history}");
+    assert_eq!(
+        rescued(row(&t, 31)),
+        json!({"c": 7, "_file_path": drift.file("f11.json")})
+    );
+    assert_eq!(
+        rescued(row(&t, 100)),
+        json!({"b": "x", "_file_path": drift.file("f12.json")})
+    );
+    let history = run_ok(
+        &["schema", "--config", cfg.to_str().expect("utf8"), "history"],
+        &[],
+    );
+    assert!(
+        history.starts_with("version 1") && !history.contains("version 2"),
+        "{history}"
+    );
 }
 
 #[test]
@@ -174,9 +260,19 @@ fn none_mode_ignores_new_fields_but_still_rescues_wrong_types() {
     let cfg = config(tmp.path(), "none", "");
     run_json(&cfg);
     let t = table(tmp.path());
-    assert_eq!(columns(&t), ["a", "b", "_rescued_data"].map(String::from).into());
-    assert_eq!(row(&t, 31)["_rescued_data"], Value::Null, "c is dropped in mode none");
-    assert_eq!(rescued(row(&t, 100)), json!({"b": "x", "_file_path": drift.file("f12.json")}));
+    assert_eq!(
+        columns(&t),
+        ["a", "b", "_rescued_data"].map(String::from).into()
+    );
+    assert_eq!(
+        row(&t, 31)["_rescued_data"],
+        Value::Null,
+        "c is dropped in mode none"
+    );
+    assert_eq!(
+        rescued(row(&t, 100)),
+        json!({"b": "x", "_file_path": drift.file("f12.json")})
+    );
 }
 
 #[test]
@@ -189,14 +285,23 @@ fn fail_on_new_columns_stops_then_the_rerun_resumes_at_that_batch() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("{} has new column(s) c BIGINT", drift.file("f11.json"))),
+        err.contains(&format!(
+            "{} has new column(s) c BIGINT",
+            drift.file("f11.json")
+        )),
         "{err}"
     );
     assert!(err.contains("batch 3 is kept"), "{err}");
-    assert_eq!(table(tmp.path()).rows.len(), 30, "batches 1 and 2 (files 1-10) committed");
+    assert_eq!(
+        table(tmp.path()).rows.len(),
+        30,
+        "batches 1 and 2 (files 1-10) committed"
+    );
 
     // Same mode again: the same stop, nothing written.
-    assert!(!run_inlet(&["run", "--config", c, "--available-now"], &[]).status.success());
+    assert!(!run_inlet(&["run", "--config", c, "--available-now"], &[])
+        .status
+        .success());
 
     let cfg = config(tmp.path(), "add_new_columns", "max_files_per_batch = 5");
     let stats = run_json(&cfg);
@@ -228,7 +333,16 @@ fn hints_type_columns_and_parse_timestamps() {
          infer_column_types = false\n[sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
     );
     run_json(&cfg);
-    let show = run_ok(&["schema", "--config", cfg.to_str().expect("utf8"), "show", "--json"], &[]);
+    let show = run_ok(
+        &[
+            "schema",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "show",
+            "--json",
+        ],
+        &[],
+    );
     let shown: Value = serde_json::from_str(&show).expect("json");
     assert_eq!(
         shown["ddl"],
@@ -238,8 +352,20 @@ fn hints_type_columns_and_parse_timestamps() {
     let t = read_delta(&url_of(&tmp.path().join("table")), &json!({}));
     let by_id = |id: &str| t.rows.iter().find(|r| r["id"] == id).expect("row").clone();
     let (r1, r2, r3) = (by_id("1"), by_id("2"), by_id("3"));
-    assert!(r1["at"].as_str().expect("time").starts_with("2024-05-01 10:00:00"), "{r1}");
-    assert!(r2["at"].as_str().expect("time").starts_with("2024-05-01 10:00:00"), "epoch seconds: {r2}");
+    assert!(
+        r1["at"]
+            .as_str()
+            .expect("time")
+            .starts_with("2024-05-01 10:00:00"),
+        "{r1}"
+    );
+    assert!(
+        r2["at"]
+            .as_str()
+            .expect("time")
+            .starts_with("2024-05-01 10:00:00"),
+        "epoch seconds: {r2}"
+    );
     assert_eq!(r2["loc"]["lat"], 1.5);
     assert_eq!(r3["at"], Value::Null);
     assert_eq!(rescued_of(&r3)["at"], "not a time");
@@ -247,21 +373,6 @@ fn hints_type_columns_and_parse_timestamps() {
 
 fn rescued_of(r: &Value) -> Value {
     serde_json::from_str(r["_rescued_data"].as_str().expect("rescued")).expect("json")
-}
-
-/// A tiny deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Normalised text of a scalar, so that a number stored in a string column compares equal.
@@ -288,12 +399,23 @@ fn every_value_lands_exactly_once_under_random_drift() {
             let mut rec = serde_json::Map::new();
             rec.insert("id".into(), json!(id));
             // n is an integer, but sometimes a word (a type flip).
-            rec.insert("n".into(), if rng.below(10) == 0 { json!(format!("w{id}")) } else { json!(id * 3) });
+            rec.insert(
+                "n".into(),
+                if rng.below(10) == 0 {
+                    json!(format!("w{id}"))
+                } else {
+                    json!(id * 3)
+                },
+            );
             rec.insert("s".into(), json!(format!("s{id}")));
             // New fields appear as the files go on; some flip type against their first sight.
             for k in 0..(file / 4) {
                 if rng.below(3) == 0 {
-                    let v = if rng.below(8) == 0 { json!(format!("t{id}_{k}")) } else { json!(id * 100 + k as i64) };
+                    let v = if rng.below(8) == 0 {
+                        json!(format!("t{id}_{k}"))
+                    } else {
+                        json!(id * 100 + k as i64)
+                    };
                     rec.insert(format!("f{k}"), v);
                 }
             }
@@ -330,16 +452,23 @@ fn every_value_lands_exactly_once_under_random_drift() {
             assert!(values.insert(k.clone(), text(v)).is_none());
         }
         if let Some(raw) = obj["_rescued_data"].as_str() {
-            let extra: serde_json::Map<String, Value> = serde_json::from_str(raw).expect("rescued JSON");
+            let extra: serde_json::Map<String, Value> =
+                serde_json::from_str(raw).expect("rescued JSON");
             for (k, v) in extra {
                 if k != "_file_path" {
-                    assert!(values.insert(k.clone(), text(&v)).is_none(), "{k} of row {id} both in a column and rescued");
+                    assert!(
+                        values.insert(k.clone(), text(&v)).is_none(),
+                        "{k} of row {id} both in a column and rescued"
+                    );
                 }
             }
         }
         assert!(found.insert(id, values).is_none(), "row {id} twice");
     }
-    assert_eq!(found, expected, "every value of every good line, exactly once");
+    assert_eq!(
+        found, expected,
+        "every value of every good line, exactly once"
+    );
     // The drift was real: fields became columns in flight, and some values were rescued.
     let cols = columns(&t);
     assert!(cols.contains("f0") && cols.contains("f4"), "{cols:?}");

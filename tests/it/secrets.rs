@@ -11,7 +11,10 @@ fn the_secret_given_appears_in_no_output() {
     moto.s3(&["mkbucket", "landing"]);
     moto.s3(&["mkbucket", "lake"]);
     moto.s3(&["put-text", "landing", "in/a.json", "{\"id\": 1}\n"]);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7);
     let secret = format!("S3cr3t-{nanos:09}-do-not-print");
     let token = format!("T0ken-{nanos:09}-do-not-print");
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -37,17 +40,43 @@ fn the_secret_given_appears_in_no_output() {
     ];
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut record = |what: &str, out: std::process::Output| {
-        outputs.push((what.to_string(), format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))));
+        outputs.push((
+            what.to_string(),
+            format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ));
         out
     };
 
     let out = record("validate", run_inlet(&["validate", "--config", cfg], &env));
     assert!(out.status.success(), "{outputs:?}");
-    let out = record("run", run_inlet(&["run", "--config", cfg, "--available-now", "--json"], &env));
+    let out = record(
+        "run",
+        run_inlet(&["run", "--config", cfg, "--available-now", "--json"], &env),
+    );
     assert!(out.status.success(), "{outputs:?}");
-    record("json logs", run_inlet(&["--log-format", "json", "run", "--config", cfg, "--available-now"], &env));
+    record(
+        "json logs",
+        run_inlet(
+            &[
+                "--log-format",
+                "json",
+                "run",
+                "--config",
+                cfg,
+                "--available-now",
+            ],
+            &env,
+        ),
+    );
     record("files", run_inlet(&["files", "--config", cfg], &env));
-    record("schema", run_inlet(&["schema", "--config", cfg, "show"], &env));
+    record(
+        "schema",
+        run_inlet(&["schema", "--config", cfg, "show"], &env),
+    );
 
     // Errors: a missing bucket, and a secret written into the file (named, not shown).
     let dir = |name: &str| {
@@ -56,30 +85,64 @@ fn the_secret_given_appears_in_no_output() {
         d
     };
     let missing = write_config(&dir("missing"), &body("no-such-bucket"));
-    let out = record("missing bucket", run_inlet(&["run", "--config", missing.to_str().expect("utf8"), "--once"], &env));
+    let out = record(
+        "missing bucket",
+        run_inlet(
+            &["run", "--config", missing.to_str().expect("utf8"), "--once"],
+            &env,
+        ),
+    );
     assert!(!out.status.success());
-    let literal = write_config(&dir("literal"), &body("lake").replace("${INLET_TEST_SECRET}", &secret));
-    let out = record("literal secret", run_inlet(&["validate", "--config", literal.to_str().expect("utf8")], &env));
+    let literal = write_config(
+        &dir("literal"),
+        &body("lake").replace("${INLET_TEST_SECRET}", &secret),
+    );
+    let out = record(
+        "literal secret",
+        run_inlet(
+            &["validate", "--config", literal.to_str().expect("utf8")],
+            &env,
+        ),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("aws_secret_access_key = ***"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("aws_secret_access_key = ***"),
+        "{err}"
+    );
 
     // A continuous run serving metrics.
     moto.s3(&["put-text", "landing", "in/b.json", "{\"id\": 2}\n"]);
     let port = free_port();
-    let run = Running::start(&config, &env, &["--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let run = Running::start(
+        &config,
+        &env,
+        &["--metrics-addr", &format!("127.0.0.1:{port}")],
+    );
     let committed = || {
-        let out = run_inlet(&["files", "--config", cfg, "--state", "committed", "--json"], &env);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().and_then(|v| v.as_array().map(Vec::len)) == Some(2)
+        let out = run_inlet(
+            &["files", "--config", cfg, "--state", "committed", "--json"],
+            &env,
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            == Some(2)
     };
     wait_for(60, "the second file", Some(&run), committed);
     outputs.push(("metrics".into(), http_get(port, "/metrics").1));
     outputs.push(("healthz".into(), http_get(port, "/healthz").1));
     outputs.push(("continuous".into(), run.stop()));
 
-    assert!(outputs.iter().any(|(_, text)| text.contains("DEBUG")), "debug logs were captured");
+    assert!(
+        outputs.iter().any(|(_, text)| text.contains("DEBUG")),
+        "debug logs were captured"
+    );
     for (what, text) in &outputs {
         for needle in [&secret, &token] {
-            assert!(!text.contains(needle.as_str()), "{what} printed a credential:\n{text}");
+            assert!(
+                !text.contains(needle.as_str()),
+                "{what} printed a credential:\n{text}"
+            );
         }
     }
 }

@@ -2,7 +2,7 @@
 //! generator, the independent reader, and a `moto_server` on a free loopback port.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -42,10 +42,14 @@ pub fn run_ok(args: &[&str], envs: &[(&str, &str)]) -> String {
 
 /// Python of the test virtualenv (scripts/setup-test-env.sh), or `python3`.
 pub fn python() -> Command {
-    let py = std::env::var("INLET_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut cmd = Command::new(py);
+    let mut cmd = python_bin();
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/helper.py"));
     cmd
+}
+
+/// The test virtualenv's Python itself.
+pub fn python_bin() -> Command {
+    Command::new(std::env::var("INLET_TEST_PYTHON").unwrap_or_else(|_| "python3".into()))
 }
 
 pub fn python_ok(args: &[&str]) -> String {
@@ -70,7 +74,11 @@ impl TableRead {
         let mut v: Vec<i64> = self
             .rows
             .iter()
-            .map(|r| r[col].as_i64().unwrap_or_else(|| panic!("{col} not an int in {r}")))
+            .map(|r| {
+                r[col]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{col} not an int in {r}"))
+            })
             .collect();
         v.sort_unstable();
         v
@@ -97,14 +105,19 @@ pub fn bad_records_under(root: &Path) -> Vec<Value> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries {
             let p = e.expect("entry").path();
             if p.is_dir() {
                 stack.push(p);
             } else {
                 let text = std::fs::read_to_string(&p).expect("read");
-                out.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).expect("bad record JSON")));
+                out.extend(
+                    text.lines()
+                        .map(|l| serde_json::from_str::<Value>(l).expect("bad record JSON")),
+                );
             }
         }
     }
@@ -151,7 +164,11 @@ impl Landing {
             ));
         }
         self.next_file += 1;
-        let name = format!("part-{:05}.json{}", self.next_file, if gzip { ".gz" } else { "" });
+        let name = format!(
+            "part-{:05}.json{}",
+            self.next_file,
+            if gzip { ".gz" } else { "" }
+        );
         let bytes = if gzip {
             use std::io::Write;
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -195,7 +212,15 @@ pub fn local_config(dir: &Path, extra_source: &str) -> PathBuf {
 
 /// `inlet files --json` for a config.
 pub fn files_json(config: &Path) -> Vec<Value> {
-    let out = run_ok(&["files", "--config", config.to_str().expect("utf8"), "--json"], &[]);
+    let out = run_ok(
+        &[
+            "files",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--json",
+        ],
+        &[],
+    );
     serde_json::from_str::<Value>(&out)
         .expect("files --json is JSON")
         .as_array()
@@ -205,8 +230,22 @@ pub fn files_json(config: &Path) -> Vec<Value> {
 
 /// `inlet files --state STATE --json` for a config.
 pub fn files_in_state(config: &Path, state: &str) -> Vec<Value> {
-    let out = run_ok(&["files", "--config", config.to_str().expect("utf8"), "--state", state, "--json"], &[]);
-    serde_json::from_str::<Value>(&out).expect("json").as_array().expect("array").clone()
+    let out = run_ok(
+        &[
+            "files",
+            "--config",
+            config.to_str().expect("utf8"),
+            "--state",
+            state,
+            "--json",
+        ],
+        &[],
+    );
+    serde_json::from_str::<Value>(&out)
+        .expect("json")
+        .as_array()
+        .expect("array")
+        .clone()
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released).
@@ -240,7 +279,10 @@ impl Moto {
         // Ready when it accepts connections; bounded, so a broken install fails the test.
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         moto
@@ -303,15 +345,17 @@ impl Drop for Moto {
 
 /// `inlet run` in the background, killed on drop if still running.
 pub struct Running {
-    child: Child,
+    child: std::sync::Mutex<Child>,
     stderr: PathBuf,
 }
 
 impl Running {
     pub fn start(config: &Path, env: &[(&str, &str)], extra: &[&str]) -> Self {
-        let stderr = config.with_extension(format!("stderr-{}", std::process::id() ^ rand_suffix()));
+        let stderr =
+            config.with_extension(format!("stderr-{}", std::process::id() ^ rand_suffix()));
         let mut cmd = inlet();
-        cmd.args(["run", "--config", config.to_str().expect("utf8")]).args(extra);
+        cmd.args(["run", "--config", config.to_str().expect("utf8")])
+            .args(extra);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -320,25 +364,35 @@ impl Running {
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("spawn inlet");
-        Self { child, stderr }
+        Self {
+            child: std::sync::Mutex::new(child),
+            stderr,
+        }
     }
 
     pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child().id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
     }
 
     /// Waits for exit (bounded), returning the status and stderr.
-    pub fn wait(mut self) -> (ExitStatus, String) {
+    pub fn wait(self) -> (ExitStatus, String) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status, std::fs::read_to_string(&self.stderr).unwrap_or_default());
+            if let Some(status) = self.child().try_wait().expect("wait") {
+                return (
+                    status,
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+                );
             }
-            assert!(Instant::now() < deadline, "inlet did not exit: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "inlet did not exit: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -347,30 +401,159 @@ impl Running {
     pub fn stop(self) -> String {
         self.signal("TERM");
         let (status, log) = self.wait();
-        assert!(status.success(), "SIGTERM ends the run with 0: {status:?}\n{log}");
+        assert!(
+            status.success(),
+            "SIGTERM ends the run with 0: {status:?}\n{log}"
+        );
         log
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The exit status, once it has exited.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        self.child().try_wait().expect("wait")
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+
+    /// SIGKILL unless it has exited already; true when it was killed.
+    pub fn kill(self) -> bool {
+        if self.child().try_wait().expect("wait").is_some() {
+            return false;
+        }
+        let _ = self.child().kill();
+        let status = self.child().wait().expect("wait");
+        use std::os::unix::process::ExitStatusExt;
+        status.signal() == Some(9)
+    }
 }
 
-impl Drop for Running {
+/// `tests/it/faultproxy.py` in front of a loopback endpoint: a fraction `rate` of requests
+/// answered 500/503, reset, stalled, truncated, or forwarded with the answer lost.
+pub struct FaultProxy {
+    child: Child,
+    pub endpoint: String,
+    stats: PathBuf,
+}
+
+impl FaultProxy {
+    pub fn start(target: &str, dir: &Path, rate: f64, seed: u64, stall_seconds: f64) -> Self {
+        let port = target.rsplit(':').next().expect("port");
+        let stats = dir.join(format!("proxy-stats-{seed}.json"));
+        let mut child = python_bin()
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/faultproxy.py"))
+            .args([
+                port,
+                stats.to_str().expect("utf8"),
+                &rate.to_string(),
+                &seed.to_string(),
+                &stall_seconds.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start faultproxy.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("proxy port");
+        let listen: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("faultproxy.py printed {line:?}"));
+        Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{listen}"),
+            stats,
+        }
+    }
+
+    /// {"requests": N, "faults": {kind: count}} so far.
+    pub fn stats(&self) -> Value {
+        std::fs::read_to_string(&self.stats)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({"requests": 0, "faults": {}}))
+    }
+}
+
+impl Drop for FaultProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// A campaign's size from the environment (`INLET_CAMPAIGN_*`), or the short CI default.
+pub fn campaign_size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Prints a campaign's figures and appends them to `$INLET_CAMPAIGN_REPORT` when set, for
+/// docs/reliability.md.
+pub fn report_campaign(name: &str, figures: Value) {
+    let line = serde_json::json!({"campaign": name, "figures": figures});
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("INLET_CAMPAIGN_REPORT") {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("report file");
+        writeln!(f, "{line}").expect("write report");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child().kill();
+        let _ = self.child().wait();
+    }
+}
+
+/// A deterministic generator (xorshift), so a failing campaign reproduces from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 pub fn rand_suffix() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }
 
 /// Polls `done` until it holds; fails with `what` (and the run's log) after `secs`.
 pub fn wait_for(secs: u64, what: &str, run: Option<&Running>, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
+        if let Some(status) = run.and_then(Running::exited) {
+            panic!(
+                "inlet exited ({status}) while waiting for {what}\n{}",
+                run.map(Running::log).unwrap_or_default()
+            );
+        }
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {what}\n{}",
@@ -390,10 +573,21 @@ pub fn committed(config: &Path) -> usize {
 /// A plain HTTP GET on loopback: (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("request");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
     let mut text = String::new();
     stream.read_to_string(&mut text).expect("response");
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }

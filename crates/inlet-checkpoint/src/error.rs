@@ -32,7 +32,11 @@ pub enum CheckpointError {
     },
 
     #[error("checkpoint {path} was written by a newer inlet (schema version {found}, this build knows {known}); upgrade inlet")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 
     #[error("checkpoint database {path}: {source}")]
     Sqlite {
@@ -41,7 +45,9 @@ pub enum CheckpointError {
         source: rusqlite::Error,
     },
 
-    #[error("checkpoint {path} has no file {file}; `inlet files` lists the paths it knows (full URLs)")]
+    #[error(
+        "checkpoint {path} has no file {file}; `inlet files` lists the paths it knows (full URLs)"
+    )]
     NoSuchFile { path: PathBuf, file: String },
 
     #[error("checkpoint {path}: file {file} is {state}, not failed or skipped; only those can be retried (a committed file taken again would duplicate its rows)")]

@@ -275,7 +275,10 @@ impl Checkpoint {
     /// and creates the indexes.
     fn migrate(&mut self) -> Result<(), CheckpointError> {
         let path = self.dir.join(DB_FILE);
-        let found: i64 = self.meta("layout_version")?.and_then(|v| v.parse().ok()).unwrap_or(1);
+        let found: i64 = self
+            .meta("layout_version")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         if found > LAYOUT_VERSION {
             return Err(CheckpointError::TooNew {
                 path,
@@ -290,7 +293,11 @@ impl Checkpoint {
         if found < 2 {
             let tx = self.conn.transaction().map_err(sql_err)?;
             tx.execute_batch(MIGRATE_1_TO_2).map_err(sql_err)?;
-            tx.execute("UPDATE meta SET value = '2' WHERE key = 'layout_version'", []).map_err(sql_err)?;
+            tx.execute(
+                "UPDATE meta SET value = '2' WHERE key = 'layout_version'",
+                [],
+            )
+            .map_err(sql_err)?;
             tx.commit().map_err(sql_err)?;
         }
         self.conn.execute_batch(INDEXES).map_err(sql_err)
@@ -298,7 +305,11 @@ impl Checkpoint {
 
     /// Committed files whose commit is at or before `before_ms` and that are not cleaned
     /// up yet, oldest commit first, at most `limit`.
-    pub fn files_to_clean(&self, before_ms: i64, limit: usize) -> Result<Vec<FileRecord>, CheckpointError> {
+    pub fn files_to_clean(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<FileRecord>, CheckpointError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
@@ -308,7 +319,10 @@ impl Checkpoint {
             ))
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map(params![before_ms, i64::try_from(limit).unwrap_or(i64::MAX)], file_from_row)
+            .query_map(
+                params![before_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+                file_from_row,
+            )
             .map_err(self.sql())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.sql())?;
@@ -317,7 +331,13 @@ impl Checkpoint {
 
     /// Records that the file (path, etag) was cleaned up: `action` is `archived`,
     /// `deleted`, `gone` or `kept: <why>`; `archive_path` where an archived file went.
-    pub fn set_cleaned(&self, path: &str, etag: &str, action: &str, archive_path: Option<&str>) -> Result<(), CheckpointError> {
+    pub fn set_cleaned(
+        &self,
+        path: &str,
+        etag: &str,
+        action: &str,
+        archive_path: Option<&str>,
+    ) -> Result<(), CheckpointError> {
         self.conn
             .execute(
                 "UPDATE files SET cleaned_at_ms = ?1, clean_action = ?2, archive_path = ?3
@@ -332,7 +352,11 @@ impl Checkpoint {
     /// (`max_file_age` keeps discovery from ever taking such a file again, so their entries
     /// are not needed for dedupe). With `keep_uncleaned`, committed files whose clean-up is
     /// still to come stay. Returns how many entries went.
-    pub fn compact(&mut self, modified_before_ms: i64, keep_uncleaned: bool) -> Result<usize, CheckpointError> {
+    pub fn compact(
+        &mut self,
+        modified_before_ms: i64,
+        keep_uncleaned: bool,
+    ) -> Result<usize, CheckpointError> {
         self.conn
             .execute(
                 "DELETE FROM files
@@ -415,9 +439,15 @@ impl Checkpoint {
         let tx = self.conn.transaction().map_err(sql_err)?;
         let mut out = Vec::with_capacity(keys.len());
         {
-            let mut stmt = tx.prepare_cached("SELECT seq FROM tombstones WHERE key = ?1").map_err(sql_err)?;
+            let mut stmt = tx
+                .prepare_cached("SELECT seq FROM tombstones WHERE key = ?1")
+                .map_err(sql_err)?;
             for key in keys {
-                out.push(stmt.query_row([key], |r| r.get(0)).optional().map_err(sql_err)?);
+                out.push(
+                    stmt.query_row([key], |r| r.get(0))
+                        .optional()
+                        .map_err(sql_err)?,
+                );
             }
         }
         tx.commit().map_err(sql_err)?;
@@ -427,7 +457,12 @@ impl Checkpoint {
     /// Records deletes of batch `batch_id` as tombstones, keeping the higher sequence per key,
     /// and drops tombstones older than `retain_ms` (by the time they were written). Written
     /// before the batch commits: a replay writes the same ones again.
-    pub fn put_tombstones(&mut self, batch_id: i64, deletes: &[(String, String)], retain_ms: i64) -> Result<(), CheckpointError> {
+    pub fn put_tombstones(
+        &mut self,
+        batch_id: i64,
+        deletes: &[(String, String)],
+        retain_ms: i64,
+    ) -> Result<(), CheckpointError> {
         let sql_err = |source| CheckpointError::Sqlite {
             path: self.dir.join(DB_FILE),
             source,
@@ -444,20 +479,26 @@ impl Checkpoint {
                 )
                 .map_err(sql_err)?;
             for (key, seq) in deletes {
-                stmt.execute(params![key, seq, batch_id, now]).map_err(sql_err)?;
+                stmt.execute(params![key, seq, batch_id, now])
+                    .map_err(sql_err)?;
             }
         }
-        tx.execute("DELETE FROM tombstones WHERE deleted_at_ms < ?1", [now.saturating_sub(retain_ms)])
-            .map_err(sql_err)?;
+        tx.execute(
+            "DELETE FROM tombstones WHERE deleted_at_ms < ?1",
+            [now.saturating_sub(retain_ms)],
+        )
+        .map_err(sql_err)?;
         tx.commit().map_err(sql_err)
     }
 
     /// Id the next batch must take: one past the highest batch in the journal.
     pub fn next_batch_id(&self) -> Result<i64, CheckpointError> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(batch_id), 0) + 1 FROM batches", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(batch_id), 0) + 1 FROM batches",
+                [],
+                |r| r.get(0),
+            )
             .map_err(self.sql())
     }
 
@@ -826,7 +867,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
         assert_eq!(cp.next_batch_id().expect("id"), 1);
-        cp.plan_batch(1, &[file("a", "e1"), file("b", "e1")]).expect("plan");
+        cp.plan_batch(1, &[file("a", "e1"), file("b", "e1")])
+            .expect("plan");
         let (b, files) = cp.planned_batch().expect("planned").expect("some");
         assert_eq!(b.batch_id, 1);
         assert_eq!(files.len(), 2);
@@ -858,17 +900,25 @@ mod tests {
     fn failed_files_can_be_retried_committed_ones_cannot() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
-        cp.plan_batch(1, &[file("a", "e1"), file("b", "e1")]).expect("plan");
-        cp.set_file_outcome(1, "b", FileState::Failed, "truncated gzip").expect("fail");
+        cp.plan_batch(1, &[file("a", "e1"), file("b", "e1")])
+            .expect("plan");
+        cp.set_file_outcome(1, "b", FileState::Failed, "truncated gzip")
+            .expect("fail");
         cp.mark_committed(1, Some(1), Some(1), &[]).expect("commit");
 
         let err = cp.retry_file("a").expect_err("committed");
-        assert!(err.to_string().contains("file a is committed, not failed or skipped"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("file a is committed, not failed or skipped"),
+            "{err}"
+        );
         let err = cp.retry_file("zz").expect_err("unknown");
         assert!(err.to_string().contains("has no file zz"), "{err}");
         assert_eq!(cp.retry_file("b").expect("retry"), FileState::Failed);
         let unseen = cp
-            .filter_unseen(vec![("a", "e1"), ("b", "e1")], DedupeKey::Path, |c| (c.0, c.1))
+            .filter_unseen(vec![("a", "e1"), ("b", "e1")], DedupeKey::Path, |c| {
+                (c.0, c.1)
+            })
             .expect("dedupe");
         assert_eq!(unseen, vec![("b", "e1")]);
     }
@@ -878,9 +928,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
         let day = 86_400_000;
-        cp.put_tombstones(1, &[("[1]".into(), "05".into()), ("[2]".into(), "03".into())], day).expect("put");
-        cp.put_tombstones(2, &[("[1]".into(), "04".into()), ("[2]".into(), "09".into())], day).expect("put");
-        let got = cp.tombstones(&["[1]".into(), "[2]".into(), "[3]".into()]).expect("get");
+        cp.put_tombstones(
+            1,
+            &[("[1]".into(), "05".into()), ("[2]".into(), "03".into())],
+            day,
+        )
+        .expect("put");
+        cp.put_tombstones(
+            2,
+            &[("[1]".into(), "04".into()), ("[2]".into(), "09".into())],
+            day,
+        )
+        .expect("put");
+        let got = cp
+            .tombstones(&["[1]".into(), "[2]".into(), "[3]".into()])
+            .expect("get");
         assert_eq!(got, vec![Some("05".into()), Some("09".into()), None]);
         cp.put_tombstones(3, &[], -1).expect("expire all");
         assert_eq!(cp.tombstones(&["[1]".into()]).expect("get"), vec![None]);
@@ -894,14 +956,24 @@ mod tests {
             last_modified_ms: modified,
             ..file(path, "e")
         };
-        cp.plan_batch(1, &[aged("old-a", 100), aged("old-b", 100), aged("new", 900)]).expect("plan");
+        cp.plan_batch(
+            1,
+            &[aged("old-a", 100), aged("old-b", 100), aged("new", 900)],
+        )
+        .expect("plan");
         cp.mark_committed(1, Some(1), None, &[]).expect("commit");
         cp.plan_batch(2, &[aged("old-pending", 100)]).expect("plan");
-        cp.set_cleaned("old-a", "e", "archived", Some("s3://b/archive/old-a")).expect("clean");
+        cp.set_cleaned("old-a", "e", "archived", Some("s3://b/archive/old-a"))
+            .expect("clean");
         // With clean-up on, only the cleaned old file may go; the pending one always stays.
         assert_eq!(cp.compact(500, true).expect("compact"), 1);
         assert_eq!(cp.compact(500, false).expect("compact"), 1);
-        let left: Vec<String> = cp.files(None).expect("files").into_iter().map(|f| f.path).collect();
+        let left: Vec<String> = cp
+            .files(None)
+            .expect("files")
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
         assert_eq!(left, vec!["old-pending".to_string(), "new".to_string()]);
         assert_eq!(cp.files_to_clean(i64::MAX, 10).expect("to clean").len(), 1);
     }
@@ -912,7 +984,10 @@ mod tests {
         {
             let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
             let v1 = LAYOUT.replace("    cleaned_at_ms    INTEGER,\n    clean_action     TEXT,\n    archive_path     TEXT,\n", "");
-            assert!(!v1.contains("cleaned_at_ms"), "the layout 1 files table has no clean-up columns");
+            assert!(
+                !v1.contains("cleaned_at_ms"),
+                "the layout 1 files table has no clean-up columns"
+            );
             conn.execute_batch(&v1).expect("v1 layout");
             conn.execute_batch(
                 "INSERT INTO meta VALUES ('layout_version', '1'), ('pipeline_id', 'p');
@@ -922,7 +997,10 @@ mod tests {
             .expect("v1 rows");
         }
         let cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
-        assert_eq!(cp.meta("layout_version").expect("meta").as_deref(), Some("2"));
+        assert_eq!(
+            cp.meta("layout_version").expect("meta").as_deref(),
+            Some("2")
+        );
         let files = cp.files(None).expect("files");
         assert_eq!((files.len(), files[0].cleaned_at_ms), (1, None));
     }
@@ -932,15 +1010,26 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(Checkpoint::open(dir.path(), "one", me()).expect("open"));
         let err = Checkpoint::open(dir.path(), "two", me()).expect_err("mismatch");
-        assert!(err.to_string().contains("belongs to pipeline 'one'"), "{err}");
+        assert!(
+            err.to_string().contains("belongs to pipeline 'one'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn schema_versions_are_numbered() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
-        assert_eq!(cp.add_schema_version("{}", None, None, "inferred").expect("v"), 1);
-        assert_eq!(cp.add_schema_version("{}", Some(2), Some("f"), "added c").expect("v"), 2);
+        assert_eq!(
+            cp.add_schema_version("{}", None, None, "inferred")
+                .expect("v"),
+            1
+        );
+        assert_eq!(
+            cp.add_schema_version("{}", Some(2), Some("f"), "added c")
+                .expect("v"),
+            2
+        );
         let latest = cp.latest_schema().expect("latest").expect("some");
         assert_eq!((latest.version, latest.reason.as_str()), (2, "added c"));
     }

@@ -56,3 +56,80 @@ pub enum SinkError {
         source: DeltaTableError,
     },
 }
+
+impl SinkError {
+    /// True when a later attempt may succeed: the object store failed on the network or
+    /// with a server error after its own retries, or the commit lost a race with another
+    /// writer (a replay then re-reads the table, and the txn version shows whether the
+    /// lost-looking commit in fact landed).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Open { source, .. }
+            | Self::Create { source, .. }
+            | Self::Write { source, .. }
+            | Self::Commit { source, .. }
+            | Self::History { source, .. } => delta_transient(source),
+            _ => false,
+        }
+    }
+}
+
+fn delta_transient(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    match e {
+        DeltaTableError::ObjectStore { source } => store_transient(source),
+        DeltaTableError::VersionAlreadyExists(_) => true,
+        DeltaTableError::Io { source } => {
+            use std::io::ErrorKind::*;
+            matches!(
+                source.kind(),
+                ConnectionReset
+                    | ConnectionAborted
+                    | BrokenPipe
+                    | TimedOut
+                    | UnexpectedEof
+                    | Interrupted
+            )
+        }
+        DeltaTableError::Transaction { source } => match source {
+            TransactionError::VersionAlreadyExists(_)
+            | TransactionError::CommitConflict(_)
+            | TransactionError::MaxCommitAttempts(_) => true,
+            TransactionError::ObjectStore { source } => store_transient(source),
+            other => transient_text(&other.to_string()),
+        },
+        other => transient_text(&other.to_string()),
+    }
+}
+
+/// A remote store's catch-all error (HTTP trouble after object_store's own retries); the
+/// local filesystem's is a disk problem, not transient.
+pub fn store_transient(e: &deltalake::ObjectStoreError) -> bool {
+    matches!(e, deltalake::ObjectStoreError::Generic { store, .. } if *store != "LocalFileSystem")
+}
+
+/// True for the text of a failure a retry may cure, for causes that reach us only as text
+/// (through delta_kernel or DataFusion, which keep the cause as a message): the phrases of
+/// object_store's remote errors after its own retries, HTTP clients, and S3's 5xx codes.
+/// Local-filesystem errors (a full or read-only disk) are not among them.
+pub fn transient_text(text: &str) -> bool {
+    const PHRASES: &[&str] = &[
+        "generic s3 error",
+        "generic gcs error",
+        "generic microsoftazure error",
+        "generic http error",
+        "error sending request",
+        "request or response body error",
+        "error decoding response body",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "timed out",
+        "slowdown",
+        "internalerror",
+        "service unavailable",
+        "non-2xx status code: 5",
+    ];
+    let text = text.to_ascii_lowercase();
+    PHRASES.iter().any(|p| text.contains(p))
+}

@@ -7,7 +7,7 @@ mod merge;
 mod sink;
 mod writer;
 
-pub use error::SinkError;
+pub use error::{store_transient, transient_text, SinkError};
 pub use merge::{MergeOutcome, MergeSpec};
 pub use sink::{DeltaSink, COMMIT_BATCH_KEY, COMMIT_PIPELINE_KEY};
 pub use writer::{DataFile, StagedFiles, TableWriter};

@@ -62,10 +62,14 @@ impl DeltaSink {
         };
         let table = self.loaded()?.clone();
         let Some(first) = batches.first() else {
-            return Err(merge_err(DeltaTableError::Generic("a MERGE needs at least one row".into())));
+            return Err(merge_err(DeltaTableError::Generic(
+                "a MERGE needs at least one row".into(),
+            )));
         };
         let source_schema: Arc<Schema> = first.schema();
-        let target_schema = self.arrow_schema()?.unwrap_or_else(|| Arc::new(Schema::empty()));
+        let target_schema = self
+            .arrow_schema()?
+            .unwrap_or_else(|| Arc::new(Schema::empty()));
         let new_columns = source_schema
             .fields()
             .iter()
@@ -83,7 +87,9 @@ impl DeltaSink {
             .ok_or_else(|| merge_err(DeltaTableError::Generic("sink.keys is empty".into())))?;
         let delete = match &spec.delete_when {
             Some(sql) => {
-                let expr = source.parse_sql_expr(sql).map_err(|e| merge_err(DeltaTableError::from(e)))?;
+                let expr = source
+                    .parse_sql_expr(sql)
+                    .map_err(|e| merge_err(DeltaTableError::from(e)))?;
                 let expr = expr
                     .transform(|e| {
                         Ok(match e {
@@ -101,7 +107,11 @@ impl DeltaSink {
         let not_older = qualified(TARGET, seq)
             .is_null()
             .or(qualified(SOURCE, seq).gt_eq(qualified(TARGET, seq)));
-        let columns: Vec<String> = source_schema.fields().iter().map(|f| f.name().clone()).collect();
+        let columns: Vec<String> = source_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
 
         let properties = CommitProperties::default()
             .with_application_transaction(Transaction::new(app_id, batch_id))

@@ -31,7 +31,9 @@ pub struct DeltaSink {
 
 impl std::fmt::Debug for DeltaSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeltaSink").field("url", &self.url.as_str()).finish()
+        f.debug_struct("DeltaSink")
+            .field("url", &self.url.as_str())
+            .finish()
     }
 }
 
@@ -40,7 +42,10 @@ impl DeltaSink {
     /// its latest version if one exists. A location without a table is fine; a location
     /// that cannot be reached (missing bucket, bad credentials) is [`SinkError::Open`].
     /// Writes nothing.
-    pub async fn open(url: &Url, storage_options: &HashMap<String, String>) -> Result<Self, SinkError> {
+    pub async fn open(
+        url: &Url,
+        storage_options: &HashMap<String, String>,
+    ) -> Result<Self, SinkError> {
         let mut sink = Self {
             table: None,
             url: url.clone(),
@@ -99,7 +104,10 @@ impl DeltaSink {
 
     /// Latest loaded version, `None` when the table does not exist yet.
     pub fn version(&self) -> Option<i64> {
-        self.table.as_ref().and_then(|t| t.version()).map(version_i64)
+        self.table
+            .as_ref()
+            .and_then(|t| t.version())
+            .map(version_i64)
     }
 
     /// The table's schema as Arrow, `None` when the table does not exist yet.
@@ -107,7 +115,9 @@ impl DeltaSink {
         let Ok(table) = self.loaded() else {
             return Ok(None);
         };
-        let snapshot = table.snapshot().map_err(|e| self.schema_err(e.to_string()))?;
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| self.schema_err(e.to_string()))?;
         let schema: Schema = snapshot
             .schema()
             .as_ref()
@@ -135,13 +145,18 @@ impl DeltaSink {
     /// Creates the table with `schema` and `partition_by` as version 0 (and a local
     /// directory for it), unless it exists already (another run or writer may have made it
     /// first): then it is loaded as is.
-    pub async fn create(&mut self, schema: &Schema, partition_by: &[String]) -> Result<(), SinkError> {
+    pub async fn create(
+        &mut self,
+        schema: &Schema,
+        partition_by: &[String],
+    ) -> Result<(), SinkError> {
         let create_err = |source| SinkError::Create {
             url: self.url.to_string(),
             source,
         };
         if let Ok(dir) = self.url.to_file_path() {
-            std::fs::create_dir_all(&dir).map_err(|e| create_err(DeltaTableError::Io { source: e }))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| create_err(DeltaTableError::Io { source: e }))?;
         }
         let kernel: StructType = schema
             .try_into_kernel()
@@ -210,7 +225,11 @@ impl DeltaSink {
 
     /// A writer for `schema`, a schema the table will have once the batch commits with it
     /// (`commit_batch(.., Some(schema))`): the table's columns plus new ones.
-    pub fn writer_for_schema(&self, schema: SchemaRef, target_file_size: u64) -> Result<TableWriter, SinkError> {
+    pub fn writer_for_schema(
+        &self,
+        schema: SchemaRef,
+        target_file_size: u64,
+    ) -> Result<TableWriter, SinkError> {
         let partition_by = self.partition_columns();
         TableWriter::for_schema(
             &self.url,
@@ -258,7 +277,9 @@ impl DeltaSink {
             ]);
         let mut actions: Vec<Action> = staged.into_adds().into_iter().map(Action::Add).collect();
         if let Some(schema) = new_schema {
-            let kernel: StructType = schema.try_into_kernel().map_err(|e| self.schema_err(e.to_string()))?;
+            let kernel: StructType = schema
+                .try_into_kernel()
+                .map_err(|e| self.schema_err(e.to_string()))?;
             let metadata = snapshot
                 .metadata()
                 .clone()
@@ -280,7 +301,11 @@ impl DeltaSink {
 
     /// [`SinkError::AlreadyCommitted`] when the table's txn version for `app_id` is already
     /// ≥ `batch_id`: committing again would duplicate rows.
-    pub(crate) async fn refuse_committed(&mut self, app_id: &str, batch_id: i64) -> Result<(), SinkError> {
+    pub(crate) async fn refuse_committed(
+        &mut self,
+        app_id: &str,
+        batch_id: i64,
+    ) -> Result<(), SinkError> {
         match self.txn_version(app_id).await? {
             Some(txn_version) if txn_version >= batch_id => Err(SinkError::AlreadyCommitted {
                 url: self.url.to_string(),
@@ -321,8 +346,10 @@ impl DeltaSink {
             })?;
         // History comes newest first, one entry per version without gaps.
         Ok(infos.iter().enumerate().find_map(|(i, info)| {
-            let same_app = info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id);
-            let same_batch = info.info.get(COMMIT_BATCH_KEY).and_then(|v| v.as_i64()) == Some(batch_id);
+            let same_app =
+                info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id);
+            let same_batch =
+                info.info.get(COMMIT_BATCH_KEY).and_then(|v| v.as_i64()) == Some(batch_id);
             (same_app && same_batch).then_some(latest - i as i64)
         }))
     }
@@ -373,19 +400,37 @@ mod tests {
         writer.write(batch(&[1, 2, 3])).await.expect("write");
         let staged = writer.finish().await.expect("finish");
         assert_eq!(staged.rows(), 3);
-        let v = sink.commit_batch("p", 1, staged, None).await.expect("commit");
+        let v = sink
+            .commit_batch("p", 1, staged, None)
+            .await
+            .expect("commit");
         assert_eq!(v, 1);
         assert_eq!(sink.txn_version("p").await.expect("txn"), Some(1));
-        assert_eq!(sink.find_batch_commit("p", 1, 10).await.expect("find"), Some(1));
-        assert_eq!(sink.find_batch_commit("p", 2, 10).await.expect("find"), None);
+        assert_eq!(
+            sink.find_batch_commit("p", 1, 10).await.expect("find"),
+            Some(1)
+        );
+        assert_eq!(
+            sink.find_batch_commit("p", 2, 10).await.expect("find"),
+            None
+        );
 
         let mut writer = sink.writer(64 << 20).expect("writer");
         writer.write(batch(&[4])).await.expect("write");
         let staged = writer.finish().await.expect("finish");
-        let err = sink.commit_batch("p", 1, staged, None).await.expect_err("replay");
-        assert!(err.to_string().contains("already holds batch 1 of pipeline 'p'"), "{err}");
+        let err = sink
+            .commit_batch("p", 1, staged, None)
+            .await
+            .expect_err("replay");
+        assert!(
+            err.to_string()
+                .contains("already holds batch 1 of pipeline 'p'"),
+            "{err}"
+        );
 
-        let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+        let reopened = DeltaSink::open(&url, &HashMap::new())
+            .await
+            .expect("reopen");
         let arrow = reopened.arrow_schema().expect("schema").expect("exists");
         assert_eq!(arrow.fields().len(), 2);
     }
@@ -400,10 +445,16 @@ mod tests {
         before.write(batch(&[1])).await.expect("write");
         let mut staged = before.finish().await.expect("finish");
 
-        let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new("c", DataType::Boolean, true));
         let evolved = Arc::new(Schema::new(fields));
-        let mut after = sink.writer_for_schema(evolved.clone(), 64 << 20).expect("writer");
+        let mut after = sink
+            .writer_for_schema(evolved.clone(), 64 << 20)
+            .expect("writer");
         let b = RecordBatch::try_new(
             evolved.clone(),
             vec![
@@ -416,9 +467,13 @@ mod tests {
         after.write(b).await.expect("write");
         staged.extend(after.finish().await.expect("finish"));
         assert_eq!(staged.rows(), 2);
-        sink.commit_batch("p", 1, staged, Some(&evolved)).await.expect("commit");
+        sink.commit_batch("p", 1, staged, Some(&evolved))
+            .await
+            .expect("commit");
 
-        let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+        let reopened = DeltaSink::open(&url, &HashMap::new())
+            .await
+            .expect("reopen");
         let arrow = reopened.arrow_schema().expect("schema").expect("exists");
         let names: Vec<&str> = arrow.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, vec!["id", "name", "c"]);

@@ -63,7 +63,11 @@ pub struct TableWriter {
 }
 
 impl TableWriter {
-    pub(crate) fn for_table(table: &DeltaTable, url: &Url, target_file_size: u64) -> Result<Self, SinkError> {
+    pub(crate) fn for_table(
+        table: &DeltaTable,
+        url: &Url,
+        target_file_size: u64,
+    ) -> Result<Self, SinkError> {
         Self::wrap(RecordBatchWriter::for_table(table), url, target_file_size)
     }
 
@@ -74,7 +78,12 @@ impl TableWriter {
         storage_options: &HashMap<String, String>,
         target_file_size: u64,
     ) -> Result<Self, SinkError> {
-        let inner = RecordBatchWriter::try_new(url.as_str(), schema, partition_by, Some(storage_options.clone()));
+        let inner = RecordBatchWriter::try_new(
+            url.as_str(),
+            schema,
+            partition_by,
+            Some(storage_options.clone()),
+        );
         Self::wrap(inner, url, target_file_size)
     }
 
@@ -107,18 +116,25 @@ impl TableWriter {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
-        self.inner.write(batch).await.map_err(|source| SinkError::Write {
-            url: self.url.clone(),
-            source,
-        })
+        self.inner
+            .write(batch)
+            .await
+            .map_err(|source| SinkError::Write {
+                url: self.url.clone(),
+                source,
+            })
     }
 
     /// Closes the open files and returns them staged for [`crate::DeltaSink::commit_batch`].
     pub async fn finish(mut self) -> Result<StagedFiles, SinkError> {
-        let adds = self.inner.flush().await.map_err(|source| SinkError::Write {
-            url: self.url.clone(),
-            source,
-        })?;
+        let adds = self
+            .inner
+            .flush()
+            .await
+            .map_err(|source| SinkError::Write {
+                url: self.url.clone(),
+                source,
+            })?;
         Ok(StagedFiles {
             adds,
             rows: self.rows,

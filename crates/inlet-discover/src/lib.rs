@@ -29,7 +29,10 @@ pub trait Discover: Send {
     /// These files are durably handled (committed, skipped, failed, or seen before):
     /// acknowledge the events that named them, as (path, ETag) or (path, `None`) for every
     /// version of the path. A no-op for listing.
-    fn settle<'a>(&'a mut self, _files: &'a [(String, Option<String>)]) -> BoxFuture<'a, Result<(), DiscoverError>> {
+    fn settle<'a>(
+        &'a mut self,
+        _files: &'a [(String, Option<String>)],
+    ) -> BoxFuture<'a, Result<(), DiscoverError>> {
         Box::pin(async { Ok(()) })
     }
 

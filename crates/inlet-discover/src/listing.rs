@@ -77,7 +77,10 @@ impl KeyFilter {
 }
 
 impl Discover for ListingDiscoverer {
-    fn discover(&mut self, _wait: Duration) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
+    fn discover(
+        &mut self,
+        _wait: Duration,
+    ) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
         Box::pin(async move {
             let listed = self.store.list().await?;
             Ok(listed
@@ -125,7 +128,13 @@ mod tests {
             .await
             .expect("discover")
             .into_iter()
-            .map(|e| e.path.rsplit_once(dir.path().to_str().expect("utf8")).expect("under").1.to_string())
+            .map(|e| {
+                e.path
+                    .rsplit_once(dir.path().to_str().expect("utf8"))
+                    .expect("under")
+                    .1
+                    .to_string()
+            })
             .collect();
         names.sort();
         assert_eq!(names, vec!["/a.json", "/d=1/b.json"]);
@@ -133,7 +142,10 @@ mod tests {
         let first = store.url_of(&Path::from_absolute_path(dir.path().join("a.json")).expect("p"));
         assert_eq!(&store.read(&first).await.expect("read")[..], b"{}\n");
         let gone = format!("{first}.missing");
-        assert!(matches!(store.read(&gone).await, Err(DiscoverError::NotFound { .. })));
+        assert!(matches!(
+            store.read(&gone).await,
+            Err(DiscoverError::NotFound { .. })
+        ));
     }
 
     #[tokio::test]
@@ -141,6 +153,9 @@ mod tests {
         let url = url::Url::parse("file:///nonexistent/inlet/landing/").expect("url");
         let store = SourceStore::open(&url, &HashMap::new()).expect("open");
         let err = store.check_reachable().await.expect_err("missing");
-        assert!(err.to_string().contains("/nonexistent/inlet/landing"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/inlet/landing"),
+            "{err}"
+        );
     }
 }

@@ -66,7 +66,8 @@ struct S3Object {
 
 /// Parses one SQS message body.
 pub fn parse_notification(body: &str) -> Result<Notification, NotificationParseError> {
-    let value: Value = serde_json::from_str(body).map_err(|e| NotificationParseError(format!("not JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| NotificationParseError(format!("not JSON: {e}")))?;
     parse_value(&value, 0)
 }
 
@@ -86,8 +87,8 @@ fn parse_value(value: &Value, depth: u8) -> Result<Notification, NotificationPar
         if depth > 0 {
             return bad("SNS envelope inside an SNS envelope");
         }
-        let inner: Value =
-            serde_json::from_str(inner).map_err(|e| NotificationParseError(format!("SNS Message is not JSON: {e}")))?;
+        let inner: Value = serde_json::from_str(inner)
+            .map_err(|e| NotificationParseError(format!("SNS Message is not JSON: {e}")))?;
         return parse_value(&inner, depth + 1);
     }
     if let Some(records) = obj.get("Records") {
@@ -96,8 +97,9 @@ fn parse_value(value: &Value, depth: u8) -> Result<Notification, NotificationPar
         let mut objects = Vec::new();
         let mut ignored = 0;
         for record in records {
-            let record: S3Record = serde_json::from_value(record)
-                .map_err(|e| NotificationParseError(format!("a record is not an S3 event record: {e}")))?;
+            let record: S3Record = serde_json::from_value(record).map_err(|e| {
+                NotificationParseError(format!("a record is not an S3 event record: {e}"))
+            })?;
             if !record.event_name.starts_with("ObjectCreated:") {
                 ignored += 1;
                 continue;
@@ -123,15 +125,20 @@ fn parse_value(value: &Value, depth: u8) -> Result<Notification, NotificationPar
         let Some(detail) = obj.get("detail") else {
             return bad("EventBridge event without detail");
         };
-        let entity: S3Entity = serde_json::from_value(detail.clone())
-            .map_err(|e| NotificationParseError(format!("EventBridge detail is not an S3 object event: {e}")))?;
+        let entity: S3Entity = serde_json::from_value(detail.clone()).map_err(|e| {
+            NotificationParseError(format!("EventBridge detail is not an S3 object event: {e}"))
+        })?;
         return Ok(Notification::Created {
             objects: vec![ObjectCreated {
                 bucket: entity.bucket.name,
                 key: decode_key(&entity.object.key)?,
                 size: entity.object.size,
                 etag: unquote(entity.object.etag.as_deref().unwrap_or_default()),
-                event_time_ms: obj.get("time").and_then(Value::as_str).map(time_ms).unwrap_or(0),
+                event_time_ms: obj
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .map(time_ms)
+                    .unwrap_or(0),
             }],
             ignored: 0,
         });
@@ -145,7 +152,9 @@ fn decode_key(raw: &str) -> Result<String, NotificationParseError> {
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
         .map(|k| k.into_owned())
-        .map_err(|_| NotificationParseError(format!("object key '{raw}' is not UTF-8 once decoded")))
+        .map_err(|_| {
+            NotificationParseError(format!("object key '{raw}' is not UTF-8 once decoded"))
+        })
 }
 
 fn unquote(etag: &str) -> String {
@@ -156,7 +165,10 @@ fn unquote(etag: &str) -> String {
 fn time_ms(text: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
-        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc().timestamp_millis()))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc().timestamp_millis())
+        })
         .unwrap_or(0)
 }
 
@@ -176,7 +188,9 @@ mod tests {
 
     #[test]
     fn s3_event_keys_are_decoded_as_s3_encodes_them() {
-        let parsed = parse_notification(&s3_event("in/a+b%2Bc%C3%A9%3D1.json", "ObjectCreated:Put")).expect("parse");
+        let parsed =
+            parse_notification(&s3_event("in/a+b%2Bc%C3%A9%3D1.json", "ObjectCreated:Put"))
+                .expect("parse");
         let Notification::Created { objects, ignored } = parsed else {
             panic!("created expected");
         };
@@ -186,15 +200,29 @@ mod tests {
         assert_eq!(objects[0].size, 42);
         assert_eq!(objects[0].etag, "0123abcd");
         assert_eq!(objects[0].event_time_ms, 1_795_600_800_500);
-        assert_eq!(time_ms("2026-11-25T10:00:00.5"), 1_795_600_800_500, "no zone: UTC");
+        assert_eq!(
+            time_ms("2026-11-25T10:00:00.5"),
+            1_795_600_800_500,
+            "no zone: UTC"
+        );
     }
 
     #[test]
     fn removals_are_ignored_and_test_events_recognised() {
-        let parsed = parse_notification(&s3_event("x.json", "ObjectRemoved:Delete")).expect("parse");
-        assert_eq!(parsed, Notification::Created { objects: vec![], ignored: 1 });
+        let parsed =
+            parse_notification(&s3_event("x.json", "ObjectRemoved:Delete")).expect("parse");
+        assert_eq!(
+            parsed,
+            Notification::Created {
+                objects: vec![],
+                ignored: 1
+            }
+        );
         let test = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-25T10:00:00Z","Bucket":"landing"}"#;
-        assert_eq!(parse_notification(test).expect("test"), Notification::TestEvent);
+        assert_eq!(
+            parse_notification(test).expect("test"),
+            Notification::TestEvent
+        );
     }
 
     #[test]
@@ -211,18 +239,30 @@ mod tests {
             "time": "2026-11-25T10:00:00Z",
             "detail": {"bucket": {"name": "landing"}, "object": {"key": "d/e.json", "size": 7, "etag": "\"ff\""}}})
         .to_string();
-        let Notification::Created { objects, .. } = parse_notification(&eb).expect("eventbridge") else {
+        let Notification::Created { objects, .. } = parse_notification(&eb).expect("eventbridge")
+        else {
             panic!("created expected");
         };
-        assert_eq!((objects[0].key.as_str(), objects[0].size, objects[0].etag.as_str()), ("d/e.json", 7, "ff"));
+        assert_eq!(
+            (
+                objects[0].key.as_str(),
+                objects[0].size,
+                objects[0].etag.as_str()
+            ),
+            ("d/e.json", 7, "ff")
+        );
     }
 
     #[test]
     fn garbage_is_an_error_naming_what_is_wrong() {
-        assert!(parse_notification("hello").expect_err("text").0.starts_with("not JSON"));
+        assert!(parse_notification("hello")
+            .expect_err("text")
+            .0
+            .starts_with("not JSON"));
         let err = parse_notification(r#"{"foo": 1}"#).expect_err("other");
         assert!(err.0.contains("neither an S3 event"), "{err}");
-        let err = parse_notification(r#"{"Records": [{"eventName": "ObjectCreated:Put"}]}"#).expect_err("no s3");
+        let err = parse_notification(r#"{"Records": [{"eventName": "ObjectCreated:Put"}]}"#)
+            .expect_err("no s3");
         assert!(err.0.contains("not an S3 event record"), "{err}");
     }
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, QueueAttributeName,
+};
 use aws_sdk_sqs::Client;
 use futures::future::BoxFuture;
 use object_store::path::Path;
@@ -116,7 +118,10 @@ struct Poller {
 impl NotificationDiscoverer {
     /// Connects to the queue and checks it is there and readable, so a wrong URL or missing
     /// permission fails at start with the queue named.
-    pub async fn connect(store: SourceStore, options: NotificationOptions) -> Result<Self, DiscoverError> {
+    pub async fn connect(
+        store: SourceStore,
+        options: NotificationOptions,
+    ) -> Result<Self, DiscoverError> {
         let queue_url = options.queue_url.clone();
         let queue_err = |reason: String| DiscoverError::Queue {
             url: queue_url.clone(),
@@ -126,11 +131,14 @@ impl NotificationDiscoverer {
             .bucket()
             .ok_or_else(|| queue_err("notifications need an s3:// source url".into()))?
             .to_string();
-        let parsed = url::Url::parse(&queue_url).map_err(|e| queue_err(format!("not a URL: {e}")))?;
+        let parsed =
+            url::Url::parse(&queue_url).map_err(|e| queue_err(format!("not a URL: {e}")))?;
         let host = parsed.host_str().unwrap_or_default().to_string();
         let aws_host = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
 
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
         let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
         if let Some(endpoint) = &options.endpoint {
             config = config.endpoint_url(endpoint);
@@ -139,9 +147,14 @@ impl NotificationDiscoverer {
         }
         if sdk.region().is_none() {
             // sqs.<region>.amazonaws.com
-            let from_url = host.strip_prefix("sqs.").and_then(|r| r.split('.').next()).map(str::to_string);
+            let from_url = host
+                .strip_prefix("sqs.")
+                .and_then(|r| r.split('.').next())
+                .map(str::to_string);
             let region = options.region.clone().or(from_url).ok_or_else(|| {
-                queue_err("no AWS region: set AWS_REGION or source.storage_options.aws_region".into())
+                queue_err(
+                    "no AWS region: set AWS_REGION or source.storage_options.aws_region".into(),
+                )
             })?;
             config = config.region(aws_sdk_sqs::config::Region::new(region));
         }
@@ -159,7 +172,9 @@ impl NotificationDiscoverer {
             .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(30);
-        let visibility = options.visibility_timeout.unwrap_or(Duration::from_secs(queue_visibility.max(1)));
+        let visibility = options
+            .visibility_timeout
+            .unwrap_or(Duration::from_secs(queue_visibility.max(1)));
         let filter = KeyFilter::new(store.prefix().clone(), options.path_glob.clone())?;
         let shared = Arc::new(Shared {
             client,
@@ -192,7 +207,6 @@ impl NotificationDiscoverer {
     pub fn visibility(&self) -> Duration {
         self.visibility
     }
-
 }
 
 impl Poller {
@@ -238,7 +252,9 @@ impl Poller {
                 continue;
             };
             let body = message.body().unwrap_or_default();
-            let parsed = parse_notification(body).map_err(|e| e.0).and_then(|n| self.files_of(n));
+            let parsed = parse_notification(body)
+                .map_err(|e| e.0)
+                .and_then(|n| self.files_of(n));
             match parsed {
                 Err(reason) => {
                     if self.unparsed.insert(id.to_string()) {
@@ -256,8 +272,10 @@ impl Poller {
                 Ok(files) if files.is_empty() => done.push(receipt.to_string()),
                 Ok(files) => {
                     let mut held = lock(&self.shared.held);
-                    let pending: HashSet<(String, String)> =
-                        files.iter().map(|f| (f.path.clone(), f.etag.clone())).collect();
+                    let pending: HashSet<(String, String)> = files
+                        .iter()
+                        .map(|f| (f.path.clone(), f.etag.clone()))
+                        .collect();
                     for (path, etag) in &pending {
                         let ids = held.by_path.entry(path.clone()).or_default();
                         if !ids.iter().any(|(known, e)| known == id && e == etag) {
@@ -266,10 +284,13 @@ impl Poller {
                     }
                     // A message delivered again (its visibility ran out) keeps its place
                     // with the new receipt.
-                    let entry = held.messages.entry(id.to_string()).or_insert_with(|| HeldMessage {
-                        receipt: String::new(),
-                        pending: HashSet::new(),
-                    });
+                    let entry =
+                        held.messages
+                            .entry(id.to_string())
+                            .or_insert_with(|| HeldMessage {
+                                receipt: String::new(),
+                                pending: HashSet::new(),
+                            });
                     entry.receipt = receipt.to_string();
                     entry.pending.extend(pending);
                     events.extend(files);
@@ -298,7 +319,8 @@ impl Poller {
                 debug!(bucket = %object.bucket, key = %object.key, "notification for another bucket ignored");
                 continue;
             }
-            let key = Path::parse(&object.key).map_err(|e| format!("object key '{}' is not usable: {e}", object.key))?;
+            let key = Path::parse(&object.key)
+                .map_err(|e| format!("object key '{}' is not usable: {e}", object.key))?;
             if !self.filter.keeps(&key) {
                 debug!(key = %object.key, "notification outside the source prefix or glob ignored");
                 continue;
@@ -312,7 +334,6 @@ impl Poller {
         }
         Ok(files)
     }
-
 }
 
 impl Shared {
@@ -330,9 +351,19 @@ impl Shared {
             let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
                 .iter()
                 .enumerate()
-                .filter_map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build().ok())
+                .filter_map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .build()
+                        .ok()
+                })
                 .collect();
-            self.client.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send()
+            self.client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
         });
         for outcome in futures::future::join_all(calls).await {
             match outcome {
@@ -363,7 +394,11 @@ impl Shared {
                         .ok()
                 })
                 .collect();
-            self.client.change_message_visibility_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send()
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
         });
         for outcome in futures::future::join_all(calls).await {
             if let Err(e) = outcome {
@@ -381,7 +416,10 @@ impl Discover for NotificationDiscoverer {
             if let Some(poller) = self.idle.take() {
                 info!(queue = %self.shared.queue_url, visibility_seconds = self.visibility.as_secs(), "reading S3 notifications from SQS");
                 self.tasks.push(tokio::spawn(poller.run()));
-                self.tasks.push(tokio::spawn(extend_visibility(self.shared.clone(), self.visibility)));
+                self.tasks.push(tokio::spawn(extend_visibility(
+                    self.shared.clone(),
+                    self.visibility,
+                )));
             }
             let mut files = match tokio::time::timeout(wait, self.events.recv()).await {
                 Err(_) => {
@@ -408,15 +446,21 @@ impl Discover for NotificationDiscoverer {
         })
     }
 
-    fn settle<'a>(&'a mut self, files: &'a [(String, Option<String>)]) -> BoxFuture<'a, Result<(), DiscoverError>> {
+    fn settle<'a>(
+        &'a mut self,
+        files: &'a [(String, Option<String>)],
+    ) -> BoxFuture<'a, Result<(), DiscoverError>> {
         Box::pin(async move {
             let receipts = {
                 let mut held = lock(&self.shared.held);
                 let mut receipts = Vec::new();
                 for (path, version) in files {
-                    let Some(ids) = held.by_path.remove(path) else { continue };
-                    let (settled, kept): (Vec<_>, Vec<_>) =
-                        ids.into_iter().partition(|(_, etag)| version.as_ref().is_none_or(|v| v == etag));
+                    let Some(ids) = held.by_path.remove(path) else {
+                        continue;
+                    };
+                    let (settled, kept): (Vec<_>, Vec<_>) = ids
+                        .into_iter()
+                        .partition(|(_, etag)| version.as_ref().is_none_or(|v| v == etag));
                     if !kept.is_empty() {
                         held.by_path.insert(path.clone(), kept);
                     }
@@ -435,7 +479,10 @@ impl Discover for NotificationDiscoverer {
                 receipts
             };
             if !receipts.is_empty() {
-                debug!(messages = receipts.len(), "deleting SQS messages of settled files");
+                debug!(
+                    messages = receipts.len(),
+                    "deleting SQS messages of settled files"
+                );
                 self.shared.delete(receipts).await;
             }
             Ok(())
@@ -464,7 +511,10 @@ impl Discover for NotificationDiscoverer {
                 held.messages.drain().map(|(_, m)| m.receipt).collect()
             };
             if !receipts.is_empty() {
-                info!(messages = receipts.len(), "returning unprocessed SQS messages to the queue");
+                info!(
+                    messages = receipts.len(),
+                    "returning unprocessed SQS messages to the queue"
+                );
                 self.shared.change_visibility(&receipts, 0).await;
             }
             Ok(())
@@ -482,7 +532,10 @@ impl Discover for NotificationDiscoverer {
                 .send()
                 .await
                 .ok()?;
-            out.attributes()?.get(&QueueAttributeName::ApproximateNumberOfMessages)?.parse().ok()
+            out.attributes()?
+                .get(&QueueAttributeName::ApproximateNumberOfMessages)?
+                .parse()
+                .ok()
         })
     }
 
@@ -506,7 +559,11 @@ async fn extend_visibility(shared: Arc<Shared>, visibility: Duration) {
     let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
     loop {
         tokio::time::sleep(period).await;
-        let receipts: Vec<String> = lock(&shared.held).messages.values().map(|m| m.receipt.clone()).collect();
+        let receipts: Vec<String> = lock(&shared.held)
+            .messages
+            .values()
+            .map(|m| m.receipt.clone())
+            .collect();
         if !receipts.is_empty() {
             shared.change_visibility(&receipts, seconds).await;
         }
@@ -519,9 +576,15 @@ fn sqs_reason(detail: &str) -> String {
         "the queue does not exist: check source.queue_url (and its region)"
     } else if detail.contains("AccessDenied") || detail.contains("not authorized") {
         "access denied: inlet needs sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on the queue"
-    } else if detail.contains("ExpiredToken") || detail.contains("InvalidClientTokenId") || detail.contains("SignatureDoesNotMatch") {
+    } else if detail.contains("ExpiredToken")
+        || detail.contains("InvalidClientTokenId")
+        || detail.contains("SignatureDoesNotMatch")
+    {
         "the AWS credentials were refused or have expired: refresh them"
-    } else if detail.contains("dispatch failure") || detail.contains("io error") || detail.contains("timed out") {
+    } else if detail.contains("dispatch failure")
+        || detail.contains("io error")
+        || detail.contains("timed out")
+    {
         "cannot reach SQS: check the network and the endpoint"
     } else {
         ""

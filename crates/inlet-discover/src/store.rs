@@ -43,10 +43,11 @@ impl SourceStore {
                     url: url.to_string(),
                     reason: "not an absolute local path".into(),
                 })?;
-                let prefix = Path::from_absolute_path(&local).map_err(|e| DiscoverError::BadUrl {
-                    url: url.to_string(),
-                    reason: e.to_string(),
-                })?;
+                let prefix =
+                    Path::from_absolute_path(&local).map_err(|e| DiscoverError::BadUrl {
+                        url: url.to_string(),
+                        reason: e.to_string(),
+                    })?;
                 Ok(Self {
                     store: Arc::new(LocalFileSystem::new()),
                     prefix,
@@ -74,10 +75,11 @@ impl SourceStore {
                     url: url.to_string(),
                     source,
                 })?;
-                let prefix = Path::from_url_path(url.path()).map_err(|e| DiscoverError::BadUrl {
-                    url: url.to_string(),
-                    reason: e.to_string(),
-                })?;
+                let prefix =
+                    Path::from_url_path(url.path()).map_err(|e| DiscoverError::BadUrl {
+                        url: url.to_string(),
+                        reason: e.to_string(),
+                    })?;
                 Ok(Self {
                     store: Arc::new(store),
                     prefix,
@@ -94,7 +96,9 @@ impl SourceStore {
 
     /// The bucket of an `s3://` source (`None` for local files).
     pub fn bucket(&self) -> Option<&str> {
-        matches!(self.url.scheme(), "s3" | "s3a").then(|| self.url.host_str()).flatten()
+        matches!(self.url.scheme(), "s3" | "s3a")
+            .then(|| self.url.host_str())
+            .flatten()
     }
 
     /// The source URL as configured.
@@ -182,7 +186,10 @@ impl SourceStore {
     /// Writes `data` as `name` under the prefix, replacing what was there (used for the
     /// bad-records location, which is a store of the same kinds as a source).
     pub async fn put(&self, name: &str, data: Bytes) -> Result<String, DiscoverError> {
-        let key = Path::from(format!("{}/{name}", self.prefix.as_ref().trim_end_matches('/')));
+        let key = Path::from(format!(
+            "{}/{name}",
+            self.prefix.as_ref().trim_end_matches('/')
+        ));
         let url = self.url_of(&key);
         self.store
             .put(&key, data.into())
@@ -198,20 +205,34 @@ impl SourceStore {
 
     /// Reads a whole file; with `etag`, only that version of it (`Changed` when the file
     /// has been rewritten since).
-    pub async fn read_version(&self, url: &str, etag: Option<&str>) -> Result<Bytes, DiscoverError> {
+    pub async fn read_version(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+    ) -> Result<Bytes, DiscoverError> {
         let key = self.own_key(url)?;
         let options = GetOptions {
             if_match: etag.map(|e| self.quoted(e)),
             ..GetOptions::default()
         };
-        let got = self.store.get_opts(&key, options).await.map_err(|source| self.read_error(url, etag, source))?;
-        got.bytes().await.map_err(|source| self.read_error(url, etag, source))
+        let got = self
+            .store
+            .get_opts(&key, options)
+            .await
+            .map_err(|source| self.read_error(url, etag, source))?;
+        got.bytes()
+            .await
+            .map_err(|source| self.read_error(url, etag, source))
     }
 
     /// The file's current ETag (unquoted, as listings give it), or `NotFound`.
     pub async fn etag(&self, url: &str) -> Result<String, DiscoverError> {
         let key = self.own_key(url)?;
-        let meta = self.store.head(&key).await.map_err(|source| self.read_error(url, None, source))?;
+        let meta = self
+            .store
+            .head(&key)
+            .await
+            .map_err(|source| self.read_error(url, None, source))?;
         Ok(unquoted_etag(&meta))
     }
 
@@ -252,7 +273,12 @@ impl SourceStore {
     /// Copies `url`, a file of `source`, to `key` of this store: server-side when both are
     /// the same store (one bucket, or the local file system), else read and written.
     /// Returns the URL written.
-    pub async fn copy_from(&self, source: &SourceStore, url: &str, key: &Path) -> Result<String, DiscoverError> {
+    pub async fn copy_from(
+        &self,
+        source: &SourceStore,
+        url: &str,
+        key: &Path,
+    ) -> Result<String, DiscoverError> {
         let from = source.own_key(url)?;
         let to_url = self.url_of(key);
         let write_err = |source| DiscoverError::Write {
@@ -260,7 +286,12 @@ impl SourceStore {
             source,
         };
         if self.url_root == source.url_root {
-            return source.store.copy(&from, key).await.map(|()| to_url.clone()).map_err(write_err);
+            return source
+                .store
+                .copy(&from, key)
+                .await
+                .map(|()| to_url.clone())
+                .map_err(write_err);
         }
         let data = source.read(url).await?;
         self.store.put(key, data.into()).await.map_err(write_err)?;
@@ -295,9 +326,16 @@ impl SourceStore {
         }
     }
 
-    fn read_error(&self, url: &str, etag: Option<&str>, source: object_store::Error) -> DiscoverError {
+    fn read_error(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        source: object_store::Error,
+    ) -> DiscoverError {
         match source {
-            object_store::Error::NotFound { .. } => DiscoverError::NotFound { url: url.to_string() },
+            object_store::Error::NotFound { .. } => DiscoverError::NotFound {
+                url: url.to_string(),
+            },
             object_store::Error::Precondition { .. } => DiscoverError::Changed {
                 url: url.to_string(),
                 etag: etag.unwrap_or_default().to_string(),
@@ -313,7 +351,11 @@ impl SourceStore {
 /// An object's ETag unquoted, as notifications carry it, so listings, HEADs and events
 /// agree on (path, ETag).
 fn unquoted_etag(meta: &ObjectMeta) -> String {
-    meta.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_string()
+    meta.e_tag
+        .as_deref()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -329,18 +371,34 @@ mod tests {
     fn archive_keys_keep_the_relative_path_and_never_escape() {
         let source = local("file:///data/landing/");
         let archive = local("file:///data/archive/");
-        let key = |url: &str| archive.archive_key(&source, url).map(|k| archive.url_of(&k));
-        assert_eq!(key("file:///data/landing/a b+c é.json").expect("key"), "file:///data/archive/a b+c é.json");
-        assert_eq!(key("file:///data/landing/v1../x.json").expect("key"), "file:///data/archive/v1../x.json");
+        let key = |url: &str| {
+            archive
+                .archive_key(&source, url)
+                .map(|k| archive.url_of(&k))
+        };
+        assert_eq!(
+            key("file:///data/landing/a b+c é.json").expect("key"),
+            "file:///data/archive/a b+c é.json"
+        );
+        assert_eq!(
+            key("file:///data/landing/v1../x.json").expect("key"),
+            "file:///data/archive/v1../x.json"
+        );
         // An encoded dot-dot is a name like any other, kept under the archive.
-        assert_eq!(key("file:///data/landing/%2E%2E/x").expect("key"), "file:///data/archive/%2E%2E/x");
+        assert_eq!(
+            key("file:///data/landing/%2E%2E/x").expect("key"),
+            "file:///data/archive/%2E%2E/x"
+        );
         for escaping in [
             "file:///data/landing/../../etc/passwd",
             "file:///data/landing/a/./b",
             "file:///data/other/x.json",
             "file:///data/landing/",
         ] {
-            assert!(key(escaping).is_err(), "{escaping} must not map into the archive");
+            assert!(
+                key(escaping).is_err(),
+                "{escaping} must not map into the archive"
+            );
         }
     }
 }

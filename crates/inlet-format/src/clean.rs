@@ -37,10 +37,22 @@ impl Shape {
         match dtype {
             Utf8 | LargeUtf8 => Self::Str,
             Boolean => Self::Bool,
-            Int8 => Self::Int { min: i8::MIN.into(), max: i8::MAX.into() },
-            Int16 => Self::Int { min: i16::MIN.into(), max: i16::MAX.into() },
-            Int32 => Self::Int { min: i32::MIN.into(), max: i32::MAX.into() },
-            Int64 => Self::Int { min: i64::MIN, max: i64::MAX },
+            Int8 => Self::Int {
+                min: i8::MIN.into(),
+                max: i8::MAX.into(),
+            },
+            Int16 => Self::Int {
+                min: i16::MIN.into(),
+                max: i16::MAX.into(),
+            },
+            Int32 => Self::Int {
+                min: i32::MIN.into(),
+                max: i32::MAX.into(),
+            },
+            Int64 => Self::Int {
+                min: i64::MIN,
+                max: i64::MAX,
+            },
             Float32 | Float64 => Self::Float,
             List(f) | LargeList(f) => Self::List(Box::new(Self::of(f.data_type()))),
             Struct(fields) => Self::Struct(struct_shapes(fields)),
@@ -57,7 +69,10 @@ impl Shape {
 }
 
 fn struct_shapes(fields: &Fields) -> Vec<(String, Shape)> {
-    fields.iter().map(|f| (f.name().clone(), Shape::of(f.data_type()))).collect()
+    fields
+        .iter()
+        .map(|f| (f.name().clone(), Shape::of(f.data_type())))
+        .collect()
 }
 
 /// Walks one JSON value against a shape without building it; any mismatch is an error.
@@ -90,7 +105,9 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        matches!(self.0, Shape::Bool).then_some(()).ok_or_else(unfit)
+        matches!(self.0, Shape::Bool)
+            .then_some(())
+            .ok_or_else(unfit)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
@@ -110,7 +127,9 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        matches!(self.0, Shape::Float).then_some(()).ok_or_else(unfit)
+        matches!(self.0, Shape::Float)
+            .then_some(())
+            .ok_or_else(unfit)
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
@@ -118,13 +137,17 @@ impl<'de> Visitor<'de> for Check<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Shape::List(item) = self.0 else { return Err(unfit()) };
+        let Shape::List(item) = self.0 else {
+            return Err(unfit());
+        };
         while seq.next_element_seed(Check(item))?.is_some() {}
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Shape::Struct(fields) = self.0 else { return Err(unfit()) };
+        let Shape::Struct(fields) = self.0 else {
+            return Err(unfit());
+        };
         let mut seen = vec![false; fields.len()];
         // Records of one producer list keys in one order: try the next field first.
         let mut hint = 0;
@@ -161,7 +184,10 @@ impl<'de> Visitor<'de> for Key<'_> {
         if self.0.get(self.1).is_some_and(|(name, _)| name == v) {
             return Ok(self.1);
         }
-        self.0.iter().position(|(name, _)| name == v).ok_or_else(unfit)
+        self.0
+            .iter()
+            .position(|(name, _)| name == v)
+            .ok_or_else(unfit)
     }
 }
 
@@ -178,7 +204,11 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("x", DataType::Float64, true),
             Field::new("s", DataType::Utf8, true),
-            Field::new("tags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
             Field::new("n", DataType::Struct(inner), true),
             Field::new("small", DataType::Int8, true),
             Field::new("_rescued_data", DataType::Utf8, true),

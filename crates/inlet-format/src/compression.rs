@@ -52,7 +52,9 @@ pub fn decompress(path: &str, data: Bytes, compression: Compression) -> Result<B
     // Each decoder reads concatenated streams (as Firehose and `cat a.gz b.gz` make).
     match compression.for_path(path) {
         Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out).map_err(failed("gzip"))?;
+            flate2::read::MultiGzDecoder::new(&data[..])
+                .read_to_end(&mut out)
+                .map_err(failed("gzip"))?;
         }
         Compression::Zstd => {
             zstd::stream::read::Decoder::new(&data[..])
@@ -60,7 +62,9 @@ pub fn decompress(path: &str, data: Bytes, compression: Compression) -> Result<B
                 .map_err(failed("zstd"))?;
         }
         Compression::Bzip2 => {
-            bzip2::read::MultiBzDecoder::new(&data[..]).read_to_end(&mut out).map_err(failed("bzip2"))?;
+            bzip2::read::MultiBzDecoder::new(&data[..])
+                .read_to_end(&mut out)
+                .map_err(failed("bzip2"))?;
         }
         Compression::Auto | Compression::None => return Ok(data),
     }
@@ -77,14 +81,23 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(b"{\"a\":1}\n").expect("write");
         let gz = enc.finish().expect("finish");
-        let out = decompress("s3://b/x.json.gz", Bytes::from(gz.clone()), Compression::Auto)
-            .expect("gunzip");
+        let out = decompress(
+            "s3://b/x.json.gz",
+            Bytes::from(gz.clone()),
+            Compression::Auto,
+        )
+        .expect("gunzip");
         assert_eq!(&out[..], b"{\"a\":1}\n");
-        let plain = decompress("x.json", Bytes::from_static(b"{}"), Compression::Auto).expect("plain");
+        let plain =
+            decompress("x.json", Bytes::from_static(b"{}"), Compression::Auto).expect("plain");
         assert_eq!(&plain[..], b"{}");
         let cut = Bytes::from(gz[..gz.len() / 2].to_vec());
         let err = decompress("s3://b/x.json.gz", cut, Compression::Auto).expect_err("truncated");
-        assert!(err.to_string().starts_with("cannot decompress s3://b/x.json.gz as gzip"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot decompress s3://b/x.json.gz as gzip"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -103,7 +116,12 @@ mod tests {
             let out = decompress(path, Bytes::from(data), option).expect(path);
             assert_eq!(&out[..], text, "{path}");
         }
-        let err = decompress("x.zst", Bytes::from_static(b"nope"), Compression::Auto).expect_err("garbage");
-        assert!(err.to_string().starts_with("cannot decompress x.zst as zstd"), "{err}");
+        let err = decompress("x.zst", Bytes::from_static(b"nope"), Compression::Auto)
+            .expect_err("garbage");
+        assert!(
+            err.to_string()
+                .starts_with("cannot decompress x.zst as zstd"),
+            "{err}"
+        );
     }
 }

@@ -49,9 +49,14 @@ impl CsvOptions {
             ("escape", &self.escape, true),
             ("comment", &self.comment, true),
         ] {
-            let ok = (value.is_empty() && may_be_empty) || (value.len() == 1 && value.is_ascii() && value != "\n" && value != "\r");
+            let ok = (value.is_empty() && may_be_empty)
+                || (value.len() == 1 && value.is_ascii() && value != "\n" && value != "\r");
             if !ok {
-                let want = if may_be_empty { "one ASCII character, or empty" } else { "one ASCII character" };
+                let want = if may_be_empty {
+                    "one ASCII character, or empty"
+                } else {
+                    "one ASCII character"
+                };
                 return Err((key, format!("must be {want}")));
             }
         }
@@ -111,7 +116,10 @@ fn records<'d>(
         let read = reader.read_record(&mut record);
         let end = (reader.position().byte() as usize).min(text.len());
         let begin = (start.byte() as usize).min(end);
-        let raw = text.get(begin..end).unwrap_or_default().trim_end_matches(['\n', '\r']);
+        let raw = text
+            .get(begin..end)
+            .unwrap_or_default()
+            .trim_end_matches(['\n', '\r']);
         let at = Origin {
             line: start.line(),
             offset: begin,
@@ -129,7 +137,13 @@ fn records<'d>(
 }
 
 /// Feeds every row of `text` to `fitter`, typed for `schema`'s columns.
-pub(crate) fn feed(text: &str, options: &CsvOptions, schema: &SchemaRef, infer: bool, fitter: &mut Fitter<'_>) {
+pub(crate) fn feed(
+    text: &str,
+    options: &CsvOptions,
+    schema: &SchemaRef,
+    infer: bool,
+    fitter: &mut Fitter<'_>,
+) {
     let mut names: Option<Vec<String>> = None;
     for (record, at) in records(text, options) {
         let record = match record {
@@ -146,7 +160,15 @@ pub(crate) fn feed(text: &str, options: &CsvOptions, schema: &SchemaRef, infer: 
             if is_header {
                 continue;
             }
-            row(&record, names.as_deref().unwrap_or_default(), options, schema, infer, at, fitter);
+            row(
+                &record,
+                names.as_deref().unwrap_or_default(),
+                options,
+                schema,
+                infer,
+                at,
+                fitter,
+            );
             continue;
         };
         row(&record, cols, options, schema, infer, at, fitter);
@@ -165,14 +187,24 @@ fn row(
     if record.len() != names.len() {
         fitter.bad(
             at,
-            format!("malformed CSV: {} field(s) where the header has {}", record.len(), names.len()),
+            format!(
+                "malformed CSV: {} field(s) where the header has {}",
+                record.len(),
+                names.len()
+            ),
         );
         return;
     }
     fitter.record(to_map(record, names, options, schema, infer), at);
 }
 
-fn to_map(record: &csv::StringRecord, names: &[String], options: &CsvOptions, schema: &SchemaRef, infer: bool) -> Map<String, Value> {
+fn to_map(
+    record: &csv::StringRecord,
+    names: &[String],
+    options: &CsvOptions,
+    schema: &SchemaRef,
+    infer: bool,
+) -> Map<String, Value> {
     names
         .iter()
         .zip(record.iter())
@@ -189,7 +221,13 @@ fn to_map(record: &csv::StringRecord, names: &[String], options: &CsvOptions, sc
 }
 
 /// Rows of `text` (up to `max_records`), typed by inference, for the first schema.
-pub(crate) fn sample(text: &str, options: &CsvOptions, infer: bool, max_records: usize, mut add: impl FnMut(Map<String, Value>)) -> usize {
+pub(crate) fn sample(
+    text: &str,
+    options: &CsvOptions,
+    infer: bool,
+    max_records: usize,
+    mut add: impl FnMut(Map<String, Value>),
+) -> usize {
     let empty: SchemaRef = std::sync::Arc::new(arrow::datatypes::Schema::empty());
     let mut names: Option<Vec<String>> = None;
     let mut n = 0;
@@ -208,7 +246,13 @@ pub(crate) fn sample(text: &str, options: &CsvOptions, infer: bool, max_records:
         if n >= max_records {
             break;
         }
-        add(to_map(&record, names.as_deref().unwrap_or_default(), options, &empty, infer));
+        add(to_map(
+            &record,
+            names.as_deref().unwrap_or_default(),
+            options,
+            &empty,
+            infer,
+        ));
         n += 1;
     }
     n
@@ -247,27 +291,57 @@ mod tests {
             Field::new("note", DataType::Utf8, true),
             Field::new("_rescued_data", DataType::Utf8, true),
         ]));
-        let Decoded::Rows { batches, rows, rescued_rows, bad_records } =
-            decode("f.csv", &Bytes::from(text), &schema, &opts(&csv)).expect("decode")
+        let Decoded::Rows {
+            batches,
+            rows,
+            rescued_rows,
+            bad_records,
+        } = decode("f.csv", &Bytes::from(text), &schema, &opts(&csv)).expect("decode")
         else {
             panic!("new columns")
         };
         assert_eq!((rows, rescued_rows), (3, 1));
         let b = &batches[0];
-        assert_eq!(b.column(2).as_string::<i32>().value(0), "two\nlines, and \"quotes\"");
+        assert_eq!(
+            b.column(2).as_string::<i32>().value(0),
+            "two\nlines, and \"quotes\""
+        );
         assert!(b.column(2).is_null(1), "empty field is null");
-        assert!(b.column(1).is_null(1) && b.column(3).as_string::<i32>().value(1).contains("\"n\":\"x\""));
+        assert!(
+            b.column(1).is_null(1)
+                && b.column(3)
+                    .as_string::<i32>()
+                    .value(1)
+                    .contains("\"n\":\"x\"")
+        );
         assert_eq!(b.column(1).as_primitive::<Int64Type>().value(2), 7);
         assert_eq!(bad_records.len(), 1);
-        assert_eq!((bad_records[0].line, bad_records[0].raw.as_str()), (5, "3,too,many,fields"));
-        assert!(bad_records[0].error.contains("4 field(s) where the header has 3"), "{}", bad_records[0].error);
+        assert_eq!(
+            (bad_records[0].line, bad_records[0].raw.as_str()),
+            (5, "3,too,many,fields")
+        );
+        assert!(
+            bad_records[0]
+                .error
+                .contains("4 field(s) where the header has 3"),
+            "{}",
+            bad_records[0].error
+        );
     }
 
     #[test]
     fn options_are_checked_and_headerless_files_get_positional_names() {
-        let bad = CsvOptions { delimiter: "||".into(), ..CsvOptions::default() };
+        let bad = CsvOptions {
+            delimiter: "||".into(),
+            ..CsvOptions::default()
+        };
         assert_eq!(bad.validate().expect_err("two chars").0, "delimiter");
-        let csv = CsvOptions { header: false, delimiter: ";".into(), escape: "\\".into(), ..CsvOptions::default() };
+        let csv = CsvOptions {
+            header: false,
+            delimiter: ";".into(),
+            escape: "\\".into(),
+            ..CsvOptions::default()
+        };
         csv.validate().expect("valid");
         let mut seen = Vec::new();
         sample("a;\"b\\\"c\";007\n", &csv, true, 10, |r| seen.push(r));

@@ -23,14 +23,23 @@ pub enum NumberMode {
 
 /// A stream record (`{"eventName", "dynamodb": {...}}`, or a `{"Records": [...]}` event of
 /// them) as rows: the keys and new image, plus `_op`, `_seq` and `_event_time`.
-pub fn stream_records(value: Value, numbers: NumberMode) -> Result<Vec<Map<String, Value>>, String> {
+pub fn stream_records(
+    value: Value,
+    numbers: NumberMode,
+) -> Result<Vec<Map<String, Value>>, String> {
     match value {
         Value::Object(mut map) => match map.remove("Records") {
-            Some(Value::Array(records)) => records.into_iter().map(|r| stream_record(r, numbers)).collect(),
+            Some(Value::Array(records)) => records
+                .into_iter()
+                .map(|r| stream_record(r, numbers))
+                .collect(),
             Some(_) => Err("\"Records\" is not an array".into()),
             None => Ok(vec![stream_record(Value::Object(map), numbers)?]),
         },
-        other => Err(format!("a DynamoDB stream record is a JSON object, not {}", crate::json::kind(&other))),
+        other => Err(format!(
+            "a DynamoDB stream record is a JSON object, not {}",
+            crate::json::kind(&other)
+        )),
     }
 }
 
@@ -65,7 +74,11 @@ fn stream_record(value: Value, numbers: NumberMode) -> Result<Map<String, Value>
     };
     row.insert("_op".into(), Value::String(op));
     row.insert("_seq".into(), Value::String(seq));
-    row.insert("_event_time".into(), ddb.remove("ApproximateCreationDateTime").unwrap_or(Value::Null));
+    row.insert(
+        "_event_time".into(),
+        ddb.remove("ApproximateCreationDateTime")
+            .unwrap_or(Value::Null),
+    );
     Ok(row)
 }
 
@@ -96,7 +109,11 @@ fn pad_seq(s: &str) -> String {
 fn item(attrs: Map<String, Value>, numbers: NumberMode) -> Result<Map<String, Value>, String> {
     attrs
         .into_iter()
-        .map(|(k, v)| attribute(v, numbers).map(|v| (k.clone(), v)).map_err(|e| format!("attribute {k}: {e}")))
+        .map(|(k, v)| {
+            attribute(v, numbers)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| format!("attribute {k}: {e}"))
+        })
         .collect()
 }
 
@@ -128,9 +145,19 @@ fn attribute(value: Value, numbers: NumberMode) -> Result<Value, String> {
             Value::Object(m) => Value::Object(item(m, numbers)?),
             other => return Err(format!("M holds {other}, not an object")),
         },
-        "L" => Value::Array(list(inner)?.into_iter().map(|v| attribute(v, numbers)).collect::<Result<_, _>>()?),
+        "L" => Value::Array(
+            list(inner)?
+                .into_iter()
+                .map(|v| attribute(v, numbers))
+                .collect::<Result<_, _>>()?,
+        ),
         "SS" | "BS" => Value::Array(list(inner)?),
-        "NS" => Value::Array(list(inner)?.iter().map(|v| number(v, numbers)).collect::<Result<_, _>>()?),
+        "NS" => Value::Array(
+            list(inner)?
+                .iter()
+                .map(|v| number(v, numbers))
+                .collect::<Result<_, _>>()?,
+        ),
         other => return Err(format!("unknown attribute type {other}")),
     })
 }
@@ -155,7 +182,10 @@ fn number(inner: &Value, numbers: NumberMode) -> Result<Value, String> {
 }
 
 fn float(text: &str) -> Option<Value> {
-    text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
+    text.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map(Value::Number)
 }
 
 #[cfg(test)]
@@ -198,9 +228,17 @@ mod tests {
 
     #[test]
     fn export_lines_are_oldest() {
-        let rows = export_item(json!({"Item": {"id": {"N": "1"}, "name": {"S": "a"}}}), NumberMode::Double).expect("item");
+        let rows = export_item(
+            json!({"Item": {"id": {"N": "1"}, "name": {"S": "a"}}}),
+            NumberMode::Double,
+        )
+        .expect("item");
         assert_eq!(rows[0]["id"], 1.0);
         assert_eq!(rows[0]["_op"], "EXPORT");
-        assert!(rows[0]["_seq"].as_str().expect("seq").chars().all(|c| c == '0'));
+        assert!(rows[0]["_seq"]
+            .as_str()
+            .expect("seq")
+            .chars()
+            .all(|c| c == '0'));
     }
 }

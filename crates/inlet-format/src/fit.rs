@@ -94,9 +94,17 @@ impl<'a> Fitter<'a> {
             schema,
             opts,
             conformer: Conformer::new(schema, opts.rescued_column, opts.mode),
-            collect_new: matches!(opts.mode, EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns),
+            collect_new: matches!(
+                opts.mode,
+                EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
+            ),
             new_columns: JsonInference::new().infer_types(opts.infer_types),
-            partition: partition::typed_values(path, opts.partition_columns, schema, opts.infer_types),
+            partition: partition::typed_values(
+                path,
+                opts.partition_columns,
+                schema,
+                opts.infer_types,
+            ),
             base_offset: 0,
             fast: None,
             decoder: None,
@@ -119,7 +127,9 @@ impl<'a> Fitter<'a> {
     /// Takes `raw` as one row when it is a JSON object that fits as written; false when it
     /// must be parsed and fitted (`record`), or reported (`bad`).
     pub fn raw_json(&mut self, raw: &str) -> bool {
-        let Some(shape) = &self.fast else { return false };
+        let Some(shape) = &self.fast else {
+            return false;
+        };
         if !shape.accepts(raw) {
             // Fitting decides, and collects the types of new columns from every record.
             return false;
@@ -127,7 +137,10 @@ impl<'a> Fitter<'a> {
         if self.new_columns.records() > 0 {
             return true; // it names no new column, and nothing is decoded once the schema must change
         }
-        if let Err(e) = self.serialize_pending().and_then(|()| self.decode_raw(raw.as_bytes())) {
+        if let Err(e) = self
+            .serialize_pending()
+            .and_then(|()| self.decode_raw(raw.as_bytes()))
+        {
             self.error.get_or_insert(e);
         }
         true
@@ -141,7 +154,9 @@ impl<'a> Fitter<'a> {
                 .map_err(|e| e.to_string())?;
             self.decoder = Some(decoder);
         }
-        self.decoder.as_mut().ok_or_else(|| "no decoder".to_string())
+        self.decoder
+            .as_mut()
+            .ok_or_else(|| "no decoder".to_string())
     }
 
     fn decode_raw(&mut self, mut raw: &[u8]) -> Result<(), String> {
@@ -234,12 +249,21 @@ impl<'a> Fitter<'a> {
     pub fn finish(mut self) -> Result<Decoded, FormatError> {
         if self.new_columns.records() > 0 {
             let inferred = self.new_columns.schema();
-            let fields = inlet_schema::hinted_types(inferred.fields().iter().map(|f| f.as_ref()), self.opts.hints);
+            let fields = inlet_schema::hinted_types(
+                inferred.fields().iter().map(|f| f.as_ref()),
+                self.opts.hints,
+            );
             return Ok(Decoded::NewColumns(fields));
         }
         let done = match self.error.take() {
             Some(e) => Err(e),
-            None => self.serialize_pending().and_then(|()| if self.decoder.is_some() { self.flush() } else { Ok(()) }),
+            None => self.serialize_pending().and_then(|()| {
+                if self.decoder.is_some() {
+                    self.flush()
+                } else {
+                    Ok(())
+                }
+            }),
         };
         done.map_err(|detail| FormatError::Decode {
             path: self.path.to_string(),
@@ -256,7 +280,10 @@ impl<'a> Fitter<'a> {
 }
 
 /// Rows already fitted to `schema` into record batches through arrow-json.
-pub(crate) fn to_batches(schema: SchemaRef, rows: &[Map<String, Value>]) -> Result<Vec<RecordBatch>, String> {
+pub(crate) fn to_batches(
+    schema: SchemaRef,
+    rows: &[Map<String, Value>],
+) -> Result<Vec<RecordBatch>, String> {
     let mut decoder = arrow::json::ReaderBuilder::new(schema)
         .with_batch_size(BATCH_ROWS)
         .build_decoder()
@@ -274,7 +301,11 @@ pub(crate) fn to_batches(schema: SchemaRef, rows: &[Map<String, Value>]) -> Resu
 /// A field's text as the JSON value its column takes: numbers and booleans parsed for
 /// numeric and boolean columns, and, for a column not in the schema yet, by inference when
 /// `infer` (a value that parses as nothing else stays text, and fails to fit if it must).
-pub(crate) fn typed_text(text: &str, column: Option<&arrow::datatypes::DataType>, infer: bool) -> Value {
+pub(crate) fn typed_text(
+    text: &str,
+    column: Option<&arrow::datatypes::DataType>,
+    infer: bool,
+) -> Value {
     use arrow::datatypes::DataType::*;
     let as_int = || text.trim().parse::<i64>().ok().map(Value::from);
     let as_float = || {
@@ -296,7 +327,9 @@ pub(crate) fn typed_text(text: &str, column: Option<&arrow::datatypes::DataType>
         Some(Boolean) => as_bool(),
         Some(_) => None,
         // Leading zeros (`007`, a zip code) are kept as text rather than inferred as numbers.
-        None if infer && !has_leading_zero(text.trim()) => as_int().or_else(as_float).or_else(as_bool),
+        None if infer && !has_leading_zero(text.trim()) => {
+            as_int().or_else(as_float).or_else(as_bool)
+        }
         None => None,
     };
     parsed.unwrap_or_else(|| Value::String(text.to_string()))

@@ -72,7 +72,11 @@ pub(crate) fn sample(
 }
 
 /// The rows one parsed JSON value stands for, in `format`.
-fn records_of(format: Format, numbers: NumberMode, value: Value) -> Result<Vec<Map<String, Value>>, String> {
+fn records_of(
+    format: Format,
+    numbers: NumberMode,
+    value: Value,
+) -> Result<Vec<Map<String, Value>>, String> {
     match format {
         Format::DynamodbStream => dynamodb::stream_records(value, numbers),
         Format::DynamodbExport => dynamodb::export_item(value, numbers),
@@ -112,7 +116,7 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{decode, CsvOptions, DecodeOptions, Decoded, BadRecord};
+    use crate::{decode, BadRecord, CsvOptions, DecodeOptions, Decoded};
     use arrow::array::{Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
     use arrow::record_batch::RecordBatch;
@@ -122,7 +126,12 @@ mod tests {
 
     static CSV: std::sync::LazyLock<CsvOptions> = std::sync::LazyLock::new(CsvOptions::default);
 
-    fn decode_json(path: &str, data: &[u8], schema: &SchemaRef, opts: &DecodeOptions<'_>) -> Result<Decoded, crate::FormatError> {
+    fn decode_json(
+        path: &str,
+        data: &[u8],
+        schema: &SchemaRef,
+        opts: &DecodeOptions<'_>,
+    ) -> Result<Decoded, crate::FormatError> {
         decode(path, &Bytes::copy_from_slice(data), schema, opts)
     }
 
@@ -176,7 +185,10 @@ mod tests {
     #[test]
     fn the_fast_path_decodes_exactly_what_fitting_would() {
         let item = |t| Arc::new(Field::new("item", t, true));
-        let nested = arrow::datatypes::Fields::from(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]);
+        let nested = arrow::datatypes::Fields::from(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+        ]);
         let s = schema(&[
             ("i", DataType::Int64),
             ("f", DataType::Float64),
@@ -188,12 +200,36 @@ mod tests {
         ]);
         let keys = ["i", "f", "s", "b", "l", "n", "small", "I", "new", RESCUED];
         let values = [
-            "1", "-7", "0", "2.5", "1e3", "-0.0", "\"x\"", "\"3\"", "\"\\u00e9\\n\\\"q\"", "true", "false", "null", "[1,2]", "[]",
-            "[1.5]", "[null]", "{\"k\":\"a\"}", "{\"k\":1}", "{\"v\":2,\"z\":1}", "{}", "9223372036854775807",
-            "9223372036854775808", "-9223372036854775809", "2147483648", "1e400", "\"2026-11-25\"",
+            "1",
+            "-7",
+            "0",
+            "2.5",
+            "1e3",
+            "-0.0",
+            "\"x\"",
+            "\"3\"",
+            "\"\\u00e9\\n\\\"q\"",
+            "true",
+            "false",
+            "null",
+            "[1,2]",
+            "[]",
+            "[1.5]",
+            "[null]",
+            "{\"k\":\"a\"}",
+            "{\"k\":1}",
+            "{\"v\":2,\"z\":1}",
+            "{}",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "2147483648",
+            "1e400",
+            "\"2026-11-25\"",
         ];
         // A fixed seed: every run checks the same 4,000 records.
-        let records = crate::testing::random_records(0x2545_f491_4f6c_dd1d, &keys, &values, 5, 4000);
+        let records =
+            crate::testing::random_records(0x2545_f491_4f6c_dd1d, &keys, &values, 5, 4000);
         let mut text = String::new();
         for (line, record) in records.iter().enumerate() {
             match line % 97 {
@@ -202,15 +238,26 @@ mod tests {
                 _ => text.push_str(&format!("{record}\n")),
             }
         }
-        for mode in [EvolutionMode::Rescue, EvolutionMode::None, EvolutionMode::AddNewColumns] {
+        for mode in [
+            EvolutionMode::Rescue,
+            EvolutionMode::None,
+            EvolutionMode::AddNewColumns,
+        ] {
             let o = opts(mode);
-            let (fast, slow) = (decode_with(&text, &s, &o, true), decode_with(&text, &s, &o, false));
+            let (fast, slow) = (
+                decode_with(&text, &s, &o, true),
+                decode_with(&text, &s, &o, false),
+            );
             match (fast, slow) {
                 (Decoded::NewColumns(a), Decoded::NewColumns(b)) => assert_eq!(a, b, "{mode:?}"),
                 (fast @ Decoded::Rows { .. }, slow @ Decoded::Rows { .. }) => {
                     let (fb, fr, fbad) = rows(fast);
                     let (sb, sr, sbad) = rows(slow);
-                    assert_eq!((fr, fbad), (sr, sbad), "{mode:?}: rescued rows and bad records");
+                    assert_eq!(
+                        (fr, fbad),
+                        (sr, sbad),
+                        "{mode:?}: rescued rows and bad records"
+                    );
                     assert_eq!(fb, sb, "{mode:?}: the rows");
                     assert!(fb.num_rows() > 3000, "{mode:?}: most records are rows");
                 }
@@ -226,20 +273,57 @@ mod tests {
         // text); the rest go in raw.
         let n = 3 * crate::BATCH_ROWS + 11;
         let text: String = (0..n)
-            .map(|i| if i % 7 == 3 { format!("{{\"a\":{i},\"b\":1.5}}\n") } else { format!("{{\"b\":\"s{i}\",\"a\":{i}}}\n") })
+            .map(|i| {
+                if i % 7 == 3 {
+                    format!("{{\"a\":{i},\"b\":1.5}}\n")
+                } else {
+                    format!("{{\"b\":\"s{i}\",\"a\":{i}}}\n")
+                }
+            })
             .collect();
-        let decoded = decode_json("f.json", text.as_bytes(), &s, &opts(EvolutionMode::AddNewColumns)).expect("decode");
-        let Decoded::Rows { ref batches, rows: count, .. } = decoded else { panic!("rows") };
-        assert!(batches.iter().all(|b| b.num_rows() <= crate::BATCH_ROWS), "bounded batches");
+        let decoded = decode_json(
+            "f.json",
+            text.as_bytes(),
+            &s,
+            &opts(EvolutionMode::AddNewColumns),
+        )
+        .expect("decode");
+        let Decoded::Rows {
+            ref batches,
+            rows: count,
+            ..
+        } = decoded
+        else {
+            panic!("rows")
+        };
+        assert!(
+            batches.iter().all(|b| b.num_rows() <= crate::BATCH_ROWS),
+            "bounded batches"
+        );
         assert_eq!(count, n as u64);
         let (batch, rescued, bad) = rows(decoded);
         assert_eq!((batch.num_rows(), rescued, bad.len()), (n, 0, 0));
-        let a = batch.column(0).as_any().downcast_ref::<Int64Array>().expect("a");
+        let a = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a");
         assert!((0..n).all(|i| a.value(i) == i as i64), "rows in file order");
-        let b = batch.column(1).as_any().downcast_ref::<StringArray>().expect("b");
+        let b = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("b");
         assert_eq!((b.value(1), b.value(3)), ("s1", "1.5"));
-        let r = batch.column(2).as_any().downcast_ref::<StringArray>().expect("rescued");
-        assert!(r.is_null(1) && r.is_null(3), "a number into a string column is kept as text, not rescued");
+        let r = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("rescued");
+        assert!(
+            r.is_null(1) && r.is_null(3),
+            "a number into a string column is kept as text, not rescued"
+        );
     }
 
     #[test]

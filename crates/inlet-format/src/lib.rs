@@ -12,9 +12,9 @@ mod json;
 mod parquet;
 mod partition;
 mod sample;
-mod text;
 #[cfg(test)]
 mod testing;
+mod text;
 
 pub use compression::{decompress, Compression};
 pub use csv::CsvOptions;
@@ -89,7 +89,12 @@ pub struct DecodeOptions<'a> {
 
 /// Decodes `data` (the decompressed file at `path`) into record batches of `schema`, which
 /// includes the rescued data column when one is configured.
-pub fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &DecodeOptions<'_>) -> Result<Decoded, FormatError> {
+pub fn decode(
+    path: &str,
+    data: &Bytes,
+    schema: &SchemaRef,
+    opts: &DecodeOptions<'_>,
+) -> Result<Decoded, FormatError> {
     match opts.format {
         Format::Parquet => parquet::decode(path, data, schema, opts),
         format => {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, StringArray, StructArray, UInt32Array};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, BooleanArray, StringArray, StructArray, UInt32Array,
+};
 use arrow::compute::kernels::boolean::{is_not_null, not, or};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -25,7 +27,8 @@ fn bad_file(path: &str, detail: impl std::fmt::Display) -> FormatError {
 
 /// The columns of the file's footer, with the types the table would keep.
 pub(crate) fn footer_schema(path: &str, data: &Bytes) -> Result<Schema, FormatError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(path, e))?;
     Ok(Schema::new(
         builder
             .schema()
@@ -84,7 +87,12 @@ enum Plan {
 
 fn plan(from: &DataType, to: &DataType) -> Plan {
     use DataType::*;
-    let is_int = |t: &DataType| matches!(t, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64);
+    let is_int = |t: &DataType| {
+        matches!(
+            t,
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64
+        )
+    };
     let is_float = |t: &DataType| matches!(t, Float16 | Float32 | Float64);
     match (from, to) {
         (a, b) if a == b => Plan::Cast,
@@ -100,11 +108,18 @@ fn plan(from: &DataType, to: &DataType) -> Plan {
         (a, Float64) if is_int(a) || is_float(a) => Plan::Cast,
         (a, b) if is_float(a) && is_float(b) => Plan::Checked,
         (a, Decimal128(..)) if is_int(a) => Plan::Checked,
-        (Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..), Decimal128(..) | Float64) => Plan::Checked,
+        (
+            Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..),
+            Decimal128(..) | Float64,
+        ) => Plan::Checked,
         (Utf8 | LargeUtf8 | Utf8View, _) => Plan::Checked,
         (Binary | LargeBinary | BinaryView | FixedSizeBinary(_), Binary) => Plan::Cast,
         (Date32 | Date64, Date32 | Timestamp(..)) | (Timestamp(..), Timestamp(..)) => Plan::Cast,
-        (List(a) | LargeList(a) | FixedSizeList(a, _), List(b)) if plan(a.data_type(), b.data_type()) == Plan::Cast => Plan::Cast,
+        (List(a) | LargeList(a) | FixedSizeList(a, _), List(b))
+            if plan(a.data_type(), b.data_type()) == Plan::Cast =>
+        {
+            Plan::Cast
+        }
         (Struct(_), Struct(_)) => Plan::Struct,
         _ => Plan::Rescue,
     }
@@ -117,11 +132,17 @@ fn convert(array: &ArrayRef, to: &DataType) -> Result<(ArrayRef, Option<BooleanA
             return Ok(None);
         }
         let was = is_not_null(array.as_ref()).map_err(|e| e.to_string())?;
-        let is = arrow::compute::kernels::boolean::is_null(out.as_ref()).map_err(|e| e.to_string())?;
-        arrow::compute::and(&was, &is).map(Some).map_err(|e| e.to_string())
+        let is =
+            arrow::compute::kernels::boolean::is_null(out.as_ref()).map_err(|e| e.to_string())?;
+        arrow::compute::and(&was, &is)
+            .map(Some)
+            .map_err(|e| e.to_string())
     };
     match plan(array.data_type(), to) {
-        Plan::Cast => Ok((arrow::compute::cast(array, to).map_err(|e| e.to_string())?, None)),
+        Plan::Cast => Ok((
+            arrow::compute::cast(array, to).map_err(|e| e.to_string())?,
+            None,
+        )),
         Plan::Checked => match arrow::compute::cast(array, to) {
             Ok(out) => {
                 let lost = lost_where(&out)?;
@@ -131,7 +152,9 @@ fn convert(array: &ArrayRef, to: &DataType) -> Result<(ArrayRef, Option<BooleanA
         },
         Plan::Json => Ok((Arc::new(json_text(array)?), None)),
         Plan::Struct => {
-            let (DataType::Struct(target), Some(source)) = (to, array.as_any().downcast_ref::<StructArray>()) else {
+            let (DataType::Struct(target), Some(source)) =
+                (to, array.as_any().downcast_ref::<StructArray>())
+            else {
                 return rescue_all(array, to);
             };
             let mut lost: Option<BooleanArray> = None;
@@ -145,7 +168,9 @@ fn convert(array: &ArrayRef, to: &DataType) -> Result<(ArrayRef, Option<BooleanA
             // A child the target lacks cannot be kept: its rows are rescued whole.
             for (i, f) in source.fields().iter().enumerate() {
                 if !target.iter().any(|t| t.name() == f.name()) {
-                    merge(Some(is_not_null(source.column(i).as_ref()).map_err(|e| e.to_string())?))?;
+                    merge(Some(
+                        is_not_null(source.column(i).as_ref()).map_err(|e| e.to_string())?,
+                    ))?;
                 }
             }
             let mut children = Vec::with_capacity(target.len());
@@ -159,7 +184,8 @@ fn convert(array: &ArrayRef, to: &DataType) -> Result<(ArrayRef, Option<BooleanA
                     None => children.push(new_null_array(t.data_type(), source.len())),
                 }
             }
-            let out = StructArray::try_new(target.clone(), children, source.nulls().cloned()).map_err(|e| e.to_string())?;
+            let out = StructArray::try_new(target.clone(), children, source.nulls().cloned())
+                .map_err(|e| e.to_string())?;
             Ok((Arc::new(out), lost))
         }
         Plan::Rescue => rescue_all(array, to),
@@ -194,18 +220,32 @@ fn json_rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, String> {
 }
 
 /// Decodes a Parquet file into batches of `schema`.
-pub(crate) fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &DecodeOptions<'_>) -> Result<Decoded, FormatError> {
+pub(crate) fn decode(
+    path: &str,
+    data: &Bytes,
+    schema: &SchemaRef,
+    opts: &DecodeOptions<'_>,
+) -> Result<Decoded, FormatError> {
     let err = |detail: String| FormatError::Decode {
         path: path.to_string(),
         line: 0,
         detail,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(path, e))?;
     let file_schema = builder.schema().clone();
     let rescued = opts.rescued_column;
     let partition = partition::typed_values(path, opts.partition_columns, schema, opts.infer_types);
-    let in_table = |name: &str| schema.fields().iter().any(|f| f.name() == name && Some(name) != rescued);
-    let collect_new = matches!(opts.mode, EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns);
+    let in_table = |name: &str| {
+        schema
+            .fields()
+            .iter()
+            .any(|f| f.name() == name && Some(name) != rescued)
+    };
+    let collect_new = matches!(
+        opts.mode,
+        EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
+    );
 
     // File columns the table lacks: new columns, or rescued, or ignored, by mode.
     let mut new_fields = Vec::new();
@@ -215,21 +255,37 @@ pub(crate) fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &Decode
         if in_table(name) || partition.contains_key(name) || Some(name) == rescued {
             continue;
         }
-        let case_variant = schema.fields().iter().any(|t| t.name().eq_ignore_ascii_case(name));
+        let case_variant = schema
+            .fields()
+            .iter()
+            .any(|t| t.name().eq_ignore_ascii_case(name));
         if collect_new && !case_variant && inlet_schema::is_valid_column_name(name) {
             new_fields.push(Field::new(name, normalize(f.data_type()), true));
         } else if case_variant || opts.mode != EvolutionMode::None {
             rescue_whole.push(i);
         }
     }
-    let new_partition: Map<String, Value> = partition.iter().filter(|(n, _)| !in_table(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+    let new_partition: Map<String, Value> = partition
+        .iter()
+        .filter(|(n, _)| !in_table(n))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
     if collect_new && !new_partition.is_empty() {
         let mut inference = JsonInference::new().infer_types(opts.infer_types);
         inference.add(&Value::Object(new_partition));
-        new_fields.extend(inference.schema().fields().iter().map(|f| f.as_ref().clone()));
+        new_fields.extend(
+            inference
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone()),
+        );
     }
     if !new_fields.is_empty() {
-        return Ok(Decoded::NewColumns(inlet_schema::hinted_types(new_fields.iter(), opts.hints)));
+        return Ok(Decoded::NewColumns(inlet_schema::hinted_types(
+            new_fields.iter(),
+            opts.hints,
+        )));
     }
 
     // The partition columns' values as one row, repeated per batch.
@@ -242,11 +298,18 @@ pub(crate) fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &Decode
             .filter(|f| partition.contains_key(f.name()))
             .map(|f| f.as_ref().clone())
             .collect();
-        let batches = to_batches(Arc::new(Schema::new(fields)), std::slice::from_ref(&partition)).map_err(err)?;
+        let batches = to_batches(
+            Arc::new(Schema::new(fields)),
+            std::slice::from_ref(&partition),
+        )
+        .map_err(err)?;
         batches.into_iter().next()
     };
 
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| bad_file(path, e))?;
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| bad_file(path, e))?;
     let mut batches = Vec::new();
     let mut bad_records = Vec::new();
     let (mut rows, mut rescued_rows) = (0u64, 0u64);
@@ -261,9 +324,14 @@ pub(crate) fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &Decode
             if Some(name) == rescued {
                 columns.push(new_null_array(field.data_type(), n)); // filled below
             } else if let (Some(row), true) = (&partition_row, partition.contains_key(name)) {
-                let column = row.column_by_name(name).ok_or_else(|| err(format!("partition column {name} missing")))?;
+                let column = row
+                    .column_by_name(name)
+                    .ok_or_else(|| err(format!("partition column {name} missing")))?;
                 let zeros = UInt32Array::from(vec![0u32; n]);
-                columns.push(arrow::compute::take(column.as_ref(), &zeros, None).map_err(|e| err(e.to_string()))?);
+                columns.push(
+                    arrow::compute::take(column.as_ref(), &zeros, None)
+                        .map_err(|e| err(e.to_string()))?,
+                );
             } else if let Some(source) = batch.column_by_name(name) {
                 let (out, missed) = convert(source, field.data_type()).map_err(err)?;
                 if let Some(m) = missed {
@@ -281,7 +349,8 @@ pub(crate) fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &Decode
         }
         lost.retain(|(_, _, m)| m.true_count() > 0);
         if !lost.is_empty() {
-            let (rescued_text, bad) = rescue(path, &lost, n, rows, rescued.is_some()).map_err(err)?;
+            let (rescued_text, bad) =
+                rescue(path, &lost, n, rows, rescued.is_some()).map_err(err)?;
             if let (Some(col), Some(text)) = (rescued, rescued_text) {
                 rescued_rows += (text.len() - text.null_count()) as u64;
                 if let Some(i) = schema.fields().iter().position(|f| f.name() == col) {
@@ -291,7 +360,8 @@ pub(crate) fn decode(path: &str, data: &Bytes, schema: &SchemaRef, opts: &Decode
             bad_records.extend(bad);
         }
         rows += n as u64;
-        batches.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| err(e.to_string()))?);
+        batches
+            .push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| err(e.to_string()))?);
     }
     Ok(Decoded::Rows {
         batches,
@@ -314,7 +384,9 @@ fn rescue(
     let mut kept = Vec::with_capacity(lost.len());
     for (name, values, mask) in lost {
         any = or(&any, mask).map_err(|e| e.to_string())?;
-        let only_lost = arrow::compute::nullif(values.as_ref(), &not(mask).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let only_lost =
+            arrow::compute::nullif(values.as_ref(), &not(mask).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
         kept.push((name.clone(), only_lost));
     }
     let batch = RecordBatch::try_from_iter(kept).map_err(|e| e.to_string())?;
@@ -355,7 +427,8 @@ mod tests {
 
     fn parquet_bytes(batch: &RecordBatch) -> Bytes {
         let mut out = Vec::new();
-        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).expect("writer");
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).expect("writer");
         w.write(batch).expect("write");
         w.close().expect("close");
         Bytes::from(out)
@@ -365,8 +438,14 @@ mod tests {
     fn columns_are_cast_and_what_cannot_be_is_rescued() {
         let file = RecordBatch::try_from_iter([
             ("id", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef),
-            ("x", Arc::new(Float64Array::from(vec![Some(1.5), None])) as ArrayRef),
-            ("extra", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![Some(1.5), None])) as ArrayRef,
+            ),
+            (
+                "extra",
+                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
         ])
         .expect("batch");
         let data = parquet_bytes(&file);
@@ -389,20 +468,41 @@ mod tests {
             hints: &[],
             partition_columns: &[],
         };
-        let Decoded::NewColumns(new) = decode("s3://b/f.parquet", &data, &schema, &opts).expect("decode") else {
+        let Decoded::NewColumns(new) =
+            decode("s3://b/f.parquet", &data, &schema, &opts).expect("decode")
+        else {
             panic!("extra is new");
         };
         assert_eq!(new, vec![Field::new("extra", DataType::Utf8, true)]);
         opts.mode = EvolutionMode::Rescue;
-        let Decoded::Rows { batches, rescued_rows, .. } = decode("s3://b/f.parquet", &data, &schema, &opts).expect("decode") else {
+        let Decoded::Rows {
+            batches,
+            rescued_rows,
+            ..
+        } = decode("s3://b/f.parquet", &data, &schema, &opts).expect("decode")
+        else {
             panic!("rows");
         };
         let b = &batches[0];
-        assert_eq!(b.column(0).as_primitive::<Int64Type>().values().to_vec(), vec![1, 2]);
+        assert_eq!(
+            b.column(0).as_primitive::<Int64Type>().values().to_vec(),
+            vec![1, 2]
+        );
         assert!(b.column(1).is_null(0));
-        let rescued: Vec<Value> = b.column(2).as_string::<i32>().iter().map(|t| serde_json::from_str(t.expect("text")).expect("json")).collect();
-        assert_eq!(rescued[0], serde_json::json!({"x": 1.5, "extra": "a", "_file_path": "s3://b/f.parquet"}));
-        assert_eq!(rescued[1], serde_json::json!({"extra": "b", "_file_path": "s3://b/f.parquet"}));
+        let rescued: Vec<Value> = b
+            .column(2)
+            .as_string::<i32>()
+            .iter()
+            .map(|t| serde_json::from_str(t.expect("text")).expect("json"))
+            .collect();
+        assert_eq!(
+            rescued[0],
+            serde_json::json!({"x": 1.5, "extra": "a", "_file_path": "s3://b/f.parquet"})
+        );
+        assert_eq!(
+            rescued[1],
+            serde_json::json!({"extra": "b", "_file_path": "s3://b/f.parquet"})
+        );
         assert_eq!(rescued_rows, 2);
     }
 }

@@ -12,7 +12,9 @@ const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 /// For each of `columns`, its value in `path` (the directories' `name=value` segments,
 /// percent-decoded; the deepest wins), or `None` when the path has none or it is Hive's null.
 pub fn partition_values(path: &str, columns: &[String]) -> Vec<(String, Option<String>)> {
-    let dirs: Vec<&str> = path.rsplit_once('/').map_or(Vec::new(), |(d, _)| d.split('/').collect());
+    let dirs: Vec<&str> = path
+        .rsplit_once('/')
+        .map_or(Vec::new(), |(d, _)| d.split('/').collect());
     columns
         .iter()
         .map(|column| {
@@ -21,7 +23,11 @@ pub fn partition_values(path: &str, columns: &[String]) -> Vec<(String, Option<S
                 .rev()
                 .filter_map(|segment| segment.split_once('='))
                 .find(|(name, _)| name.eq_ignore_ascii_case(column))
-                .map(|(_, v)| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+                .map(|(_, v)| {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
                 .filter(|v| v != HIVE_NULL);
             (column.clone(), value)
         })
@@ -30,7 +36,12 @@ pub fn partition_values(path: &str, columns: &[String]) -> Vec<(String, Option<S
 
 /// The partition values of `path` as JSON values typed for `schema`'s columns (or inferred
 /// when `infer` and the column is new): what each row of the file gets.
-pub(crate) fn typed_values(path: &str, columns: &[String], schema: &SchemaRef, infer: bool) -> Map<String, Value> {
+pub(crate) fn typed_values(
+    path: &str,
+    columns: &[String],
+    schema: &SchemaRef,
+    infer: bool,
+) -> Map<String, Value> {
     partition_values(path, columns)
         .into_iter()
         .map(|(name, value)| {
@@ -48,7 +59,10 @@ mod tests {
     #[test]
     fn values_come_from_directories_decoded() {
         let cols = vec!["date".to_string(), "region".to_string(), "hour".to_string()];
-        let got = partition_values("s3://b/in/date=2024-05-01/Region=eu%2Dwest/hour=__HIVE_DEFAULT_PARTITION__/x=1.json", &cols);
+        let got = partition_values(
+            "s3://b/in/date=2024-05-01/Region=eu%2Dwest/hour=__HIVE_DEFAULT_PARTITION__/x=1.json",
+            &cols,
+        );
         assert_eq!(
             got,
             vec![
@@ -57,6 +71,9 @@ mod tests {
                 ("hour".into(), None),
             ]
         );
-        assert_eq!(partition_values("file:///a=1", &cols[..1]), vec![("date".into(), None)]);
+        assert_eq!(
+            partition_values("file:///a=1", &cols[..1]),
+            vec![("date".into(), None)]
+        );
     }
 }

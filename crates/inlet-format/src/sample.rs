@@ -29,9 +29,15 @@ impl SchemaSample {
 
     /// Adds a decompressed file (`data` may be cut short by the byte budget: its last,
     /// partial record is skipped). Parquet needs the whole file.
-    pub fn add(&mut self, path: &str, data: &Bytes, opts: &DecodeOptions<'_>) -> Result<(), FormatError> {
+    pub fn add(
+        &mut self,
+        path: &str,
+        data: &Bytes,
+        opts: &DecodeOptions<'_>,
+    ) -> Result<(), FormatError> {
         let empty = std::sync::Arc::new(Schema::empty());
-        let partition = partition::typed_values(path, opts.partition_columns, &empty, opts.infer_types);
+        let partition =
+            partition::typed_values(path, opts.partition_columns, &empty, opts.infer_types);
         // Records that fit the inference so far as written are only counted (rebuilt after
         // each record that may have changed it). Partition values change every record.
         let records = std::cell::RefCell::new(&mut self.records);
@@ -73,7 +79,11 @@ impl SchemaSample {
                         text::sample(text, usize::MAX, add);
                     }
                     _ => {
-                        let settled: Option<&mut dyn FnMut(&str) -> bool> = if use_settled { Some(&mut settled) } else { None };
+                        let settled: Option<&mut dyn FnMut(&str) -> bool> = if use_settled {
+                            Some(&mut settled)
+                        } else {
+                            None
+                        };
                         json::sample(text, format, opts.numbers, usize::MAX, settled, add);
                     }
                 }
@@ -114,7 +124,9 @@ impl SchemaSample {
 /// does; other differences keep the first file's type.
 fn add_column(columns: &mut Vec<Field>, field: Field) {
     match columns.iter_mut().find(|c| c.name() == field.name()) {
-        Some(c) if c.data_type() == &DataType::Int64 && field.data_type() == &DataType::Float64 => *c = field,
+        Some(c) if c.data_type() == &DataType::Int64 && field.data_type() == &DataType::Float64 => {
+            *c = field
+        }
         Some(_) => {}
         None => columns.push(field),
     }
@@ -161,21 +173,30 @@ mod tests {
         let text = lines.join("\n");
         let csv = CsvOptions::default();
         let mut sample = SchemaSample::new(true);
-        sample.add("f.json", &Bytes::from(text.clone()), &opts(&csv)).expect("sample");
+        sample
+            .add("f.json", &Bytes::from(text.clone()), &opts(&csv))
+            .expect("sample");
         let mut full = JsonInference::new();
         for line in lines {
             full.add(&serde_json::from_str(line).expect("json"));
         }
         assert_eq!(sample.schema(), full.schema());
         let a = sample.schema();
-        assert_eq!(a.field_with_name("a").expect("a").data_type(), &DataType::Float64);
-        assert_eq!(a.field_with_name("c").expect("c").data_type(), &DataType::Utf8);
+        assert_eq!(
+            a.field_with_name("a").expect("a").data_type(),
+            &DataType::Float64
+        );
+        assert_eq!(
+            a.field_with_name("c").expect("c").data_type(),
+            &DataType::Utf8
+        );
         // Sampled apart and merged, the files give the same schema.
         let (first, second) = text.split_at(text.find("\n{\"a\": 2.5").expect("split"));
         let mut merged = SchemaSample::new(true);
         for part in [first, second] {
             let mut s = SchemaSample::new(true);
-            s.add("f.json", &Bytes::from(part.to_string()), &opts(&csv)).expect("sample");
+            s.add("f.json", &Bytes::from(part.to_string()), &opts(&csv))
+                .expect("sample");
             merged.merge(s);
         }
         assert_eq!(merged.schema(), full.schema());
@@ -184,12 +205,33 @@ mod tests {
     #[test]
     fn settled_inference_agrees_with_full_inference_on_random_records() {
         let keys = ["a", "b", "c", "A", "n"];
-        let values = ["1", "2.5", "\"x\"", "true", "null", "[]", "[1]", "[\"s\"]", "{\"k\":1}", "{\"k\":\"v\",\"j\":null}", "{}", "18446744073709551615"];
+        let values = [
+            "1",
+            "2.5",
+            "\"x\"",
+            "true",
+            "null",
+            "[]",
+            "[1]",
+            "[\"s\"]",
+            "{\"k\":1}",
+            "{\"k\":\"v\",\"j\":null}",
+            "{}",
+            "18446744073709551615",
+        ];
         let csv = CsvOptions::default();
         for round in 0..50 {
-            let lines = crate::testing::random_records(0x9e37_79b9_7f4a_7c15 + round, &keys, &values, 4, 40);
+            let lines = crate::testing::random_records(
+                0x9e37_79b9_7f4a_7c15 + round,
+                &keys,
+                &values,
+                4,
+                40,
+            );
             let mut sample = SchemaSample::new(true);
-            sample.add("f.json", &Bytes::from(lines.join("\n")), &opts(&csv)).expect("sample");
+            sample
+                .add("f.json", &Bytes::from(lines.join("\n")), &opts(&csv))
+                .expect("sample");
             let mut full = JsonInference::new();
             for line in &lines {
                 full.add(&serde_json::from_str(line).expect("json"));

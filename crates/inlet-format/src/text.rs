@@ -31,7 +31,11 @@ pub(crate) fn feed(text: &str, fitter: &mut Fitter<'_>) {
     }
 }
 
-pub(crate) fn sample(text: &str, max_records: usize, mut add: impl FnMut(Map<String, Value>)) -> usize {
+pub(crate) fn sample(
+    text: &str,
+    max_records: usize,
+    mut add: impl FnMut(Map<String, Value>),
+) -> usize {
     let mut n = 0;
     for at in lines(text).take(max_records) {
         add(record(at.raw));
@@ -39,7 +43,10 @@ pub(crate) fn sample(text: &str, max_records: usize, mut add: impl FnMut(Map<Str
     }
     // Even an empty file says the table has a `value` column.
     if n == 0 {
-        add(Map::from_iter([(TEXT_COLUMN.to_string(), Value::String(String::new()))]));
+        add(Map::from_iter([(
+            TEXT_COLUMN.to_string(),
+            Value::String(String::new()),
+        )]));
     }
     n
 }
@@ -53,6 +60,9 @@ mod tests {
         let got: Vec<&str> = lines("a\r\n\nb\n").map(|o| o.raw).collect();
         assert_eq!(got, vec!["a", "", "b"]);
         assert_eq!(lines("").count(), 0);
-        assert_eq!(lines("x").map(|o| (o.line, o.offset)).collect::<Vec<_>>(), vec![(1, 0)]);
+        assert_eq!(
+            lines("x").map(|o| (o.line, o.offset)).collect::<Vec<_>>(),
+            vec![(1, 0)]
+        );
     }
 }

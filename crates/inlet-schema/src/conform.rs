@@ -41,7 +41,11 @@ impl Conformer {
             .filter(|f| Some(f.name().as_str()) != rescued_column)
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
-        let exact = columns.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        let exact = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
         let lower = columns
             .iter()
             .enumerate()
@@ -57,7 +61,10 @@ impl Conformer {
     }
 
     /// Top-level keys of `record` that name no column, not even in another case.
-    pub fn unknown_keys<'a>(&'a self, record: &'a Map<String, Value>) -> impl Iterator<Item = &'a String> + 'a {
+    pub fn unknown_keys<'a>(
+        &'a self,
+        record: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = &'a String> + 'a {
         record
             .keys()
             .filter(|k| !self.exact.contains_key(*k) && !self.lower.contains_key(&k.to_lowercase()))
@@ -93,7 +100,10 @@ impl Conformer {
         if !rescued_keys.is_empty() {
             if let Some(col) = &self.rescued {
                 rescued.insert(FILE_PATH_KEY.into(), Value::String(file_path.to_string()));
-                row.insert(col.clone(), Value::String(Value::Object(rescued).to_string()));
+                row.insert(
+                    col.clone(),
+                    Value::String(Value::Object(rescued).to_string()),
+                );
             }
         }
         Conformed { row, rescued_keys }
@@ -116,11 +126,15 @@ pub fn fits(value: &Value, dtype: &DataType) -> bool {
         (Value::Number(n), Decimal128(p, s)) => decimal_fits(&n.to_string(), *p, *s),
         (Value::String(t), Decimal128(p, s)) => decimal_fits(t, *p, *s),
         (Value::String(_) | Value::Number(_), Timestamp(unit, _)) => {
-            temporal::value_to_micros(value).and_then(|m| temporal::micros_in_unit(m, *unit)).is_some()
+            temporal::value_to_micros(value)
+                .and_then(|m| temporal::micros_in_unit(m, *unit))
+                .is_some()
         }
         (Value::String(_) | Value::Number(_), Date32) => temporal::value_to_days(value).is_some(),
         (Value::String(_), Binary | LargeBinary | BinaryView) => true,
-        (Value::Array(items), List(f) | LargeList(f)) => items.iter().all(|v| fits(v, f.data_type())),
+        (Value::Array(items), List(f) | LargeList(f)) => {
+            items.iter().all(|v| fits(v, f.data_type()))
+        }
         (Value::Object(map), Struct(fields)) => map.iter().all(|(k, v)| {
             fields
                 .iter()
@@ -143,9 +157,12 @@ fn coerce(value: Value, dtype: &DataType) -> Value {
             .and_then(|m| temporal::micros_in_unit(m, *unit))
             .map_or(Value::Null, Value::from),
         (v, Date32) => temporal::value_to_days(&v).map_or(Value::Null, Value::from),
-        (Value::Array(items), List(f) | LargeList(f)) => {
-            Value::Array(items.into_iter().map(|v| coerce(v, f.data_type())).collect())
-        }
+        (Value::Array(items), List(f) | LargeList(f)) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| coerce(v, f.data_type()))
+                .collect(),
+        ),
         (Value::Object(map), Struct(fields)) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
@@ -164,9 +181,13 @@ fn coerce(value: Value, dtype: &DataType) -> Value {
 fn decimal_fits(text: &str, precision: u8, scale: i8) -> bool {
     let t = text.trim().trim_start_matches(['-', '+']);
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    let digits_ok = !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit());
+    let digits_ok = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
     let int_digits = int.trim_start_matches('0').len();
-    digits_ok && int_digits + scale.max(0) as usize <= precision as usize && frac.len() <= scale.max(0) as usize
+    digits_ok
+        && int_digits + scale.max(0) as usize <= precision as usize
+        && frac.len() <= scale.max(0) as usize
 }
 
 #[cfg(test)]
@@ -191,20 +212,28 @@ mod tests {
     #[test]
     fn wrong_types_case_variants_and_unknowns_are_rescued() {
         let c = Conformer::new(&schema(), Some("_rescued_data"), EvolutionMode::Rescue);
-        let out = c.conform(obj(json!({"a": 1, "b": "x", "B": 2, "c": true, "s": {"n": 1}})), "s3://l/f.json");
+        let out = c.conform(
+            obj(json!({"a": 1, "b": "x", "B": 2, "c": true, "s": {"n": 1}})),
+            "s3://l/f.json",
+        );
         assert_eq!(out.rescued_keys.len(), 3);
         assert_eq!(out.row["a"], json!(1));
         assert!(!out.row.contains_key("b"));
         assert_eq!(out.row["s"], json!("{\"n\":1}"));
-        let rescued: Value = serde_json::from_str(out.row["_rescued_data"].as_str().expect("text")).expect("json");
-        assert_eq!(rescued, json!({"b": "x", "B": 2, "c": true, "_file_path": "s3://l/f.json"}));
+        let rescued: Value =
+            serde_json::from_str(out.row["_rescued_data"].as_str().expect("text")).expect("json");
+        assert_eq!(
+            rescued,
+            json!({"b": "x", "B": 2, "c": true, "_file_path": "s3://l/f.json"})
+        );
     }
 
     #[test]
     fn none_mode_ignores_unknown_fields_but_rescues_wrong_types() {
         let c = Conformer::new(&schema(), Some("_rescued_data"), EvolutionMode::None);
         let out = c.conform(obj(json!({"a": 1.5, "c": 1})), "f");
-        let rescued: Value = serde_json::from_str(out.row["_rescued_data"].as_str().expect("text")).expect("json");
+        let rescued: Value =
+            serde_json::from_str(out.row["_rescued_data"].as_str().expect("text")).expect("json");
         assert_eq!(rescued, json!({"a": 1.5, "_file_path": "f"}));
         let record = obj(json!({"a": 1, "A": 1, "zz": 1}));
         let unknown: Vec<&String> = c.unknown_keys(&record).collect();

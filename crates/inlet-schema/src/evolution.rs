@@ -55,7 +55,9 @@ pub fn diff(a: &Schema, b: &Schema) -> SchemaDiff {
     let mut d = SchemaDiff::default();
     for f in b.fields() {
         match a.field_with_name(f.name()) {
-            Err(_) => d.added.push(format!("{} {}", f.name(), ddl_type(f.data_type()))),
+            Err(_) => d
+                .added
+                .push(format!("{} {}", f.name(), ddl_type(f.data_type()))),
             Ok(old) if !same_type(old.data_type(), f.data_type()) => d.changed.push(format!(
                 "{}: {} -> {}",
                 f.name(),
@@ -102,12 +104,20 @@ pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Sch
 
 /// `fields` with the types of those that are hinted (names matched case-insensitively)
 /// replaced by the hints'.
-pub fn hinted_types<'a>(fields: impl IntoIterator<Item = &'a Field>, hints: &[Field]) -> Vec<Field> {
+pub fn hinted_types<'a>(
+    fields: impl IntoIterator<Item = &'a Field>,
+    hints: &[Field],
+) -> Vec<Field> {
     fields
         .into_iter()
-        .map(|f| match hints.iter().find(|h| h.name().eq_ignore_ascii_case(f.name())) {
-            Some(h) => Field::new(f.name(), h.data_type().clone(), true),
-            None => f.clone(),
+        .map(|f| {
+            match hints
+                .iter()
+                .find(|h| h.name().eq_ignore_ascii_case(f.name()))
+            {
+                Some(h) => Field::new(f.name(), h.data_type().clone(), true),
+                None => f.clone(),
+            }
         })
         .collect()
 }
@@ -117,7 +127,10 @@ pub fn hinted_types<'a>(fields: impl IntoIterator<Item = &'a Field>, hints: &[Fi
 pub fn apply_hints(schema: &Schema, hints: &[Field]) -> Schema {
     let mut fields = hinted_types(schema.fields().iter().map(|f| f.as_ref()), hints);
     for h in hints {
-        if !fields.iter().any(|f| f.name().eq_ignore_ascii_case(h.name())) {
+        if !fields
+            .iter()
+            .any(|f| f.name().eq_ignore_ascii_case(h.name()))
+        {
             fields.push(h.clone());
         }
     }

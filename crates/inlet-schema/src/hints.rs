@@ -131,8 +131,13 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Result<u8, SchemaError> {
         self.ws();
-        let len = self.rest().find(|c: char| !c.is_ascii_digit()).unwrap_or(self.rest().len());
-        let n = self.rest()[..len].parse().map_err(|_| self.err("expected a number"))?;
+        let len = self
+            .rest()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(self.rest().len());
+        let n = self.rest()[..len]
+            .parse()
+            .map_err(|_| self.err("expected a number"))?;
         self.pos += len;
         Ok(n)
     }

@@ -71,7 +71,9 @@ impl Inferred {
             Self::Bool => DataType::Boolean,
             Self::Int => DataType::Int64,
             Self::Float => DataType::Float64,
-            Self::List(item) => DataType::List(Arc::new(Field::new("item", item.arrow(null.clone()), true))),
+            Self::List(item) => {
+                DataType::List(Arc::new(Field::new("item", item.arrow(null.clone()), true)))
+            }
             Self::Struct(fields) => DataType::Struct(fields_of(fields, &null)),
         }
     }
@@ -140,7 +142,11 @@ impl JsonInference {
     }
 
     fn add_column(&mut self, key: &str, t: Inferred) {
-        match self.top.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(key)) {
+        match self
+            .top
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(key))
+        {
             Some((name, existing)) if name == key => {
                 let old = std::mem::replace(existing, Inferred::Null);
                 *existing = old.widen(t);
@@ -159,7 +165,8 @@ impl JsonInference {
     /// The inference so far with `Null` for positions seen only as null (where any value
     /// would still change the result); `None` when types are not inferred.
     pub fn exact_schema(&self) -> Option<Schema> {
-        self.infer_types.then(|| Schema::new(fields_of(&self.top, &DataType::Null)))
+        self.infer_types
+            .then(|| Schema::new(fields_of(&self.top, &DataType::Null)))
     }
 
     /// Records added so far.
@@ -225,7 +232,10 @@ mod tests {
             .iter()
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
-        assert_eq!(names, vec![("Id".into(), DataType::Utf8), ("s".into(), DataType::Utf8)]);
+        assert_eq!(
+            names,
+            vec![("Id".into(), DataType::Utf8), ("s".into(), DataType::Utf8)]
+        );
     }
 
     #[test]

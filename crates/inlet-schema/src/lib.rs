@@ -10,7 +10,9 @@ mod temporal;
 
 pub use conform::{fits, Conformed, Conformer, FILE_PATH_KEY};
 pub use error::SchemaError;
-pub use evolution::{apply_hints, diff, hinted_types, with_columns, with_rescued_column, EvolutionMode, SchemaDiff};
+pub use evolution::{
+    apply_hints, diff, hinted_types, with_columns, with_rescued_column, EvolutionMode, SchemaDiff,
+};
 pub use hints::{ddl_type, parse_hints};
 pub use infer::JsonInference;
 

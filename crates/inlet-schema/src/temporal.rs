@@ -119,6 +119,9 @@ mod tests {
         assert_eq!(value_to_micros(&json!(true)), None);
         assert_eq!(value_to_days(&json!("1970-01-03")), Some(2));
         assert_eq!(value_to_days(&json!("1970-01-03T10:00:00Z")), Some(2));
-        assert_eq!(micros_in_unit(1_500_000, TimeUnit::Millisecond), Some(1_500));
+        assert_eq!(
+            micros_in_unit(1_500_000, TimeUnit::Millisecond),
+            Some(1_500)
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, StringArray, StructArray, TimestampMicrosecondArray, UInt64Array};
+use arrow::array::{
+    ArrayRef, BooleanArray, StringArray, StructArray, TimestampMicrosecondArray, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -48,7 +50,10 @@ pub struct Transform {
 impl Transform {
     /// `sql` is any SELECT over `source`; `None` or blank is [`IDENTITY_SQL`].
     pub fn new(sql: Option<&str>) -> Self {
-        let sql = sql.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(IDENTITY_SQL);
+        let sql = sql
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(IDENTITY_SQL);
         Self {
             sql: sql.trim_end_matches(';').to_string(),
         }
@@ -70,9 +75,14 @@ impl Transform {
     pub async fn output_schema(&self, schema: &Schema) -> Result<Schema, TransformError> {
         let input = self.with_metadata_field(schema);
         let ctx = SessionContext::new();
-        let table = MemTable::try_new(Arc::new(input.clone()), vec![vec![]]).map_err(|e| self.plan_err(&input, e))?;
-        ctx.register_table("source", Arc::new(table)).map_err(|e| self.plan_err(&input, e))?;
-        let df = ctx.sql(&self.sql).await.map_err(|e| self.plan_err(&input, e))?;
+        let table = MemTable::try_new(Arc::new(input.clone()), vec![vec![]])
+            .map_err(|e| self.plan_err(&input, e))?;
+        ctx.register_table("source", Arc::new(table))
+            .map_err(|e| self.plan_err(&input, e))?;
+        let df = ctx
+            .sql(&self.sql)
+            .await
+            .map_err(|e| self.plan_err(&input, e))?;
         let fields: Vec<Field> = df
             .schema()
             .fields()
@@ -83,12 +93,23 @@ impl Transform {
     }
 
     /// Runs the SQL over `batches` (all of `schema`, `_metadata` included when the SQL uses it).
-    pub async fn run(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, TransformError> {
+    pub async fn run(
+        &self,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, TransformError> {
         let ctx = SessionContext::new();
-        let table = MemTable::try_new(schema.clone(), vec![batches]).map_err(|e| self.plan_err(&schema, e))?;
-        ctx.register_table("source", Arc::new(table)).map_err(|e| self.plan_err(&schema, e))?;
-        let df = ctx.sql(&self.sql).await.map_err(|e| self.plan_err(&schema, e))?;
-        df.collect().await.map_err(|e| TransformError::Execute(e.to_string()))
+        let table = MemTable::try_new(schema.clone(), vec![batches])
+            .map_err(|e| self.plan_err(&schema, e))?;
+        ctx.register_table("source", Arc::new(table))
+            .map_err(|e| self.plan_err(&schema, e))?;
+        let df = ctx
+            .sql(&self.sql)
+            .await
+            .map_err(|e| self.plan_err(&schema, e))?;
+        df.collect()
+            .await
+            .map_err(|e| TransformError::Execute(e.to_string()))
     }
 
     fn with_metadata_field(&self, schema: &Schema) -> Schema {
@@ -126,7 +147,11 @@ fn metadata_fields() -> Fields {
         Field::new("file_path", DataType::Utf8, true),
         Field::new("file_name", DataType::Utf8, true),
         Field::new("file_size", DataType::UInt64, true),
-        Field::new("file_modification_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "file_modification_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ])
 }
 
@@ -136,17 +161,30 @@ pub fn metadata_field() -> Field {
 }
 
 /// `batch` with a `_metadata` column describing the file it came from.
-pub fn with_metadata(batch: &RecordBatch, file_path: &str, file_size: u64, modified_ms: i64) -> Result<RecordBatch, arrow::error::ArrowError> {
+pub fn with_metadata(
+    batch: &RecordBatch,
+    file_path: &str,
+    file_size: u64,
+    modified_ms: i64,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
     let n = batch.num_rows();
     let name = file_path.rsplit('/').next().unwrap_or(file_path);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![file_path; n])),
         Arc::new(StringArray::from(vec![name; n])),
         Arc::new(UInt64Array::from(vec![file_size; n])),
-        Arc::new(TimestampMicrosecondArray::from(vec![modified_ms.saturating_mul(1000); n]).with_timezone("UTC")),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![modified_ms.saturating_mul(1000); n])
+                .with_timezone("UTC"),
+        ),
     ];
     let meta = StructArray::try_new(metadata_fields(), columns, None)?;
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(metadata_field());
     let mut arrays = batch.columns().to_vec();
     arrays.push(Arc::new(meta));
@@ -171,7 +209,11 @@ pub async fn latest_per_key(
     sequence_by: &str,
     delete_when: Option<&str>,
 ) -> Result<Latest, TransformError> {
-    for (key, column) in keys.iter().map(|k| ("keys", k)).chain([("sequence_by", &sequence_by.to_string())]) {
+    for (key, column) in keys
+        .iter()
+        .map(|k| ("keys", k))
+        .chain([("sequence_by", &sequence_by.to_string())])
+    {
         if schema.field_with_name(column).is_err() {
             return Err(TransformError::MissingColumn {
                 key,
@@ -224,14 +266,25 @@ pub async fn latest_per_key(
             .as_any()
             .downcast_ref::<BooleanArray>()
             .cloned()
-            .ok_or_else(|| TransformError::Execute("delete_when did not evaluate to a boolean".into()))?;
-        let mut fields: Vec<Field> = batch.schema().fields().iter().take(flag_at).map(|f| f.as_ref().clone()).collect();
+            .ok_or_else(|| {
+                TransformError::Execute("delete_when did not evaluate to a boolean".into())
+            })?;
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .take(flag_at)
+            .map(|f| f.as_ref().clone())
+            .collect();
         // The source's own field types (window/select keep them; nullability may differ).
         for (f, orig) in fields.iter_mut().zip(schema.fields()) {
-            *f = f.clone().with_nullable(orig.is_nullable() || f.is_nullable());
+            *f = f
+                .clone()
+                .with_nullable(orig.is_nullable() || f.is_nullable());
         }
         let columns = batch.columns()[..flag_at].to_vec();
-        let kept = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| TransformError::Execute(e.to_string()))?;
+        let kept = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| TransformError::Execute(e.to_string()))?;
         out.batches.push(kept);
         out.deletes.push(flags);
     }
@@ -240,14 +293,17 @@ pub async fn latest_per_key(
 
 /// Per row, the key as text (a JSON array of the key values as displayed), as the
 /// checkpoint's tombstones store it.
-pub fn row_keys(batch: &RecordBatch, keys: &[String]) -> Result<Vec<String>, arrow::error::ArrowError> {
+pub fn row_keys(
+    batch: &RecordBatch,
+    keys: &[String],
+) -> Result<Vec<String>, arrow::error::ArrowError> {
     let options = FormatOptions::default().with_null("null");
     let formatters = keys
         .iter()
         .map(|k| {
-            let column = batch
-                .column_by_name(k)
-                .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no key column {k}")))?;
+            let column = batch.column_by_name(k).ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("no key column {k}"))
+            })?;
             ArrayFormatter::try_new(column.as_ref(), &options)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -261,10 +317,13 @@ pub fn row_keys(batch: &RecordBatch, keys: &[String]) -> Result<Vec<String>, arr
 
 /// Per row, the sequence as text whose byte order is the column's order (integers and times
 /// offset and zero-padded; strings as they are), `None` for null.
-pub fn sortable_sequence(batch: &RecordBatch, column: &str) -> Result<Vec<Option<String>>, arrow::error::ArrowError> {
-    let array = batch
-        .column_by_name(column)
-        .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no sequence column {column}")))?;
+pub fn sortable_sequence(
+    batch: &RecordBatch,
+    column: &str,
+) -> Result<Vec<Option<String>>, arrow::error::ArrowError> {
+    let array = batch.column_by_name(column).ok_or_else(|| {
+        arrow::error::ArrowError::SchemaError(format!("no sequence column {column}"))
+    })?;
     let as_i64 = match array.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => None,
         t if t.is_integer() || matches!(t, DataType::Timestamp(_, _) | DataType::Date32) => {
@@ -310,7 +369,13 @@ mod tests {
             vec![
                 Arc::new(Int64Array::from(vec![1, 1, 2, 2, 3])),
                 Arc::new(Int64Array::from(vec![5, 7, 2, 1, 1])),
-                Arc::new(StringArray::from(vec![Some("u"), Some("d"), Some("u"), Some("u"), None])),
+                Arc::new(StringArray::from(vec![
+                    Some("u"),
+                    Some("d"),
+                    Some("u"),
+                    Some("u"),
+                    None,
+                ])),
             ],
         )
         .expect("batch");
@@ -325,8 +390,16 @@ mod tests {
             .expect("latest");
         let mut rows: Vec<(i64, i64, bool)> = Vec::new();
         for (b, d) in latest.batches.iter().zip(&latest.deletes) {
-            let id = b.column(0).as_any().downcast_ref::<Int64Array>().expect("id");
-            let seq = b.column(1).as_any().downcast_ref::<Int64Array>().expect("seq");
+            let id = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("id");
+            let seq = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("seq");
             for i in 0..b.num_rows() {
                 rows.push((id.value(i), seq.value(i), d.value(i)));
             }
@@ -343,11 +416,19 @@ mod tests {
         let err = t.output_schema(&schema).await.expect_err("bad column");
         let text = err.to_string();
         assert!(text.starts_with("transform.sql does not plan:"), "{text}");
-        assert!(text.ends_with("`source` has columns: id, seq, op"), "{text}");
+        assert!(
+            text.ends_with("`source` has columns: id, seq, op"),
+            "{text}"
+        );
         let t = Transform::new(Some("SELECT id, _metadata.file_name AS f FROM source"));
         let out = t.output_schema(&schema).await.expect("plan");
         assert_eq!(out.field(1).name(), "f");
-        let err = latest_per_key(schema, vec![], &["nope".into()], "seq", None).await.expect_err("missing");
-        assert!(err.to_string().contains("sink.keys names column 'nope'"), "{err}");
+        let err = latest_per_key(schema, vec![], &["nope".into()], "seq", None)
+            .await
+            .expect_err("missing");
+        assert!(
+            err.to_string().contains("sink.keys names column 'nope'"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,141 @@
+"""A loopback HTTP proxy that injects faults between inlet and moto_server.
+
+Usage: faultproxy.py TARGET_PORT STATS_FILE RATE SEED STALL_SECONDS
+Prints the port it listens on (127.0.0.1) as its first line of stdout. A fraction RATE of
+requests meets one fault, chosen at random (seeded) among:
+  500        answered 500 InternalError, not forwarded
+  503        answered 503 SlowDown, not forwarded
+  reset      connection reset before forwarding
+  lost       forwarded (the request takes effect), then the connection is reset: the
+             answer is lost, as when a network drops a response
+  truncate   forwarded, then the answer's body is cut short and the connection closed
+  stall      held STALL_SECONDS before being forwarded
+After each request STATS_FILE holds {"requests": N, "faults": {kind: count}} as JSON.
+"""
+
+import http.client
+import http.server
+import json
+import os
+import random
+import socket
+import struct
+import sys
+import threading
+
+KINDS = ["500", "503", "reset", "lost", "truncate", "stall"]
+HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+
+target_port = int(sys.argv[1])
+stats_file = sys.argv[2]
+rate = float(sys.argv[3])
+rng = random.Random(int(sys.argv[4]))
+stall_seconds = float(sys.argv[5])
+lock = threading.Lock()
+stats = {"requests": 0, "faults": {k: 0 for k in KINDS}}
+
+
+def choose():
+    with lock:
+        stats["requests"] += 1
+        kind = rng.choice(KINDS) if rng.random() < rate else None
+        if kind:
+            stats["faults"][kind] += 1
+        tmp = stats_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(stats, f)
+        os.replace(tmp, stats_file)
+        return kind
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reset(self):
+        # SO_LINGER 0: close sends RST, as a dropped connection does.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def error(self, status, code, message):
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message><RequestId>fault</RequestId></Error>"
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def forward(self, body):
+        conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=120)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        if body or self.command in ("PUT", "POST"):
+            headers["Content-Length"] = str(len(body))
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp, data
+
+    def handle_any(self):
+        body = self.read_body()
+        kind = choose()
+        if kind == "500":
+            return self.error(500, "InternalError", "We encountered an internal error. Please try again.")
+        if kind == "503":
+            return self.error(503, "SlowDown", "Please reduce your request rate.")
+        if kind == "reset":
+            return self.reset()
+        if kind == "stall":
+            threading.Event().wait(stall_seconds)
+        resp, data = self.forward(body)
+        if kind == "lost":
+            return self.reset()
+        self.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        if self.command == "HEAD":
+            self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
+            self.end_headers()
+            return
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if kind == "truncate" and len(data) > 1:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            return self.reset()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hung up on a stall or fault is expected
+
+
+server = Server(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
