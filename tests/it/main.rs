@@ -6,6 +6,7 @@ mod support;
 
 mod campaign;
 mod cli_errors;
+mod corpus;
 mod crash;
 mod formats;
 mod local;

@@ -63,6 +63,10 @@ impl Shape {
 
     /// True when `raw` is one JSON object that fits exactly (whitespace around it allowed).
     pub fn accepts(&self, raw: &str) -> bool {
+        // Only an object is a record (`null`, a number or an array is a bad record).
+        if !raw.trim_start().starts_with('{') {
+            return false;
+        }
         let mut de = serde_json::Deserializer::from_str(raw);
         Check(self).deserialize(&mut de).is_ok() && de.end().is_ok()
     }

@@ -48,6 +48,11 @@ pub fn decompress(path: &str, data: Bytes, compression: Compression) -> Result<B
             detail: e.to_string(),
         }
     };
+    if data.is_empty() {
+        // A zero-byte object is an empty file whatever its name says (writers that create
+        // the object before they have anything to write leave these).
+        return Ok(data);
+    }
     let mut out = Vec::with_capacity(data.len().saturating_mul(4));
     // Each decoder reads concatenated streams (as Firehose and `cat a.gz b.gz` make).
     match compression.for_path(path) {

@@ -9,9 +9,6 @@ pub enum FormatError {
         detail: String,
     },
 
-    #[error("{path} is not UTF-8 text (first invalid byte at offset {offset})")]
-    NotUtf8 { path: String, offset: u64 },
-
     #[error("{path}, line {line}: {detail}")]
     Decode {
         path: String,

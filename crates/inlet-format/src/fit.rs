@@ -18,7 +18,7 @@ pub struct BadRecord {
     /// Offset of the line's first byte in the decompressed file.
     pub byte_offset: u64,
     pub error: String,
-    /// The line as written (invalid UTF-8 replaced).
+    /// The line as written (invalid UTF-8 replaced), cut at [`RAW_LIMIT`] bytes.
     pub raw: String,
 }
 
@@ -53,9 +53,24 @@ impl Origin<'_> {
             line: self.line,
             byte_offset: (base + self.offset) as u64,
             error,
-            raw: self.raw.to_string(),
+            raw: clip_raw(self.raw),
         }
     }
+}
+
+/// A bad record keeps at most this much of its line; a 50 MB line is named, not copied.
+pub const RAW_LIMIT: usize = 64 * 1024;
+
+/// `raw`, cut at [`RAW_LIMIT`] bytes (on a character boundary) with a note of its length.
+pub(crate) fn clip_raw(raw: &str) -> String {
+    if raw.len() <= RAW_LIMIT {
+        return raw.to_string();
+    }
+    let mut end = RAW_LIMIT;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &raw[..end], raw.len())
 }
 
 /// Rows of fitted records buffered before they go to the decoder at once.

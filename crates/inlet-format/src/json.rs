@@ -394,18 +394,65 @@ mod tests {
     }
 
     #[test]
-    fn not_utf8_fails_the_file() {
+    fn lines_that_are_not_utf8_are_bad_records_and_the_rest_decode() {
         let s = schema(&[("a", DataType::Int64)]);
-        let err = decode_json(
+        let d = decode_json(
             "f",
-            b"{\"a\":1}\n\xff\xfe",
+            b"{\"a\":1}\n{\"a\":\"\xff\xfe\"}\r\n{\"a\":3}\n",
             &s,
             &opts(EvolutionMode::Rescue),
         )
-        .expect_err("bad");
+        .expect("decode");
+        let (batch, _, bad) = rows(d);
+        assert_eq!(batch.num_rows(), 2);
+        let a = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("ints");
+        assert_eq!(a.values().to_vec(), vec![1, 3]);
+        assert_eq!((bad.len(), bad[0].line, bad[0].byte_offset), (1, 2, 8));
         assert_eq!(
-            err.to_string(),
-            "f is not UTF-8 text (first invalid byte at offset 8)"
+            bad[0].error,
+            "line is not UTF-8 text (invalid byte at column 7)"
         );
+        assert_eq!(bad[0].raw, "{\"a\":\"\u{fffd}\u{fffd}\"}\r");
+    }
+
+    #[test]
+    fn a_line_that_is_not_an_object_is_a_bad_record_on_the_fast_path_too() {
+        let s = schema(&[("a", DataType::Int64)]);
+        let d = decode_json(
+            "f",
+            b"null\n{\"a\":1}\n42\n",
+            &s,
+            &opts(EvolutionMode::Rescue),
+        )
+        .expect("decode");
+        let (batch, _, bad) = rows(d);
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_huge_bad_line_is_clipped_in_its_bad_record() {
+        let s = schema(&[("a", DataType::Int64)]);
+        let line = "!".repeat(crate::RAW_LIMIT * 3);
+        let d =
+            decode_json("f", line.as_bytes(), &s, &opts(EvolutionMode::Rescue)).expect("decode");
+        let Decoded::Rows {
+            bad_records: bad, ..
+        } = d
+        else {
+            panic!("rows")
+        };
+        assert!(
+            bad[0].raw.len() < crate::RAW_LIMIT + 64,
+            "{}",
+            bad[0].raw.len()
+        );
+        assert!(bad[0]
+            .raw
+            .ends_with(&format!("({} bytes in all)", line.len())));
     }
 }

@@ -20,7 +20,7 @@ pub use compression::{decompress, Compression};
 pub use csv::CsvOptions;
 pub use dynamodb::{NumberMode, SEQ_WIDTH};
 pub use error::FormatError;
-pub use fit::{BadRecord, Decoded};
+pub use fit::{BadRecord, Decoded, RAW_LIMIT};
 pub use partition::partition_values;
 pub use sample::SchemaSample;
 
@@ -98,26 +98,56 @@ pub fn decode(
     match opts.format {
         Format::Parquet => parquet::decode(path, data, schema, opts),
         format => {
-            let text = utf8_text(path, data)?;
+            let (text, not_utf8) = utf8_lines(data);
+            let text = text.as_ref();
+            let body = text.strip_prefix('\u{feff}').unwrap_or(text);
             let mut fitter = fit::Fitter::new(path, schema, opts);
             // Bad records give byte offsets into the file as stored, BOM included.
-            fitter.base_offset = data.len() - text.len();
+            fitter.base_offset = text.len() - body.len();
             match format {
-                Format::Csv => csv::feed(text, opts.csv, schema, opts.infer_types, &mut fitter),
-                Format::Text => text::feed(text, &mut fitter),
-                _ => json::feed(text, opts.format, opts.numbers, &mut fitter),
+                Format::Csv => csv::feed(body, opts.csv, schema, opts.infer_types, &mut fitter),
+                Format::Text => text::feed(body, &mut fitter),
+                _ => json::feed(body, opts.format, opts.numbers, &mut fitter),
             }
-            fitter.finish()
+            let mut decoded = fitter.finish()?;
+            if let Decoded::Rows { bad_records, .. } = &mut decoded {
+                if !not_utf8.is_empty() {
+                    bad_records.extend(not_utf8);
+                    bad_records.sort_by_key(|b| b.line);
+                }
+            }
+            Ok(decoded)
         }
     }
 }
 
-/// The file as text without a leading byte-order mark, or the offset of its first byte
-/// that is not UTF-8.
-fn utf8_text<'d>(path: &str, data: &'d [u8]) -> Result<&'d str, FormatError> {
-    let text = std::str::from_utf8(data).map_err(|e| FormatError::NotUtf8 {
-        path: path.to_string(),
-        offset: e.valid_up_to() as u64,
-    })?;
-    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+/// The file as text. Lines that are not UTF-8 become bad records, and their bytes spaces
+/// (so the line is blank, skipped, and every other line keeps its byte offset); the rest
+/// of the file is read as usual.
+pub(crate) fn utf8_lines(data: &[u8]) -> (std::borrow::Cow<'_, str>, Vec<BadRecord>) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        return (std::borrow::Cow::Borrowed(text), Vec::new());
+    }
+    let mut clean = data.to_vec();
+    let mut bad = Vec::new();
+    let mut start = 0;
+    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        if let Err(e) = std::str::from_utf8(line) {
+            bad.push(BadRecord {
+                line: i as u64 + 1,
+                byte_offset: start as u64,
+                error: format!(
+                    "line is not UTF-8 text (invalid byte at column {})",
+                    e.valid_up_to() + 1
+                ),
+                raw: fit::clip_raw(&String::from_utf8_lossy(line)),
+            });
+            clean[start..start + line.len()].fill(b' ');
+        }
+        start += line.len() + 1;
+    }
+    // Every invalid line is now spaces, so the rest is UTF-8.
+    let text = String::from_utf8(clean)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (std::borrow::Cow::Owned(text), bad)
 }

@@ -70,7 +70,9 @@ impl SchemaSample {
                 }
             }
             format => {
-                let text = crate::utf8_text(path, valid_prefix(data))?;
+                // Lines that are not UTF-8 are blanked here (decoding reports them).
+                let (text, _) = crate::utf8_lines(valid_prefix(data));
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
                 match format {
                     Format::Csv => {
                         csv::sample(text, opts.csv, opts.infer_types, usize::MAX, add);
