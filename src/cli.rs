@@ -44,6 +44,21 @@ pub enum Command {
     /// Show the schema store: the current schema, its history, or the change between two
     /// versions.
     Schema(SchemaArgs),
+    /// Manage the checkpoint itself.
+    Checkpoint(CheckpointArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    #[command(subcommand)]
+    pub what: CheckpointCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Rebuild a lost or damaged checkpoint from the Delta table's history: every inlet
+    /// commit lists its batch's source files. The old checkpoint file is kept beside it.
+    Rebuild(ConfigArg),
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod files;
 mod observe;
 mod pipeline;
 mod progress;
+mod rebuild;
 mod recovery;
 mod redact;
 mod retry;
@@ -59,6 +60,9 @@ fn main() -> ExitCode {
             Command::Files(args) => files::run(args),
             Command::Validate(args) => validate::run(args).await,
             Command::Schema(args) => schema_cmd::run(args),
+            Command::Checkpoint(args) => match &args.what {
+                cli::CheckpointCommand::Rebuild(config) => rebuild::run(config).await,
+            },
         }
     });
     match result {

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_checkpoint::{Checkpoint, FileState, NewFile};
-use inlet_delta::{DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
+use inlet_delta::{BatchFile, DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
 use inlet_discover::{
     Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer,
     SourceStore,
@@ -334,6 +334,8 @@ impl Pipeline {
                 }
             }
             drop(decoded);
+            let manifest = self.manifest(batch_id, &file_rows)?;
+            self.sink.record_files(manifest);
             let (rows, version) = match writer {
                 Some(w) => {
                     staged.extend(w.finish().await?);
@@ -376,6 +378,30 @@ impl Pipeline {
         }
         .instrument(span)
         .await
+    }
+
+    /// The batch's source files as its commit records them (for `inlet checkpoint rebuild`):
+    /// each with its outcome, and its rows where counted.
+    fn manifest(&self, batch_id: i64, file_rows: &[(String, i64)]) -> Result<Vec<BatchFile>> {
+        let rows: std::collections::HashMap<&str, i64> =
+            file_rows.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+        Ok(self
+            .checkpoint
+            .batch_files(batch_id)?
+            .into_iter()
+            .map(|f| BatchFile {
+                rows: rows.get(f.path.as_str()).copied(),
+                state: match f.state {
+                    FileState::Pending => FileState::Committed.as_str().to_string(),
+                    other => other.as_str().to_string(),
+                },
+                path: f.path,
+                etag: f.etag,
+                size: f.size,
+                modified_ms: f.last_modified_ms,
+                error: f.error,
+            })
+            .collect())
     }
 
     /// Whether batches stream straight to Parquet: appends with the default SQL.

@@ -125,7 +125,7 @@ fn a_corrupt_checkpoint_is_refused_and_named() {
             db.display()
         ),
     );
-    assert_one_line_error(&out, "restore it from a backup");
+    assert_one_line_error(&out, "inlet checkpoint rebuild --config");
     // Nothing was taken again: the table still has its one commit.
     assert_eq!(
         read_delta(
@@ -134,5 +134,66 @@ fn a_corrupt_checkpoint_is_refused_and_named() {
         )
         .version,
         1
+    );
+}
+
+/// A damaged checkpoint rebuilt from the table's history: the next run takes only what is
+/// new, a failed file stays failed, and the damaged file is kept.
+#[test]
+fn a_damaged_checkpoint_is_rebuilt_from_the_table_and_nothing_is_taken_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut landing = Landing::new(&tmp.path().join("landing"));
+    landing.add_files(5, 20);
+    std::fs::write(landing.dir.join("broken.json.gz"), b"not gzip").expect("broken file");
+    let config = local_config(tmp.path(), "max_files_per_batch = 2");
+    let cfg = config.to_str().expect("utf8");
+    run_ok(&["run", "--config", cfg, "--available-now"], &[]);
+    let before = files_json(&config);
+
+    let state = tmp.path().join("state");
+    std::fs::write(state.join("inlet.db"), b"damaged").expect("damage");
+    for extra in ["inlet.db-wal", "inlet.db-shm"] {
+        let _ = std::fs::remove_file(state.join(extra));
+    }
+    let out = run_ok(&["checkpoint", "rebuild", "--config", cfg], &[]);
+    assert!(out.contains("6 files in 3 batches"), "{out}");
+    let kept: Vec<_> = std::fs::read_dir(&state)
+        .expect("state")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("inlet.db.replaced-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged file is kept aside");
+    assert_eq!(std::fs::read(kept[0].path()).expect("kept"), b"damaged");
+
+    // The file log is back as it was (paths, ETags, states, batches, rows).
+    let key = |f: &serde_json::Value| {
+        (
+            f["path"].clone(),
+            f["etag"].clone(),
+            f["state"].clone(),
+            f["batch_id"].clone(),
+            f["rows"].clone(),
+            f["delta_version"].clone(),
+        )
+    };
+    let mut was: Vec<_> = before.iter().map(key).collect();
+    let mut now: Vec<_> = files_json(&config).iter().map(key).collect();
+    was.sort_by_key(|k| k.0.to_string());
+    now.sort_by_key(|k| k.0.to_string());
+    assert_eq!(now, was);
+
+    landing.add_files(2, 20);
+    let out = run_ok(&["run", "--config", cfg, "--available-now", "--json"], &[]);
+    let stats: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(stats["files"], 2, "only the new files are taken: {stats}");
+    let ids = read_delta(&url_of(&tmp.path().join("table")), &serde_json::Value::Null).ints("id");
+    assert_eq!(
+        ids,
+        landing.ids.iter().copied().collect::<Vec<_>>(),
+        "rows lost or doubled"
     );
 }

@@ -8,6 +8,7 @@ mod campaign;
 mod cli_errors;
 mod corpus;
 mod crash;
+mod disk;
 mod formats;
 mod local;
 mod lock;

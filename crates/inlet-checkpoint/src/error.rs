@@ -7,7 +7,7 @@ use crate::LockHolder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("checkpoint directory {path} cannot be used: {source}; check that the path is a directory this user can write")]
+    #[error("checkpoint directory {path} cannot be used: {source}; check that the path is a directory this user can write, on a disk that is neither read-only nor full")]
     Directory {
         path: PathBuf,
         #[source]
@@ -17,7 +17,7 @@ pub enum CheckpointError {
     #[error("checkpoint {path} is in use by another inlet run (host {host}, pid {pid}, since {since}); only one runner may use a checkpoint at a time — stop that run or use another checkpoint location", host = holder.host, pid = holder.pid, since = holder.since)]
     Locked { path: PathBuf, holder: LockHolder },
 
-    #[error("checkpoint database {path} cannot be opened: {source}; if the file is damaged, restore it from a backup (a restored copy older than the table is refused, and so is a new empty checkpoint for a table this pipeline has written to: either would take files twice)")]
+    #[error("checkpoint database {path} cannot be opened: {source}; if the file is damaged, rebuild it from the Delta table's history with `inlet checkpoint rebuild --config <pipeline.toml>` (the damaged file is kept), or restore it from a backup (a copy older than the table is refused, and so is a new empty checkpoint for a table this pipeline has written to: either would take files twice)")]
     Open {
         path: PathBuf,
         #[source]
@@ -38,7 +38,7 @@ pub enum CheckpointError {
         known: i64,
     },
 
-    #[error("checkpoint database {path}: {source}")]
+    #[error("checkpoint database {path}: {source}{}", disk_hint(.source))]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -70,4 +70,16 @@ pub enum CheckpointError {
         what: &'static str,
         detail: String,
     },
+}
+
+/// What to do about a checkpoint write the disk refused. Whatever the step, stopping there
+/// loses nothing: the batch in flight is finished (recorded or replayed) on the next start.
+fn disk_hint(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DiskFull) => "; the disk holding the checkpoint is full: free space there and run again (the batch in flight is finished on the next start; nothing is lost or taken twice)",
+        Some(ReadOnly) | Some(CannotOpen) | Some(PermissionDenied) => "; the checkpoint cannot be written: make its directory and inlet.db writable by this user (is the disk mounted read-only?) and run again (the batch in flight is finished on the next start; nothing is lost or taken twice)",
+        Some(SystemIoFailure) => "; the disk holding the checkpoint failed a read or write (full, read-only or failing?): fix it and run again (the batch in flight is finished on the next start; nothing is lost or taken twice)",
+        _ => "",
+    }
 }

@@ -9,5 +9,7 @@ mod writer;
 
 pub use error::{store_transient, transient_text, SinkError};
 pub use merge::{MergeOutcome, MergeSpec};
-pub use sink::{DeltaSink, COMMIT_BATCH_KEY, COMMIT_PIPELINE_KEY};
+pub use sink::{
+    BatchFile, DeltaSink, PipelineCommit, COMMIT_BATCH_KEY, COMMIT_FILES_KEY, COMMIT_PIPELINE_KEY,
+};
 pub use writer::{DataFile, StagedFiles, TableWriter};

@@ -9,12 +9,10 @@ use deltalake::datafusion::common::tree_node::{Transformed, TreeNode};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::logical_expr::Expr;
 use deltalake::datafusion::prelude::{lit, SessionContext};
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::kernel::Transaction;
 use deltalake::DeltaTableError;
 
 use crate::sink::{version_i64, DeltaSink};
-use crate::{SinkError, COMMIT_BATCH_KEY, COMMIT_PIPELINE_KEY};
+use crate::SinkError;
 
 /// How a batch is merged: rows match on `keys`; a row replaces the table's only when its
 /// `sequence_by` is not older; rows where `delete_when` holds delete instead.
@@ -113,12 +111,7 @@ impl DeltaSink {
             .map(|f| f.name().clone())
             .collect();
 
-        let properties = CommitProperties::default()
-            .with_application_transaction(Transaction::new(app_id, batch_id))
-            .with_metadata([
-                (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
-                (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
-            ]);
+        let properties = self.commit_properties(app_id, batch_id);
         let mut builder = table
             .merge(source, on)
             .with_source_alias(SOURCE)

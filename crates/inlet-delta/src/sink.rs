@@ -19,6 +19,34 @@ use crate::{SinkError, StagedFiles, TableWriter};
 pub const COMMIT_PIPELINE_KEY: &str = "inlet.pipelineId";
 /// Key of the commitInfo field naming the batch a commit holds.
 pub const COMMIT_BATCH_KEY: &str = "inlet.batchId";
+/// Key of the commitInfo field listing the batch's source files ([`BatchFile`]), from which
+/// `inlet checkpoint rebuild` restores a lost checkpoint's file log.
+pub const COMMIT_FILES_KEY: &str = "inlet.files";
+
+/// One source file of a batch as its commit records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BatchFile {
+    pub path: String,
+    pub etag: String,
+    pub size: u64,
+    pub modified_ms: i64,
+    /// `committed`, `skipped` or `failed`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A commit of one batch of a pipeline, read back from the table's history.
+#[derive(Debug, Clone)]
+pub struct PipelineCommit {
+    pub version: i64,
+    pub batch_id: i64,
+    pub timestamp_ms: Option<i64>,
+    /// `None` for commits made before inlet recorded file lists.
+    pub files: Option<Vec<BatchFile>>,
+}
 
 /// A Delta table inlet writes to (it may not exist until [`DeltaSink::create`]).
 pub struct DeltaSink {
@@ -27,6 +55,8 @@ pub struct DeltaSink {
     table: Option<DeltaTable>,
     url: Url,
     storage_options: HashMap<String, String>,
+    /// The source files the next commit records (see [`DeltaSink::record_files`]).
+    files: Vec<BatchFile>,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -50,6 +80,7 @@ impl DeltaSink {
             table: None,
             url: url.clone(),
             storage_options: storage_options.clone(),
+            files: Vec::new(),
         };
         let missing_local_dir = url.to_file_path().is_ok_and(|dir| !dir.exists());
         if !missing_local_dir {
@@ -269,12 +300,7 @@ impl DeltaSink {
             partition_by: (!partition_by.is_empty()).then_some(partition_by),
             predicate: None,
         };
-        let properties = CommitProperties::default()
-            .with_application_transaction(Transaction::new(app_id, batch_id))
-            .with_metadata([
-                (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
-                (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
-            ]);
+        let properties = self.commit_properties(app_id, batch_id);
         let mut actions: Vec<Action> = staged.into_adds().into_iter().map(Action::Add).collect();
         if let Some(schema) = new_schema {
             let kernel: StructType = schema
@@ -297,6 +323,65 @@ impl DeltaSink {
             t.state = Some(finalized.snapshot());
         }
         Ok(version)
+    }
+
+    /// Sets the source files the next commit (append or MERGE) records in its commitInfo.
+    pub fn record_files(&mut self, files: Vec<BatchFile>) {
+        self.files = files;
+    }
+
+    /// A batch commit's properties: the pipeline's `txn` action, and commitInfo naming the
+    /// pipeline, the batch and its source files (those given to [`Self::record_files`]).
+    pub(crate) fn commit_properties(&self, app_id: &str, batch_id: i64) -> CommitProperties {
+        let files = serde_json::to_value(&self.files).unwrap_or_default();
+        CommitProperties::default()
+            .with_application_transaction(Transaction::new(app_id, batch_id))
+            .with_metadata([
+                (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
+                (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
+                (COMMIT_FILES_KEY.to_string(), files),
+            ])
+    }
+
+    /// Every commit of pipeline `app_id` in the table's whole history, oldest first.
+    pub async fn pipeline_commits(
+        &mut self,
+        app_id: &str,
+    ) -> Result<Vec<PipelineCommit>, SinkError> {
+        self.refresh().await?;
+        let Some(latest) = self.version() else {
+            return Ok(Vec::new());
+        };
+        let infos: Vec<_> = self
+            .loaded()?
+            .history(None)
+            .try_collect()
+            .await
+            .map_err(|source| SinkError::History {
+                url: self.url.to_string(),
+                source,
+            })?;
+        // History comes newest first, one entry per version without gaps.
+        let mut commits: Vec<PipelineCommit> = infos
+            .iter()
+            .enumerate()
+            .filter(|(_, info)| {
+                info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id)
+            })
+            .filter_map(|(i, info)| {
+                Some(PipelineCommit {
+                    version: latest - i as i64,
+                    batch_id: info.info.get(COMMIT_BATCH_KEY)?.as_i64()?,
+                    timestamp_ms: info.timestamp,
+                    files: info
+                        .info
+                        .get(COMMIT_FILES_KEY)
+                        .and_then(|v| serde_json::from_value(v.clone()).ok()),
+                })
+            })
+            .collect();
+        commits.reverse();
+        Ok(commits)
     }
 
     /// [`SinkError::AlreadyCommitted`] when the table's txn version for `app_id` is already
