@@ -801,7 +801,8 @@ impl Pipeline {
                 async move {
                     let data = match source.read(&path).await {
                         Ok(d) => d,
-                        Err(DiscoverError::NotFound { .. }) => return Ok(None),
+                        // Reading the batch records these as skipped.
+                        Err(DiscoverError::NotFound { .. } | DiscoverError::Unaddressable { .. }) => return Ok(None),
                         Err(e) => return Err(e),
                     };
                     let _cpu = settings.cpu.clone().acquire_owned().await.ok();
@@ -935,6 +936,9 @@ async fn read_file(
             ))
         }
         Err(DiscoverError::Changed { .. }) => return Err(ReadError::Skipped(OVERWRITTEN)),
+        Err(DiscoverError::Unaddressable { .. }) => {
+            return Err(ReadError::Skipped(inlet_discover::UNADDRESSABLE))
+        }
         Err(e) => return Err(ReadError::Source(e)),
     };
     // Held through decompression and decoding; the semaphore is never closed.

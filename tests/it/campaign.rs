@@ -38,7 +38,7 @@ fn listing_config(dir: &Path) -> std::path::PathBuf {
 /// meanwhile, and kills it with SIGKILL after a random moment. True when it was killed
 /// (an `--available-now` run may finish first).
 fn run_and_kill(config: &Path, round: usize, rng: &mut Rng, land: &mut dyn FnMut()) -> bool {
-    let continuous = round % 2 == 0;
+    let continuous = round.is_multiple_of(2);
     let extra: &[&str] = if continuous {
         &[]
     } else {

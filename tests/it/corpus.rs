@@ -19,6 +19,8 @@ enum Expect {
     /// The file cannot be read at all: recorded `failed` with its reason, and a bad record
     /// for the whole file.
     Failed,
+    /// The file cannot be addressed: recorded `skipped` with the reason.
+    Skipped,
 }
 use Expect::*;
 
@@ -102,7 +104,8 @@ fn corpus() -> Vec<Input> {
 /// The largest `raw` a bad record may carry: a 50 MB line is named, not copied.
 const RAW_LIMIT: usize = 1 << 20;
 
-fn check_outcome(inputs: &[Input], ids: &[i64], bad: &[Value], files: &[Value]) {
+/// Checks every input's outcome, then reports the corpus's figures as campaign `name`.
+fn check_outcome(name: &str, inputs: &[Input], ids: &[i64], bad: &[Value], files: &[Value]) {
     let mut expected: Vec<i64> = inputs.iter().flat_map(|i| i.ids.iter().copied()).collect();
     expected.sort_unstable();
     assert_eq!(ids, expected, "rows of the corpus");
@@ -138,6 +141,15 @@ fn check_outcome(inputs: &[Input], ids: &[i64], bad: &[Value], files: &[Value]) 
                     i.name
                 );
             }
+            Skipped => {
+                assert_eq!(file["state"], "skipped", "{}", i.name);
+                assert!(
+                    file["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("'..' or empty path segment")),
+                    "{file}"
+                );
+            }
             Failed => {
                 assert_eq!(file["state"], "failed", "{}", i.name);
                 assert!(
@@ -160,6 +172,13 @@ fn check_outcome(inputs: &[Input], ids: &[i64], bad: &[Value], files: &[Value]) 
             b["file"]
         );
     }
+    let count = |e: Expect| inputs.iter().filter(|i| i.expect == e).count();
+    report_campaign(
+        name,
+        json!({"inputs": inputs.len(), "clean": count(Clean), "with_bad_lines": count(BadLines),
+               "failed_files": count(Failed), "skipped_keys": count(Skipped), "rows": ids.len(),
+               "bad_records": bad.len(), "crashes": 0}),
+    );
 }
 
 fn write_corpus(dir: &Path, inputs: &[Input]) {
@@ -190,11 +209,11 @@ fn bad_input_corpus_local() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let ids = read_delta(&url_of(&tmp.path().join("table")), &json!({})).ints("id");
     let bad = bad_records_under(&tmp.path().join("state/bad_records"));
-    check_outcome(&inputs, &ids, &bad, &files_json(&config));
+    check_outcome("bad-input-local", &inputs, &ids, &bad, &files_json(&config));
 }
 
-/// The corpus on S3 (moto), keys with spaces, `+`, `&`, `=`, unicode and `..` inside a
-/// segment included.
+/// The corpus on S3 (moto), with keys with spaces, `+`, `&`, `=`, unicode, `..` inside a
+/// segment, and whole `.`, `..` and empty segments.
 #[test]
 fn bad_input_corpus_s3_with_odd_keys() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -210,6 +229,26 @@ fn bad_input_corpus_s3_with_odd_keys() {
         b"{\"id\":200}\n".to_vec(),
         &[200],
         Clean,
+    ));
+    // Keys S3 allows and object_store cannot address: listed, recorded as skipped with
+    // the reason, and the keys around them (before and after, in the same page) still taken.
+    inputs.push(input(
+        "sub/../up.json",
+        b"{\"id\":201}\n".to_vec(),
+        &[],
+        Skipped,
+    ));
+    inputs.push(input(
+        "./dot.json",
+        b"{\"id\":202}\n".to_vec(),
+        &[],
+        Skipped,
+    ));
+    inputs.push(input(
+        "double//slash.json",
+        b"{\"id\":203}\n".to_vec(),
+        &[],
+        Skipped,
     ));
     let staging = tmp.path().join("staging");
     std::fs::create_dir_all(&staging).expect("mkdir");
@@ -243,5 +282,32 @@ fn bad_input_corpus_s3_with_odd_keys() {
     assert!(out.status.success(), "{stderr}");
     let ids = read_delta(&url_of(&tmp.path().join("table")), &json!({})).ints("id");
     let bad = bad_records_under(&tmp.path().join("state/bad_records"));
-    check_outcome(&inputs, &ids, &bad, &files_json(&config));
+    check_outcome("bad-input-s3", &inputs, &ids, &bad, &files_json(&config));
+}
+
+/// A notification for a key object_store cannot address is recorded as skipped with the
+/// reason and its message deleted, not left to come back forever.
+#[test]
+fn a_notified_key_with_a_dot_dot_segment_is_skipped_and_acknowledged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let notified = crate::notify::Notified::start(30);
+    notified.put("auto/in/../odd.json", "{\"id\":1}\n");
+    notified.put("auto/fine.json", "{\"id\":2}\n");
+    let config = notified.config(tmp.path(), "include_existing_files = false");
+    let cfg = config.to_str().expect("utf8");
+    run_ok(
+        &["run", "--config", cfg, "--available-now"],
+        &notified.env(),
+    );
+    let ids = read_delta(&url_of(&tmp.path().join("table")), &json!({})).ints("id");
+    assert_eq!(ids, vec![2]);
+    let skipped = files_in_state(&config, "skipped");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(
+        skipped[0]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("auto/in/../odd.json")),
+        "{skipped:?}"
+    );
+    assert_eq!(notified.messages(), 0, "every message is settled");
 }

@@ -35,7 +35,7 @@ impl Notified {
     }
 
     /// Messages on the queue, visible or in flight.
-    fn messages(&self) -> u64 {
+    pub(crate) fn messages(&self) -> u64 {
         self.moto
             .sqs(&["count", &self.queue])
             .trim()

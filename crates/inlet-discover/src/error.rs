@@ -32,6 +32,9 @@ pub enum DiscoverError {
     #[error("SQS queue {url}: {reason}")]
     Queue { url: String, reason: String },
 
+    #[error("source file {url} cannot be read: {UNADDRESSABLE}")]
+    Unaddressable { url: String },
+
     #[error("source file {url} no longer exists")]
     NotFound { url: String },
 
@@ -59,6 +62,9 @@ pub enum DiscoverError {
         source: object_store::Error,
     },
 }
+
+/// Why a key with a `.`, `..` or empty path segment is skipped.
+pub const UNADDRESSABLE: &str = "its S3 key has a '.', '..' or empty path segment, which inlet's object store client cannot address; copy the object to a key without such segments and inlet takes the copy";
 
 impl DiscoverError {
     /// True when a retry may help (network or service trouble), false for user errors.

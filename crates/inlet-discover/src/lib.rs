@@ -8,7 +8,7 @@ mod notification;
 mod sqs;
 mod store;
 
-pub use error::DiscoverError;
+pub use error::{DiscoverError, UNADDRESSABLE};
 pub use event::FileEvent;
 pub use listing::{ListingDiscoverer, ListingOptions};
 pub use notification::{parse_notification, Notification, NotificationParseError, ObjectCreated};

@@ -13,7 +13,6 @@ use aws_sdk_sqs::types::{
 };
 use aws_sdk_sqs::Client;
 use futures::future::BoxFuture;
-use object_store::path::Path;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -319,14 +318,15 @@ impl Poller {
                 debug!(bucket = %object.bucket, key = %object.key, "notification for another bucket ignored");
                 continue;
             }
-            let key = Path::parse(&object.key)
-                .map_err(|e| format!("object key '{}' is not usable: {e}", object.key))?;
+            // A key object_store cannot address is still an event: reading it records it
+            // as skipped, with the reason, instead of leaving the message on the queue.
+            let (key, url) = self.store.event_key(&object.key);
             if !self.filter.keeps(&key) {
                 debug!(key = %object.key, "notification outside the source prefix or glob ignored");
                 continue;
             }
             files.push(FileEvent {
-                path: self.store.url_of(&key),
+                path: url,
                 etag: object.etag,
                 size: object.size,
                 last_modified_ms: object.event_time_ms,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -18,6 +19,9 @@ use crate::{DiscoverError, FileEvent};
 #[derive(Debug, Clone)]
 pub struct SourceStore {
     store: Arc<dyn ObjectStore>,
+    /// The same store when it is S3: its paginated listing takes raw keys, for the listing
+    /// that keeps keys object_store cannot parse (see [`SourceStore::list_verbatim`]).
+    s3: Option<Arc<AmazonS3>>,
     /// Prefix inside the store ("" for the root).
     prefix: Path,
     /// `s3://bucket` or `file://`: what goes before `/key` in a file's URL.
@@ -50,6 +54,7 @@ impl SourceStore {
                     })?;
                 Ok(Self {
                     store: Arc::new(LocalFileSystem::new()),
+                    s3: None,
                     prefix,
                     url_root: "file://".into(),
                     url: url.clone(),
@@ -80,8 +85,10 @@ impl SourceStore {
                         url: url.to_string(),
                         reason: e.to_string(),
                     })?;
+                let store = Arc::new(store);
                 Ok(Self {
-                    store: Arc::new(store),
+                    store: store.clone(),
+                    s3: Some(store),
                     prefix,
                     url_root: format!("s3://{bucket}"),
                     url: url.clone(),
@@ -116,6 +123,20 @@ impl SourceStore {
         format!("{}/{}", self.url_root, key.as_ref())
     }
 
+    /// A key as listed or notified: its path (for filters) and the URL the file is known
+    /// by. A key object_store cannot parse (a `.`, `..` or empty segment, which S3 allows)
+    /// keeps its raw form in the URL; reading it then fails as
+    /// [`DiscoverError::Unaddressable`], so it is recorded as skipped with the reason.
+    pub fn event_key(&self, raw: &str) -> (Path, String) {
+        match Path::parse(raw) {
+            Ok(key) => {
+                let url = self.url_of(&key);
+                (key, url)
+            }
+            Err(_) => (Path::from(raw), format!("{}/{raw}", self.url_root)),
+        }
+    }
+
     /// The key of a full URL this store produced, or `None` when it is from elsewhere.
     pub fn key_of(&self, url: &str) -> Option<Path> {
         let rest = url.strip_prefix(&self.url_root)?.strip_prefix('/')?;
@@ -139,24 +160,83 @@ impl SourceStore {
                 }));
             }
         }
-        let metas: Vec<ObjectMeta> = self
-            .store
-            .list(Some(&self.prefix))
-            .try_collect()
-            .await
-            .map_err(list_err)?;
-        Ok(metas
-            .into_iter()
-            .map(|m| {
-                let event = FileEvent {
-                    path: self.url_of(&m.location),
-                    etag: unquoted_etag(&m),
-                    size: m.size,
-                    last_modified_ms: m.last_modified.timestamp_millis(),
-                };
-                (m.location, event)
-            })
-            .collect())
+        let listed: Result<Vec<ObjectMeta>, _> =
+            self.store.list(Some(&self.prefix)).try_collect().await;
+        let metas = match listed {
+            Err(object_store::Error::InvalidPath { source }) if self.s3.is_some() => {
+                tracing::debug!(error = %source, "a key object_store cannot parse; listing keys verbatim");
+                return self.list_verbatim().await.map_err(list_err);
+            }
+            other => other.map_err(list_err)?,
+        };
+        Ok(metas.into_iter().map(|m| self.event_of(m)).collect())
+    }
+
+    fn event_of(&self, m: ObjectMeta) -> (Path, FileEvent) {
+        let event = FileEvent {
+            path: self.url_of(&m.location),
+            etag: unquoted_etag(&m),
+            size: m.size,
+            last_modified_ms: m.last_modified.timestamp_millis(),
+        };
+        (m.location, event)
+    }
+
+    /// An S3 listing that survives keys object_store refuses to parse (`a/../b`, `./c`,
+    /// `a//b`): it fails a whole page, so a failing page is listed again in halves until
+    /// the one key at fault is alone; that key becomes an event under its raw name (read
+    /// as [`DiscoverError::Unaddressable`]), and listing goes on after it.
+    async fn list_verbatim(&self) -> Result<Vec<(Path, FileEvent)>, object_store::Error> {
+        const PAGE: usize = 1000;
+        let Some(s3) = &self.s3 else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{}/", self.prefix.as_ref());
+        let prefix = (prefix != "/").then_some(prefix);
+        let mut out = Vec::new();
+        let mut offset: Option<String> = None;
+        let mut max_keys = PAGE;
+        loop {
+            let opts = PaginatedListOptions {
+                offset: offset.clone(),
+                max_keys: Some(max_keys),
+                ..PaginatedListOptions::default()
+            };
+            match s3.list_paginated(prefix.as_deref(), opts).await {
+                Ok(page) => {
+                    let last = page
+                        .result
+                        .objects
+                        .last()
+                        .map(|m| m.location.as_ref().to_string());
+                    out.extend(page.result.objects.into_iter().map(|m| self.event_of(m)));
+                    match (page.page_token, last) {
+                        (Some(_), Some(last)) => offset = Some(last),
+                        _ => return Ok(out),
+                    }
+                    max_keys = PAGE;
+                }
+                Err(object_store::Error::InvalidPath { .. }) if max_keys > 1 => max_keys /= 2,
+                Err(object_store::Error::InvalidPath { source }) => {
+                    let raw = Self::bad_key(&source).unwrap_or_default();
+                    if raw.is_empty() || offset.as_deref() == Some(raw.as_str()) {
+                        return Err(object_store::Error::InvalidPath { source });
+                    }
+                    tracing::warn!(key = %raw, "S3 key with a '.', '..' or empty path segment: it will be recorded as skipped");
+                    let (path, url) = self.event_key(&raw);
+                    let event = FileEvent {
+                        path: url,
+                        etag: String::new(),
+                        size: 0,
+                        last_modified_ms: chrono::Utc::now().timestamp_millis(),
+                    };
+                    out.push((path, event));
+                    offset = Some(raw);
+                    max_keys = PAGE;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Checks the prefix can be listed (one request), for `validate` and start-up checks.
@@ -173,14 +253,14 @@ impl SourceStore {
             }
             return Ok(());
         }
-        self.store
-            .list_with_delimiter(Some(&self.prefix))
-            .await
-            .map(|_| ())
-            .map_err(|source| DiscoverError::List {
+        match self.store.list_with_delimiter(Some(&self.prefix)).await {
+            // The listing answered; a key object_store cannot parse is handled when listing.
+            Ok(_) | Err(object_store::Error::InvalidPath { .. }) => Ok(()),
+            Err(source) => Err(DiscoverError::List {
                 url: self.url.to_string(),
                 source,
-            })
+            }),
+        }
     }
 
     /// Writes `data` as `name` under the prefix, replacing what was there (used for the
@@ -311,10 +391,27 @@ impl SourceStore {
     }
 
     fn own_key(&self, url: &str) -> Result<Path, DiscoverError> {
+        let ours = url
+            .strip_prefix(&self.url_root)
+            .is_some_and(|r| r.starts_with('/'));
+        if ours && self.key_of(url).is_none() {
+            return Err(DiscoverError::Unaddressable {
+                url: url.to_string(),
+            });
+        }
         self.key_of(url).ok_or_else(|| DiscoverError::BadUrl {
             url: url.to_string(),
             reason: format!("not under source {}", self.url),
         })
+    }
+
+    /// The key an object_store path error names (the whole string it failed to parse).
+    fn bad_key(e: &object_store::path::Error) -> Option<String> {
+        use object_store::path::Error as E;
+        match e {
+            E::BadSegment { path, .. } | E::EmptySegment { path } => Some(path.clone()),
+            _ => None,
+        }
     }
 
     /// An ETag as the store compares it: S3 quotes it, the local file system does not.
