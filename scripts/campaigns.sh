@@ -10,6 +10,7 @@ export INLET_CAMPAIGN_FILES="${INLET_CAMPAIGN_FILES:-200}"
 export INLET_CAMPAIGN_FAULT_RATE="${INLET_CAMPAIGN_FAULT_RATE:-0.2}"
 export INLET_CAMPAIGN_SEED="${INLET_CAMPAIGN_SEED:-20261126}"
 export INLET_CAMPAIGN_REPORT="${INLET_CAMPAIGN_REPORT:-${TMPDIR:-/tmp}/inlet-campaigns.jsonl}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/inlet/target}"
 : > "$INLET_CAMPAIGN_REPORT"
 scripts/test.sh --test it -- campaign:: corpus:: disk:: --test-threads 2
 echo "figures ($INLET_CAMPAIGN_REPORT):"

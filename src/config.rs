@@ -256,6 +256,47 @@ pub struct SinkSection {
     /// delta-rs storage options (`aws_endpoint`, `aws_region`, `aws_allow_http`, ...).
     #[serde(default)]
     pub storage_options: BTreeMap<String, String>,
+    /// `uc://` tables: create the table when the catalog has none by that name, at
+    /// `storage_location`, and register it. Default false.
+    #[serde(default)]
+    pub create_table: bool,
+    /// `uc://` tables with `create_table`: where the new table's files go (`s3://...`, under
+    /// an external location).
+    pub storage_location: Option<String>,
+}
+
+/// `[unity]`: the Unity Catalog workspace a `uc://` table lives in. Each key falls back to
+/// the Databricks SDK's environment variable.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UnitySection {
+    /// Workspace URL (`DATABRICKS_HOST`).
+    pub host: Option<String>,
+    /// A bearer token (`DATABRICKS_TOKEN`); only as a `${NAME}` reference.
+    pub token: Option<String>,
+    /// A service principal's OAuth client id (`DATABRICKS_CLIENT_ID`).
+    pub client_id: Option<String>,
+    /// Its secret (`DATABRICKS_CLIENT_SECRET`); only as a `${NAME}` reference.
+    pub client_secret: Option<String>,
+}
+
+/// A `uc://catalog.schema.table` sink, resolved to a workspace and credentials.
+#[derive(Clone)]
+pub struct UnityTarget {
+    pub name: inlet_unity::TableName,
+    /// `None` when neither the config nor the environment gives one: commands that do not
+    /// reach the catalog (`files`, `schema`) still work; a run says what is missing.
+    pub host: Option<String>,
+    pub auth: Option<inlet_unity::Auth>,
+}
+
+impl std::fmt::Debug for UnityTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnityTarget")
+            .field("name", &self.name.full())
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[checkpoint]`: where inlet keeps its state.
@@ -298,6 +339,8 @@ pub struct ConfigFile {
     pub checkpoint: CheckpointSection,
     #[serde(default)]
     pub trigger: TriggerSection,
+    #[serde(default)]
+    pub unity: UnitySection,
 }
 
 /// The resolved config a run uses.
@@ -318,6 +361,9 @@ pub struct Config {
     pub sink: SinkSection,
     pub checkpoint_dir: PathBuf,
     pub trigger: TriggerSection,
+    /// `uc://` sinks: the catalog table; `table_url` becomes its storage location once
+    /// resolved (see `unity.rs`).
+    pub unity: Option<UnityTarget>,
 }
 
 impl Config {
@@ -372,8 +418,14 @@ impl Config {
         }
         let source_url = location_url(&base, &file.source.url, true)
             .map_err(|r| bad("source.url", &file.source.url, &r))?;
-        let table_url = location_url(&base, &file.sink.table, true)
-            .map_err(|r| bad("sink.table", &file.sink.table, &r))?;
+        let unity = unity_target(path, &file, env)?;
+        let table_url = match &unity {
+            // Resolved to the table's storage location at start.
+            Some(t) => Url::parse(&format!("uc://{}/", t.name.full()))
+                .map_err(|e| bad("sink.table", &file.sink.table, &e.to_string()))?,
+            None => location_url(&base, &file.sink.table, true)
+                .map_err(|r| bad("sink.table", &file.sink.table, &r))?,
+        };
         if file.source.max_files_per_batch == 0 {
             return Err(bad("source.max_files_per_batch", "0", "must be at least 1"));
         }
@@ -619,6 +671,7 @@ impl Config {
             bad_records_url,
             archive_url,
             table_url,
+            unity,
             transform: file.transform,
             sink: file.sink,
             checkpoint_dir,
@@ -700,6 +753,89 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// The `uc://` target of `sink.table`, if it is one, with its workspace and credentials
+/// (config keys first, then the Databricks environment variables).
+fn unity_target(
+    path: &Path,
+    file: &ConfigFile,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<UnityTarget>, ConfigError> {
+    let bad = |key: &'static str, value: &str, reason: &str| ConfigError::Value {
+        path: path.to_path_buf(),
+        key,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let Some(name) = file.sink.table.strip_prefix("uc://") else {
+        if file.sink.create_table || file.sink.storage_location.is_some() {
+            let key = if file.sink.create_table {
+                "sink.create_table"
+            } else {
+                "sink.storage_location"
+            };
+            return Err(bad(
+                key,
+                "given",
+                "applies to Unity Catalog tables only (sink.table = \"uc://catalog.schema.table\")",
+            ));
+        }
+        return Ok(None);
+    };
+    let name = inlet_unity::TableName::parse(name).ok_or_else(|| {
+        bad(
+            "sink.table",
+            &file.sink.table,
+            "a Unity Catalog table is named uc://catalog.schema.table",
+        )
+    })?;
+    if file.sink.create_table {
+        match file.sink.storage_location.as_deref() {
+            Some(l) if l.starts_with("s3://") => {}
+            Some(l) => {
+                return Err(bad(
+                    "sink.storage_location",
+                    l,
+                    "must be an s3:// location under an external location",
+                ))
+            }
+            None => {
+                return Err(bad(
+                    "sink.storage_location",
+                    "missing",
+                    "sink.create_table needs the location of the new table's files (s3://...)",
+                ))
+            }
+        }
+    }
+    let u = &file.unity;
+    let pick = |given: &Option<String>, var: &str| {
+        given
+            .clone()
+            .filter(|v| !v.is_empty())
+            .or_else(|| env(var).filter(|v| !v.is_empty()))
+    };
+    let host = pick(&u.host, "DATABRICKS_HOST").map(|h| {
+        if h.contains("://") {
+            h
+        } else {
+            format!("https://{h}")
+        }
+    });
+    let auth = match (
+        pick(&u.token, "DATABRICKS_TOKEN"),
+        pick(&u.client_id, "DATABRICKS_CLIENT_ID"),
+        pick(&u.client_secret, "DATABRICKS_CLIENT_SECRET"),
+    ) {
+        (_, Some(client_id), Some(client_secret)) => Some(inlet_unity::Auth::OAuth {
+            client_id,
+            client_secret,
+        }),
+        (Some(token), _, _) => Some(inlet_unity::Auth::Token(token)),
+        _ => None,
+    };
+    Ok(Some(UnityTarget { name, host, auth }))
+}
+
 /// Secrets stay out of config files (they are copied, committed and shown): a storage
 /// option whose key names a secret must be a whole `${NAME}` reference in the file as
 /// written. The error names the key, never the value.
@@ -708,6 +844,20 @@ fn refuse_literal_secrets(path: &Path, text: &str) -> Result<(), ConfigError> {
     let Ok(raw) = toml::from_str::<toml::Table>(text) else {
         return Ok(());
     };
+    for key in ["token", "client_secret"] {
+        let value = raw
+            .get("unity")
+            .and_then(|u| u.get(key))
+            .and_then(toml::Value::as_str);
+        if value.is_some_and(|v| !is_reference(v)) {
+            return Err(ConfigError::Value {
+                path: path.to_path_buf(),
+                key: if key == "token" { "unity.token" } else { "unity.client_secret" },
+                value: format!("{key} = ***"),
+                reason: "a secret written into the config file: leave it out and set DATABRICKS_TOKEN (or DATABRICKS_CLIENT_SECRET), or write it as \"${NAME}\" to read the environment variable NAME".into(),
+            });
+        }
+    }
     for (section, key) in [
         ("source", "source.storage_options"),
         ("sink", "sink.storage_options"),
@@ -720,13 +870,7 @@ fn refuse_literal_secrets(path: &Path, text: &str) -> Result<(), ConfigError> {
             continue;
         };
         for (name, value) in options {
-            let reference = value.as_str().is_some_and(|v| {
-                v.strip_prefix("${")
-                    .and_then(|v| v.strip_suffix('}'))
-                    .is_some_and(|n| {
-                        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    })
-            });
+            let reference = value.as_str().is_some_and(is_reference);
             if crate::redact::is_secret_key(name) && !reference {
                 return Err(ConfigError::Value {
                     path: path.to_path_buf(),
@@ -742,6 +886,13 @@ fn refuse_literal_secrets(path: &Path, text: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// True for a whole `${NAME}` reference.
+fn is_reference(v: &str) -> bool {
+    v.strip_prefix("${")
+        .and_then(|v| v.strip_suffix('}'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// Replaces `${NAME}` with the variable's value; `$${` stands for a literal `${`.
@@ -1021,6 +1172,58 @@ location = "state"
         assert_eq!(
             cfg.source.storage_options["aws_secret_access_key"],
             "events"
+        );
+    }
+
+    #[test]
+    fn unity_catalog_tables_are_checked_and_their_secrets_refused() {
+        let uc =
+            |sink: &str, extra: &str| GOOD.replace("table = \"s3://lake/${TABLE}\"", sink) + extra;
+        let cfg = Config::parse(
+            Path::new("p.toml"),
+            &uc("table = \"uc://main.sales.events\"", ""),
+            &env,
+        )
+        .expect("uc");
+        let target = cfg.unity.expect("a uc target");
+        assert_eq!(target.name.full(), "main.sales.events");
+        assert!(
+            target.host.is_none() && target.auth.is_none(),
+            "files and schema work without the catalog"
+        );
+        let with_env = |n: &str| match n {
+            "DATABRICKS_HOST" => Some("ws.example".to_string()),
+            "DATABRICKS_TOKEN" => Some("t".to_string()),
+            other => env(other),
+        };
+        let cfg = Config::parse(
+            Path::new("p.toml"),
+            &uc("table = \"uc://main.sales.events\"", ""),
+            &with_env,
+        )
+        .expect("uc");
+        assert_eq!(
+            cfg.unity.and_then(|u| u.host).as_deref(),
+            Some("https://ws.example")
+        );
+
+        let err = |text: String| {
+            Config::parse(Path::new("p.toml"), &text, &env)
+                .expect_err("bad")
+                .to_string()
+        };
+        assert!(err(uc("table = \"uc://main.events\"", "")).contains("uc://catalog.schema.table"));
+        assert!(err(uc("table = \"uc://a.b.c\"\ncreate_table = true", ""))
+            .contains("sink.storage_location = 'missing'"));
+        assert!(err(uc("table = \"s3://x/y\"\ncreate_table = true", ""))
+            .contains("applies to Unity Catalog tables only"));
+        let literal = err(uc(
+            "table = \"uc://a.b.c\"",
+            "[unity]\ntoken = \"dapi-literal\"\n",
+        ));
+        assert!(
+            literal.contains("unity.token = 'token = ***'") && !literal.contains("dapi-literal"),
+            "{literal}"
         );
     }
 

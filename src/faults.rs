@@ -3,7 +3,9 @@
 
 use clap::ValueEnum;
 
-/// The step boundaries of the batch protocol where a crash is simulated.
+/// The step boundaries of the batch protocol where a crash is simulated (each is "after" a
+/// step: the names say which).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FaultPoint {
     /// Batch planned in the checkpoint, nothing written.

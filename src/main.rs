@@ -16,6 +16,7 @@ mod recovery;
 mod redact;
 mod retry;
 mod schema_cmd;
+mod unity;
 mod validate;
 
 use std::io::IsTerminal;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::unity::Catalog;
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, BooleanArray};
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -58,15 +59,23 @@ pub struct Pipeline {
     faults: Faults,
     pub(crate) stats: RunStats,
     pub(crate) progress: Progress,
+    /// `uc://` sinks: the catalog that vends the table's credentials.
+    catalog: Option<Catalog>,
 }
 
 /// Opens the source and the table (checking both are reachable, before anything is
 /// written), then the checkpoint with its runner lock. `draining`: the run stops when
 /// nothing is left (`--available-now`, `--once`).
-pub async fn start(cfg: Config, faults: Faults, draining: bool) -> Result<Pipeline> {
+pub async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeline> {
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
     source.check_reachable().await?;
-    let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
+    let mut catalog = Catalog::resolve(&mut cfg).await?;
+    let mut sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
+    if let Some(catalog) = catalog.as_mut() {
+        if let Some(options) = catalog.start(&sink.spark_fields()?, &mut cfg).await? {
+            sink = DeltaSink::open(&cfg.table_url, &options).await?;
+        }
+    }
     let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
     let transform = Transform::new(cfg.transform.sql.as_deref());
     let archive = match &cfg.archive_url {
@@ -142,6 +151,7 @@ pub async fn start(cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         transform,
         faults,
         progress: Progress::new(),
+        catalog,
     })
 }
 
@@ -182,6 +192,7 @@ impl Pipeline {
         batch_id: i64,
         files: Vec<PlannedFile>,
     ) -> Result<()> {
+        self.renew_credentials().await?;
         let span = info_span!("batch", pipeline = %self.cfg.pipeline_id, batch = batch_id, files = files.len());
         async {
             let started = std::time::Instant::now();
@@ -352,6 +363,9 @@ impl Pipeline {
             }
             self.checkpoint.mark_committed(batch_id, version, Some(rows as i64), &file_rows)?;
             self.faults.hit(FaultPoint::AfterRecord);
+            if version.is_some() {
+                self.catalog_after_commit().await?;
+            }
 
             self.stats.batches += 1;
             self.stats.files += file_count;
@@ -378,6 +392,34 @@ impl Pipeline {
         }
         .instrument(span)
         .await
+    }
+
+    /// `uc://` sinks: renews the vended credentials when half their life has passed, and
+    /// reopens the table with them. Called before every batch attempt, so a long
+    /// continuous run never writes with credentials about to expire.
+    pub(crate) async fn renew_credentials(&mut self) -> Result<()> {
+        let Some(catalog) = self.catalog.as_mut() else {
+            return Ok(());
+        };
+        if let Some(options) = catalog.renew_if_due(&mut self.cfg).await? {
+            self.sink = DeltaSink::open(&self.cfg.table_url, &options).await?;
+        }
+        Ok(())
+    }
+
+    /// `uc://` sinks, after a commit: registers a table inlet created, or sends the catalog
+    /// the columns a schema change added.
+    async fn catalog_after_commit(&mut self) -> Result<()> {
+        let Some(catalog) = self.catalog.as_mut() else {
+            return Ok(());
+        };
+        if let Some(options) = catalog
+            .after_commit(&self.sink.spark_fields()?, &mut self.cfg)
+            .await?
+        {
+            self.sink = DeltaSink::open(&self.cfg.table_url, &options).await?;
+        }
+        Ok(())
     }
 
     /// The batch's source files as its commit records them (for `inlet checkpoint rebuild`):

@@ -21,6 +21,7 @@ const HISTORY_DEPTH: usize = 100;
 /// ingesting would duplicate rows.
 pub async fn recover(p: &mut Pipeline) -> Result<()> {
     let pipeline_id = p.cfg.pipeline_id.clone();
+    p.renew_credentials().await?;
     if let Some((batch, files)) = p.checkpoint.planned_batch()? {
         let txn = p.sink.txn_version(&pipeline_id).await?;
         if txn.is_some_and(|v| v >= batch.batch_id) {

@@ -11,12 +11,20 @@ use crate::config::Config;
 use crate::redact::redact_options;
 
 pub async fn run(args: &ConfigArg) -> Result<()> {
-    let cfg = Config::load(&args.config)?;
+    let mut cfg = Config::load(&args.config)?;
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
     source.check_reachable().await?;
+    let catalog = crate::unity::Catalog::resolve(&mut cfg).await?;
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
 
     let mut out = String::new();
+    if let Some(catalog) = &catalog {
+        out.push_str(&format!(
+            "catalog     {}
+",
+            catalog.describe()
+        ));
+    }
     out.push_str(&format!("config      {}\n", cfg.path.display()));
     out.push_str(&format!("pipeline    {}\n", cfg.pipeline_id));
     out.push_str(&format!(

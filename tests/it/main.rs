@@ -17,3 +17,4 @@ mod notify;
 mod s3;
 mod schema;
 mod secrets;
+mod unity;

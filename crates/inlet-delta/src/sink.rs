@@ -157,6 +157,20 @@ impl DeltaSink {
         Ok(Some(Arc::new(schema)))
     }
 
+    /// The table's columns as Spark StructField JSON (`{name, type, nullable, metadata}`),
+    /// the form catalogs take; empty when the table does not exist yet.
+    pub fn spark_fields(&self) -> Result<Vec<serde_json::Value>, SinkError> {
+        let Ok(table) = self.loaded() else {
+            return Ok(Vec::new());
+        };
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| self.schema_err(e.to_string()))?;
+        let schema = serde_json::to_value(snapshot.schema().as_ref())
+            .map_err(|e| self.schema_err(e.to_string()))?;
+        Ok(schema["fields"].as_array().cloned().unwrap_or_default())
+    }
+
     /// The table's partition columns (empty when not partitioned or not created).
     pub fn partition_columns(&self) -> Vec<String> {
         self.loaded()
