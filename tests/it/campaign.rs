@@ -25,6 +25,42 @@ fn lost_and_doubled(expected: impl IntoIterator<Item = i64>, table: &[i64]) -> (
     (lost, table.len() - (expected.len() - lost))
 }
 
+/// The fault rate of the fault campaigns.
+fn fault_rate() -> f64 {
+    std::env::var("INLET_CAMPAIGN_FAULT_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.2)
+}
+
+/// Reports a fault campaign's figures, then asserts nothing was lost or doubled, nothing
+/// panicked, and the proxy did inject faults. `run`: files, rows, fault rate, seed.
+fn finish_fault_campaign(
+    name: &str,
+    proxy: &FaultProxy,
+    log: &str,
+    run: (usize, usize, f64, u64),
+    (lost, doubled): (usize, usize),
+) {
+    let (files, rows, rate, seed) = run;
+    let faults = proxy.stats();
+    report_campaign(
+        name,
+        json!({"files": files, "rows": rows, "requests": faults["requests"], "faults": faults["faults"],
+               "batch_retries": log.matches("batch failed; retrying it").count(), "rate": rate,
+               "rows_lost": lost, "rows_doubled": doubled, "seed": seed}),
+    );
+    assert_eq!((lost, doubled), (0, 0), "rows lost, rows doubled");
+    assert!(!log.contains("panicked"), "{log}");
+    let injected: u64 = faults["faults"]
+        .as_object()
+        .expect("faults")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert!(injected > 0, "the proxy injected no fault: {faults}");
+}
+
 /// A local append pipeline that lists every second, in batches of two files.
 fn listing_config(dir: &Path) -> std::path::PathBuf {
     write_config(
@@ -168,10 +204,7 @@ fn crash_campaign_merge() {
 #[test]
 fn fault_campaign_s3_listing() {
     let files_total = campaign_size("INLET_CAMPAIGN_FILES", 24);
-    let rate: f64 = std::env::var("INLET_CAMPAIGN_FAULT_RATE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.2);
+    let rate = fault_rate();
     let tmp = tempfile::tempdir().expect("tempdir");
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.endpoint, tmp.path(), rate, seed(), 3.0);
@@ -233,23 +266,14 @@ fn fault_campaign_s3_listing() {
     reader["AWS_ENDPOINT_URL"] = json!(moto.endpoint);
     let ids = read_delta(&format!("s3://{bucket}/table"), &reader).ints("id");
     let (lost, doubled) = lost_and_doubled(landing.ids.iter().copied(), &ids);
-    let faults = proxy.stats();
-    let retries = log.matches("batch failed; retrying it").count();
-    report_campaign(
+    let rows = landing.ids.len();
+    finish_fault_campaign(
         "faults-s3-listing",
-        json!({"files": files_total, "rows": landing.ids.len(), "requests": faults["requests"],
-               "faults": faults["faults"], "batch_retries": retries, "rate": rate,
-               "rows_lost": lost, "rows_doubled": doubled, "seed": seed()}),
+        &proxy,
+        &log,
+        (files_total, rows, rate, seed()),
+        (lost, doubled),
     );
-    assert_eq!((lost, doubled), (0, 0), "rows lost, rows doubled");
-    assert!(!log.contains("panicked"), "{log}");
-    let injected: u64 = faults["faults"]
-        .as_object()
-        .expect("faults")
-        .values()
-        .filter_map(Value::as_u64)
-        .sum();
-    assert!(injected > 0, "the proxy injected no fault: {faults}");
 }
 
 /// SQS notifications and S3 reads through the fault proxy: a continuous run takes a steady
@@ -257,10 +281,7 @@ fn fault_campaign_s3_listing() {
 #[test]
 fn fault_campaign_sqs_notifications() {
     let files_total = campaign_size("INLET_CAMPAIGN_FILES", 24);
-    let rate: f64 = std::env::var("INLET_CAMPAIGN_FAULT_RATE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.2);
+    let rate = fault_rate();
     let tmp = tempfile::tempdir().expect("tempdir");
     let notified = Notified::start(5);
     let proxy = FaultProxy::start(&notified.moto.endpoint, tmp.path(), rate, seed() ^ 1, 3.0);
@@ -295,15 +316,14 @@ fn fault_campaign_sqs_notifications() {
 
     let table = read_delta(&url_of(&tmp.path().join("table")), &json!({})).ints("id");
     let (lost, doubled) = lost_and_doubled(ids.iter().copied(), &table);
-    let faults = proxy.stats();
-    report_campaign(
+    let rows = ids.len();
+    finish_fault_campaign(
         "faults-sqs-notifications",
-        json!({"files": files_total, "rows": ids.len(), "requests": faults["requests"], "faults": faults["faults"],
-               "batch_retries": log.matches("batch failed; retrying it").count(), "rate": rate,
-               "rows_lost": lost, "rows_doubled": doubled, "seed": seed() ^ 1}),
+        &proxy,
+        &log,
+        (files_total, rows, rate, seed() ^ 1),
+        (lost, doubled),
     );
-    assert_eq!((lost, doubled), (0, 0), "rows lost, rows doubled");
-    assert!(!log.contains("panicked"), "{log}");
 }
 
 /// Another writer appends to the same table while inlet commits batch after batch: both

@@ -25,14 +25,37 @@ import threading
 
 KINDS = ["500", "503", "reset", "lost", "truncate", "stall"]
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
-
-target_port = int(sys.argv[1])
-stats_file = sys.argv[2]
-rate = float(sys.argv[3])
-rng = random.Random(int(sys.argv[4]))
-stall_seconds = float(sys.argv[5])
 lock = threading.Lock()
 stats = {"requests": 0, "faults": {k: 0 for k in KINDS}}
+
+
+def forward(handler, port, body):
+    """Sends the request `handler` holds (with `body`) to 127.0.0.1:`port`; returns the
+    response and its body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP}
+    if body or handler.command in ("PUT", "POST"):
+        headers["Content-Length"] = str(len(body))
+    conn.request(handler.command, handler.path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp, data
+
+
+def send_back(handler, resp, data):
+    """Answers `handler` with a forwarded response; returns False for HEAD (no body)."""
+    handler.send_response(resp.status, resp.reason)
+    for k, v in resp.getheaders():
+        if k.lower() not in HOP and k.lower() != "content-length":
+            handler.send_header(k, v)
+    if handler.command == "HEAD":
+        handler.send_header("Content-Length", resp.getheader("Content-Length") or "0")
+        handler.end_headers()
+        return False
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    return True
 
 
 def choose():
@@ -85,17 +108,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def forward(self, body):
-        conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=120)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        if body or self.command in ("PUT", "POST"):
-            headers["Content-Length"] = str(len(body))
-        conn.request(self.command, self.path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        return resp, data
-
     def handle_any(self):
         body = self.read_body()
         kind = choose()
@@ -107,19 +119,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reset()
         if kind == "stall":
             threading.Event().wait(stall_seconds)
-        resp, data = self.forward(body)
+        resp, data = forward(self, target_port, body)
         if kind == "lost":
             return self.reset()
-        self.send_response(resp.status, resp.reason)
-        for k, v in resp.getheaders():
-            if k.lower() not in HOP and k.lower() != "content-length":
-                self.send_header(k, v)
-        if self.command == "HEAD":
-            self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
-            self.end_headers()
+        if not send_back(self, resp, data):
             return
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
         if kind == "truncate" and len(data) > 1:
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
@@ -136,6 +140,12 @@ class Server(http.server.ThreadingHTTPServer):
         pass  # a client that hung up on a stall or fault is expected
 
 
-server = Server(("127.0.0.1", 0), Handler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
+if __name__ == "__main__":
+    target_port = int(sys.argv[1])
+    stats_file = sys.argv[2]
+    rate = float(sys.argv[3])
+    rng = random.Random(int(sys.argv[4]))
+    stall_seconds = float(sys.argv[5])
+    server = Server(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()

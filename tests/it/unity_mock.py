@@ -10,13 +10,16 @@ catalog request ({"method", "path", "body"}) and per S3 request the gate refused
 ({"s3": "refused", "reason"}).
 """
 
-import http.client
 import http.server
 import json
+import os
 import sys
 import threading
 import time
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faultproxy import Server, forward, send_back  # noqa: E402
 
 moto_port = int(sys.argv[1])
 setup = json.loads(sys.argv[2])
@@ -25,7 +28,6 @@ lock = threading.Lock()
 tables = dict(setup.get("tables", {}))
 issued = {}  # access key id -> expiry (ms)
 counter = [0]
-HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
 def log(entry):
@@ -132,34 +134,11 @@ class S3Gate(http.server.BaseHTTPRequestHandler):
             return self.refuse(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
         if time.time() * 1000 > expiry:
             return self.refuse(400, "ExpiredToken", "The provided token has expired.")
-        conn = http.client.HTTPConnection("127.0.0.1", moto_port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        if body or self.command in ("PUT", "POST"):
-            headers["Content-Length"] = str(len(body))
-        conn.request(self.command, self.path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        self.send_response(resp.status, resp.reason)
-        for k, v in resp.getheaders():
-            if k.lower() not in HOP and k.lower() != "content-length":
-                self.send_header(k, v)
-        if self.command == "HEAD":
-            self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
-            self.end_headers()
-            return
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        resp, data = forward(self, moto_port, body)
+        if send_back(self, resp, data):
+            self.wfile.write(data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
-
-
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
 
 
 catalog = Server(("127.0.0.1", 0), Catalog)

@@ -362,38 +362,7 @@ impl DeltaSink {
         &mut self,
         app_id: &str,
     ) -> Result<Vec<PipelineCommit>, SinkError> {
-        self.refresh().await?;
-        let Some(latest) = self.version() else {
-            return Ok(Vec::new());
-        };
-        let infos: Vec<_> = self
-            .loaded()?
-            .history(None)
-            .try_collect()
-            .await
-            .map_err(|source| SinkError::History {
-                url: self.url.to_string(),
-                source,
-            })?;
-        // History comes newest first, one entry per version without gaps.
-        let mut commits: Vec<PipelineCommit> = infos
-            .iter()
-            .enumerate()
-            .filter(|(_, info)| {
-                info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id)
-            })
-            .filter_map(|(i, info)| {
-                Some(PipelineCommit {
-                    version: latest - i as i64,
-                    batch_id: info.info.get(COMMIT_BATCH_KEY)?.as_i64()?,
-                    timestamp_ms: info.timestamp,
-                    files: info
-                        .info
-                        .get(COMMIT_FILES_KEY)
-                        .and_then(|v| serde_json::from_value(v.clone()).ok()),
-                })
-            })
-            .collect();
+        let mut commits = self.commits_of(app_id, None).await?;
         commits.reverse();
         Ok(commits)
     }
@@ -430,27 +399,52 @@ impl DeltaSink {
         batch_id: i64,
         depth: usize,
     ) -> Result<Option<i64>, SinkError> {
+        let commits = self.commits_of(app_id, Some(depth)).await?;
+        Ok(commits
+            .iter()
+            .find(|c| c.batch_id == batch_id)
+            .map(|c| c.version))
+    }
+
+    /// The commits of pipeline `app_id` among the newest `depth` (all when `None`), newest
+    /// first.
+    async fn commits_of(
+        &mut self,
+        app_id: &str,
+        depth: Option<usize>,
+    ) -> Result<Vec<PipelineCommit>, SinkError> {
         self.refresh().await?;
         let Some(latest) = self.version() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let infos: Vec<_> = self
-            .loaded()?
-            .history(Some(depth))
-            .try_collect()
-            .await
-            .map_err(|source| SinkError::History {
-                url: self.url.to_string(),
-                source,
-            })?;
+        let infos: Vec<_> =
+            self.loaded()?
+                .history(depth)
+                .try_collect()
+                .await
+                .map_err(|source| SinkError::History {
+                    url: self.url.to_string(),
+                    source,
+                })?;
         // History comes newest first, one entry per version without gaps.
-        Ok(infos.iter().enumerate().find_map(|(i, info)| {
-            let same_app =
-                info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id);
-            let same_batch =
-                info.info.get(COMMIT_BATCH_KEY).and_then(|v| v.as_i64()) == Some(batch_id);
-            (same_app && same_batch).then_some(latest - i as i64)
-        }))
+        Ok(infos
+            .iter()
+            .enumerate()
+            .filter(|(_, info)| {
+                info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id)
+            })
+            .filter_map(|(i, info)| {
+                Some(PipelineCommit {
+                    version: latest - i as i64,
+                    batch_id: info.info.get(COMMIT_BATCH_KEY)?.as_i64()?,
+                    timestamp_ms: info.timestamp,
+                    files: info
+                        .info
+                        .get(COMMIT_FILES_KEY)
+                        .and_then(|v| serde_json::from_value(v.clone()).ok()),
+                })
+            })
+            .collect())
     }
 }
 
