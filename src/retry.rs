@@ -21,6 +21,9 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
         if let Some(e) = cause.downcast_ref::<SinkError>() {
             return e.is_transient();
         }
+        if let Some(e) = cause.downcast_ref::<inlet_unity::UnityError>() {
+            return e.is_transient();
+        }
         if cause.is::<inlet_checkpoint::CheckpointError>() {
             // The checkpoint is local state: a failure there is a disk or a file to fix.
             return false;

@@ -119,6 +119,16 @@ impl UnityError {
         }
     }
 
+    /// True when a later attempt may succeed: the catalog could not be reached, or answered
+    /// with a server error or a rate limit.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Api { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
     /// True when the catalog said the table does not exist (and not its catalog or schema).
     pub fn is_missing_table(&self) -> bool {
         matches!(self, Self::NotFound { what, .. } if what.starts_with("table "))
