@@ -175,9 +175,9 @@ pub struct SourceSection {
     #[serde(default)]
     pub allow_overwrites: bool,
     /// Files read ahead at once while a batch is written (decoding runs one per core).
-    /// Default 8.
-    #[serde(default = "default_read_concurrency")]
-    pub read_concurrency: usize,
+    /// Default: 8 for S3 (reads wait on the network), two per core (at least 4) for local
+    /// files (reads are instant, and every file read ahead is memory held). See [`Self::read_ahead`].
+    pub read_concurrency: Option<usize>,
     /// Where lines that do not parse, and files that cannot be read, are recorded: a local
     /// directory or an `s3://` prefix (read with `storage_options`). Default
     /// `<checkpoint>/bad_records`.
@@ -316,6 +316,19 @@ pub struct TriggerSection {
     pub interval_seconds: u64,
 }
 
+impl SourceSection {
+    /// `read_concurrency`, or its default for this source.
+    pub fn read_ahead(&self) -> usize {
+        self.read_concurrency.unwrap_or_else(|| {
+            if self.url.starts_with("s3://") || self.url.starts_with("s3a://") {
+                8
+            } else {
+                std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
+            }
+        })
+    }
+}
+
 impl Default for TriggerSection {
     fn default() -> Self {
         Self {
@@ -432,7 +445,7 @@ impl Config {
         if file.source.max_bytes_per_batch == 0 {
             return Err(bad("source.max_bytes_per_batch", "0", "must be at least 1"));
         }
-        if file.source.read_concurrency == 0 {
+        if file.source.read_concurrency == Some(0) {
             return Err(bad("source.read_concurrency", "0", "must be at least 1"));
         }
         if file.schema.sample_files == 0 {
@@ -945,9 +958,6 @@ const fn default_max_files() -> usize {
 }
 const fn default_max_bytes() -> u64 {
     1 << 30
-}
-const fn default_read_concurrency() -> usize {
-    8
 }
 const fn default_sample_files() -> usize {
     1000

@@ -239,7 +239,7 @@ impl Pipeline {
             let compression = self.cfg.source.compression;
             let read_schema = schema.clone();
             let read_settings = settings.clone();
-            let ahead = self.cfg.source.read_concurrency;
+            let ahead = self.cfg.source.read_ahead();
             // Reads and decodes are driven by their own task, so they go on while this loop
             // encodes Parquet (a stream polled only here would stall during each write).
             let (tx, mut decoded) = tokio::sync::mpsc::channel(ahead);
@@ -871,7 +871,7 @@ impl Pipeline {
                     Ok(sampled)
                 }
             })
-            .buffered(self.cfg.source.read_concurrency);
+            .buffered(self.cfg.source.read_ahead());
         let mut merged = SchemaSample::new(infer_types);
         while let Some(sample) = samples.next().await {
             if let Some(sample) = sample? {
