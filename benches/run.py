@@ -53,15 +53,23 @@ def tree_rss(root: int) -> int:
 
 def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, str]:
     """Runs argv to completion; returns (seconds, peak RSS in bytes, stdout). Peak RSS is the
-    larger of wait4's (the process itself) and the sum over its process tree sampled every
-    50 ms (Spark's work happens in a JVM child of the Python driver)."""
+    larger of the process's own high-water mark and the sum over its process tree sampled
+    every 50 ms (Spark's work happens in a JVM child of the Python driver).
+
+    The high-water mark comes from GNU time, which forks the contender from its own small
+    process: Linux keeps a process's RSS high-water mark across exec, so `wait4` on a child
+    forked from this (large, after the row checks) Python process reports this process's
+    RSS, not the contender's."""
     import threading
 
     start = time.perf_counter()
     out_path = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"inlet-bench-{os.getpid()}.out"
+    hwm_path = pathlib.Path(str(out_path) + ".rss")
+    gnu_time = shutil.which("time", path="/usr/bin:/bin")
+    command = [gnu_time, "-f", "%M", "-o", str(hwm_path), *argv] if gnu_time else argv
     peak = [0]
     with open(out_path, "wb") as out, open(str(out_path) + ".err", "wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         done = threading.Event()
 
         def sample() -> None:
@@ -80,7 +88,11 @@ def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, 
     run_measured.stderr = stderr
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{stderr[-4000:]}")
-    return elapsed, max(usage.ru_maxrss * 1024, peak[0]), stdout
+    if gnu_time:
+        own = int(hwm_path.read_text().split()[-1]) * 1024
+    else:
+        own = usage.ru_maxrss * 1024  # may include this process's RSS (see above)
+    return elapsed, max(own, peak[0]), stdout
 
 
 def inlet_binary(args) -> str:
