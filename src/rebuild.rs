@@ -11,7 +11,9 @@ use crate::cli::ConfigArg;
 use crate::config::Config;
 
 pub async fn run(args: &ConfigArg) -> Result<()> {
-    let cfg = Config::load(&args.config)?;
+    let mut cfg = Config::load(&args.config)?;
+    // A `uc://` table is read where the catalog says it lives, with vended credentials.
+    crate::unity::Catalog::resolve(&mut cfg).await?;
     let dir = &cfg.checkpoint_dir;
     let mut sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
     let commits = sink.pipeline_commits(&cfg.pipeline_id).await?;

@@ -418,3 +418,52 @@ fn a_service_principal_signs_in_with_oauth_client_credentials() {
         landing.ids.iter().copied().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_table_created_by_a_run_killed_before_registering_it_is_registered_by_the_next() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let unity = Unity::start(tmp.path(), json!({"tables": {}}));
+    let mut landing = Landing::new(&tmp.path().join("landing"));
+    landing.add_files(2, 5);
+    let config = unity.config(
+        tmp.path(),
+        "uc://main.sales.late",
+        "create_table = true\nstorage_location = \"s3://BUCKET/tables/late\"",
+    );
+    let body = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("BUCKET", &unity.bucket);
+    std::fs::write(&config, body).expect("config");
+    let cfg = config.to_str().expect("utf8");
+    let env = unity.env();
+    let out = run_inlet(
+        &[
+            "run",
+            "--config",
+            cfg,
+            "--available-now",
+            "--fault-point",
+            "after-commit",
+        ],
+        &env_refs(&env),
+    );
+    assert_eq!(out.status.signal(), Some(9), "{out:?}");
+    assert!(
+        unity.calls("POST", "/unity-catalog/tables").is_empty(),
+        "killed before registering"
+    );
+    run_ok(
+        &["run", "--config", cfg, "--available-now"],
+        &env_refs(&env),
+    );
+    assert_eq!(
+        unity.calls("POST", "/unity-catalog/tables").len(),
+        1,
+        "registered by the next run"
+    );
+    assert_eq!(
+        unity.read("tables/late").ints("id"),
+        landing.ids.iter().copied().collect::<Vec<_>>()
+    );
+}
