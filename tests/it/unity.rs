@@ -98,6 +98,17 @@ impl Unity {
         )
     }
 
+    /// A pipeline into `uc://main.sales.{table}`, created at `s3://<bucket>/tables/{table}`
+    /// when the catalog has no such table.
+    fn creating_config(&self, dir: &Path, table: &str) -> PathBuf {
+        let location = format!("s3://{}/tables/{table}", self.bucket);
+        self.config(
+            dir,
+            &format!("uc://main.sales.{table}"),
+            &format!("create_table = true\nstorage_location = \"{location}\""),
+        )
+    }
+
     /// The only credentials inlet gets: the workspace and its token.
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -205,15 +216,7 @@ fn a_new_table_is_created_registered_and_its_columns_follow_evolution() {
         "{\"id\":1,\"name\":\"x\"}\n{\"id\":2,\"name\":\"y\"}\n",
     )
     .expect("write");
-    let config = unity.config(
-        tmp.path(),
-        "uc://main.sales.new_events",
-        "create_table = true\nstorage_location = \"s3://BUCKET/tables/new_events\"",
-    );
-    let body = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace("BUCKET", &unity.bucket);
-    std::fs::write(&config, body).expect("config");
+    let config = unity.creating_config(tmp.path(), "new_events");
     let cfg = config.to_str().expect("utf8");
     let env = unity.env();
     run_ok(
@@ -426,15 +429,7 @@ fn a_table_created_by_a_run_killed_before_registering_it_is_registered_by_the_ne
     let unity = Unity::start(tmp.path(), json!({"tables": {}}));
     let mut landing = Landing::new(&tmp.path().join("landing"));
     landing.add_files(2, 5);
-    let config = unity.config(
-        tmp.path(),
-        "uc://main.sales.late",
-        "create_table = true\nstorage_location = \"s3://BUCKET/tables/late\"",
-    );
-    let body = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace("BUCKET", &unity.bucket);
-    std::fs::write(&config, body).expect("config");
+    let config = unity.creating_config(tmp.path(), "late");
     let cfg = config.to_str().expect("utf8");
     let env = unity.env();
     let out = run_inlet(
