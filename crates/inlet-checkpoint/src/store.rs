@@ -217,6 +217,15 @@ impl Checkpoint {
             return Ok(None);
         }
         let mut cp = Self::open_db(dir, None)?;
+        // A run creating the checkpoint this instant has made the file but not yet its
+        // tables: to a reader that is no checkpoint yet, not an error.
+        let initialized: bool = cp
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')", [], |r| r.get(0))
+            .map_err(cp.sql())?;
+        if !initialized {
+            return Ok(None);
+        }
         cp.migrate()?;
         Ok(Some(cp))
     }
@@ -250,15 +259,20 @@ impl Checkpoint {
 
     fn init(&mut self, pipeline_id: &str) -> Result<(), CheckpointError> {
         let path = self.dir.join(DB_FILE);
-        self.conn
-            .execute_batch(LAYOUT)
-            .map_err(|source| CheckpointError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        if self.meta("layout_version")?.is_none() {
-            self.set_meta("layout_version", &LAYOUT_VERSION.to_string())?;
-        }
+        let open_err = |source| CheckpointError::Open {
+            path: path.clone(),
+            source,
+        };
+        // One transaction: a reader (`inlet files`) sees no tables, or all of them with
+        // their layout version, never a half-made checkpoint.
+        let tx = self.conn.transaction().map_err(open_err)?;
+        tx.execute_batch(LAYOUT).map_err(open_err)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('layout_version', ?1)",
+            [LAYOUT_VERSION.to_string()],
+        )
+        .map_err(open_err)?;
+        tx.commit().map_err(open_err)?;
         self.migrate()?;
         match self.meta("pipeline_id")? {
             Some(stored) if stored != pipeline_id => Err(CheckpointError::PipelineMismatch {
@@ -860,6 +874,18 @@ mod tests {
             last_modified_ms: 1,
             discovered_at_ms: 2,
         }
+    }
+
+    #[test]
+    fn a_checkpoint_file_without_tables_yet_reads_as_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        rusqlite::Connection::open(dir.path().join(DB_FILE))
+            .expect("create")
+            .execute_batch("PRAGMA journal_mode=WAL;")
+            .expect("wal");
+        assert!(Checkpoint::open_read_only(dir.path())
+            .expect("readable")
+            .is_none());
     }
 
     #[test]
