@@ -38,7 +38,7 @@ const DEPTH_EVERY: Duration = Duration::from_secs(10);
 const DRAIN_QUIET: Duration = Duration::from_secs(5);
 /// Attempts at a batch that keeps failing transiently before a run that is not continuous
 /// gives up (about a minute of backoff in all).
-const BATCH_ATTEMPTS: u32 = 7;
+pub(crate) const BATCH_ATTEMPTS: u32 = 7;
 
 /// Files found and not yet planned: arrival order, each path once.
 #[derive(Debug, Default)]
@@ -127,7 +127,9 @@ impl Pipeline {
         mode: RunMode,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<RunStats> {
-        recovery::recover(&mut self).await?;
+        if !self.recover_retried(mode, &mut shutdown).await? {
+            return Ok(self.stats);
+        }
         self.compact()?;
         if let Some(latest) = self.checkpoint.latest_schema()? {
             observe::schema_version(latest.version);
@@ -161,7 +163,12 @@ impl Pipeline {
         loop {
             let found = match self.discover.discover(Duration::ZERO).await {
                 Ok(found) => found,
-                Err(e) if mode == RunMode::Continuous => {
+                // A continuous run retries until the source answers; a draining run retries
+                // transient trouble as often as a batch would.
+                Err(e)
+                    if mode == RunMode::Continuous
+                        || (e.is_transient() && failures + 1 < BATCH_ATTEMPTS) =>
+                {
                     failures += 1;
                     if pause_after(failures, &e, shutdown).await {
                         return Ok(());
@@ -231,7 +238,7 @@ impl Pipeline {
                 return Ok(());
             }
             if next_listing.is_some_and(|t| t <= Instant::now()) {
-                self.backfill(&mut backlog).await?;
+                self.backfill_retried(&mut backlog, mode, shutdown).await?;
                 next_listing = src.backfill_interval.map(|i| Instant::now() + i);
             }
             let due = backlog
@@ -288,13 +295,48 @@ impl Pipeline {
                     }
                     self.admit(found, &mut backlog).await?;
                 }
-                Err(e) if mode == RunMode::Continuous => {
+                Err(e)
+                    if mode == RunMode::Continuous
+                        || (e.is_transient() && failures + 1 < BATCH_ATTEMPTS) =>
+                {
                     // The receiver backs off by itself; the loop goes on, so files already
                     // waiting still close their batch on time.
                     failures += 1;
                     report_failure(failures, &e, None);
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// [`Self::backfill`], retried on transient trouble: without limit in a continuous run
+    /// (the queue is not read meanwhile), [`BATCH_ATTEMPTS`] times otherwise.
+    async fn backfill_retried(
+        &mut self,
+        backlog: &mut Backlog,
+        mode: RunMode,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut failures = 0u32;
+        loop {
+            match self.backfill(backlog).await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if retry::is_transient(&e)
+                        && (mode == RunMode::Continuous || failures + 1 < BATCH_ATTEMPTS) =>
+                {
+                    failures += 1;
+                    let wait = retry::backoff(failures);
+                    warn!(error = %format!("{e:#}"), attempt = failures, retry_in_ms = wait.as_millis() as u64, "listing beside notifications failed; retrying");
+                    observe::set_problem(Some(format!(
+                        "listing failing ({failures} attempts): {e:#}"
+                    )));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -363,6 +405,38 @@ impl Pipeline {
         self.clean_up().await?;
         self.compact()?;
         Ok(true)
+    }
+
+    /// Start-up recovery, retried on transient trouble like a batch (the table may be
+    /// briefly unreachable). False when a shutdown came during a wait: nothing was planned
+    /// or written, and the next start recovers.
+    async fn recover_retried(
+        &mut self,
+        mode: RunMode,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool> {
+        let mut attempt = 0u32;
+        loop {
+            match recovery::recover(self).await {
+                Ok(()) => return Ok(true),
+                Err(e)
+                    if retry::is_transient(&e)
+                        && (mode == RunMode::Continuous || attempt + 1 < BATCH_ATTEMPTS) =>
+                {
+                    attempt += 1;
+                    let wait = retry::backoff(attempt);
+                    warn!(attempt, retry_in_ms = wait.as_millis() as u64, error = %format!("{e:#}"), "recovery at start failed; retrying it");
+                    observe::set_problem(Some(format!(
+                        "recovery failing ({attempt} attempts): {e:#}"
+                    )));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// After a batch attempt: on a transient failure (storage or network trouble, a lost

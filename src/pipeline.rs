@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::driver::BATCH_ATTEMPTS;
 use crate::unity::Catalog;
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, BooleanArray};
@@ -68,9 +69,22 @@ pub struct Pipeline {
 /// nothing is left (`--available-now`, `--once`).
 pub async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeline> {
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
-    source.check_reachable().await?;
+    crate::retry::transient_retried(
+        "the source",
+        BATCH_ATTEMPTS,
+        inlet_discover::DiscoverError::is_transient,
+        || source.check_reachable(),
+    )
+    .await?;
     let mut catalog = Catalog::resolve(&mut cfg).await?;
-    let mut sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
+    let sink_options = cfg.sink_options();
+    let mut sink = crate::retry::transient_retried(
+        "the table",
+        BATCH_ATTEMPTS,
+        SinkError::is_transient,
+        || DeltaSink::open(&cfg.table_url, &sink_options),
+    )
+    .await?;
     if let Some(catalog) = catalog.as_mut() {
         if let Some(options) = catalog.start(&sink.spark_fields()?, &mut cfg).await? {
             sink = DeltaSink::open(&cfg.table_url, &options).await?;

@@ -68,6 +68,34 @@ pub fn backoff(attempt: u32) -> Duration {
     full.mul_f64(fraction)
 }
 
+/// Runs `op` until it succeeds, fails for good (`transient` says no), or has failed
+/// `attempts` times, waiting [`backoff`] between attempts. For start-up checks, which
+/// a blip must not fail.
+pub async fn transient_retried<T, E, F, Fut>(
+    what: &str,
+    attempts: u32,
+    transient: impl Fn(&E) -> bool,
+    mut op: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Err(e) if attempt < attempts && transient(&e) => {
+                let wait = backoff(attempt);
+                tracing::warn!(error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "cannot reach {what}; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ fn fault_rate() -> f64 {
     std::env::var("INLET_CAMPAIGN_FAULT_RATE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.2)
+        .unwrap_or(0.1)
 }
 
 /// Reports a fault campaign's figures, then asserts nothing was lost or doubled, nothing
@@ -43,6 +43,9 @@ fn finish_fault_campaign(
     (lost, doubled): (usize, usize),
 ) {
     let (files, rows, rate, seed) = run;
+    if std::env::var_os("INLET_CAMPAIGN_VERBOSE").is_some() {
+        eprintln!("{name}: inlet's log\n{log}");
+    }
     let faults = proxy.stats();
     report_campaign(
         name,
