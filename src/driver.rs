@@ -167,7 +167,7 @@ impl Pipeline {
                 // transient trouble as often as a batch would.
                 Err(e)
                     if mode == RunMode::Continuous
-                        || (e.is_transient() && failures + 1 < BATCH_ATTEMPTS) =>
+                        || (e.is_transient() && may_retry(mode, failures)) =>
                 {
                     failures += 1;
                     if pause_after(failures, &e, shutdown).await {
@@ -297,7 +297,7 @@ impl Pipeline {
                 }
                 Err(e)
                     if mode == RunMode::Continuous
-                        || (e.is_transient() && failures + 1 < BATCH_ATTEMPTS) =>
+                        || (e.is_transient() && may_retry(mode, failures)) =>
                 {
                     // The receiver backs off by itself; the loop goes on, so files already
                     // waiting still close their batch on time.
@@ -321,19 +321,15 @@ impl Pipeline {
         loop {
             match self.backfill(backlog).await {
                 Ok(()) => return Ok(()),
-                Err(e)
-                    if retry::is_transient(&e)
-                        && (mode == RunMode::Continuous || failures + 1 < BATCH_ATTEMPTS) =>
-                {
+                Err(e) if retry::is_transient(&e) && may_retry(mode, failures) => {
                     failures += 1;
                     let wait = retry::backoff(failures);
                     warn!(error = %format!("{e:#}"), attempt = failures, retry_in_ms = wait.as_millis() as u64, "listing beside notifications failed; retrying");
                     observe::set_problem(Some(format!(
                         "listing failing ({failures} attempts): {e:#}"
                     )));
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                    if stopped_during(wait, shutdown).await {
+                        return Ok(());
                     }
                 }
                 Err(e) => return Err(e),
@@ -419,19 +415,15 @@ impl Pipeline {
         loop {
             match recovery::recover(self).await {
                 Ok(()) => return Ok(true),
-                Err(e)
-                    if retry::is_transient(&e)
-                        && (mode == RunMode::Continuous || attempt + 1 < BATCH_ATTEMPTS) =>
-                {
+                Err(e) if retry::is_transient(&e) && may_retry(mode, attempt) => {
                     attempt += 1;
                     let wait = retry::backoff(attempt);
                     warn!(attempt, retry_in_ms = wait.as_millis() as u64, error = %format!("{e:#}"), "recovery at start failed; retrying it");
                     observe::set_problem(Some(format!(
                         "recovery failing ({attempt} attempts): {e:#}"
                     )));
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+                    if stopped_during(wait, shutdown).await {
+                        return Ok(false);
                     }
                 }
                 Err(e) => return Err(e),
@@ -453,20 +445,18 @@ impl Pipeline {
     ) -> Result<bool> {
         let mut attempt = 0u32;
         while let Err(error) = outcome {
-            attempt += 1;
-            let bounded = mode != RunMode::Continuous && attempt >= BATCH_ATTEMPTS;
-            if !retry::is_transient(&error) || bounded {
+            if !retry::is_transient(&error) || !may_retry(mode, attempt) {
                 return Err(error);
             }
+            attempt += 1;
             let wait = retry::backoff(attempt);
             warn!(batch = batch_id, attempt, retry_in_ms = wait.as_millis() as u64, error = %format!("{error:#}"), "batch failed; retrying it");
             observe::set_problem(Some(format!(
                 "batch {batch_id} failing ({attempt} attempts): {error:#}"
             )));
             self.stats.batch_retries += 1;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+            if stopped_during(wait, shutdown).await {
+                return Ok(false);
             }
             // Recovery finishes this batch; it is a retry here, not a batch left by a crash.
             let recovered = self.stats.recovered_batches;
@@ -591,8 +581,19 @@ async fn pause_after(
 ) -> bool {
     let pause = retry::backoff(failures + 1);
     report_failure(failures, error, Some(pause));
+    stopped_during(pause, shutdown).await
+}
+
+/// Whether another attempt may follow `failures` failed ones: always in a continuous run,
+/// otherwise up to [`BATCH_ATTEMPTS`] attempts in all.
+fn may_retry(mode: RunMode, failures: u32) -> bool {
+    mode == RunMode::Continuous || failures + 1 < BATCH_ATTEMPTS
+}
+
+/// Waits `wait` before a retry; true when a shutdown came first.
+async fn stopped_during(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(pause) => false,
+        _ = tokio::time::sleep(wait) => false,
         _ = shutdown.wait_for(|stop| *stop) => true,
     }
 }

@@ -149,11 +149,7 @@ impl Catalog {
         fields: &[serde_json::Value],
         cfg: &mut Config,
     ) -> Result<Option<HashMap<String, String>>> {
-        let columns: Vec<Column> = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Column::from_spark(i, f))
-            .collect();
+        let columns = Column::list_from_spark(fields);
         if columns.is_empty() || columns == self.columns {
             return Ok(None);
         }
@@ -191,11 +187,7 @@ impl Catalog {
         cfg: &mut Config,
     ) -> Result<Option<HashMap<String, String>>> {
         if self.table.is_some() {
-            self.columns = fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| Column::from_spark(i, f))
-                .collect();
+            self.columns = Column::list_from_spark(fields);
             return Ok(None);
         }
         self.after_commit(fields, cfg).await

@@ -71,6 +71,15 @@ pub struct Column {
 }
 
 impl Column {
+    /// A table's columns, in order, from its Spark StructField JSONs.
+    pub fn list_from_spark(fields: &[Value]) -> Vec<Self> {
+        fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Self::from_spark(i, f))
+            .collect()
+    }
+
     /// The column at `position` from a Spark StructField JSON (`{name, type, nullable,
     /// metadata}`, as Delta's schema writes it).
     pub fn from_spark(position: usize, field: &Value) -> Self {
