@@ -767,7 +767,13 @@ impl Pipeline {
             // Inferred by a run that crashed before creating the table: use the same schema.
             Some(stored) => inlet_schema::from_json(&stored.schema_json)?,
             None => {
+                let started = std::time::Instant::now();
                 let (inferred, sampled) = self.infer(files).await?;
+                debug!(
+                    files = sampled,
+                    infer_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "inferred the schema"
+                );
                 if inferred.fields().is_empty() && self.cfg.hints.is_empty() {
                     return Ok(None);
                 }
