@@ -20,6 +20,7 @@ use inlet_discover::{
 use inlet_format::{DecodeOptions, Decoded, FormatError, SchemaSample};
 use inlet_schema::EvolutionMode;
 use inlet_transform::Transform;
+use std::collections::HashMap;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::bad_records::BadRecords;
@@ -62,6 +63,9 @@ pub struct Pipeline {
     pub(crate) progress: Progress,
     /// `uc://` sinks: the catalog that vends the table's credentials.
     catalog: Option<Catalog>,
+    /// Files inference has just walked whole, each with the schema all its lines fit: the
+    /// batch that inferred decodes them without checking each line again.
+    known_fit: HashMap<String, Schema>,
 }
 
 /// Opens the source and the table (checking both are reachable, before anything is
@@ -166,6 +170,7 @@ pub async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pi
         faults,
         progress: Progress::new(),
         catalog,
+        known_fit: HashMap::new(),
     })
 }
 
@@ -248,7 +253,8 @@ impl Pipeline {
             let mut staged = StagedFiles::default();
             let mut collected: Vec<(PlannedFile, Vec<RecordBatch>)> = Vec::new();
             let mut file_rows = Vec::with_capacity(files.len());
-            let settings = self.decode_settings();
+            let mut settings = self.decode_settings();
+            settings.known_fit = Arc::new(std::mem::take(&mut self.known_fit));
             let source = self.source.clone();
             let compression = self.cfg.source.compression;
             let read_schema = schema.clone();
@@ -439,8 +445,7 @@ impl Pipeline {
     /// The batch's source files as its commit records them (for `inlet checkpoint rebuild`):
     /// each with its outcome, and its rows where counted.
     fn manifest(&self, batch_id: i64, file_rows: &[(String, i64)]) -> Result<Vec<BatchFile>> {
-        let rows: std::collections::HashMap<&str, i64> =
-            file_rows.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+        let rows: HashMap<&str, i64> = file_rows.iter().map(|(p, n)| (p.as_str(), *n)).collect();
         Ok(self
             .checkpoint
             .batch_files(batch_id)?
@@ -693,6 +698,7 @@ impl Pipeline {
             csv: Arc::new(self.cfg.source.csv.clone()),
             partition_columns: Arc::new(self.cfg.source.partition_columns.clone()),
             pin_etag: self.cfg.source.allow_overwrites,
+            known_fit: Arc::default(),
             cpu: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             )),
@@ -768,7 +774,8 @@ impl Pipeline {
             Some(stored) => inlet_schema::from_json(&stored.schema_json)?,
             None => {
                 let started = std::time::Instant::now();
-                let (inferred, sampled) = self.infer(files).await?;
+                let (inferred, sampled, known_fit) = self.infer(files).await?;
+                self.known_fit = known_fit;
                 debug!(
                     files = sampled,
                     infer_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -841,7 +848,11 @@ impl Pipeline {
 
     /// Infers a schema from the first files of a batch, within the sample bounds. Files are
     /// read and sampled `read_concurrency` at a time, each apart, then merged in order.
-    async fn infer(&self, files: &[PlannedFile]) -> Result<(arrow::datatypes::Schema, usize)> {
+    /// Also returns the files sampled whole whose every line fits its own inference.
+    async fn infer(
+        &self,
+        files: &[PlannedFile],
+    ) -> Result<(Schema, usize, HashMap<String, Schema>)> {
         // The byte budget is spent in file order, by stored size (a compressed file may give
         // more), so which files are sampled does not depend on timing.
         let mut chosen = Vec::new();
@@ -871,13 +882,18 @@ impl Pipeline {
                     let sampled = tokio::task::spawn_blocking(move || {
                         let data = inlet_format::decompress(&path, data, compression).ok()?;
                         // Row formats are sampled up to the byte budget; Parquet needs the file.
+                        let cut = usize::try_from(budget).unwrap_or(usize::MAX);
+                        let whole = data.len() <= cut;
                         let data = match settings.format {
                             inlet_format::Format::Parquet => data,
-                            _ => data.slice(..data.len().min(usize::try_from(budget).unwrap_or(usize::MAX))),
+                            _ => data.slice(..data.len().min(cut)),
                         };
                         let mut sample = SchemaSample::new(infer_types);
                         match sample.add(&path, &data, &settings.options()) {
-                            Ok(()) => Some(sample),
+                            Ok(()) => {
+                                let fitted = sample.fitted().filter(|_| whole).map(|f| (path, f));
+                                Some((sample, fitted))
+                            }
                             Err(e) => {
                                 // The decode pass records this file as failed, with the same error.
                                 warn!(file = %path, error = %e, "file left out of the schema sample");
@@ -893,12 +909,14 @@ impl Pipeline {
             })
             .buffered(self.cfg.source.read_ahead());
         let mut merged = SchemaSample::new(infer_types);
+        let mut known_fit = HashMap::new();
         while let Some(sample) = samples.next().await {
-            if let Some(sample) = sample? {
+            if let Some((sample, fitted)) = sample? {
                 merged.merge(sample);
+                known_fit.extend(fitted);
             }
         }
-        Ok((merged.schema(), merged.files()))
+        Ok((merged.schema(), merged.files(), known_fit))
     }
 }
 
@@ -933,6 +951,8 @@ struct DecodeSettings {
     partition_columns: Arc<Vec<String>>,
     /// Read the version with the planned ETag only (`allow_overwrites`).
     pin_etag: bool,
+    /// `Pipeline::known_fit`, for the batch that inferred the schema.
+    known_fit: Arc<HashMap<String, Schema>>,
     /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
     /// ahead, but more decodes than cores only add memory.
     cpu: Arc<tokio::sync::Semaphore>,
@@ -949,6 +969,7 @@ impl DecodeSettings {
             infer_types: self.infer_types,
             hints: &self.hints,
             partition_columns: &self.partition_columns,
+            known_to_fit: false,
         }
     }
 }
@@ -1012,7 +1033,14 @@ async fn read_file(
             Ok(d) => d,
             Err(e) => return (Bytes::new(), Err(e)),
         };
-        let decoded = inlet_format::decode(&name, &data, &schema, &settings.options());
+        let known_to_fit = settings.known_fit.get(&name).is_some_and(|fitted| {
+            inlet_format::fits_within(fitted, &schema, settings.rescued_column.as_deref())
+        });
+        let opts = DecodeOptions {
+            known_to_fit,
+            ..settings.options()
+        };
+        let decoded = inlet_format::decode(&name, &data, &schema, &opts);
         // The bytes are kept only for a second decode once the schema takes new columns;
         // decoded rows wait for the writer without them.
         let keep = matches!(decoded, Ok(Decoded::NewColumns(_)));

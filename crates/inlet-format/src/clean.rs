@@ -34,7 +34,8 @@ impl Name {
     fn is(&self, key: &[u8], key_head: u64) -> bool {
         self.head == key_head
             && self.text.len() == key.len()
-            && (key.len() <= 8 || self.text.as_bytes()[8..] == key[8..])
+            // Names are short: a loop, not a call to `memcmp`.
+            && (key.len() <= 8 || self.text.bytes().skip(8).zip(&key[8..]).all(|(a, &b)| a == b))
     }
 }
 
@@ -87,6 +88,24 @@ impl Shape {
             Struct(fields) => Self::Struct(struct_shapes(fields)),
             // Null (a position seen only as null while inferring) and the rest.
             _ => Self::Other,
+        }
+    }
+
+    /// True when every value this shape accepts, `wider` accepts too.
+    pub fn within(&self, wider: &Shape) -> bool {
+        use Shape::*;
+        match (self, wider) {
+            // A column seen only as null: every shape takes null.
+            (Other, _) => true,
+            (Str, Str) | (Bool, Bool) | (Float, Float) | (Int { .. }, Float) => true,
+            (Int { min, max }, Int { min: lo, max: hi }) => lo <= min && max <= hi,
+            (List(item), List(wider)) => item.within(wider),
+            (Struct(fields), Struct(wider)) => fields.iter().all(|(name, shape)| {
+                wider
+                    .iter()
+                    .any(|(other, w)| other.text == name.text && shape.within(w))
+            }),
+            _ => false,
         }
     }
 
@@ -353,6 +372,12 @@ impl<'a> Scan<'a> {
             }
         }
     }
+}
+
+/// True when every record that fits `file` as written (`SchemaSample::fitted`) also fits
+/// `schema` as written, so decoding the file against `schema` may skip the check.
+pub fn fits_within(file: &Schema, schema: &Schema, rescued: Option<&str>) -> bool {
+    Shape::of_schema(file, None).within(&Shape::of_schema(schema, rescued))
 }
 
 fn struct_shapes(fields: &Fields) -> Vec<(Name, Shape)> {

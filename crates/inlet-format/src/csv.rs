@@ -278,6 +278,7 @@ mod tests {
             infer_types: true,
             hints: &[],
             partition_columns: &[],
+            known_to_fit: false,
         }
     }
 

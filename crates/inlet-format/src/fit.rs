@@ -145,7 +145,7 @@ impl<'a> Fitter<'a> {
         let Some(shape) = &self.fast else {
             return false;
         };
-        if !shape.accepts(raw) {
+        if !self.opts.known_to_fit && !shape.accepts(raw) {
             // Fitting decides, and collects the types of new columns from every record.
             return false;
         }

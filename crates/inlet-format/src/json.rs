@@ -36,13 +36,14 @@ fn feed_with(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitte
 
 /// Every record of `text` (up to `max_records`), for inference; what does not parse is
 /// skipped, as decoding reports it. With `settled`, a JSON record that fits the inference so
-/// far as written (see `clean.rs`) is only counted: it cannot change the result.
+/// far as written (see `clean.rs`) is only counted: it cannot change the result. `settled`
+/// is asked `(line, false)` first, and told `(line, true)` after a line was added.
 pub(crate) fn sample(
     text: &str,
     format: Format,
     numbers: NumberMode,
     max_records: usize,
-    mut settled: Option<&mut dyn FnMut(&str) -> bool>,
+    mut settled: Option<&mut dyn FnMut(&str, bool) -> bool>,
     mut add: impl FnMut(Map<String, Value>),
 ) -> usize {
     let mut n = 0;
@@ -50,7 +51,7 @@ pub(crate) fn sample(
         if n >= max_records {
             return n;
         }
-        if format == Format::Json && settled.as_mut().is_some_and(|s| s(at.raw)) {
+        if format == Format::Json && settled.as_mut().is_some_and(|s| s(at.raw, false)) {
             n += 1;
             continue;
         }
@@ -66,6 +67,10 @@ pub(crate) fn sample(
                 add(record);
                 n += 1;
             }
+        }
+        // Told the line went the slow way, `settled` checks it against the result.
+        if let Some(s) = settled.as_mut() {
+            s(at.raw, true);
         }
     }
     n
@@ -152,6 +157,7 @@ mod tests {
             numbers: NumberMode::Auto,
             csv: &CSV,
             partition_columns: &[],
+            known_to_fit: false,
             mode,
             rescued_column: Some(RESCUED),
             infer_types: true,

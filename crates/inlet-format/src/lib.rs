@@ -16,6 +16,7 @@ mod sample;
 mod testing;
 mod text;
 
+pub use clean::fits_within;
 pub use compression::{decompress, Compression};
 pub use csv::CsvOptions;
 pub use dynamodb::{NumberMode, SEQ_WIDTH};
@@ -85,6 +86,9 @@ pub struct DecodeOptions<'a> {
     pub hints: &'a [Field],
     /// Hive-style `name=value` directories of the file's path that become columns.
     pub partition_columns: &'a [String],
+    /// Every JSON line of the file is known to fit the schema as written (inference walked
+    /// it: `SchemaSample::fitted`, `fits_within`), so no line is checked again.
+    pub known_to_fit: bool,
 }
 
 /// Decodes `data` (the decompressed file at `path`) into record batches of `schema`, which

@@ -467,6 +467,7 @@ mod tests {
             infer_types: true,
             hints: &[],
             partition_columns: &[],
+            known_to_fit: false,
         };
         let Decoded::NewColumns(new) =
             decode("s3://b/f.parquet", &data, &schema, &opts).expect("decode")

@@ -16,6 +16,8 @@ pub struct SchemaSample {
     /// Parquet columns, in the order first seen.
     columns: Vec<Field>,
     files: usize,
+    /// Every record added so far is a JSON object that fits the inference as written.
+    all_fit: bool,
 }
 
 impl SchemaSample {
@@ -24,6 +26,7 @@ impl SchemaSample {
             records: JsonInference::new().infer_types(infer_types),
             columns: Vec::new(),
             files: 0,
+            all_fit: true,
         }
     }
 
@@ -42,23 +45,35 @@ impl SchemaSample {
         // each record that may have changed it). Partition values change every record.
         let records = std::cell::RefCell::new(&mut self.records);
         let shape = std::cell::RefCell::new(None::<Shape>);
-        let mut settled = |raw: &str| {
+        // The shape before the last change, and whether every line fits the latest shape.
+        let last = std::cell::RefCell::new(None::<Shape>);
+        let use_settled = partition.is_empty() && opts.format == Format::Json;
+        let all_fit = std::cell::Cell::new(self.all_fit && use_settled);
+        let mut settled = |raw: &str, added: bool| {
             let mut shape = shape.borrow_mut();
             let mut records = records.borrow_mut();
             if shape.is_none() {
                 *shape = records.exact_schema().map(|s| Shape::of_schema(&s, None));
+                // What fitted before must still fit: the inference may only grow.
+                if let (Some(old), Some(new)) = (last.borrow().as_ref(), shape.as_ref()) {
+                    all_fit.set(all_fit.get() && old.within(new));
+                }
             }
             let fits = shape.as_ref().is_some_and(|s| s.accepts(raw));
+            if added {
+                // A line that changed the inference (or did not parse) must fit it now.
+                all_fit.set(all_fit.get() && fits);
+                return false;
+            }
             if fits {
                 records.add_unchanged();
             }
             fits
         };
-        let use_settled = partition.is_empty() && opts.format == Format::Json;
         let add = |mut record: serde_json::Map<String, Value>| {
             record.extend(partition.clone());
             records.borrow_mut().add(&Value::Object(record));
-            *shape.borrow_mut() = None;
+            *last.borrow_mut() = shape.borrow_mut().take();
         };
         match opts.format {
             Format::Parquet => {
@@ -71,7 +86,13 @@ impl SchemaSample {
             }
             format => {
                 // Lines that are not UTF-8 are blanked here (decoding reports them).
-                let (text, _) = crate::utf8_lines(valid_prefix(data));
+                let (text, bad) = match std::str::from_utf8(data) {
+                    Ok(text) => (std::borrow::Cow::Borrowed(text), Vec::new()),
+                    Err(_) => crate::utf8_lines(valid_prefix(data)),
+                };
+                if !bad.is_empty() {
+                    all_fit.set(false);
+                }
                 let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
                 match format {
                     Format::Csv => {
@@ -81,7 +102,7 @@ impl SchemaSample {
                         text::sample(text, usize::MAX, add);
                     }
                     _ => {
-                        let settled: Option<&mut dyn FnMut(&str) -> bool> = if use_settled {
+                        let settled: Option<&mut dyn FnMut(&str, bool) -> bool> = if use_settled {
                             Some(&mut settled)
                         } else {
                             None
@@ -91,8 +112,18 @@ impl SchemaSample {
                 }
             }
         }
+        self.all_fit = all_fit.get() && opts.format != Format::Parquet;
         self.files += 1;
         Ok(())
+    }
+
+    /// For a sample of one whole JSON-lines file: the schema every line of it fits as
+    /// written, when that holds. Decoding the file against a schema this fits within
+    /// (`fits_within`) can skip the fast path's check of each line (`DecodeOptions`).
+    pub fn fitted(&self) -> Option<Schema> {
+        (self.files == 1 && self.all_fit)
+            .then(|| self.records.exact_schema())
+            .flatten()
     }
 
     /// Folds in the sample of later files (sampled apart, in parallel).
@@ -102,6 +133,7 @@ impl SchemaSample {
             add_column(&mut self.columns, field);
         }
         self.files += other.files;
+        self.all_fit &= other.all_fit;
     }
 
     /// Files added.
@@ -159,6 +191,7 @@ mod tests {
             infer_types: true,
             hints: &[],
             partition_columns: &[],
+            known_to_fit: false,
         }
     }
 
@@ -240,5 +273,125 @@ mod tests {
             }
             assert_eq!(sample.schema(), full.schema(), "{lines:#?}");
         }
+    }
+
+    #[test]
+    fn a_file_known_to_fit_decodes_as_if_every_line_were_checked() {
+        let csv = CsvOptions::default();
+        let keys = ["i", "f", "s", "b", "l", "n"];
+        let values = [
+            "1",
+            "-7",
+            "2.5",
+            "\"x\"",
+            "\"3\"",
+            "true",
+            "null",
+            "[1,2]",
+            "[\"a\"]",
+            "[]",
+            "{\"k\":\"a\"}",
+            "{\"k\":1}",
+            "{}",
+            "9223372036854775808",
+        ];
+        let records = crate::testing::random_records(0x5eed, &keys, &values, 4, 3000);
+        let (mut fitted_files, mut other_files) = (0, 0);
+        // Files of 1 to 8 records: small enough that many keep one type per key.
+        let mut at = 0;
+        let mut size = 1;
+        while at < records.len() {
+            let end = (at + size).min(records.len());
+            let text = records[at..end].join("\n");
+            (at, size) = (end, size % 8 + 1);
+            let mut sample = SchemaSample::new(true);
+            let data = Bytes::from(text.clone());
+            sample.add("f.json", &data, &opts(&csv)).expect("sample");
+            let Some(fitted) = sample.fitted() else {
+                other_files += 1;
+                continue;
+            };
+            fitted_files += 1;
+            // Decoded against what the table would start with (nulls become strings) and
+            // with a rescued column: with and without the check, the same result.
+            let mut fields: Vec<arrow::datatypes::Field> = sample
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(arrow::datatypes::Field::new(
+                "_rescued_data",
+                DataType::Utf8,
+                true,
+            ));
+            let schema = std::sync::Arc::new(Schema::new(fields));
+            assert!(
+                crate::fits_within(&fitted, &schema, Some("_rescued_data")),
+                "{text}"
+            );
+            let checked = DecodeOptions {
+                rescued_column: Some("_rescued_data"),
+                ..opts(&csv)
+            };
+            let trusted = DecodeOptions {
+                known_to_fit: true,
+                ..checked
+            };
+            let rows = |o: &DecodeOptions<'_>| match crate::decode("f.json", &data, &schema, o) {
+                Ok(crate::Decoded::Rows {
+                    batches,
+                    rescued_rows,
+                    bad_records,
+                    ..
+                }) => (batches, rescued_rows, bad_records.len()),
+                other => panic!("{text}: {other:?}"),
+            };
+            assert_eq!(rows(&checked), rows(&trusted), "{text}");
+        }
+        assert!(
+            fitted_files > 50 && other_files > 50,
+            "{fitted_files} fitted, {other_files} not"
+        );
+    }
+
+    #[test]
+    fn a_file_is_not_known_to_fit_after_a_type_changed_or_a_line_failed() {
+        let csv = CsvOptions::default();
+        let fitted = |text: &str| {
+            let mut sample = SchemaSample::new(true);
+            sample
+                .add("f.json", &Bytes::from(text.to_string()), &opts(&csv))
+                .expect("sample");
+            sample.fitted()
+        };
+        assert!(fitted("{\"a\": 1}\n{\"a\": 2.5, \"b\": null}\n{\"c\": [1]}").is_some());
+        for text in [
+            "{\"a\": 1}\n{\"a\": \"x\"}", // a number, then text: the first line no longer fits
+            "{\"a\": 1}\n{\"a\": 2",      // a broken line
+            "{\"a\": 1}\n[1]",            // not an object
+            "{\"a\": 1}{\"a\": 2}",       // two objects on a line
+            "{\"a\": 1, \"a\": 2}",       // a key twice
+        ] {
+            assert!(fitted(text).is_none(), "{text}");
+        }
+        let a_int = Schema::new(vec![arrow::datatypes::Field::new(
+            "a",
+            DataType::Int64,
+            true,
+        )]);
+        let a_text = Schema::new(vec![arrow::datatypes::Field::new(
+            "a",
+            DataType::Utf8,
+            true,
+        )]);
+        assert!(
+            !crate::fits_within(&a_int, &a_text, None),
+            "a hint that makes a column text"
+        );
+        assert!(
+            !crate::fits_within(&a_int, &Schema::empty(), None),
+            "a column the schema lacks"
+        );
     }
 }
