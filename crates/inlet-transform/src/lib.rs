@@ -3,24 +3,24 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use arrow::array::{
     ArrayRef, BooleanArray, StringArray, StructArray, TimestampMicrosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use arrow::row::{Row, RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
-use deltalake::datafusion::functions_window::expr_fn::row_number;
-use deltalake::datafusion::logical_expr::ExprFunctionExt;
-use deltalake::datafusion::prelude::{ident, lit, SessionContext};
+use deltalake::datafusion::prelude::{lit, SessionContext};
 
 /// The default transform: every column of the batch as is.
 pub const IDENTITY_SQL: &str = "SELECT * FROM source";
 /// Name of the per-row file metadata column.
 pub const METADATA_COLUMN: &str = "_metadata";
 const DELETE_FLAG: &str = "__inlet_delete";
-const ROW_NUMBER: &str = "__inlet_rn";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
@@ -194,14 +194,15 @@ pub fn with_metadata(
 /// What MERGE needs from a batch: its latest row per key, and which of those are deletes.
 #[derive(Debug)]
 pub struct Latest {
-    /// One row per key: the one with the highest sequence (ties: any one of them).
+    /// One row per key: the one with the highest sequence (ties: the later row), in the
+    /// order the rows came.
     pub batches: Vec<RecordBatch>,
     /// Per batch, per row: whether `delete_when` holds.
     pub deletes: Vec<BooleanArray>,
 }
 
-/// Keeps the latest row per `keys` by `sequence_by` (nulls lowest), and evaluates
-/// `delete_when` on each kept row.
+/// Keeps the latest row per `keys` by `sequence_by` (nulls lowest, ties to the later row),
+/// in one hashed pass with no sort, and evaluates `delete_when` on each kept row.
 pub async fn latest_per_key(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
@@ -223,22 +224,45 @@ pub async fn latest_per_key(
         }
     }
     let exec = |e: DataFusionError| TransformError::Execute(e.to_string());
+    let arrow_err = |e: arrow::error::ArrowError| TransformError::Execute(e.to_string());
+    // One pass over the batch: keys and sequences in arrow's row format (sequences compare
+    // as bytes, nulls lowest), the winning row per key in a hash map, then one `take`.
+    let batch = arrow::compute::concat_batches(&schema, &batches).map_err(arrow_err)?;
+    let column = |name: &str| -> Result<ArrayRef, TransformError> {
+        batch.column_by_name(name).cloned().ok_or_else(|| {
+            TransformError::Execute(format!("column '{name}' is missing from the batch"))
+        })
+    };
+    let key_columns = keys
+        .iter()
+        .map(|k| column(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sort_field = |a: &ArrayRef| SortField::new(a.data_type().clone());
+    let key_rows = RowConverter::new(key_columns.iter().map(sort_field).collect())
+        .and_then(|c| c.convert_columns(&key_columns))
+        .map_err(arrow_err)?;
+    let sequence = column(sequence_by)?;
+    let sequence_rows = RowConverter::new(vec![sort_field(&sequence)])
+        .and_then(|c| c.convert_columns(&[sequence]))
+        .map_err(arrow_err)?;
+    let mut latest: HashMap<Row<'_>, usize> = HashMap::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        latest
+            .entry(key_rows.row(i))
+            .and_modify(|best| {
+                // Ties go to the later row, in file order.
+                if sequence_rows.row(i) >= sequence_rows.row(*best) {
+                    *best = i;
+                }
+            })
+            .or_insert(i);
+    }
+    let mut winners: Vec<u64> = latest.into_values().map(|i| i as u64).collect();
+    winners.sort_unstable();
+    let kept = arrow::compute::take_record_batch(&batch, &UInt64Array::from(winners))
+        .map_err(arrow_err)?;
     let ctx = SessionContext::new();
-    let df = ctx.read_batches(batches).map_err(exec)?;
-    let rn = row_number()
-        .partition_by(keys.iter().map(|k| ident(k.as_str())).collect())
-        .order_by(vec![ident(sequence_by).sort(false, false)])
-        .build()
-        .map_err(exec)?
-        .alias(ROW_NUMBER);
-    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let df = df
-        .window(vec![rn])
-        .map_err(exec)?
-        .filter(ident(ROW_NUMBER).eq(lit(1u64)))
-        .map_err(exec)?
-        .select_columns(&columns)
-        .map_err(exec)?;
+    let df = ctx.read_batch(kept).map_err(exec)?;
     let df = match delete_when {
         Some(predicate) => {
             let pred_err = |e: DataFusionError| TransformError::DeletePredicate {
@@ -356,7 +380,7 @@ pub fn sortable_sequence(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Int64Array;
+    use arrow::array::{Array, Int64Array};
 
     fn input() -> (SchemaRef, RecordBatch) {
         let schema = Arc::new(Schema::new(vec![
@@ -407,6 +431,74 @@ mod tests {
         }
         rows.sort();
         assert_eq!(rows, vec![(1, 7, true), (2, 2, false), (3, 1, false)]);
+    }
+
+    #[tokio::test]
+    async fn ties_go_to_the_later_row_and_null_sequences_lose_across_batches() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("tenant", DataType::Utf8, true),
+            Field::new("id", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, true),
+            Field::new("op", DataType::Utf8, true),
+        ]));
+        let batch =
+            |tenant: Vec<Option<&str>>, id: Vec<i64>, seq: Vec<Option<i64>>, op: Vec<&str>| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(tenant)),
+                        Arc::new(Int64Array::from(id)),
+                        Arc::new(Int64Array::from(seq)),
+                        Arc::new(StringArray::from(op)),
+                    ],
+                )
+                .expect("batch")
+            };
+        let first = batch(
+            vec![Some("a"), Some("a"), Some("b"), None],
+            vec![1, 2, 1, 1],
+            vec![Some(3), None, Some(9), Some(1)],
+            vec!["first", "first", "first", "first"],
+        );
+        let second = batch(
+            vec![Some("a"), Some("a"), Some("b"), None],
+            vec![1, 2, 1, 1],
+            vec![Some(3), Some(1), Some(2), None],
+            vec!["second", "second", "second", "second"],
+        );
+        let keys = ["tenant".to_string(), "id".to_string()];
+        let latest = latest_per_key(schema.clone(), vec![first, second], &keys, "seq", None)
+            .await
+            .expect("latest");
+        let mut rows = Vec::new();
+        for b in &latest.batches {
+            let col = |i: usize| b.column(i).clone();
+            let (tenant, op) = (col(0), col(3));
+            let tenant = tenant
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("tenant");
+            let op = op.as_any().downcast_ref::<StringArray>().expect("op");
+            for i in 0..b.num_rows() {
+                let t = tenant.is_valid(i).then(|| tenant.value(i).to_string());
+                rows.push((t, op.value(i).to_string()));
+            }
+        }
+        rows.sort();
+        let row = |t: Option<&str>, op: &str| (t.map(str::to_string), op.to_string());
+        assert_eq!(
+            rows,
+            vec![
+                // A null tenant is a key of its own; a null sequence loses to any other.
+                row(None, "first"),
+                // ("a", 1): the same sequence twice, the later row wins.
+                row(Some("a"), "second"),
+                // ("a", 2): null, then 1.
+                row(Some("a"), "second"),
+                // ("b", 1): 9, then 2.
+                row(Some("b"), "first"),
+            ]
+        );
     }
 
     #[tokio::test]
