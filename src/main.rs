@@ -86,9 +86,11 @@ fn init_logging(cli: &Cli) {
     // On a terminal the progress bar and summary speak; logs are for files and pipes.
     // Other crates speak at warn. delta-kernel logs an ERROR for every table it cannot load,
     // including "not created yet"; its real failures reach us as errors, reported once.
+    // delta-rs's MERGE warns on every run that scans all files that a scan metric is missing
+    // and derives it; its MERGE errors still reach us.
     let ours = |level: &str| {
         format!(
-            "warn,buoyant_kernel=off,inlet={level},inlet_checkpoint={level},inlet_delta={level},inlet_discover={level},inlet_format={level},inlet_schema={level}"
+            "warn,buoyant_kernel=off,deltalake_core::operations::merge=error,inlet={level},inlet_checkpoint={level},inlet_delta={level},inlet_discover={level},inlet_format={level},inlet_schema={level}"
         )
     };
     let level = if std::io::stderr().is_terminal() {
