@@ -95,7 +95,16 @@ fn records_of(
 /// Non-blank lines with their 1-based number and byte offset; a trailing `\r` is dropped.
 fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
     let mut offset = 0;
-    text.split('\n').enumerate().filter_map(move |(i, line)| {
+    // memchr's vector search: `str::split` finds each newline a word at a time.
+    let mut start = 0;
+    let pieces = memchr::memchr_iter(b'\n', text.as_bytes())
+        .chain(std::iter::once(text.len()))
+        .map(move |end| {
+            let line = &text[start..end];
+            start = end + 1;
+            line
+        });
+    pieces.enumerate().filter_map(move |(i, line)| {
         let start = offset;
         offset += line.len() + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
