@@ -34,16 +34,19 @@ fn feed_with(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitte
     }
 }
 
+/// Asked `(line, false)` whether a line is settled (fits the inference so far, so it is only
+/// counted); told `(line, true)` after an unsettled line was parsed and added.
+pub(crate) type Settled<'a> = &'a mut dyn FnMut(&str, bool) -> bool;
+
 /// Every record of `text` (up to `max_records`), for inference; what does not parse is
 /// skipped, as decoding reports it. With `settled`, a JSON record that fits the inference so
-/// far as written (see `clean.rs`) is only counted: it cannot change the result. `settled`
-/// is asked `(line, false)` first, and told `(line, true)` after a line was added.
+/// far as written (see `clean.rs`) is only counted: it cannot change the result.
 pub(crate) fn sample(
     text: &str,
     format: Format,
     numbers: NumberMode,
     max_records: usize,
-    mut settled: Option<&mut dyn FnMut(&str, bool) -> bool>,
+    mut settled: Option<Settled<'_>>,
     mut add: impl FnMut(Map<String, Value>),
 ) -> usize {
     let mut n = 0;

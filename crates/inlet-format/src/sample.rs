@@ -102,7 +102,7 @@ impl SchemaSample {
                         text::sample(text, usize::MAX, add);
                     }
                     _ => {
-                        let settled: Option<&mut dyn FnMut(&str, bool) -> bool> = if use_settled {
+                        let settled: Option<json::Settled<'_>> = if use_settled {
                             Some(&mut settled)
                         } else {
                             None
