@@ -804,14 +804,6 @@ impl Pipeline {
         } else {
             self.transform.output_schema(&source).await?
         };
-        let names = || {
-            created
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let mut needed: Vec<(&str, &String)> = self
             .cfg
             .sink
@@ -831,7 +823,7 @@ impl Pipeline {
             if created.field_with_name(column).is_err() {
                 bail!(
                     "{key} names column '{column}', which the table would not have (columns: {})",
-                    names()
+                    inlet_schema::column_names(&created)
                 );
             }
         }

@@ -97,12 +97,7 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         (Some(v), Some(schema)) => out.push_str(&format!(
             "table       {} (version {v}, columns: {})\n",
             cfg.table_url,
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            inlet_schema::column_names(&schema)
         )),
         _ => out.push_str(&format!(
             "table       {} (does not exist yet; the first batch creates it{})\n",
@@ -151,12 +146,7 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
                         .sql
                         .as_deref()
                         .unwrap_or(inlet_transform::IDENTITY_SQL),
-                    output
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    inlet_schema::column_names(&output)
                 ));
             }
             let batches = cp.batches()?;

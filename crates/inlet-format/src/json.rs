@@ -97,19 +97,16 @@ fn records_of(
 
 /// Non-blank lines with their 1-based number and byte offset; a trailing `\r` is dropped.
 fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
-    let mut offset = 0;
     // memchr's vector search: `str::split` finds each newline a word at a time.
-    let mut start = 0;
+    let mut next = 0;
     let pieces = memchr::memchr_iter(b'\n', text.as_bytes())
         .chain(std::iter::once(text.len()))
         .map(move |end| {
-            let line = &text[start..end];
-            start = end + 1;
-            line
+            let start = next;
+            next = end + 1;
+            (start, &text[start..end])
         });
-    pieces.enumerate().filter_map(move |(i, line)| {
-        let start = offset;
-        offset += line.len() + 1;
+    pieces.enumerate().filter_map(|(i, (start, line))| {
         let line = line.strip_suffix('\r').unwrap_or(line);
         (!line.trim().is_empty()).then_some(Origin {
             line: i as u64 + 1,

@@ -112,7 +112,8 @@ impl SchemaSample {
                 }
             }
         }
-        self.all_fit = all_fit.get() && opts.format != Format::Parquet;
+        // False for every format but JSON lines from the start (`use_settled`).
+        self.all_fit = all_fit.get();
         self.files += 1;
         Ok(())
     }

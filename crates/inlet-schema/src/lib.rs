@@ -24,6 +24,16 @@ pub fn is_valid_column_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| " ,;{}()\n\t=".contains(c))
 }
 
+/// The schema's column names, comma-separated, as messages and `validate` list them.
+pub fn column_names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The schema as JSON text, the form the checkpoint stores.
 pub fn to_json(schema: &Schema) -> String {
     serde_json::to_string(schema).unwrap_or_else(|_| "{}".into())

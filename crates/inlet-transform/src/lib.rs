@@ -124,22 +124,13 @@ impl Transform {
     fn plan_err(&self, schema: &Schema, e: DataFusionError) -> TransformError {
         TransformError::Plan {
             detail: first_line(&e.to_string()),
-            columns: column_list(schema),
+            columns: inlet_schema::column_names(schema),
         }
     }
 }
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_string()
-}
-
-fn column_list(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn metadata_fields() -> Fields {
@@ -219,7 +210,7 @@ pub async fn latest_per_key(
             return Err(TransformError::MissingColumn {
                 key,
                 column: column.clone(),
-                columns: column_list(&schema),
+                columns: inlet_schema::column_names(&schema),
             });
         }
     }
