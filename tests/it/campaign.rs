@@ -108,15 +108,7 @@ fn crash_campaign_append() {
         kills += usize::from(run_and_kill(&config, round, &mut rng, &mut land));
     }
     landing.add_files(2, 3_000);
-    run_ok(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    drain(&config, &[], &[]);
 
     let ids = read_delta(&url_of(&tmp.path().join("table")), &json!({})).ints("id");
     let (lost, doubled) = lost_and_doubled(landing.ids.iter().copied(), &ids);
@@ -163,15 +155,7 @@ fn crash_campaign_merge() {
     for rest in chunks {
         write_files(&landing, rest);
     }
-    run_ok(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    drain(&cfg, &[], &[]);
 
     let state = table_state(tmp.path());
     let lost = history
@@ -252,16 +236,7 @@ fn fault_campaign_s3_listing() {
     );
     let log = run.stop();
     // A draining run after the continuous one finds nothing new, through the faults too.
-    let out = run_ok(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-            "--json",
-        ],
-        &moto.env(),
-    );
+    let out = drain(&config, &["--json"], &moto.env());
     let stats: Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(stats["files"], 0, "{stats}");
 

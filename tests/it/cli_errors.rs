@@ -26,15 +26,7 @@ fn unknown_key_is_named_with_file_and_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
     Landing::new(&tmp.path().join("landing")).add_files(1, 1);
     let config = local_config(tmp.path(), "max_file_per_batch = 2");
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    let out = try_drain(&config, &[], &[]);
     assert_one_line_error(
         &out,
         "pipeline.toml, line 4: unknown field `max_file_per_batch`",
@@ -51,15 +43,7 @@ fn unknown_key_is_named_with_file_and_line() {
 fn missing_landing_directory_is_named() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = local_config(tmp.path(), "");
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    let out = try_drain(&config, &[], &[]);
     assert_one_line_error(
         &out,
         &format!(
@@ -80,15 +64,7 @@ fn unusable_checkpoint_directory_is_named() {
         tmp.path(),
         "pipeline_id = \"p\"\n[source]\nurl = \"landing\"\n[sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"afile/state\"\n",
     );
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    let out = try_drain(&config, &[], &[]);
     assert_one_line_error(
         &out,
         &format!(

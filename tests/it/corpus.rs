@@ -194,16 +194,7 @@ fn bad_input_corpus_local() {
     let inputs = corpus();
     write_corpus(&tmp.path().join("landing"), &inputs);
     let config = local_config(tmp.path(), "max_files_per_batch = 5");
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-            "--json",
-        ],
-        &[],
-    );
+    let out = try_drain(&config, &["--json"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -269,15 +260,7 @@ fn bad_input_corpus_s3_with_odd_keys() {
             moto.storage_options()
         ),
     );
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &moto.env(),
-    );
+    let out = try_drain(&config, &[], &moto.env());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let ids = read_delta(&url_of(&tmp.path().join("table")), &json!({})).ints("id");

@@ -108,15 +108,7 @@ fn stop_then_resume(
 
     fix(&fs, broken);
     landing.add_files(2, 50);
-    run_ok(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    drain(&config, &[], &[]);
     let ids = read_delta(&url_of(&tmp.path().join("table")), &json!({})).ints("id");
     assert_eq!(
         ids,

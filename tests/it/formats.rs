@@ -9,19 +9,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-/// Runs `--available-now` for the config and returns its summary.
-fn drain(config: &Path) -> String {
-    run_ok(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    )
-}
-
 fn write(path: &Path, data: impl AsRef<[u8]>) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, data).expect("write");
@@ -54,7 +41,7 @@ fn csv_with_a_quoted_multi_line_field_and_a_malformed_row() {
         tmp.path(),
         "format = \"csv\"\n[source.csv]\nnull_value = \"NA\"",
     );
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(
         out.contains("took 1 file") && out.contains("3 rows"),
         "{out}"
@@ -90,7 +77,7 @@ fn csv_with_a_quoted_multi_line_field_and_a_malformed_row() {
         &other,
         "format = \"csv\"\n[source.csv]\nheader = false\ndelimiter = \";\"",
     );
-    drain(&config);
+    drain(&config, &[], &[]);
     let t = local_table(&other);
     let mut got: Vec<(i64, String)> = t
         .rows
@@ -124,7 +111,7 @@ fn parquet_files_with_differing_columns_are_merged_and_evolve() {
     );
     parquet("b.parquet", json!([{"id": 3, "score": 1.5}]));
     let config = local_config(tmp.path(), "format = \"parquet\"");
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(out.contains("took 2 files"), "{out}");
     let rows = by_id(&local_table(tmp.path()));
     assert_eq!(rows.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -140,7 +127,7 @@ fn parquet_files_with_differing_columns_are_merged_and_evolve() {
     // A later file adds a column; another has a value the column's type cannot hold.
     parquet("c.parquet", json!([{"id": 4, "name": "d", "flag": true}]));
     parquet("d.parquet", json!([{"id": 5, "score": "high"}]));
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(out.contains("Schema evolved: added flag BOOLEAN"), "{out}");
     let rows = by_id(&local_table(tmp.path()));
     assert_eq!(rows[&4]["flag"], true);
@@ -183,7 +170,7 @@ fn zstd_and_bzip2_json_lines_are_read_by_extension_or_option() {
     compressed("zstd", &tmp.path().join("landing/a.json.zst"), 1..4);
     compressed("bzip2", &tmp.path().join("landing/b.json.bz2"), 4..7);
     let config = local_config(tmp.path(), "");
-    drain(&config);
+    drain(&config, &[], &[]);
     let rows = by_id(&local_table(tmp.path()));
     assert_eq!(
         rows.keys().copied().collect::<Vec<_>>(),
@@ -196,7 +183,7 @@ fn zstd_and_bzip2_json_lines_are_read_by_extension_or_option() {
     let other = tmp.path().join("by-option");
     compressed("zstd", &other.join("landing/c.log"), 10..12);
     let config = local_config(&other, "compression = \"zstd\"");
-    drain(&config);
+    drain(&config, &[], &[]);
     assert_eq!(local_table(&other).ints("id"), vec![10, 11]);
 }
 
@@ -220,7 +207,7 @@ fn partition_values_in_the_path_become_columns() {
         tmp.path(),
         "partition_columns = [\"date\", \"region\", \"hour\"]\n[schema]\nhints = \"date DATE\"",
     );
-    drain(&config);
+    drain(&config, &[], &[]);
     let rows = by_id(&local_table(tmp.path()));
     assert_eq!(
         (
@@ -265,7 +252,7 @@ fn files_older_than_max_file_age_are_not_taken() {
     };
     set_age("old.json", Duration::from_secs(3 * 86_400));
     let config = local_config(tmp.path(), "max_file_age = \"1d\"");
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(
         out.contains("took 1 file")
             && out.contains("1 file older than source.max_file_age not taken"),
@@ -280,7 +267,7 @@ fn files_older_than_max_file_age_are_not_taken() {
 
     // Skipped by age, not lost: made young again, it is taken.
     set_age("old.json", Duration::ZERO);
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(out.contains("took 1 file"), "{out}");
     assert_eq!(local_table(tmp.path()).ints("id"), vec![1, 2]);
 }
@@ -301,12 +288,12 @@ fn an_overwritten_file_is_taken_again_only_with_allow_overwrites() {
                  [sink]\ntable = \"table\"\n{sink}\n[checkpoint]\nlocation = \"state\"\n"
             ),
         );
-        drain(&config);
+        drain(&config, &[], &[]);
         write(
             &dir.join("landing/a.json"),
             "{\"id\":1,\"v\":2}\n{\"id\":2,\"v\":2}\n{\"id\":3,\"v\":2}\n",
         );
-        let out = drain(&config);
+        let out = drain(&config, &[], &[]);
         (dir, config, out)
     };
     // Off (the default): the path was taken, so its new content is not.
@@ -369,7 +356,7 @@ fn clean_source_archives_and_deletes_local_files() {
         &dir.join("archive"),
         "a file where the archive directory should be",
     );
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(out.contains("took 3 files"), "{out}");
     for key in ODD_NAMES {
         assert!(
@@ -384,7 +371,7 @@ fn clean_source_archives_and_deletes_local_files() {
         "nothing recorded as cleaned"
     );
     std::fs::remove_file(dir.join("archive")).expect("fix the archive location");
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(
         out.contains("took 0 files") && out.contains("Cleaned up 3 archived"),
         "{out}"
@@ -414,7 +401,7 @@ fn clean_source_archives_and_deletes_local_files() {
 
     // Delete.
     let (dir, config) = setup("delete", "clean_source = \"delete\"");
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(
         out.contains("took 3 files") && out.contains("3 deleted"),
         "{out}"
@@ -453,15 +440,7 @@ fn clean_source_archives_and_deletes_on_s3() {
                  [sink]\ntable = \"s3://lake/{name}\"\n{opts}\n[checkpoint]\nlocation = \"state\"\n"
             ),
         );
-        let out = run_ok(
-            &[
-                "run",
-                "--config",
-                config.to_str().expect("utf8"),
-                "--available-now",
-            ],
-            &moto.env(),
-        );
+        let out = drain(&config, &[], &moto.env());
         assert!(out.contains("took 3 files"), "{out}");
         let table = read_delta(&format!("s3://lake/{name}"), &moto.reader_options());
         assert_eq!(table.ints("id"), vec![0, 1, 2]);
@@ -527,7 +506,7 @@ fn text_files_become_one_row_per_line() {
         "started\r\n\nGET /health 200\n{\"not\": \"parsed\"}",
     );
     let config = local_config(tmp.path(), "format = \"text\"");
-    let out = drain(&config);
+    let out = drain(&config, &[], &[]);
     assert!(out.contains("4 rows"), "{out}");
     let mut lines: Vec<String> = local_table(tmp.path())
         .rows

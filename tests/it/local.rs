@@ -172,15 +172,7 @@ fn shipped_demo_ingests_every_row() {
     assert!(expected_rows > 0);
     let cfg = tmp.path().join("config/local-demo.toml");
     run_ok(&["validate", "--config", cfg.to_str().expect("utf8")], &[]);
-    run_ok(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    drain(&cfg, &[], &[]);
     let table = read_delta(&url_of(&tmp.path().join("demo/out/telemetry")), &json!({}));
     assert_eq!(table.rows.len(), expected_rows);
     assert_eq!(

@@ -147,16 +147,7 @@ fn stream_history_in_one_run_equals_the_model() {
         "dynamodb_stream",
         "max_files_per_batch = 25",
     );
-    let out = run_ok(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().expect("utf8"),
-            "--available-now",
-            "--json",
-        ],
-        &[],
-    );
+    let out = drain(&cfg, &["--json"], &[]);
     let stats: Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(stats["files"], 200);
     let state = table_state(tmp.path());
@@ -173,15 +164,7 @@ fn stream_history_in_fifty_small_runs_equals_the_model() {
     let landing = tmp.path().join("landing");
     for chunk in files.chunks(4) {
         write_files(&landing, chunk);
-        run_ok(
-            &[
-                "run",
-                "--config",
-                cfg.to_str().expect("utf8"),
-                "--available-now",
-            ],
-            &[],
-        );
+        drain(&cfg, &[], &[]);
     }
     assert_eq!(files_json(&cfg).len(), 200);
     let state = table_state(tmp.path());
@@ -298,15 +281,7 @@ fn export_backfill_then_stream_updates() {
         "dynamodb_export",
         "path_glob = \"export/**\"",
     );
-    run_ok(
-        &[
-            "run",
-            "--config",
-            backfill.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    drain(&backfill, &[], &[]);
     assert!(table_state(tmp.path()) == model);
 
     // The stream after the export: updates, removes and new keys.
@@ -338,15 +313,7 @@ fn export_backfill_then_stream_updates() {
         "dynamodb_stream",
         "path_glob = \"stream/**\"",
     );
-    run_ok(
-        &[
-            "run",
-            "--config",
-            stream.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    drain(&stream, &[], &[]);
     assert!(
         table_state(tmp.path()) == model,
         "stream over the backfill differs from the model"
@@ -374,15 +341,7 @@ fn shipped_dynamodb_merge_config_runs() {
         ("TABLE_URL", table.as_str()),
         ("CHECKPOINT_DIR", state.to_str().expect("utf8")),
     ];
-    run_ok(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &env,
-    );
+    drain(&config, &[], &env);
     assert!(
         table_state(tmp.path()) == history.model,
         "table differs from the model"
@@ -405,15 +364,7 @@ fn validate_plans_the_sql_and_names_usable_columns() {
         .collect();
     write_files(&tmp.path().join("landing"), &files);
     let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
-    run_ok(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    drain(&cfg, &[], &[]);
     let text = std::fs::read_to_string(&cfg).expect("config");
     let bad = text.replace(
         "[sink]",

@@ -218,15 +218,7 @@ fn test_event_duplicates_sns_eventbridge_deleted_objects_and_garbage() {
     n.send("this is not JSON");
 
     let config = n.config(tmp.path(), "include_existing_files = false");
-    let first = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &n.env(),
-    );
+    let first = try_drain(&config, &[], &n.env());
     let log = String::from_utf8_lossy(&first.stderr).into_owned();
     assert!(first.status.success(), "{log}");
     assert_eq!(table_ids(tmp.path()), vec![1, 2, 3]);
@@ -258,16 +250,7 @@ fn test_event_duplicates_sns_eventbridge_deleted_objects_and_garbage() {
 
     // A duplicate notification of a committed file costs a look-up and is deleted.
     n.send(&s3_event("auto/plain.json"));
-    let second = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-            "--json",
-        ],
-        &n.env(),
-    );
+    let second = try_drain(&config, &["--json"], &n.env());
     assert!(
         second.status.success(),
         "{}",
@@ -382,15 +365,7 @@ fn validate_reaches_the_queue_and_a_missing_queue_is_named() {
         "{out}"
     );
     // validate reads no message: the next run sees the file's notification at once.
-    run_ok(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &n.env(),
-    );
+    drain(&config, &[], &n.env());
     assert_eq!(table_ids(tmp.path()), vec![7]);
 
     let missing = n.queue.replace("landing-events", "no-such-queue");
@@ -398,15 +373,7 @@ fn validate_reaches_the_queue_and_a_missing_queue_is_named() {
         .expect("config")
         .replace(&n.queue, &missing);
     std::fs::write(&config, text).expect("write");
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &n.env(),
-    );
+    let out = try_drain(&config, &[], &n.env());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();

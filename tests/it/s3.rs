@@ -118,15 +118,7 @@ fn missing_bucket_is_named_and_nothing_is_written() {
     moto.s3(&["mkbucket", "lake"]);
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = s3_config(tmp.path(), &moto, "no-such-bucket");
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &moto.env(),
-    );
+    let out = try_drain(&config, &[], &moto.env());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err
@@ -173,15 +165,7 @@ fn s3_schema_drift_evolves_the_table_and_writes_bad_records_to_s3() {
     );
     let text = text.replace("[sink]", "[schema]\nsample_files = 1\n[sink]");
     std::fs::write(&config, text).expect("config");
-    let out = run_ok(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &moto.env(),
-    );
+    let out = drain(&config, &[], &moto.env());
     assert!(out.contains("1 bad record"), "{out}");
 
     let table = read_delta("s3://lake/tables/events", &moto.reader_options());

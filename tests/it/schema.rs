@@ -61,16 +61,7 @@ fn config(dir: &Path, mode: &str, extra_source: &str) -> PathBuf {
 }
 
 fn run_json(cfg: &Path) -> Value {
-    let out = run_ok(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().expect("utf8"),
-            "--available-now",
-            "--json",
-        ],
-        &[],
-    );
+    let out = drain(cfg, &["--json"], &[]);
     serde_json::from_str(out.trim()).expect("json summary")
 }
 
@@ -108,15 +99,7 @@ fn add_new_columns_evolves_in_flight_rescues_and_sets_aside() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let drift = Drift::new(tmp.path());
     let cfg = config(tmp.path(), "add_new_columns", "");
-    let text = run_ok(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &[],
-    );
+    let text = drain(&cfg, &[], &[]);
     // The summary names the file with bad records and the file that failed.
     assert!(
         text.contains(&format!("{}: 1 line", drift.file("f13.json"))),

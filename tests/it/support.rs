@@ -40,6 +40,22 @@ pub fn run_ok(args: &[&str], envs: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A draining run (`inlet run --available-now`, then `extra`, such as `--json`) of
+/// `config`: its output, whether it succeeded or not.
+pub fn try_drain(config: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Output {
+    run_inlet(&drain_args(config, extra), envs)
+}
+
+/// `try_drain`, asserting success: its stdout.
+pub fn drain(config: &Path, extra: &[&str], envs: &[(&str, &str)]) -> String {
+    run_ok(&drain_args(config, extra), envs)
+}
+
+fn drain_args<'a>(config: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let config = config.to_str().expect("utf8");
+    [&["run", "--config", config, "--available-now"], extra].concat()
+}
+
 /// Python of the test virtualenv (scripts/setup-test-env.sh), or `python3`.
 pub fn python() -> Command {
     let mut cmd = python_bin();

@@ -303,15 +303,7 @@ fn catalog_errors_name_the_privilege_the_table_and_what_to_do() {
     let env = unity.env();
     let error_of = |table: &str, env: &[(&'static str, &str)]| {
         let config = unity.config(tmp.path(), table, "");
-        let out = run_inlet(
-            &[
-                "run",
-                "--config",
-                config.to_str().expect("utf8"),
-                "--available-now",
-            ],
-            env,
-        );
+        let out = try_drain(&config, &[], env);
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -399,15 +391,7 @@ fn a_service_principal_signs_in_with_oauth_client_credentials() {
         ("DATABRICKS_CLIENT_ID", "sp-inlet"),
         ("DATABRICKS_CLIENT_SECRET", "sp-secret-77"),
     ];
-    let out = run_inlet(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--available-now",
-        ],
-        &env,
-    );
+    let out = try_drain(&config, &[], &env);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("sp-secret-77"), "{stderr}");
