@@ -49,6 +49,38 @@ pub enum SinkError {
         txn_version: i64,
     },
 
+    #[error("column '{column}' of Delta table {url} is {table_type}, but this batch has it as {batch_type} (another writer changed the table since the batch began); nothing was committed, and the batch is retried under the table's schema")]
+    SchemaConflict {
+        url: String,
+        column: String,
+        table_type: String,
+        batch_type: String,
+    },
+
+    #[error("column '{column}' of Delta table {url} is {table_type}, and this batch's {batch_type} values do not all convert to it (another writer added the column with its type); nothing was committed. Make the transform produce {table_type} for '{column}', or write to another table")]
+    MergeTypes {
+        url: String,
+        column: String,
+        table_type: String,
+        batch_type: String,
+    },
+
+    #[error("Delta table {url}: {source}")]
+    Protocol {
+        url: String,
+        #[source]
+        source: crate::protocol::ProtocolError,
+    },
+
+    #[error("Delta table {url} at version {version} cannot be read: its schema needs table feature(s) {missing} that its protocol (reader {reader_version}, writer {writer_version}) does not declare, so every reader refuses it (an inlet before 0.2 could commit such a schema). Run `inlet table repair-protocol --config <this config>` to add the missing feature(s) in a new commit; no data is changed")]
+    MissingFeatures {
+        url: String,
+        version: i64,
+        missing: String,
+        reader_version: i32,
+        writer_version: i32,
+    },
+
     #[error("cannot read the history of Delta table {url}: {source}")]
     History {
         url: String,
@@ -69,6 +101,8 @@ impl SinkError {
             | Self::Write { source, .. }
             | Self::Commit { source, .. }
             | Self::History { source, .. } => delta_transient(source),
+            // Retrying replays the batch under the table's new schema.
+            Self::SchemaConflict { .. } => true,
             _ => false,
         }
     }

@@ -4,11 +4,16 @@
 
 mod error;
 mod merge;
+pub mod protocol;
+mod reconcile;
+mod repair;
 mod sink;
 mod writer;
 
 pub use error::{store_transient, transient_text, SinkError};
 pub use merge::{MergeOutcome, MergeSpec};
+pub use reconcile::{same_type, widen_table_schema, TypeConflict};
+pub use repair::{repair_protocol, RepairOutcome};
 pub use sink::{
     BatchFile, DeltaSink, PipelineCommit, COMMIT_BATCH_KEY, COMMIT_FILES_KEY, COMMIT_PIPELINE_KEY,
 };

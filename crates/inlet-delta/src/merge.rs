@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
+use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use deltalake::datafusion::common::tree_node::{Transformed, TreeNode};
 use deltalake::datafusion::common::Column;
@@ -55,24 +55,40 @@ impl DeltaSink {
         spec: &MergeSpec,
     ) -> Result<MergeOutcome, SinkError> {
         self.refuse_committed(app_id, batch_id).await?;
+        let url = self.url().to_string();
         let merge_err = |source| SinkError::Commit {
-            url: self.url().to_string(),
+            url: url.clone(),
             source,
         };
-        let table = self.loaded()?.clone();
         let Some(first) = batches.first() else {
             return Err(merge_err(DeltaTableError::Generic(
                 "a MERGE needs at least one row".into(),
             )));
         };
         let source_schema: Arc<Schema> = first.schema();
+        // New columns are committed first, with the protocol they need (delta-rs's MERGE
+        // commit cannot carry a protocol action); then the MERGE sees them in the table.
+        if let Some(version) = self.add_columns(&source_schema).await? {
+            tracing::info!(version, "added the batch's new columns before its MERGE");
+        }
         let target_schema = self
             .arrow_schema()?
             .unwrap_or_else(|| Arc::new(Schema::empty()));
-        let new_columns = source_schema
-            .fields()
-            .iter()
-            .any(|f| target_schema.field_with_name(f.name()).is_err());
+        let batches = cast_to_table(batches, &target_schema).map_err(|c| {
+            SinkError::MergeTypes {
+                url: self.url().to_string(),
+                column: c.column,
+                table_type: c.table_type,
+                batch_type: c.batch_type,
+            }
+        })?;
+        let partition_by = self.partition_columns();
+        let batches = batches
+            .into_iter()
+            .map(|b| crate::writer::empty_partition_values_to_null(b, &partition_by))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| merge_err(e.into()))?;
+        let table = self.loaded()?.clone();
 
         let ctx = SessionContext::new();
         let source = ctx
@@ -117,7 +133,6 @@ impl DeltaSink {
             .merge(source, on)
             .with_source_alias(SOURCE)
             .with_target_alias(TARGET)
-            .with_merge_schema(new_columns)
             .with_session_state(Arc::new(merge_session().map_err(merge_err)?.state()))
             .with_commit_properties(properties);
         if spec.delete_when.is_some() {
@@ -159,6 +174,66 @@ impl DeltaSink {
             files_skipped: metrics.num_target_files_skipped_during_scan as u64,
         })
     }
+}
+
+/// `batches` with each column the table also has in the table's type: another writer may
+/// have added a column this batch has as well, with another type. Casts are checked: a value
+/// that does not convert refuses the whole MERGE rather than becoming null.
+fn cast_to_table(
+    batches: Vec<RecordBatch>,
+    table: &Schema,
+) -> Result<Vec<RecordBatch>, crate::TypeConflict> {
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    let source = first.schema();
+    let target: Vec<Field> = source
+        .fields()
+        .iter()
+        .map(|f| {
+            match table.fields().iter().find(|t| t.name() == f.name()) {
+                Some(t) if !crate::same_type(t.data_type(), f.data_type()) => {
+                    f.as_ref().clone().with_data_type(t.data_type().clone())
+                }
+                _ => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    let target = Arc::new(Schema::new(target));
+    if target == source {
+        return Ok(batches);
+    }
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    batches
+        .into_iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(target.fields())
+                .map(|(c, f)| {
+                    if c.data_type() == f.data_type() {
+                        return Ok(c.clone());
+                    }
+                    arrow::compute::cast_with_options(c, f.data_type(), &options).map_err(|_| {
+                        crate::TypeConflict {
+                            column: f.name().clone(),
+                            table_type: f.data_type().to_string(),
+                            batch_type: c.data_type().to_string(),
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(target.clone(), columns).map_err(|e| crate::TypeConflict {
+                column: String::new(),
+                table_type: target.to_string(),
+                batch_type: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The MERGE's DataFusion session: delta-rs's tuned defaults, with 64k-row batches, half

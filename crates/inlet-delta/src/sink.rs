@@ -13,6 +13,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use url::Url;
 
+use crate::protocol::ProtocolState;
 use crate::{SinkError, StagedFiles, TableWriter};
 
 /// Key of the commitInfo field naming the pipeline that made a commit.
@@ -87,7 +88,10 @@ impl DeltaSink {
             let mut table = sink.handle()?;
             match table.load().await {
                 Ok(()) | Err(DeltaTableError::NotATable(_)) => {}
-                Err(e) => return Err(sink.open_err(e)),
+                Err(e) => return Err(sink.diagnose(&table, e).await),
+            }
+            if table.version().is_some() {
+                sink.check_protocol(&table).await?;
             }
             // A missing table is fine, a missing bucket is not: list the location once.
             if table.version().is_none() {
@@ -100,6 +104,65 @@ impl DeltaSink {
             sink.table = Some(table);
         }
         Ok(sink)
+    }
+
+    /// The error for a table that did not load: [`SinkError::MissingFeatures`] when its log
+    /// shows a schema its protocol does not declare (the kernel refuses such a table), else
+    /// the load error itself.
+    async fn diagnose(&self, table: &DeltaTable, error: DeltaTableError) -> SinkError {
+        match crate::repair::log_state(table.object_store().as_ref()).await {
+            Ok(Some(state)) => match state.missing() {
+                Ok(missing) if !missing.is_empty() => self.missing_features(&state, &missing),
+                _ => self.open_err(error),
+            },
+            _ => self.open_err(error),
+        }
+    }
+
+    /// Refuses a loaded table whose schema or properties need a feature its protocol lacks.
+    async fn check_protocol(&self, table: &DeltaTable) -> Result<(), SinkError> {
+        let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
+        let schema = serde_json::to_value(snapshot.schema().as_ref())
+            .map_err(|e| self.schema_err(e.to_string()))?;
+        let needed =
+            crate::protocol::needed_features(&schema, snapshot.metadata().configuration());
+        let protocol = ProtocolState::of(snapshot.protocol()).map_err(|source| {
+            SinkError::Protocol {
+                url: self.url.to_string(),
+                source,
+            }
+        })?;
+        let missing: Vec<_> = needed
+            .into_iter()
+            .filter(|n| !protocol.supports(n.name))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let state = crate::repair::LogState {
+            version: table.version().map(version_i64).unwrap_or_default(),
+            protocol,
+            metadata: serde_json::Value::Null,
+        };
+        Err(self.missing_features(&state, &missing))
+    }
+
+    fn missing_features(
+        &self,
+        state: &crate::repair::LogState,
+        missing: &[crate::protocol::NeededFeature],
+    ) -> SinkError {
+        SinkError::MissingFeatures {
+            url: self.url.to_string(),
+            version: state.version,
+            missing: missing
+                .iter()
+                .map(|n| format!("'{}' ({})", n.name, n.why))
+                .collect::<Vec<_>>()
+                .join(", "),
+            reader_version: state.protocol.min_reader_version,
+            writer_version: state.protocol.min_writer_version,
+        }
     }
 
     fn open_err(&self, source: DeltaTableError) -> SinkError {
@@ -306,6 +369,10 @@ impl DeltaSink {
             url: self.url.to_string(),
             source,
         };
+        let mut actions: Vec<Action> = staged.into_adds().into_iter().map(Action::Add).collect();
+        if let Some(schema) = new_schema {
+            actions.extend(self.schema_actions(schema)?);
+        }
         let table = self.loaded()?;
         let snapshot = table.snapshot().map_err(commit_err)?;
         let partition_by = snapshot.metadata().partition_columns().to_vec();
@@ -315,18 +382,6 @@ impl DeltaSink {
             predicate: None,
         };
         let properties = self.commit_properties(app_id, batch_id);
-        let mut actions: Vec<Action> = staged.into_adds().into_iter().map(Action::Add).collect();
-        if let Some(schema) = new_schema {
-            let kernel: StructType = schema
-                .try_into_kernel()
-                .map_err(|e| self.schema_err(e.to_string()))?;
-            let metadata = snapshot
-                .metadata()
-                .clone()
-                .with_schema(&kernel)
-                .map_err(|e| self.schema_err(e.to_string()))?;
-            actions.push(Action::Metadata(metadata));
-        }
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), table.log_store(), operation)
@@ -337,6 +392,127 @@ impl DeltaSink {
             t.state = Some(finalized.snapshot());
         }
         Ok(version)
+    }
+
+    /// The actions that give the loaded table the columns of `schema`: its `metaData` with
+    /// the table's columns plus those of `schema` it lacks, and, when that schema needs table
+    /// features the protocol lacks, the `protocol` action that adds them (the protocol guard:
+    /// a commit never leaves a table whose schema its protocol does not declare).
+    ///
+    /// The table may have changed since the batch read it (another writer added columns): its
+    /// columns are kept, and a column `schema` shares with it must have the table's type, or
+    /// this refuses with [`SinkError::SchemaConflict`] before anything is committed, so a
+    /// commit never replaces the type of an existing column.
+    pub(crate) fn schema_actions(&self, schema: &Schema) -> Result<Vec<Action>, SinkError> {
+        let table = self.loaded()?;
+        let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
+        let current: Schema = snapshot
+            .schema()
+            .as_ref()
+            .try_into_arrow()
+            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
+        let merged = crate::reconcile::widen_table_schema(&current, schema).map_err(|c| {
+            SinkError::SchemaConflict {
+                url: self.url.to_string(),
+                column: c.column,
+                table_type: c.table_type,
+                batch_type: c.batch_type,
+            }
+        })?;
+        let kernel: StructType = (&merged)
+            .try_into_kernel()
+            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
+        let mut actions = Vec::new();
+        if let Some(protocol) = self.protocol_upgrade(
+            snapshot.protocol(),
+            &kernel,
+            snapshot.metadata().configuration(),
+        )? {
+            actions.push(Action::Protocol(protocol));
+        }
+        let metadata = snapshot
+            .metadata()
+            .clone()
+            .with_schema(&kernel)
+            .map_err(|e| self.schema_err(e.to_string()))?;
+        actions.push(Action::Metadata(metadata));
+        Ok(actions)
+    }
+
+    /// The protocol a table with `schema` and `properties` needs, when `current` lacks one of
+    /// its features; [`SinkError::Protocol`] when inlet cannot write a needed feature.
+    fn protocol_upgrade(
+        &self,
+        current: &deltalake::kernel::Protocol,
+        schema: &StructType,
+        properties: &HashMap<String, String>,
+    ) -> Result<Option<deltalake::kernel::Protocol>, SinkError> {
+        let protocol_err = |source| SinkError::Protocol {
+            url: self.url.to_string(),
+            source,
+        };
+        let schema_json =
+            serde_json::to_value(schema).map_err(|e| self.schema_err(e.to_string()))?;
+        let needed = crate::protocol::needed_features(&schema_json, properties);
+        let current = ProtocolState::of(current).map_err(protocol_err)?;
+        match crate::protocol::upgrade_for(&current, &needed).map_err(protocol_err)? {
+            None => Ok(None),
+            Some(next) => {
+                tracing::info!(
+                    table = %self.url,
+                    features = %needed.iter().map(|n| n.name).collect::<Vec<_>>().join(", "),
+                    "upgrading the table's protocol in the same commit as the schema that needs it"
+                );
+                next.to_kernel().map(Some).map_err(protocol_err)
+            }
+        }
+    }
+
+    /// Commits `schema`'s new columns on their own (with the protocol upgrade they need), for
+    /// a MERGE, whose delta-rs commit cannot carry a protocol action: the columns arrive one
+    /// version before the MERGE's rows. The commit carries no `txn`, so exactly-once is
+    /// untouched: a crash after it leaves the columns, and the replayed MERGE finds them.
+    pub async fn add_columns(&mut self, schema: &Schema) -> Result<Option<i64>, SinkError> {
+        let actions = self.schema_actions(schema)?;
+        let table = self.loaded()?;
+        let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
+        let unchanged = actions.iter().all(|a| match a {
+            Action::Metadata(m) => m.schema_string() == snapshot.metadata().schema_string(),
+            _ => false,
+        });
+        if unchanged {
+            return Ok(None);
+        }
+        let added: Vec<_> = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Metadata(m) => m.parse_schema().ok(),
+                _ => None,
+            })
+            .map(|s| {
+                s.fields()
+                    .filter(|f| snapshot.schema().field(f.name()).is_none())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let finalized = CommitBuilder::default()
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::AddColumn { fields: added },
+            )
+            .await
+            .map_err(|source| SinkError::Commit {
+                url: self.url.to_string(),
+                source,
+            })?;
+        let version = version_i64(finalized.version());
+        if let Some(t) = self.table.as_mut() {
+            t.state = Some(finalized.snapshot());
+        }
+        Ok(Some(version))
     }
 
     /// Sets the source files the next commit (append or MERGE) records in its commitInfo.
@@ -357,14 +533,16 @@ impl DeltaSink {
             ])
     }
 
-    /// Every commit of pipeline `app_id` in the table's whole history, oldest first.
+    /// Every commit of pipeline `app_id` the table's log still holds, oldest first, and the
+    /// oldest version the log holds (0 unless log clean-up removed older commits: then
+    /// commits of the pipeline may be missing from the list).
     pub async fn pipeline_commits(
         &mut self,
         app_id: &str,
-    ) -> Result<Vec<PipelineCommit>, SinkError> {
-        let mut commits = self.commits_of(app_id, None).await?;
+    ) -> Result<(Vec<PipelineCommit>, i64), SinkError> {
+        let (mut commits, oldest) = self.commits_and_oldest(app_id, None).await?;
         commits.reverse();
-        Ok(commits)
+        Ok((commits, oldest))
     }
 
     /// [`SinkError::AlreadyCommitted`] when the table's txn version for `app_id` is already
@@ -413,9 +591,18 @@ impl DeltaSink {
         app_id: &str,
         depth: Option<usize>,
     ) -> Result<Vec<PipelineCommit>, SinkError> {
+        Ok(self.commits_and_oldest(app_id, depth).await?.0)
+    }
+
+    /// [`Self::commits_of`], and the oldest version the history read reached.
+    async fn commits_and_oldest(
+        &mut self,
+        app_id: &str,
+        depth: Option<usize>,
+    ) -> Result<(Vec<PipelineCommit>, i64), SinkError> {
         self.refresh().await?;
         let Some(latest) = self.version() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         };
         let infos: Vec<_> =
             self.loaded()?
@@ -426,8 +613,10 @@ impl DeltaSink {
                     url: self.url.to_string(),
                     source,
                 })?;
-        // History comes newest first, one entry per version without gaps.
-        Ok(infos
+        // History comes newest first, one entry per version without gaps, down to the
+        // oldest commit the log still holds.
+        let oldest = latest + 1 - infos.len() as i64;
+        let commits = infos
             .iter()
             .enumerate()
             .filter(|(_, info)| {
@@ -444,7 +633,8 @@ impl DeltaSink {
                         .and_then(|v| serde_json::from_value(v.clone()).ok()),
                 })
             })
-            .collect())
+            .collect();
+        Ok((commits, oldest))
     }
 }
 
@@ -570,5 +760,98 @@ mod tests {
         let arrow = reopened.arrow_schema().expect("schema").expect("exists");
         let names: Vec<&str> = arrow.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, vec!["id", "name", "c"]);
+    }
+
+    fn with_field(extra: Field) -> Arc<Schema> {
+        let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(extra);
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Rows of `schema` for ids: `id`, `name`, and nulls in every other column.
+    fn rows_of(schema: &Arc<Schema>, ids: &[i64]) -> RecordBatch {
+        let b = batch(ids);
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| match b.column_by_name(f.name()) {
+                Some(c) => c.clone(),
+                None => arrow::array::new_null_array(f.data_type(), ids.len()),
+            })
+            .collect();
+        RecordBatch::try_new(schema.clone(), columns).expect("batch")
+    }
+
+    async fn commit_with(sink: &mut DeltaSink, app: &str, batch_id: i64, schema: &Arc<Schema>) -> Result<i64, SinkError> {
+        let mut w = sink.writer_for_schema(schema.clone(), 64 << 20)?;
+        w.write(rows_of(schema, &[batch_id])).await?;
+        let staged = w.finish().await?;
+        sink.commit_batch(app, batch_id, staged, Some(schema)).await
+    }
+
+    fn protocol_json(sink: &DeltaSink) -> serde_json::Value {
+        let table = sink.loaded().expect("loaded");
+        serde_json::to_value(table.snapshot().expect("snapshot").protocol()).expect("json")
+    }
+
+    #[tokio::test]
+    async fn a_commit_adding_a_timestamp_ntz_column_declares_its_feature() {
+        use arrow::datatypes::TimeUnit;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        sink.create(&schema(), &[]).await.expect("create");
+        assert_eq!(protocol_json(&sink)["minReaderVersion"], 1);
+        let ntz = with_field(Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true));
+        commit_with(&mut sink, "p", 1, &ntz).await.expect("commit");
+        // Reopened, the table loads (the kernel refuses it without the feature) and says so.
+        let mut reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+        let p = protocol_json(&reopened);
+        assert_eq!(p["readerFeatures"], serde_json::json!(["timestampNtz"]), "{p}");
+        assert!(p["writerFeatures"].as_array().expect("list").contains(&serde_json::json!("timestampNtz")), "{p}");
+        // And takes later commits (delta-rs checks the feature on every write).
+        let mut w = reopened.writer(64 << 20).expect("writer");
+        w.write(rows_of(&ntz, &[2])).await.expect("write");
+        let staged = w.finish().await.expect("finish");
+        reopened.commit_batch("p", 2, staged, None).await.expect("later commit");
+    }
+
+    #[tokio::test]
+    async fn a_stale_batch_never_replaces_a_column_type_and_keeps_others_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let mut first = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        first.create(&schema(), &[]).await.expect("create");
+        let mut second = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        // The first writer adds x as a string; the second, which read the table before,
+        // adds x as a number.
+        commit_with(&mut first, "first", 1, &with_field(Field::new("x", DataType::Utf8, true)))
+            .await
+            .expect("first commit");
+        let err = commit_with(&mut second, "second", 1, &with_field(Field::new("x", DataType::Int64, true)))
+            .await
+            .expect_err("conflict");
+        assert!(err.is_transient(), "the batch is replayed under the table's schema: {err}");
+        assert!(err.to_string().starts_with("column 'x' of Delta table"), "{err}");
+        // A stale batch adding another column keeps the first writer's.
+        commit_with(&mut second, "second", 2, &with_field(Field::new("y", DataType::Boolean, true)))
+            .await
+            .expect("second commit");
+        let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+        let arrow = reopened.arrow_schema().expect("schema").expect("exists");
+        let cols: Vec<(String, DataType)> = arrow
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        assert_eq!(
+            cols,
+            vec![
+                ("id".into(), DataType::Int64),
+                ("name".into(), DataType::Utf8),
+                ("x".into(), DataType::Utf8),
+                ("y".into(), DataType::Boolean)
+            ]
+        );
     }
 }

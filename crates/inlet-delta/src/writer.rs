@@ -60,6 +60,8 @@ pub struct TableWriter {
     inner: RecordBatchWriter,
     url: String,
     rows: u64,
+    /// The table's partition columns (their empty strings are written as null).
+    partition_by: Vec<String>,
 }
 
 impl TableWriter {
@@ -68,7 +70,16 @@ impl TableWriter {
         url: &Url,
         target_file_size: u64,
     ) -> Result<Self, SinkError> {
-        Self::wrap(RecordBatchWriter::for_table(table), url, target_file_size)
+        let partition_by = table
+            .snapshot()
+            .map(|s| s.metadata().partition_columns().to_vec())
+            .unwrap_or_default();
+        Self::wrap(
+            RecordBatchWriter::for_table(table),
+            url,
+            target_file_size,
+            partition_by,
+        )
     }
 
     pub(crate) fn for_schema(
@@ -81,16 +92,17 @@ impl TableWriter {
         let inner = RecordBatchWriter::try_new(
             url.as_str(),
             schema,
-            partition_by,
+            partition_by.clone(),
             Some(storage_options.clone()),
         );
-        Self::wrap(inner, url, target_file_size)
+        Self::wrap(inner, url, target_file_size, partition_by.unwrap_or_default())
     }
 
     fn wrap(
         inner: Result<RecordBatchWriter, deltalake::DeltaTableError>,
         url: &Url,
         target_file_size: u64,
+        partition_by: Vec<String>,
     ) -> Result<Self, SinkError> {
         let inner = inner
             .map_err(|source| SinkError::Write {
@@ -102,6 +114,7 @@ impl TableWriter {
             inner,
             url: url.to_string(),
             rows: 0,
+            partition_by,
         })
     }
 
@@ -116,6 +129,12 @@ impl TableWriter {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
+        let batch = empty_partition_values_to_null(batch, &self.partition_by).map_err(|e| {
+            SinkError::Write {
+                url: self.url.clone(),
+                source: e.into(),
+            }
+        })?;
         self.inner
             .write(batch)
             .await
@@ -139,5 +158,81 @@ impl TableWriter {
             adds,
             rows: self.rows,
         })
+    }
+}
+
+/// `batch` with the empty strings of its partition columns made null. The Delta protocol reads
+/// an empty partition value as null, so an empty string cannot be stored as a partition value:
+/// writing it as `""` made readers disagree (most read null, polars read ""). Written as null,
+/// every reader sees what the protocol says (`partitionValues: {"k": null}`, as Spark writes).
+pub(crate) fn empty_partition_values_to_null(
+    batch: RecordBatch,
+    partition_by: &[String],
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Array, StringArray};
+    use arrow::datatypes::DataType;
+    if partition_by.is_empty() {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for (i, field) in schema.fields().iter().enumerate() {
+        if !partition_by.iter().any(|p| p == field.name()) {
+            continue;
+        }
+        let is_string = matches!(
+            field.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        );
+        if !is_string {
+            continue;
+        }
+        let empty = StringArray::new_scalar("");
+        let column = arrow::compute::cast(&columns[i], &DataType::Utf8)?;
+        let is_empty = arrow::compute::kernels::cmp::eq(&column, &empty)?;
+        if is_empty.true_count() == 0 {
+            continue;
+        }
+        let nulled = arrow::compute::nullif(&columns[i], &is_empty)?;
+        debug_assert_eq!(nulled.len(), columns[i].len());
+        columns[i] = nulled;
+        changed = true;
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    RecordBatch::try_new(schema, columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn empty_partition_strings_become_null_and_other_columns_stay() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("region", DataType::Utf8, true),
+            Field::new("note", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(StringArray::from(vec![Some(""), None, Some("eu")])),
+                Arc::new(StringArray::from(vec![Some(""), Some(""), Some("x")])),
+            ],
+        )
+        .expect("batch");
+        let out = empty_partition_values_to_null(batch, &["region".to_string()]).expect("ok");
+        let region = out.column(1).as_any().downcast_ref::<StringArray>().expect("strings");
+        assert!(region.is_null(0) && region.is_null(1));
+        assert_eq!(region.value(2), "eu");
+        let note = out.column(2).as_any().downcast_ref::<StringArray>().expect("strings");
+        assert_eq!((note.is_null(0), note.value(0)), (false, ""));
     }
 }
