@@ -64,6 +64,21 @@ impl Transform {
         self.sql.eq_ignore_ascii_case(IDENTITY_SQL)
     }
 
+    /// Checks the SQL parses, before any schema is known (a new pipeline): what `run` would
+    /// refuse for its syntax, `inlet validate` and the start of a run refuse first.
+    pub fn check_syntax(&self) -> Result<(), TransformError> {
+        let ctx = SessionContext::new();
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        state
+            .sql_to_statement(&self.sql, &dialect)
+            .map(|_| ())
+            .map_err(|e| TransformError::Plan {
+                detail: first_line(&e.to_string()),
+                columns: "(not known before the first batch)".into(),
+            })
+    }
+
     /// Whether the SQL reads `_metadata` (only then is the column built: like Databricks,
     /// it is hidden from `SELECT *` unless asked for).
     pub fn uses_metadata(&self) -> bool {
@@ -79,8 +94,8 @@ impl Transform {
             .map_err(|e| self.plan_err(&input, e))?;
         ctx.register_table("source", Arc::new(table))
             .map_err(|e| self.plan_err(&input, e))?;
-        let df = ctx
-            .sql(&self.sql)
+        let df = self
+            .plan(&ctx)
             .await
             .map_err(|e| self.plan_err(&input, e))?;
         let fields: Vec<Field> = df
@@ -103,13 +118,33 @@ impl Transform {
             .map_err(|e| self.plan_err(&schema, e))?;
         ctx.register_table("source", Arc::new(table))
             .map_err(|e| self.plan_err(&schema, e))?;
-        let df = ctx
-            .sql(&self.sql)
+        let df = self
+            .plan(&ctx)
             .await
             .map_err(|e| self.plan_err(&schema, e))?;
         df.collect()
             .await
             .map_err(|e| TransformError::Execute(e.to_string()))
+    }
+
+    /// Plans the SQL in `ctx` (where `source` is registered). When the SQL names `_metadata`,
+    /// every `*` over `source` leaves it out, as Spark's file metadata column is hidden from
+    /// `*` and appears only where it is named.
+    async fn plan(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<deltalake::datafusion::dataframe::DataFrame, DataFusionError> {
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(&self.sql, &dialect)?;
+        if self.uses_metadata() {
+            if let deltalake::datafusion::sql::parser::Statement::Statement(inner) = &mut statement
+            {
+                hide_metadata::from_wildcards(inner);
+            }
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        ctx.execute_logical_plan(plan).await
     }
 
     fn with_metadata_field(&self, schema: &Schema) -> Schema {
@@ -126,6 +161,120 @@ impl Transform {
             detail: first_line(&e.to_string()),
             columns: inlet_schema::column_names(schema),
         }
+    }
+}
+
+mod hide_metadata {
+    //! `SELECT *` over `source` without `_metadata`: each wildcard whose relation is `source`
+    //! gets `_metadata` added to its EXCLUDE list, in the parsed SQL before it is planned.
+
+    use std::ops::ControlFlow;
+
+    use deltalake::datafusion::sql::sqlparser::ast::{
+        ExcludeSelectItem, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
+        SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
+        WildcardAdditionalOptions,
+    };
+
+    use super::METADATA_COLUMN;
+
+    /// Rewrites every SELECT of `statement` (subqueries and CTEs included).
+    pub fn from_wildcards(statement: &mut Statement) {
+        let _ = statement.visit(&mut Hide);
+    }
+
+    struct Hide;
+
+    impl VisitorMut for Hide {
+        type Break = ();
+
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            hide_in(&mut query.body);
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn hide_in(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                // The names `source` goes by in this SELECT's FROM (itself, or its alias).
+                let mut names: Vec<String> = Vec::new();
+                for from in &select.from {
+                    for factor in std::iter::once(&from.relation)
+                        .chain(from.joins.iter().map(|j| &j.relation))
+                    {
+                        if let TableFactor::Table { name, alias, .. } = factor {
+                            if is_source(name) {
+                                names.push(match alias {
+                                    Some(a) => a.name.value.to_lowercase(),
+                                    None => "source".to_string(),
+                                });
+                            }
+                        }
+                    }
+                }
+                // Two `source`s in one FROM make an unqualified `_metadata` ambiguous: only
+                // qualified wildcards are rewritten then.
+                let single = names.len() == 1;
+                for item in &mut select.projection {
+                    match item {
+                        SelectItem::Wildcard(opts) if single => exclude(opts),
+                        SelectItem::QualifiedWildcard(
+                            SelectItemQualifiedWildcardKind::ObjectName(q),
+                            opts,
+                        ) if single
+                            && q.0.last().and_then(ObjectNamePart::as_ident).is_some_and(
+                                |i| names.contains(&i.value.to_lowercase()),
+                            ) =>
+                        {
+                            exclude(opts)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                hide_in(left);
+                hide_in(right);
+            }
+            _ => {}
+        }
+    }
+
+    fn is_source(name: &ObjectName) -> bool {
+        name.0.len() == 1
+            && name.0[0]
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("source"))
+    }
+
+    /// Adds `_metadata` to the wildcard's EXCLUDE list, unless the SQL excludes it already.
+    fn exclude(opts: &mut WildcardAdditionalOptions) {
+        let named = |n: &ObjectName| {
+            n.0.last()
+                .and_then(ObjectNamePart::as_ident)
+                .is_some_and(|i| i.value.eq_ignore_ascii_case(METADATA_COLUMN))
+        };
+        let excepted = opts.opt_except.as_ref().is_some_and(|e| {
+            std::iter::once(&e.first_element)
+                .chain(&e.additional_elements)
+                .any(|i| i.value.eq_ignore_ascii_case(METADATA_COLUMN))
+        });
+        let meta = ObjectName::from(vec![Ident::new(METADATA_COLUMN)]);
+        opts.opt_exclude = match opts.opt_exclude.take() {
+            None if excepted => None,
+            None => Some(ExcludeSelectItem::Single(meta)),
+            Some(ExcludeSelectItem::Single(n)) if named(&n) || excepted => {
+                Some(ExcludeSelectItem::Single(n))
+            }
+            Some(ExcludeSelectItem::Single(n)) => Some(ExcludeSelectItem::Multiple(vec![n, meta])),
+            Some(ExcludeSelectItem::Multiple(mut ns)) => {
+                if !ns.iter().any(named) && !excepted {
+                    ns.push(meta);
+                }
+                Some(ExcludeSelectItem::Multiple(ns))
+            }
+        };
     }
 }
 
@@ -180,6 +329,33 @@ pub fn with_metadata(
     let mut arrays = batch.columns().to_vec();
     arrays.push(Arc::new(meta));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+}
+
+/// Checks `sink.delete_when` before any batch: that it parses as a SQL expression, and, when
+/// the transform's `output` schema is known, that it plans over those columns.
+pub fn check_delete_when(predicate: &str, output: Option<&Schema>) -> Result<(), TransformError> {
+    let pred_err = |e: DataFusionError| TransformError::DeletePredicate {
+        predicate: predicate.to_string(),
+        detail: first_line(&e.to_string()),
+    };
+    let ctx = SessionContext::new();
+    match output {
+        Some(schema) => {
+            let df_schema = deltalake::datafusion::common::DFSchema::try_from(schema.clone())
+                .map_err(pred_err)?;
+            ctx.parse_sql_expr(predicate, &df_schema)
+                .map(|_| ())
+                .map_err(pred_err)
+        }
+        None => {
+            use deltalake::datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+            Parser::new(&GenericDialect {})
+                .try_with_sql(predicate)
+                .and_then(|mut p| p.parse_expr())
+                .map(|_| ())
+                .map_err(|e| pred_err(DataFusionError::SQL(Box::new(e), None)))
+        }
+    }
 }
 
 /// What MERGE needs from a batch: its latest row per key, and which of those are deletes.
@@ -513,5 +689,46 @@ mod tests {
             err.to_string().contains("sink.keys names column 'nope'"),
             "{err}"
         );
+    }
+
+    /// Spark hides the file metadata column from `*`: it appears only where it is named.
+    #[tokio::test]
+    async fn a_wildcard_over_source_leaves_metadata_out_unless_named() {
+        let (schema, batch) = input();
+        let names = |s: &Schema| -> Vec<String> {
+            s.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        for (sql, expected) in [
+            (
+                "SELECT *, _metadata.file_name AS f FROM source",
+                vec!["id", "seq", "op", "f"],
+            ),
+            (
+                "SELECT s.*, _metadata.file_path AS p FROM source AS s",
+                vec!["id", "seq", "op", "p"],
+            ),
+            (
+                "SELECT * EXCLUDE (op), _metadata.file_size AS n FROM source",
+                vec!["id", "seq", "n"],
+            ),
+            (
+                "SELECT * FROM (SELECT *, _metadata.file_name AS f FROM source) t",
+                vec!["id", "seq", "op", "f"],
+            ),
+            (
+                "WITH x AS (SELECT *, _metadata.file_name AS f FROM source) SELECT * FROM x",
+                vec!["id", "seq", "op", "f"],
+            ),
+            // Named, it is there.
+            ("SELECT *, _metadata FROM source", vec!["id", "seq", "op", "_metadata"]),
+        ] {
+            let t = Transform::new(Some(sql));
+            let out = t.output_schema(&schema).await.expect(sql);
+            assert_eq!(names(&out), expected, "{sql}");
+            let with_meta =
+                with_metadata(&batch, "s3://b/k/f.json", 10, 1_700_000_000_000).expect("meta");
+            let rows = t.run(with_meta.schema(), vec![with_meta]).await.expect(sql);
+            assert_eq!(names(rows[0].schema().as_ref()), expected, "{sql}");
+        }
     }
 }
