@@ -73,6 +73,33 @@ impl BadRecords {
         self.put(batch_id, file, out).await
     }
 
+    /// Records rows (as their JSON text) that decoded but cannot go into the table, such as
+    /// MERGE rows with a null key. Kept apart from the file's line records (`file_records`),
+    /// so neither overwrites the other when a file has both.
+    pub async fn rows_refused(
+        &self,
+        batch_id: i64,
+        file: &str,
+        rows: &[String],
+        error: &str,
+    ) -> Result<String> {
+        let mut out = Vec::new();
+        for row in rows {
+            let entry = Entry {
+                pipeline_id: &self.pipeline_id,
+                batch_id,
+                file,
+                line: None,
+                byte_offset: None,
+                error,
+                raw: Some(row),
+            };
+            serde_json::to_writer(&mut out, &entry)?;
+            out.push(b'\n');
+        }
+        self.put(batch_id, &format!("{file}#refused-rows"), out).await
+    }
+
     /// Records that `file` could not be read at all (it is also `failed` in the checkpoint).
     pub async fn failed_file(&self, batch_id: i64, file: &str, error: &str) -> Result<String> {
         let entry = Entry {

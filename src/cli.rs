@@ -1,4 +1,5 @@
-//! The command line: `run`, `files`, `validate`, `schema` and their flags (clap derive).
+//! The command line: `run`, `files`, `validate`, `schema`, `checkpoint`, `table` and their
+//! flags (clap derive).
 
 use std::path::PathBuf;
 
@@ -46,6 +47,21 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Manage the checkpoint itself.
     Checkpoint(CheckpointArgs),
+    /// Look after the Delta table itself.
+    Table(TableArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TableArgs {
+    #[command(subcommand)]
+    pub what: TableCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Add the table features the table's schema or properties need and its protocol lacks
+    /// (a table an inlet before 0.2 left unreadable), in one new commit; no data changes.
+    RepairProtocol(ConfigArg),
 }
 
 #[derive(Debug, Args)]

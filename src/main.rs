@@ -10,12 +10,14 @@ mod faults;
 mod files;
 mod observe;
 mod pipeline;
+mod preflight;
 mod progress;
 mod rebuild;
 mod recovery;
 mod redact;
 mod retry;
 mod schema_cmd;
+mod table_cmd;
 mod unity;
 mod validate;
 
@@ -43,6 +45,12 @@ pub(crate) fn lock_holder() -> inlet_checkpoint::LockHolder {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    // Library errors (delta-kernel's among them) capture a backtrace when RUST_BACKTRACE is
+    // set and print it inside their message; an error is one line for the user. Panics keep
+    // their backtraces (RUST_BACKTRACE), which this does not touch.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -64,13 +72,15 @@ fn main() -> ExitCode {
             Command::Checkpoint(args) => match &args.what {
                 cli::CheckpointCommand::Rebuild(config) => rebuild::run(config).await,
             },
+            Command::Table(args) => match &args.what {
+                cli::TableCommand::RepairProtocol(config) => table_cmd::repair_protocol(config).await,
+            },
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the chain of causes joined with ": ".
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            eprintln!("error: {}", one_line(&e));
             let locked = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<inlet_checkpoint::CheckpointError>(),
@@ -80,6 +90,22 @@ fn main() -> ExitCode {
             ExitCode::from(if locked { EXIT_LOCKED } else { 1 })
         }
     }
+}
+
+/// An error as one line: the chain of causes joined with ": ", line breaks and other control
+/// characters (a file name with a carriage return) escaped, so one error is one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in format!("{e:#}").chars() {
+        match c {
+            '\n' => out.push(' '),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn init_logging(cli: &Cli) {

@@ -72,6 +72,7 @@ pub struct Pipeline {
 /// written), then the checkpoint with its runner lock. `draining`: the run stops when
 /// nothing is left (`--available-now`, `--once`).
 pub async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeline> {
+    crate::preflight::check_paths(&cfg)?;
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
     crate::retry::transient_retried(
         "the source",
@@ -95,6 +96,12 @@ pub async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pi
         }
     }
     let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
+    // Bad SQL, keys the table lacks and the like fail here, before any file is read.
+    let stored = match checkpoint.latest_schema()? {
+        Some(v) => Some(inlet_schema::from_json(&v.schema_json)?),
+        None => None,
+    };
+    crate::preflight::check_sql(&cfg, stored.as_ref(), sink.arrow_schema()?.as_deref()).await?;
     let transform = Transform::new(cfg.transform.sql.as_deref());
     let archive = match &cfg.archive_url {
         Some(url) => {
@@ -257,6 +264,7 @@ impl Pipeline {
             settings.known_fit = Arc::new(std::mem::take(&mut self.known_fit));
             let source = self.source.clone();
             let compression = self.cfg.source.compression;
+            let planned = files.clone();
             let read_schema = schema.clone();
             let read_settings = settings.clone();
             let ahead = self.cfg.source.read_ahead();
@@ -321,6 +329,9 @@ impl Pipeline {
                                     describe(&fields)
                                 );
                             }
+                            // Typed over the batch (as the first batch infers), not by
+                            // whichever file happened to have the column first.
+                            let fields = self.batch_types(&file, &planned, fields).await?;
                             let evolved = Arc::new(inlet_schema::with_columns(&schema, &fields));
                             if evolved.fields().len() > schema.fields().len() {
                                 let why = format!("new in {}", file.path);
@@ -520,9 +531,12 @@ impl Pipeline {
         debug!("files decoded");
         let uses_metadata = self.transform.uses_metadata();
         let mut input = Vec::new();
+        // Which file each input batch came from: without SQL, output batch i is input batch i.
+        let mut origins = Vec::new();
         for (file, batches) in collected {
             for batch in batches {
                 let batch = fit_to(batch, schema)?;
+                origins.push(file.path.clone());
                 input.push(if uses_metadata {
                     inlet_transform::with_metadata(&batch, &file.path, file.size, file.modified_ms)?
                 } else {
@@ -530,11 +544,24 @@ impl Pipeline {
                 });
             }
         }
-        let output = if self.transform.is_identity() || input.is_empty() {
+        let identity = self.transform.is_identity();
+        let output = if identity || input.is_empty() {
             input
         } else {
             let input_schema = input[0].schema();
             self.transform.run(input_schema, input).await?
+        };
+        let output = if self.cfg.sink.mode == SinkMode::Merge {
+            let origin = |i: usize| {
+                origins
+                    .get(i)
+                    .filter(|_| identity)
+                    .cloned()
+                    .unwrap_or_else(|| format!("transform output of batch {batch_id}"))
+            };
+            self.refuse_null_keys(batch_id, output, origin).await?
+        } else {
+            output
         };
         let output: Vec<RecordBatch> = output.into_iter().filter(|b| b.num_rows() > 0).collect();
         let Some(out_schema) = output.first().map(RecordBatch::schema) else {
@@ -569,6 +596,64 @@ impl Pipeline {
             }
             SinkMode::Merge => self.merge(batch_id, out_schema, output).await,
         }
+    }
+
+    /// Merge mode: rows with a null in any key column become bad records (of the file they
+    /// came from, or of the transform's output) instead of rows. A key with a null matches no
+    /// row in SQL, so such rows could never be updated or deleted; one rule for every path
+    /// (within a batch and across batches) is to refuse them, visibly.
+    async fn refuse_null_keys(
+        &mut self,
+        batch_id: i64,
+        output: Vec<RecordBatch>,
+        origin: impl Fn(usize) -> String,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut kept = Vec::with_capacity(output.len());
+        let mut refused: Vec<(String, Vec<String>)> = Vec::new();
+        for (i, batch) in output.into_iter().enumerate() {
+            let mut null_key: Option<BooleanArray> = None;
+            for key in &self.cfg.sink.keys {
+                let Some(column) = batch.column_by_name(key) else {
+                    continue; // the MERGE names the missing column
+                };
+                let nulls = arrow::compute::is_null(column)?;
+                null_key = Some(match null_key {
+                    None => nulls,
+                    Some(acc) => arrow::compute::or(&acc, &nulls)?,
+                });
+            }
+            let Some(null_key) = null_key.filter(|m| m.true_count() > 0) else {
+                kept.push(batch);
+                continue;
+            };
+            let bad = arrow::compute::filter_record_batch(&batch, &null_key)?;
+            let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
+            writer.write(&bad)?;
+            writer.finish()?;
+            let text = String::from_utf8_lossy(&writer.into_inner()).into_owned();
+            let label = origin(i);
+            let rows: Vec<String> = text.lines().map(str::to_string).collect();
+            match refused.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, all)) => all.extend(rows),
+                None => refused.push((label, rows)),
+            }
+            kept.push(arrow::compute::filter_record_batch(
+                &batch,
+                &arrow::compute::not(&null_key)?,
+            )?);
+        }
+        let error = format!(
+            "a key column ({}) is null: a row without its whole key cannot be merged",
+            self.cfg.sink.keys.join(", ")
+        );
+        for (label, rows) in refused {
+            warn!(file = %label, rows = rows.len(), "rows with a null key set aside as bad records");
+            self.bad_records
+                .rows_refused(batch_id, &label, &rows, &error)
+                .await?;
+            self.stats.note_bad_records(&label, rows.len() as u64);
+        }
+        Ok(kept)
     }
 
     /// MERGE: the latest row per key; rows older than a key's tombstone dropped; the
@@ -804,6 +889,7 @@ impl Pipeline {
         } else {
             self.transform.output_schema(&source).await?
         };
+        crate::preflight::check_sql(&self.cfg, Some(&source), None).await?;
         let mut needed: Vec<(&str, &String)> = self
             .cfg
             .sink
@@ -836,6 +922,38 @@ impl Pipeline {
         } else {
             Ok(Some(Arc::new(source)))
         }
+    }
+
+    /// The types of `fields`, new columns `file` brought, inferred over the batch's files
+    /// (`file` first, then the others, within the sample bounds) as the first batch infers
+    /// its schema: a column that holds integers in one file and fractions in another is a
+    /// DOUBLE whichever file came first. Hints still decide where they name a column.
+    async fn batch_types(
+        &self,
+        file: &PlannedFile,
+        batch: &[PlannedFile],
+        fields: Vec<Field>,
+    ) -> Result<Vec<Field>> {
+        if batch.len() < 2 {
+            return Ok(fields);
+        }
+        let order: Vec<PlannedFile> = std::iter::once(file.clone())
+            .chain(batch.iter().filter(|f| f.path != file.path).cloned())
+            .collect();
+        let (sampled, files, _) = self.infer(&order).await?;
+        debug!(files, "new columns typed over the batch");
+        let typed = fields.into_iter().map(|f| {
+            let name = f.name().to_lowercase();
+            match sampled
+                .fields()
+                .iter()
+                .find(|s| s.name().to_lowercase() == name)
+            {
+                Some(s) => f.with_data_type(s.data_type().clone()),
+                None => f,
+            }
+        });
+        Ok(inlet_schema::hinted_types(typed.collect::<Vec<_>>().iter(), &self.cfg.hints))
     }
 
     /// Infers a schema from the first files of a batch, within the sample bounds. Files are
@@ -1076,7 +1194,16 @@ fn fit_to(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => arrow::compute::cast(c, f.data_type()).with_context(|| {
+            // Checked: a value that does not convert fails the batch instead of becoming null.
+            Some(c) => arrow::compute::cast_with_options(
+                c,
+                f.data_type(),
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .with_context(|| {
                 format!(
                     "column {} is {} but the table has {}",
                     f.name(),

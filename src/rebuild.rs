@@ -16,7 +16,9 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
     crate::unity::Catalog::resolve(&mut cfg).await?;
     let dir = &cfg.checkpoint_dir;
     let mut sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
-    let commits = sink.pipeline_commits(&cfg.pipeline_id).await?;
+    let (commits, oldest) = sink.pipeline_commits(&cfg.pipeline_id).await?;
+    let txn = sink.txn_version(&cfg.pipeline_id).await?;
+    refuse_partial_history(&cfg, &commits, oldest, txn)?;
     if commits.is_empty() {
         bail!(
             "Delta table {} holds no commit of pipeline '{}', so there is nothing to rebuild from; \
@@ -119,6 +121,50 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses to rebuild from a log whose older commits were removed (by Delta log clean-up,
+/// after a checkpoint) when commits of this pipeline may be among them: the files those
+/// batches took would be taken again. The table's txn version, which checkpoints keep, shows
+/// whether the pipeline committed at all; the history shows whether all of it is visible.
+fn refuse_partial_history(
+    cfg: &Config,
+    commits: &[inlet_delta::PipelineCommit],
+    oldest: i64,
+    txn: Option<i64>,
+) -> Result<()> {
+    let Some(txn) = txn else {
+        return Ok(()); // the pipeline never committed: nothing can be missing
+    };
+    if oldest == 0 {
+        return Ok(()); // the whole log is there
+    }
+    let what_to_do = "restore the checkpoint directory from a backup; or, to start over, use a new pipeline_id with \
+        source.include_existing_files = false (only files arriving from now on are taken) or a source.max_file_age \
+        shorter than the age of the files already taken";
+    match commits.first() {
+        None => bail!(
+            "Delta table {} shows pipeline '{}' committed up to batch {txn} (its txn version), but the table's log now starts \
+                at version {oldest} (older commits were removed by log clean-up) and the commits it still holds include none of \
+                this pipeline's, so the files its batches took cannot be known and a rebuilt checkpoint would take them again. \
+                Nothing was changed; {what_to_do}",
+            cfg.table_url,
+            cfg.pipeline_id,
+        ),
+        // Batch ids start at 1 and each batch is committed after the one before: when the
+        // first batch is visible, every later one is too.
+        Some(first) if first.batch_id > 1 => bail!(
+            "Delta table {} holds pipeline '{}''s commits from batch {} on (version {}), but its log now starts at version \
+                {oldest}: older commits were removed by log clean-up, and batches 1 to {} may be among them, so the files they \
+                took cannot be known and a rebuilt checkpoint would take them again. Nothing was changed; {what_to_do}",
+            cfg.table_url,
+            cfg.pipeline_id,
+            first.batch_id,
+            first.version,
+            first.batch_id - 1,
+        ),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Renames the checkpoint database (and its WAL files) to `inlet.db.replaced-<time>`;

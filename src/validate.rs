@@ -12,6 +12,7 @@ use crate::redact::redact_options;
 
 pub async fn run(args: &ConfigArg) -> Result<()> {
     let mut cfg = Config::load(&args.config)?;
+    crate::preflight::check_paths(&cfg)?;
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
     source.check_reachable().await?;
     let catalog = crate::unity::Catalog::resolve(&mut cfg).await?;
@@ -129,7 +130,13 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
             redact_options(&cfg.sink.storage_options)
         ));
     }
-    match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
+    let checkpoint = Checkpoint::open_read_only(&cfg.checkpoint_dir)?;
+    let stored = match checkpoint.as_ref().map(Checkpoint::latest_schema).transpose()?.flatten() {
+        Some(v) => Some(inlet_schema::from_json(&v.schema_json)?),
+        None => None,
+    };
+    crate::preflight::check_sql(&cfg, stored.as_ref(), sink.arrow_schema()?.as_deref()).await?;
+    match checkpoint {
         None => out.push_str(&format!(
             "checkpoint  {} (new; created by the first run)\n",
             cfg.checkpoint_dir.display()

@@ -1,8 +1,13 @@
 """Test helper, run by the Rust tests with the test virtualenv's Python: an independent
 reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3).
 
-  helper.py read-delta URL [OPTIONS_JSON]      -> {"version": V, "rows": [...]} sorted
+  helper.py read-delta URL [OPTIONS_JSON]      -> {"version": V, "rows": [...]}, the rows as
+                                                deltalake reads them, failing (exit 3) when
+                                                DuckDB's Delta extension reads other rows
   helper.py polars-count URL [OPTIONS_JSON]     -> row count through polars
+  helper.py polars-null-count URL OPTIONS_JSON COLUMN -> nulls in COLUMN through polars
+  helper.py checkpoint-and-clean URL KEEP       a Delta checkpoint, then all JSON commits but
+                                                the newest KEEP removed (log clean-up)
   helper.py write-parquet FILE ROWS_JSON          (pyarrow, types inferred from the rows)
   helper.py compress CODEC IN OUT               (zstd through pyarrow, bzip2 through bz2)
   helper.py append-delta URL FIRST_ID COUNT     another writer: COUNT one-row appends
@@ -21,10 +26,13 @@ reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3
   helper.py sqs ENDPOINT count QUEUE_URL        -> messages visible + in flight
 """
 import json
+import os
 import sys
 
 
 def read_delta(url, options):
+    """The table's rows through Python deltalake, checked against DuckDB's Delta extension:
+    a table one independent reader reads differently from the other fails the test."""
     import pyarrow as pa
     from deltalake import DeltaTable, QueryBuilder
 
@@ -32,7 +40,74 @@ def read_delta(url, options):
     # delta-rs's own reader: pyarrow's S3 filesystem aborts at exit against moto.
     reader = QueryBuilder().register("t", dt).execute("SELECT * FROM t")
     rows = pa.table(reader.read_all()).to_pylist()
+    duck = duckdb_rows(url, options, dt.version())
+    if canonical(rows) != canonical(duck):
+        only_deltalake = canonical(rows) - canonical(duck)
+        only_duckdb = canonical(duck) - canonical(rows)
+        sys.stderr.write(
+            f"readers disagree on {url} (version {dt.version()}): {len(rows)} rows by deltalake, "
+            f"{len(duck)} by DuckDB\nonly deltalake: {list(only_deltalake.elements())[:5]}\n"
+            f"only DuckDB: {list(only_duckdb.elements())[:5]}\n"
+        )
+        raise SystemExit(3)
     print(json.dumps({"version": dt.version(), "rows": rows}, default=str))
+
+
+def canonical(rows):
+    """Rows as a multiset of canonical JSON texts: column order and row order aside, values
+    compared as Python sees them (timestamps in UTC)."""
+    from collections import Counter
+
+    return Counter(json.dumps(r, sort_keys=True, default=str) for r in rows)
+
+
+def duckdb_rows(url, options, version):
+    """The table at `version` through DuckDB's Delta extension (the delta-kernel-rs reader in
+    C++ DuckDB, shipped by the duckdb-extension-delta package, so nothing is downloaded). An
+    S3 table is copied from moto to a local directory first: DuckDB's S3 client needs its
+    httpfs extension and secrets, and the check is about how the table reads, not the
+    transport."""
+    import tempfile
+
+    import duckdb
+    import duckdb_extension_delta
+
+    ext = os.path.join(
+        os.path.dirname(duckdb_extension_delta.__file__),
+        "extensions",
+        f"v{duckdb.__version__}",
+        "delta.duckdb_extension",
+    )
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    con.execute(f"LOAD '{ext}'")
+    con.execute("SET TimeZone = 'UTC'")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = url
+        if url.startswith("s3://"):
+            path = copy_s3_table(url, options, tmp)
+        elif url.startswith("file://"):
+            path = url[len("file://"):]
+        # The same version deltalake read: a concurrent writer may have committed since.
+        table = con.execute(
+            "SELECT * FROM delta_scan(?, version => ?)", [path, version]
+        ).to_arrow_table()
+    return table.to_pylist()
+
+
+def copy_s3_table(url, options, into):
+    bucket, _, prefix = url[len("s3://"):].partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    c = client("s3", options["AWS_ENDPOINT_URL"])
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix):]
+            dest = f"{into}/table/{rel}"
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "wb") as f:
+                f.write(c.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+    return f"{into}/table"
 
 
 def polars_count(url, options):
@@ -40,6 +115,29 @@ def polars_count(url, options):
 
     df = pl.read_delta(url, storage_options=options or None)
     print(df.height)
+
+
+def polars_null_count(url, options, column):
+    import polars as pl
+
+    df = pl.read_delta(url, storage_options=options or None)
+    print(df[column].null_count())
+
+
+def checkpoint_and_clean(url, keep):
+    """A Delta checkpoint at the latest version, then every JSON commit but the newest `keep`
+    removed, as Delta log clean-up does once commits pass delta.logRetentionDuration."""
+    import glob
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(url)
+    dt.create_checkpoint()
+    latest = dt.version()
+    log = url[len("file://"):] + "/_delta_log"
+    for path in glob.glob(f"{log}/*.json"):
+        version = int(os.path.basename(path).split(".")[0])
+        if version <= latest - keep:
+            os.remove(path)
 
 
 def write_parquet(path, rows):
@@ -187,6 +285,10 @@ def main():
         read_delta(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
     elif cmd == "polars-count":
         polars_count(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
+    elif cmd == "polars-null-count":
+        polars_null_count(sys.argv[2], json.loads(sys.argv[3]) or None, sys.argv[4])
+    elif cmd == "checkpoint-and-clean":
+        checkpoint_and_clean(sys.argv[2], int(sys.argv[3]))
     elif cmd == "write-parquet":
         write_parquet(sys.argv[2], json.loads(sys.argv[3]))
     elif cmd == "append-delta":

@@ -14,6 +14,7 @@ mod local;
 mod lock;
 mod merge;
 mod notify;
+mod outside;
 mod s3;
 mod schema;
 mod secrets;

@@ -1,0 +1,135 @@
+//! What a run refuses before it writes anything, shared with `inlet validate` so that
+//! `validate` says "ok" only to configs a run accepts: paths, SQL, keys, the rescued column.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use arrow::datatypes::{DataType, Schema};
+
+use crate::config::{Config, SinkMode};
+
+/// Local paths that cannot be what the config says: a table or checkpoint location that is a
+/// file (or lies under one). Checked before anything is created.
+pub fn check_paths(cfg: &Config) -> Result<()> {
+    if let Ok(table) = cfg.table_url.to_file_path() {
+        check_dir(
+            "Delta table location",
+            "sink.table",
+            &table,
+            "a Delta table is a directory of Parquet files and a _delta_log",
+        )?;
+    }
+    check_dir(
+        "checkpoint directory",
+        "checkpoint.location",
+        &cfg.checkpoint_dir,
+        "the checkpoint is a directory holding inlet.db",
+    )
+}
+
+/// `path` is a directory, or does not exist yet and can be made one (no file on the way).
+fn check_dir(what: &str, key: &str, path: &Path, why: &str) -> Result<()> {
+    // Without a trailing slash: `table/` of a file is "not a directory", not the file.
+    let path: std::path::PathBuf = path.components().collect();
+    let path = path.as_path();
+    for p in path.ancestors() {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => bail!(
+                "{what} {} cannot be used: {} is a file, not a directory ({why}); point {key} at a directory, which is created when missing",
+                path.display(),
+                p.display()
+            ),
+            Err(_) => continue,
+        }
+    }
+    Ok(())
+}
+
+/// The SQL, `delete_when`, keys and rescued column against what is known before the first
+/// batch: `source` (the stored source schema, when the pipeline has one) and `table` (the
+/// table's schema, when it exists). With neither, only the syntax is checked.
+pub async fn check_sql(
+    cfg: &Config,
+    source: Option<&Schema>,
+    table: Option<&Schema>,
+) -> Result<()> {
+    let transform = inlet_transform::Transform::new(cfg.transform.sql.as_deref());
+    transform.check_syntax()?;
+    let output = match source {
+        Some(schema) => Some(transform.output_schema(schema).await?),
+        // Appends without SQL write what they read: the table's columns.
+        None if transform.is_identity() => table.cloned(),
+        None => None,
+    };
+    if let Some(predicate) = &cfg.sink.delete_when {
+        inlet_transform::check_delete_when(predicate, output.as_ref())?;
+    }
+    if cfg.sink.mode == SinkMode::Merge {
+        let named = cfg
+            .sink
+            .keys
+            .iter()
+            .map(|k| ("sink.keys", k))
+            .chain(cfg.sink.sequence_by.iter().map(|s| ("sink.sequence_by", s)));
+        for (key, column) in named {
+            if let Some(out) = &output {
+                if out.field_with_name(column).is_err() {
+                    bail!(
+                        "{key} names column '{column}', which the transform's output does not have (columns: {})",
+                        inlet_schema::column_names(out)
+                    );
+                }
+            }
+            if let Some(t) = table {
+                if t.field_with_name(column).is_err() {
+                    bail!(
+                        "{key} names column '{column}', which Delta table {} does not have (columns: {}); a MERGE matches rows on the table's own columns",
+                        cfg.table_url,
+                        inlet_schema::column_names(t)
+                    );
+                }
+            }
+        }
+    }
+    if let (Some(t), Some(rescued)) = (table, cfg.rescued_column()) {
+        if let Some(f) = t
+            .fields()
+            .iter()
+            .find(|f| f.name().to_lowercase() == rescued.to_lowercase())
+        {
+            if !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                bail!(
+                    "Delta table {} has column '{}' of type {}, but schema.rescued_data_column names it and rescued data is JSON text (STRING); set schema.rescued_data_column to another name (for example \"_rescued\")",
+                    cfg.table_url,
+                    f.name(),
+                    inlet_schema::ddl_type(f.data_type())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_where_a_directory_belongs_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("table");
+        std::fs::write(&file, b"x").expect("write");
+        let check = |p: &Path| check_dir("Delta table location", "sink.table", p, "why");
+        let err = check(&file).expect_err("a file");
+        let f = file.display();
+        assert_eq!(
+            err.to_string(),
+            format!("Delta table location {f} cannot be used: {f} is a file, not a directory (why); point sink.table at a directory, which is created when missing")
+        );
+        let err = check(&file.join("deeper/t")).expect_err("under a file");
+        assert!(err.to_string().contains(&format!("{f} is a file, not a directory")), "{err}");
+        check(&dir.path().join("new/t")).expect("creatable");
+        check(dir.path()).expect("a directory");
+    }
+}
