@@ -464,6 +464,48 @@ mod tests {
         SourceStore::open(&url, &HashMap::new()).expect("open")
     }
 
+    fn local_dir(dir: &std::path::Path) -> SourceStore {
+        let url = Url::from_directory_path(dir).expect("url");
+        SourceStore::open(&url, &HashMap::new()).expect("open")
+    }
+
+    /// True when the current user can read the file anyway (root): chmod does not deny.
+    fn permissions_ignored(path: &std::path::Path) -> bool {
+        let ignored = std::fs::read_dir(path).is_ok() || std::fs::read(path).is_ok();
+        if ignored {
+            eprintln!("running as a user that permissions do not stop (root?): chmod 000 on {} denies nothing; assertions skipped", path.display());
+        }
+        ignored
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_file_inlet_may_not_read_fails_at_once_and_says_why() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("secret.json");
+        std::fs::write(&file, b"{}\n").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        if permissions_ignored(&file) {
+            return;
+        }
+        let store = local_dir(dir.path());
+        let url = format!("file://{}", file.display());
+        let err = store.read(&url).await.expect_err("permission denied");
+        assert!(matches!(err, DiscoverError::Read { .. }), "{err:?}");
+        assert!(
+            !err.is_transient(),
+            "a retry does not cure permissions: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("cannot read source file {url}: "))
+                && message.contains("Permission denied")
+                && message.ends_with("; check the file's permissions: the user inlet runs as must be able to read it and enter its directories"),
+            "{message}"
+        );
+    }
+
     #[test]
     fn archive_keys_keep_the_relative_path_and_never_escape() {
         let source = local("file:///data/landing/");
