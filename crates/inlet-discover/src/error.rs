@@ -1,9 +1,11 @@
-//! Errors of discovery and source reads: each names the URL at fault, says what to do, and
-//! says whether a retry may help.
+//! Errors of discovery and source reads: each names the URL at fault (control characters
+//! escaped), says what to do, and says whether a retry may help.
+
+use std::borrow::Cow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
-    #[error("source url '{url}' is not supported: {reason}")]
+    #[error("source url '{}' is not supported: {reason}", escape_controls(.url))]
     BadUrl { url: String, reason: String },
 
     #[error("source storage option '{key}' is not known: {reason}")]
@@ -16,47 +18,59 @@ pub enum DiscoverError {
         source: globset::Error,
     },
 
-    #[error("cannot open source {url}: {source}")]
+    #[error("cannot open source {}: {}", escape_controls(.url), shown(.source))]
     Open {
         url: String,
         #[source]
         source: object_store::Error,
     },
 
-    #[error("cannot list source {url}: {source}; check that the bucket or directory exists and the credentials may list it")]
+    #[error("cannot list source {}: {}; check that the bucket or directory exists and the credentials may list it", escape_controls(.url), shown(.source))]
     List {
         url: String,
         #[source]
         source: object_store::Error,
     },
 
+    /// A directory (or a link) of a local source that cannot be read: the local listing
+    /// stops, as the files in it are unknown.
+    #[error("cannot list {} in source {}: {}; {}", escape_controls(.path), escape_controls(.url), shown(.source), local_list_advice(.source))]
+    ListLocal {
+        url: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("SQS queue {url}: {reason}")]
     Queue { url: String, reason: String },
 
-    #[error("source file {url} cannot be read: {UNADDRESSABLE}")]
-    Unaddressable { url: String },
+    /// A listed file that cannot be read, for `reason` (one of [`UNADDRESSABLE`],
+    /// [`CONTROL_CHARACTER`], [`SYMLINK_LOOP`]): the pipeline records it as skipped with it.
+    #[error("source file {} cannot be read: {reason}", escape_controls(.url))]
+    Unaddressable { url: String, reason: &'static str },
 
-    #[error("source file {url} no longer exists")]
+    #[error("source file {} no longer exists", escape_controls(.url))]
     NotFound { url: String },
 
-    #[error("source file {url} changed since it was found (its ETag is no longer {etag})")]
+    #[error("source file {} changed since it was found (its ETag is no longer {etag})", escape_controls(.url))]
     Changed { url: String, etag: String },
 
-    #[error("cannot delete source file {url}: {source}; check that the credentials may delete it (s3:DeleteObject)")]
+    #[error("cannot delete source file {}: {}; check that the credentials may delete it (s3:DeleteObject)", escape_controls(.url), shown(.source))]
     Delete {
         url: String,
         #[source]
         source: object_store::Error,
     },
 
-    #[error("cannot write {url}: {source}; check that the location exists and the credentials may write to it")]
+    #[error("cannot write {}: {}; check that the location exists and the credentials may write to it", escape_controls(.url), shown(.source))]
     Write {
         url: String,
         #[source]
         source: object_store::Error,
     },
 
-    #[error("cannot read source file {url}: {source}{}", read_advice(.source))]
+    #[error("cannot read source file {}: {}{}", escape_controls(.url), shown(.source), read_advice(.source))]
     Read {
         url: String,
         #[source]
@@ -66,6 +80,14 @@ pub enum DiscoverError {
 
 /// Why a key with a `.`, `..` or empty path segment is skipped.
 pub const UNADDRESSABLE: &str = "its S3 key has a '.', '..' or empty path segment, which inlet's object store client cannot address; copy the object to a key without such segments and inlet takes the copy";
+
+/// Why a file whose path holds an ASCII control character (tab, line feed, carriage
+/// return...) is skipped: object_store refuses such paths, on S3 and on local disks alike.
+pub const CONTROL_CHARACTER: &str = "its path has a control character (a tab, line feed, carriage return or the like), which inlet's object store client cannot address; rename the file (on S3: copy the object) to a name without control characters and inlet takes it under the new name";
+
+/// Why a symbolic link loop in a local source is skipped: a link to a directory that
+/// contains it, or links that point at each other.
+pub const SYMLINK_LOOP: &str = "it is a symbolic link loop (a link to a directory that contains it, or links that point at each other), which inlet does not follow; files reachable without the link are taken under those paths";
 
 /// The object_store name of the local file system in its `Generic` errors.
 const LOCAL_STORE: &str = "LocalFileSystem";
@@ -77,6 +99,7 @@ impl DiscoverError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::List { source, .. } | Self::Read { source, .. } => store_transient(source),
+            Self::ListLocal { source, .. } => io_transient(source),
             _ => false,
         }
     }
@@ -136,6 +159,47 @@ fn read_advice(e: &object_store::Error) -> &'static str {
     }
 }
 
+/// What to do about a local directory or link that cannot be read.
+fn local_list_advice(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        "check its permissions (for a symbolic link, its target's): the user inlet runs as must be able to read and enter every directory of the source"
+    } else {
+        "check it and the disk it is on"
+    }
+}
+
+/// The reason a key object_store cannot parse is skipped for.
+pub(crate) fn unaddressable_reason(raw_key: &str) -> &'static str {
+    if raw_key.chars().any(|c| c.is_ascii_control()) {
+        CONTROL_CHARACTER
+    } else {
+        UNADDRESSABLE
+    }
+}
+
+/// An error's text with control characters escaped: object_store's name the path too.
+fn shown(e: &dyn std::fmt::Display) -> String {
+    escape_controls(&e.to_string()).into_owned()
+}
+
+/// `text` with control characters escaped as Rust writes them (`\t`, `\n`, `\r`,
+/// `\u{1b}`), for paths in messages and logs: a raw line feed or carriage return in a file
+/// name would forge or hide log lines. Everything else, `\` included, is left as it is.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +250,12 @@ mod tests {
             source: local(PermissionDenied),
         };
         assert!(!list.is_transient());
+        let dir = DiscoverError::ListLocal {
+            url: "file:///landing/".into(),
+            path: "/landing/private".into(),
+            source: std::io::Error::from(PermissionDenied),
+        };
+        assert!(!dir.is_transient());
 
         let denied = object_store::Error::PermissionDenied {
             path: "landing/a.json".into(),
@@ -227,5 +297,35 @@ mod tests {
         })
         .to_string();
         assert!(expired.contains("check the credentials"), "{expired}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_messages() {
+        assert_eq!(escape_controls("plain é \\t.json"), "plain é \\t.json");
+        assert_eq!(
+            escape_controls("a\tb\nc\rd\u{1b}.json"),
+            "a\\tb\\nc\\rd\\u{1b}.json"
+        );
+        let url = "file:///landing/bad\r\nname.json".to_string();
+        let err = DiscoverError::Unaddressable {
+            url: url.clone(),
+            reason: unaddressable_reason(&url),
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("source file file:///landing/bad\\r\\nname.json cannot be read: {CONTROL_CHARACTER}")
+        );
+        assert_eq!(unaddressable_reason("landing/../a.json"), UNADDRESSABLE);
+        // object_store's own text names the path too.
+        let bad = object_store::path::Path::parse("landing/a\tb.json").expect_err("a tab");
+        let list = DiscoverError::List {
+            url: "s3://bucket/landing/".into(),
+            source: bad.into(),
+        };
+        let text = list.to_string();
+        assert!(
+            !text.chars().any(char::is_control) && text.contains("landing/a\\tb.json"),
+            "{text}"
+        );
     }
 }

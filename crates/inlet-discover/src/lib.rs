@@ -4,11 +4,12 @@
 mod error;
 mod event;
 mod listing;
+mod local_walk;
 mod notification;
 mod sqs;
 mod store;
 
-pub use error::{DiscoverError, UNADDRESSABLE};
+pub use error::{escape_controls, DiscoverError, CONTROL_CHARACTER, SYMLINK_LOOP, UNADDRESSABLE};
 pub use event::FileEvent;
 pub use listing::{ListingDiscoverer, ListingOptions};
 pub use notification::{parse_notification, Notification, NotificationParseError, ObjectCreated};

@@ -1,13 +1,15 @@
 //! Listing discovery: list the source prefix and keep the files that match the glob, are
 //! not hidden, and (without `include_existing_files`) appeared after the first start.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use globset::{Glob, GlobMatcher};
 use object_store::path::Path;
 
-use crate::{Discover, DiscoverError, FileEvent, SourceStore};
+use crate::store::{Listed, Unreadable};
+use crate::{escape_controls, Discover, DiscoverError, FileEvent, SourceStore, SYMLINK_LOOP};
 
 /// What a listing keeps.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +26,9 @@ pub struct ListingDiscoverer {
     store: SourceStore,
     filter: KeyFilter,
     modified_after_ms: Option<i64>,
+    /// Unreadable paths already warned about: each is warned about once per run, as a
+    /// continuous run lists again every few seconds.
+    warned: HashSet<String>,
 }
 
 impl ListingDiscoverer {
@@ -32,7 +37,49 @@ impl ListingDiscoverer {
             filter: KeyFilter::new(store.prefix().clone(), options.path_glob)?,
             store,
             modified_after_ms: options.modified_after_ms,
+            warned: HashSet::new(),
         })
+    }
+
+    /// The listed objects this listing takes. An unreadable one that is taken is warned
+    /// about (it will be recorded as skipped); a loop is warned about even when the filter
+    /// leaves the link's name out, since the listing did not go through it.
+    fn take(&mut self, listed: Vec<Listed>) -> Vec<FileEvent> {
+        let mut taken = Vec::with_capacity(listed.len());
+        for Listed {
+            key,
+            event,
+            unreadable,
+        } in listed
+        {
+            let keeps = self.filter.keeps(&key)
+                && self
+                    .modified_after_ms
+                    .is_none_or(|after| event.last_modified_ms >= after);
+            match unreadable {
+                None => {}
+                Some(Unreadable::SymlinkLoop) => self.warn(&event.path, SYMLINK_LOOP, keeps),
+                Some(Unreadable::Name(reason)) if keeps => self.warn(&event.path, reason, true),
+                Some(Unreadable::Name(reason)) => {
+                    tracing::debug!(file = %escape_controls(&event.path), reason, "unreadable name left out by path_glob or age");
+                }
+            }
+            if keeps {
+                taken.push(event);
+            }
+        }
+        taken
+    }
+
+    fn warn(&mut self, url: &str, reason: &'static str, recorded: bool) {
+        let file = escape_controls(url);
+        if !self.warned.insert(url.to_string()) {
+            tracing::debug!(%file, reason, "source file cannot be read (warned before)");
+        } else if recorded {
+            tracing::warn!(%file, reason, "source file cannot be read: it will be recorded as skipped");
+        } else {
+            tracing::warn!(%file, reason, "source path cannot be read: left out");
+        }
     }
 }
 
@@ -83,16 +130,7 @@ impl Discover for ListingDiscoverer {
     ) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
         Box::pin(async move {
             let listed = self.store.list().await?;
-            Ok(listed
-                .into_iter()
-                .filter(|(key, event)| {
-                    self.filter.keeps(key)
-                        && self
-                            .modified_after_ms
-                            .is_none_or(|after| event.last_modified_ms >= after)
-                })
-                .map(|(_, event)| event)
-                .collect())
+            Ok(self.take(listed))
         })
     }
 
@@ -104,6 +142,7 @@ impl Discover for ListingDiscoverer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CONTROL_CHARACTER;
     use std::collections::HashMap;
 
     #[tokio::test]
@@ -146,6 +185,184 @@ mod tests {
             store.read(&gone).await,
             Err(DiscoverError::NotFound { .. })
         ));
+    }
+
+    /// A listing of `dir` with `glob`, and the events it yields: (name relative to `dir`,
+    /// URL), sorted.
+    async fn discover_in(
+        dir: &std::path::Path,
+        glob: Option<&str>,
+    ) -> (SourceStore, Vec<(String, String)>) {
+        let url = url::Url::from_directory_path(dir).expect("url");
+        let store = SourceStore::open(&url, &HashMap::new()).expect("open");
+        let mut listing = ListingDiscoverer::new(
+            store.clone(),
+            ListingOptions {
+                path_glob: glob.map(str::to_string),
+                modified_after_ms: None,
+            },
+        )
+        .expect("listing");
+        let root = format!("file://{}/", dir.to_str().expect("utf8"));
+        let mut found: Vec<(String, String)> = listing
+            .discover(Duration::ZERO)
+            .await
+            .expect("the listing goes on past unreadable entries")
+            .into_iter()
+            .map(|e| {
+                let name = e
+                    .path
+                    .strip_prefix(&root)
+                    .expect("under the source")
+                    .to_string();
+                (name, e.path)
+            })
+            .collect();
+        found.sort();
+        (store, found)
+    }
+
+    /// The names of `found` that read, and those that cannot, with the reason.
+    async fn read_all(
+        store: &SourceStore,
+        found: &[(String, String)],
+    ) -> (Vec<String>, Vec<(String, &'static str)>) {
+        let (mut read, mut skipped) = (Vec::new(), Vec::new());
+        for (name, url) in found {
+            match store.read(url).await {
+                Ok(_) => read.push(name.clone()),
+                Err(e @ DiscoverError::Unaddressable { reason, .. }) => {
+                    let message = e.to_string();
+                    assert!(
+                        !message.chars().any(char::is_control),
+                        "control characters are escaped in messages: {message:?}"
+                    );
+                    skipped.push((name.clone(), reason));
+                }
+                Err(e) => panic!("{name:?}: {e}"),
+            }
+        }
+        (read, skipped)
+    }
+
+    #[tokio::test]
+    async fn names_with_control_characters_are_skipped_and_the_rest_is_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("d\tir")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("d=1")).expect("mkdir");
+        for name in [
+            "good.json",
+            "d=1/ok.json",
+            "bad\tname.json",
+            "bad\nline.json",
+            "bad\rcr.json",
+            "d\tir/inner.json",
+            "excluded\tname.txt",
+            // object_store's staged uploads are not files yet.
+            "staged.json#1",
+        ] {
+            std::fs::write(dir.path().join(name), b"{}\n").expect("write");
+        }
+        let (store, found) = discover_in(dir.path(), Some("**.json")).await;
+        let (read, skipped) = read_all(&store, &found).await;
+        assert_eq!(read, vec!["d=1/ok.json", "good.json"]);
+        assert_eq!(
+            skipped,
+            vec![
+                ("bad\tname.json".to_string(), CONTROL_CHARACTER),
+                ("bad\nline.json".to_string(), CONTROL_CHARACTER),
+                ("bad\rcr.json".to_string(), CONTROL_CHARACTER),
+                ("d\tir/inner.json".to_string(), CONTROL_CHARACTER),
+            ],
+            "each unreadable name is a file recorded skipped; the glob leaves out the .txt"
+        );
+        let url = &found
+            .iter()
+            .find(|(n, _)| n == "bad\rcr.json")
+            .expect("listed")
+            .1;
+        let err = store.read(url).await.expect_err("unaddressable");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "source file file://{}/bad\\rcr.json cannot be read: {CONTROL_CHARACTER}",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symlink_loops_are_skipped_and_dangling_links_and_fifos_left_out() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(outside.path().join("more")).expect("mkdir");
+        std::fs::write(outside.path().join("linked.json"), b"{}\n").expect("write");
+        std::fs::write(outside.path().join("more/c.json"), b"{}\n").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let landing = dir.path();
+        std::fs::create_dir_all(landing.join("sub")).expect("mkdir");
+        std::fs::write(landing.join("a.json"), b"{}\n").expect("write");
+        std::fs::write(landing.join("sub/b.json"), b"{}\n").expect("write");
+        symlink(".", landing.join("loop")).expect("ln -s . loop");
+        symlink("..", landing.join("sub/up")).expect("ln -s .. sub/up");
+        symlink("missing.json", landing.join("dangling.json")).expect("dangling");
+        symlink("cycle2.json", landing.join("cycle1.json")).expect("cycle");
+        symlink("cycle1.json", landing.join("cycle2.json")).expect("cycle");
+        symlink(
+            outside.path().join("linked.json"),
+            landing.join("linked.json"),
+        )
+        .expect("link");
+        symlink(outside.path().join("more"), landing.join("more")).expect("link");
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(landing.join("fifo.json"))
+            .status()
+            .expect("mkfifo");
+        assert!(fifo.success(), "mkfifo");
+
+        let started = std::time::Instant::now();
+        let (store, found) = discover_in(landing, None).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "no retries");
+        let (read, skipped) = read_all(&store, &found).await;
+        assert_eq!(
+            read,
+            vec!["a.json", "linked.json", "more/c.json", "sub/b.json"],
+            "links are followed; dangling links and FIFOs are no files"
+        );
+        assert_eq!(
+            skipped,
+            vec![
+                ("cycle1.json".to_string(), SYMLINK_LOOP),
+                ("cycle2.json".to_string(), SYMLINK_LOOP),
+                ("loop".to_string(), SYMLINK_LOOP),
+                ("sub/up".to_string(), SYMLINK_LOOP),
+            ]
+        );
+        let url = &found.iter().find(|(n, _)| n == "loop").expect("listed").1;
+        let err = store.read(url).await.expect_err("a loop");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "source file file://{}/loop cannot be read: {SYMLINK_LOOP}",
+                landing.display()
+            )
+        );
+
+        // A glob leaves the directory links' names out; the files are taken all the same.
+        let (_, found) = discover_in(landing, Some("**.json")).await;
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "a.json",
+                "cycle1.json",
+                "cycle2.json",
+                "linked.json",
+                "more/c.json",
+                "sub/b.json"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -315,14 +315,14 @@ impl Poller {
         let mut files = Vec::new();
         for object in objects {
             if object.bucket != self.bucket {
-                debug!(bucket = %object.bucket, key = %object.key, "notification for another bucket ignored");
+                debug!(bucket = %object.bucket, key = %crate::escape_controls(&object.key), "notification for another bucket ignored");
                 continue;
             }
             // A key object_store cannot address is still an event: reading it records it
             // as skipped, with the reason, instead of leaving the message on the queue.
             let (key, url) = self.store.event_key(&object.key);
             if !self.filter.keeps(&key) {
-                debug!(key = %object.key, "notification outside the source prefix or glob ignored");
+                debug!(key = %crate::escape_controls(&object.key), "notification outside the source prefix or glob ignored");
                 continue;
             }
             files.push(FileEvent {

@@ -2,6 +2,7 @@
 //! keys. Lists and reads files; never writes.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +14,9 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt};
 use url::Url;
 
-use crate::{DiscoverError, FileEvent};
+use crate::error::unaddressable_reason;
+use crate::local_walk::{self, Walked};
+use crate::{escape_controls, DiscoverError, FileEvent, SYMLINK_LOOP};
 
 /// A `file://` or `s3://` prefix opened for listing and reading.
 #[derive(Debug, Clone)]
@@ -22,11 +25,42 @@ pub struct SourceStore {
     /// The same store when it is S3: its paginated listing takes raw keys, for the listing
     /// that keeps keys object_store cannot parse (see [`SourceStore::list_verbatim`]).
     s3: Option<Arc<AmazonS3>>,
+    /// The same store when it is the local file system, with the source directory: local
+    /// sources are listed by [`local_walk`].
+    local: Option<Local>,
     /// Prefix inside the store ("" for the root).
     prefix: Path,
     /// `s3://bucket` or `file://`: what goes before `/key` in a file's URL.
     url_root: String,
     url: Url,
+}
+
+#[derive(Debug, Clone)]
+struct Local {
+    fs: Arc<LocalFileSystem>,
+    /// The source directory.
+    root: PathBuf,
+}
+
+/// One object a listing found.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    /// Its key, for filters (a key object_store cannot parse has its bad segments
+    /// percent-encoded here; the event keeps them).
+    pub key: Path,
+    pub event: FileEvent,
+    /// Why reading it will fail, so that it is recorded as skipped; `None` when readable.
+    pub unreadable: Option<Unreadable>,
+}
+
+/// Why a listed object cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// object_store cannot parse its key, for this reason ([`crate::UNADDRESSABLE`],
+    /// [`crate::CONTROL_CHARACTER`]).
+    Name(&'static str),
+    /// A symbolic link to a directory that contains it ([`SYMLINK_LOOP`]): not followed.
+    SymlinkLoop,
 }
 
 impl SourceStore {
@@ -52,9 +86,11 @@ impl SourceStore {
                         url: url.to_string(),
                         reason: e.to_string(),
                     })?;
+                let fs = Arc::new(LocalFileSystem::new());
                 Ok(Self {
-                    store: Arc::new(LocalFileSystem::new()),
+                    store: fs.clone(),
                     s3: None,
+                    local: Some(Local { fs, root: local }),
                     prefix,
                     url_root: "file://".into(),
                     url: url.clone(),
@@ -89,6 +125,7 @@ impl SourceStore {
                 Ok(Self {
                     store: store.clone(),
                     s3: Some(store),
+                    local: None,
                     prefix,
                     url_root: format!("s3://{bucket}"),
                     url: url.clone(),
@@ -124,8 +161,8 @@ impl SourceStore {
     }
 
     /// A key as listed or notified: its path (for filters) and the URL the file is known
-    /// by. A key object_store cannot parse (a `.`, `..` or empty segment, which S3 allows)
-    /// keeps its raw form in the URL; reading it then fails as
+    /// by. A key object_store cannot parse (a `.`, `..` or empty segment, or a control
+    /// character, which S3 allows) keeps its raw form in the URL; reading it then fails as
     /// [`DiscoverError::Unaddressable`], so it is recorded as skipped with the reason.
     pub fn event_key(&self, raw: &str) -> (Path, String) {
         match Path::parse(raw) {
@@ -133,7 +170,20 @@ impl SourceStore {
                 let url = self.url_of(&key);
                 (key, url)
             }
-            Err(_) => (Path::from(raw), format!("{}/{raw}", self.url_root)),
+            Err(_) => (self.loose_key(raw), format!("{}/{raw}", self.url_root)),
+        }
+    }
+
+    /// A key object_store cannot parse, made parseable for filters: the source prefix as
+    /// it is, the rest with each segment percent-encoded (`a%09b.json`).
+    fn loose_key(&self, raw: &str) -> Path {
+        let prefix = self.prefix.as_ref();
+        match raw.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) {
+            Some(rest) if !prefix.is_empty() => rest
+                .split('/')
+                .filter(|part| !part.is_empty())
+                .fold(self.prefix.clone(), |key, part| key.join(part)),
+            _ => Path::from(raw),
         }
     }
 
@@ -145,31 +195,110 @@ impl SourceStore {
     }
 
     /// Every object under the prefix, as events (one LIST request per 1,000 keys on S3).
-    pub async fn list(&self) -> Result<Vec<(Path, FileEvent)>, DiscoverError> {
+    /// Objects that cannot be read (a key object_store cannot parse, a symbolic link loop)
+    /// are listed too, marked [`Listed::unreadable`], and the listing goes on past them.
+    pub(crate) async fn list(&self) -> Result<Vec<Listed>, DiscoverError> {
         let list_err = |source| DiscoverError::List {
             url: self.url.to_string(),
             source,
         };
-        // A local prefix that does not exist lists as empty in object_store; a user who
-        // mistyped it deserves an error instead.
-        if let Ok(local) = self.url.to_file_path() {
-            if !local.is_dir() {
-                return Err(list_err(object_store::Error::NotFound {
-                    path: local.display().to_string(),
-                    source: "no such directory".into(),
-                }));
-            }
+        if let Some(local) = &self.local {
+            return self.list_local(&local.root).await;
         }
         let listed: Result<Vec<ObjectMeta>, _> =
             self.store.list(Some(&self.prefix)).try_collect().await;
         let metas = match listed {
-            Err(object_store::Error::InvalidPath { source }) if self.s3.is_some() => {
-                tracing::debug!(error = %source, "a key object_store cannot parse; listing keys verbatim");
+            Err(object_store::Error::InvalidPath { source }) => {
+                tracing::debug!(error = %escape_controls(&source.to_string()), "a key object_store cannot parse; listing keys verbatim");
                 return self.list_verbatim().await.map_err(list_err);
             }
             other => other.map_err(list_err)?,
         };
-        Ok(metas.into_iter().map(|m| self.event_of(m)).collect())
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let (key, event) = self.event_of(m);
+                Listed {
+                    key,
+                    event,
+                    unreadable: None,
+                }
+            })
+            .collect())
+    }
+
+    /// A local source, walked by [`local_walk::walk`] on a blocking thread.
+    async fn list_local(&self, root: &std::path::Path) -> Result<Vec<Listed>, DiscoverError> {
+        // A local prefix that does not exist would list as empty; a user who mistyped it
+        // deserves an error instead.
+        if !root.is_dir() {
+            return Err(DiscoverError::List {
+                url: self.url.to_string(),
+                source: object_store::Error::NotFound {
+                    path: root.display().to_string(),
+                    source: "no such directory".into(),
+                },
+            });
+        }
+        let walk_err = |path: &std::path::Path, source| DiscoverError::ListLocal {
+            url: self.url.to_string(),
+            path: path.display().to_string(),
+            source,
+        };
+        let walk_root = root.to_path_buf();
+        let walked = tokio::task::spawn_blocking(move || local_walk::walk(&walk_root))
+            .await
+            .map_err(|e| walk_err(root, std::io::Error::other(e)))?
+            .map_err(|e| walk_err(&e.path, e.source))?;
+        Ok(walked
+            .into_iter()
+            .filter_map(|w| self.local_listed(w))
+            .collect())
+    }
+
+    /// A walked entry as a listed object: its key and URL as object_store names it when it
+    /// can; else its raw path in the URL (read as [`DiscoverError::Unaddressable`]).
+    fn local_listed(&self, walked: Walked) -> Option<Listed> {
+        let (path, meta, is_loop) = match walked {
+            Walked::File { path, meta } => (path, meta, false),
+            Walked::Loop { path, meta } => (path, meta, true),
+        };
+        let Some(text) = path.to_str() else {
+            // A URL cannot hold it, so the checkpoint cannot name it.
+            tracing::warn!(path = %local_walk::shown(&path), "file name that is not UTF-8 left out: inlet cannot name it; rename it");
+            return None;
+        };
+        let (etag, size) = if is_loop {
+            (String::new(), 0)
+        } else {
+            (local_walk::etag(&meta), meta.len())
+        };
+        let last_modified_ms = local_walk::modified_ms(&meta);
+        let (key, url, unreadable) = match Path::from_absolute_path(&path) {
+            Ok(key) => {
+                let url = self.url_of(&key);
+                (key, url, is_loop.then_some(Unreadable::SymlinkLoop))
+            }
+            Err(_) => {
+                let raw = text.trim_start_matches('/');
+                let reason = Unreadable::Name(unaddressable_reason(raw));
+                (
+                    self.loose_key(raw),
+                    format!("{}/{raw}", self.url_root),
+                    Some(reason),
+                )
+            }
+        };
+        Some(Listed {
+            key,
+            event: FileEvent {
+                path: url,
+                etag,
+                size,
+                last_modified_ms,
+            },
+            unreadable,
+        })
     }
 
     fn event_of(&self, m: ObjectMeta) -> (Path, FileEvent) {
@@ -183,10 +312,10 @@ impl SourceStore {
     }
 
     /// An S3 listing that survives keys object_store refuses to parse (`a/../b`, `./c`,
-    /// `a//b`): it fails a whole page, so a failing page is listed again in halves until
+    /// `a//b`, a control character): it fails a whole page, so a failing page is listed again in halves until
     /// the one key at fault is alone; that key becomes an event under its raw name (read
     /// as [`DiscoverError::Unaddressable`]), and listing goes on after it.
-    async fn list_verbatim(&self) -> Result<Vec<(Path, FileEvent)>, object_store::Error> {
+    async fn list_verbatim(&self) -> Result<Vec<Listed>, object_store::Error> {
         const PAGE: usize = 1000;
         let Some(s3) = &self.s3 else {
             return Ok(Vec::new());
@@ -209,7 +338,14 @@ impl SourceStore {
                         .objects
                         .last()
                         .map(|m| m.location.as_ref().to_string());
-                    out.extend(page.result.objects.into_iter().map(|m| self.event_of(m)));
+                    out.extend(page.result.objects.into_iter().map(|m| {
+                        let (key, event) = self.event_of(m);
+                        Listed {
+                            key,
+                            event,
+                            unreadable: None,
+                        }
+                    }));
                     match (page.page_token, last) {
                         (Some(_), Some(last)) => offset = Some(last),
                         _ => return Ok(out),
@@ -222,15 +358,17 @@ impl SourceStore {
                     if raw.is_empty() || offset.as_deref() == Some(raw.as_str()) {
                         return Err(object_store::Error::InvalidPath { source });
                     }
-                    tracing::warn!(key = %raw, "S3 key with a '.', '..' or empty path segment: it will be recorded as skipped");
-                    let (path, url) = self.event_key(&raw);
-                    let event = FileEvent {
-                        path: url,
-                        etag: String::new(),
-                        size: 0,
-                        last_modified_ms: chrono::Utc::now().timestamp_millis(),
-                    };
-                    out.push((path, event));
+                    let (key, url) = self.event_key(&raw);
+                    out.push(Listed {
+                        key,
+                        event: FileEvent {
+                            path: url,
+                            etag: String::new(),
+                            size: 0,
+                            last_modified_ms: chrono::Utc::now().timestamp_millis(),
+                        },
+                        unreadable: Some(Unreadable::Name(unaddressable_reason(&raw))),
+                    });
                     offset = Some(raw);
                     max_keys = PAGE;
                 }
@@ -299,10 +437,10 @@ impl SourceStore {
             .store
             .get_opts(&key, options)
             .await
-            .map_err(|source| self.read_error(url, etag, source))?;
+            .map_err(|source| self.read_error(url, &key, etag, source))?;
         got.bytes()
             .await
-            .map_err(|source| self.read_error(url, etag, source))
+            .map_err(|source| self.read_error(url, &key, etag, source))
     }
 
     /// The file's current ETag (unquoted, as listings give it), or `NotFound`.
@@ -312,7 +450,7 @@ impl SourceStore {
             .store
             .head(&key)
             .await
-            .map_err(|source| self.read_error(url, None, source))?;
+            .map_err(|source| self.read_error(url, &key, None, source))?;
         Ok(unquoted_etag(&meta))
     }
 
@@ -395,8 +533,13 @@ impl SourceStore {
             .strip_prefix(&self.url_root)
             .is_some_and(|r| r.starts_with('/'));
         if ours && self.key_of(url).is_none() {
+            let raw = url
+                .strip_prefix(&self.url_root)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or(url);
             return Err(DiscoverError::Unaddressable {
                 url: url.to_string(),
+                reason: unaddressable_reason(raw),
             });
         }
         self.key_of(url).ok_or_else(|| DiscoverError::BadUrl {
@@ -414,6 +557,17 @@ impl SourceStore {
         }
     }
 
+    /// True when `key` is a symbolic link loop of a local source (see [`local_walk`]).
+    fn is_symlink_loop(&self, key: &Path) -> bool {
+        let Some(local) = &self.local else {
+            return false;
+        };
+        local
+            .fs
+            .path_to_filesystem(key)
+            .is_ok_and(|path| local_walk::is_symlink_loop(&local.root, &path))
+    }
+
     /// An ETag as the store compares it: S3 quotes it, the local file system does not.
     fn quoted(&self, etag: &str) -> String {
         if self.bucket().is_some() {
@@ -426,10 +580,20 @@ impl SourceStore {
     fn read_error(
         &self,
         url: &str,
+        key: &Path,
         etag: Option<&str>,
         source: object_store::Error,
     ) -> DiscoverError {
         match source {
+            // A listed loop reads as not found (a directory) or fails to open (ELOOP).
+            object_store::Error::NotFound { .. } | object_store::Error::Generic { .. }
+                if self.is_symlink_loop(key) =>
+            {
+                DiscoverError::Unaddressable {
+                    url: url.to_string(),
+                    reason: SYMLINK_LOOP,
+                }
+            }
             object_store::Error::NotFound { .. } => DiscoverError::NotFound {
                 url: url.to_string(),
             },
@@ -469,6 +633,57 @@ mod tests {
         SourceStore::open(&url, &HashMap::new()).expect("open")
     }
 
+    #[tokio::test]
+    async fn local_listing_gives_what_object_store_lists() {
+        // The URL is a file's identity in the checkpoint, and the ETag too with
+        // allow_overwrites (and what a pinned read checks): both must be what object_store's
+        // own listing gave, which earlier versions recorded.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("d=1/deeper")).expect("mkdir");
+        for name in [
+            "a.json",
+            "b c%20d#e [é].json",
+            "d=1/deeper/x.json",
+            "_SUCCESS",
+        ] {
+            std::fs::write(dir.path().join(name), name.as_bytes()).expect("write");
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("../a.json", dir.path().join("d=1/link.json")).expect("link");
+        let store = local_dir(dir.path());
+        let mut ours: Vec<FileEvent> = store
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|listed| {
+                assert_eq!(listed.unreadable, None);
+                assert_eq!(store.url_of(&listed.key), listed.event.path);
+                listed.event
+            })
+            .collect();
+        let mut theirs: Vec<FileEvent> = store
+            .store
+            .list(Some(&store.prefix))
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("object_store list")
+            .into_iter()
+            .map(|m| store.event_of(m).1)
+            .collect();
+        ours.sort_by(|a, b| a.path.cmp(&b.path));
+        theirs.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(ours.len(), if cfg!(unix) { 5 } else { 4 }, "{ours:#?}");
+        assert_eq!(ours, theirs);
+        for event in &ours {
+            let pinned = store
+                .read_version(&event.path, Some(&event.etag))
+                .await
+                .expect("a read pinned to the listed ETag");
+            assert_eq!(pinned.len() as u64, event.size);
+        }
+    }
+
     /// True when the current user can read the file anyway (root): chmod does not deny.
     fn permissions_ignored(path: &std::path::Path) -> bool {
         let ignored = std::fs::read_dir(path).is_ok() || std::fs::read(path).is_ok();
@@ -502,6 +717,33 @@ mod tests {
             message.starts_with(&format!("cannot read source file {url}: "))
                 && message.contains("Permission denied")
                 && message.ends_with("; check the file's permissions: the user inlet runs as must be able to read it and enter its directories"),
+            "{message}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_directory_inlet_may_not_list_fails_the_listing_at_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).expect("mkdir");
+        std::fs::write(private.join("a.json"), b"{}\n").expect("write");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        let outcome = if permissions_ignored(&private) {
+            None
+        } else {
+            Some(local_dir(dir.path()).list().await)
+        };
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod back");
+        let Some(outcome) = outcome else { return };
+        let err = outcome.expect_err("the files in it are unknown");
+        assert!(!err.is_transient(), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("cannot list {} in source file://{}/: ", private.display(), dir.path().display()))
+                && message.ends_with("; check its permissions (for a symbolic link, its target's): the user inlet runs as must be able to read and enter every directory of the source"),
             "{message}"
         );
     }
