@@ -95,8 +95,19 @@ fn main() -> ExitCode {
 /// An error as one line: the chain of causes joined with ": ", line breaks and other control
 /// characters (a file name with a carriage return) escaped, so one error is one line.
 fn one_line(e: &anyhow::Error) -> String {
+    // A cause whose text its parent's message already holds is said once.
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
     let mut out = String::new();
-    for c in format!("{e:#}").chars() {
+    for c in text.chars() {
         match c {
             '\n' => out.push(' '),
             '\r' => out.push_str("\\r"),

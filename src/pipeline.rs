@@ -14,7 +14,7 @@ use futures::StreamExt;
 use inlet_checkpoint::{Checkpoint, FileState, NewFile};
 use inlet_delta::{BatchFile, DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
 use inlet_discover::{
-    Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer,
+    escape_controls, Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer,
     SourceStore,
 };
 use inlet_format::{DecodeOptions, Decoded, FormatError, SchemaSample};
@@ -227,8 +227,10 @@ impl Pipeline {
             let file_count = files.len() as u64;
             let bytes: u64 = files.iter().map(|f| f.size).sum();
             let Some(table_schema) = self.ensure_table(batch_id, &files).await? else {
-                // Nothing in these files has a column yet (empty files or `{}` records), so
-                // no row can come out of them: record the batch without a Delta commit.
+                // Nothing in these files has a column yet (empty files, `{}` records, files
+                // that cannot be read), so no row can come out of them: record each file's
+                // outcome and the batch, without a Delta commit.
+                self.record_columnless(batch_id, &files).await?;
                 self.checkpoint.mark_committed(batch_id, None, Some(0), &[])?;
                 self.stats.batches += 1;
                 self.stats.files += file_count;
@@ -294,7 +296,7 @@ impl Pipeline {
                     Ok(read) => read,
                     Err(ReadError::Source(e)) => return Err(e.into()),
                     Err(ReadError::Skipped(reason)) => {
-                        warn!(file = %file.path, reason, "file not read; recorded as skipped");
+                        warn!(file = %escape_controls(&file.path), reason, "file not read; recorded as skipped");
                         self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Skipped, reason)?;
                         self.stats.skipped_files += 1;
                         continue;
@@ -367,7 +369,7 @@ impl Pipeline {
                         file_rows.push((file.path, rows as i64));
                     }
                     Err(e) => {
-                        warn!(file = %file.path, error = %e, "file cannot be decoded; recorded as failed");
+                        warn!(file = %escape_controls(&file.path), error = %e, "file cannot be decoded; recorded as failed");
                         self.bad_records.failed_file(batch_id, &file.path, &e.to_string()).await?;
                         self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Failed, &e.to_string())?;
                         self.stats.failed_files += 1;
@@ -423,6 +425,53 @@ impl Pipeline {
         }
         .instrument(span)
         .await
+    }
+
+    /// The outcome of each file of a batch none of whose files has a column: skipped (gone,
+    /// unreadable name), failed (cannot be decoded, dead-lettered), or committed with no rows.
+    async fn record_columnless(&mut self, batch_id: i64, files: &[PlannedFile]) -> Result<()> {
+        let settings = self.decode_settings();
+        let empty = Arc::new(Schema::empty());
+        for file in files {
+            let outcome = read_file(
+                &self.source,
+                file,
+                self.cfg.source.compression,
+                empty.clone(),
+                settings.clone(),
+            )
+            .await;
+            let error = match outcome {
+                Err(ReadError::Source(e)) => return Err(e.into()),
+                Err(ReadError::Skipped(reason)) => {
+                    warn!(file = %escape_controls(&file.path), reason, "file not read; recorded as skipped");
+                    self.checkpoint
+                        .set_file_outcome(batch_id, &file.path, FileState::Skipped, reason)?;
+                    self.stats.skipped_files += 1;
+                    continue;
+                }
+                Ok((_, Err(e))) => e.to_string(),
+                Ok((_, Ok(Decoded::NewColumns(fields)))) => bail!(
+                    "{} has columns {} although the schema sample of batch {batch_id} found none (did it change while read?); the batch is kept and retried",
+                    escape_controls(&file.path),
+                    describe(&fields)
+                ),
+                Ok((_, Ok(Decoded::Rows { bad_records, .. }))) => {
+                    if !bad_records.is_empty() {
+                        self.bad_records.file_records(batch_id, &file.path, &bad_records).await?;
+                        self.stats.note_bad_records(&file.path, bad_records.len() as u64);
+                    }
+                    continue;
+                }
+            };
+            warn!(file = %escape_controls(&file.path), error = %error, "file cannot be decoded; recorded as failed");
+            self.bad_records.failed_file(batch_id, &file.path, &error).await?;
+            self.checkpoint
+                .set_file_outcome(batch_id, &file.path, FileState::Failed, &error)?;
+            self.stats.failed_files += 1;
+            self.stats.failures.push((file.path.clone(), error));
+        }
+        Ok(())
     }
 
     /// `uc://` sinks: renews the vended credentials when half their life has passed, and
@@ -859,16 +908,25 @@ impl Pipeline {
             Some(stored) => inlet_schema::from_json(&stored.schema_json)?,
             None => {
                 let started = std::time::Instant::now();
-                let (inferred, sampled, known_fit) = self.infer(files).await?;
-                self.known_fit = known_fit;
+                // Files with no columns (empty, `{}` records, unreadable) say nothing: the
+                // sample goes on past them, so no file of the batch goes unread.
+                let mut rest = files;
+                let (inferred, sampled) = loop {
+                    let (inferred, sampled, known_fit, covered) = self.infer(rest).await?;
+                    self.known_fit.extend(known_fit);
+                    if !inferred.fields().is_empty() || !self.cfg.hints.is_empty() {
+                        break (inferred, sampled);
+                    }
+                    if covered == 0 || covered >= rest.len() {
+                        return Ok(None);
+                    }
+                    rest = &rest[covered..];
+                };
                 debug!(
                     files = sampled,
                     infer_ms = started.elapsed().as_secs_f64() * 1e3,
                     "inferred the schema"
                 );
-                if inferred.fields().is_empty() && self.cfg.hints.is_empty() {
-                    return Ok(None);
-                }
                 let hinted = inlet_schema::apply_hints(&inferred, &self.cfg.hints);
                 let schema = inlet_schema::with_rescued_column(&hinted, self.cfg.rescued_column());
                 self.checkpoint.add_schema_version(
@@ -940,7 +998,7 @@ impl Pipeline {
         let order: Vec<PlannedFile> = std::iter::once(file.clone())
             .chain(batch.iter().filter(|f| f.path != file.path).cloned())
             .collect();
-        let (sampled, files, _) = self.infer(&order).await?;
+        let (sampled, files, _, _) = self.infer(&order).await?;
         debug!(files, "new columns typed over the batch");
         let typed = fields.into_iter().map(|f| {
             let name = f.name().to_lowercase();
@@ -959,10 +1017,11 @@ impl Pipeline {
     /// Infers a schema from the first files of a batch, within the sample bounds. Files are
     /// read and sampled `read_concurrency` at a time, each apart, then merged in order.
     /// Also returns the files sampled whole whose every line fits its own inference.
+    /// Also returns how many of `files` (from the first) the sample bounds let it read.
     async fn infer(
         &self,
         files: &[PlannedFile],
-    ) -> Result<(Schema, usize, HashMap<String, Schema>)> {
+    ) -> Result<(Schema, usize, HashMap<String, Schema>, usize)> {
         // The byte budget is spent in file order, by stored size (a compressed file may give
         // more), so which files are sampled does not depend on timing.
         let mut chosen = Vec::new();
@@ -974,6 +1033,7 @@ impl Pipeline {
             chosen.push((file.path.clone(), self.cfg.schema.sample_bytes - bytes));
             bytes += file.size;
         }
+        let covered = chosen.len();
         let infer_types = self.cfg.schema.infer_column_types;
         let shared = self.decode_settings();
         let mut samples = futures::stream::iter(chosen)
@@ -1026,7 +1086,7 @@ impl Pipeline {
                 known_fit.extend(fitted);
             }
         }
-        Ok((merged.schema(), merged.files(), known_fit))
+        Ok((merged.schema(), merged.files(), known_fit, covered))
     }
 }
 
@@ -1129,9 +1189,7 @@ async fn read_file(
             ))
         }
         Err(DiscoverError::Changed { .. }) => return Err(ReadError::Skipped(OVERWRITTEN)),
-        Err(DiscoverError::Unaddressable { .. }) => {
-            return Err(ReadError::Skipped(inlet_discover::UNADDRESSABLE))
-        }
+        Err(DiscoverError::Unaddressable { reason, .. }) => return Err(ReadError::Skipped(reason)),
         Err(e) => return Err(ReadError::Source(e)),
     };
     // Held through decompression and decoding; the semaphore is never closed.

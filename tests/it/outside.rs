@@ -527,3 +527,64 @@ fn validate_refuses_what_run_refuses() {
         assert!(err.contains("checkpoint directory") && err.contains("is a file, not a directory"), "{cmd:?}: {err}");
     }
 }
+
+// 10 and 17. Names the object store cannot address, and symlink loops, are skipped and named.
+
+#[test]
+fn odd_local_names_and_symlink_loops_are_skipped_and_the_rest_taken() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(tmp.path(), "good1.json", "{\"id\":1}\n");
+    write(tmp.path(), "sub/good2.json", "{\"id\":2}\n");
+    for name in ["tab\tname.json", "line\nfeed.json", "carriage\rreturn.json"] {
+        write(tmp.path(), name, "{\"id\":99}\n");
+    }
+    std::os::unix::fs::symlink(".", tmp.path().join("landing/loop")).expect("symlink");
+    std::os::unix::fs::symlink("..", tmp.path().join("landing/sub/up")).expect("symlink");
+    let cfg = config_with(tmp.path(), "odd", "", &sink(""));
+    let out = try_drain(&cfg, &[], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("retrying"), "nothing is retried: {err}");
+    assert!(!err.contains('\r'), "control characters are escaped in logs: {err}");
+    assert_eq!(read(tmp.path()).ints("id"), vec![1, 2]);
+    let skipped = files_in_state(&cfg, "skipped");
+    let reasons: Vec<String> = skipped
+        .iter()
+        .map(|f| format!("{} {}", f["path"], f["error"]))
+        .collect();
+    let with = |what: &str| {
+        skipped
+            .iter()
+            .filter(|f| f["error"].as_str().is_some_and(|e| e.contains(what)))
+            .count()
+    };
+    assert_eq!((skipped.len(), with("control character"), with("symbolic link loop")), (5, 3, 2), "{reasons:#?}");
+}
+
+/// A first batch whose sampled files hold no column must not commit the files beyond the
+/// sample unread, and unreadable files in it are failed, not committed.
+#[test]
+fn files_beyond_an_empty_sample_are_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for i in 0..3 {
+        write(tmp.path(), &format!("a{i}.json"), "\n");
+    }
+    write(tmp.path(), "b.json", "{\"id\":7}\n");
+    write(tmp.path(), "c.json.gz", "not gzip at all");
+    let cfg = config_with(tmp.path(), "sample", "", &format!("[schema]\nsample_files = 2\n{}", sink("")));
+    drain(&cfg, &[], &[]);
+    assert_eq!(read(tmp.path()).ints("id"), vec![7]);
+    let failed = files_in_state(&cfg, "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0]["path"].as_str().is_some_and(|p| p.ends_with("c.json.gz")));
+
+    // The same when every file of the batch is empty or broken: nothing committed as taken.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write(tmp.path(), "a.json", "");
+    write(tmp.path(), "c.json.gz", "not gzip at all");
+    let cfg = config_with(tmp.path(), "sample2", "", &sink(""));
+    drain(&cfg, &[], &[]);
+    let failed = files_in_state(&cfg, "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(!tmp.path().join("table/_delta_log").exists(), "no table without a column");
+}
