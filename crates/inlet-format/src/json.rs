@@ -470,4 +470,101 @@ mod tests {
             .raw
             .ends_with(&format!("({} bytes in all)", line.len())));
     }
+
+    /// W1-shaped lines (DynamoDB-stream-like records, ~270 bytes each).
+    fn w1_lines(n: usize) -> String {
+        const EVENTS: [&str; 5] = ["INSERT", "MODIFY", "MODIFY", "MODIFY", "REMOVE"];
+        const STATUSES: [&str; 5] = ["new", "paid", "shipped", "returned", "cancelled"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % m
+        };
+        let mut out = String::with_capacity(n * 280);
+        for i in 0..n as u64 {
+            let t = next(86_400);
+            out.push_str(&format!(
+                "{{\"n\":{i},\"event_id\":\"{:08x}\",\"event_name\":\"{}\",\"event_time\":\"2026-11-25T{:02}:{:02}:{:02}.{:03}Z\",\"seq\":\"{i:021}\",\"pk\":\"CUSTOMER#{}\",\"sk\":\"ORDER#{i}\",\"new_image\":{{\"customer_id\":{},\"status\":\"{}\",\"amount\":{}.{:02},\"items\":{},\"tags\":[\"web\",\"eu\"]}}}}\n",
+                i.wrapping_mul(2_654_435_761) % (1 << 32),
+                EVENTS[next(5) as usize],
+                t / 3600,
+                t / 60 % 60,
+                t % 60,
+                i % 1000,
+                next(200_000),
+                next(200_000),
+                STATUSES[next(5) as usize],
+                next(1000),
+                next(100),
+                next(20) + 1,
+            ));
+        }
+        out
+    }
+
+    /// Micro timing of W1-style line decoding (run with `cargo test --release -p inlet-format
+    /// w1_line_decode_timing -- --ignored --nocapture`): the fast path checked, known to fit,
+    /// and every line fitted (a partition column turns the fast path off). Median of 5 runs.
+    #[test]
+    #[ignore = "timing, not a check: run by hand in release mode"]
+    fn w1_line_decode_timing() {
+        let n = 40_000;
+        let data = Bytes::from(w1_lines(n));
+        let mut sample = crate::SchemaSample::new(true);
+        let o = opts(EvolutionMode::AddNewColumns);
+        let median = |f: &mut dyn FnMut()| {
+            let mut times: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            times[2]
+        };
+        let infer = median(&mut || {
+            let mut s = crate::SchemaSample::new(true);
+            s.add("f.json", &data, &o).expect("sample");
+        });
+        sample.add("f.json", &data, &o).expect("sample");
+        let mut fields: Vec<Field> = sample
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new("dt", DataType::Utf8, true));
+        fields.push(Field::new(RESCUED, DataType::Utf8, true));
+        let s: SchemaRef = Arc::new(Schema::new(fields));
+        let count = |d: Decoded| match d {
+            Decoded::Rows { rows, .. } => rows,
+            Decoded::NewColumns(f) => panic!("new columns {f:?}"),
+        };
+        let time = |path: &str, o: &DecodeOptions<'_>| {
+            median(&mut || assert_eq!(count(decode(path, &data, &s, o).expect("decode")), n as u64))
+        };
+        let checked = time("f.json", &o);
+        let trusted = time(
+            "f.json",
+            &DecodeOptions {
+                known_to_fit: true,
+                ..o
+            },
+        );
+        let partition = ["dt".to_string()];
+        let fitted = time(
+            "dt=2026-11-25/f.json",
+            &DecodeOptions {
+                partition_columns: &partition,
+                ..o
+            },
+        );
+        eprintln!(
+            "{n} W1 lines, {} MB: infer {infer:.1} ms, decode checked {checked:.1} ms, known to fit {trusted:.1} ms, all fitted {fitted:.1} ms",
+            data.len() / 1_000_000
+        );
+    }
 }
