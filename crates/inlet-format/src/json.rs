@@ -471,6 +471,112 @@ mod tests {
             .ends_with(&format!("({} bytes in all)", line.len())));
     }
 
+    /// Decodes `text` both ways (fast path on and off), checks they agree, and returns it.
+    fn decode_both(
+        text: &str,
+        s: &SchemaRef,
+        o: &DecodeOptions<'_>,
+    ) -> (RecordBatch, u64, Vec<BadRecord>) {
+        let rows = |d: Decoded| match d {
+            Decoded::Rows {
+                batches,
+                rescued_rows,
+                bad_records,
+                ..
+            } => (
+                arrow::compute::concat_batches(s, &batches).expect("concat"),
+                rescued_rows,
+                bad_records,
+            ),
+            Decoded::NewColumns(f) => panic!("unexpected new columns {f:?}"),
+        };
+        let (fb, fr, fbad) = rows(decode_with(text, s, o, true));
+        let (sb, sr, sbad) = rows(decode_with(text, s, o, false));
+        assert_eq!((&fb, fr, &fbad), (&sb, sr, &sbad), "fast and fitted agree");
+        (fb, fr, fbad)
+    }
+
+    /// `{"c": v}` where v is `levels` objects `{"c": ...}` (or arrays) around 1.
+    fn nested(levels: usize, arrays: bool) -> (Value, Value) {
+        let mut v = serde_json::json!(1);
+        let mut inner = Vec::new();
+        for _ in 0..levels {
+            inner.push(v.clone());
+            v = if arrays {
+                serde_json::json!([v])
+            } else {
+                serde_json::json!({ "c": v })
+            };
+        }
+        // What the column keeps below MAX_NESTING levels, when deeper.
+        let below = levels
+            .checked_sub(inlet_schema::MAX_NESTING)
+            .and_then(|d| inner.get(d).cloned())
+            .unwrap_or(Value::Null);
+        (serde_json::json!({ "c": v }), below)
+    }
+
+    #[test]
+    fn values_nested_deeper_than_the_limit_decode_as_their_json_text() {
+        for arrays in [false, true] {
+            for levels in [31, 32, 33, 42, 100] {
+                let (record, below) = nested(levels, arrays);
+                let text = format!("{record}\n{record}\n");
+                let o = opts(EvolutionMode::AddNewColumns);
+                let mut sample = crate::SchemaSample::new(true);
+                sample
+                    .add("f.json", &Bytes::from(text.clone()), &o)
+                    .expect("sample");
+                let mut full = inlet_schema::JsonInference::new();
+                full.add(&record);
+                assert_eq!(sample.schema(), full.schema(), "{levels}");
+                let s = Arc::new(inlet_schema::with_rescued_column(
+                    &sample.schema(),
+                    Some(RESCUED),
+                ));
+                // The table can be made: its schema reads back under serde_json's limit.
+                let stored = inlet_schema::to_json(&s);
+                assert_eq!(
+                    inlet_schema::from_json(&stored).ok().as_ref(),
+                    Some(s.as_ref())
+                );
+                let (batch, rescued, bad) = decode_both(&text, &s, &o);
+                assert_eq!(
+                    (batch.num_rows(), rescued, bad.len()),
+                    (2, 0, 0),
+                    "{levels}"
+                );
+                // Down the column to what is below its struct or list levels.
+                let mut column = batch.column(0).clone();
+                let mut depth = 0;
+                loop {
+                    let next = if let Some(st) =
+                        column.as_any().downcast_ref::<arrow::array::StructArray>()
+                    {
+                        st.column(0).clone()
+                    } else if let Some(list) =
+                        column.as_any().downcast_ref::<arrow::array::ListArray>()
+                    {
+                        list.values().clone()
+                    } else {
+                        break;
+                    };
+                    column = next;
+                    depth += 1;
+                }
+                if levels <= inlet_schema::MAX_NESTING {
+                    assert_eq!(depth, levels);
+                    let leaf = column.as_any().downcast_ref::<Int64Array>().expect("ints");
+                    assert_eq!(leaf.value(0), 1);
+                } else {
+                    assert_eq!(depth, inlet_schema::MAX_NESTING, "{levels}");
+                    let leaf = column.as_any().downcast_ref::<StringArray>().expect("text");
+                    assert_eq!(leaf.value(0), below.to_string(), "{levels}");
+                }
+            }
+        }
+    }
+
     /// W1-shaped lines (DynamoDB-stream-like records, ~270 bytes each).
     fn w1_lines(n: usize) -> String {
         const EVENTS: [&str; 5] = ["INSERT", "MODIFY", "MODIFY", "MODIFY", "REMOVE"];

@@ -10,8 +10,8 @@ use arrow::compute::kernels::boolean::{is_not_null, not, or};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use inlet_schema::{EvolutionMode, JsonInference, FILE_PATH_KEY};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use inlet_schema::{EvolutionMode, JsonInference, FILE_PATH_KEY, MAX_NESTING};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use serde_json::{Map, Value};
 
 use crate::fit::{to_batches, BadRecord, Decoded};
@@ -25,18 +25,68 @@ fn bad_file(path: &str, detail: impl std::fmt::Display) -> FormatError {
     }
 }
 
-/// The columns of the file's footer, with the types the table would keep.
+/// The reader of the file at `path`. A file whose embedded Arrow schema cannot be read
+/// (arrow-rs and pyarrow write one; its flatbuffer verifier refuses deeply nested schemas,
+/// as the 100-level test file) is read by its Parquet schema alone, as Spark's files are.
+fn reader(path: &str, data: &Bytes) -> Result<ParquetRecordBatchReaderBuilder<Bytes>, FormatError> {
+    ParquetRecordBatchReaderBuilder::try_new(data.clone()).or_else(|first| {
+        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+        ParquetRecordBatchReaderBuilder::try_new_with_options(data.clone(), options)
+            .map_err(|_| bad_file(path, first))
+    })
+}
+
+/// The columns of the file's footer, with the types the table would keep: a column nested
+/// deeper than [`MAX_NESTING`] struct, list or map levels is a STRING of its values' JSON
+/// text (as JSON inference makes it).
 pub(crate) fn footer_schema(path: &str, data: &Bytes) -> Result<Schema, FormatError> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(path, e))?;
-    Ok(Schema::new(
-        builder
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), normalize(f.data_type()), true))
-            .collect::<Vec<_>>(),
-    ))
+    let builder = reader(path, data)?;
+    let mut fields: Vec<Field> = Vec::new();
+    for f in builder.schema().fields() {
+        fields.push(Field::new(f.name(), table_type(f.data_type()), true));
+    }
+    Ok(Schema::new(fields))
+}
+
+/// The type a file column of `dtype` gets in the table: `normalize`d, or a STRING (its JSON
+/// text) when nested deeper than [`MAX_NESTING`], as JSON inference makes it.
+fn table_type(dtype: &DataType) -> DataType {
+    if nesting(dtype) > MAX_NESTING {
+        DataType::Utf8
+    } else {
+        normalize(dtype)
+    }
+}
+
+/// The struct, list and map levels of `dtype`, counting its own.
+fn nesting(dtype: &DataType) -> usize {
+    use DataType::*;
+    match dtype {
+        Struct(fields) => {
+            1 + fields
+                .iter()
+                .map(|f| nesting(f.data_type()))
+                .max()
+                .unwrap_or(0)
+        }
+        List(f)
+        | LargeList(f)
+        | ListView(f)
+        | LargeListView(f)
+        | FixedSizeList(f, _)
+        | Map(f, _) => {
+            // A map's entries are one struct of key and value: one level with the map.
+            let inner = match f.data_type() {
+                Struct(kv) if matches!(dtype, Map(..)) => {
+                    kv.iter().map(|f| nesting(f.data_type())).max().unwrap_or(0)
+                }
+                other => nesting(other),
+            };
+            1 + inner
+        }
+        Dictionary(_, v) => nesting(v),
+        _ => 0,
+    }
 }
 
 /// The type a column of `dtype` gets in the table: 64-bit integers and doubles (as JSON
@@ -231,8 +281,7 @@ pub(crate) fn decode(
         line: 0,
         detail,
     };
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(path, e))?;
+    let builder = reader(path, data)?;
     let file_schema = builder.schema().clone();
     let rescued = opts.rescued_column;
     let partition = partition::typed_values(path, opts.partition_columns, schema, opts.infer_types);
@@ -260,7 +309,7 @@ pub(crate) fn decode(
             .iter()
             .any(|t| t.name().eq_ignore_ascii_case(name));
         if collect_new && !case_variant && inlet_schema::is_valid_column_name(name) {
-            new_fields.push(Field::new(name, normalize(f.data_type()), true));
+            new_fields.push(Field::new(name, table_type(f.data_type()), true));
         } else if case_variant || opts.mode != EvolutionMode::None {
             rescue_whole.push(i);
         }
@@ -505,5 +554,117 @@ mod tests {
             serde_json::json!({"extra": "b", "_file_path": "s3://b/f.parquet"})
         );
         assert_eq!(rescued_rows, 2);
+    }
+
+    fn opts_for(csv: &CsvOptions, mode: EvolutionMode) -> DecodeOptions<'_> {
+        DecodeOptions {
+            format: Format::Parquet,
+            numbers: NumberMode::Auto,
+            csv,
+            mode,
+            rescued_column: Some("_rescued_data"),
+            infer_types: true,
+            hints: &[],
+            partition_columns: &[],
+            known_to_fit: false,
+        }
+    }
+
+    fn decoded_rows(d: Decoded) -> RecordBatch {
+        match d {
+            Decoded::Rows { batches, .. } => {
+                arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat")
+            }
+            Decoded::NewColumns(f) => panic!("new columns {f:?}"),
+        }
+    }
+
+    /// A one-row column of `levels` structs (field `c`) or lists around the number 1, and the
+    /// same value as JSON.
+    fn nested_column(levels: usize, lists: bool) -> (ArrayRef, Value) {
+        let mut a: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1]));
+        let mut v = serde_json::json!(1);
+        for _ in 0..levels {
+            let field = Field::new(
+                if lists { "item" } else { "c" },
+                a.data_type().clone(),
+                true,
+            );
+            a = if lists {
+                Arc::new(
+                    arrow::array::ListArray::try_new(
+                        Arc::new(field),
+                        arrow::buffer::OffsetBuffer::from_lengths([1]),
+                        a,
+                        None,
+                    )
+                    .expect("list"),
+                )
+            } else {
+                Arc::new(
+                    StructArray::try_new(Fields::from(vec![field]), vec![a], None).expect("struct"),
+                )
+            };
+            v = if lists {
+                serde_json::json!([v])
+            } else {
+                serde_json::json!({ "c": v })
+            };
+        }
+        (a, v)
+    }
+
+    #[test]
+    fn columns_nested_deeper_than_the_limit_become_their_json_text() {
+        let csv = CsvOptions::default();
+        for lists in [false, true] {
+            for levels in [31, 32, 33, 42, 100] {
+                let (column, value) = nested_column(levels, lists);
+                let file = RecordBatch::try_from_iter([("c", column.clone())]).expect("batch");
+                let data = parquet_bytes(&file);
+                let footer = footer_schema("f.parquet", &data).expect("footer");
+                // The table can be made: its schema reads back under serde_json's limit.
+                let stored = inlet_schema::to_json(&footer);
+                assert_eq!(inlet_schema::from_json(&stored).ok(), Some(footer.clone()));
+                let dtype = footer.field(0).data_type();
+                if levels <= MAX_NESTING {
+                    assert_eq!(nesting(dtype), levels);
+                } else {
+                    assert_eq!(dtype, &DataType::Utf8, "{levels} levels");
+                }
+                let o = opts_for(&csv, EvolutionMode::AddNewColumns);
+                // A table without the column gets it with the same type.
+                let empty = Arc::new(inlet_schema::with_rescued_column(
+                    &Schema::empty(),
+                    Some("_rescued_data"),
+                ));
+                let Decoded::NewColumns(new) =
+                    decode("f.parquet", &data, &empty, &o).expect("decode")
+                else {
+                    panic!("c is new");
+                };
+                assert_eq!(
+                    new,
+                    footer
+                        .fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone())
+                        .collect::<Vec<_>>()
+                );
+                let schema = Arc::new(inlet_schema::with_rescued_column(
+                    &footer,
+                    Some("_rescued_data"),
+                ));
+                let batch = decoded_rows(decode("f.parquet", &data, &schema, &o).expect("decode"));
+                assert!(batch.column(1).is_null(0), "nothing rescued");
+                if levels > MAX_NESTING {
+                    let text = batch.column(0).as_string::<i32>().value(0);
+                    let back: Value = serde_json::from_str(text).expect("json");
+                    assert_eq!(back, value, "{levels} levels");
+                } else {
+                    assert_eq!(batch.column(0).data_type(), dtype);
+                }
+            }
+        }
     }
 }

@@ -6,6 +6,18 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Fields, Schema};
 use serde_json::Value;
 
+/// The most struct and list levels a column may have (its own value is level 1). An object
+/// or array deeper than this is inferred as STRING and decoded as its JSON text.
+///
+/// Why 32: the table's schema is stored as JSON (Delta's `metaData.schemaString`, and the
+/// checkpoint's Arrow schema), and readers parse it with serde_json's recursion limit of 128
+/// levels. Each struct level costs three JSON levels there (the type object, its `fields`
+/// array, the field object; a list costs one or two), so 41 struct levels is the most any
+/// schema can have, and 42 made tables no one could open. 32 levels cost 99 of the 128,
+/// leaving room for readers that wrap the schema in more JSON, and is deeper than real
+/// records go (Spark's own JSON writer and most producers nest far less).
+pub const MAX_NESTING: usize = 32;
+
 /// The type seen so far for one value position.
 #[derive(Debug, Clone, PartialEq)]
 enum Inferred {
@@ -21,7 +33,9 @@ enum Inferred {
 }
 
 impl Inferred {
-    fn of(value: &Value) -> Self {
+    /// The type of `value`, where `room` more struct or list levels are allowed: an object or
+    /// array with no room left is a string (its JSON text).
+    fn of(value: &Value, room: usize) -> Self {
         match value {
             Value::Null => Self::Null,
             Value::Bool(_) => Self::Bool,
@@ -29,12 +43,18 @@ impl Inferred {
             // u64 beyond i64 and fractions both need a double.
             Value::Number(_) => Self::Float,
             Value::String(_) => Self::Str,
+            Value::Array(_) | Value::Object(_) if room == 0 => Self::Str,
             Value::Array(items) => Self::List(Box::new(
-                items.iter().map(Self::of).fold(Self::Null, Self::widen),
+                items
+                    .iter()
+                    .map(|v| Self::of(v, room - 1))
+                    .fold(Self::Null, Self::widen),
             )),
-            Value::Object(map) => {
-                Self::Struct(map.iter().map(|(k, v)| (k.clone(), Self::of(v))).collect())
-            }
+            Value::Object(map) => Self::Struct(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Self::of(v, room - 1)))
+                    .collect(),
+            ),
         }
     }
 
@@ -122,13 +142,14 @@ impl JsonInference {
 
     /// Adds one record. Top-level values that are not objects are ignored (they cannot be
     /// rows); the decoder reports them. A key differing only in case from a column already
-    /// seen does not make a second column: its values are rescued when decoded.
+    /// seen does not make a second column: its values are rescued when decoded. Objects and
+    /// arrays nested deeper than [`MAX_NESTING`] are strings.
     pub fn add(&mut self, value: &Value) {
         let Value::Object(map) = value else {
             return;
         };
         for (key, v) in map.iter().filter(|(k, _)| crate::is_valid_column_name(k)) {
-            self.add_column(key, Inferred::of(v));
+            self.add_column(key, Inferred::of(v, MAX_NESTING));
         }
         self.records += 1;
     }
@@ -246,5 +267,64 @@ mod tests {
         };
         let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, vec!["x", "y"]);
+    }
+
+    /// `{"c": ...}` with `levels` objects (`{"c": ...}`) or arrays under the column, then 1.
+    fn nested(levels: usize, arrays: bool) -> Value {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = if arrays {
+                json!([v])
+            } else {
+                json!({ "c": v })
+            };
+        }
+        json!({ "c": v })
+    }
+
+    /// The struct and list levels of `dtype`, following the first field, and the type below.
+    fn depth(dtype: &DataType) -> (usize, DataType) {
+        let inner = match dtype {
+            DataType::Struct(fields) => fields[0].data_type(),
+            DataType::List(item) => item.data_type(),
+            other => return (0, other.clone()),
+        };
+        let (d, leaf) = depth(inner);
+        (d + 1, leaf)
+    }
+
+    /// The type as Delta's `schemaString` writes it.
+    fn delta_type(dtype: &DataType) -> Value {
+        match dtype {
+            DataType::Struct(fields) => json!({"type": "struct", "fields": fields
+                .iter()
+                .map(|f| json!({"name": f.name(), "type": delta_type(f.data_type()),
+                                "nullable": true, "metadata": {}}))
+                .collect::<Vec<_>>()}),
+            DataType::List(item) => json!({"type": "array",
+                "elementType": delta_type(item.data_type()), "containsNull": true}),
+            _ => json!("long"),
+        }
+    }
+
+    #[test]
+    fn objects_and_arrays_nested_deeper_than_the_limit_are_strings() {
+        for arrays in [false, true] {
+            for levels in [31, 32, 33, 42, 100] {
+                let schema = infer(&[nested(levels, arrays)]);
+                let got = depth(schema.field(0).data_type());
+                if levels <= MAX_NESTING {
+                    assert_eq!(got, (levels, DataType::Int64), "{levels} levels");
+                } else {
+                    assert_eq!(got, (MAX_NESTING, DataType::Utf8), "{levels} levels");
+                }
+                // Readers parse the stored schema with serde_json's recursion limit of 128.
+                let stored = crate::to_json(&schema);
+                let back = crate::from_json(&stored).expect("the checkpoint's schema reads back");
+                assert_eq!(back, schema);
+                let delta = delta_type(&DataType::Struct(schema.fields().clone())).to_string();
+                serde_json::from_str::<Value>(&delta).expect("Delta's schemaString parses");
+            }
+        }
     }
 }

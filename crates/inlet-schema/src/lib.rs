@@ -14,7 +14,7 @@ pub use evolution::{
     apply_hints, diff, hinted_types, with_columns, with_rescued_column, EvolutionMode, SchemaDiff,
 };
 pub use hints::{ddl_type, parse_hints};
-pub use infer::JsonInference;
+pub use infer::{JsonInference, MAX_NESTING};
 
 use arrow::datatypes::Schema;
 
