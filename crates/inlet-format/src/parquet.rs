@@ -10,7 +10,7 @@ use arrow::compute::kernels::boolean::{is_not_null, not, or};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use inlet_schema::{EvolutionMode, JsonInference, FILE_PATH_KEY, MAX_NESTING};
+use inlet_schema::{same_column_name, EvolutionMode, JsonInference, FILE_PATH_KEY, MAX_NESTING};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use serde_json::{Map, Value};
 
@@ -38,11 +38,14 @@ fn reader(path: &str, data: &Bytes) -> Result<ParquetRecordBatchReaderBuilder<By
 
 /// The columns of the file's footer, with the types the table would keep: a column nested
 /// deeper than [`MAX_NESTING`] struct, list or map levels is a STRING of its values' JSON
-/// text (as JSON inference makes it).
+/// text (as JSON inference makes it), and of names equal but for case the first is kept.
 pub(crate) fn footer_schema(path: &str, data: &Bytes) -> Result<Schema, FormatError> {
     let builder = reader(path, data)?;
     let mut fields: Vec<Field> = Vec::new();
     for f in builder.schema().fields() {
+        if fields.iter().any(|g| same_column_name(g.name(), f.name())) {
+            continue; // rescued when decoded, as a case variant
+        }
         fields.push(Field::new(f.name(), table_type(f.data_type()), true));
     }
     Ok(Schema::new(fields))
@@ -108,10 +111,17 @@ pub(crate) fn normalize(dtype: &DataType) -> DataType {
         List(f) | LargeList(f) | ListView(f) | LargeListView(f) | FixedSizeList(f, _) => {
             List(Arc::new(Field::new("item", normalize(f.data_type()), true)))
         }
+        // Of fields equal but for case, the first (the others are rescued when decoded).
         Struct(fields) => Struct(
             fields
                 .iter()
-                .map(|f| Field::new(f.name(), normalize(f.data_type()), true))
+                .enumerate()
+                .filter(|(i, f)| {
+                    !fields[..*i]
+                        .iter()
+                        .any(|g| same_column_name(g.name(), f.name()))
+                })
+                .map(|(_, f)| Field::new(f.name(), normalize(f.data_type()), true))
                 .collect::<Fields>(),
         ),
         Boolean | Decimal128(..) | Map(..) => dtype.clone(),
@@ -307,7 +317,7 @@ pub(crate) fn decode(
         let case_variant = schema
             .fields()
             .iter()
-            .any(|t| t.name().eq_ignore_ascii_case(name));
+            .any(|t| same_column_name(t.name(), name));
         if collect_new && !case_variant && inlet_schema::is_valid_column_name(name) {
             new_fields.push(Field::new(name, table_type(f.data_type()), true));
         } else if case_variant || opts.mode != EvolutionMode::None {
@@ -665,6 +675,71 @@ mod tests {
                     assert_eq!(batch.column(0).data_type(), dtype);
                 }
             }
+        }
+    }
+
+    /// Samples the Parquet files `files` apart and merges them, as the first batch does,
+    /// then appends the rescued data column.
+    fn sampled(files: &[&Bytes], o: &DecodeOptions<'_>) -> SchemaRef {
+        let mut sample = crate::SchemaSample::new(true);
+        for bytes in files {
+            let mut one = crate::SchemaSample::new(true);
+            one.add("f.parquet", bytes, o).expect("sample");
+            sample.merge(one);
+        }
+        Arc::new(inlet_schema::with_rescued_column(
+            &sample.schema(),
+            Some("_rescued_data"),
+        ))
+    }
+
+    fn names(schema: &Schema) -> Vec<&str> {
+        schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
+    #[test]
+    fn footers_with_names_equal_but_for_case_make_one_column() {
+        let column = |name: &str, v: i32| {
+            parquet_bytes(
+                &RecordBatch::try_from_iter([(
+                    name,
+                    Arc::new(Int32Array::from(vec![v])) as ArrayRef,
+                )])
+                .expect("batch"),
+            )
+        };
+        let (first, second, third) = (column("Qq", 1), column("qQ", 2), column("äx", 3));
+        let nested = parquet_bytes(
+            &RecordBatch::try_from_iter([(
+                "s",
+                Arc::new(
+                    StructArray::try_from(vec![
+                        ("Ab", Arc::new(Int32Array::from(vec![4])) as ArrayRef),
+                        ("aB", Arc::new(Int32Array::from(vec![5])) as ArrayRef),
+                    ])
+                    .expect("struct"),
+                ) as ArrayRef,
+            )])
+            .expect("batch"),
+        );
+        let csv = CsvOptions::default();
+        let o = opts_for(&csv, EvolutionMode::AddNewColumns);
+        let schema = sampled(&[&first, &second, &column("ÄX", 0), &third, &nested], &o);
+        assert_eq!(names(&schema), vec!["Qq", "ÄX", "s", "_rescued_data"]);
+        assert_eq!(
+            schema.field(2).data_type(),
+            &DataType::Struct(vec![Field::new("Ab", DataType::Int64, true)].into())
+        );
+        for (data, rescued) in [
+            (&second, "{\"_file_path\":\"f.parquet\",\"qQ\":2}"),
+            (&third, "{\"_file_path\":\"f.parquet\",\"äx\":3}"),
+            (
+                &nested,
+                "{\"_file_path\":\"f.parquet\",\"s\":{\"Ab\":4,\"aB\":5}}",
+            ),
+        ] {
+            let batch = decoded_rows(decode("f.parquet", data, &schema, &o).expect("decode"));
+            assert_eq!(batch.column(3).as_string::<i32>().value(0), rescued);
         }
     }
 }

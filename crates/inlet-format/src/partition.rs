@@ -22,7 +22,7 @@ pub fn partition_values(path: &str, columns: &[String]) -> Vec<(String, Option<S
                 .iter()
                 .rev()
                 .filter_map(|segment| segment.split_once('='))
-                .find(|(name, _)| name.eq_ignore_ascii_case(column))
+                .find(|(name, _)| inlet_schema::same_column_name(name, column))
                 .map(|(_, v)| {
                     percent_encoding::percent_decode_str(v)
                         .decode_utf8_lossy()
@@ -35,7 +35,8 @@ pub fn partition_values(path: &str, columns: &[String]) -> Vec<(String, Option<S
 }
 
 /// The partition values of `path` as JSON values typed for `schema`'s columns (or inferred
-/// when `infer` and the column is new): what each row of the file gets.
+/// when `infer` and the column is new): what each row of the file gets, under the schema's
+/// spelling of the column (names are case-insensitive), or the configured one.
 pub(crate) fn typed_values(
     path: &str,
     columns: &[String],
@@ -45,9 +46,20 @@ pub(crate) fn typed_values(
     partition_values(path, columns)
         .into_iter()
         .map(|(name, value)| {
-            let column = schema.field_with_name(&name).ok().map(|f| f.data_type());
-            let typed = value.map_or(Value::Null, |v| typed_text(&v, column, infer));
-            (name, typed)
+            let field = schema
+                .fields()
+                .iter()
+                .find(|f| f.name() == &name)
+                .or_else(|| {
+                    schema
+                        .fields()
+                        .iter()
+                        .find(|f| inlet_schema::same_column_name(f.name(), &name))
+                });
+            let typed = value.map_or(Value::Null, |v| {
+                typed_text(&v, field.map(|f| f.data_type()), infer)
+            });
+            (field.map_or(name, |f| f.name().clone()), typed)
         })
         .collect()
 }
@@ -75,5 +87,19 @@ mod tests {
             partition_values("file:///a=1", &cols[..1]),
             vec![("date".into(), None)]
         );
+    }
+
+    #[test]
+    fn names_match_by_unicode_case_and_take_the_schema_spelling() {
+        let cols = vec!["äx".to_string()];
+        assert_eq!(
+            partition_values("s3://b/ÄX=1/f.json", &cols),
+            vec![("äx".into(), Some("1".into()))]
+        );
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("Äx", arrow::datatypes::DataType::Utf8, true),
+        ]));
+        let typed = typed_values("s3://b/ÄX=1/f.json", &cols, &schema, true);
+        assert_eq!(Value::Object(typed), serde_json::json!({"Äx": "1"}));
     }
 }

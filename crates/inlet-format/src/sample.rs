@@ -3,7 +3,7 @@
 
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
-use inlet_schema::JsonInference;
+use inlet_schema::{same_column_name, JsonInference};
 use serde_json::Value;
 
 use crate::clean::Shape;
@@ -71,6 +71,11 @@ impl SchemaSample {
             fits
         };
         let add = |mut record: serde_json::Map<String, Value>| {
+            // A partition column is spelled as configured (the record's other spelling is
+            // rescued when decoded).
+            if !partition.is_empty() {
+                record.retain(|k, _| !partition.keys().any(|p| p != k && same_column_name(p, k)));
+            }
             record.extend(partition.clone());
             records.borrow_mut().add(&Value::Object(record));
             *last.borrow_mut() = shape.borrow_mut().take();
@@ -148,19 +153,28 @@ impl SchemaSample {
         let extra: Vec<Field> = inferred
             .fields()
             .iter()
-            .filter(|f| !self.columns.iter().any(|c| c.name() == f.name()))
+            .filter(|f| {
+                !self
+                    .columns
+                    .iter()
+                    .any(|c| same_column_name(c.name(), f.name()))
+            })
             .map(|f| f.as_ref().clone())
             .collect();
         inlet_schema::with_columns(&Schema::new(self.columns.clone()), &extra)
     }
 }
 
-/// Adds a Parquet column by name: BIGINT and DOUBLE in different files make DOUBLE, as JSON
-/// does; other differences keep the first file's type.
+/// Adds a Parquet column by name (in any case: the first spelling is the column's): BIGINT
+/// and DOUBLE in different files make DOUBLE, as JSON does; other differences keep the first
+/// file's type.
 fn add_column(columns: &mut Vec<Field>, field: Field) {
-    match columns.iter_mut().find(|c| c.name() == field.name()) {
+    match columns
+        .iter_mut()
+        .find(|c| same_column_name(c.name(), field.name()))
+    {
         Some(c) if c.data_type() == &DataType::Int64 && field.data_type() == &DataType::Float64 => {
-            *c = field
+            *c = Field::new(c.name(), DataType::Float64, true)
         }
         Some(_) => {}
         None => columns.push(field),
@@ -393,6 +407,134 @@ mod tests {
         assert!(
             !crate::fits_within(&a_int, &Schema::empty(), None),
             "a column the schema lacks"
+        );
+    }
+
+    fn with_rescued(sample: &SchemaSample) -> std::sync::Arc<Schema> {
+        std::sync::Arc::new(inlet_schema::with_rescued_column(
+            &sample.schema(),
+            Some("_rescued_data"),
+        ))
+    }
+
+    /// The rescued data column of `text` decoded against `schema`, row by row.
+    fn rescued_of(
+        path: &str,
+        text: &str,
+        schema: &std::sync::Arc<Schema>,
+        csv: &CsvOptions,
+    ) -> Vec<Option<String>> {
+        let o = DecodeOptions {
+            rescued_column: Some("_rescued_data"),
+            mode: EvolutionMode::Rescue,
+            ..opts(csv)
+        };
+        match crate::decode(path, &Bytes::from(text.to_string()), schema, &o).expect("decode") {
+            crate::Decoded::Rows { batches, .. } => batches
+                .iter()
+                .flat_map(|b| {
+                    let c = b.column_by_name("_rescued_data").expect("rescued");
+                    let c = c
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .expect("text");
+                    c.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
+                })
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_equal_but_for_unicode_case_make_one_column() {
+        let csv = CsvOptions::default();
+        // Sampled apart (in parallel) and merged in file order.
+        let mut merged = SchemaSample::new(true);
+        for (path, text) in [("1.json", "{\"Qq\":1}"), ("2.json", "{\"qQ\":2}")] {
+            let mut s = SchemaSample::new(true);
+            s.add(path, &Bytes::from(text), &opts(&csv))
+                .expect("sample");
+            merged.merge(s);
+        }
+        assert_eq!(
+            merged.schema(),
+            Schema::new(vec![Field::new("Qq", DataType::Int64, true)])
+        );
+        let schema = with_rescued(&merged);
+        assert_eq!(
+            rescued_of("2.json", "{\"qQ\":2}", &schema, &csv),
+            vec![Some("{\"_file_path\":\"2.json\",\"qQ\":2}".into())]
+        );
+        // In one file, and in a nested object.
+        let text = "{\"Äx\":1,\"äx\":2}\n{\"s\":{\"Ab\":1,\"aB\":2}}\n{\"s\":{\"Ab\":3}}";
+        let mut sample = SchemaSample::new(true);
+        sample
+            .add("f.json", &Bytes::from(text), &opts(&csv))
+            .expect("sample");
+        let ab = DataType::Struct(vec![Field::new("Ab", DataType::Int64, true)].into());
+        assert_eq!(
+            sample.schema(),
+            Schema::new(vec![
+                Field::new("Äx", DataType::Int64, true),
+                Field::new("s", ab, true),
+            ])
+        );
+        assert_eq!(sample.fitted(), None, "the case variants need fitting");
+        assert_eq!(
+            rescued_of("f.json", text, &with_rescued(&sample), &csv),
+            vec![
+                Some("{\"_file_path\":\"f.json\",\"äx\":2}".into()),
+                Some("{\"_file_path\":\"f.json\",\"s\":{\"Ab\":1,\"aB\":2}}".into()),
+                None,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_partition_column_keeps_its_configured_spelling() {
+        let csv = CsvOptions::default();
+        let partition = ["day".to_string()];
+        let o = DecodeOptions {
+            partition_columns: &partition,
+            ..opts(&csv)
+        };
+        let text = "{\"DAY\":\"x\",\"a\":1}";
+        let mut sample = SchemaSample::new(true);
+        sample
+            .add("s3://b/DAY=2/f.json", &Bytes::from(text), &o)
+            .expect("sample");
+        assert_eq!(
+            sample.schema(),
+            Schema::new(vec![
+                Field::new("a", DataType::Int64, true),
+                Field::new("day", DataType::Int64, true),
+            ])
+        );
+        // Decoded, the row takes the path's value and the record's own is rescued.
+        let schema = with_rescued(&sample);
+        let o = DecodeOptions {
+            rescued_column: Some("_rescued_data"),
+            ..o
+        };
+        let data = Bytes::from(text);
+        let crate::Decoded::Rows { batches, .. } =
+            crate::decode("s3://b/DAY=2/f.json", &data, &schema, &o).expect("decode")
+        else {
+            panic!("rows");
+        };
+        let day = batches[0].column(1);
+        let day = day
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("ints");
+        let rescued = batches[0].column(2);
+        let rescued = rescued
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("text");
+        assert_eq!(
+            (day.value(0), rescued.value(0)),
+            (2, "{\"DAY\":\"x\",\"_file_path\":\"s3://b/DAY=2/f.json\"}")
         );
     }
 }

@@ -5,6 +5,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use crate::hints::ddl_type;
+use crate::same_column_name;
 
 /// What happens when a file has columns the table does not (as Auto Loader's
 /// `cloudFiles.schemaEvolutionMode`, but evolving in flight).
@@ -80,11 +81,12 @@ fn same_type(a: &DataType, b: &DataType) -> bool {
     ddl_type(a) == ddl_type(b)
 }
 
-/// `schema` with `extra` columns appended (all nullable), skipping names it already has.
+/// `schema` with `extra` columns appended (all nullable), skipping names it already has, or
+/// that `extra` had before, in any case (`same_column_name`): Delta would refuse the table.
 pub fn with_columns(schema: &Schema, extra: &[Field]) -> Schema {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     for f in extra {
-        if schema.field_with_name(f.name()).is_err() {
+        if !fields.iter().any(|g| same_column_name(g.name(), f.name())) {
             fields.push(f.clone().with_nullable(true));
         }
     }
@@ -102,23 +104,20 @@ pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Sch
     }
 }
 
-/// `fields` with the types of those that are hinted (names matched case-insensitively)
-/// replaced by the hints'.
+/// `fields` with the types of those that are hinted (names matched case-insensitively, by
+/// `same_column_name`) replaced by the hints'.
 pub fn hinted_types<'a>(
     fields: impl IntoIterator<Item = &'a Field>,
     hints: &[Field],
 ) -> Vec<Field> {
     fields
         .into_iter()
-        .map(|f| {
-            match hints
-                .iter()
-                .find(|h| h.name().eq_ignore_ascii_case(f.name()))
-            {
+        .map(
+            |f| match hints.iter().find(|h| same_column_name(h.name(), f.name())) {
                 Some(h) => Field::new(f.name(), h.data_type().clone(), true),
                 None => f.clone(),
-            }
-        })
+            },
+        )
         .collect()
 }
 
@@ -127,10 +126,7 @@ pub fn hinted_types<'a>(
 pub fn apply_hints(schema: &Schema, hints: &[Field]) -> Schema {
     let mut fields = hinted_types(schema.fields().iter().map(|f| f.as_ref()), hints);
     for h in hints {
-        if !fields
-            .iter()
-            .any(|f| f.name().eq_ignore_ascii_case(h.name()))
-        {
+        if !fields.iter().any(|f| same_column_name(f.name(), h.name())) {
             fields.push(h.clone());
         }
     }
@@ -155,5 +151,35 @@ mod tests {
         assert_eq!(d.added, vec!["c BOOLEAN"]);
         assert_eq!(d.removed, vec!["b"]);
         assert_eq!(d.changed, vec!["a: BIGINT -> STRING"]);
+    }
+
+    fn names(schema: &Schema) -> Vec<String> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), ddl_type(f.data_type())))
+            .collect()
+    }
+
+    #[test]
+    fn no_column_is_added_twice_in_another_case() {
+        let schema = Schema::new(vec![Field::new("Qq", DataType::Int64, true)]);
+        let added = with_columns(
+            &schema,
+            &[
+                Field::new("qQ", DataType::Utf8, true),
+                Field::new("Äx", DataType::Utf8, true),
+                Field::new("äx", DataType::Int64, true),
+            ],
+        );
+        assert_eq!(names(&added), vec!["Qq BIGINT", "Äx STRING"]);
+        let hinted = apply_hints(
+            &added,
+            &[
+                Field::new("ÄX", DataType::Int64, true),
+                Field::new("QQ", DataType::Utf8, true),
+            ],
+        );
+        assert_eq!(names(&hinted), vec!["Qq STRING", "Äx BIGINT"]);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
 
-use crate::SchemaError;
+use crate::{same_column_name, SchemaError};
 
 /// Parses `hints` into fields, in the order written.
 pub fn parse_hints(hints: &str) -> Result<Vec<Field>, SchemaError> {
@@ -20,6 +20,7 @@ pub fn parse_hints(hints: &str) -> Result<Vec<Field>, SchemaError> {
     }
     loop {
         let name = p.ident()?;
+        p.unique(&fields, &name)?;
         p.ws();
         p.eat(':');
         let dtype = p.dtype()?;
@@ -73,6 +74,18 @@ impl Parser<'_> {
             hints: self.text.to_string(),
             at: self.pos,
             detail: what.to_string(),
+        }
+    }
+
+    /// Refuses a name `fields` already has in any case: Delta column and field names are
+    /// case-insensitive.
+    fn unique(&self, fields: &[Field], name: &str) -> Result<(), SchemaError> {
+        match fields.iter().find(|f| same_column_name(f.name(), name)) {
+            Some(f) => Err(self.err(&format!(
+                "'{name}' names '{}' again (names are case-insensitive)",
+                f.name()
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -183,6 +196,7 @@ impl Parser<'_> {
                 let mut fields = Vec::new();
                 loop {
                     let name = self.ident()?;
+                    self.unique(&fields, &name)?;
                     self.eat(':');
                     let t = self.dtype()?;
                     fields.push(Field::new(name, t, true));
@@ -234,5 +248,16 @@ mod tests {
             err.to_string(),
             "schema hints 'id BIGINT, x NUMBR': unknown type 'NUMBR' at character 13"
         );
+    }
+
+    #[test]
+    fn a_name_given_twice_in_any_case_is_refused() {
+        let err = parse_hints("Äx BIGINT, äx STRING").expect_err("twice");
+        assert_eq!(
+            err.to_string(),
+            "schema hints 'Äx BIGINT, äx STRING': 'äx' names 'Äx' again (names are case-insensitive) at character 15"
+        );
+        let err = parse_hints("s STRUCT<Ab: INT, aB: INT>").expect_err("twice");
+        assert!(err.to_string().contains("'aB' names 'Ab' again"), "{err}");
     }
 }

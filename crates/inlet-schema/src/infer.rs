@@ -6,6 +6,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Fields, Schema};
 use serde_json::Value;
 
+use crate::same_column_name;
+
 /// The most struct and list levels a column may have (its own value is level 1). An object
 /// or array deeper than this is inferred as STRING and decoded as its JSON text.
 ///
@@ -50,11 +52,17 @@ impl Inferred {
                     .map(|v| Self::of(v, room - 1))
                     .fold(Self::Null, Self::widen),
             )),
-            Value::Object(map) => Self::Struct(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), Self::of(v, room - 1)))
-                    .collect(),
-            ),
+            Value::Object(map) => {
+                let mut fields: Vec<(String, Self)> = Vec::with_capacity(map.len());
+                for (k, v) in map {
+                    // A key differing only in case from one before it is no field: the value
+                    // does not fit the struct, so it is rescued with its column.
+                    if !fields.iter().any(|(n, _)| same_column_name(n, k)) {
+                        fields.push((k.clone(), Self::of(v, room - 1)));
+                    }
+                }
+                Self::Struct(fields)
+            }
         }
     }
 
@@ -69,13 +77,7 @@ impl Inferred {
             (List(a), List(b)) => List(Box::new(a.widen(*b))),
             (Struct(mut a), Struct(b)) => {
                 for (name, t) in b {
-                    match a.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, existing)) => {
-                            let old = std::mem::replace(existing, Null);
-                            *existing = old.widen(t);
-                        }
-                        None => a.push((name, t)),
-                    }
+                    widen_field(&mut a, name, t);
                 }
                 Struct(a)
             }
@@ -96,6 +98,17 @@ impl Inferred {
             }
             Self::Struct(fields) => DataType::Struct(fields_of(fields, &null)),
         }
+    }
+}
+
+/// Widens the field `name` of `fields` by `t`, or adds it; a name differing only in case from
+/// a field's is left out (the first spelling seen is the field).
+fn widen_field(fields: &mut Vec<(String, Inferred)>, name: String, t: Inferred) {
+    if let Some((_, existing)) = fields.iter_mut().find(|(n, _)| *n == name) {
+        let old = std::mem::replace(existing, Inferred::Null);
+        *existing = old.widen(t);
+    } else if !fields.iter().any(|(n, _)| same_column_name(n, &name)) {
+        fields.push((name, t));
     }
 }
 
@@ -141,9 +154,10 @@ impl JsonInference {
     }
 
     /// Adds one record. Top-level values that are not objects are ignored (they cannot be
-    /// rows); the decoder reports them. A key differing only in case from a column already
-    /// seen does not make a second column: its values are rescued when decoded. Objects and
-    /// arrays nested deeper than [`MAX_NESTING`] are strings.
+    /// rows); the decoder reports them. A key differing only in case (Unicode lowercase, see
+    /// `same_column_name`) from a column or struct field already seen does not make a second
+    /// one: its values are rescued when decoded. Objects and arrays nested deeper than
+    /// [`MAX_NESTING`] are strings.
     pub fn add(&mut self, value: &Value) {
         let Value::Object(map) = value else {
             return;
@@ -163,17 +177,11 @@ impl JsonInference {
     }
 
     fn add_column(&mut self, key: &str, t: Inferred) {
-        match self
-            .top
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(key))
-        {
-            Some((name, existing)) if name == key => {
-                let old = std::mem::replace(existing, Inferred::Null);
-                *existing = old.widen(t);
-            }
-            Some(_) => {}
-            None => self.top.push((key.to_string(), t)),
+        if let Some((_, existing)) = self.top.iter_mut().find(|(n, _)| n == key) {
+            let old = std::mem::replace(existing, Inferred::Null);
+            *existing = old.widen(t);
+        } else if !self.top.iter().any(|(n, _)| same_column_name(n, key)) {
+            self.top.push((key.to_string(), t));
         }
     }
 
@@ -326,5 +334,44 @@ mod tests {
                 serde_json::from_str::<Value>(&delta).expect("Delta's schemaString parses");
             }
         }
+    }
+
+    #[test]
+    fn names_differing_only_by_unicode_case_are_one_column_or_field() {
+        let schema = infer(&[json!({"Äx": 1, "äx": 2, "s": {"Ab": 1, "aB": "two"}})]);
+        assert_eq!(
+            schema,
+            Schema::new(vec![
+                Field::new(
+                    "s",
+                    DataType::Struct(vec![Field::new("Ab", DataType::Int64, true)].into()),
+                    true
+                ),
+                Field::new("Äx", DataType::Int64, true),
+            ])
+        );
+        // Inferred apart (files sampled in parallel) and merged: still the first spelling.
+        let mut first = JsonInference::new();
+        first.add(&json!({"Qq": 1, "n": {"Ab": 1}}));
+        let mut second = JsonInference::new();
+        second.add(&json!({"qQ": "x", "n": {"aB": "y", "c": true}}));
+        first.merge(second);
+        assert_eq!(
+            first.schema(),
+            Schema::new(vec![
+                Field::new("Qq", DataType::Int64, true),
+                Field::new(
+                    "n",
+                    DataType::Struct(
+                        vec![
+                            Field::new("Ab", DataType::Int64, true),
+                            Field::new("c", DataType::Boolean, true)
+                        ]
+                        .into()
+                    ),
+                    true
+                ),
+            ])
+        );
     }
 }

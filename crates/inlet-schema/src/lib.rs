@@ -24,6 +24,16 @@ pub fn is_valid_column_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| " ,;{}()\n\t=".contains(c))
 }
 
+/// Whether two column names are one column to Delta, which compares names case-insensitively
+/// by Unicode lowercase (`str::to_lowercase`, as the Delta kernel's "Duplicate field name
+/// (case-insensitive)" check does): `Äx` and `äx` are one column, as are `Qq` and `qQ`.
+pub fn same_column_name(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
 /// The schema's column names, comma-separated, as messages and `validate` list them.
 pub fn column_names(schema: &Schema) -> String {
     schema
@@ -42,4 +52,19 @@ pub fn to_json(schema: &Schema) -> String {
 /// A schema from the checkpoint's JSON text.
 pub fn from_json(text: &str) -> Result<Schema, SchemaError> {
     serde_json::from_str(text).map_err(|e| SchemaError::Stored(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_names_compare_by_unicode_lowercase() {
+        assert!(same_column_name("Qq", "qQ"));
+        assert!(same_column_name("Äx", "äx"));
+        // The Kelvin sign lowercases to an ASCII k.
+        assert!(same_column_name("\u{212a}m", "km"));
+        assert!(!same_column_name("a", "b"));
+        assert!(!same_column_name("ß", "ss"));
+    }
 }
