@@ -471,6 +471,26 @@ mod tests {
             .ends_with(&format!("({} bytes in all)", line.len())));
     }
 
+    fn ints(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
+        let a = batch
+            .column_by_name(column)
+            .expect("column")
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ints");
+        a.iter().collect()
+    }
+
+    fn texts(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+        let a = batch
+            .column_by_name(column)
+            .expect("column")
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("strings");
+        a.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
     /// Decodes `text` both ways (fast path on and off), checks they agree, and returns it.
     fn decode_both(
         text: &str,
@@ -494,6 +514,41 @@ mod tests {
         let (sb, sr, sbad) = rows(decode_with(text, s, o, false));
         assert_eq!((&fb, fr, &fbad), (&sb, sr, &sbad), "fast and fitted agree");
         (fb, fr, fbad)
+    }
+
+    #[test]
+    fn a_field_named_like_the_rescued_column_is_never_a_column_and_is_rescued() {
+        let text = "{\"_rescued_data\": 5, \"a\": 1}\n{\"a\": 2, \"_Rescued_Data\": \"x\"}\n";
+        let o = opts(EvolutionMode::AddNewColumns);
+        let mut sample = crate::SchemaSample::new(true);
+        sample
+            .add("f.json", &Bytes::from(text), &o)
+            .expect("sample");
+        assert_eq!(sample.fitted(), None, "the lines need fitting");
+        let s = Arc::new(inlet_schema::with_rescued_column(
+            &sample.schema(),
+            Some(RESCUED),
+        ));
+        assert_eq!(s.as_ref(), schema(&[("a", DataType::Int64)]).as_ref());
+        for mode in [
+            EvolutionMode::AddNewColumns,
+            EvolutionMode::Rescue,
+            EvolutionMode::None,
+        ] {
+            let (batch, rescued, bad) = decode_both(text, &s, &opts(mode));
+            assert_eq!(
+                (ints(&batch, "a"), rescued, bad.len()),
+                (vec![Some(1), Some(2)], 2, 0)
+            );
+            assert_eq!(
+                texts(&batch, RESCUED),
+                vec![
+                    Some("{\"_file_path\":\"f.json\",\"_rescued_data\":5}".into()),
+                    Some("{\"_Rescued_Data\":\"x\",\"_file_path\":\"f.json\"}".into()),
+                ],
+                "{mode:?}"
+            );
+        }
     }
 
     /// `{"c": v}` where v is `levels` objects `{"c": ...}` (or arrays) around 1.

@@ -306,18 +306,20 @@ pub(crate) fn decode(
         EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
     );
 
-    // File columns the table lacks: new columns, or rescued, or ignored, by mode.
+    // File columns the table lacks: new columns, or rescued, or ignored, by mode. A column
+    // named like the rescued data column is the file's own: rescued under its name.
     let mut new_fields = Vec::new();
     let mut rescue_whole: Vec<usize> = Vec::new();
     for (i, f) in file_schema.fields().iter().enumerate() {
         let name = f.name().as_str();
-        if in_table(name) || partition.contains_key(name) || Some(name) == rescued {
+        if in_table(name) || partition.contains_key(name) {
             continue;
         }
         let case_variant = schema
             .fields()
             .iter()
-            .any(|t| same_column_name(t.name(), name));
+            .any(|t| same_column_name(t.name(), name))
+            || rescued.is_some_and(|r| same_column_name(r, name));
         if collect_new && !case_variant && inlet_schema::is_valid_column_name(name) {
             new_fields.push(Field::new(name, table_type(f.data_type()), true));
         } else if case_variant || opts.mode != EvolutionMode::None {
@@ -740,6 +742,37 @@ mod tests {
         ] {
             let batch = decoded_rows(decode("f.parquet", data, &schema, &o).expect("decode"));
             assert_eq!(batch.column(3).as_string::<i32>().value(0), rescued);
+        }
+    }
+
+    #[test]
+    fn a_file_column_named_like_the_rescued_column_is_rescued_under_its_name() {
+        let file = RecordBatch::try_from_iter([
+            ("a", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef),
+            (
+                "_rescued_data",
+                Arc::new(Int32Array::from(vec![Some(5), None])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        let data = parquet_bytes(&file);
+        let csv = CsvOptions::default();
+        let schema = sampled(&[&data], &opts_for(&csv, EvolutionMode::AddNewColumns));
+        assert_eq!(names(&schema), vec!["a", "_rescued_data"]);
+        assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+        for mode in [EvolutionMode::AddNewColumns, EvolutionMode::None] {
+            let batch = decoded_rows(
+                decode("f.parquet", &data, &schema, &opts_for(&csv, mode)).expect("decode"),
+            );
+            let rescued: Vec<Option<&str>> = batch.column(1).as_string::<i32>().iter().collect();
+            assert_eq!(
+                rescued,
+                vec![
+                    Some("{\"_file_path\":\"f.parquet\",\"_rescued_data\":5}"),
+                    None
+                ],
+                "{mode:?}"
+            );
         }
     }
 }

@@ -70,11 +70,16 @@ impl SchemaSample {
             }
             fits
         };
+        let rescued = opts.rescued_column;
         let add = |mut record: serde_json::Map<String, Value>| {
-            // A partition column is spelled as configured (the record's other spelling is
+            // The rescued data column is never made from data (its values are rescued), and
+            // a partition column is spelled as configured (the record's other spelling is
             // rescued when decoded).
-            if !partition.is_empty() {
-                record.retain(|k, _| !partition.keys().any(|p| p != k && same_column_name(p, k)));
+            if rescued.is_some() || !partition.is_empty() {
+                record.retain(|k, _| {
+                    !rescued.is_some_and(|r| same_column_name(r, k))
+                        && !partition.keys().any(|p| p != k && same_column_name(p, k))
+                });
             }
             record.extend(partition.clone());
             records.borrow_mut().add(&Value::Object(record));
@@ -83,7 +88,9 @@ impl SchemaSample {
         match opts.format {
             Format::Parquet => {
                 for field in parquet::footer_schema(path, data)?.fields() {
-                    add_column(&mut self.columns, field.as_ref().clone());
+                    if !rescued.is_some_and(|r| same_column_name(r, field.name())) {
+                        add_column(&mut self.columns, field.as_ref().clone());
+                    }
                 }
                 if !partition.is_empty() {
                     add(serde_json::Map::new());

@@ -1,13 +1,14 @@
 //! Fitting one JSON record to the table's columns: values that fit stay, values that do not
-//! (wrong type, case-variant names, unknown fields in `rescue` mode) go to the rescued data
-//! column as a JSON object with the file's path. A value is never silently dropped.
+//! (wrong type, case-variant names, unknown fields in `rescue` mode, a field named like the
+//! rescued data column) go to the rescued data column as a JSON object with the file's path.
+//! A value is never silently dropped.
 
 use std::collections::HashMap;
 
 use arrow::datatypes::{DataType, Schema};
 use serde_json::{Map, Value};
 
-use crate::{temporal, EvolutionMode};
+use crate::{same_column_name, temporal, EvolutionMode};
 
 /// Key in the rescued JSON naming the file the row came from (as Auto Loader does).
 pub const FILE_PATH_KEY: &str = "_file_path";
@@ -60,7 +61,8 @@ impl Conformer {
         }
     }
 
-    /// Top-level keys of `record` that name no column, not even in another case.
+    /// Top-level keys of `record` that name no column, not even in another case, nor the
+    /// rescued data column (which data never makes: its values are rescued).
     pub fn unknown_keys<'a>(
         &'a self,
         record: &'a Map<String, Value>,
@@ -68,7 +70,14 @@ impl Conformer {
         record
             .keys()
             .filter(|k| !self.exact.contains_key(*k) && !self.lower.contains_key(&k.to_lowercase()))
-            .filter(|k| self.rescued.as_deref() != Some(k.as_str()))
+            .filter(|k| !self.is_rescued_name(k))
+    }
+
+    /// Whether `key` names the rescued data column (in any case).
+    fn is_rescued_name(&self, key: &str) -> bool {
+        self.rescued
+            .as_deref()
+            .is_some_and(|r| same_column_name(r, key))
     }
 
     /// Fits `record` (from the file at `file_path`) to the columns.
@@ -86,6 +95,11 @@ impl Conformer {
                     }
                 }
                 None if self.lower.contains_key(&key.to_lowercase()) => {
+                    rescued.insert(key, value);
+                }
+                // A field named like the rescued data column is the record's own: kept in the
+                // rescued JSON under its key, in every mode.
+                None if self.is_rescued_name(&key) => {
                     rescued.insert(key, value);
                 }
                 // Unknown fields: ignored in `none` mode; otherwise kept in rescued data
@@ -246,5 +260,32 @@ mod tests {
         assert!(!decimal_fits("1234.5", 5, 2));
         assert!(!decimal_fits("1.234", 5, 2));
         assert!(!decimal_fits("1e3", 5, 2));
+    }
+
+    #[test]
+    fn a_field_named_like_the_rescued_column_is_kept_in_it_in_every_mode() {
+        for mode in [
+            EvolutionMode::Rescue,
+            EvolutionMode::None,
+            EvolutionMode::AddNewColumns,
+        ] {
+            let c = Conformer::new(&schema(), Some("_rescued_data"), mode);
+            let record = obj(json!({"a": 1, "_rescued_data": 5, "_Rescued_Data": "x"}));
+            assert_eq!(
+                c.unknown_keys(&record).count(),
+                0,
+                "{mode:?}: no new column"
+            );
+            let out = c.conform(record, "f");
+            assert_eq!(out.row["a"], json!(1));
+            let rescued: Value =
+                serde_json::from_str(out.row["_rescued_data"].as_str().expect("text"))
+                    .expect("json");
+            assert_eq!(
+                rescued,
+                json!({"_rescued_data": 5, "_Rescued_Data": "x", "_file_path": "f"}),
+                "{mode:?}"
+            );
+        }
     }
 }

@@ -93,14 +93,31 @@ pub fn with_columns(schema: &Schema, extra: &[Field]) -> Schema {
     Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
-/// The schema with the rescued data column (a STRING) appended when it is configured and
-/// missing.
+/// The schema with the rescued data column (a STRING) when it is configured: appended when
+/// missing; a column of that name in another case or of another type (data named a field
+/// like it) is replaced in place by it, so there is one, and it takes text.
 pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Schema {
-    match rescued_column {
-        Some(name) if schema.field_with_name(name).is_err() => {
-            with_columns(schema, &[Field::new(name, DataType::Utf8, true)])
-        }
-        _ => schema.clone(),
+    let Some(name) = rescued_column else {
+        return schema.clone();
+    };
+    let rescued = Field::new(name, DataType::Utf8, true);
+    let mut replaced = false;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter_map(|f| {
+            if !same_column_name(f.name(), name) {
+                return Some(f.as_ref().clone());
+            }
+            // The first of that name becomes the rescued column; any other is dropped.
+            (!std::mem::replace(&mut replaced, true)).then(|| rescued.clone())
+        })
+        .collect();
+    let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+    if replaced {
+        schema
+    } else {
+        with_columns(&schema, &[rescued])
     }
 }
 
@@ -181,5 +198,30 @@ mod tests {
             ],
         );
         assert_eq!(names(&hinted), vec!["Qq STRING", "Äx BIGINT"]);
+    }
+
+    #[test]
+    fn the_rescued_column_replaces_a_same_named_column_of_another_type() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("_Rescued_Data", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+        ]);
+        let with = with_rescued_column(&schema, Some("_rescued_data"));
+        assert_eq!(
+            names(&with),
+            vec!["a BIGINT", "_rescued_data STRING", "b STRING"]
+        );
+        assert_eq!(with_rescued_column(&with, Some("_rescued_data")), with);
+        assert_eq!(
+            names(&with_rescued_column(&schema, Some("_bad"))),
+            vec![
+                "a BIGINT",
+                "_Rescued_Data BIGINT",
+                "b STRING",
+                "_bad STRING"
+            ]
+        );
+        assert_eq!(with_rescued_column(&schema, None), schema);
     }
 }
