@@ -21,29 +21,13 @@ pub enum NumberMode {
     String,
 }
 
-/// A stream record (`{"eventName", "dynamodb": {...}}`, or a `{"Records": [...]}` event of
-/// them) as rows: the keys and new image, plus `_op`, `_seq` and `_event_time`.
-pub fn stream_records(
+/// A stream record (`{"eventName", "dynamodb": {...}}`) as a row: the keys and new image,
+/// plus `_op`, `_seq` and `_event_time`. (`{"Records": [...]}` events are split by
+/// `json.rs`, so that each record that fails is reported with its own text.)
+pub(crate) fn stream_record(
     value: Value,
     numbers: NumberMode,
-) -> Result<Vec<Map<String, Value>>, String> {
-    match value {
-        Value::Object(mut map) => match map.remove("Records") {
-            Some(Value::Array(records)) => records
-                .into_iter()
-                .map(|r| stream_record(r, numbers))
-                .collect(),
-            Some(_) => Err("\"Records\" is not an array".into()),
-            None => Ok(vec![stream_record(Value::Object(map), numbers)?]),
-        },
-        other => Err(format!(
-            "a DynamoDB stream record is a JSON object, not {}",
-            crate::json::kind(&other)
-        )),
-    }
-}
-
-fn stream_record(value: Value, numbers: NumberMode) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, String> {
     let Value::Object(mut record) = value else {
         return Err("a DynamoDB stream record is a JSON object".into());
     };
@@ -84,7 +68,7 @@ fn stream_record(value: Value, numbers: NumberMode) -> Result<Map<String, Value>
 
 /// An export file line (`{"Item": {...}}`) as a row; `_op` is `EXPORT` and `_seq` is all
 /// zeros, older than any stream record, so a stream replayed over a backfill wins.
-pub fn export_item(value: Value, numbers: NumberMode) -> Result<Vec<Map<String, Value>>, String> {
+pub(crate) fn export_item(value: Value, numbers: NumberMode) -> Result<Map<String, Value>, String> {
     let Value::Object(mut map) = value else {
         return Err("a DynamoDB export line is a JSON object".into());
     };
@@ -95,7 +79,7 @@ pub fn export_item(value: Value, numbers: NumberMode) -> Result<Vec<Map<String, 
     row.insert("_op".into(), Value::String("EXPORT".into()));
     row.insert("_seq".into(), Value::String("0".repeat(SEQ_WIDTH)));
     row.insert("_event_time".into(), Value::Null);
-    Ok(vec![row])
+    Ok(row)
 }
 
 fn pad_seq(s: &str) -> String {
@@ -207,7 +191,12 @@ mod tests {
             {"eventName": "REMOVE", "dynamodb": {"Keys": {"tenant": {"S": "t1"}, "id": {"N": "8"}},
                 "OldImage": {"price": {"N": "9"}}, "SequenceNumber": "12346"}}
         ]});
-        let rows = stream_records(rec, NumberMode::Auto).expect("records");
+        let rows: Vec<Map<String, Value>> = rec["Records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| stream_record(r.clone(), NumberMode::Auto).expect("record"))
+            .collect();
         assert_eq!(
             Value::Object(rows[0].clone()),
             json!({"tenant": "t1", "id": 7, "price": 1.25, "ok": true, "gone": null, "tags": ["a", "b"],
@@ -218,12 +207,12 @@ mod tests {
             Value::Object(rows[1].clone()),
             json!({"tenant": "t1", "id": 8, "_op": "REMOVE", "_seq": format!("{:0>40}", "12346"), "_event_time": null})
         );
-        let err = stream_records(json!({"eventName": "INSERT", "dynamodb": {"Keys": {"id": {"N": "x"}}, "SequenceNumber": "1"}}), NumberMode::Auto)
+        let err = stream_record(json!({"eventName": "INSERT", "dynamodb": {"Keys": {"id": {"N": "x"}}, "SequenceNumber": "1"}}), NumberMode::Auto)
             .expect_err("bad number");
         assert_eq!(err, "attribute id: N holds \"x\", not a number");
-        let exact = stream_records(json!({"eventName": "INSERT", "dynamodb": {"Keys": {"id": {"N": "0.10"}}, "SequenceNumber": "1"}}), NumberMode::String)
+        let exact = stream_record(json!({"eventName": "INSERT", "dynamodb": {"Keys": {"id": {"N": "0.10"}}, "SequenceNumber": "1"}}), NumberMode::String)
             .expect("string mode");
-        assert_eq!(exact[0]["id"], "0.10");
+        assert_eq!(exact["id"], "0.10");
     }
 
     #[test]
@@ -233,9 +222,9 @@ mod tests {
             NumberMode::Double,
         )
         .expect("item");
-        assert_eq!(rows[0]["id"], 1.0);
-        assert_eq!(rows[0]["_op"], "EXPORT");
-        assert!(rows[0]["_seq"]
+        assert_eq!(rows["id"], 1.0);
+        assert_eq!(rows["_op"], "EXPORT");
+        assert!(rows["_seq"]
             .as_str()
             .expect("seq")
             .chars()

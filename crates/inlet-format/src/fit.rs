@@ -15,10 +15,12 @@ use crate::{partition, DecodeOptions, FormatError, BATCH_ROWS};
 pub struct BadRecord {
     /// 1-based line in the decompressed file (for Parquet: the 1-based row).
     pub line: u64,
-    /// Offset of the line's first byte in the decompressed file.
+    /// Offset of the record's first byte in the decompressed file: the line's, or for JSON,
+    /// the bad value's (several records may share a line).
     pub byte_offset: u64,
     pub error: String,
-    /// The line as written (invalid UTF-8 replaced), cut at [`RAW_LIMIT`] bytes.
+    /// The record as written (for JSON: the failing record, or the line from the first value
+    /// that does not parse), invalid UTF-8 replaced, cut at [`RAW_LIMIT`] bytes.
     pub raw: String,
 }
 
@@ -47,7 +49,19 @@ pub(crate) struct Origin<'d> {
     pub raw: &'d str,
 }
 
-impl Origin<'_> {
+impl<'d> Origin<'d> {
+    /// The bytes `range` of this origin's text, as an origin of their own (the same line).
+    pub fn part(&self, range: std::ops::Range<usize>) -> Origin<'d> {
+        match self.raw.get(range.clone()) {
+            Some(raw) => Origin {
+                line: self.line,
+                offset: self.offset + range.start,
+                raw,
+            },
+            None => *self,
+        }
+    }
+
     pub fn bad(&self, base: usize, error: String) -> BadRecord {
         BadRecord {
             line: self.line,
@@ -222,7 +236,13 @@ impl<'a> Fitter<'a> {
     }
 
     /// One record, read at `at`.
-    pub fn record(&mut self, mut record: Map<String, Value>, at: Origin<'_>) {
+    pub fn record(&mut self, record: Map<String, Value>, at: Origin<'_>) {
+        self.record_from(record, &|| at);
+    }
+
+    /// One record; `at` is where it was read, asked for only when the record is also a bad
+    /// record.
+    pub fn record_from<'d>(&mut self, mut record: Map<String, Value>, at: &dyn Fn() -> Origin<'d>) {
         for (name, value) in &self.partition {
             record.insert(name.clone(), value.clone());
         }
@@ -249,7 +269,7 @@ impl<'a> Fitter<'a> {
                     "value(s) of {} do not fit their columns and no rescued data column is configured",
                     conformed.rescued_keys.join(", ")
                 );
-                self.bad(at, error);
+                self.bad(at(), error);
             }
         }
         self.pending.push(conformed.row);

@@ -1,5 +1,11 @@
-//! JSON lines (and objects concatenated without newlines, and DynamoDB records) as records
-//! for the fitter; lines that do not parse become bad records.
+//! JSON lines (values concatenated on a line, arrays of records, DynamoDB records) as records
+//! for the fitter and the schema sample, read by one walk so that the two agree.
+//! Rules: a line's values are read in order; an object is a record, an array of objects one
+//! per object. The first value that does not parse or is neither is the line's ONE bad record
+//! (from it to the line's end); a record that fails alone is a bad record of its own text.
+
+use std::cell::OnceCell;
+use std::ops::Range;
 
 use serde_json::{Map, Value};
 
@@ -21,16 +27,10 @@ fn feed_with(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitte
         if fitter.raw_json(at.raw) {
             continue;
         }
-        for value in serde_json::Deserializer::from_str(at.raw).into_iter::<Value>() {
-            match value.map(|v| records_of(format, numbers, v)) {
-                Ok(Ok(records)) => records.into_iter().for_each(|r| fitter.record(r, at)),
-                Ok(Err(error)) => fitter.bad(at, error),
-                Err(e) => {
-                    fitter.bad(at, format!("invalid JSON at column {}: {e}", e.column()));
-                    break;
-                }
-            }
-        }
+        read_line(at, format, numbers, &mut |read| match read {
+            Read::Record { record, at } => fitter.record_from(record, at),
+            Read::Bad(at, error) => fitter.bad(at, error),
+        });
     }
 }
 
@@ -38,9 +38,10 @@ fn feed_with(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitte
 /// counted); told `(line, true)` after an unsettled line was parsed and added.
 pub(crate) type Settled<'a> = &'a mut dyn FnMut(&str, bool) -> bool;
 
-/// Every record of `text` (up to `max_records`), for inference; what does not parse is
-/// skipped, as decoding reports it. With `settled`, a JSON record that fits the inference so
-/// far as written (see `clean.rs`) is only counted: it cannot change the result.
+/// Every record of `text` (up to `max_records`), for inference: the records decoding makes
+/// rows of (what does not parse is skipped, as decoding reports it). With `settled`, a JSON
+/// record that fits the inference so far as written (see `clean.rs`) is only counted: it
+/// cannot change the result.
 pub(crate) fn sample(
     text: &str,
     format: Format,
@@ -58,18 +59,19 @@ pub(crate) fn sample(
             n += 1;
             continue;
         }
-        for value in serde_json::Deserializer::from_str(at.raw).into_iter::<Value>() {
-            let Ok(v) = value else { break };
-            let Ok(records) = records_of(format, numbers, v) else {
-                continue;
-            };
-            for record in records {
+        let mut full = false;
+        read_line(at, format, numbers, &mut |read| {
+            if let Read::Record { record, .. } = read {
                 if n >= max_records {
-                    return n;
+                    full = true;
+                } else {
+                    add(record);
+                    n += 1;
                 }
-                add(record);
-                n += 1;
             }
+        });
+        if full {
+            return n;
         }
         // Told the line went the slow way, `settled` checks it against the result.
         if let Some(s) = settled.as_mut() {
@@ -79,20 +81,182 @@ pub(crate) fn sample(
     n
 }
 
-/// The rows one parsed JSON value stands for, in `format`.
-fn records_of(
+/// What reading a line gives, in order.
+enum Read<'d, 'l> {
+    Record {
+        record: Map<String, Value>,
+        /// Where it was written, found when a bad record needs it.
+        at: &'l dyn Fn() -> Origin<'d>,
+    },
+    /// A value that is no record, or the rest of the line from one that does not parse.
+    Bad(Origin<'d>, String),
+}
+
+/// Reads the values of the line at `at`, by the rules of the module doc.
+fn read_line<'d>(
+    at: Origin<'d>,
+    format: Format,
+    numbers: NumberMode,
+    each: &mut dyn FnMut(Read<'d, '_>),
+) {
+    let line = at.raw;
+    let mut values = serde_json::Deserializer::from_str(line).into_iter::<Value>();
+    let mut end = 0;
+    loop {
+        let start = skip_ws(line, end);
+        let value = match values.next() {
+            None => return,
+            Some(Ok(value)) => value,
+            Some(Err(e)) => {
+                let error = format!("invalid JSON at column {}: {e}", e.column());
+                each(Read::Bad(at.part(start..line.len()), error));
+                return;
+            }
+        };
+        end = values.byte_offset();
+        if let Err(error) = records_in(format, numbers, value, at.part(start..end), each) {
+            each(Read::Bad(at.part(start..line.len()), error));
+            return;
+        }
+    }
+}
+
+fn skip_ws(line: &str, mut i: usize) -> usize {
+    let b = line.as_bytes();
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The records of one value written at `own`, in `format`; `Err` when it is neither an
+/// object nor an array of objects (then nothing of it is a record).
+fn records_in<'d>(
     format: Format,
     numbers: NumberMode,
     value: Value,
-) -> Result<Vec<Map<String, Value>>, String> {
-    match format {
-        Format::DynamodbStream => dynamodb::stream_records(value, numbers),
-        Format::DynamodbExport => dynamodb::export_item(value, numbers),
-        _ => match value {
-            Value::Object(record) => Ok(vec![record]),
-            other => Err(format!("record is not a JSON object but {}", kind(&other))),
-        },
+    own: Origin<'d>,
+    each: &mut dyn FnMut(Read<'d, '_>),
+) -> Result<(), String> {
+    match value {
+        Value::Object(map) => {
+            object(format, numbers, map, own, each);
+            Ok(())
+        }
+        Value::Array(items) => {
+            if let Some((i, item)) = items.iter().enumerate().find(|(_, v)| !v.is_object()) {
+                return Err(format!(
+                    "array item {} is not a JSON object but {}",
+                    i + 1,
+                    kind(item)
+                ));
+            }
+            let spans = Items::new(own, None);
+            for (i, item) in items.into_iter().enumerate() {
+                if let Value::Object(map) = item {
+                    object(format, numbers, map, spans.origin(i), each);
+                }
+            }
+            Ok(())
+        }
+        other => Err(match format {
+            Format::DynamodbStream => {
+                format!(
+                    "a DynamoDB stream record is a JSON object, not {}",
+                    kind(&other)
+                )
+            }
+            Format::DynamodbExport => {
+                format!(
+                    "a DynamoDB export line is a JSON object, not {}",
+                    kind(&other)
+                )
+            }
+            _ => format!("record is not a JSON object but {}", kind(&other)),
+        }),
     }
+}
+
+/// The rows of one JSON object written at `own`.
+fn object<'d>(
+    format: Format,
+    numbers: NumberMode,
+    mut map: Map<String, Value>,
+    own: Origin<'d>,
+    each: &mut dyn FnMut(Read<'d, '_>),
+) {
+    let mut one = |row: Result<Map<String, Value>, String>, at: &dyn Fn() -> Origin<'d>| match row {
+        Ok(record) => each(Read::Record { record, at }),
+        Err(error) => each(Read::Bad(at(), error)),
+    };
+    match format {
+        Format::DynamodbStream => match map.remove("Records") {
+            // An event (as Lambda gets them): each record is a row or a bad record alone.
+            Some(Value::Array(records)) => {
+                let items = Items::new(own, Some("Records"));
+                for (i, record) in records.into_iter().enumerate() {
+                    one(dynamodb::stream_record(record, numbers), &|| {
+                        items.origin(i)
+                    });
+                }
+            }
+            Some(_) => one(Err("\"Records\" is not an array".into()), &|| own),
+            None => one(
+                dynamodb::stream_record(Value::Object(map), numbers),
+                &|| own,
+            ),
+        },
+        Format::DynamodbExport => one(dynamodb::export_item(Value::Object(map), numbers), &|| own),
+        _ => one(Ok(map), &|| own),
+    }
+}
+
+/// The items of an array written at `own` (or of the array under `key` in an object), each
+/// with its own origin, found once, when first asked (a bad record, or an array's records).
+struct Items<'d> {
+    own: Origin<'d>,
+    key: Option<&'static str>,
+    spans: OnceCell<Option<Vec<Range<usize>>>>,
+}
+
+impl<'d> Items<'d> {
+    fn new(own: Origin<'d>, key: Option<&'static str>) -> Self {
+        Self {
+            own,
+            key,
+            spans: OnceCell::new(),
+        }
+    }
+
+    /// Where item `i` was written (the whole value's origin if its text cannot be split).
+    fn origin(&self, i: usize) -> Origin<'d> {
+        let spans = self
+            .spans
+            .get_or_init(|| item_spans(self.own.raw, self.key));
+        match spans.as_ref().and_then(|s| s.get(i)) {
+            Some(span) => self.own.part(span.clone()),
+            None => self.own,
+        }
+    }
+}
+
+/// The byte ranges of the items of the array `text`, or of the array under `key` (the last
+/// of that key, as serde keeps it) in the object `text`.
+fn item_spans(text: &str, key: Option<&str>) -> Option<Vec<Range<usize>>> {
+    let array = match key {
+        None => 0..text.len(),
+        Some(key) => {
+            let members = inlet_schema::members(text)?;
+            inlet_schema::field(text, &members, key)?.value.clone()
+        }
+    };
+    let items = inlet_schema::members(text.get(array.clone())?)?;
+    Some(
+        items
+            .into_iter()
+            .map(|m| array.start + m.value.start..array.start + m.value.end)
+            .collect(),
+    )
 }
 
 /// Non-blank lines with their 1-based number and byte offset; a trailing `\r` is dropped.
@@ -248,8 +412,11 @@ mod tests {
         let mut text = String::new();
         for (line, record) in records.iter().enumerate() {
             match line % 97 {
-                0 => text.push_str("{\"i\": 1,\n"), // broken
-                1 => text.push_str("[1, 2]\n"),     // not an object
+                0 => text.push_str("{\"i\": 1,\n"),                     // broken
+                1 => text.push_str("[1, 2]\n"),                         // not an object
+                2 => text.push_str(&format!("[{record}, {record}]\n")), // records in an array
+                3 => text.push_str(&format!("{record} 5 {record}\n")),  // a bad value between
+                4 => text.push_str(&format!("{record}{record}\n")),     // concatenated
                 _ => text.push_str(&format!("{record}\n")),
             }
         }
@@ -378,7 +545,7 @@ mod tests {
         assert!(bad[0].error.starts_with("invalid JSON"), "{}", bad[0].error);
         assert_eq!(
             (bad[1].line, bad[1].error.as_str()),
-            (5, "record is not a JSON object but an array")
+            (5, "array item 1 is not a JSON object but a number")
         );
     }
 
@@ -471,6 +638,13 @@ mod tests {
             .ends_with(&format!("({} bytes in all)", line.len())));
     }
 
+    fn bad_of(d: Decoded) -> Vec<BadRecord> {
+        match d {
+            Decoded::Rows { bad_records, .. } => bad_records,
+            Decoded::NewColumns(f) => panic!("unexpected new columns {f:?}"),
+        }
+    }
+
     fn ints(batch: &RecordBatch, column: &str) -> Vec<Option<i64>> {
         let a = batch
             .column_by_name(column)
@@ -514,6 +688,181 @@ mod tests {
         let (sb, sr, sbad) = rows(decode_with(text, s, o, false));
         assert_eq!((&fb, fr, &fbad), (&sb, sr, &sbad), "fast and fitted agree");
         (fb, fr, fbad)
+    }
+
+    #[test]
+    fn concatenated_records_that_fail_are_each_a_bad_record_of_their_own_text() {
+        // DynamoDB stream records without a SequenceNumber, 5,000 on one line (~1.6 MB).
+        let pad = "x".repeat(230);
+        let records: Vec<String> = (0..5000)
+            .map(|i| {
+                format!(
+                    "{{\"eventName\":\"INSERT\",\"dynamodb\":{{\"Keys\":{{\"id\":{{\"N\":\"{i}\"}}}},\"NewImage\":{{\"pad\":{{\"S\":\"{pad}\"}}}}}}}}"
+                )
+            })
+            .collect();
+        let line = format!("{{\"a\":1}}\n{}\n", records.concat());
+        assert!(line.len() > 1_500_000, "{}", line.len());
+        let s = schema(&[
+            ("id", DataType::Int64),
+            ("pad", DataType::Utf8),
+            ("_op", DataType::Utf8),
+            ("_seq", DataType::Utf8),
+            ("_event_time", DataType::Utf8),
+        ]);
+        let o = DecodeOptions {
+            format: Format::DynamodbStream,
+            ..opts(EvolutionMode::Rescue)
+        };
+        let bad = bad_of(decode_json("f.json", line.as_bytes(), &s, &o).expect("decode"));
+        assert_eq!(bad.len(), 5001, "the first line and each record");
+        let mut start = 8; // after the first line
+        for (record, b) in records.iter().zip(&bad[1..]) {
+            assert_eq!((b.line, b.byte_offset), (2, start as u64));
+            assert_eq!(b.raw, *record);
+            assert_eq!(b.error, "no dynamodb.SequenceNumber");
+            start += record.len();
+        }
+        let total: usize = bad.iter().map(|b| b.raw.len()).sum();
+        assert!(
+            total <= line.len(),
+            "{total} bytes of bad records for {}",
+            line.len()
+        );
+
+        // JSON objects that do not fit, with no rescued data column: rows, and one bad record
+        // each, with its own text.
+        let records: Vec<String> = (0..5000)
+            .map(|i| format!("{{\"a\":\"x{i}\",\"b\":{i}}}"))
+            .collect();
+        let line = records.concat();
+        let s = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]));
+        let o = DecodeOptions {
+            rescued_column: None,
+            ..opts(EvolutionMode::Rescue)
+        };
+        let (batch, rescued, bad) = decode_both(&line, &s, &o);
+        assert_eq!((batch.num_rows(), rescued, bad.len()), (5000, 0, 5000));
+        assert_eq!(ints(&batch, "b")[4999], Some(4999));
+        let mut start = 0;
+        for (record, b) in records.iter().zip(&bad) {
+            assert_eq!(
+                (b.line, b.byte_offset, b.raw.as_str()),
+                (1, start as u64, record.as_str())
+            );
+            start += record.len();
+        }
+    }
+
+    #[test]
+    fn a_line_gives_one_bad_record_from_its_first_bad_value() {
+        let s = schema(&[("a", DataType::Int64)]);
+        let o = opts(EvolutionMode::Rescue);
+        let lines = |text: &str| {
+            let (batch, _, bad) = decode_both(text, &s, &o);
+            let bad: Vec<(u64, u64, String)> = bad
+                .into_iter()
+                .map(|b| (b.line, b.byte_offset, b.raw))
+                .collect();
+            (ints(&batch, "a"), bad)
+        };
+        assert_eq!(lines("1 2 3\n"), (vec![], vec![(1, 0, "1 2 3".into())]));
+        let pretty = "{\n  \"a\": 1,\n  \"b\": [1,\n     2]\n}\n";
+        let (a, bad) = lines(pretty);
+        assert!(a.is_empty());
+        // Each line from its first value: an object cut short, a string, a string, a number.
+        assert_eq!(
+            bad,
+            vec![
+                (1, 0, "{".into()),
+                (2, 4, "\"a\": 1,".into()),
+                (3, 14, "\"b\": [1,".into()),
+                (4, 28, "2]".into()),
+                (5, 31, "}".into()),
+            ]
+        );
+        assert_eq!(
+            lines("[{\"a\":1},{\"a\":2}]\n"),
+            (vec![Some(1), Some(2)], vec![])
+        );
+        assert_eq!(lines("[]\n"), (vec![], vec![]));
+        assert_eq!(
+            lines("{\"a\":0}\n[{\"a\":1}, 5]\n"),
+            (vec![Some(0)], vec![(2, 8, "[{\"a\":1}, 5]".into())])
+        );
+        assert_eq!(
+            lines("{\"a\":1} 5 {\"a\":2}\n"),
+            (vec![Some(1)], vec![(1, 8, "5 {\"a\":2}".into())])
+        );
+        assert_eq!(
+            lines("{\"a\":1}{\"a\": nope} {\"a\":3}\n"),
+            (
+                vec![Some(1)],
+                vec![(1, 7, "{\"a\": nope} {\"a\":3}".into())]
+            )
+        );
+        let (_, _, bad) = decode_both("[{\"a\":1}, 5]", &s, &o);
+        assert_eq!(
+            bad[0].error,
+            "array item 2 is not a JSON object but a number"
+        );
+    }
+
+    #[test]
+    fn dynamodb_arrays_and_events_give_a_row_or_a_bad_record_per_record() {
+        let s = schema(&[
+            ("id", DataType::Int64),
+            ("_op", DataType::Utf8),
+            ("_seq", DataType::Utf8),
+            ("_event_time", DataType::Utf8),
+        ]);
+        let o = DecodeOptions {
+            format: Format::DynamodbStream,
+            ..opts(EvolutionMode::Rescue)
+        };
+        let rec = |id: u32, seq: bool| {
+            let seq = if seq {
+                format!(",\"SequenceNumber\":\"{id}\"")
+            } else {
+                String::new()
+            };
+            format!("{{\"eventName\":\"INSERT\",\"dynamodb\":{{\"Keys\":{{\"id\":{{\"N\":\"{id}\"}}}}{seq}}}}}")
+        };
+        let array = format!("[{}, {}]", rec(1, true), rec(2, true));
+        let event = format!(
+            "{{\"Records\": [{}, {},{}]}}",
+            rec(3, true),
+            rec(4, false),
+            rec(5, true)
+        );
+        let text = format!("{array}\n{event}\n[{}, 7]\n", rec(6, true));
+        let (batch, _, bad) = rows(decode_json("f", text.as_bytes(), &s, &o).expect("decode"));
+        assert_eq!(ints(&batch, "id"), vec![Some(1), Some(2), Some(3), Some(5)]);
+        let second = array.len() + 1;
+        let fourth = second + event.find(&rec(4, false)).expect("record 4");
+        let third_line = second + event.len() + 1;
+        assert_eq!(
+            bad.iter()
+                .map(|b| (b.line, b.byte_offset, b.raw.as_str(), b.error.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    2,
+                    fourth as u64,
+                    rec(4, false).as_str(),
+                    "no dynamodb.SequenceNumber"
+                ),
+                (
+                    3,
+                    third_line as u64,
+                    text.lines().nth(2).expect("line 3"),
+                    "array item 2 is not a JSON object but a number"
+                ),
+            ]
+        );
     }
 
     #[test]

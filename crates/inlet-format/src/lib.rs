@@ -34,7 +34,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
-    /// JSON objects, one per line or concatenated without separators.
+    /// JSON objects, one per line, concatenated on a line (Firehose), or in an array per
+    /// line (one row per object, as Spark reads it).
     #[default]
     Json,
     /// Delimited text with an optional header (`CsvOptions`).
@@ -43,8 +44,9 @@ pub enum Format {
     Parquet,
     /// One row per line, in the column `value`.
     Text,
-    /// DynamoDB Streams records, one per line (or `{"Records": [...]}` events): rows of the
-    /// keys and new image plus `_op`, `_seq`, `_event_time`.
+    /// DynamoDB Streams records, one per line (or concatenated, in arrays, or in
+    /// `{"Records": [...]}` events): rows of the keys and new image plus `_op`, `_seq`,
+    /// `_event_time`.
     DynamodbStream,
     /// DynamoDB export-to-S3 lines (`{"Item": {...}}`), for backfills.
     DynamodbExport,

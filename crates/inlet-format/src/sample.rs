@@ -544,4 +544,30 @@ mod tests {
             (2, "{\"DAY\":\"x\",\"_file_path\":\"s3://b/DAY=2/f.json\"}")
         );
     }
+
+    #[test]
+    fn lines_are_sampled_as_they_decode() {
+        let csv = CsvOptions::default();
+        let text = "{\"a\":1} 5 {\"b\":2}\n[{\"c\":1},{\"c\":2.5}]\n[{\"d\":1}, 5]\n1 2 3\n{\"e\":true}{\"f\":\"x\"}";
+        let mut sample = SchemaSample::new(true);
+        sample
+            .add("f.json", &Bytes::from(text), &opts(&csv))
+            .expect("sample");
+        let names: Vec<(String, DataType)> = sample
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a".into(), DataType::Int64),
+                ("c".into(), DataType::Float64),
+                ("e".into(), DataType::Boolean),
+                ("f".into(), DataType::Utf8),
+            ]
+        );
+        assert_eq!(sample.fitted(), None);
+    }
 }

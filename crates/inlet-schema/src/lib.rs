@@ -6,6 +6,7 @@ mod error;
 mod evolution;
 mod hints;
 mod infer;
+mod json_text;
 mod temporal;
 
 pub use conform::{fits, Conformed, Conformer, FILE_PATH_KEY};
@@ -15,6 +16,7 @@ pub use evolution::{
 };
 pub use hints::{ddl_type, parse_hints};
 pub use infer::{JsonInference, MAX_NESTING};
+pub use json_text::{compact, field, field_text, members, Member};
 
 use arrow::datatypes::Schema;
 
