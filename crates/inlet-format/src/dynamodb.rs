@@ -12,7 +12,9 @@ pub const SEQ_WIDTH: usize = 40;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum NumberMode {
-    /// Integral values as BIGINT, others as DOUBLE.
+    /// Integers (written without a fraction or exponent) within BIGINT's range as BIGINT;
+    /// larger integers as their exact text (a string: the column infers STRING, or the value
+    /// is rescued whole from a BIGINT column; never rounded to a double); others as DOUBLE.
     #[default]
     Auto,
     /// Every number as DOUBLE.
@@ -159,10 +161,18 @@ fn number(inner: &Value, numbers: NumberMode) -> Result<Value, String> {
         }
         NumberMode::Auto if !text.contains(['.', 'e', 'E']) => match text.parse::<i64>() {
             Ok(i) => Value::from(i),
-            Err(_) => float(text).ok_or_else(bad)?,
+            // Beyond i64 (DynamoDB keeps 38 digits): the exact text, as a double would round.
+            Err(_) if is_integer(text) => Value::String(text.to_string()),
+            Err(_) => return Err(bad()),
         },
         NumberMode::Auto | NumberMode::Double => float(text).ok_or_else(bad)?,
     })
+}
+
+/// An optional sign, then one or more decimal digits.
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn float(text: &str) -> Option<Value> {
@@ -229,5 +239,31 @@ mod tests {
             .expect("seq")
             .chars()
             .all(|c| c == '0'));
+    }
+
+    #[test]
+    fn auto_numbers_beyond_bigint_keep_their_exact_text() {
+        let n38 = "12345678901234567890123456789012345678";
+        let stream = stream_record(
+            json!({"eventName": "INSERT", "dynamodb": {"Keys": {"id": {"N": n38}},
+                "NewImage": {"id": {"N": n38}, "small": {"N": "-9223372036854775808"},
+                    "big": {"N": "9223372036854775808"}, "f": {"N": "1.5"}, "e": {"N": "1E+3"},
+                    "ns": {"NS": ["1", n38]}},
+                "SequenceNumber": "1"}}),
+            NumberMode::Auto,
+        )
+        .expect("record");
+        assert_eq!(
+            (&stream["id"], &stream["small"], &stream["big"]),
+            (&json!(n38), &json!(i64::MIN), &json!("9223372036854775808"))
+        );
+        assert_eq!((&stream["f"], &stream["e"]), (&json!(1.5), &json!(1000.0)));
+        assert_eq!(stream["ns"], json!([1, n38]));
+        let export =
+            export_item(json!({"Item": {"id": {"N": n38}}}), NumberMode::Auto).expect("item");
+        assert_eq!(export["id"], json!(n38));
+        let err = export_item(json!({"Item": {"id": {"N": "12x"}}}), NumberMode::Auto)
+            .expect_err("not a number");
+        assert_eq!(err, "attribute id: N holds \"12x\", not a number");
     }
 }

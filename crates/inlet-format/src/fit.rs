@@ -237,12 +237,18 @@ impl<'a> Fitter<'a> {
 
     /// One record, read at `at`.
     pub fn record(&mut self, record: Map<String, Value>, at: Origin<'_>) {
-        self.record_from(record, &|| at);
+        self.record_from(record, None, &|| at);
     }
 
-    /// One record; `at` is where it was read, asked for only when the record is also a bad
-    /// record.
-    pub fn record_from<'d>(&mut self, mut record: Map<String, Value>, at: &dyn Fn() -> Origin<'d>) {
+    /// One record; `source` is its own JSON text when the record is that object as written
+    /// (rescued numbers keep their text), and `at` where it was read, asked for only when
+    /// the record is also a bad record.
+    pub fn record_from<'d>(
+        &mut self,
+        mut record: Map<String, Value>,
+        source: Option<&str>,
+        at: &dyn Fn() -> Origin<'d>,
+    ) {
         for (name, value) in &self.partition {
             record.insert(name.clone(), value.clone());
         }
@@ -260,7 +266,7 @@ impl<'a> Fitter<'a> {
                 return; // nothing is decoded once the schema must change first
             }
         }
-        let conformed = self.conformer.conform(record, self.path);
+        let conformed = self.conformer.conform_written(record, self.path, source);
         if !conformed.rescued_keys.is_empty() {
             if self.opts.rescued_column.is_some() {
                 self.rescued_rows += 1;

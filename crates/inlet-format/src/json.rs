@@ -28,7 +28,7 @@ fn feed_with(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitte
             continue;
         }
         read_line(at, format, numbers, &mut |read| match read {
-            Read::Record { record, at } => fitter.record_from(record, at),
+            Read::Record { record, source, at } => fitter.record_from(record, source, at),
             Read::Bad(at, error) => fitter.bad(at, error),
         });
     }
@@ -85,6 +85,8 @@ pub(crate) fn sample(
 enum Read<'d, 'l> {
     Record {
         record: Map<String, Value>,
+        /// The record's own JSON text, when the row is the object as written (JSON lines).
+        source: Option<&'d str>,
         /// Where it was written, found when a bad record needs it.
         at: &'l dyn Fn() -> Origin<'d>,
     },
@@ -186,7 +188,11 @@ fn object<'d>(
     each: &mut dyn FnMut(Read<'d, '_>),
 ) {
     let mut one = |row: Result<Map<String, Value>, String>, at: &dyn Fn() -> Origin<'d>| match row {
-        Ok(record) => each(Read::Record { record, at }),
+        Ok(record) => each(Read::Record {
+            record,
+            source: None,
+            at,
+        }),
         Err(error) => each(Read::Bad(at(), error)),
     };
     match format {
@@ -207,7 +213,12 @@ fn object<'d>(
             ),
         },
         Format::DynamodbExport => one(dynamodb::export_item(Value::Object(map), numbers), &|| own),
-        _ => one(Ok(map), &|| own),
+        // The row is the object as written: its text keeps what serde_json loses.
+        _ => each(Read::Record {
+            record: map,
+            source: Some(own.raw),
+            at: &|| own,
+        }),
     }
 }
 
@@ -863,6 +874,84 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn rescued_numbers_keep_their_text() {
+        let s = schema(&[("a", DataType::Int64), ("s", DataType::Utf8)]);
+        let o = opts(EvolutionMode::Rescue);
+        let text = concat!(
+            "{\"a\":-9223372036854775809}\n",
+            "{\"a\": 18446744073709551616, \"s\": 123456789012345678901234567890}{\"a\":0.50000000000000000001}\n",
+            "[{\"a\":{\"x\": [1e2, -0.0, 1.10]}}]\n",
+            "{\"a\":9223372036854775807,\"s\":1.5}\n",
+        );
+        let (batch, rescued, bad) = decode_both(text, &s, &o);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(rescued, 4);
+        assert_eq!(
+            texts(&batch, RESCUED),
+            vec![
+                Some("{\"_file_path\":\"f.json\",\"a\":-9223372036854775809}".into()),
+                Some("{\"_file_path\":\"f.json\",\"a\":18446744073709551616}".into()),
+                Some("{\"_file_path\":\"f.json\",\"a\":0.50000000000000000001}".into()),
+                Some("{\"_file_path\":\"f.json\",\"a\":{\"x\":[1e2,-0.0,1.10]}}".into()),
+                None,
+            ]
+        );
+        assert_eq!(
+            texts(&batch, "s"),
+            vec![
+                None,
+                Some("123456789012345678901234567890".into()),
+                None,
+                None,
+                Some("1.5".into())
+            ]
+        );
+        assert_eq!(ints(&batch, "a")[4], Some(i64::MAX));
+    }
+
+    #[test]
+    fn dynamodb_numbers_beyond_bigint_are_rescued_exactly_or_infer_string() {
+        let n38 = "12345678901234567890123456789012345678";
+        let stream = format!(
+            "{{\"eventName\":\"INSERT\",\"dynamodb\":{{\"Keys\":{{\"id\":{{\"N\":\"1\"}}}},\"NewImage\":{{\"id\":{{\"N\":\"1\"}},\"big\":{{\"N\":\"{n38}\"}}}},\"SequenceNumber\":\"1\"}}}}\n"
+        );
+        let export =
+            format!("{{\"Item\":{{\"id\":{{\"N\":\"2\"}},\"big\":{{\"N\":\"{n38}\"}}}}}}\n");
+        for (format, text) in [
+            (Format::DynamodbStream, &stream),
+            (Format::DynamodbExport, &export),
+        ] {
+            let o = DecodeOptions {
+                format,
+                ..opts(EvolutionMode::Rescue)
+            };
+            let mut sample = crate::SchemaSample::new(true);
+            sample
+                .add("f", &Bytes::from(text.clone()), &o)
+                .expect("sample");
+            let inferred = sample.schema();
+            assert_eq!(
+                inferred.field_with_name("big").expect("big").data_type(),
+                &DataType::Utf8
+            );
+            let s = schema(&[
+                ("id", DataType::Int64),
+                ("big", DataType::Int64),
+                ("_op", DataType::Utf8),
+                ("_seq", DataType::Utf8),
+                ("_event_time", DataType::Utf8),
+            ]);
+            let (batch, rescued, _) =
+                rows(decode_json("f", text.as_bytes(), &s, &o).expect("decode"));
+            assert_eq!(rescued, 1, "{format:?}");
+            assert_eq!(
+                texts(&batch, RESCUED),
+                vec![Some(format!("{{\"_file_path\":\"f\",\"big\":\"{n38}\"}}"))]
+            );
+        }
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! Fitting one JSON record to the table's columns: values that fit stay, values that do not
 //! (wrong type, case-variant names, unknown fields in `rescue` mode, a field named like the
-//! rescued data column) go to the rescued data column as a JSON object with the file's path.
-//! A value is never silently dropped.
+//! rescued data column) go to the rescued data column as a JSON object with the file's path,
+//! numbers as written. A value is never silently dropped.
 
 use std::collections::HashMap;
 
 use arrow::datatypes::{DataType, Schema};
 use serde_json::{Map, Value};
 
-use crate::{same_column_name, temporal, EvolutionMode};
+use crate::{json_text, same_column_name, temporal, EvolutionMode};
 
 /// Key in the rescued JSON naming the file the row came from (as Auto Loader does).
 pub const FILE_PATH_KEY: &str = "_file_path";
@@ -82,16 +82,35 @@ impl Conformer {
 
     /// Fits `record` (from the file at `file_path`) to the columns.
     pub fn conform(&self, record: Map<String, Value>, file_path: &str) -> Conformed {
+        self.conform_written(record, file_path, None)
+    }
+
+    /// `conform`, given the record's own JSON text (`source`, a JSON object as written): a
+    /// value that goes to the rescued data column, or into a string column as text, keeps
+    /// its numbers as written. serde_json reads an integer beyond i64/u64, or a fraction, as
+    /// a double (`-9223372036854775809` would come back as `-9.223372036854776e+18`), so such
+    /// values are taken from `source` instead. Only records with such a number pay for it.
+    pub fn conform_written(
+        &self,
+        record: Map<String, Value>,
+        file_path: &str,
+        source: Option<&str>,
+    ) -> Conformed {
         let mut row = Map::with_capacity(self.columns.len() + 1);
         let mut rescued = Map::new();
         for (key, value) in record {
             match self.exact.get(&key) {
                 Some(&i) => {
                     let dtype = &self.columns[i].1;
-                    if fits(&value, dtype) {
-                        row.insert(key, coerce(value, dtype));
-                    } else {
+                    if !fits(&value, dtype) {
                         rescued.insert(key, value);
+                    } else if let Some(text) = source
+                        .filter(|_| is_text(dtype) && !value.is_string() && has_double(&value))
+                        .and_then(|src| written(src, None, &key, &value))
+                    {
+                        row.insert(key, Value::String(text));
+                    } else {
+                        row.insert(key, coerce(value, dtype));
                     }
                 }
                 None if self.lower.contains_key(&key.to_lowercase()) => {
@@ -114,14 +133,76 @@ impl Conformer {
         if !rescued_keys.is_empty() {
             if let Some(col) = &self.rescued {
                 rescued.insert(FILE_PATH_KEY.into(), Value::String(file_path.to_string()));
-                row.insert(
-                    col.clone(),
-                    Value::String(Value::Object(rescued).to_string()),
-                );
+                let text = match source {
+                    Some(src) if rescued.values().any(has_double) => written_object(&rescued, src),
+                    _ => Value::Object(rescued).to_string(),
+                };
+                row.insert(col.clone(), Value::String(text));
             }
         }
         Conformed { row, rescued_keys }
     }
+}
+
+fn is_text(dtype: &DataType) -> bool {
+    matches!(
+        dtype,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// Whether `value` holds a number serde_json read as a double (whose text may be lost).
+fn has_double(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(items) => items.iter().any(has_double),
+        Value::Object(map) => map.values().any(has_double),
+        _ => false,
+    }
+}
+
+/// The text of field `key` of the JSON object `source` (its members, when already found),
+/// compacted, when it reads back as `value` (a partition value may have replaced the
+/// record's own).
+fn written(
+    source: &str,
+    members: Option<&[json_text::Member]>,
+    key: &str,
+    value: &Value,
+) -> Option<String> {
+    let found;
+    let members = match members {
+        Some(m) => m,
+        None => {
+            found = json_text::members(source)?;
+            &found
+        }
+    };
+    let text = json_text::field_text(source, members, key)?;
+    let same = serde_json::from_str::<Value>(text).is_ok_and(|v| v == *value);
+    same.then(|| json_text::compact(text))
+}
+
+/// `rescued` as JSON text, with the values that hold doubles as `source` wrote them.
+fn written_object(rescued: &Map<String, Value>, source: &str) -> String {
+    let members = json_text::members(source).unwrap_or_default();
+    let mut out = String::from("{");
+    for (i, (key, value)) in rescued.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key.clone()).to_string());
+        out.push(':');
+        match has_double(value)
+            .then(|| written(source, Some(&members), key, value))
+            .flatten()
+        {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(&value.to_string()),
+        }
+    }
+    out.push('}');
+    out
 }
 
 /// Whether `value` can be stored in a column of `dtype` without loss.
@@ -287,5 +368,40 @@ mod tests {
                 "{mode:?}"
             );
         }
+    }
+
+    #[test]
+    fn numbers_keep_their_text_when_rescued_or_stored_as_text() {
+        let c = Conformer::new(&schema(), Some("_rescued_data"), EvolutionMode::Rescue);
+        let src = r#"{"a": -9223372036854775809, "b" : 1.00000000000000000001, "c": {"x": [0.10000000000000000001, 1e3, 18446744073709551616]}, "s": 123456789012345678901234567890}"#;
+        let record = obj(serde_json::from_str(src).expect("json"));
+        let out = c.conform_written(record.clone(), "f", Some(src));
+        assert_eq!(
+            out.row["_rescued_data"],
+            json!(
+                r#"{"_file_path":"f","a":-9223372036854775809,"b":1.00000000000000000001,"c":{"x":[0.10000000000000000001,1e3,18446744073709551616]}}"#
+            )
+        );
+        assert_eq!(out.row["s"], json!("123456789012345678901234567890"));
+        // Without the text, the doubles serde_json read.
+        let out = c.conform(record, "f");
+        assert_eq!(
+            out.row["_rescued_data"],
+            json!(
+                r#"{"_file_path":"f","a":-9.223372036854776e+18,"b":1.0,"c":{"x":[0.1,1000.0,1.8446744073709552e+19]}}"#
+            )
+        );
+        // A value replaced after reading (a partition value) is not taken from the text.
+        let mut changed = obj(serde_json::from_str(src).expect("json"));
+        changed.insert("a".into(), json!(2.5));
+        let out = c.conform_written(changed, "f", Some(src));
+        assert!(
+            out.row["_rescued_data"]
+                .as_str()
+                .expect("text")
+                .contains("\"a\":2.5"),
+            "{:?}",
+            out.row
+        );
     }
 }
