@@ -97,7 +97,8 @@ impl BadRecords {
             serde_json::to_writer(&mut out, &entry)?;
             out.push(b'\n');
         }
-        self.put(batch_id, &format!("{file}#refused-rows"), out).await
+        self.put(batch_id, &format!("{file}#refused-rows"), out)
+            .await
     }
 
     /// Records that `file` could not be read at all (it is also `failed` in the checkpoint).

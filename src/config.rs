@@ -542,7 +542,7 @@ impl Config {
             }
             if file.source.partition_columns[..i]
                 .iter()
-                .any(|c| c.eq_ignore_ascii_case(column))
+                .any(|c| inlet_schema::same_column_name(c, column))
             {
                 return Err(bad("source.partition_columns", column, "named twice"));
             }

@@ -73,7 +73,9 @@ fn main() -> ExitCode {
                 cli::CheckpointCommand::Rebuild(config) => rebuild::run(config).await,
             },
             Command::Table(args) => match &args.what {
-                cli::TableCommand::RepairProtocol(config) => table_cmd::repair_protocol(config).await,
+                cli::TableCommand::RepairProtocol(config) => {
+                    table_cmd::repair_protocol(config).await
+                }
             },
         }
     });

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use inlet_checkpoint::{Checkpoint, FileState, NewFile};
 use inlet_delta::{BatchFile, DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
 use inlet_discover::{
-    escape_controls, Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions, NotificationDiscoverer,
-    SourceStore,
+    escape_controls, Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions,
+    NotificationDiscoverer, SourceStore,
 };
 use inlet_format::{DecodeOptions, Decoded, FormatError, SchemaSample};
 use inlet_schema::EvolutionMode;
@@ -465,7 +465,9 @@ impl Pipeline {
                 }
             };
             warn!(file = %escape_controls(&file.path), error = %error, "file cannot be decoded; recorded as failed");
-            self.bad_records.failed_file(batch_id, &file.path, &error).await?;
+            self.bad_records
+                .failed_file(batch_id, &file.path, &error)
+                .await?;
             self.checkpoint
                 .set_file_outcome(batch_id, &file.path, FileState::Failed, &error)?;
             self.stats.failed_files += 1;
@@ -850,7 +852,7 @@ impl Pipeline {
                 !table
                     .fields()
                     .iter()
-                    .any(|f| f.name().eq_ignore_ascii_case(h.name()))
+                    .any(|f| inlet_schema::same_column_name(f.name(), h.name()))
             })
             .cloned()
             .collect();
@@ -1011,7 +1013,10 @@ impl Pipeline {
                 None => f,
             }
         });
-        Ok(inlet_schema::hinted_types(typed.collect::<Vec<_>>().iter(), &self.cfg.hints))
+        Ok(inlet_schema::hinted_types(
+            typed.collect::<Vec<_>>().iter(),
+            &self.cfg.hints,
+        ))
     }
 
     /// Infers a schema from the first files of a batch, within the sample bounds. Files are

@@ -98,7 +98,10 @@ pub async fn check_sql(
             .iter()
             .find(|f| f.name().to_lowercase() == rescued.to_lowercase())
         {
-            if !matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            if !matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) {
                 bail!(
                     "Delta table {} has column '{}' of type {}, but schema.rescued_data_column names it and rescued data is JSON text (STRING); set schema.rescued_data_column to another name (for example \"_rescued\")",
                     cfg.table_url,
@@ -128,7 +131,11 @@ mod tests {
             format!("Delta table location {f} cannot be used: {f} is a file, not a directory (why); point sink.table at a directory, which is created when missing")
         );
         let err = check(&file.join("deeper/t")).expect_err("under a file");
-        assert!(err.to_string().contains(&format!("{f} is a file, not a directory")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("{f} is a file, not a directory")),
+            "{err}"
+        );
         check(&dir.path().join("new/t")).expect("creatable");
         check(dir.path()).expect("a directory");
     }

@@ -131,7 +131,12 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         ));
     }
     let checkpoint = Checkpoint::open_read_only(&cfg.checkpoint_dir)?;
-    let stored = match checkpoint.as_ref().map(Checkpoint::latest_schema).transpose()?.flatten() {
+    let stored = match checkpoint
+        .as_ref()
+        .map(Checkpoint::latest_schema)
+        .transpose()?
+        .flatten()
+    {
         Some(v) => Some(inlet_schema::from_json(&v.schema_json)?),
         None => None,
     };

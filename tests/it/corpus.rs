@@ -96,7 +96,8 @@ fn corpus() -> Vec<Input> {
         input("a+b=c&d.json", b"{\"id\":91}\n".to_vec(), &[91], Clean),
         input("données-é-日本.json", b"{\"id\":92}\n".to_vec(), &[92], Clean),
         input("v1..2.json", b"{\"id\":93}\n".to_vec(), &[93], Clean),
-        input("top-level-array.json", b"[{\"id\":100}]\n\"just a string\"\n42\nnull\n{\"id\":101}\n".to_vec(), &[101], BadLines),
+        // A top-level array of objects is a row per object, as Spark and Auto Loader read it.
+        input("top-level-array.json", b"[{\"id\":100}]\n\"just a string\"\n42\nnull\n{\"id\":101}\n".to_vec(), &[100, 101], BadLines),
         input("unterminated.json", b"{\"id\":110}\n{\"id\":111,\"s\":\"no end".to_vec(), &[110], BadLines),
     ]
 }

@@ -22,7 +22,10 @@ fn log_actions(dir: &Path) -> BTreeMap<i64, Vec<Value>> {
     for e in std::fs::read_dir(dir.join("table/_delta_log")).expect("log") {
         let p = e.expect("entry").path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let Some(v) = name.strip_suffix(".json").and_then(|v| v.parse::<i64>().ok()) else {
+        let Some(v) = name
+            .strip_suffix(".json")
+            .and_then(|v| v.parse::<i64>().ok())
+        else {
             continue;
         };
         let text = std::fs::read_to_string(&p).expect("read commit");
@@ -63,7 +66,9 @@ fn column_types_over_time(dir: &Path) -> BTreeMap<String, Vec<Value>> {
             };
             let schema: Value = serde_json::from_str(schema).expect("schema JSON");
             for f in schema["fields"].as_array().expect("fields") {
-                let types = out.entry(f["name"].as_str().expect("name").to_string()).or_default();
+                let types = out
+                    .entry(f["name"].as_str().expect("name").to_string())
+                    .or_default();
                 if types.last() != Some(&f["type"]) {
                     types.push(f["type"].clone());
                 }
@@ -116,29 +121,71 @@ fn a_timestamp_ntz_column_added_later_upgrades_the_protocol_in_its_commit() {
     write(tmp.path(), "a.json", "{\"id\":1}\n");
     let cfg = config_with(tmp.path(), "ntz", "", &sink(""));
     drain(&cfg, &[], &[]);
-    assert_eq!(protocol(tmp.path())["minReaderVersion"], 1, "a plain table stays at reader 1");
+    assert_eq!(
+        protocol(tmp.path())["minReaderVersion"],
+        1,
+        "a plain table stays at reader 1"
+    );
 
     // The hint added to an existing pipeline, and data for it.
-    write(tmp.path(), "b.json", "{\"id\":2,\"at\":\"2026-11-30T08:15:00\"}\n");
-    let cfg = config_with(tmp.path(), "ntz", "", &format!("[schema]\nhints = \"at TIMESTAMP_NTZ\"\n{}", sink("")));
+    write(
+        tmp.path(),
+        "b.json",
+        "{\"id\":2,\"at\":\"2026-11-30T08:15:00\"}\n",
+    );
+    let cfg = config_with(
+        tmp.path(),
+        "ntz",
+        "",
+        &format!("[schema]\nhints = \"at TIMESTAMP_NTZ\"\n{}", sink("")),
+    );
     drain(&cfg, &[], &[]);
     let p = protocol(tmp.path());
-    assert_eq!((p["minReaderVersion"].as_i64(), p["minWriterVersion"].as_i64()), (Some(3), Some(7)), "{p}");
-    assert!(has_feature(&p, "readerFeatures", "timestampNtz") && has_feature(&p, "writerFeatures", "timestampNtz"), "{p}");
+    assert_eq!(
+        (
+            p["minReaderVersion"].as_i64(),
+            p["minWriterVersion"].as_i64()
+        ),
+        (Some(3), Some(7)),
+        "{p}"
+    );
+    assert!(
+        has_feature(&p, "readerFeatures", "timestampNtz")
+            && has_feature(&p, "writerFeatures", "timestampNtz"),
+        "{p}"
+    );
     // The protocol and the schema arrive in one commit.
     let log = log_actions(tmp.path());
     let (_, evolving) = log
         .iter()
-        .find(|(_, a)| a.iter().any(|x| x["metaData"]["schemaString"].as_str().is_some_and(|s| s.contains("timestamp_ntz"))))
+        .find(|(_, a)| {
+            a.iter().any(|x| {
+                x["metaData"]["schemaString"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("timestamp_ntz"))
+            })
+        })
         .expect("the evolving commit");
-    assert!(evolving.iter().any(|x| x.get("protocol").is_some()), "{evolving:?}");
+    assert!(
+        evolving.iter().any(|x| x.get("protocol").is_some()),
+        "{evolving:?}"
+    );
 
     // Later runs go on, and both readers read every version's rows.
-    write(tmp.path(), "c.json", "{\"id\":3,\"at\":\"2026-11-30T09:00:00\"}\n");
+    write(
+        tmp.path(),
+        "c.json",
+        "{\"id\":3,\"at\":\"2026-11-30T09:00:00\"}\n",
+    );
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
     assert_eq!(t.ints("id"), vec![1, 2, 3]);
-    let at: Vec<&Value> = t.rows.iter().filter(|r| r["id"] == 2).map(|r| &r["at"]).collect();
+    let at: Vec<&Value> = t
+        .rows
+        .iter()
+        .filter(|r| r["id"] == 2)
+        .map(|r| &r["at"])
+        .collect();
     assert_eq!(at, vec![&json!("2026-11-30 08:15:00")]);
 }
 
@@ -146,11 +193,24 @@ fn a_timestamp_ntz_column_added_later_upgrades_the_protocol_in_its_commit() {
 fn a_timestamp_ntz_column_added_by_a_merge_upgrades_the_protocol() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let merge = "mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"seq\"";
-    write(tmp.path(), "a.json", "{\"id\":1,\"seq\":1}\n{\"id\":2,\"seq\":1}\n");
+    write(
+        tmp.path(),
+        "a.json",
+        "{\"id\":1,\"seq\":1}\n{\"id\":2,\"seq\":1}\n",
+    );
     let cfg = config_with(tmp.path(), "ntzm", "", &sink(merge));
     drain(&cfg, &[], &[]);
-    write(tmp.path(), "b.json", "{\"id\":2,\"seq\":2,\"at\":\"2026-01-02T03:04:05\"}\n");
-    let cfg = config_with(tmp.path(), "ntzm", "", &format!("[schema]\nhints = \"at TIMESTAMP_NTZ\"\n{}", sink(merge)));
+    write(
+        tmp.path(),
+        "b.json",
+        "{\"id\":2,\"seq\":2,\"at\":\"2026-01-02T03:04:05\"}\n",
+    );
+    let cfg = config_with(
+        tmp.path(),
+        "ntzm",
+        "",
+        &format!("[schema]\nhints = \"at TIMESTAMP_NTZ\"\n{}", sink(merge)),
+    );
     drain(&cfg, &[], &[]);
     let p = protocol(tmp.path());
     assert!(has_feature(&p, "readerFeatures", "timestampNtz"), "{p}");
@@ -178,31 +238,73 @@ fn a_table_bricked_by_an_undeclared_timestamp_ntz_is_named_and_repaired() {
         .flat_map(|a| a.iter())
         .find_map(|a| a.get("metaData").cloned())
         .expect("metadata");
-    let mut schema: Value = serde_json::from_str(meta["schemaString"].as_str().expect("schema")).expect("json");
+    let mut schema: Value =
+        serde_json::from_str(meta["schemaString"].as_str().expect("schema")).expect("json");
     schema["fields"]
         .as_array_mut()
         .expect("fields")
         .push(json!({"name": "at", "type": "timestamp_ntz", "nullable": true, "metadata": {}}));
     meta["schemaString"] = json!(schema.to_string());
-    let info = actions.iter().find_map(|a| a.get("commitInfo").cloned()).expect("commitInfo");
-    let bricked = format!("{}\n{}\n", json!({"commitInfo": info}), json!({"metaData": meta}));
-    std::fs::write(tmp.path().join(format!("table/_delta_log/{:020}.json", last + 1)), bricked).expect("write commit");
+    let info = actions
+        .iter()
+        .find_map(|a| a.get("commitInfo").cloned())
+        .expect("commitInfo");
+    let bricked = format!(
+        "{}\n{}\n",
+        json!({"commitInfo": info}),
+        json!({"metaData": meta})
+    );
+    std::fs::write(
+        tmp.path()
+            .join(format!("table/_delta_log/{:020}.json", last + 1)),
+        bricked,
+    )
+    .expect("write commit");
 
     write(tmp.path(), "b.json", "{\"id\":2}\n");
     let err = fails(&cfg, &["run", "--available-now"]);
-    assert!(err.contains("needs table feature(s) 'timestampNtz' (column at is timestamp_ntz)"), "{err}");
+    assert!(
+        err.contains("needs table feature(s) 'timestampNtz' (column at is timestamp_ntz)"),
+        "{err}"
+    );
     assert!(err.contains("protocol (reader 1, writer 2)"), "{err}");
     assert!(err.contains("inlet table repair-protocol"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line, no backtrace: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line, no backtrace: {err}"
+    );
     let validate = fails(&cfg, &["validate"]);
-    assert!(validate.contains("inlet table repair-protocol"), "{validate}");
+    assert!(
+        validate.contains("inlet table repair-protocol"),
+        "{validate}"
+    );
 
-    let out = run_ok(&["table", "repair-protocol", "--config", cfg.to_str().expect("utf8")], &[]);
-    assert!(out.contains("added 'timestampNtz': column at is timestamp_ntz"), "{out}");
+    let out = run_ok(
+        &[
+            "table",
+            "repair-protocol",
+            "--config",
+            cfg.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert!(
+        out.contains("added 'timestampNtz': column at is timestamp_ntz"),
+        "{out}"
+    );
     let p = protocol(tmp.path());
     assert!(has_feature(&p, "readerFeatures", "timestampNtz"), "{p}");
     // Repairing a healthy table does nothing.
-    let again = run_ok(&["table", "repair-protocol", "--config", cfg.to_str().expect("utf8")], &[]);
+    let again = run_ok(
+        &[
+            "table",
+            "repair-protocol",
+            "--config",
+            cfg.to_str().expect("utf8"),
+        ],
+        &[],
+    );
     assert!(again.contains("nothing to do"), "{again}");
 
     drain(&cfg, &[], &[]);
@@ -220,7 +322,10 @@ fn select_star_with_a_metadata_field_does_not_store_metadata() {
         tmp.path(),
         "meta",
         "",
-        &format!("[transform]\nsql = \"SELECT *, _metadata.file_name AS _source_file FROM source\"\n{}", sink("")),
+        &format!(
+            "[transform]\nsql = \"SELECT *, _metadata.file_name AS _source_file FROM source\"\n{}",
+            sink("")
+        ),
     );
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
@@ -242,7 +347,11 @@ fn a_new_column_is_typed_over_the_whole_batch() {
     // One batch: the column first appears as an integer, then as fractions in later files.
     write(tmp.path(), "b1.json", "{\"id\":2,\"x\":1}\n");
     for i in 3..8 {
-        write(tmp.path(), &format!("b{i}.json"), &format!("{{\"id\":{i},\"x\":{i}.5}}\n"));
+        write(
+            tmp.path(),
+            &format!("b{i}.json"),
+            &format!("{{\"id\":{i},\"x\":{i}.5}}\n"),
+        );
     }
     let text = drain(&cfg, &["--json"], &[]);
     let summary: Value = serde_json::from_str(text.trim()).expect("json");
@@ -250,7 +359,10 @@ fn a_new_column_is_typed_over_the_whole_batch() {
     let t = read(tmp.path());
     assert_eq!(t.ints("id"), (1..8).collect::<Vec<_>>());
     for r in &t.rows {
-        assert!(r.get("_rescued_data").is_none_or(Value::is_null), "nothing rescued: {r}");
+        assert!(
+            r.get("_rescued_data").is_none_or(Value::is_null),
+            "nothing rescued: {r}"
+        );
     }
     let x: BTreeMap<i64, f64> = t
         .rows
@@ -259,7 +371,10 @@ fn a_new_column_is_typed_over_the_whole_batch() {
         .collect();
     assert_eq!(x.get(&2), Some(&1.0));
     assert_eq!(x.get(&7), Some(&7.5));
-    assert_eq!(column_types_over_time(tmp.path())["x"], vec![json!("double")]);
+    assert_eq!(
+        column_types_over_time(tmp.path())["x"],
+        vec![json!("double")]
+    );
 }
 
 // 4. Empty partition values are null, as the protocol reads them.
@@ -269,7 +384,11 @@ fn empty_and_null_partition_values_are_written_as_null() {
     let tmp = tempfile::tempdir().expect("tempdir");
     write(tmp.path(), "region=eu/a.json", "{\"id\":1}\n");
     write(tmp.path(), "region=/b.json", "{\"id\":2}\n");
-    write(tmp.path(), "region=__HIVE_DEFAULT_PARTITION__/c.json", "{\"id\":3}\n");
+    write(
+        tmp.path(),
+        "region=__HIVE_DEFAULT_PARTITION__/c.json",
+        "{\"id\":3}\n",
+    );
     let cfg = config_with(
         tmp.path(),
         "parts",
@@ -283,7 +402,10 @@ fn empty_and_null_partition_values_are_written_as_null() {
         .filter_map(|a| a["add"]["partitionValues"].get("region").cloned())
         .collect();
     // `region=` and Hive's default partition are one partition: null, written as JSON null.
-    assert!(values.contains(&Value::Null) && values.contains(&json!("eu")), "{values:?}");
+    assert!(
+        values.contains(&Value::Null) && values.contains(&json!("eu")),
+        "{values:?}"
+    );
     assert!(!values.contains(&json!("")), "{values:?}");
     // Both readers agree (read_delta checks DuckDB against deltalake), and so does polars.
     let t = read(tmp.path());
@@ -292,13 +414,20 @@ fn empty_and_null_partition_values_are_written_as_null() {
         .iter()
         .map(|r| (r["id"].as_i64().expect("id"), r["region"].clone()))
         .collect();
-    assert_eq!(regions, BTreeMap::from([(1, json!("eu")), (2, Value::Null), (3, Value::Null)]));
+    assert_eq!(
+        regions,
+        BTreeMap::from([(1, json!("eu")), (2, Value::Null), (3, Value::Null)])
+    );
     let nulls = python_ok(&["polars-null-count", &table_url(tmp.path()), "{}", "region"]);
     assert_eq!(nulls.trim(), "2");
 
     // A data column partition with "" and null round-trips the same way.
     let tmp = tempfile::tempdir().expect("tempdir");
-    write(tmp.path(), "a.json", "{\"id\":1,\"k\":\"\"}\n{\"id\":2,\"k\":null}\n{\"id\":3,\"k\":\"x\"}\n");
+    write(
+        tmp.path(),
+        "a.json",
+        "{\"id\":1,\"k\":\"\"}\n{\"id\":2,\"k\":null}\n{\"id\":3,\"k\":\"x\"}\n",
+    );
     let cfg = config_with(tmp.path(), "parts2", "", &sink("partition_by = [\"k\"]"));
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
@@ -307,7 +436,10 @@ fn empty_and_null_partition_values_are_written_as_null() {
         .iter()
         .map(|r| (r["id"].as_i64().expect("id"), r["k"].clone()))
         .collect();
-    assert_eq!(ks, BTreeMap::from([(1, Value::Null), (2, Value::Null), (3, json!("x"))]));
+    assert_eq!(
+        ks,
+        BTreeMap::from([(1, Value::Null), (2, Value::Null), (3, json!("x"))])
+    );
 }
 
 // 5. Two pipelines adding one column with two types never corrupt the table.
@@ -334,8 +466,16 @@ fn two_pipelines_adding_one_column_with_two_types_keep_the_table_readable() {
     let rounds = campaign_size("INLET_CAMPAIGN_SCHEMA_RACES", 6);
     for round in 1..=rounds as i64 {
         let col = format!("x{round}");
-        std::fs::write(dir.join(format!("a/landing/r{round}.json")), format!("{{\"id\":{},\"{col}\":{round}}}\n", round * 10)).expect("write");
-        std::fs::write(dir.join(format!("b/landing/r{round}.json")), format!("{{\"id\":{},\"{col}\":\"s{round}\"}}\n", round * 10 + 1)).expect("write");
+        std::fs::write(
+            dir.join(format!("a/landing/r{round}.json")),
+            format!("{{\"id\":{},\"{col}\":{round}}}\n", round * 10),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join(format!("b/landing/r{round}.json")),
+            format!("{{\"id\":{},\"{col}\":\"s{round}\"}}\n", round * 10 + 1),
+        )
+        .expect("write");
         ids.extend([round * 10, round * 10 + 1]);
         let ra = Running::start(&a, &[], &["--available-now"]);
         let rb = Running::start(&b, &[], &["--available-now"]);
@@ -369,11 +509,19 @@ fn a_line_nested_beyond_the_limit_keeps_the_table_readable() {
     write(
         tmp.path(),
         "a.json",
-        &format!("{}\n{}\n", json!({"id": 1, "deep": nested(42)}), json!({"id": 2, "deep": nested(100)})),
+        &format!(
+            "{}\n{}\n",
+            json!({"id": 1, "deep": nested(42)}),
+            json!({"id": 2, "deep": nested(100)})
+        ),
     );
     let cfg = config_with(tmp.path(), "deep", "", &sink(""));
     drain(&cfg, &[], &[]);
-    write(tmp.path(), "b.json", &format!("{}\n", json!({"id": 3, "deep": nested(42)})));
+    write(
+        tmp.path(),
+        "b.json",
+        &format!("{}\n", json!({"id": 3, "deep": nested(42)})),
+    );
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
     assert_eq!(t.ints("id"), vec![1, 2, 3]);
@@ -399,8 +547,13 @@ fn keys_differing_only_by_case_make_one_column_and_rescue_the_other() {
     assert_eq!(t.ints("id"), vec![1, 2, 3, 4]);
     let row = |id: i64| t.rows.iter().find(|r| r["id"] == id).expect("row").clone();
     assert_eq!(row(1)["Qq"], 1);
-    let rescued: Value = serde_json::from_str(row(4)["_rescued_data"].as_str().expect("rescued")).expect("json");
-    assert_eq!((&rescued["qQ"], &rescued["ÄX"]), (&json!(5), &json!(6)), "{rescued}");
+    let rescued: Value =
+        serde_json::from_str(row(4)["_rescued_data"].as_str().expect("rescued")).expect("json");
+    assert_eq!(
+        (&rescued["qQ"], &rescued["ÄX"]),
+        (&json!(5), &json!(6)),
+        "{rescued}"
+    );
 }
 
 // 8. A source field named like the rescued data column.
@@ -416,14 +569,20 @@ fn a_field_named_like_the_rescued_column_does_not_type_it() {
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
     assert_eq!(t.rows.len(), 3);
-    assert_eq!(column_types_over_time(tmp.path())["_rescued_data"], vec![json!("string")]);
+    assert_eq!(
+        column_types_over_time(tmp.path())["_rescued_data"],
+        vec![json!("string")]
+    );
     let rescued: Vec<Value> = t
         .rows
         .iter()
         .filter_map(|r| r["_rescued_data"].as_str())
         .map(|s| serde_json::from_str(s).expect("json"))
         .collect();
-    assert!(rescued.iter().any(|r| r["_rescued_data"] == 5), "{rescued:?}");
+    assert!(
+        rescued.iter().any(|r| r["_rescued_data"] == 5),
+        "{rescued:?}"
+    );
     assert!(rescued.iter().any(|r| r["id"] == "two"), "{rescued:?}");
 }
 
@@ -433,7 +592,11 @@ fn a_field_named_like_the_rescued_column_does_not_type_it() {
 fn rebuild_after_log_cleanup_refuses_instead_of_reingesting() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for i in 0..4 {
-        write(tmp.path(), &format!("f{i}.json"), &format!("{{\"id\":{i}}}\n"));
+        write(
+            tmp.path(),
+            &format!("f{i}.json"),
+            &format!("{{\"id\":{i}}}\n"),
+        );
     }
     let cfg = config_with(tmp.path(), "clean", "max_files_per_batch = 1", &sink(""));
     drain(&cfg, &[], &[]);
@@ -445,7 +608,10 @@ fn rebuild_after_log_cleanup_refuses_instead_of_reingesting() {
     assert!(err.contains("its log now starts at version"), "{err}");
     assert!(err.contains("batches 1 to"), "{err}");
     assert!(err.contains("Nothing was changed"), "{err}");
-    assert!(!tmp.path().join("state/inlet.db").exists(), "no checkpoint was made");
+    assert!(
+        !tmp.path().join("state/inlet.db").exists(),
+        "no checkpoint was made"
+    );
 
     // Every commit of the pipeline gone: the message says so, not "never committed".
     write(tmp.path(), "g.json", "{\"id\":9}\n");
@@ -470,20 +636,41 @@ fn merge_rows_with_a_null_key_are_bad_records() {
     );
     let cfg = config_with(tmp.path(), "nullkey", "", &sink(merge));
     drain(&cfg, &[], &[]);
-    write(tmp.path(), "b.json", "{\"seq\":3,\"v\":\"d\"}\n{\"id\":1,\"seq\":2,\"v\":\"e\"}\n");
+    write(
+        tmp.path(),
+        "b.json",
+        "{\"seq\":3,\"v\":\"d\"}\n{\"id\":1,\"seq\":2,\"v\":\"e\"}\n",
+    );
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
     assert_eq!(t.rows.len(), 1, "{:?}", t.rows);
-    assert_eq!((&t.rows[0]["id"], &t.rows[0]["v"]), (&json!(1), &json!("e")));
+    assert_eq!(
+        (&t.rows[0]["id"], &t.rows[0]["v"]),
+        (&json!(1), &json!("e"))
+    );
     let bad = bad_records_under(&tmp.path().join("state/bad_records"));
     let mut refused: Vec<String> = bad
         .iter()
-        .filter(|b| b["error"].as_str().is_some_and(|e| e.contains("key column (id) is null")))
-        .map(|b| serde_json::from_str::<Value>(b["raw"].as_str().expect("raw")).expect("row")["v"].as_str().expect("v").to_string())
+        .filter(|b| {
+            b["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("key column (id) is null"))
+        })
+        .map(|b| {
+            serde_json::from_str::<Value>(b["raw"].as_str().expect("raw")).expect("row")["v"]
+                .as_str()
+                .expect("v")
+                .to_string()
+        })
         .collect();
     refused.sort();
     assert_eq!(refused, vec!["b", "c", "d"]);
-    assert!(bad.iter().all(|b| b["file"].as_str().is_some_and(|f| f.ends_with("a.json") || f.ends_with("b.json"))), "{bad:?}");
+    assert!(
+        bad.iter().all(|b| b["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("a.json") || f.ends_with("b.json"))),
+        "{bad:?}"
+    );
 }
 
 // 16. `validate` refuses what `run` refuses at start.
@@ -496,12 +683,36 @@ fn validate_refuses_what_run_refuses() {
     let good = config_with(tmp.path(), "val", "", &sink(merge));
     drain(&good, &[], &[]);
     let cases: Vec<(String, &str)> = vec![
-        (sink(&format!("{merge}\ndelete_when = \"op = \"")), "sink.delete_when 'op = ' is not a valid predicate"),
-        (sink(&format!("{merge}\ndelete_when = \"nope = 'd'\"")), "sink.delete_when 'nope = 'd''"),
-        (format!("[transform]\nsql = \"SELEC id FROM source\"\n{}", sink(merge)), "transform.sql does not plan"),
-        (format!("[transform]\nsql = \"SELECT idd FROM source\"\n{}", sink(merge)), "transform.sql does not plan"),
-        (sink("mode = \"merge\"\nkeys = [\"key\"]\nsequence_by = \"seq\""), "sink.keys names column 'key'"),
-        (sink("mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"when\""), "sink.sequence_by names column 'when'"),
+        (
+            sink(&format!("{merge}\ndelete_when = \"op = \"")),
+            "sink.delete_when 'op = ' is not a valid predicate",
+        ),
+        (
+            sink(&format!("{merge}\ndelete_when = \"nope = 'd'\"")),
+            "sink.delete_when 'nope = 'd''",
+        ),
+        (
+            format!(
+                "[transform]\nsql = \"SELEC id FROM source\"\n{}",
+                sink(merge)
+            ),
+            "transform.sql does not plan",
+        ),
+        (
+            format!(
+                "[transform]\nsql = \"SELECT idd FROM source\"\n{}",
+                sink(merge)
+            ),
+            "transform.sql does not plan",
+        ),
+        (
+            sink("mode = \"merge\"\nkeys = [\"key\"]\nsequence_by = \"seq\""),
+            "sink.keys names column 'key'",
+        ),
+        (
+            sink("mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"when\""),
+            "sink.sequence_by names column 'when'",
+        ),
     ];
     for (rest, expected) in cases {
         let cfg = config_with(tmp.path(), "val", "", &rest);
@@ -524,7 +735,10 @@ fn validate_refuses_what_run_refuses() {
     std::fs::write(other.path().join("state"), "not a checkpoint").expect("write");
     for cmd in [vec!["validate"], vec!["run", "--available-now"]] {
         let err = fails(&cfg, &cmd);
-        assert!(err.contains("checkpoint directory") && err.contains("is a file, not a directory"), "{cmd:?}: {err}");
+        assert!(
+            err.contains("checkpoint directory") && err.contains("is a file, not a directory"),
+            "{cmd:?}: {err}"
+        );
     }
 }
 
@@ -545,7 +759,10 @@ fn odd_local_names_and_symlink_loops_are_skipped_and_the_rest_taken() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("retrying"), "nothing is retried: {err}");
-    assert!(!err.contains('\r'), "control characters are escaped in logs: {err}");
+    assert!(
+        !err.contains('\r'),
+        "control characters are escaped in logs: {err}"
+    );
     assert_eq!(read(tmp.path()).ints("id"), vec![1, 2]);
     let skipped = files_in_state(&cfg, "skipped");
     let reasons: Vec<String> = skipped
@@ -558,7 +775,15 @@ fn odd_local_names_and_symlink_loops_are_skipped_and_the_rest_taken() {
             .filter(|f| f["error"].as_str().is_some_and(|e| e.contains(what)))
             .count()
     };
-    assert_eq!((skipped.len(), with("control character"), with("symbolic link loop")), (5, 3, 2), "{reasons:#?}");
+    assert_eq!(
+        (
+            skipped.len(),
+            with("control character"),
+            with("symbolic link loop")
+        ),
+        (5, 3, 2),
+        "{reasons:#?}"
+    );
 }
 
 /// A first batch whose sampled files hold no column must not commit the files beyond the
@@ -571,12 +796,19 @@ fn files_beyond_an_empty_sample_are_read() {
     }
     write(tmp.path(), "b.json", "{\"id\":7}\n");
     write(tmp.path(), "c.json.gz", "not gzip at all");
-    let cfg = config_with(tmp.path(), "sample", "", &format!("[schema]\nsample_files = 2\n{}", sink("")));
+    let cfg = config_with(
+        tmp.path(),
+        "sample",
+        "",
+        &format!("[schema]\nsample_files = 2\n{}", sink("")),
+    );
     drain(&cfg, &[], &[]);
     assert_eq!(read(tmp.path()).ints("id"), vec![7]);
     let failed = files_in_state(&cfg, "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(failed[0]["path"].as_str().is_some_and(|p| p.ends_with("c.json.gz")));
+    assert!(failed[0]["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("c.json.gz")));
 
     // The same when every file of the batch is empty or broken: nothing committed as taken.
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -586,5 +818,8 @@ fn files_beyond_an_empty_sample_are_read() {
     drain(&cfg, &[], &[]);
     let failed = files_in_state(&cfg, "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(!tmp.path().join("table/_delta_log").exists(), "no table without a column");
+    assert!(
+        !tmp.path().join("table/_delta_log").exists(),
+        "no table without a column"
+    );
 }

@@ -74,14 +74,13 @@ impl DeltaSink {
         let target_schema = self
             .arrow_schema()?
             .unwrap_or_else(|| Arc::new(Schema::empty()));
-        let batches = cast_to_table(batches, &target_schema).map_err(|c| {
-            SinkError::MergeTypes {
+        let batches =
+            cast_to_table(batches, &target_schema).map_err(|c| SinkError::MergeTypes {
                 url: self.url().to_string(),
                 column: c.column,
                 table_type: c.table_type,
                 batch_type: c.batch_type,
-            }
-        })?;
+            })?;
         let partition_by = self.partition_columns();
         let batches = batches
             .into_iter()
@@ -190,14 +189,14 @@ fn cast_to_table(
     let target: Vec<Field> = source
         .fields()
         .iter()
-        .map(|f| {
-            match table.fields().iter().find(|t| t.name() == f.name()) {
+        .map(
+            |f| match table.fields().iter().find(|t| t.name() == f.name()) {
                 Some(t) if !crate::same_type(t.data_type(), f.data_type()) => {
                     f.as_ref().clone().with_data_type(t.data_type().clone())
                 }
                 _ => f.as_ref().clone(),
-            }
-        })
+            },
+        )
         .collect();
     let target = Arc::new(Schema::new(target));
     if target == source {

@@ -233,7 +233,8 @@ impl ProtocolState {
 
     /// The kernel's protocol as this plain form.
     pub fn of(protocol: &Protocol) -> Result<Self, ProtocolError> {
-        let v = serde_json::to_value(protocol).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        let v =
+            serde_json::to_value(protocol).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
         Self::from_json(&v)
     }
 
@@ -318,7 +319,10 @@ pub fn upgrade_for(
             });
         }
     }
-    let missing: Vec<&NeededFeature> = needed.iter().filter(|n| !current.supports(n.name)).collect();
+    let missing: Vec<&NeededFeature> = needed
+        .iter()
+        .filter(|n| !current.supports(n.name))
+        .collect();
     if missing.is_empty() {
         return Ok(None);
     }
@@ -434,7 +438,15 @@ mod tests {
         let readers = next.reader_features.clone().expect("reader list");
         assert!(readers.contains("columnMapping") && readers.contains("variantType"));
         let writers = next.writer_features.clone().expect("writer list");
-        for f in ["appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns", "columnMapping", "variantType"] {
+        for f in [
+            "appendOnly",
+            "invariants",
+            "checkConstraints",
+            "changeDataFeed",
+            "generatedColumns",
+            "columnMapping",
+            "variantType",
+        ] {
             assert!(writers.contains(f), "{f} in {writers:?}");
         }
         next.to_kernel().expect("the kernel accepts it");
@@ -444,10 +456,14 @@ mod tests {
     fn a_feature_inlet_cannot_write_is_refused_with_its_reason() {
         let s = schema(json!([{"name": "id", "type": "long", "nullable": true,
                                "metadata": {"delta.identity.start": 1, "delta.identity.step": 1}}]));
-        let err = upgrade_for(&legacy(1, 2), &needed_features(&s, &HashMap::new()))
-            .expect_err("refused");
+        let err =
+            upgrade_for(&legacy(1, 2), &needed_features(&s, &HashMap::new())).expect_err("refused");
         let text = err.to_string();
-        assert!(text.contains("'identityColumns'") && text.contains("column id has delta.identity.start"), "{text}");
+        assert!(
+            text.contains("'identityColumns'")
+                && text.contains("column id has delta.identity.start"),
+            "{text}"
+        );
         let props = HashMap::from([("delta.enableRowTracking".to_string(), "true".to_string())]);
         let err = upgrade_for(&legacy(1, 2), &needed_features(&schema(json!([])), &props))
             .expect_err("refused");
@@ -457,9 +473,18 @@ mod tests {
     #[test]
     fn deletion_vectors_and_constraints_come_from_properties() {
         let props = HashMap::from([
-            ("delta.enableDeletionVectors".to_string(), "TRUE".to_string()),
-            ("delta.constraints.positive".to_string(), "id > 0".to_string()),
-            ("delta.logRetentionDuration".to_string(), "interval 30 days".to_string()),
+            (
+                "delta.enableDeletionVectors".to_string(),
+                "TRUE".to_string(),
+            ),
+            (
+                "delta.constraints.positive".to_string(),
+                "id > 0".to_string(),
+            ),
+            (
+                "delta.logRetentionDuration".to_string(),
+                "interval 30 days".to_string(),
+            ),
         ]);
         let names: Vec<&str> = needed_features(&schema(json!([])), &props)
             .iter()

@@ -16,7 +16,11 @@ pub struct TypeConflict {
 /// differs (nullability and field metadata aside): the batch's data files hold that column
 /// with its own type, so committing them would leave files readers cannot read.
 pub fn widen_table_schema(current: &Schema, batch: &Schema) -> Result<Schema, TypeConflict> {
-    let mut fields: Vec<Field> = current.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = current
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     for f in batch.fields() {
         let name = f.name().to_lowercase();
         match current
@@ -35,7 +39,10 @@ pub fn widen_table_schema(current: &Schema, batch: &Schema) -> Result<Schema, Ty
             None => fields.push(f.as_ref().clone()),
         }
     }
-    Ok(Schema::new_with_metadata(fields, current.metadata().clone()))
+    Ok(Schema::new_with_metadata(
+        fields,
+        current.metadata().clone(),
+    ))
 }
 
 /// Type equality as Delta sees it: nested field names and types, not nullability, field
@@ -51,7 +58,8 @@ pub fn same_type(a: &DataType, b: &DataType) -> bool {
         (Struct(x), Struct(y)) => {
             x.len() == y.len()
                 && x.iter().zip(y.iter()).all(|(p, q)| {
-                    p.name().eq_ignore_ascii_case(q.name()) && same_type(p.data_type(), q.data_type())
+                    p.name().eq_ignore_ascii_case(q.name())
+                        && same_type(p.data_type(), q.data_type())
                 })
         }
         (Map(x, _), Map(y, _)) => same_type(x.data_type(), y.data_type()),

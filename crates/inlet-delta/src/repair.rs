@@ -83,7 +83,10 @@ pub(crate) async fn log_state(store: &dyn ObjectStore) -> Result<Option<LogState
         if rest == "json" {
             commits.push(v);
         } else if rest.starts_with("checkpoint") && rest.ends_with(".parquet") {
-            checkpoints.entry(v).or_default().push(meta.location.clone());
+            checkpoints
+                .entry(v)
+                .or_default()
+                .push(meta.location.clone());
         }
     }
     let Some(&latest) = commits.iter().max() else {
@@ -239,12 +242,11 @@ pub async fn repair_protocol(
             url: url.to_string(),
         })?;
     let missing = state.missing().map_err(not_readable)?;
-    let Some(next) = upgrade_for(&state.protocol, &missing).map_err(|source| {
-        SinkError::Protocol {
+    let Some(next) =
+        upgrade_for(&state.protocol, &missing).map_err(|source| SinkError::Protocol {
             url: url.to_string(),
             source,
-        }
-    })?
+        })?
     else {
         return Ok(RepairOutcome::Healthy {
             version: state.version,

@@ -124,14 +124,12 @@ impl DeltaSink {
         let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
         let schema = serde_json::to_value(snapshot.schema().as_ref())
             .map_err(|e| self.schema_err(e.to_string()))?;
-        let needed =
-            crate::protocol::needed_features(&schema, snapshot.metadata().configuration());
-        let protocol = ProtocolState::of(snapshot.protocol()).map_err(|source| {
-            SinkError::Protocol {
+        let needed = crate::protocol::needed_features(&schema, snapshot.metadata().configuration());
+        let protocol =
+            ProtocolState::of(snapshot.protocol()).map_err(|source| SinkError::Protocol {
                 url: self.url.to_string(),
                 source,
-            }
-        })?;
+            })?;
         let missing: Vec<_> = needed
             .into_iter()
             .filter(|n| !protocol.supports(n.name))
@@ -763,7 +761,11 @@ mod tests {
     }
 
     fn with_field(extra: Field) -> Arc<Schema> {
-        let mut fields: Vec<Field> = schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(extra);
         Arc::new(Schema::new(fields))
     }
@@ -782,7 +784,12 @@ mod tests {
         RecordBatch::try_new(schema.clone(), columns).expect("batch")
     }
 
-    async fn commit_with(sink: &mut DeltaSink, app: &str, batch_id: i64, schema: &Arc<Schema>) -> Result<i64, SinkError> {
+    async fn commit_with(
+        sink: &mut DeltaSink,
+        app: &str,
+        batch_id: i64,
+        schema: &Arc<Schema>,
+    ) -> Result<i64, SinkError> {
         let mut w = sink.writer_for_schema(schema.clone(), 64 << 20)?;
         w.write(rows_of(schema, &[batch_id])).await?;
         let staged = w.finish().await?;
@@ -802,18 +809,37 @@ mod tests {
         let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         sink.create(&schema(), &[]).await.expect("create");
         assert_eq!(protocol_json(&sink)["minReaderVersion"], 1);
-        let ntz = with_field(Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, None), true));
+        let ntz = with_field(Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ));
         commit_with(&mut sink, "p", 1, &ntz).await.expect("commit");
         // Reopened, the table loads (the kernel refuses it without the feature) and says so.
-        let mut reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+        let mut reopened = DeltaSink::open(&url, &HashMap::new())
+            .await
+            .expect("reopen");
         let p = protocol_json(&reopened);
-        assert_eq!(p["readerFeatures"], serde_json::json!(["timestampNtz"]), "{p}");
-        assert!(p["writerFeatures"].as_array().expect("list").contains(&serde_json::json!("timestampNtz")), "{p}");
+        assert_eq!(
+            p["readerFeatures"],
+            serde_json::json!(["timestampNtz"]),
+            "{p}"
+        );
+        assert!(
+            p["writerFeatures"]
+                .as_array()
+                .expect("list")
+                .contains(&serde_json::json!("timestampNtz")),
+            "{p}"
+        );
         // And takes later commits (delta-rs checks the feature on every write).
         let mut w = reopened.writer(64 << 20).expect("writer");
         w.write(rows_of(&ntz, &[2])).await.expect("write");
         let staged = w.finish().await.expect("finish");
-        reopened.commit_batch("p", 2, staged, None).await.expect("later commit");
+        reopened
+            .commit_batch("p", 2, staged, None)
+            .await
+            .expect("later commit");
     }
 
     #[tokio::test]
@@ -825,19 +851,42 @@ mod tests {
         let mut second = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         // The first writer adds x as a string; the second, which read the table before,
         // adds x as a number.
-        commit_with(&mut first, "first", 1, &with_field(Field::new("x", DataType::Utf8, true)))
-            .await
-            .expect("first commit");
-        let err = commit_with(&mut second, "second", 1, &with_field(Field::new("x", DataType::Int64, true)))
-            .await
-            .expect_err("conflict");
-        assert!(err.is_transient(), "the batch is replayed under the table's schema: {err}");
-        assert!(err.to_string().starts_with("column 'x' of Delta table"), "{err}");
+        commit_with(
+            &mut first,
+            "first",
+            1,
+            &with_field(Field::new("x", DataType::Utf8, true)),
+        )
+        .await
+        .expect("first commit");
+        let err = commit_with(
+            &mut second,
+            "second",
+            1,
+            &with_field(Field::new("x", DataType::Int64, true)),
+        )
+        .await
+        .expect_err("conflict");
+        assert!(
+            err.is_transient(),
+            "the batch is replayed under the table's schema: {err}"
+        );
+        assert!(
+            err.to_string().starts_with("column 'x' of Delta table"),
+            "{err}"
+        );
         // A stale batch adding another column keeps the first writer's.
-        commit_with(&mut second, "second", 2, &with_field(Field::new("y", DataType::Boolean, true)))
+        commit_with(
+            &mut second,
+            "second",
+            2,
+            &with_field(Field::new("y", DataType::Boolean, true)),
+        )
+        .await
+        .expect("second commit");
+        let reopened = DeltaSink::open(&url, &HashMap::new())
             .await
-            .expect("second commit");
-        let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("reopen");
+            .expect("reopen");
         let arrow = reopened.arrow_schema().expect("schema").expect("exists");
         let cols: Vec<(String, DataType)> = arrow
             .fields()

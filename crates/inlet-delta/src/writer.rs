@@ -95,7 +95,12 @@ impl TableWriter {
             partition_by.clone(),
             Some(storage_options.clone()),
         );
-        Self::wrap(inner, url, target_file_size, partition_by.unwrap_or_default())
+        Self::wrap(
+            inner,
+            url,
+            target_file_size,
+            partition_by.unwrap_or_default(),
+        )
     }
 
     fn wrap(
@@ -229,10 +234,18 @@ mod tests {
         )
         .expect("batch");
         let out = empty_partition_values_to_null(batch, &["region".to_string()]).expect("ok");
-        let region = out.column(1).as_any().downcast_ref::<StringArray>().expect("strings");
+        let region = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("strings");
         assert!(region.is_null(0) && region.is_null(1));
         assert_eq!(region.value(2), "eu");
-        let note = out.column(2).as_any().downcast_ref::<StringArray>().expect("strings");
+        let note = out
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("strings");
         assert_eq!((note.is_null(0), note.value(0)), (false, ""));
     }
 }

@@ -223,9 +223,10 @@ mod hide_metadata {
                             SelectItemQualifiedWildcardKind::ObjectName(q),
                             opts,
                         ) if single
-                            && q.0.last().and_then(ObjectNamePart::as_ident).is_some_and(
-                                |i| names.contains(&i.value.to_lowercase()),
-                            ) =>
+                            && q.0
+                                .last()
+                                .and_then(ObjectNamePart::as_ident)
+                                .is_some_and(|i| names.contains(&i.value.to_lowercase())) =>
                         {
                             exclude(opts)
                         }
@@ -695,9 +696,8 @@ mod tests {
     #[tokio::test]
     async fn a_wildcard_over_source_leaves_metadata_out_unless_named() {
         let (schema, batch) = input();
-        let names = |s: &Schema| -> Vec<String> {
-            s.fields().iter().map(|f| f.name().clone()).collect()
-        };
+        let names =
+            |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
         for (sql, expected) in [
             (
                 "SELECT *, _metadata.file_name AS f FROM source",
@@ -720,7 +720,10 @@ mod tests {
                 vec!["id", "seq", "op", "f"],
             ),
             // Named, it is there.
-            ("SELECT *, _metadata FROM source", vec!["id", "seq", "op", "_metadata"]),
+            (
+                "SELECT *, _metadata FROM source",
+                vec!["id", "seq", "op", "_metadata"],
+            ),
         ] {
             let t = Transform::new(Some(sql));
             let out = t.output_schema(&schema).await.expect(sql);
