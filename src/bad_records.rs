@@ -56,20 +56,15 @@ impl BadRecords {
         file: &str,
         records: &[BadRecord],
     ) -> Result<String> {
-        let mut out = Vec::new();
-        for r in records {
-            let entry = Entry {
-                pipeline_id: &self.pipeline_id,
-                batch_id,
-                file,
-                line: Some(r.line),
-                byte_offset: Some(r.byte_offset),
-                error: &r.error,
-                raw: Some(&r.raw),
-            };
-            serde_json::to_writer(&mut out, &entry)?;
-            out.push(b'\n');
-        }
+        let out = json_lines(records.iter().map(|r| Entry {
+            pipeline_id: &self.pipeline_id,
+            batch_id,
+            file,
+            line: Some(r.line),
+            byte_offset: Some(r.byte_offset),
+            error: &r.error,
+            raw: Some(&r.raw),
+        }))?;
         self.put(batch_id, file, out).await
     }
 
@@ -83,20 +78,15 @@ impl BadRecords {
         rows: &[String],
         error: &str,
     ) -> Result<String> {
-        let mut out = Vec::new();
-        for row in rows {
-            let entry = Entry {
-                pipeline_id: &self.pipeline_id,
-                batch_id,
-                file,
-                line: None,
-                byte_offset: None,
-                error,
-                raw: Some(row),
-            };
-            serde_json::to_writer(&mut out, &entry)?;
-            out.push(b'\n');
-        }
+        let out = json_lines(rows.iter().map(|row| Entry {
+            pipeline_id: &self.pipeline_id,
+            batch_id,
+            file,
+            line: None,
+            byte_offset: None,
+            error,
+            raw: Some(row),
+        }))?;
         self.put(batch_id, &format!("{file}#refused-rows"), out)
             .await
     }
@@ -136,6 +126,16 @@ impl BadRecords {
         );
         Ok(self.store.put(&name, Bytes::from(data)).await?)
     }
+}
+
+/// Entries as JSON lines, one object per line.
+fn json_lines<'a>(entries: impl Iterator<Item = Entry<'a>>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for entry in entries {
+        serde_json::to_writer(&mut out, &entry)?;
+        out.push(b'\n');
+    }
+    Ok(out)
 }
 
 /// A stable 64-bit hash of the source path, so that files with the same name in different
