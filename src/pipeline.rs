@@ -267,6 +267,8 @@ impl Pipeline {
             let source = self.source.clone();
             let compression = self.cfg.source.compression;
             let planned = files.clone();
+            // The batch's own inference, made when a file first brings new columns.
+            let mut batch_sample: Option<Schema> = None;
             let read_schema = schema.clone();
             let read_settings = settings.clone();
             let ahead = self.cfg.source.read_ahead();
@@ -333,7 +335,7 @@ impl Pipeline {
                             }
                             // Typed over the batch (as the first batch infers), not by
                             // whichever file happened to have the column first.
-                            let fields = self.batch_types(&file, &planned, fields).await?;
+                            let fields = self.batch_types(&file, &planned, fields, &mut batch_sample).await?;
                             let evolved = Arc::new(inlet_schema::with_columns(&schema, &fields));
                             if evolved.fields().len() > schema.fields().len() {
                                 let why = format!("new in {}", file.path);
@@ -452,7 +454,8 @@ impl Pipeline {
                 }
                 Ok((_, Err(e))) => e.to_string(),
                 Ok((_, Ok(Decoded::NewColumns(fields)))) => bail!(
-                    "{} has columns {} although the schema sample of batch {batch_id} found none (did it change while read?); the batch is kept and retried",
+                    "{} has columns {} although the schema sample of batch {batch_id} found none: the file changed after it was sampled; \
+                     the batch is kept and the next attempt samples it again",
                     escape_controls(&file.path),
                     describe(&fields)
                 ),
@@ -603,6 +606,13 @@ impl Pipeline {
             self.transform.run(input_schema, input).await?
         };
         let output = if self.cfg.sink.mode == SinkMode::Merge {
+            // As the table will store them: an empty partition value is null (and so a key
+            // with it is a null key).
+            let partition_by = self.sink.partition_columns();
+            let output = output
+                .into_iter()
+                .map(|b| inlet_delta::empty_partition_values_to_null(b, &partition_by))
+                .collect::<Result<Vec<_>, _>>()?;
             let origin = |i: usize| {
                 origins
                     .get(i)
@@ -913,16 +923,22 @@ impl Pipeline {
                 // Files with no columns (empty, `{}` records, unreadable) say nothing: the
                 // sample goes on past them, so no file of the batch goes unread.
                 let mut rest = files;
+                let mut budget = self.cfg.schema.sample_bytes;
                 let (inferred, sampled) = loop {
-                    let (inferred, sampled, known_fit, covered) = self.infer(rest).await?;
-                    self.known_fit.extend(known_fit);
-                    if !inferred.fields().is_empty() || !self.cfg.hints.is_empty() {
-                        break (inferred, sampled);
+                    let found = self.infer(rest, budget).await?;
+                    self.known_fit.extend(found.known_fit);
+                    if !found.schema.fields().is_empty() || !self.cfg.hints.is_empty() {
+                        break (found.schema, found.files);
                     }
-                    if covered == 0 || covered >= rest.len() {
+                    if found.cut && budget != u64::MAX {
+                        // A file read only in part may hold columns further on: read whole.
+                        budget = u64::MAX;
+                        continue;
+                    }
+                    if found.covered == 0 || found.covered >= rest.len() {
                         return Ok(None);
                     }
-                    rest = &rest[covered..];
+                    rest = &rest[found.covered..];
                 };
                 debug!(
                     files = sampled,
@@ -987,21 +1003,29 @@ impl Pipeline {
     /// The types of `fields`, new columns `file` brought, inferred over the batch's files
     /// (`file` first, then the others, within the sample bounds) as the first batch infers
     /// its schema: a column that holds integers in one file and fractions in another is a
-    /// DOUBLE whichever file came first. Hints still decide where they name a column.
+    /// DOUBLE whichever file came first. Hints still decide where they name a column. The
+    /// batch is sampled once (`sampled` keeps it); later new columns are looked up in it.
     async fn batch_types(
         &self,
         file: &PlannedFile,
         batch: &[PlannedFile],
         fields: Vec<Field>,
+        sampled: &mut Option<Schema>,
     ) -> Result<Vec<Field>> {
         if batch.len() < 2 {
             return Ok(fields);
         }
-        let order: Vec<PlannedFile> = std::iter::once(file.clone())
-            .chain(batch.iter().filter(|f| f.path != file.path).cloned())
-            .collect();
-        let (sampled, files, _, _) = self.infer(&order).await?;
-        debug!(files, "new columns typed over the batch");
+        if sampled.is_none() {
+            let order: Vec<PlannedFile> = std::iter::once(file.clone())
+                .chain(batch.iter().filter(|f| f.path != file.path).cloned())
+                .collect();
+            let found = self.infer(&order, self.cfg.schema.sample_bytes).await?;
+            debug!(files = found.files, "new columns typed over the batch");
+            *sampled = Some(found.schema);
+        }
+        let Some(sampled) = sampled.as_ref() else {
+            return Ok(fields);
+        };
         let typed = fields.into_iter().map(|f| {
             let name = f.name().to_lowercase();
             match sampled
@@ -1023,19 +1047,16 @@ impl Pipeline {
     /// read and sampled `read_concurrency` at a time, each apart, then merged in order.
     /// Also returns the files sampled whole whose every line fits its own inference.
     /// Also returns how many of `files` (from the first) the sample bounds let it read.
-    async fn infer(
-        &self,
-        files: &[PlannedFile],
-    ) -> Result<(Schema, usize, HashMap<String, Schema>, usize)> {
+    async fn infer(&self, files: &[PlannedFile], sample_bytes: u64) -> Result<Inference> {
         // The byte budget is spent in file order, by stored size (a compressed file may give
         // more), so which files are sampled does not depend on timing.
         let mut chosen = Vec::new();
         let mut bytes = 0u64;
         for file in files.iter().take(self.cfg.schema.sample_files) {
-            if bytes >= self.cfg.schema.sample_bytes {
+            if bytes >= sample_bytes {
                 break;
             }
-            chosen.push((file.path.clone(), self.cfg.schema.sample_bytes - bytes));
+            chosen.push((file.path.clone(), sample_bytes - bytes));
             bytes += file.size;
         }
         let covered = chosen.len();
@@ -1067,7 +1088,7 @@ impl Pipeline {
                         match sample.add(&path, &data, &settings.options()) {
                             Ok(()) => {
                                 let fitted = sample.fitted().filter(|_| whole).map(|f| (path, f));
-                                Some((sample, fitted))
+                                Some((sample, fitted, !whole))
                             }
                             Err(e) => {
                                 // The decode pass records this file as failed, with the same error.
@@ -1085,14 +1106,35 @@ impl Pipeline {
             .buffered(self.cfg.source.read_ahead());
         let mut merged = SchemaSample::new(infer_types);
         let mut known_fit = HashMap::new();
+        let mut cut = false;
         while let Some(sample) = samples.next().await {
-            if let Some((sample, fitted)) = sample? {
+            if let Some((sample, fitted, partly)) = sample? {
                 merged.merge(sample);
                 known_fit.extend(fitted);
+                cut |= partly;
             }
         }
-        Ok((merged.schema(), merged.files(), known_fit, covered))
+        Ok(Inference {
+            schema: merged.schema(),
+            files: merged.files(),
+            known_fit,
+            covered,
+            cut,
+        })
     }
+}
+
+/// What a schema sample found.
+struct Inference {
+    schema: Schema,
+    /// Files sampled.
+    files: usize,
+    /// Files sampled whole, each with the schema all its lines fit (see `known_fit`).
+    known_fit: HashMap<String, Schema>,
+    /// How many of the files given (from the first) the bounds let it read.
+    covered: usize,
+    /// Whether a file was read only in part (the byte budget ran out inside it).
+    cut: bool,
 }
 
 /// A task aborted when its handle goes (a batch that fails stops its reads).

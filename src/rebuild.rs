@@ -133,9 +133,6 @@ fn refuse_partial_history(
     oldest: i64,
     txn: Option<i64>,
 ) -> Result<()> {
-    let Some(txn) = txn else {
-        return Ok(()); // the pipeline never committed: nothing can be missing
-    };
     if oldest == 0 {
         return Ok(()); // the whole log is there
     }
@@ -143,13 +140,17 @@ fn refuse_partial_history(
         source.include_existing_files = false (only files arriving from now on are taken) or a source.max_file_age \
         shorter than the age of the files already taken";
     match commits.first() {
+        // No txn (it never committed, or its txn expired) and no commit left: the refusal
+        // for an empty history follows.
+        None if txn.is_none() => Ok(()),
         None => bail!(
-            "Delta table {} shows pipeline '{}' committed up to batch {txn} (its txn version), but the table's log now starts \
+            "Delta table {} shows pipeline '{}' committed up to batch {} (its txn version), but the table's log now starts \
                 at version {oldest} (older commits were removed by log clean-up) and the commits it still holds include none of \
                 this pipeline's, so the files its batches took cannot be known and a rebuilt checkpoint would take them again. \
                 Nothing was changed; {what_to_do}",
             cfg.table_url,
             cfg.pipeline_id,
+            txn.unwrap_or_default(),
         ),
         // Batch ids start at 1 and each batch is committed after the one before: when the
         // first batch is visible, every later one is too.

@@ -264,10 +264,11 @@ fn a_table_bricked_by_an_undeclared_timestamp_ntz_is_named_and_repaired() {
     write(tmp.path(), "b.json", "{\"id\":2}\n");
     let err = fails(&cfg, &["run", "--available-now"]);
     assert!(
-        err.contains("needs table feature(s) 'timestampNtz' (column at is timestamp_ntz)"),
+        err.contains("need table feature(s) 'timestampNtz' (column at is timestamp_ntz)"),
         "{err}"
     );
     assert!(err.contains("protocol (reader 1, writer 2)"), "{err}");
+    assert!(err.contains("so readers and writers refuse it"), "{err}");
     assert!(err.contains("inlet table repair-protocol"), "{err}");
     assert_eq!(
         err.trim_end().lines().count(),
@@ -310,6 +311,45 @@ fn a_table_bricked_by_an_undeclared_timestamp_ntz_is_named_and_repaired() {
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
     assert_eq!(t.ints("id"), vec![1, 2]);
+}
+
+/// A MERGE whose SQL makes types Delta stores otherwise (a nanosecond timestamp, an unsigned
+/// size) merges batch after batch: the batch's columns are compared as Delta types and cast
+/// to the table's.
+#[test]
+fn a_merge_whose_sql_makes_types_delta_stores_otherwise_keeps_merging() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = config_with(
+        tmp.path(),
+        "typed",
+        "",
+        &format!(
+            "[transform]\nsql = \"SELECT id, seq, CAST(at AS TIMESTAMP) AS t, _metadata.file_size AS n FROM source\"\n{}",
+            sink("mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"seq\"")
+        ),
+    );
+    write(
+        tmp.path(),
+        "a.json",
+        "{\"id\":1,\"seq\":1,\"at\":\"2026-01-01T00:00:00Z\"}\n",
+    );
+    drain(&cfg, &[], &[]);
+    write(
+        tmp.path(),
+        "b.json",
+        "{\"id\":1,\"seq\":2,\"at\":\"2026-02-01T00:00:00Z\"}\n{\"id\":2,\"seq\":1,\"at\":null}\n",
+    );
+    drain(&cfg, &[], &[]);
+    let t = read(tmp.path());
+    assert_eq!(t.ints("id"), vec![1, 2]);
+    let row1 = t.rows.iter().find(|r| r["id"] == 1).expect("row 1");
+    assert!(
+        row1["t"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("2026-02-01")),
+        "{row1}"
+    );
+    assert!(row1["n"].as_i64().is_some_and(|n| n > 0), "{row1}");
 }
 
 // 2. `SELECT *` leaves `_metadata` out, as Spark does.

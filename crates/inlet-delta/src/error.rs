@@ -72,13 +72,15 @@ pub enum SinkError {
         source: crate::protocol::ProtocolError,
     },
 
-    #[error("Delta table {url} at version {version} cannot be read: its schema needs table feature(s) {missing} that its protocol (reader {reader_version}, writer {writer_version}) does not declare, so every reader refuses it (an inlet before 0.2 could commit such a schema). Run `inlet table repair-protocol --config <this config>` to add the missing feature(s) in a new commit; no data is changed")]
+    #[error("Delta table {url} at version {version}: its schema or properties need table feature(s) {missing} that its protocol (reader {reader_version}, writer {writer_version}) does not declare, so {who} refuse it (an inlet before 0.2 could commit such a schema). Run `inlet table repair-protocol --config <this config>` to add the missing feature(s) in a new commit; no data is changed")]
     MissingFeatures {
         url: String,
         version: i64,
         missing: String,
         reader_version: i32,
         writer_version: i32,
+        /// "readers and writers", or "writers" when only writer features are missing.
+        who: &'static str,
     },
 
     #[error("cannot read the history of Delta table {url}: {source}")]

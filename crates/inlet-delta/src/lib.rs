@@ -12,9 +12,10 @@ mod writer;
 
 pub use error::{store_transient, transient_text, SinkError};
 pub use merge::{MergeOutcome, MergeSpec};
-pub use reconcile::{same_type, widen_table_schema, TypeConflict};
+pub use reconcile::{same_type, TypeConflict};
 pub use repair::{repair_protocol, RepairOutcome};
 pub use sink::{
     BatchFile, DeltaSink, PipelineCommit, COMMIT_BATCH_KEY, COMMIT_FILES_KEY, COMMIT_PIPELINE_KEY,
 };
+pub use writer::empty_partition_values_to_null;
 pub use writer::{DataFile, StagedFiles, TableWriter};

@@ -45,8 +45,11 @@ fn qualified(relation: &str, name: &str) -> Expr {
 
 impl DeltaSink {
     /// Merges `batches` (at most one row per key: the caller keeps the latest) as batch
-    /// `batch_id` of pipeline `app_id`. Columns the table lacks are added in the same
-    /// commit. Refuses with [`SinkError::AlreadyCommitted`] as `commit_batch` does.
+    /// `batch_id` of pipeline `app_id`. Columns the table lacks are committed just before, on
+    /// their own with the protocol they need ([`DeltaSink::add_columns`]); columns the table
+    /// has are cast to its types with checked casts, or the MERGE is refused
+    /// ([`SinkError::MergeTypes`], not retried). Refuses with [`SinkError::AlreadyCommitted`]
+    /// as `commit_batch` does.
     pub async fn merge_batch(
         &mut self,
         app_id: &str,
@@ -191,7 +194,7 @@ fn cast_to_table(
         .iter()
         .map(
             |f| match table.fields().iter().find(|t| t.name() == f.name()) {
-                Some(t) if !crate::same_type(t.data_type(), f.data_type()) => {
+                Some(t) if t.data_type() != f.data_type() => {
                     f.as_ref().clone().with_data_type(t.data_type().clone())
                 }
                 _ => f.as_ref().clone(),

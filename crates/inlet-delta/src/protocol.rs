@@ -27,15 +27,17 @@ struct FeatureSpec {
     writable: bool,
 }
 
-/// Every feature the guard knows; the writable ones are those delta-rs's own protocol checker
-/// (`deltalake::kernel::transaction::PROTOCOL`) writes with the `datafusion` feature on.
+/// Every feature the guard knows. The writable ones are those delta-rs's own protocol checker
+/// (`deltalake::kernel::transaction::PROTOCOL`) writes with the `datafusion` feature on, less
+/// column mapping: a column inlet adds would need a column id and physical name, which inlet
+/// does not assign, so a schema change to a column-mapped table is refused.
 const FEATURES: &[FeatureSpec] = &[
     spec("appendOnly", false, Some((1, 2)), true),
     spec("invariants", false, Some((1, 2)), true),
     spec("checkConstraints", false, Some((1, 3)), true),
     spec("changeDataFeed", false, Some((1, 4)), true),
     spec("generatedColumns", false, Some((1, 4)), true),
-    spec("columnMapping", true, Some((2, 5)), true),
+    spec("columnMapping", true, Some((2, 5)), false),
     spec("identityColumns", false, Some((1, 6)), false),
     spec("timestampNtz", true, None, true),
     spec("deletionVectors", true, None, true),
@@ -60,6 +62,17 @@ const fn spec(
         legacy,
         writable,
     }
+}
+
+/// A feature's name, and the preview name tables written before it was final may list
+/// (delta-rs and Spark accept either).
+fn names_of(feature: &str) -> impl Iterator<Item = &str> {
+    let preview = match feature {
+        "variantType" => Some("variantType-preview"),
+        "typeWidening" => Some("typeWidening-preview"),
+        _ => None,
+    };
+    std::iter::once(feature).chain(preview)
 }
 
 fn spec_of(name: &str) -> Option<&'static FeatureSpec> {
@@ -273,7 +286,7 @@ impl ProtocolState {
             || if self.min_reader_version >= 3 {
                 self.reader_features
                     .as_ref()
-                    .is_some_and(|f| f.contains(feature))
+                    .is_some_and(|f| names_of(feature).any(|n| f.contains(n)))
             } else {
                 spec.legacy
                     .is_some_and(|(r, _)| self.min_reader_version >= r)
@@ -284,7 +297,13 @@ impl ProtocolState {
     fn lists_writer(&self, feature: &str) -> bool {
         self.writer_features
             .as_ref()
-            .is_some_and(|f| f.contains(feature))
+            .is_some_and(|f| names_of(feature).any(|n| f.contains(n)))
+    }
+
+    /// Whether a reader must support one of `features` to read a table with this protocol
+    /// (as opposed to features only writers must know).
+    pub fn any_reader_feature<'a>(mut features: impl Iterator<Item = &'a str>) -> bool {
+        features.any(|f| spec_of(f).is_none_or(|s| s.reader))
     }
 
     /// The features a legacy writer version supports implicitly, listed as a writer version 7
@@ -424,6 +443,25 @@ mod tests {
                    "writerFeatures": ["appendOnly", "changeDataFeed", "invariants"]})
         );
         next.to_kernel().expect("the kernel accepts it");
+    }
+
+    #[test]
+    fn preview_names_count_and_column_mapping_is_refused() {
+        let current = ProtocolState {
+            min_reader_version: 3,
+            min_writer_version: 7,
+            reader_features: Some(BTreeSet::from(["variantType-preview".to_string()])),
+            writer_features: Some(BTreeSet::from(["variantType-preview".to_string()])),
+        };
+        let needed = needed_features(
+            &schema(json!([field("v", json!("variant"))])),
+            &HashMap::new(),
+        );
+        assert_eq!(upgrade_for(&current, &needed).expect("ok"), None);
+        let props = HashMap::from([("delta.columnMapping.mode".to_string(), "name".to_string())]);
+        let err = upgrade_for(&legacy(2, 5), &needed_features(&schema(json!([])), &props))
+            .expect_err("inlet assigns no column ids");
+        assert!(err.to_string().contains("'columnMapping'"), "{err}");
     }
 
     #[test]

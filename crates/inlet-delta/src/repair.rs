@@ -59,6 +59,26 @@ fn commit_name(v: i64) -> String {
     format!("{v:020}.json")
 }
 
+/// The oldest JSON commit the log holds (`None` without a log): 0 unless log clean-up removed
+/// older commits.
+pub(crate) async fn oldest_commit(store: &dyn ObjectStore) -> Result<Option<i64>, String> {
+    let listed: Vec<_> = store
+        .list(Some(&Path::from("_delta_log")))
+        .try_collect()
+        .await
+        .map_err(|e| format!("cannot list _delta_log: {e}"))?;
+    Ok(listed
+        .iter()
+        .filter_map(|m| {
+            m.location
+                .filename()?
+                .strip_suffix(".json")?
+                .parse::<i64>()
+                .ok()
+        })
+        .min())
+}
+
 /// Reads the newest `protocol` and `metaData` actions: from the newest JSON commits back to
 /// the newest checkpoint, then from that checkpoint. `Ok(None)` when there is no log.
 pub(crate) async fn log_state(store: &dyn ObjectStore) -> Result<Option<LogState>, String> {

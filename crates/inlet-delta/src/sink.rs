@@ -49,6 +49,15 @@ pub struct PipelineCommit {
     pub files: Option<Vec<BatchFile>>,
 }
 
+/// What a schema change does with a column the table already has under another type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnConflict {
+    /// Refuse the commit: the batch's data files hold the column in its own type.
+    Refuse,
+    /// Keep the table's type: the rows are cast to it before they are written.
+    KeepTable,
+}
+
 /// A Delta table inlet writes to (it may not exist until [`DeltaSink::create`]).
 pub struct DeltaSink {
     /// `None` while a local table directory does not exist yet: delta-rs cannot even build
@@ -160,6 +169,11 @@ impl DeltaSink {
                 .join(", "),
             reader_version: state.protocol.min_reader_version,
             writer_version: state.protocol.min_writer_version,
+            who: if ProtocolState::any_reader_feature(missing.iter().map(|n| n.name)) {
+                "readers and writers"
+            } else {
+                "writers"
+            },
         }
     }
 
@@ -369,7 +383,10 @@ impl DeltaSink {
         };
         let mut actions: Vec<Action> = staged.into_adds().into_iter().map(Action::Add).collect();
         if let Some(schema) = new_schema {
-            actions.extend(self.schema_actions(schema)?);
+            actions.extend(
+                self.schema_actions(schema, OnConflict::Refuse)?
+                    .unwrap_or_default(),
+            );
         }
         let table = self.loaded()?;
         let snapshot = table.snapshot().map_err(commit_err)?;
@@ -393,37 +410,42 @@ impl DeltaSink {
     }
 
     /// The actions that give the loaded table the columns of `schema`: its `metaData` with
-    /// the table's columns plus those of `schema` it lacks, and, when that schema needs table
-    /// features the protocol lacks, the `protocol` action that adds them (the protocol guard:
-    /// a commit never leaves a table whose schema its protocol does not declare).
+    /// the table's columns as they are plus those of `schema` it lacks, and, when that schema
+    /// needs table features the protocol lacks, the `protocol` action that adds them (the
+    /// protocol guard: a commit never leaves a table whose schema its protocol does not
+    /// declare). `None` when the table has every column already.
     ///
     /// The table may have changed since the batch read it (another writer added columns): its
-    /// columns are kept, and a column `schema` shares with it must have the table's type, or
-    /// this refuses with [`SinkError::SchemaConflict`] before anything is committed, so a
-    /// commit never replaces the type of an existing column.
-    pub(crate) fn schema_actions(&self, schema: &Schema) -> Result<Vec<Action>, SinkError> {
+    /// columns are kept. With [`OnConflict::Refuse`] (appends, whose data files hold the
+    /// batch's types), a column `schema` shares with the table under another Delta type
+    /// refuses with [`SinkError::SchemaConflict`] before anything is committed, so a commit
+    /// never replaces the type of an existing column; with [`OnConflict::KeepTable`] (MERGE,
+    /// which casts its rows to the table's types) the table's type stays.
+    pub(crate) fn schema_actions(
+        &self,
+        schema: &Schema,
+        on_conflict: OnConflict,
+    ) -> Result<Option<Vec<Action>>, SinkError> {
         let table = self.loaded()?;
         let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
-        let current: Schema = snapshot
-            .schema()
-            .as_ref()
-            .try_into_arrow()
-            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
-        let merged = crate::reconcile::widen_table_schema(&current, schema).map_err(|c| {
-            SinkError::SchemaConflict {
+        let current = snapshot.schema();
+        let (merged, conflicts) = crate::reconcile::widen_table_schema(&current, schema)
+            .map_err(|e| self.schema_err(e.to_string()))?;
+        if let (OnConflict::Refuse, Some(c)) = (on_conflict, conflicts.into_iter().next()) {
+            return Err(SinkError::SchemaConflict {
                 url: self.url.to_string(),
                 column: c.column,
                 table_type: c.table_type,
                 batch_type: c.batch_type,
-            }
-        })?;
-        let kernel: StructType = (&merged)
-            .try_into_kernel()
-            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
+            });
+        }
+        if merged.fields().count() == current.fields().count() {
+            return Ok(None);
+        }
         let mut actions = Vec::new();
         if let Some(protocol) = self.protocol_upgrade(
             snapshot.protocol(),
-            &kernel,
+            &merged,
             snapshot.metadata().configuration(),
         )? {
             actions.push(Action::Protocol(protocol));
@@ -431,10 +453,10 @@ impl DeltaSink {
         let metadata = snapshot
             .metadata()
             .clone()
-            .with_schema(&kernel)
+            .with_schema(&merged)
             .map_err(|e| self.schema_err(e.to_string()))?;
         actions.push(Action::Metadata(metadata));
-        Ok(actions)
+        Ok(Some(actions))
     }
 
     /// The protocol a table with `schema` and `properties` needs, when `current` lacks one of
@@ -471,16 +493,11 @@ impl DeltaSink {
     /// version before the MERGE's rows. The commit carries no `txn`, so exactly-once is
     /// untouched: a crash after it leaves the columns, and the replayed MERGE finds them.
     pub async fn add_columns(&mut self, schema: &Schema) -> Result<Option<i64>, SinkError> {
-        let actions = self.schema_actions(schema)?;
+        let Some(actions) = self.schema_actions(schema, OnConflict::KeepTable)? else {
+            return Ok(None);
+        };
         let table = self.loaded()?;
         let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
-        let unchanged = actions.iter().all(|a| match a {
-            Action::Metadata(m) => m.schema_string() == snapshot.metadata().schema_string(),
-            _ => false,
-        });
-        if unchanged {
-            return Ok(None);
-        }
         let added: Vec<_> = actions
             .iter()
             .find_map(|a| match a {
@@ -538,8 +555,13 @@ impl DeltaSink {
         &mut self,
         app_id: &str,
     ) -> Result<(Vec<PipelineCommit>, i64), SinkError> {
-        let (mut commits, oldest) = self.commits_and_oldest(app_id, None).await?;
+        let mut commits = self.commits_of(app_id, None).await?;
         commits.reverse();
+        let store = self.loaded()?.object_store();
+        let oldest = crate::repair::oldest_commit(store.as_ref())
+            .await
+            .map_err(|detail| self.schema_err(detail))?
+            .unwrap_or(0);
         Ok((commits, oldest))
     }
 
@@ -589,18 +611,9 @@ impl DeltaSink {
         app_id: &str,
         depth: Option<usize>,
     ) -> Result<Vec<PipelineCommit>, SinkError> {
-        Ok(self.commits_and_oldest(app_id, depth).await?.0)
-    }
-
-    /// [`Self::commits_of`], and the oldest version the history read reached.
-    async fn commits_and_oldest(
-        &mut self,
-        app_id: &str,
-        depth: Option<usize>,
-    ) -> Result<(Vec<PipelineCommit>, i64), SinkError> {
         self.refresh().await?;
         let Some(latest) = self.version() else {
-            return Ok((Vec::new(), 0));
+            return Ok(Vec::new());
         };
         let infos: Vec<_> =
             self.loaded()?
@@ -611,10 +624,8 @@ impl DeltaSink {
                     url: self.url.to_string(),
                     source,
                 })?;
-        // History comes newest first, one entry per version without gaps, down to the
-        // oldest commit the log still holds.
-        let oldest = latest + 1 - infos.len() as i64;
-        let commits = infos
+        // History comes newest first, one entry per version without gaps.
+        Ok(infos
             .iter()
             .enumerate()
             .filter(|(_, info)| {
@@ -631,8 +642,7 @@ impl DeltaSink {
                         .and_then(|v| serde_json::from_value(v.clone()).ok()),
                 })
             })
-            .collect();
-        Ok((commits, oldest))
+            .collect())
     }
 }
 
@@ -901,6 +911,52 @@ mod tests {
                 ("x".into(), DataType::Utf8),
                 ("y".into(), DataType::Boolean)
             ]
+        );
+    }
+
+    /// Two MERGE writers add one column with two types: the second's rows are cast to the
+    /// table's type (checked), and the table's type never changes.
+    #[tokio::test]
+    async fn a_merge_casts_to_a_column_another_writer_added() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let mut first = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        first.create(&schema(), &[]).await.expect("create");
+        let mut second = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        commit_with(
+            &mut first,
+            "first",
+            1,
+            &with_field(Field::new("x", DataType::Utf8, true)),
+        )
+        .await
+        .expect("first commit");
+        let ints = with_field(Field::new("x", DataType::Int64, true));
+        let rows = RecordBatch::try_new(
+            ints.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![7])),
+                Arc::new(StringArray::from(vec!["n7"])),
+                Arc::new(Int64Array::from(vec![42])),
+            ],
+        )
+        .expect("batch");
+        let spec = crate::MergeSpec {
+            keys: vec!["id".into()],
+            sequence_by: "id".into(),
+            delete_when: None,
+        };
+        second
+            .merge_batch("second", 1, vec![rows], &spec)
+            .await
+            .expect("merge");
+        let reopened = DeltaSink::open(&url, &HashMap::new())
+            .await
+            .expect("reopen");
+        let arrow = reopened.arrow_schema().expect("schema").expect("exists");
+        assert_eq!(
+            arrow.field_with_name("x").expect("x").data_type(),
+            &DataType::Utf8
         );
     }
 }

@@ -170,7 +170,7 @@ impl TableWriter {
 /// an empty partition value as null, so an empty string cannot be stored as a partition value:
 /// writing it as `""` made readers disagree (most read null, polars read ""). Written as null,
 /// every reader sees what the protocol says (`partitionValues: {"k": null}`, as Spark writes).
-pub(crate) fn empty_partition_values_to_null(
+pub fn empty_partition_values_to_null(
     batch: RecordBatch,
     partition_by: &[String],
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
