@@ -7,7 +7,7 @@ use inlet_schema::{Conformer, EvolutionMode, JsonInference};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::clean::Shape;
+use crate::shape::Shape;
 use crate::{partition, DecodeOptions, FormatError, BATCH_ROWS};
 
 /// A line that did not become a row, or a row whose values did not all fit anywhere.
@@ -103,7 +103,7 @@ pub(crate) struct Fitter<'a> {
     partition: Map<String, Value>,
     /// Bytes before the text the offsets count from (a byte-order mark).
     pub base_offset: usize,
-    /// JSON records that fit as written skip the fitting (see `clean.rs`); `None` when
+    /// JSON records that fit as written skip the fitting (see `shape.rs`); `None` when
     /// records are changed on the way (partition values) or not JSON.
     fast: Option<Shape>,
     decoder: Option<arrow::json::reader::Decoder>,

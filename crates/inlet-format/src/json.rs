@@ -40,7 +40,7 @@ pub(crate) type Settled<'a> = &'a mut dyn FnMut(&str, bool) -> bool;
 
 /// Every record of `text` (up to `max_records`), for inference: the records decoding makes
 /// rows of (what does not parse is skipped, as decoding reports it). With `settled`, a JSON
-/// record that fits the inference so far as written (see `clean.rs`) is only counted: it
+/// record that fits the inference so far as written (see `shape.rs`) is only counted: it
 /// cannot change the result.
 pub(crate) fn sample(
     text: &str,

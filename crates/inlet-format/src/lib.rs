@@ -2,7 +2,6 @@
 //! JSON lines, CSV, text and DynamoDB records through one record-fitting path; Parquet by
 //! casting its columns. Each format also feeds the schema sample the first batch infers from.
 
-mod clean;
 mod compression;
 mod csv;
 mod dynamodb;
@@ -12,11 +11,11 @@ mod json;
 mod parquet;
 mod partition;
 mod sample;
+mod shape;
 #[cfg(test)]
 mod testing;
 mod text;
 
-pub use clean::fits_within;
 pub use compression::{decompress, Compression};
 pub use csv::CsvOptions;
 pub use dynamodb::{NumberMode, SEQ_WIDTH};
@@ -24,6 +23,7 @@ pub use error::FormatError;
 pub use fit::{BadRecord, Decoded, RAW_LIMIT};
 pub use partition::partition_values;
 pub use sample::SchemaSample;
+pub use shape::fits_within;
 
 use arrow::datatypes::{Field, SchemaRef};
 use bytes::Bytes;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use inlet_schema::{same_column_name, JsonInference};
 use serde_json::Value;
 
-use crate::clean::Shape;
+use crate::shape::Shape;
 use crate::{csv, json, parquet, partition, text, DecodeOptions, Format, FormatError};
 
 /// Accumulates sampled files; `schema()` is what the table starts with.
