@@ -5,7 +5,7 @@ use std::io::Read;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::FormatError;
+use crate::error::FormatError;
 
 /// How files are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -2,70 +2,15 @@
 //! lines, a null marker; a row with the wrong number of fields becomes a bad record.
 
 use arrow::datatypes::SchemaRef;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::fit::{typed_text, Fitter, Origin};
+use crate::fit::{Fitter, Origin};
+use crate::options::CsvOptions;
+use crate::typed_text::typed_text;
 
-/// `[source.csv]`: how a delimited file splits into fields.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CsvOptions {
-    /// The first line names the columns; without it columns are `_c0`, `_c1`, ...
-    pub header: bool,
-    /// One ASCII character between fields.
-    pub delimiter: String,
-    /// One ASCII character around fields holding delimiters, quotes or newlines.
-    pub quote: String,
-    /// One ASCII character escaping a quote inside a quoted field; empty means a quote is
-    /// escaped by doubling it (`""`), as RFC 4180 says.
-    pub escape: String,
-    /// A field equal to this is null (the default: an empty field is null).
-    pub null_value: String,
-    /// Lines starting with this ASCII character are skipped; empty for none.
-    pub comment: String,
-}
-
-impl Default for CsvOptions {
-    fn default() -> Self {
-        Self {
-            header: true,
-            delimiter: ",".into(),
-            quote: "\"".into(),
-            escape: String::new(),
-            null_value: String::new(),
-            comment: String::new(),
-        }
-    }
-}
-
+/// Reading a file with these options (the options themselves, and their checks, are in
+/// `options.rs`).
 impl CsvOptions {
-    /// Checks every character option is one ASCII character (or empty where allowed):
-    /// `Err((key, reason))` names the first that is not.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (key, value, may_be_empty) in [
-            ("delimiter", &self.delimiter, false),
-            ("quote", &self.quote, false),
-            ("escape", &self.escape, true),
-            ("comment", &self.comment, true),
-        ] {
-            let ok = (value.is_empty() && may_be_empty)
-                || (value.len() == 1 && value.is_ascii() && value != "\n" && value != "\r");
-            if !ok {
-                let want = if may_be_empty {
-                    "one ASCII character, or empty"
-                } else {
-                    "one ASCII character"
-                };
-                return Err((key, format!("must be {want}")));
-            }
-        }
-        if self.delimiter == self.quote {
-            return Err(("quote", "must differ from delimiter".into()));
-        }
-        Ok(())
-    }
-
     fn reader<'d>(&self, text: &'d str) -> csv::Reader<&'d [u8]> {
         let byte = |s: &str| s.as_bytes().first().copied();
         let mut builder = csv::ReaderBuilder::new();

@@ -4,42 +4,13 @@
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use inlet_schema::{Conformer, EvolutionMode, JsonInference};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::decoded::{clip_raw, BadRecord, Decoded, BATCH_ROWS};
+use crate::error::FormatError;
+use crate::options::DecodeOptions;
+use crate::partition;
 use crate::shape::Shape;
-use crate::{partition, DecodeOptions, FormatError, BATCH_ROWS};
-
-/// A line that did not become a row, or a row whose values did not all fit anywhere.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BadRecord {
-    /// 1-based line in the decompressed file (for Parquet: the 1-based row).
-    pub line: u64,
-    /// Offset of the record's first byte in the decompressed file: the line's, or for JSON,
-    /// the bad value's (several records may share a line).
-    pub byte_offset: u64,
-    pub error: String,
-    /// The record as written (for JSON: the failing record, or the line from the first value
-    /// that does not parse), invalid UTF-8 replaced, cut at [`RAW_LIMIT`] bytes.
-    pub raw: String,
-}
-
-/// The result of decoding one file.
-#[derive(Debug)]
-pub enum Decoded {
-    /// Every record became a row, a bad record, or both (a row with rescued values when no
-    /// rescued data column is configured).
-    Rows {
-        batches: Vec<RecordBatch>,
-        rows: u64,
-        /// Rows with something in the rescued data column.
-        rescued_rows: u64,
-        bad_records: Vec<BadRecord>,
-    },
-    /// The file has top-level fields the schema lacks (modes `add_new_columns` and
-    /// `fail_on_new_columns` only): the columns they would add, typed. Nothing was decoded.
-    NewColumns(Vec<arrow::datatypes::Field>),
-}
 
 /// Where a record came from in its file, for bad records.
 #[derive(Debug, Clone, Copy)]
@@ -70,21 +41,6 @@ impl<'d> Origin<'d> {
             raw: clip_raw(self.raw),
         }
     }
-}
-
-/// A bad record keeps at most this much of its line; a 50 MB line is named, not copied.
-pub const RAW_LIMIT: usize = 64 * 1024;
-
-/// `raw`, cut at [`RAW_LIMIT`] bytes (on a character boundary) with a note of its length.
-pub(crate) fn clip_raw(raw: &str) -> String {
-    if raw.len() <= RAW_LIMIT {
-        return raw.to_string();
-    }
-    let mut end = RAW_LIMIT;
-    while !raw.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &raw[..end], raw.len())
 }
 
 /// Rows of fitted records buffered before they go to the decoder at once.
@@ -318,65 +274,4 @@ impl<'a> Fitter<'a> {
             bad_records: self.bad_records,
         })
     }
-}
-
-/// Rows already fitted to `schema` into record batches through arrow-json.
-pub(crate) fn to_batches(
-    schema: SchemaRef,
-    rows: &[Map<String, Value>],
-) -> Result<Vec<RecordBatch>, String> {
-    let mut decoder = arrow::json::ReaderBuilder::new(schema)
-        .with_batch_size(BATCH_ROWS)
-        .build_decoder()
-        .map_err(|e| e.to_string())?;
-    let mut batches = Vec::with_capacity(rows.len() / BATCH_ROWS + 1);
-    for chunk in rows.chunks(BATCH_ROWS) {
-        decoder.serialize(chunk).map_err(|e| e.to_string())?;
-        if let Some(batch) = decoder.flush().map_err(|e| e.to_string())? {
-            batches.push(batch);
-        }
-    }
-    Ok(batches)
-}
-
-/// A field's text as the JSON value its column takes: numbers and booleans parsed for
-/// numeric and boolean columns, and, for a column not in the schema yet, by inference when
-/// `infer` (a value that parses as nothing else stays text, and fails to fit if it must).
-pub(crate) fn typed_text(
-    text: &str,
-    column: Option<&arrow::datatypes::DataType>,
-    infer: bool,
-) -> Value {
-    use arrow::datatypes::DataType::*;
-    let as_int = || text.trim().parse::<i64>().ok().map(Value::from);
-    let as_float = || {
-        text.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-    };
-    let as_bool = || match text.trim().to_ascii_lowercase().as_str() {
-        "true" => Some(Value::Bool(true)),
-        "false" => Some(Value::Bool(false)),
-        _ => None,
-    };
-    let parsed = match column {
-        Some(Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64) => as_int(),
-        Some(Float32 | Float64) => as_float(),
-        Some(Boolean) => as_bool(),
-        Some(_) => None,
-        // Leading zeros (`007`, a zip code) are kept as text rather than inferred as numbers.
-        None if infer && !has_leading_zero(text.trim()) => {
-            as_int().or_else(as_float).or_else(as_bool)
-        }
-        None => None,
-    };
-    parsed.unwrap_or_else(|| Value::String(text.to_string()))
-}
-
-fn has_leading_zero(t: &str) -> bool {
-    let digits = t.strip_prefix(['-', '+']).unwrap_or(t).as_bytes();
-    digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit()
 }

@@ -9,8 +9,9 @@ use std::ops::Range;
 
 use serde_json::{Map, Value};
 
+use crate::dynamodb::{self, NumberMode};
 use crate::fit::{Fitter, Origin};
-use crate::{dynamodb, Format, NumberMode};
+use crate::options::Format;
 
 /// Feeds every record of `text` to `fitter`.
 pub(crate) fn feed(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitter<'_>) {

@@ -14,8 +14,10 @@ use inlet_schema::{same_column_name, EvolutionMode, JsonInference, FILE_PATH_KEY
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use serde_json::{Map, Value};
 
-use crate::fit::{to_batches, BadRecord, Decoded};
-use crate::{partition, DecodeOptions, FormatError, BATCH_ROWS};
+use crate::decoded::{BadRecord, Decoded, BATCH_ROWS};
+use crate::error::FormatError;
+use crate::options::DecodeOptions;
+use crate::partition;
 
 fn bad_file(path: &str, detail: impl std::fmt::Display) -> FormatError {
     FormatError::Decode {
@@ -277,6 +279,22 @@ fn json_rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, String> {
         return Ok(vec![Map::new(); batch.num_rows()]);
     }
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+/// Rows already fitted to `schema` into record batches through arrow-json.
+fn to_batches(schema: SchemaRef, rows: &[Map<String, Value>]) -> Result<Vec<RecordBatch>, String> {
+    let mut decoder = arrow::json::ReaderBuilder::new(schema)
+        .with_batch_size(BATCH_ROWS)
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    let mut batches = Vec::with_capacity(rows.len() / BATCH_ROWS + 1);
+    for chunk in rows.chunks(BATCH_ROWS) {
+        decoder.serialize(chunk).map_err(|e| e.to_string())?;
+        if let Some(batch) = decoder.flush().map_err(|e| e.to_string())? {
+            batches.push(batch);
+        }
+    }
+    Ok(batches)
 }
 
 /// Decodes a Parquet file into batches of `schema`.

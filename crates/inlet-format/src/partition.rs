@@ -4,7 +4,7 @@
 use arrow::datatypes::SchemaRef;
 use serde_json::{Map, Value};
 
-use crate::fit::typed_text;
+use crate::typed_text::typed_text;
 
 /// The value Hive and Spark write for a null partition value.
 const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";

@@ -6,8 +6,11 @@ use bytes::Bytes;
 use inlet_schema::{same_column_name, JsonInference};
 use serde_json::Value;
 
+use crate::decode::utf8_lines;
+use crate::error::FormatError;
+use crate::options::{DecodeOptions, Format};
 use crate::shape::Shape;
-use crate::{csv, json, parquet, partition, text, DecodeOptions, Format, FormatError};
+use crate::{csv, json, parquet, partition, text};
 
 /// Accumulates sampled files; `schema()` is what the table starts with.
 #[derive(Debug)]
@@ -100,7 +103,7 @@ impl SchemaSample {
                 // Lines that are not UTF-8 are blanked here (decoding reports them).
                 let (text, bad) = match std::str::from_utf8(data) {
                     Ok(text) => (std::borrow::Cow::Borrowed(text), Vec::new()),
-                    Err(_) => crate::utf8_lines(valid_prefix(data)),
+                    Err(_) => utf8_lines(valid_prefix(data)),
                 };
                 if !bad.is_empty() {
                     all_fit.set(false);

@@ -4,7 +4,9 @@
 use serde_json::{Map, Value};
 
 use crate::fit::{Fitter, Origin};
-use crate::TEXT_COLUMN;
+
+/// The column `text` files decode into.
+pub const TEXT_COLUMN: &str = "value";
 
 /// Each line with where it starts; the empty piece after a final newline is no line.
 fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
