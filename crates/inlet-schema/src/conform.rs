@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use arrow::datatypes::{DataType, Schema};
 use serde_json::{Map, Value};
 
-use crate::{json_text, same_column_name, temporal, EvolutionMode};
+use crate::column_name::same_column_name;
+use crate::evolution::EvolutionMode;
+use crate::{json_text, temporal};
 
 /// Key in the rescued JSON naming the file the row came from (as Auto Loader does).
 pub const FILE_PATH_KEY: &str = "_file_path";
@@ -80,14 +82,9 @@ impl Conformer {
             .is_some_and(|r| same_column_name(r, key))
     }
 
-    /// Fits `record` (from the file at `file_path`) to the columns.
-    pub fn conform(&self, record: Map<String, Value>, file_path: &str) -> Conformed {
-        self.conform_written(record, file_path, None)
-    }
-
-    /// `conform`, given the record's own JSON text (`source`, a JSON object as written): a
-    /// value that goes to the rescued data column, or into a string column as text, keeps
-    /// its numbers as written. serde_json reads an integer beyond i64/u64, or a fraction, as
+    /// Fits `record` (from the file at `file_path`) to the columns. Given the record's own
+    /// JSON text (`source`, a JSON object as written), a value that goes to the rescued data
+    /// column, or into a string column as text, keeps its numbers as written. serde_json reads an integer beyond i64/u64, or a fraction, as
     /// a double (`-9223372036854775809` would come back as `-9.223372036854776e+18`), so such
     /// values are taken from `source` instead. Only records with such a number pay for it.
     pub fn conform_written(
@@ -307,9 +304,10 @@ mod tests {
     #[test]
     fn wrong_types_case_variants_and_unknowns_are_rescued() {
         let c = Conformer::new(&schema(), Some("_rescued_data"), EvolutionMode::Rescue);
-        let out = c.conform(
+        let out = c.conform_written(
             obj(json!({"a": 1, "b": "x", "B": 2, "c": true, "s": {"n": 1}})),
             "s3://l/f.json",
+            None,
         );
         assert_eq!(out.rescued_keys.len(), 3);
         assert_eq!(out.row["a"], json!(1));
@@ -326,7 +324,7 @@ mod tests {
     #[test]
     fn none_mode_ignores_unknown_fields_but_rescues_wrong_types() {
         let c = Conformer::new(&schema(), Some("_rescued_data"), EvolutionMode::None);
-        let out = c.conform(obj(json!({"a": 1.5, "c": 1})), "f");
+        let out = c.conform_written(obj(json!({"a": 1.5, "c": 1})), "f", None);
         let rescued: Value =
             serde_json::from_str(out.row["_rescued_data"].as_str().expect("text")).expect("json");
         assert_eq!(rescued, json!({"a": 1.5, "_file_path": "f"}));
@@ -357,7 +355,7 @@ mod tests {
                 0,
                 "{mode:?}: no new column"
             );
-            let out = c.conform(record, "f");
+            let out = c.conform_written(record, "f", None);
             assert_eq!(out.row["a"], json!(1));
             let rescued: Value =
                 serde_json::from_str(out.row["_rescued_data"].as_str().expect("text"))
@@ -384,7 +382,7 @@ mod tests {
         );
         assert_eq!(out.row["s"], json!("123456789012345678901234567890"));
         // Without the text, the doubles serde_json read.
-        let out = c.conform(record, "f");
+        let out = c.conform_written(record, "f", None);
         assert_eq!(
             out.row["_rescued_data"],
             json!(

@@ -4,8 +4,8 @@
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
+use crate::column_name::same_column_name;
 use crate::hints::ddl_type;
-use crate::same_column_name;
 
 /// What happens when a file has columns the table does not (as Auto Loader's
 /// `cloudFiles.schemaEvolutionMode`, but evolving in flight).
@@ -121,38 +121,10 @@ pub fn with_rescued_column(schema: &Schema, rescued_column: Option<&str>) -> Sch
     }
 }
 
-/// `fields` with the types of those that are hinted (names matched case-insensitively, by
-/// `same_column_name`) replaced by the hints'.
-pub fn hinted_types<'a>(
-    fields: impl IntoIterator<Item = &'a Field>,
-    hints: &[Field],
-) -> Vec<Field> {
-    fields
-        .into_iter()
-        .map(
-            |f| match hints.iter().find(|h| same_column_name(h.name(), f.name())) {
-                Some(h) => Field::new(f.name(), h.data_type().clone(), true),
-                None => f.clone(),
-            },
-        )
-        .collect()
-}
-
-/// `schema` with the hinted columns' types replaced by the hints' (and hinted columns that
-/// were not seen appended, so a hinted column exists from the start).
-pub fn apply_hints(schema: &Schema, hints: &[Field]) -> Schema {
-    let mut fields = hinted_types(schema.fields().iter().map(|f| f.as_ref()), hints);
-    for h in hints {
-        if !fields.iter().any(|f| same_column_name(f.name(), h.name())) {
-            fields.push(h.clone());
-        }
-    }
-    Schema::new(fields)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hints::apply_hints;
 
     #[test]
     fn diff_names_added_removed_and_changed() {

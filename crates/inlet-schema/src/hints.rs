@@ -1,11 +1,12 @@
 //! Schema hints: a small DDL (`id BIGINT, at TIMESTAMP, loc STRUCT<lat: DOUBLE, lon: DOUBLE>`)
-//! parsed into Arrow fields that override inferred types.
+//! parsed into Arrow fields, and applied over inferred types; types back as that DDL.
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 
-use crate::{same_column_name, SchemaError};
+use crate::column_name::same_column_name;
+use crate::error::SchemaError;
 
 /// Parses `hints` into fields, in the order written.
 pub fn parse_hints(hints: &str) -> Result<Vec<Field>, SchemaError> {
@@ -31,6 +32,35 @@ pub fn parse_hints(hints: &str) -> Result<Vec<Field>, SchemaError> {
         }
         p.expect(',')?;
     }
+}
+
+/// `fields` with the types of those that are hinted (names matched case-insensitively, by
+/// `same_column_name`) replaced by the hints'.
+pub fn hinted_types<'a>(
+    fields: impl IntoIterator<Item = &'a Field>,
+    hints: &[Field],
+) -> Vec<Field> {
+    fields
+        .into_iter()
+        .map(
+            |f| match hints.iter().find(|h| same_column_name(h.name(), f.name())) {
+                Some(h) => Field::new(f.name(), h.data_type().clone(), true),
+                None => f.clone(),
+            },
+        )
+        .collect()
+}
+
+/// `schema` with the hinted columns' types replaced by the hints' (and hinted columns that
+/// were not seen appended, so a hinted column exists from the start).
+pub fn apply_hints(schema: &Schema, hints: &[Field]) -> Schema {
+    let mut fields = hinted_types(schema.fields().iter().map(|f| f.as_ref()), hints);
+    for h in hints {
+        if !fields.iter().any(|f| same_column_name(f.name(), h.name())) {
+            fields.push(h.clone());
+        }
+    }
+    Schema::new(fields)
 }
 
 /// The DDL name of a type, as `inlet schema show` prints it.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Fields, Schema};
 use serde_json::Value;
 
-use crate::same_column_name;
+use crate::column_name::same_column_name;
 
 /// The most struct and list levels a column may have (its own value is level 1). An object
 /// or array deeper than this is inferred as STRING and decoded as its JSON text.
@@ -162,7 +162,10 @@ impl JsonInference {
         let Value::Object(map) = value else {
             return;
         };
-        for (key, v) in map.iter().filter(|(k, _)| crate::is_valid_column_name(k)) {
+        for (key, v) in map
+            .iter()
+            .filter(|(k, _)| crate::column_name::is_valid_column_name(k))
+        {
             self.add_column(key, Inferred::of(v, MAX_NESTING));
         }
         self.records += 1;

@@ -1,72 +1,21 @@
 //! Schemas of landing-zone data: inference from a bounded sample with widening, hints,
 //! evolution modes, schema differences, and fitting records to columns with rescue.
 
+mod column_name;
 mod conform;
 mod error;
 mod evolution;
 mod hints;
 mod infer;
 mod json_text;
+mod stored;
 mod temporal;
 
+pub use column_name::{column_names, is_valid_column_name, same_column_name};
 pub use conform::{fits, Conformed, Conformer, FILE_PATH_KEY};
 pub use error::SchemaError;
-pub use evolution::{
-    apply_hints, diff, hinted_types, with_columns, with_rescued_column, EvolutionMode, SchemaDiff,
-};
-pub use hints::{ddl_type, parse_hints};
+pub use evolution::{diff, with_columns, with_rescued_column, EvolutionMode, SchemaDiff};
+pub use hints::{apply_hints, ddl_type, hinted_types, parse_hints};
 pub use infer::{JsonInference, MAX_NESTING};
 pub use json_text::{compact, field, field_text, members, Member};
-
-use arrow::datatypes::Schema;
-
-/// Whether Delta can hold a column of this name without column mapping: not empty, and
-/// none of ` ,;{}()\n\t=`. Other names are rescued instead of added.
-pub fn is_valid_column_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| " ,;{}()\n\t=".contains(c))
-}
-
-/// Whether two column names are one column to Delta, which compares names case-insensitively
-/// by Unicode lowercase (`str::to_lowercase`, as the Delta kernel's "Duplicate field name
-/// (case-insensitive)" check does): `Äx` and `äx` are one column, as are `Qq` and `qQ`.
-pub fn same_column_name(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        return a.eq_ignore_ascii_case(b);
-    }
-    a == b || a.to_lowercase() == b.to_lowercase()
-}
-
-/// The schema's column names, comma-separated, as messages and `validate` list them.
-pub fn column_names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The schema as JSON text, the form the checkpoint stores.
-pub fn to_json(schema: &Schema) -> String {
-    serde_json::to_string(schema).unwrap_or_else(|_| "{}".into())
-}
-
-/// A schema from the checkpoint's JSON text.
-pub fn from_json(text: &str) -> Result<Schema, SchemaError> {
-    serde_json::from_str(text).map_err(|e| SchemaError::Stored(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn column_names_compare_by_unicode_lowercase() {
-        assert!(same_column_name("Qq", "qQ"));
-        assert!(same_column_name("Äx", "äx"));
-        // The Kelvin sign lowercases to an ASCII k.
-        assert!(same_column_name("\u{212a}m", "km"));
-        assert!(!same_column_name("a", "b"));
-        assert!(!same_column_name("ß", "ss"));
-    }
-}
+pub use stored::{from_json, to_json};
