@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::unreadable::Unreadable;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     #[error("source url '{}' is not supported: {reason}", escape_controls(.url))]
@@ -45,10 +47,10 @@ pub enum DiscoverError {
     #[error("SQS queue {url}: {reason}")]
     Queue { url: String, reason: String },
 
-    /// A listed file that cannot be read, for `reason` (one of [`UNADDRESSABLE`],
-    /// [`CONTROL_CHARACTER`], [`SYMLINK_LOOP`]): the pipeline records it as skipped with it.
+    /// A found file that cannot be read, for `reason`: the pipeline records it as skipped
+    /// with [`Unreadable::reason`].
     #[error("source file {} cannot be read: {reason}", escape_controls(.url))]
-    Unaddressable { url: String, reason: &'static str },
+    Unaddressable { url: String, reason: Unreadable },
 
     #[error("source file {} no longer exists", escape_controls(.url))]
     NotFound { url: String },
@@ -77,17 +79,6 @@ pub enum DiscoverError {
         source: object_store::Error,
     },
 }
-
-/// Why a key with a `.`, `..` or empty path segment is skipped.
-pub const UNADDRESSABLE: &str = "its S3 key has a '.', '..' or empty path segment, which inlet's object store client cannot address; copy the object to a key without such segments and inlet takes the copy";
-
-/// Why a file whose path holds an ASCII control character (tab, line feed, carriage
-/// return...) is skipped: object_store refuses such paths, on S3 and on local disks alike.
-pub const CONTROL_CHARACTER: &str = "its path has a control character (a tab, line feed, carriage return or the like), which inlet's object store client cannot address; rename the file (on S3: copy the object) to a name without control characters and inlet takes it under the new name";
-
-/// Why a symbolic link loop in a local source is skipped: a link to a directory that
-/// contains it, or links that point at each other.
-pub const SYMLINK_LOOP: &str = "it is a symbolic link loop (a link to a directory that contains it, or links that point at each other), which inlet does not follow; files reachable without the link are taken under those paths";
 
 /// The object_store name of the local file system in its `Generic` errors.
 const LOCAL_STORE: &str = "LocalFileSystem";
@@ -168,15 +159,6 @@ fn local_list_advice(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// The reason a key object_store cannot parse is skipped for.
-pub(crate) fn unaddressable_reason(raw_key: &str) -> &'static str {
-    if raw_key.chars().any(|c| c.is_ascii_control()) {
-        CONTROL_CHARACTER
-    } else {
-        UNADDRESSABLE
-    }
-}
-
 /// An error's text with control characters escaped: object_store's name the path too.
 fn shown(e: &dyn std::fmt::Display) -> String {
     escape_controls(&e.to_string()).into_owned()
@@ -203,6 +185,7 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::unreadable::{CONTROL_CHARACTER, UNADDRESSABLE};
 
     fn local(kind: std::io::ErrorKind) -> object_store::Error {
         // The shape of object_store's local errors: a private error wrapping the I/O one.
@@ -309,13 +292,16 @@ mod tests {
         let url = "file:///landing/bad\r\nname.json".to_string();
         let err = DiscoverError::Unaddressable {
             url: url.clone(),
-            reason: unaddressable_reason(&url),
+            reason: Unreadable::of_key(&url),
         };
         assert_eq!(
             err.to_string(),
             format!("source file file:///landing/bad\\r\\nname.json cannot be read: {CONTROL_CHARACTER}")
         );
-        assert_eq!(unaddressable_reason("landing/../a.json"), UNADDRESSABLE);
+        assert_eq!(
+            Unreadable::of_key("landing/../a.json").reason(),
+            UNADDRESSABLE
+        );
         // object_store's own text names the path too.
         let bad = object_store::path::Path::parse("landing/a\tb.json").expect_err("a tab");
         let list = DiscoverError::List {

@@ -3,18 +3,21 @@
 
 mod error;
 mod event;
+mod key_filter;
 mod listing;
 mod local_walk;
 mod notification;
 mod sqs;
 mod store;
+mod unreadable;
 
-pub use error::{escape_controls, DiscoverError, CONTROL_CHARACTER, SYMLINK_LOOP, UNADDRESSABLE};
+pub use error::{escape_controls, DiscoverError};
 pub use event::FileEvent;
 pub use listing::{ListingDiscoverer, ListingOptions};
 pub use notification::{parse_notification, Notification, NotificationParseError, ObjectCreated};
 pub use sqs::{NotificationDiscoverer, NotificationOptions};
 pub use store::SourceStore;
+pub use unreadable::{Unreadable, CONTROL_CHARACTER, SYMLINK_LOOP, UNADDRESSABLE};
 
 use std::time::Duration;
 

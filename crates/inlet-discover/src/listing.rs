@@ -5,11 +5,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use globset::{Glob, GlobMatcher};
-use object_store::path::Path;
 
-use crate::store::{Listed, Unreadable};
-use crate::{escape_controls, Discover, DiscoverError, FileEvent, SourceStore, SYMLINK_LOOP};
+use crate::error::{escape_controls, DiscoverError};
+use crate::event::FileEvent;
+use crate::key_filter::KeyFilter;
+use crate::store::{Listed, SourceStore};
+use crate::unreadable::Unreadable;
+use crate::Discover;
 
 /// What a listing keeps.
 #[derive(Debug, Clone, Default)]
@@ -58,10 +60,10 @@ impl ListingDiscoverer {
                     .is_none_or(|after| event.last_modified_ms >= after);
             match unreadable {
                 None => {}
-                Some(Unreadable::SymlinkLoop) => self.warn(&event.path, SYMLINK_LOOP, keeps),
-                Some(Unreadable::Name(reason)) if keeps => self.warn(&event.path, reason, true),
-                Some(Unreadable::Name(reason)) => {
-                    tracing::debug!(file = %escape_controls(&event.path), reason, "unreadable name left out by path_glob or age");
+                Some(reason @ Unreadable::SymlinkLoop) => self.warn(&event.path, reason, keeps),
+                Some(reason) if keeps => self.warn(&event.path, reason, true),
+                Some(reason) => {
+                    tracing::debug!(file = %escape_controls(&event.path), reason = reason.reason(), "unreadable name left out by path_glob or age");
                 }
             }
             if keeps {
@@ -71,54 +73,15 @@ impl ListingDiscoverer {
         taken
     }
 
-    fn warn(&mut self, url: &str, reason: &'static str, recorded: bool) {
+    fn warn(&mut self, url: &str, reason: Unreadable, recorded: bool) {
         let file = escape_controls(url);
+        let reason = reason.reason();
         if !self.warned.insert(url.to_string()) {
             tracing::debug!(%file, reason, "source file cannot be read (warned before)");
         } else if recorded {
             tracing::warn!(%file, reason, "source file cannot be read: it will be recorded as skipped");
         } else {
             tracing::warn!(%file, reason, "source path cannot be read: left out");
-        }
-    }
-}
-
-/// Which keys are source files, whoever found them: under the prefix, not hidden, and
-/// matching the glob if one is set.
-#[derive(Debug, Clone)]
-pub(crate) struct KeyFilter {
-    prefix: Path,
-    glob: Option<GlobMatcher>,
-}
-
-impl KeyFilter {
-    pub(crate) fn new(prefix: Path, path_glob: Option<String>) -> Result<Self, DiscoverError> {
-        let glob = path_glob
-            .map(|g| {
-                Glob::new(&g)
-                    .map(|glob| glob.compile_matcher())
-                    .map_err(|source| DiscoverError::BadGlob { glob: g, source })
-            })
-            .transpose()?;
-        Ok(Self { prefix, glob })
-    }
-
-    /// True when the key is taken.
-    pub(crate) fn keeps(&self, key: &Path) -> bool {
-        let Some(parts) = key.prefix_match(&self.prefix) else {
-            return false;
-        };
-        let relative = parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>();
-        let Some(name) = relative.last() else {
-            return false;
-        };
-        // Like Spark and Auto Loader: `_SUCCESS`, `.tmp` files and the like are not data.
-        if name.starts_with('.') || name.starts_with('_') {
-            return false;
-        }
-        match &self.glob {
-            None => true,
-            Some(glob) => glob.is_match(relative.join("/")),
         }
     }
 }
@@ -142,7 +105,8 @@ impl Discover for ListingDiscoverer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CONTROL_CHARACTER;
+    use crate::unreadable::{CONTROL_CHARACTER, SYMLINK_LOOP};
+    use object_store::path::Path;
     use std::collections::HashMap;
 
     #[tokio::test]
@@ -237,7 +201,7 @@ mod tests {
                         !message.chars().any(char::is_control),
                         "control characters are escaped in messages: {message:?}"
                     );
-                    skipped.push((name.clone(), reason));
+                    skipped.push((name.clone(), reason.reason()));
                 }
                 Err(e) => panic!("{name:?}: {e}"),
             }

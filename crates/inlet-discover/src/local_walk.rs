@@ -181,7 +181,7 @@ fn gone(e: &std::io::Error) -> bool {
 
 /// A path for a log line, control characters escaped.
 pub(crate) fn shown(path: &Path) -> String {
-    crate::escape_controls(&path.to_string_lossy()).into_owned()
+    crate::error::escape_controls(&path.to_string_lossy()).into_owned()
 }
 
 #[cfg(unix)]

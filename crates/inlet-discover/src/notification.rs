@@ -30,10 +30,47 @@ pub enum Notification {
     TestEvent,
 }
 
-/// Why a message body is not a notification inlet understands.
+/// Why a message body is not a notification inlet understands. Such a message is left on
+/// the queue for its redrive policy; `detail` is serde_json's own account of the fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NotificationParseError(pub String);
+pub enum NotificationParseError {
+    #[error("not JSON: {detail}")]
+    NotJson { detail: String },
+
+    #[error("not a JSON object")]
+    NotAnObject,
+
+    #[error("SNS notification without a Message string")]
+    SnsWithoutMessage,
+
+    #[error("SNS envelope inside an SNS envelope")]
+    NestedSnsEnvelope,
+
+    #[error("SNS Message is not JSON: {detail}")]
+    SnsMessageNotJson { detail: String },
+
+    #[error("Records is not a list")]
+    RecordsNotAList,
+
+    /// A record without `s3.bucket.name` or `s3.object.key`, or with a field of the wrong
+    /// type.
+    #[error("a record is not an S3 event record: {detail}")]
+    NotAnS3Record { detail: String },
+
+    #[error("EventBridge event without detail")]
+    EventBridgeWithoutDetail,
+
+    /// An EventBridge `detail` without `bucket.name` or `object.key`.
+    #[error("EventBridge detail is not an S3 object event: {detail}")]
+    NotAnS3ObjectEvent { detail: String },
+
+    #[error("neither an S3 event (Records), an SNS envelope, nor an EventBridge S3 event")]
+    UnknownShape,
+
+    /// The object key, as the event wrote it, does not percent-decode to UTF-8.
+    #[error("object key '{key}' is not UTF-8 once decoded")]
+    KeyNotUtf8 { key: String },
+}
 
 #[derive(Deserialize)]
 struct S3Record {
@@ -66,15 +103,15 @@ struct S3Object {
 
 /// Parses one SQS message body.
 pub fn parse_notification(body: &str) -> Result<Notification, NotificationParseError> {
-    let value: Value =
-        serde_json::from_str(body).map_err(|e| NotificationParseError(format!("not JSON: {e}")))?;
+    let value: Value = serde_json::from_str(body).map_err(|e| NotificationParseError::NotJson {
+        detail: e.to_string(),
+    })?;
     parse_value(&value, 0)
 }
 
 fn parse_value(value: &Value, depth: u8) -> Result<Notification, NotificationParseError> {
-    let bad = |what: &str| Err(NotificationParseError(what.to_string()));
     let Some(obj) = value.as_object() else {
-        return bad("not a JSON object");
+        return Err(NotificationParseError::NotAnObject);
     };
     if obj.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         return Ok(Notification::TestEvent);
@@ -82,23 +119,27 @@ fn parse_value(value: &Value, depth: u8) -> Result<Notification, NotificationPar
     // SNS envelope: the S3 event is a JSON string in `Message`.
     if obj.get("Type").and_then(Value::as_str) == Some("Notification") {
         let Some(inner) = obj.get("Message").and_then(Value::as_str) else {
-            return bad("SNS notification without a Message string");
+            return Err(NotificationParseError::SnsWithoutMessage);
         };
         if depth > 0 {
-            return bad("SNS envelope inside an SNS envelope");
+            return Err(NotificationParseError::NestedSnsEnvelope);
         }
-        let inner: Value = serde_json::from_str(inner)
-            .map_err(|e| NotificationParseError(format!("SNS Message is not JSON: {e}")))?;
+        let inner: Value =
+            serde_json::from_str(inner).map_err(|e| NotificationParseError::SnsMessageNotJson {
+                detail: e.to_string(),
+            })?;
         return parse_value(&inner, depth + 1);
     }
     if let Some(records) = obj.get("Records") {
         let records: Vec<Value> = serde_json::from_value(records.clone())
-            .map_err(|_| NotificationParseError("Records is not a list".into()))?;
+            .map_err(|_| NotificationParseError::RecordsNotAList)?;
         let mut objects = Vec::new();
         let mut ignored = 0;
         for record in records {
             let record: S3Record = serde_json::from_value(record).map_err(|e| {
-                NotificationParseError(format!("a record is not an S3 event record: {e}"))
+                NotificationParseError::NotAnS3Record {
+                    detail: e.to_string(),
+                }
             })?;
             if !record.event_name.starts_with("ObjectCreated:") {
                 ignored += 1;
@@ -123,10 +164,12 @@ fn parse_value(value: &Value, depth: u8) -> Result<Notification, NotificationPar
             });
         }
         let Some(detail) = obj.get("detail") else {
-            return bad("EventBridge event without detail");
+            return Err(NotificationParseError::EventBridgeWithoutDetail);
         };
         let entity: S3Entity = serde_json::from_value(detail.clone()).map_err(|e| {
-            NotificationParseError(format!("EventBridge detail is not an S3 object event: {e}"))
+            NotificationParseError::NotAnS3ObjectEvent {
+                detail: e.to_string(),
+            }
         })?;
         return Ok(Notification::Created {
             objects: vec![ObjectCreated {
@@ -143,7 +186,7 @@ fn parse_value(value: &Value, depth: u8) -> Result<Notification, NotificationPar
             ignored: 0,
         });
     }
-    bad("neither an S3 event (Records), an SNS envelope, nor an EventBridge S3 event")
+    Err(NotificationParseError::UnknownShape)
 }
 
 /// Undoes S3's key encoding in notifications: form encoding, `+` for a space.
@@ -152,8 +195,8 @@ fn decode_key(raw: &str) -> Result<String, NotificationParseError> {
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
         .map(|k| k.into_owned())
-        .map_err(|_| {
-            NotificationParseError(format!("object key '{raw}' is not UTF-8 once decoded"))
+        .map_err(|_| NotificationParseError::KeyNotUtf8 {
+            key: raw.to_string(),
         })
 }
 
@@ -257,12 +300,61 @@ mod tests {
     fn garbage_is_an_error_naming_what_is_wrong() {
         assert!(parse_notification("hello")
             .expect_err("text")
-            .0
+            .to_string()
             .starts_with("not JSON"));
         let err = parse_notification(r#"{"foo": 1}"#).expect_err("other");
-        assert!(err.0.contains("neither an S3 event"), "{err}");
+        assert!(err.to_string().contains("neither an S3 event"), "{err}");
         let err = parse_notification(r#"{"Records": [{"eventName": "ObjectCreated:Put"}]}"#)
             .expect_err("no s3");
-        assert!(err.0.contains("not an S3 event record"), "{err}");
+        assert!(err.to_string().contains("not an S3 event record"), "{err}");
+    }
+
+    #[test]
+    fn each_fault_is_its_own_variant() {
+        let err = |body: &str| parse_notification(body).expect_err(body);
+        assert!(matches!(
+            err("hello"),
+            NotificationParseError::NotJson { .. }
+        ));
+        assert_eq!(err("[1]"), NotificationParseError::NotAnObject);
+        assert_eq!(
+            err(r#"{"Type": "Notification"}"#),
+            NotificationParseError::SnsWithoutMessage
+        );
+        let inner = serde_json::json!({"Type": "Notification", "Message": "{}"}).to_string();
+        let twice = serde_json::json!({"Type": "Notification", "Message": inner}).to_string();
+        assert_eq!(err(&twice), NotificationParseError::NestedSnsEnvelope);
+        assert!(matches!(
+            err(r#"{"Type": "Notification", "Message": "nope"}"#),
+            NotificationParseError::SnsMessageNotJson { .. }
+        ));
+        assert_eq!(
+            err(r#"{"Records": 5}"#),
+            NotificationParseError::RecordsNotAList
+        );
+        assert!(matches!(
+            err(r#"{"Records": [{"eventName": "ObjectCreated:Put"}]}"#),
+            NotificationParseError::NotAnS3Record { .. }
+        ));
+        assert_eq!(
+            err(r#"{"source": "aws.s3", "detail-type": "Object Created"}"#),
+            NotificationParseError::EventBridgeWithoutDetail
+        );
+        assert!(matches!(
+            err(r#"{"source": "aws.s3", "detail-type": "Object Created", "detail": {}}"#),
+            NotificationParseError::NotAnS3ObjectEvent { .. }
+        ));
+        assert_eq!(err(r#"{"foo": 1}"#), NotificationParseError::UnknownShape);
+        let bad_key = err(&s3_event("a%FF.json", "ObjectCreated:Put"));
+        assert_eq!(
+            bad_key,
+            NotificationParseError::KeyNotUtf8 {
+                key: "a%FF.json".into()
+            }
+        );
+        assert_eq!(
+            bad_key.to_string(),
+            "object key 'a%FF.json' is not UTF-8 once decoded"
+        );
     }
 }

@@ -16,9 +16,12 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::listing::KeyFilter;
+use crate::error::{escape_controls, DiscoverError};
+use crate::event::FileEvent;
+use crate::key_filter::KeyFilter;
 use crate::notification::{parse_notification, Notification};
-use crate::{Discover, DiscoverError, FileEvent, SourceStore};
+use crate::store::SourceStore;
+use crate::Discover;
 
 /// How to reach the queue and what to take from it.
 #[derive(Debug, Clone, Default)]
@@ -251,9 +254,7 @@ impl Poller {
                 continue;
             };
             let body = message.body().unwrap_or_default();
-            let parsed = parse_notification(body)
-                .map_err(|e| e.0)
-                .and_then(|n| self.files_of(n));
+            let parsed = parse_notification(body).map(|n| self.files_of(n));
             match parsed {
                 Err(reason) => {
                     if self.unparsed.insert(id.to_string()) {
@@ -304,25 +305,25 @@ impl Poller {
 
     /// The files of this source a notification names; none for a test event or when every
     /// object is elsewhere (another bucket, outside the prefix, not matching the glob).
-    fn files_of(&self, notification: Notification) -> Result<Vec<FileEvent>, String> {
+    fn files_of(&self, notification: Notification) -> Vec<FileEvent> {
         let objects = match notification {
             Notification::TestEvent => {
                 info!(queue = %self.shared.queue_url, "s3:TestEvent received and deleted");
-                return Ok(Vec::new());
+                return Vec::new();
             }
             Notification::Created { objects, .. } => objects,
         };
         let mut files = Vec::new();
         for object in objects {
             if object.bucket != self.bucket {
-                debug!(bucket = %object.bucket, key = %crate::escape_controls(&object.key), "notification for another bucket ignored");
+                debug!(bucket = %object.bucket, key = %escape_controls(&object.key), "notification for another bucket ignored");
                 continue;
             }
             // A key object_store cannot address is still an event: reading it records it
             // as skipped, with the reason, instead of leaving the message on the queue.
             let (key, url) = self.store.event_key(&object.key);
             if !self.filter.keeps(&key) {
-                debug!(key = %crate::escape_controls(&object.key), "notification outside the source prefix or glob ignored");
+                debug!(key = %escape_controls(&object.key), "notification outside the source prefix or glob ignored");
                 continue;
             }
             files.push(FileEvent {
@@ -332,7 +333,7 @@ impl Poller {
                 last_modified_ms: object.event_time_ms,
             });
         }
-        Ok(files)
+        files
     }
 }
 
