@@ -4,7 +4,7 @@
 use serde_json::Value;
 use url::Url;
 
-use crate::Operation;
+use crate::operation::Operation;
 
 /// Privileges as Unity Catalog names them in its messages, in both spellings.
 const PRIVILEGES: &[(&str, &str)] = &[
@@ -21,8 +21,11 @@ const PRIVILEGES: &[(&str, &str)] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnityError {
-    #[error("{0}")]
-    Config(String),
+    #[error("unity.host '{host}' is not a URL: {detail}")]
+    BadHost { host: String, detail: String },
+
+    #[error("cannot build an HTTP client: {detail}")]
+    HttpClient { detail: String },
 
     #[error("Unity Catalog has no {what} ({detail}); check the name in sink.table (uc://catalog.schema.table){hint}")]
     NotFound {
@@ -88,7 +91,7 @@ impl UnityError {
                 detail,
             },
             403 => Self::PermissionDenied {
-                action: op_action(op),
+                action: op.action(),
                 what: what.to_string(),
                 privilege: named_privilege(&message)
                     .map(str::to_string)
@@ -132,16 +135,6 @@ impl UnityError {
     /// True when the catalog said the table does not exist (and not its catalog or schema).
     pub fn is_missing_table(&self) -> bool {
         matches!(self, Self::NotFound { what, .. } if what.starts_with("table "))
-    }
-}
-
-fn op_action(op: Operation) -> &'static str {
-    match op {
-        Operation::Lookup => "look up the table",
-        Operation::Credentials => "vend credentials to write the table",
-        Operation::PathCredentials => "vend credentials to create a table at the storage location",
-        Operation::Create => "register the table",
-        Operation::UpdateColumns => "update the table's columns",
     }
 }
 

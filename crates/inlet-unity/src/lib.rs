@@ -1,16 +1,20 @@
 //! Unity Catalog as the sink's directory: a three-part table name resolved to its storage
 //! location, temporary credentials to write it, and registration of the tables inlet creates.
 
+mod column;
 mod error;
+mod operation;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use url::Url;
 
+pub use column::Column;
 pub use error::UnityError;
+pub use operation::Operation;
 
 /// How inlet proves who it is to Unity Catalog.
 #[derive(Clone)]
@@ -55,101 +59,6 @@ impl std::fmt::Debug for TempCredentials {
             .field("access_key_id", &self.access_key_id)
             .field("expires_ms", &self.expires_ms)
             .finish_non_exhaustive()
-    }
-}
-
-/// A column as the catalog's create-table request takes it (Spark's type forms).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Column {
-    pub name: String,
-    pub type_text: String,
-    pub type_name: String,
-    /// Spark's StructField JSON, as text.
-    pub type_json: String,
-    pub nullable: bool,
-    pub position: usize,
-}
-
-impl Column {
-    /// A table's columns, in order, from its Spark StructField JSONs.
-    pub fn list_from_spark(fields: &[Value]) -> Vec<Self> {
-        fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Self::from_spark(i, f))
-            .collect()
-    }
-
-    /// The column at `position` from a Spark StructField JSON (`{name, type, nullable,
-    /// metadata}`, as Delta's schema writes it).
-    pub fn from_spark(position: usize, field: &Value) -> Self {
-        let ty = &field["type"];
-        Self {
-            name: field["name"].as_str().unwrap_or_default().to_string(),
-            type_text: type_text(ty),
-            type_name: type_name(ty),
-            type_json: field.to_string(),
-            nullable: field["nullable"].as_bool().unwrap_or(true),
-            position,
-        }
-    }
-}
-
-/// Spark SQL's text of a type: `bigint`, `decimal(10,2)`, `struct<a:bigint,b:array<string>>`.
-fn type_text(ty: &Value) -> String {
-    match ty {
-        Value::String(s) => match s.as_str() {
-            "long" => "bigint".into(),
-            "integer" => "int".into(),
-            "short" => "smallint".into(),
-            "byte" => "tinyint".into(),
-            other => other.to_string(),
-        },
-        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
-            Some("struct") => {
-                let fields: Vec<String> = o
-                    .get("fields")
-                    .and_then(Value::as_array)
-                    .map(|fs| {
-                        fs.iter()
-                            .map(|f| {
-                                format!(
-                                    "{}:{}",
-                                    f["name"].as_str().unwrap_or_default(),
-                                    type_text(&f["type"])
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                format!("struct<{}>", fields.join(","))
-            }
-            Some("array") => format!("array<{}>", type_text(&o["elementType"])),
-            Some("map") => format!(
-                "map<{},{}>",
-                type_text(&o["keyType"]),
-                type_text(&o["valueType"])
-            ),
-            _ => ty.to_string(),
-        },
-        _ => ty.to_string(),
-    }
-}
-
-/// Unity Catalog's `type_name` enum value for a type.
-fn type_name(ty: &Value) -> String {
-    match ty {
-        Value::String(s) => match s.as_str() {
-            "integer" => "INT".into(),
-            s if s.starts_with("decimal") => "DECIMAL".into(),
-            other => other.to_ascii_uppercase(),
-        },
-        Value::Object(o) => o
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("STRUCT")
-            .to_ascii_uppercase(),
-        _ => "STRING".into(),
     }
 }
 
@@ -200,38 +109,19 @@ impl std::fmt::Debug for UnityClient {
     }
 }
 
-/// What a request is for, so that errors name the privilege it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Lookup,
-    Credentials,
-    PathCredentials,
-    Create,
-    UpdateColumns,
-}
-
-impl Operation {
-    /// The privileges Unity Catalog checks for this operation.
-    pub fn privileges(self) -> &'static str {
-        match self {
-            Self::Lookup => "USE CATALOG on the catalog and USE SCHEMA on the schema",
-            Self::Credentials => "USE CATALOG, USE SCHEMA, EXTERNAL USE SCHEMA on the schema, and SELECT and MODIFY on the table",
-            Self::PathCredentials => "EXTERNAL USE LOCATION and CREATE EXTERNAL TABLE on the external location holding the path",
-            Self::Create => "USE CATALOG, USE SCHEMA, CREATE TABLE and EXTERNAL USE SCHEMA on the schema, and CREATE EXTERNAL TABLE and EXTERNAL USE LOCATION on the external location",
-            Self::UpdateColumns => "ownership of the table (or MANAGE on it)",
-        }
-    }
-}
-
 impl UnityClient {
     /// A client of the workspace at `host` (`https://<workspace>.cloud.databricks.com`).
     pub fn new(host: &str, auth: Auth) -> Result<Self, UnityError> {
-        let host = Url::parse(host)
-            .map_err(|e| UnityError::Config(format!("unity.host '{host}' is not a URL: {e}")))?;
+        let host = Url::parse(host).map_err(|e| UnityError::BadHost {
+            host: host.to_string(),
+            detail: e.to_string(),
+        })?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| UnityError::Config(format!("cannot build an HTTP client: {e}")))?;
+            .map_err(|e| UnityError::HttpClient {
+                detail: e.to_string(),
+            })?;
         Ok(Self {
             http,
             host,
@@ -493,31 +383,6 @@ mod tests {
         assert_eq!(n.full(), "main.sales.events");
         assert!(TableName::parse("main.events").is_none());
         assert!(TableName::parse("a..b").is_none());
-    }
-
-    #[test]
-    fn spark_fields_become_catalog_columns() {
-        let field = json!({"name": "nested", "nullable": true, "metadata": {}, "type": {"type": "struct", "fields": [
-            {"name": "k", "type": "string", "nullable": true, "metadata": {}},
-            {"name": "n", "type": {"type": "array", "elementType": "long", "containsNull": true}, "nullable": true, "metadata": {}}]}});
-        let c = Column::from_spark(3, &field);
-        assert_eq!(
-            (c.type_name.as_str(), c.type_text.as_str()),
-            ("STRUCT", "struct<k:string,n:array<bigint>>")
-        );
-        assert_eq!(c.position, 3);
-        let d = Column::from_spark(
-            0,
-            &json!({"name": "p", "type": "decimal(10,2)", "nullable": false, "metadata": {}}),
-        );
-        assert_eq!(
-            (d.type_name.as_str(), d.type_text.as_str(), d.nullable),
-            ("DECIMAL", "decimal(10,2)", false)
-        );
-        assert_eq!(
-            Column::from_spark(0, &json!({"name": "i", "type": "long"})).type_name,
-            "LONG"
-        );
     }
 
     #[test]
