@@ -1,7 +1,7 @@
 //! Errors of the checkpoint crate. Each names the checkpoint path or the batch at fault
 //! and, where the user can act, says what to do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::LockHolder;
 
@@ -70,6 +70,16 @@ pub enum CheckpointError {
         what: &'static str,
         detail: String,
     },
+}
+
+/// The one conversion of a SQLite error on the database `db` (`<checkpoint>/inlet.db`) into
+/// [`CheckpointError::Sqlite`], for `map_err`. A function of the path alone, not of the
+/// `Checkpoint`, so that it can be used while a transaction borrows the connection.
+pub(crate) fn sql_error(db: &Path) -> impl Fn(rusqlite::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Sqlite {
+        path: db.to_path_buf(),
+        source,
+    }
 }
 
 /// What to do about a checkpoint write the disk refused. Whatever the step, stopping there
