@@ -1,7 +1,7 @@
 //! The `schema_versions` table: every schema the pipeline has had, numbered from 1, with the
 //! batch and file that brought each change and why.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::db::now_ms;
@@ -51,9 +51,16 @@ impl Checkpoint {
             .map_err(sql_error(&self.db))
     }
 
-    /// The newest stored schema version, if any.
+    /// The newest stored schema version, if any: one row, read by the primary key.
     pub fn latest_schema(&self) -> Result<Option<SchemaVersion>, CheckpointError> {
-        Ok(self.schema_versions()?.pop())
+        self.conn
+            .query_row(
+                &format!("{SCHEMA_SELECT} ORDER BY version DESC LIMIT 1"),
+                [],
+                schema_from_row,
+            )
+            .optional()
+            .map_err(sql_error(&self.db))
     }
 
     /// Every stored schema version, oldest first.
@@ -107,5 +114,26 @@ mod tests {
         );
         let latest = cp.latest_schema().expect("latest").expect("some");
         assert_eq!((latest.version, latest.reason.as_str()), (2, "added c"));
+    }
+
+    #[test]
+    fn latest_schema_is_none_before_the_first_and_then_the_newest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        assert!(cp.latest_schema().expect("latest").is_none());
+        for (i, json) in ["{\"a\"}", "{\"b\"}", "{\"c\"}"].into_iter().enumerate() {
+            cp.add_schema_version(json, Some(i as i64), Some("f"), "evolved")
+                .expect("add");
+        }
+        let latest = cp.latest_schema().expect("latest").expect("some");
+        assert_eq!(
+            (latest.version, latest.schema_json.as_str(), latest.batch_id),
+            (3, "{\"c\"}", Some(2))
+        );
+        let all = cp.schema_versions().expect("all");
+        assert_eq!(
+            all.iter().map(|v| v.version).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
     }
 }
