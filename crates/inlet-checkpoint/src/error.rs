@@ -64,21 +64,75 @@ pub enum CheckpointError {
         state: String,
     },
 
-    #[error("checkpoint {path}: stored value for {what} is not valid: {detail}")]
+    #[error("checkpoint database {path}: the {table} row with {key} has {column} {found:?}, which this inlet does not know (expected {expected}); if a newer inlet wrote this checkpoint, run that one, otherwise the checkpoint was changed outside inlet: rebuild it from the Delta table's history with `inlet checkpoint rebuild --config <pipeline.toml>` (the damaged file is kept)")]
     Corrupt {
         path: PathBuf,
-        what: &'static str,
-        detail: String,
+        table: &'static str,
+        /// The row's key, as `path "a", etag "e"` or `batch_id 3`.
+        key: String,
+        column: &'static str,
+        found: String,
+        expected: &'static str,
     },
 }
 
 /// The one conversion of a SQLite error on the database `db` (`<checkpoint>/inlet.db`) into
 /// [`CheckpointError::Sqlite`], for `map_err`. A function of the path alone, not of the
 /// `Checkpoint`, so that it can be used while a transaction borrows the connection.
+/// A row a mapping refused ([`BadValue::in_row`]) becomes [`CheckpointError::Corrupt`].
 pub(crate) fn sql_error(db: &Path) -> impl Fn(rusqlite::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Sqlite {
-        path: db.to_path_buf(),
-        source,
+    move |source| match source {
+        rusqlite::Error::FromSqlConversionFailure(column, kind, cause) => {
+            match cause.downcast::<BadValue>() {
+                Ok(bad) => bad.at(db),
+                Err(cause) => CheckpointError::Sqlite {
+                    path: db.to_path_buf(),
+                    source: rusqlite::Error::FromSqlConversionFailure(column, kind, cause),
+                },
+            }
+        }
+        source => CheckpointError::Sqlite {
+            path: db.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// A stored value this build does not know (a state no variant has, a negative size): the
+/// row it is in, never read as some default.
+#[derive(Debug, thiserror::Error)]
+#[error("the {table} row with {key} has {column} {found:?}, expected {expected}")]
+pub(crate) struct BadValue {
+    pub(crate) table: &'static str,
+    /// The row's key, as `path "a", etag "e"` or `batch_id 3`.
+    pub(crate) key: String,
+    pub(crate) column: &'static str,
+    pub(crate) found: String,
+    /// What the column may hold, as a reader would say it.
+    pub(crate) expected: &'static str,
+}
+
+impl BadValue {
+    /// The error for the database `db`.
+    pub(crate) fn at(self, db: &Path) -> CheckpointError {
+        CheckpointError::Corrupt {
+            path: db.to_path_buf(),
+            table: self.table,
+            key: self.key,
+            column: self.column,
+            found: self.found,
+            expected: self.expected,
+        }
+    }
+
+    /// As the error of a row mapping (which can only return a `rusqlite::Error`) refusing
+    /// column `index`; [`sql_error`] turns it back into [`CheckpointError::Corrupt`].
+    pub(crate) fn in_row(self, index: usize) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(self),
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::db::now_ms;
-use crate::error::sql_error;
+use crate::error::{sql_error, BadValue};
 use crate::{Checkpoint, CheckpointError};
 
 pub(crate) const TABLE: &str = "
@@ -53,6 +53,10 @@ pub enum FileState {
 }
 
 impl FileState {
+    /// The states a `files` row may hold, for errors about one that holds another.
+    const EXPECTED: &'static str = "pending, committed, failed or skipped";
+
+    /// The state as stored in the `files` table and shown by `inlet files`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -62,6 +66,7 @@ impl FileState {
         }
     }
 
+    /// The state stored as `s`, `None` for text that is none of them.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "pending" => Some(Self::Pending),
@@ -177,23 +182,34 @@ impl Checkpoint {
     /// Forgets a `failed` or `skipped` file so that discovery takes it again (after the user
     /// fixed or restored it). Returns the state it had. Refuses committed and pending files:
     /// taking a committed file again would duplicate its rows, and a pending one belongs to
-    /// a batch in flight.
+    /// a batch in flight; and a file whose latest row has a state this inlet does not know
+    /// ([`CheckpointError::Corrupt`]).
     pub fn retry_file(&self, path: &str) -> Result<FileState, CheckpointError> {
         let sql = sql_error(&self.db);
-        let state: Option<String> = self
+        let latest: Option<(String, String)> = self
             .conn
             .query_row(
-                "SELECT state FROM files WHERE path = ?1 ORDER BY batch_id DESC LIMIT 1",
+                "SELECT state, etag FROM files WHERE path = ?1 ORDER BY batch_id DESC LIMIT 1",
                 [path],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(&sql)?;
-        let Some(state) = state.as_deref().and_then(FileState::parse) else {
+        let Some((state, etag)) = latest else {
             return Err(CheckpointError::NoSuchFile {
                 path: self.dir.clone(),
                 file: path.to_string(),
             });
+        };
+        let Some(state) = FileState::parse(&state) else {
+            return Err(BadValue {
+                table: "files",
+                key: file_key(path, &etag),
+                column: "state",
+                found: state,
+                expected: FileState::EXPECTED,
+            }
+            .at(&self.db));
         };
         if !matches!(state, FileState::Failed | FileState::Skipped) {
             return Err(CheckpointError::NotRetryable {
@@ -301,36 +317,48 @@ const FILE_SELECT: &str = "SELECT f.path, f.etag, f.size, f.last_modified_ms, f.
   FROM files f LEFT JOIN batches b ON b.batch_id = f.batch_id";
 
 fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
-    let state: String = r.get(8)?;
+    let path: String = r.get(0)?;
+    let etag: String = r.get(1)?;
+    let bad = |column, found: String, expected| BadValue {
+        table: "files",
+        key: file_key(&path, &etag),
+        column,
+        found,
+        expected,
+    };
     let size: i64 = r.get(2)?;
+    let size = u64::try_from(size)
+        .map_err(|_| bad("size", size.to_string(), "a size in bytes, 0 or more").in_row(2))?;
+    let state: String = r.get(8)?;
+    let state = FileState::parse(&state)
+        .ok_or_else(|| bad("state", state, FileState::EXPECTED).in_row(8))?;
     Ok(FileRecord {
-        path: r.get(0)?,
-        etag: r.get(1)?,
-        size: size.max(0) as u64,
+        size,
         last_modified_ms: r.get(3)?,
         discovered_at_ms: r.get(4)?,
         batch_id: r.get(5)?,
         committed_at_ms: r.get(6)?,
         delta_version: r.get(7)?,
-        state: FileState::parse(&state).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                8,
-                rusqlite::types::Type::Text,
-                format!("unknown file state '{state}'").into(),
-            )
-        })?,
+        state,
         rows: r.get(9)?,
         error: r.get(10)?,
         cleaned_at_ms: r.get(11)?,
         clean_action: r.get(12)?,
         archive_path: r.get(13)?,
+        path,
+        etag,
     })
+}
+
+/// A `files` row's key as errors name it (quoted and escaped: a path may hold anything).
+fn file_key(path: &str, etag: &str) -> String {
+    format!("path {path:?}, etag {etag:?}")
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::{file, me};
-    use crate::{Checkpoint, DedupeKey, FileState, NewFile};
+    use crate::test_support::{file, me, tamper};
+    use crate::{Checkpoint, CheckpointError, DedupeKey, FileState, NewFile};
 
     #[test]
     fn failed_files_can_be_retried_committed_ones_cannot() {
@@ -387,5 +415,56 @@ mod tests {
             .collect();
         assert_eq!(left, vec!["old-pending".to_string(), "new".to_string()]);
         assert_eq!(cp.files_to_clean(i64::MAX, 10).expect("to clean").len(), 1);
+    }
+
+    #[test]
+    fn a_file_row_with_an_unknown_state_is_an_error_naming_the_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        cp.plan_batch(1, &[file("a\tb", "e1"), file("c", "e1")])
+            .expect("plan");
+        tamper(
+            dir.path(),
+            "UPDATE files SET state = 'archived' WHERE path = 'c'",
+        );
+        let expect_named = |err: CheckpointError| {
+            let text = err.to_string();
+            assert!(matches!(err, CheckpointError::Corrupt { .. }), "{text}");
+            assert!(
+                text.contains(r#"the files row with path "c", etag "e1" has state "archived""#),
+                "{text}"
+            );
+            assert!(
+                text.contains("expected pending, committed, failed or skipped"),
+                "{text}"
+            );
+            assert!(text.contains("inlet checkpoint rebuild"), "{text}");
+        };
+        expect_named(cp.files(None).expect_err("file log"));
+        expect_named(cp.batch_files(1).expect_err("batch files"));
+        expect_named(cp.planned_batch().expect_err("planned batch"));
+        // Not "no such file", and not retried as if it had failed.
+        expect_named(cp.retry_file("c").expect_err("retry"));
+        assert_eq!(
+            cp.filter_unseen(vec!["c"], DedupeKey::Path, |c| (c, ""))
+                .expect("dedupe"),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn a_file_row_with_a_negative_size_is_an_error_naming_the_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        cp.plan_batch(1, &[file("a\tb", "e1")]).expect("plan");
+        tamper(dir.path(), "UPDATE files SET size = -5");
+        let err = cp.files(None).expect_err("negative size");
+        // The key is quoted and escaped: a path may hold a tab.
+        assert!(
+            err.to_string().contains(
+                r#"the files row with path "a\tb", etag "e1" has size "-5", which this inlet does not know (expected a size in bytes, 0 or more)"#
+            ),
+            "{err}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::db::now_ms;
-use crate::error::sql_error;
+use crate::error::{sql_error, BadValue};
 use crate::{Checkpoint, CheckpointError, FileRecord, NewFile};
 
 pub(crate) const TABLE: &str = "
@@ -27,6 +27,28 @@ CREATE TABLE IF NOT EXISTS batches(
 pub enum BatchState {
     Planned,
     Committed,
+}
+
+impl BatchState {
+    /// The states a `batches` row may hold, for errors about one that holds another.
+    const EXPECTED: &'static str = "planned or committed";
+
+    /// The state as stored in the `batches` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Committed => "committed",
+        }
+    }
+
+    /// The state stored as `s`, `None` for text that is none of them.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "planned" => Some(Self::Planned),
+            "committed" => Some(Self::Committed),
+            _ => None,
+        }
+    }
 }
 
 /// One batch of the journal.
@@ -104,12 +126,14 @@ impl Checkpoint {
     }
 
     /// The planned batch left by an earlier run, if any (at most one exists: a run plans
-    /// the next batch only after the previous one is committed).
+    /// the next batch only after the previous one is committed). A batch that is neither
+    /// planned nor committed is an error naming it ([`CheckpointError::Corrupt`]), never
+    /// passed over: recovery must not plan past a batch it cannot read.
     pub fn planned_batch(&self) -> Result<Option<(BatchRecord, Vec<FileRecord>)>, CheckpointError> {
         let batch = self
             .conn
             .query_row(
-                &format!("{BATCH_SELECT} WHERE state = 'planned' ORDER BY batch_id LIMIT 1"),
+                &format!("{BATCH_SELECT} WHERE state <> 'committed' ORDER BY batch_id LIMIT 1"),
                 [],
                 batch_from_row,
             )
@@ -126,7 +150,9 @@ impl Checkpoint {
 
     /// Records that batch `batch_id` is in the Delta table (step 7): the batch and its
     /// pending files become committed, with the Delta version when known. `file_rows` gives
-    /// rows per file path where counted. Refuses a batch that is not planned.
+    /// rows per file path where counted. Refuses a batch that is not planned
+    /// ([`CheckpointError::BatchNotPlanned`]: committed already, or missing), and one whose
+    /// stored state this inlet does not know ([`CheckpointError::Corrupt`]).
     pub fn mark_committed(
         &mut self,
         batch_id: i64,
@@ -145,12 +171,25 @@ impl Checkpoint {
             )
             .optional()
             .map_err(&sql)?;
-        if state.as_deref() != Some("planned") {
-            return Err(CheckpointError::BatchNotPlanned {
-                path: self.dir.clone(),
-                batch_id,
-                state: state.unwrap_or_else(|| "missing".into()),
-            });
+        match state.as_deref().map(BatchState::parse) {
+            Some(Some(BatchState::Planned)) => {}
+            Some(Some(BatchState::Committed)) | None => {
+                return Err(CheckpointError::BatchNotPlanned {
+                    path: self.dir.clone(),
+                    batch_id,
+                    state: state.unwrap_or_else(|| "missing".into()),
+                })
+            }
+            Some(None) => {
+                return Err(BadValue {
+                    table: "batches",
+                    key: batch_key(batch_id),
+                    column: "state",
+                    found: state.unwrap_or_default(),
+                    expected: BatchState::EXPECTED,
+                }
+                .at(&self.db))
+            }
         }
         tx.execute(
             "UPDATE batches SET state = 'committed', committed_at_ms = ?1, delta_version = ?2,
@@ -195,14 +234,21 @@ const BATCH_SELECT: &str = "SELECT batch_id, state, planned_at_ms, committed_at_
        file_count, bytes, rows FROM batches";
 
 fn batch_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRecord> {
+    let batch_id: i64 = r.get(0)?;
     let state: String = r.get(1)?;
+    let state = BatchState::parse(&state).ok_or_else(|| {
+        BadValue {
+            table: "batches",
+            key: batch_key(batch_id),
+            column: "state",
+            found: state,
+            expected: BatchState::EXPECTED,
+        }
+        .in_row(1)
+    })?;
     Ok(BatchRecord {
-        batch_id: r.get(0)?,
-        state: if state == "committed" {
-            BatchState::Committed
-        } else {
-            BatchState::Planned
-        },
+        batch_id,
+        state,
         planned_at_ms: r.get(2)?,
         committed_at_ms: r.get(3)?,
         delta_version: r.get(4)?,
@@ -212,10 +258,15 @@ fn batch_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRecord> {
     })
 }
 
+/// A `batches` row's key as errors name it.
+fn batch_key(batch_id: i64) -> String {
+    format!("batch_id {batch_id}")
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::test_support::{file, me};
-    use crate::{Checkpoint, DedupeKey, FileState};
+    use crate::test_support::{file, me, tamper};
+    use crate::{BatchState, Checkpoint, CheckpointError, DedupeKey, FileState};
 
     #[test]
     fn plan_commit_and_dedupe() {
@@ -249,5 +300,45 @@ mod tests {
         assert_eq!(committed.len(), 2);
         let a = committed.iter().find(|f| f.path == "a").expect("a");
         assert_eq!((a.rows, a.delta_version), (Some(12), Some(3)));
+    }
+
+    #[test]
+    fn a_batch_with_an_unknown_state_is_an_error_never_read_as_planned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        cp.plan_batch(1, &[file("a", "e1")]).expect("plan");
+        cp.mark_committed(1, Some(0), Some(1), &[]).expect("commit");
+        cp.plan_batch(2, &[file("b", "e1")]).expect("plan");
+        tamper(
+            dir.path(),
+            "UPDATE batches SET state = 'aborted' WHERE batch_id = 2",
+        );
+        let expect_named = |err: CheckpointError| {
+            let text = err.to_string();
+            assert!(matches!(err, CheckpointError::Corrupt { .. }), "{text}");
+            assert!(
+                text.contains(r#"the batches row with batch_id 2 has state "aborted""#),
+                "{text}"
+            );
+            assert!(text.contains("expected planned or committed"), "{text}");
+        };
+        expect_named(cp.batches().expect_err("journal"));
+        // Recovery must not pass over a batch it cannot read, nor commit it.
+        expect_named(cp.planned_batch().expect_err("planned batch"));
+        expect_named(
+            cp.mark_committed(2, Some(1), None, &[])
+                .expect_err("mark committed"),
+        );
+        tamper(
+            dir.path(),
+            "UPDATE batches SET state = 'planned' WHERE batch_id = 2",
+        );
+        let states: Vec<BatchState> = cp
+            .batches()
+            .expect("journal")
+            .into_iter()
+            .map(|b| b.state)
+            .collect();
+        assert_eq!(states, vec![BatchState::Committed, BatchState::Planned]);
     }
 }

@@ -1,9 +1,11 @@
 //! The layout of `inlet.db`: its version, the tables made on first open, and the migration
 //! of an older checkpoint up to this version in one transaction; a newer one is refused.
 
+use std::path::Path;
+
 use rusqlite::Connection;
 
-use crate::error::sql_error;
+use crate::error::{sql_error, BadValue};
 use crate::{files, journal, meta, schema_versions, tombstones};
 use crate::{Checkpoint, CheckpointError};
 
@@ -51,10 +53,7 @@ impl Checkpoint {
     /// and creates the indexes.
     pub(crate) fn migrate(&mut self) -> Result<(), CheckpointError> {
         let sql = sql_error(&self.db);
-        let found: i64 = meta::read(&self.conn, "layout_version")
-            .map_err(&sql)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let found = stored_version(&self.conn, &self.db)?;
         if found > LAYOUT_VERSION {
             return Err(CheckpointError::TooNew {
                 path: self.db.clone(),
@@ -76,6 +75,24 @@ impl Checkpoint {
     }
 }
 
+/// The layout version the checkpoint `db` records; 1 when it records none (the first
+/// layout wrote no version). A value that is not a number is refused, naming it.
+fn stored_version(conn: &Connection, db: &Path) -> Result<i64, CheckpointError> {
+    let Some(text) = meta::read(conn, "layout_version").map_err(sql_error(db))? else {
+        return Ok(1);
+    };
+    text.parse().map_err(|_| {
+        BadValue {
+            table: "meta",
+            key: "key \"layout_version\"".into(),
+            column: "value",
+            found: text.clone(),
+            expected: "a layout version number",
+        }
+        .at(db)
+    })
+}
+
 /// Indexes over columns a migration may have added, so made after migrating.
 fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(files::INDEXES)
@@ -84,7 +101,7 @@ fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::me;
+    use crate::test_support::{me, tamper};
     use crate::DB_FILE;
 
     /// The layout 2 tables exactly as the layout 2 code made them.
@@ -185,5 +202,24 @@ CREATE TABLE IF NOT EXISTS schema_versions(
                 .expect("rows")
         };
         assert_eq!(tables(&ours), tables(&made));
+    }
+
+    #[test]
+    fn a_layout_version_that_is_not_a_number_is_refused_not_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Checkpoint::open(dir.path(), "p", me()).expect("open"));
+        tamper(
+            dir.path(),
+            "UPDATE meta SET value = 'two' WHERE key = 'layout_version'",
+        );
+        let err = Checkpoint::open(dir.path(), "p", me()).expect_err("bad version");
+        assert!(
+            err.to_string().contains(
+                r#"the meta row with key "layout_version" has value "two", which this inlet does not know (expected a layout version number)"#
+            ),
+            "{err}"
+        );
+        let err = Checkpoint::open_read_only(dir.path()).expect_err("bad version");
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
     }
 }

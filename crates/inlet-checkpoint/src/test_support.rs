@@ -20,3 +20,12 @@ pub(crate) fn file(path: &str, etag: &str) -> NewFile {
         discovered_at_ms: 2,
     }
 }
+
+/// Runs `sql` on the checkpoint database in `dir` behind inlet's back, as a damaged file,
+/// a hand edit or a newer inlet would leave it.
+pub(crate) fn tamper(dir: &std::path::Path, sql: &str) {
+    rusqlite::Connection::open(dir.join(crate::DB_FILE))
+        .expect("open the database")
+        .execute_batch(sql)
+        .expect("tamper");
+}
