@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::db::now_ms;
 use crate::error::{sql_error, BadValue};
-use crate::{Checkpoint, CheckpointError};
+use crate::{Checkpoint, CheckpointError, SkipReason};
 
 pub(crate) const TABLE: &str = "
 -- One row per (path, etag) taken. Without allow_overwrites etag is still recorded, and
@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS files(
     cleaned_at_ms    INTEGER,
     clean_action     TEXT,
     archive_path     TEXT,
+    -- Why a skipped file was not read: a SkipReason code. NULL for the other states, and
+    -- for a skip recorded (before layout 3) with a text no SkipReason has.
+    skip_reason      TEXT,
     PRIMARY KEY(path, etag)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_batch ON files(batch_id);
@@ -48,7 +51,8 @@ pub enum FileState {
     Committed,
     /// Could not be read or decoded; its error is recorded.
     Failed,
-    /// Planned but gone from the source when read (deleted before ingestion).
+    /// Planned but not read, for its [`SkipReason`] (gone from the source, rewritten, or a
+    /// path that cannot be addressed); not taken again.
     Skipped,
 }
 
@@ -110,7 +114,11 @@ pub struct FileRecord {
     pub delta_version: Option<i64>,
     pub state: FileState,
     pub rows: Option<i64>,
+    /// Why the file failed, or why it was skipped, for people.
     pub error: Option<String>,
+    /// Why a `skipped` file was not read; `None` for the other states, and for a skip
+    /// recorded with a text no [`SkipReason`] has (by an older inlet).
+    pub skip_reason: Option<SkipReason>,
     /// `clean_source`: when the file was archived or deleted.
     pub cleaned_at_ms: Option<i64>,
     /// `archived`, `deleted`, `gone` (not there to clean) or `kept: <why>`.
@@ -161,8 +169,46 @@ impl Checkpoint {
         )
     }
 
+    /// Marks the file at `path` in batch `batch_id` `skipped` for `reason`: the reason's
+    /// code is stored, and its text as the file's error. The file is left out of the
+    /// batch's commit and is not taken again (until [`retry_file`](Self::retry_file)).
+    /// Durable when it returns. Refuses nothing: a path the batch does not hold changes no
+    /// row.
+    pub fn set_file_skipped(
+        &self,
+        batch_id: i64,
+        path: &str,
+        reason: SkipReason,
+    ) -> Result<(), CheckpointError> {
+        self.record_outcome(
+            batch_id,
+            path,
+            FileState::Skipped,
+            reason.text(),
+            Some(reason),
+        )
+    }
+
+    /// Marks the file at `path` in batch `batch_id` `failed` with `error` (what the user
+    /// reads in `inlet files`). The file is left out of the batch's commit and is not taken
+    /// again (until [`retry_file`](Self::retry_file)). Durable when it returns. Refuses
+    /// nothing: a path the batch does not hold changes no row.
+    pub fn set_file_failed(
+        &self,
+        batch_id: i64,
+        path: &str,
+        error: &str,
+    ) -> Result<(), CheckpointError> {
+        self.record_outcome(batch_id, path, FileState::Failed, error, None)
+    }
+
     /// Marks one file of a planned batch `skipped` or `failed` with its reason; it will not
-    /// be part of the batch's commit and is not taken again.
+    /// be part of the batch's commit and is not taken again. For an outcome known only as
+    /// state and text (`inlet checkpoint rebuild` reads them from the table's commits): a
+    /// skip whose text is a [`SkipReason`]'s gets that reason's code, any other keeps its
+    /// text alone. Prefer [`set_file_skipped`](Self::set_file_skipped) and
+    /// [`set_file_failed`](Self::set_file_failed). Durable when it returns. Refuses
+    /// nothing: a path the batch does not hold changes no row.
     pub fn set_file_outcome(
         &self,
         batch_id: i64,
@@ -170,10 +216,32 @@ impl Checkpoint {
         state: FileState,
         reason: &str,
     ) -> Result<(), CheckpointError> {
+        let skip = match state {
+            FileState::Skipped => SkipReason::from_text(reason),
+            _ => None,
+        };
+        self.record_outcome(batch_id, path, state, reason, skip)
+    }
+
+    fn record_outcome(
+        &self,
+        batch_id: i64,
+        path: &str,
+        state: FileState,
+        error: &str,
+        skip: Option<SkipReason>,
+    ) -> Result<(), CheckpointError> {
         self.conn
             .execute(
-                "UPDATE files SET state = ?1, error = ?2 WHERE batch_id = ?3 AND path = ?4",
-                params![state.as_str(), reason, batch_id, path],
+                "UPDATE files SET state = ?1, error = ?2, skip_reason = ?3
+                 WHERE batch_id = ?4 AND path = ?5",
+                params![
+                    state.as_str(),
+                    error,
+                    skip.map(SkipReason::code),
+                    batch_id,
+                    path
+                ],
             )
             .map(|_| ())
             .map_err(sql_error(&self.db))
@@ -313,7 +381,7 @@ impl Checkpoint {
 
 const FILE_SELECT: &str = "SELECT f.path, f.etag, f.size, f.last_modified_ms, f.discovered_at_ms,
        f.batch_id, f.committed_at_ms, b.delta_version, f.state, f.rows, f.error,
-       f.cleaned_at_ms, f.clean_action, f.archive_path
+       f.cleaned_at_ms, f.clean_action, f.archive_path, f.skip_reason
   FROM files f LEFT JOIN batches b ON b.batch_id = f.batch_id";
 
 fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
@@ -332,6 +400,13 @@ fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
     let state: String = r.get(8)?;
     let state = FileState::parse(&state)
         .ok_or_else(|| bad("state", state, FileState::EXPECTED).in_row(8))?;
+    let skip_reason: Option<String> = r.get(14)?;
+    let skip_reason = skip_reason
+        .map(|code| {
+            SkipReason::from_code(&code)
+                .ok_or_else(|| bad("skip_reason", code, SkipReason::EXPECTED).in_row(14))
+        })
+        .transpose()?;
     Ok(FileRecord {
         size,
         last_modified_ms: r.get(3)?,
@@ -342,6 +417,7 @@ fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
         state,
         rows: r.get(9)?,
         error: r.get(10)?,
+        skip_reason,
         cleaned_at_ms: r.get(11)?,
         clean_action: r.get(12)?,
         archive_path: r.get(13)?,
@@ -358,7 +434,7 @@ fn file_key(path: &str, etag: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::test_support::{file, me, tamper};
-    use crate::{Checkpoint, CheckpointError, DedupeKey, FileState, NewFile};
+    use crate::{Checkpoint, CheckpointError, DedupeKey, FileState, NewFile, SkipReason};
 
     #[test]
     fn failed_files_can_be_retried_committed_ones_cannot() {
@@ -463,6 +539,126 @@ mod tests {
         assert!(
             err.to_string().contains(
                 r#"the files row with path "a\tb", etag "e1" has size "-5", which this inlet does not know (expected a size in bytes, 0 or more)"#
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_skip_is_found_by_its_reason_and_shown_by_its_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        let paths = [
+            "gone",
+            "rewritten",
+            "broken",
+            "old-text",
+            "by-hand",
+            "unknown",
+        ];
+        let planned: Vec<NewFile> = paths.iter().map(|p| file(p, "e1")).collect();
+        cp.plan_batch(1, &planned).expect("plan");
+        cp.set_file_skipped(1, "gone", SkipReason::Deleted)
+            .expect("skip");
+        cp.set_file_skipped(1, "rewritten", SkipReason::Overwritten)
+            .expect("skip");
+        cp.set_file_failed(1, "broken", "truncated gzip")
+            .expect("fail");
+        // A skip known as text only (a rebuild reads outcomes from the table's commits).
+        cp.set_file_outcome(
+            1,
+            "old-text",
+            FileState::Skipped,
+            SkipReason::SymlinkLoop.text(),
+        )
+        .expect("skip by text");
+        cp.set_file_outcome(
+            1,
+            "by-hand",
+            FileState::Skipped,
+            "(recorded before the rebuild)",
+        )
+        .expect("skip by other text");
+        cp.set_file_skipped(1, "unknown", SkipReason::DotSegment)
+            .expect("skip");
+        // Failed after all: the skip's code goes with its state.
+        cp.set_file_failed(1, "unknown", "read again and failed")
+            .expect("fail");
+        cp.mark_committed(1, Some(1), Some(0), &[]).expect("commit");
+
+        let files = cp.batch_files(1).expect("files");
+        let got: Vec<(&str, FileState, Option<SkipReason>, Option<&str>)> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.state, f.skip_reason, f.error.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("broken", FileState::Failed, None, Some("truncated gzip")),
+                (
+                    "by-hand",
+                    FileState::Skipped,
+                    None,
+                    Some("(recorded before the rebuild)")
+                ),
+                (
+                    "gone",
+                    FileState::Skipped,
+                    Some(SkipReason::Deleted),
+                    Some("deleted from the source before it was read")
+                ),
+                (
+                    "old-text",
+                    FileState::Skipped,
+                    Some(SkipReason::SymlinkLoop),
+                    Some(SkipReason::SymlinkLoop.text())
+                ),
+                (
+                    "rewritten",
+                    FileState::Skipped,
+                    Some(SkipReason::Overwritten),
+                    Some("overwritten before it was read; the new version is taken as a new file")
+                ),
+                (
+                    "unknown",
+                    FileState::Failed,
+                    None,
+                    Some("read again and failed")
+                ),
+            ]
+        );
+        // What the driver asks: which files did an overwrite set aside?
+        let overwritten: Vec<&str> = files
+            .iter()
+            .filter(|f| f.skip_reason == Some(SkipReason::Overwritten))
+            .map(|f| f.path.as_str())
+            .collect();
+        assert_eq!(overwritten, vec!["rewritten"]);
+        // A skipped file is not taken again until retried, and then is.
+        assert!(cp
+            .filter_unseen(vec!["gone"], DedupeKey::Path, |c| (c, ""))
+            .expect("dedupe")
+            .is_empty());
+        assert_eq!(cp.retry_file("gone").expect("retry"), FileState::Skipped);
+        assert_eq!(
+            cp.filter_unseen(vec!["gone"], DedupeKey::Path, |c| (c, ""))
+                .expect("dedupe"),
+            vec!["gone"]
+        );
+    }
+
+    #[test]
+    fn a_skip_reason_code_this_inlet_does_not_know_is_an_error_naming_the_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        cp.plan_batch(1, &[file("a", "e1")]).expect("plan");
+        cp.set_file_skipped(1, "a", SkipReason::Deleted)
+            .expect("skip");
+        tamper(dir.path(), "UPDATE files SET skip_reason = 'expired'");
+        let err = cp.files(None).expect_err("unknown code");
+        assert!(
+            err.to_string().contains(
+                r#"the files row with path "a", etag "e1" has skip_reason "expired", which this inlet does not know (expected deleted, overwritten, dot_segment, control_character or symlink_loop)"#
             ),
             "{err}"
         );

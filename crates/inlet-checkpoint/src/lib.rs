@@ -9,6 +9,7 @@ mod layout;
 mod lock;
 mod meta;
 mod schema_versions;
+mod skip_reason;
 #[cfg(test)]
 mod test_support;
 mod tombstones;
@@ -19,6 +20,7 @@ pub use files::{DedupeKey, FileRecord, FileState, NewFile};
 pub use journal::{BatchRecord, BatchState};
 pub use lock::{LockHolder, RunnerLock};
 pub use schema_versions::SchemaVersion;
+pub use skip_reason::SkipReason;
 
 /// File name of the SQLite database inside the checkpoint directory.
 pub const DB_FILE: &str = "inlet.db";
