@@ -91,11 +91,6 @@ impl Checkpoint {
             None => self.set_meta("pipeline_id", pipeline_id),
         }
     }
-
-    /// Directory of this checkpoint.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 /// Now, in milliseconds since the Unix epoch, as every `*_at_ms` column holds it.

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,6 @@ pub struct LockHolder {
 #[derive(Debug)]
 pub struct RunnerLock {
     file: File,
-    path: PathBuf,
 }
 
 impl RunnerLock {
@@ -66,12 +65,7 @@ impl RunnerLock {
             .and_then(|_| file.write_all(text.as_bytes()))
             .and_then(|_| file.flush())
             .map_err(io_err)?;
-        Ok(Self { file, path })
-    }
-
-    /// Path of the lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { file })
     }
 }
 
