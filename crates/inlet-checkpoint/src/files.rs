@@ -325,6 +325,8 @@ impl Checkpoint {
 
     /// Records that the file (path, etag) was cleaned up: `action` is `archived`,
     /// `deleted`, `gone` or `kept: <why>`; `archive_path` where an archived file went.
+    /// Durable when it returns. Refuses nothing: a (path, etag) the checkpoint does not
+    /// hold changes no row.
     pub fn set_cleaned(
         &self,
         path: &str,
@@ -345,7 +347,8 @@ impl Checkpoint {
     /// Forgets files last modified before `modified_before_ms` whose batch is done
     /// (`max_file_age` keeps discovery from ever taking such a file again, so their entries
     /// are not needed for dedupe). With `keep_uncleaned`, committed files whose clean-up is
-    /// still to come stay. Returns how many entries went.
+    /// still to come stay. Returns how many entries went. Never forgets a file of a batch
+    /// that is not committed (a planned batch's files are replayed from these rows).
     pub fn compact(
         &mut self,
         modified_before_ms: i64,

@@ -90,7 +90,8 @@ impl Checkpoint {
     /// Records batch `batch_id` as planned with its files, in one durable transaction
     /// (step 4). After this returns, a crash leads recovery to confirm or replay exactly
     /// these files under this id. With `allow_overwrites` a path may come again with a new
-    /// ETag; its earlier row stays as history.
+    /// ETag; its earlier row stays as history. Refuses (a SQLite constraint error, nothing
+    /// written) a `batch_id` the journal already holds and a (path, ETag) already recorded.
     pub fn plan_batch(&mut self, batch_id: i64, files: &[NewFile]) -> Result<(), CheckpointError> {
         let now = now_ms();
         let sql = sql_error(&self.db);
@@ -340,5 +341,21 @@ mod tests {
             .map(|b| b.state)
             .collect();
         assert_eq!(states, vec![BatchState::Committed, BatchState::Planned]);
+    }
+
+    #[test]
+    fn a_plan_that_cannot_be_written_whole_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        cp.plan_batch(1, &[file("a", "e1")]).expect("plan");
+        cp.mark_committed(1, Some(0), Some(1), &[]).expect("commit");
+        // "a" with the same ETag is recorded already; "b" must not be left planned alone.
+        cp.plan_batch(2, &[file("b", "e1"), file("a", "e1")])
+            .expect_err("a is recorded");
+        cp.plan_batch(1, &[file("c", "e1")])
+            .expect_err("batch 1 exists");
+        assert!(cp.planned_batch().expect("planned").is_none());
+        assert_eq!(cp.next_batch_id().expect("id"), 2);
+        assert_eq!(cp.files(None).expect("files").len(), 1);
     }
 }

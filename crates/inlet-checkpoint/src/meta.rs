@@ -19,7 +19,8 @@ impl Checkpoint {
         read(&self.conn, key).map_err(sql_error(&self.db))
     }
 
-    /// Sets a meta value, durably.
+    /// Sets a meta value, durably, replacing any earlier one. Refuses nothing; fails only
+    /// when the database does.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), CheckpointError> {
         self.conn
             .execute(

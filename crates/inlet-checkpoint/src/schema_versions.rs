@@ -31,7 +31,9 @@ pub struct SchemaVersion {
 }
 
 impl Checkpoint {
-    /// Stores a new schema version (the first when none exists) and returns its number.
+    /// Stores a new schema version (the first when none exists) and returns its number,
+    /// durably. Numbers are consecutive: one statement reads the highest and adds one.
+    /// Refuses nothing: whether the schema changed is the caller's to decide.
     pub fn add_schema_version(
         &self,
         schema_json: &str,

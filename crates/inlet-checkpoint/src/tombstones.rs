@@ -43,7 +43,8 @@ impl Checkpoint {
 
     /// Records deletes of batch `batch_id` as tombstones, keeping the higher sequence per key,
     /// and drops tombstones older than `retain_ms` (by the time they were written). Written
-    /// before the batch commits: a replay writes the same ones again.
+    /// before the batch commits: a replay writes the same ones again. One transaction:
+    /// all of `deletes` and the expiry, or none. Refuses nothing.
     pub fn put_tombstones(
         &mut self,
         batch_id: i64,
