@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use inlet_checkpoint::{DedupeKey, FileState};
+use inlet_checkpoint::{DedupeKey, FileState, SkipReason};
 use inlet_discover::{Discover, FileEvent};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::observe;
-use crate::pipeline::{Pipeline, OVERWRITTEN};
+use crate::pipeline::Pipeline;
 use crate::progress::RunStats;
 use crate::recovery;
 use crate::retry;
@@ -385,7 +385,7 @@ impl Pipeline {
                 .batch_files(batch_id)?
                 .into_iter()
                 .filter(|f| {
-                    f.state == FileState::Skipped && f.error.as_deref() == Some(OVERWRITTEN)
+                    f.state == FileState::Skipped && f.skip_reason == Some(SkipReason::Overwritten)
                 })
                 .map(|f| f.path)
                 .collect();

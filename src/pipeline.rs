@@ -1,5 +1,5 @@
 //! The batch loop: discover, dedupe, plan, read and write, commit, record. The exactly-once
-//! protocol of DESIGN.md lives here and in `recovery.rs`, with its crash points named.
+//! protocol lives here and in `recovery.rs`, with its crash points named.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
-use inlet_checkpoint::{Checkpoint, FileState, NewFile};
+use inlet_checkpoint::{Checkpoint, FileState, NewFile, SkipReason};
 use inlet_delta::{BatchFile, DeltaSink, MergeSpec, SinkError, StagedFiles, TableWriter};
 use inlet_discover::{
     escape_controls, Discover, DiscoverError, FileEvent, ListingDiscoverer, ListingOptions,
@@ -29,9 +29,6 @@ use crate::faults::{FaultPoint, Faults};
 use crate::observe;
 use crate::progress::{Progress, RunStats};
 
-/// Why a file is `skipped` when it changed between discovery and read (`allow_overwrites`).
-pub(crate) const OVERWRITTEN: &str =
-    "overwritten before it was read; the new version is taken as a new file";
 
 /// A file planned into a batch.
 #[derive(Debug, Clone)]
@@ -298,8 +295,8 @@ impl Pipeline {
                     Ok(read) => read,
                     Err(ReadError::Source(e)) => return Err(e.into()),
                     Err(ReadError::Skipped(reason)) => {
-                        warn!(file = %escape_controls(&file.path), reason, "file not read; recorded as skipped");
-                        self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Skipped, reason)?;
+                        warn!(file = %escape_controls(&file.path), reason = %reason, "file not read; recorded as skipped");
+                        self.checkpoint.set_file_skipped(batch_id, &file.path, reason)?;
                         self.stats.skipped_files += 1;
                         continue;
                     }
@@ -373,7 +370,7 @@ impl Pipeline {
                     Err(e) => {
                         warn!(file = %escape_controls(&file.path), error = %e, "file cannot be decoded; recorded as failed");
                         self.bad_records.failed_file(batch_id, &file.path, &e.to_string()).await?;
-                        self.checkpoint.set_file_outcome(batch_id, &file.path, FileState::Failed, &e.to_string())?;
+                        self.checkpoint.set_file_failed(batch_id, &file.path, &e.to_string())?;
                         self.stats.failed_files += 1;
                         self.stats.failures.push((file.path, e.to_string()));
                     }
@@ -446,9 +443,9 @@ impl Pipeline {
             let error = match outcome {
                 Err(ReadError::Source(e)) => return Err(e.into()),
                 Err(ReadError::Skipped(reason)) => {
-                    warn!(file = %escape_controls(&file.path), reason, "file not read; recorded as skipped");
+                    warn!(file = %escape_controls(&file.path), reason = %reason, "file not read; recorded as skipped");
                     self.checkpoint
-                        .set_file_outcome(batch_id, &file.path, FileState::Skipped, reason)?;
+                        .set_file_skipped(batch_id, &file.path, reason)?;
                     self.stats.skipped_files += 1;
                     continue;
                 }
@@ -472,7 +469,7 @@ impl Pipeline {
                 .failed_file(batch_id, &file.path, &error)
                 .await?;
             self.checkpoint
-                .set_file_outcome(batch_id, &file.path, FileState::Failed, &error)?;
+                .set_file_failed(batch_id, &file.path, &error)?;
             self.stats.failed_files += 1;
             self.stats.failures.push((file.path.clone(), error));
         }
@@ -1150,7 +1147,7 @@ impl Drop for AbortOnDrop {
 enum ReadError {
     /// Gone from the source, or rewritten since it was listed (`allow_overwrites`: the new
     /// version is a new file): recorded as skipped, for this reason.
-    Skipped(&'static str),
+    Skipped(SkipReason),
     /// The source could not be read; the batch stays planned and is replayed.
     Source(DiscoverError),
 }
@@ -1231,12 +1228,12 @@ async fn read_file(
     let data = match source.read_version(path, etag).await {
         Ok(d) => d,
         Err(DiscoverError::NotFound { .. }) => {
-            return Err(ReadError::Skipped(
-                "deleted from the source before it was read",
-            ))
+            return Err(ReadError::Skipped(SkipReason::Deleted))
         }
-        Err(DiscoverError::Changed { .. }) => return Err(ReadError::Skipped(OVERWRITTEN)),
-        Err(DiscoverError::Unaddressable { reason, .. }) => return Err(ReadError::Skipped(reason)),
+        Err(DiscoverError::Changed { .. }) => return Err(ReadError::Skipped(SkipReason::Overwritten)),
+        Err(DiscoverError::Unaddressable { reason, .. }) => {
+            return Err(ReadError::Skipped(skip_reason(reason)))
+        }
         Err(e) => return Err(ReadError::Source(e)),
     };
     // Held through decompression and decoding; the semaphore is never closed.
@@ -1263,6 +1260,16 @@ async fn read_file(
     })
     .await;
     Ok(done.unwrap_or_else(|e| (Bytes::new(), Err(task_failed(path, e)))))
+}
+
+/// Why the checkpoint records a file the source could not read as skipped.
+fn skip_reason(unreadable: inlet_discover::Unreadable) -> SkipReason {
+    use inlet_discover::Unreadable;
+    match unreadable {
+        Unreadable::DotOrEmptySegment => SkipReason::DotSegment,
+        Unreadable::ControlCharacter => SkipReason::ControlCharacter,
+        Unreadable::SymlinkLoop => SkipReason::SymlinkLoop,
+    }
 }
 
 /// Decodes on a blocking thread: decoding is CPU work and must not stall the async workers.
