@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::faults::FaultPoint;
+use inlet_engine::FaultPoint;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,7 +116,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Test-only: kill this process with SIGKILL at a step of the batch protocol.
-    #[arg(long, value_enum, hide = true)]
+    #[arg(long, hide = true, value_parser = |s: &str| s.parse::<FaultPoint>())]
     pub fault_point: Option<FaultPoint>,
 }
 

@@ -1,47 +1,21 @@
 //! The `inlet` binary: parse the command line, set up logging and signals, dispatch, and
 //! turn any error into one line on stderr and a non-zero exit code.
 
-mod bad_records;
-mod clean;
 mod cli;
-mod config;
-mod driver;
-mod faults;
-mod files;
-mod observe;
-mod pipeline;
-mod preflight;
+mod commands;
+mod metrics;
 mod progress;
-mod rebuild;
-mod recovery;
-mod redact;
-mod retry;
-mod schema_cmd;
-mod table_cmd;
-mod unity;
-mod validate;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, LogFormat, RunArgs};
-use crate::driver::RunMode;
+use crate::cli::{Cli, Command, LogFormat};
 
 /// Exit code when another run holds the checkpoint (EX_TEMPFAIL: try again later).
 const EXIT_LOCKED: u8 = 75;
-
-/// Who holds the checkpoint lock: this host and process, since now.
-pub(crate) fn lock_holder() -> inlet_checkpoint::LockHolder {
-    inlet_checkpoint::LockHolder {
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        pid: std::process::id(),
-        since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }
-}
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -65,16 +39,18 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
-            Command::Run(args) => run(args).await,
-            Command::Files(args) => files::run(args),
-            Command::Validate(args) => validate::run(args).await,
-            Command::Schema(args) => schema_cmd::run(args),
+            Command::Run(args) => commands::run::run(args).await,
+            Command::Files(args) => commands::files::run(args),
+            Command::Validate(args) => commands::validate::run(args).await,
+            Command::Schema(args) => commands::schema::run(args),
             Command::Checkpoint(args) => match &args.what {
-                cli::CheckpointCommand::Rebuild(config) => rebuild::run(config).await,
+                cli::CheckpointCommand::Rebuild(config) => {
+                    commands::checkpoint::rebuild(config).await
+                }
             },
             Command::Table(args) => match &args.what {
                 cli::TableCommand::RepairProtocol(config) => {
-                    table_cmd::repair_protocol(config).await
+                    commands::table::repair_protocol(config).await
                 }
             },
         }
@@ -87,7 +63,9 @@ fn main() -> ExitCode {
                 matches!(
                     c.downcast_ref::<inlet_checkpoint::CheckpointError>(),
                     Some(inlet_checkpoint::CheckpointError::Locked { .. })
-                )
+                ) || c
+                    .downcast_ref::<inlet_engine::EngineError>()
+                    .is_some_and(inlet_engine::EngineError::is_locked)
             });
             ExitCode::from(if locked { EXIT_LOCKED } else { 1 })
         }
@@ -149,64 +127,6 @@ fn init_logging(cli: &Cli) {
     match cli.log_format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
-    }
-}
-
-async fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let cfg = config::Config::load(&args.config.config)?;
-    let mode = if args.once {
-        RunMode::Once
-    } else if args.available_now {
-        RunMode::AvailableNow
-    } else {
-        RunMode::Continuous
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(stop_tx));
-    let pipeline_id = cfg.pipeline_id.clone();
-    let table = cfg.table_url.to_string();
-    if let Some(addr) = args.metrics_addr {
-        observe::serve(addr, &pipeline_id).await?;
-    }
-    let pipeline = pipeline::start(
-        cfg,
-        faults::Faults::new(args.fault_point),
-        mode != RunMode::Continuous,
-    )
-    .await?;
-    let stats = pipeline.run(mode, stop_rx).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&stats)?);
-    } else {
-        println!("{}", progress::summary(&pipeline_id, &table, &stats));
-    }
-    Ok(())
-}
-
-/// First SIGINT/SIGTERM: finish the batch in flight, then stop. Second: exit at once (the
-/// checkpoint and table stay consistent; recovery finishes the batch on the next start).
-async fn watch_signals(stop: watch::Sender<bool>) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            return;
-        }
-    };
-    for n in 0.. {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        if n == 0 {
-            tracing::info!("signal received: finishing the current batch, then stopping (signal again to stop at once)");
-            let _ = stop.send(true);
-        } else {
-            tracing::warn!(
-                "second signal: stopping now; the next start recovers the batch in flight"
-            );
-            std::process::exit(130);
-        }
     }
 }
 

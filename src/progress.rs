@@ -1,62 +1,20 @@
-//! What a run shows a person: a progress bar on a terminal, log lines otherwise, and the
-//! one-paragraph summary at the end.
+//! What a run shows a person: a progress bar on a terminal (an observer of the pipeline's
+//! events), log lines otherwise, and the one-paragraph summary at the end.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use inlet_engine::{Event, Observer, RunStats};
 
-/// Counters of one run, for the summary and `--json` output.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunStats {
-    pub batches: u64,
-    pub files: u64,
-    pub failed_files: u64,
-    pub skipped_files: u64,
-    pub rows: u64,
-    pub bytes: u64,
-    pub recovered_batches: u64,
-    /// Batch attempts that failed transiently and were retried in this run.
-    pub batch_retries: u64,
-    pub table_version: Option<i64>,
-    pub elapsed_seconds: f64,
-    /// Paths of files that failed in this run, with their errors.
-    pub failures: Vec<(String, String)>,
-    /// MERGE: rows inserted, updated and deleted in the table.
-    pub inserted: u64,
-    pub updated: u64,
-    pub deleted: u64,
-    /// Rows with values kept in the rescued data column.
-    pub rescued_rows: u64,
-    /// Lines set aside as bad records, in all.
-    pub bad_records: u64,
-    /// Files with bad records, with how many each.
-    pub bad_record_files: Vec<(String, u64)>,
-    /// Where bad records are written.
-    pub bad_records_location: String,
-    /// Schema versions this run made, each as its change.
-    pub schema_changes: Vec<String>,
-    /// Files found but older than `max_file_age`, not taken.
-    pub too_old_files: u64,
-    /// `clean_source`: files moved to the archive, and files deleted.
-    pub archived_files: u64,
-    pub deleted_files: u64,
-    /// Checkpoint entries forgotten past `max_file_age`.
-    pub compacted_entries: u64,
-}
-
-impl RunStats {
-    pub fn note_bad_records(&mut self, file: &str, n: u64) {
-        self.bad_records += n;
-        self.bad_record_files.push((file.to_string(), n));
-    }
-}
-
-/// The progress bar, drawn only when stderr is a terminal.
+/// The progress bar, drawn only when stderr is a terminal: files found against files done,
+/// with the rows so far; an observer of the pipeline's events.
 pub struct Progress {
     bar: ProgressBar,
     started: Instant,
+    rows: AtomicU64,
 }
 
 impl Progress {
@@ -77,21 +35,27 @@ impl Progress {
         Self {
             bar,
             started: Instant::now(),
+            rows: AtomicU64::new(0),
         }
-    }
-
-    pub fn add_files(&self, n: u64) {
-        self.bar.inc_length(n);
-    }
-
-    pub fn done_files(&self, n: u64, rows_so_far: u64) {
-        self.bar.inc(n);
-        self.bar.set_message(format!("{rows_so_far} rows"));
     }
 
     pub fn finish(&self) -> Duration {
         self.bar.finish_and_clear();
         self.started.elapsed()
+    }
+}
+
+impl Observer for Progress {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::Discovered { new, .. } => self.bar.inc_length(*new),
+            Event::BatchCommitted(done) => {
+                let rows = self.rows.fetch_add(done.rows, Ordering::Relaxed) + done.rows;
+                self.bar.inc(done.files);
+                self.bar.set_message(format!("{rows} rows"));
+            }
+            _ => {}
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod repair;
 mod sink;
 mod writer;
 
+pub use deltalake::DeltaTableError;
 pub use error::{store_transient, transient_text, SinkError};
 pub use merge::{MergeOutcome, MergeSpec};
 pub use reconcile::{same_type, TypeConflict};

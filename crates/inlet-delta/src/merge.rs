@@ -56,6 +56,7 @@ impl DeltaSink {
         batch_id: i64,
         batches: Vec<RecordBatch>,
         spec: &MergeSpec,
+        files: &[crate::BatchFile],
     ) -> Result<MergeOutcome, SinkError> {
         self.refuse_committed(app_id, batch_id).await?;
         let url = self.url().to_string();
@@ -130,7 +131,7 @@ impl DeltaSink {
             .map(|f| f.name().clone())
             .collect();
 
-        let properties = self.commit_properties(app_id, batch_id);
+        let properties = crate::sink::commit_properties(app_id, batch_id, files);
         let mut builder = table
             .merge(source, on)
             .with_source_alias(SOURCE)

@@ -65,8 +65,6 @@ pub struct DeltaSink {
     table: Option<DeltaTable>,
     url: Url,
     storage_options: HashMap<String, String>,
-    /// The source files the next commit records (see [`DeltaSink::record_files`]).
-    files: Vec<BatchFile>,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -90,7 +88,6 @@ impl DeltaSink {
             table: None,
             url: url.clone(),
             storage_options: storage_options.clone(),
-            files: Vec::new(),
         };
         let missing_local_dir = url.to_file_path().is_ok_and(|dir| !dir.exists());
         if !missing_local_dir {
@@ -361,8 +358,9 @@ impl DeltaSink {
     }
 
     /// Commits `staged` as batch `batch_id` of pipeline `app_id`: one Delta commit with the
-    /// add actions and a `txn {appId, version: batch_id}` action, retried on conflicts with
-    /// other writers. Returns the new table version.
+    /// add actions, a `txn {appId, version: batch_id}` action and, in its commitInfo, the
+    /// batch's source `files` (what `inlet checkpoint rebuild` reads), retried on conflicts
+    /// with other writers. Returns the new table version.
     ///
     /// With `new_schema`, the same commit changes the table's schema to it (columns added by
     /// schema evolution), so readers never see the new files without their columns.
@@ -375,6 +373,7 @@ impl DeltaSink {
         batch_id: i64,
         staged: StagedFiles,
         new_schema: Option<&Schema>,
+        files: &[BatchFile],
     ) -> Result<i64, SinkError> {
         self.refuse_committed(app_id, batch_id).await?;
         let commit_err = |source| SinkError::Commit {
@@ -396,7 +395,7 @@ impl DeltaSink {
             partition_by: (!partition_by.is_empty()).then_some(partition_by),
             predicate: None,
         };
-        let properties = self.commit_properties(app_id, batch_id);
+        let properties = commit_properties(app_id, batch_id, files);
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), table.log_store(), operation)
@@ -530,24 +529,6 @@ impl DeltaSink {
         Ok(Some(version))
     }
 
-    /// Sets the source files the next commit (append or MERGE) records in its commitInfo.
-    pub fn record_files(&mut self, files: Vec<BatchFile>) {
-        self.files = files;
-    }
-
-    /// A batch commit's properties: the pipeline's `txn` action, and commitInfo naming the
-    /// pipeline, the batch and its source files (those given to [`Self::record_files`]).
-    pub(crate) fn commit_properties(&self, app_id: &str, batch_id: i64) -> CommitProperties {
-        let files = serde_json::to_value(&self.files).unwrap_or_default();
-        CommitProperties::default()
-            .with_application_transaction(Transaction::new(app_id, batch_id))
-            .with_metadata([
-                (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
-                (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
-                (COMMIT_FILES_KEY.to_string(), files),
-            ])
-    }
-
     /// Every commit of pipeline `app_id` the table's log still holds, oldest first, and the
     /// oldest version the log holds (0 unless log clean-up removed older commits: then
     /// commits of the pipeline may be missing from the list).
@@ -646,6 +627,23 @@ impl DeltaSink {
     }
 }
 
+/// A batch commit's properties: the pipeline's `txn` action, and commitInfo naming the
+/// pipeline, the batch and its source files.
+pub(crate) fn commit_properties(
+    app_id: &str,
+    batch_id: i64,
+    files: &[BatchFile],
+) -> CommitProperties {
+    let files = serde_json::to_value(files).unwrap_or_default();
+    CommitProperties::default()
+        .with_application_transaction(Transaction::new(app_id, batch_id))
+        .with_metadata([
+            (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
+            (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
+            (COMMIT_FILES_KEY.to_string(), files),
+        ])
+}
+
 /// Delta versions are u64 in delta-rs and i64 in the checkpoint (SQLite integers); no table
 /// reaches 2^63 commits.
 pub(crate) fn version_i64(v: u64) -> i64 {
@@ -692,7 +690,7 @@ mod tests {
         let staged = writer.finish().await.expect("finish");
         assert_eq!(staged.rows(), 3);
         let v = sink
-            .commit_batch("p", 1, staged, None)
+            .commit_batch("p", 1, staged, None, &[])
             .await
             .expect("commit");
         assert_eq!(v, 1);
@@ -710,7 +708,7 @@ mod tests {
         writer.write(batch(&[4])).await.expect("write");
         let staged = writer.finish().await.expect("finish");
         let err = sink
-            .commit_batch("p", 1, staged, None)
+            .commit_batch("p", 1, staged, None, &[])
             .await
             .expect_err("replay");
         assert!(
@@ -758,7 +756,7 @@ mod tests {
         after.write(b).await.expect("write");
         staged.extend(after.finish().await.expect("finish"));
         assert_eq!(staged.rows(), 2);
-        sink.commit_batch("p", 1, staged, Some(&evolved))
+        sink.commit_batch("p", 1, staged, Some(&evolved), &[])
             .await
             .expect("commit");
 
@@ -803,7 +801,8 @@ mod tests {
         let mut w = sink.writer_for_schema(schema.clone(), 64 << 20)?;
         w.write(rows_of(schema, &[batch_id])).await?;
         let staged = w.finish().await?;
-        sink.commit_batch(app, batch_id, staged, Some(schema)).await
+        sink.commit_batch(app, batch_id, staged, Some(schema), &[])
+            .await
     }
 
     fn protocol_json(sink: &DeltaSink) -> serde_json::Value {
@@ -847,7 +846,7 @@ mod tests {
         w.write(rows_of(&ntz, &[2])).await.expect("write");
         let staged = w.finish().await.expect("finish");
         reopened
-            .commit_batch("p", 2, staged, None)
+            .commit_batch("p", 2, staged, None, &[])
             .await
             .expect("later commit");
     }
@@ -947,7 +946,7 @@ mod tests {
             delete_when: None,
         };
         second
-            .merge_batch("second", 1, vec![rows], &spec)
+            .merge_batch("second", 1, vec![rows], &spec, &[])
             .await
             .expect("merge");
         let reopened = DeltaSink::open(&url, &HashMap::new())

@@ -1,33 +1,47 @@
-//! Observability: Prometheus metrics recorded through the `metrics` facade, and the
-//! `/metrics` and `/healthz` endpoints served on `--metrics-addr`.
+//! Observability: the pipeline's events recorded as Prometheus metrics through the `metrics`
+//! facade, its health kept from them, and `/metrics` and `/healthz` served on `--metrics-addr`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
+use inlet_engine::{BatchCommitted, Event, Observer};
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{info, warn};
 
-/// Why the loop is not healthy right now (`None`: healthy).
-static PROBLEM: Mutex<Option<String>> = Mutex::new(None);
+/// Why the loop is not healthy right now (`None`: healthy), from the pipeline's events.
+#[derive(Debug, Default)]
+pub struct Health {
+    problem: Mutex<Option<String>>,
+}
 
-/// Marks the run unhealthy with a reason (a retried failure), or healthy again.
-pub fn set_problem(problem: Option<String>) {
-    *PROBLEM
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+impl Health {
+    /// Marks the run unhealthy with a reason (a retried failure), or healthy again.
+    fn set(&self, problem: Option<String>) {
+        *self
+            .problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Installs the Prometheus recorder (every metric labelled with the pipeline id) and serves
 /// it on `addr`; returns the address bound (port 0 picks a free one).
-pub async fn serve(addr: SocketAddr, pipeline_id: &str) -> Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, pipeline_id: &str, health: Arc<Health>) -> Result<SocketAddr> {
     let seconds = [
         0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
     ];
@@ -53,9 +67,10 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str) -> Result<SocketAddr> {
                 }
             };
             let handle = handle.clone();
+            let health = health.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let response = respond(&handle, &req);
+                    let response = respond(&handle, &health, &req);
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
@@ -68,7 +83,11 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str) -> Result<SocketAddr> {
     Ok(bound)
 }
 
-fn respond<B>(handle: &PrometheusHandle, req: &Request<B>) -> Response<Full<Bytes>> {
+fn respond<B>(
+    handle: &PrometheusHandle,
+    health: &Health,
+    req: &Request<B>,
+) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
@@ -81,11 +100,7 @@ fn respond<B>(handle: &PrometheusHandle, req: &Request<B>) -> Response<Full<Byte
     };
     match req.uri().path() {
         "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
-        "/healthz" => match PROBLEM
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-        {
+        "/healthz" => match health.problem() {
             None => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             Some(problem) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -156,20 +171,46 @@ fn describe() {
     describe_gauge!(DELTA_VERSION, "Delta table version after the last commit");
 }
 
-/// What one committed batch adds to the metrics.
-pub struct BatchDone<'a> {
-    pub files: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub bytes: u64,
-    pub rows: u64,
-    pub seconds: f64,
-    /// Landing time of each file, ms since the epoch.
-    pub landed_ms: &'a [i64],
-    pub delta_version: Option<i64>,
+/// Records the pipeline's events as metrics, and keeps its health.
+pub struct Recorder {
+    health: Arc<Health>,
 }
 
-pub fn batch_committed(done: &BatchDone<'_>) {
+impl Recorder {
+    pub fn new(health: Arc<Health>) -> Self {
+        Self { health }
+    }
+}
+
+impl Observer for Recorder {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::Discovered { new, duplicates } => {
+                counter!(FILES_DISCOVERED).increment(*new);
+                counter!(DUPLICATES).increment(*duplicates);
+            }
+            Event::Backlog { files, bytes } => {
+                gauge!(BACKLOG_FILES).set(*files as f64);
+                gauge!(BACKLOG_BYTES).set(*bytes as f64);
+            }
+            Event::QueueDepth { messages } => gauge!(QUEUE_DEPTH).set(*messages as f64),
+            Event::SchemaVersion { version } => gauge!(SCHEMA_VERSION).set(*version as f64),
+            Event::BatchCommitted(done) => batch_committed(done),
+            Event::Retrying {
+                what,
+                attempt,
+                error,
+                ..
+            } => self.health.set(Some(format!(
+                "{what} failing ({attempt} attempts): {error}"
+            ))),
+            Event::Healthy => self.health.set(None),
+            _ => {}
+        }
+    }
+}
+
+fn batch_committed(done: &BatchCommitted) {
     counter!(FILES_COMMITTED).increment(done.files - done.failed - done.skipped);
     counter!(FILES_FAILED).increment(done.failed);
     counter!(FILES_SKIPPED).increment(done.skipped);
@@ -179,7 +220,7 @@ pub fn batch_committed(done: &BatchDone<'_>) {
     histogram!(BATCH_SECONDS).record(done.seconds);
     let now = chrono::Utc::now().timestamp_millis();
     let latency = histogram!(LATENCY_SECONDS);
-    for landed in done.landed_ms {
+    for landed in &done.landed_ms {
         if *landed > 0 {
             latency.record((now - landed).max(0) as f64 / 1000.0);
         }
@@ -187,22 +228,4 @@ pub fn batch_committed(done: &BatchDone<'_>) {
     if let Some(v) = done.delta_version {
         gauge!(DELTA_VERSION).set(v as f64);
     }
-}
-
-pub fn backlog(files: usize, bytes: u64) {
-    gauge!(BACKLOG_FILES).set(files as f64);
-    gauge!(BACKLOG_BYTES).set(bytes as f64);
-}
-
-pub fn discovered(new: usize, duplicates: usize) {
-    counter!(FILES_DISCOVERED).increment(new as u64);
-    counter!(DUPLICATES).increment(duplicates as u64);
-}
-
-pub fn queue_depth(messages: u64) {
-    gauge!(QUEUE_DEPTH).set(messages as f64);
-}
-
-pub fn schema_version(version: i64) {
-    gauge!(SCHEMA_VERSION).set(version as f64);
 }

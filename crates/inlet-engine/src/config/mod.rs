@@ -1132,7 +1132,7 @@ location = "state"
 
     #[test]
     fn every_shipped_example_config_is_valid() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).expect("config/") {
             let path = entry.expect("entry").path();

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
 use arrow::datatypes::{DataType, Schema};
 
 use crate::config::{Config, SinkMode};
+use crate::error::{EngineError, Result};
 
 /// Local paths that cannot be what the config says: a table or checkpoint location that is a
 /// file (or lies under one). Checked before anything is created.
@@ -28,18 +28,22 @@ pub fn check_paths(cfg: &Config) -> Result<()> {
 }
 
 /// `path` is a directory, or does not exist yet and can be made one (no file on the way).
-fn check_dir(what: &str, key: &str, path: &Path, why: &str) -> Result<()> {
+fn check_dir(what: &'static str, key: &'static str, path: &Path, why: &'static str) -> Result<()> {
     // Without a trailing slash: `table/` of a file is "not a directory", not the file.
     let path: std::path::PathBuf = path.components().collect();
     let path = path.as_path();
     for p in path.ancestors() {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) => bail!(
-                "{what} {} cannot be used: {} is a file, not a directory ({why}); point {key} at a directory, which is created when missing",
-                path.display(),
-                p.display()
-            ),
+            Ok(_) => {
+                return Err(EngineError::PathIsFile {
+                    what,
+                    key,
+                    path: path.to_path_buf(),
+                    file: p.to_path_buf(),
+                    why,
+                })
+            }
             Err(_) => continue,
         }
     }
@@ -75,19 +79,23 @@ pub async fn check_sql(
         for (key, column) in named {
             if let Some(out) = &output {
                 if out.field_with_name(column).is_err() {
-                    bail!(
-                        "{key} names column '{column}', which the transform's output does not have (columns: {})",
-                        inlet_schema::column_names(out)
-                    );
+                    return Err(EngineError::MissingColumn {
+                        key,
+                        column: column.clone(),
+                        lacks: "the transform's output does not have".into(),
+                        columns: inlet_schema::column_names(out),
+                    });
                 }
             }
             if let Some(t) = table {
                 if t.field_with_name(column).is_err() {
-                    bail!(
-                        "{key} names column '{column}', which Delta table {} does not have (columns: {}); a MERGE matches rows on the table's own columns",
-                        cfg.table_url,
-                        inlet_schema::column_names(t)
-                    );
+                    // A MERGE matches rows on the table's own columns.
+                    return Err(EngineError::MissingColumn {
+                        key,
+                        column: column.clone(),
+                        lacks: format!("Delta table {} does not have", cfg.table_url),
+                        columns: inlet_schema::column_names(t),
+                    });
                 }
             }
         }
@@ -102,12 +110,11 @@ pub async fn check_sql(
                 f.data_type(),
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
             ) {
-                bail!(
-                    "Delta table {} has column '{}' of type {}, but schema.rescued_data_column names it and rescued data is JSON text (STRING); set schema.rescued_data_column to another name (for example \"_rescued\")",
-                    cfg.table_url,
-                    f.name(),
-                    inlet_schema::ddl_type(f.data_type())
-                );
+                return Err(EngineError::RescuedColumnType {
+                    table: cfg.table_url.to_string(),
+                    column: f.name().clone(),
+                    column_type: inlet_schema::ddl_type(f.data_type()),
+                });
             }
         }
     }

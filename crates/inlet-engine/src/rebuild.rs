@@ -1,31 +1,51 @@
-//! `inlet checkpoint rebuild`: a new checkpoint from the Delta table's history, for when the
+//! Checkpoint rebuild: a new checkpoint from the Delta table's history, for when the
 //! checkpoint was lost or damaged; each inlet commit lists its batch's source files.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use inlet_checkpoint::{Checkpoint, FileState, NewFile, RunnerLock, DB_FILE};
 use inlet_delta::DeltaSink;
 
-use crate::cli::ConfigArg;
 use crate::config::Config;
+use crate::error::{EngineError, Result};
 
-pub async fn run(args: &ConfigArg) -> Result<()> {
-    let mut cfg = Config::load(&args.config)?;
+/// What a rebuild restored.
+#[derive(Debug, Clone)]
+pub struct Rebuilt {
+    pub checkpoint: PathBuf,
+    pub table: String,
+    pub files: usize,
+    pub batches: usize,
+    /// The last batch restored, and its table version.
+    pub last_batch: i64,
+    pub last_version: i64,
+    /// Where the previous checkpoint database was moved, if there was one.
+    pub kept: Option<PathBuf>,
+    /// Merge mode: tombstones are not in the table and were not rebuilt.
+    pub tombstones_lost: bool,
+}
+
+/// Makes a new checkpoint for `cfg` from the table's history: every commit of the pipeline,
+/// oldest first, planned and recorded with the files its `inlet.files` lists, then the
+/// table's schema as schema version 1. The previous database is renamed aside, never
+/// deleted; the runner lock is held meanwhile. Refuses (changing nothing) when the table
+/// holds no commit of the pipeline, when a commit lists no files, or when Delta log
+/// clean-up removed commits of the pipeline: those files would be taken again.
+pub async fn rebuild_checkpoint(mut cfg: Config) -> Result<Rebuilt> {
     // A `uc://` table is read where the catalog says it lives, with vended credentials.
-    crate::unity::Catalog::resolve(&mut cfg).await?;
+    crate::catalog::Catalog::resolve(&mut cfg).await?;
     let dir = &cfg.checkpoint_dir;
     let mut sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
     let (commits, oldest) = sink.pipeline_commits(&cfg.pipeline_id).await?;
     let txn = sink.txn_version(&cfg.pipeline_id).await?;
     refuse_partial_history(&cfg, &commits, oldest, txn)?;
     if commits.is_empty() {
-        bail!(
+        return Err(EngineError::Rebuild(format!(
             "Delta table {} holds no commit of pipeline '{}', so there is nothing to rebuild from; \
              check sink.table and pipeline_id (a pipeline that never committed can start with an empty checkpoint)",
             cfg.table_url,
             cfg.pipeline_id
-        );
+        )));
     }
     let unlisted: Vec<String> = commits
         .iter()
@@ -33,17 +53,20 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         .map(|c| c.batch_id.to_string())
         .collect();
     if !unlisted.is_empty() {
-        bail!(
+        return Err(EngineError::Rebuild(format!(
             "the commits of batches {} in Delta table {} do not list their source files (an older inlet wrote them), \
              so a rebuilt checkpoint would take those files again; restore the checkpoint from a backup instead",
             unlisted.join(", "),
             cfg.table_url
-        );
+        )));
     }
 
     // A run must not be using the checkpoint while it is replaced.
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create checkpoint directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+        what: "create checkpoint directory",
+        path: dir.clone(),
+        source,
+    })?;
     let lock = RunnerLock::acquire(dir, crate::lock_holder())?;
     let kept = set_aside(dir)?;
     drop(lock);
@@ -100,27 +123,16 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         .last()
         .map(|c| (c.batch_id, c.version))
         .unwrap_or_default();
-    println!(
-        "rebuilt checkpoint {} from Delta table {}: {files} files in {} batches (the last, batch {}, is version {}).",
-        dir.display(),
-        cfg.table_url,
-        commits.len(),
-        last.0,
-        last.1
-    );
-    if let Some(kept) = kept {
-        println!(
-            "The previous checkpoint database was kept as {}.",
-            kept.display()
-        );
-    }
-    if cfg.sink.mode == crate::config::SinkMode::Merge {
-        println!(
-            "Note: MERGE tombstones (deleted keys remembered so that an older update arriving late cannot bring a row back) \
-             are not in the table and were not rebuilt."
-        );
-    }
-    Ok(())
+    Ok(Rebuilt {
+        checkpoint: dir.clone(),
+        table: cfg.table_url.to_string(),
+        files,
+        batches: commits.len(),
+        last_batch: last.0,
+        last_version: last.1,
+        kept,
+        tombstones_lost: cfg.sink.mode == crate::config::SinkMode::Merge,
+    })
 }
 
 /// Refuses to rebuild from a log whose older commits were removed (by Delta log clean-up,
@@ -143,7 +155,7 @@ fn refuse_partial_history(
         // No txn (it never committed, or its txn expired) and no commit left: the refusal
         // for an empty history follows.
         None if txn.is_none() => Ok(()),
-        None => bail!(
+        None => Err(EngineError::Rebuild(format!(
             "Delta table {} shows pipeline '{}' committed up to batch {} (its txn version), but the table's log now starts \
                 at version {oldest} (older commits were removed by log clean-up) and the commits it still holds include none of \
                 this pipeline's, so the files its batches took cannot be known and a rebuilt checkpoint would take them again. \
@@ -151,10 +163,10 @@ fn refuse_partial_history(
             cfg.table_url,
             cfg.pipeline_id,
             txn.unwrap_or_default(),
-        ),
+        ))),
         // Batch ids start at 1 and each batch is committed after the one before: when the
         // first batch is visible, every later one is too.
-        Some(first) if first.batch_id > 1 => bail!(
+        Some(first) if first.batch_id > 1 => Err(EngineError::Rebuild(format!(
             "Delta table {} holds pipeline '{}''s commits from batch {} on (version {}), but its log now starts at version \
                 {oldest}: older commits were removed by log clean-up, and batches 1 to {} may be among them, so the files they \
                 took cannot be known and a rebuilt checkpoint would take them again. Nothing was changed; {what_to_do}",
@@ -163,7 +175,7 @@ fn refuse_partial_history(
             first.batch_id,
             first.version,
             first.batch_id - 1,
-        ),
+        ))),
         Some(_) => Ok(()),
     }
 }
@@ -181,8 +193,11 @@ fn set_aside(dir: &Path) -> Result<Option<PathBuf>> {
         let from = dir.join(format!("{DB_FILE}{suffix}"));
         if from.exists() {
             let to = dir.join(format!("{DB_FILE}.replaced-{stamp}{suffix}"));
-            std::fs::rename(&from, &to)
-                .with_context(|| format!("cannot move {} aside", from.display()))?;
+            std::fs::rename(&from, &to).map_err(|source| EngineError::Io {
+                what: "move aside",
+                path: from.clone(),
+                source,
+            })?;
             if suffix.is_empty() {
                 kept = Some(to);
             }

@@ -1,12 +1,10 @@
 //! Test-only crash points: `--fault-point NAME` (a hidden flag) makes the process kill
 //! itself with SIGKILL when the batch protocol reaches that step, to prove recovery.
 
-use clap::ValueEnum;
-
 /// The step boundaries of the batch protocol where a crash is simulated (each is "after" a
 /// step: the names say which).
 #[allow(clippy::enum_variant_names)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultPoint {
     /// Batch planned in the checkpoint, nothing written.
     AfterPlan,
@@ -16,6 +14,31 @@ pub enum FaultPoint {
     AfterCommit,
     /// Checkpoint recorded the commit (before acknowledgement).
     AfterRecord,
+}
+
+impl FaultPoint {
+    /// Every point with its command-line name.
+    pub const ALL: [(&'static str, FaultPoint); 4] = [
+        ("after-plan", Self::AfterPlan),
+        ("after-write", Self::AfterWrite),
+        ("after-commit", Self::AfterCommit),
+        ("after-record", Self::AfterRecord),
+    ];
+}
+
+impl std::str::FromStr for FaultPoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                format!("unknown fault point '{s}' (one of {})", names.join(", "))
+            })
+    }
 }
 
 /// Where this run will crash, if anywhere.

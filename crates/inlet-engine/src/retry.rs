@@ -1,42 +1,10 @@
-//! Which failures a retry may cure (network and service trouble, commit conflicts) and how
-//! long to wait before the next attempt: exponential backoff with jitter, capped.
+//! How long to wait before the next attempt (exponential backoff with jitter, capped), and
+//! which I/O failures are network trouble; `EngineError::is_transient` says what is retried.
 
 use std::time::Duration;
 
-use inlet_delta::{transient_text, SinkError};
-use inlet_discover::DiscoverError;
-
 /// Backoff never waits longer than this between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// True when `err` is trouble a later attempt may not meet: a storage or queue request that
-/// failed on the network or with a 5xx/429 after the client's own retries, a Delta commit
-/// that lost a race. False for what the user must fix (config, schema, permissions, a full
-/// or read-only checkpoint disk): retrying those only hides them.
-pub fn is_transient(err: &anyhow::Error) -> bool {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<DiscoverError>() {
-            return e.is_transient();
-        }
-        if let Some(e) = cause.downcast_ref::<SinkError>() {
-            return e.is_transient();
-        }
-        if let Some(e) = cause.downcast_ref::<inlet_unity::UnityError>() {
-            return e.is_transient();
-        }
-        if cause.is::<inlet_checkpoint::CheckpointError>() {
-            // The checkpoint is local state: a failure there is a disk or a file to fix.
-            return false;
-        }
-        if let Some(e) = cause.downcast_ref::<object_store::Error>() {
-            return inlet_delta::store_transient(e);
-        }
-        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
-            return io_transient(e);
-        }
-    }
-    transient_text(&format!("{err:#}"))
-}
 
 /// Network-side I/O failures.
 pub fn io_transient(e: &std::io::Error) -> bool {
@@ -114,29 +82,39 @@ mod tests {
 
     #[test]
     fn network_trouble_is_transient_and_user_errors_are_not() {
-        let reset = anyhow::Error::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "reset by peer",
-        ));
-        assert!(is_transient(&reset));
-        let full = anyhow::Error::new(std::io::Error::new(
-            std::io::ErrorKind::StorageFull,
-            "no space",
-        ));
-        assert!(!is_transient(&full));
-        assert!(is_transient(&anyhow::anyhow!(
-            "Generic S3 error: Error after 10 retries: error sending request"
-        )));
-        assert!(is_transient(&anyhow::anyhow!(
-            "Server returned non-2xx status code: 503 Service Unavailable: SlowDown"
-        )));
-        assert!(!is_transient(&anyhow::anyhow!(
-            "column 'x' is BIGINT in the table and STRING in file a.json"
-        )));
+        use crate::error::EngineError;
+        let io = |kind| EngineError::Io {
+            what: "read",
+            path: "f".into(),
+            source: std::io::Error::new(kind, "x"),
+        };
+        assert!(io(std::io::ErrorKind::ConnectionReset).is_transient());
+        assert!(!io(std::io::ErrorKind::StorageFull).is_transient());
+        let text = |t: &str| {
+            EngineError::Transform(inlet_transform::TransformError::Execute(t.to_string()))
+        };
+        assert!(
+            text("Generic S3 error: Error after 10 retries: error sending request").is_transient()
+        );
+        assert!(
+            text("Server returned non-2xx status code: 503 Service Unavailable: SlowDown")
+                .is_transient()
+        );
+        assert!(
+            !text("column 'x' is BIGINT in the table and STRING in file a.json").is_transient()
+        );
         let denied = object_store::Error::PermissionDenied {
             path: "b/k".into(),
             source: "403".into(),
         };
-        assert!(!is_transient(&anyhow::Error::new(denied)));
+        let sink = inlet_delta::SinkError::Commit {
+            url: "s3://b/t".into(),
+            source: deltalake_error(denied),
+        };
+        assert!(!EngineError::from(sink).is_transient());
+    }
+
+    fn deltalake_error(source: object_store::Error) -> inlet_delta::DeltaTableError {
+        inlet_delta::DeltaTableError::ObjectStore { source }
     }
 }

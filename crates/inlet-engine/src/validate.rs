@@ -1,21 +1,33 @@
-//! `inlet validate`: parse the config, reach the source and the table, read the checkpoint,
-//! and print what a run would do. Writes nothing.
+//! Validation: the config checked against the source, the table and the checkpoint, with
+//! every refusal a run would make at start, and the plan of what a run would do. Writes nothing.
 
-use anyhow::{Context, Result};
 use inlet_checkpoint::Checkpoint;
 use inlet_delta::DeltaSink;
 use inlet_discover::SourceStore;
 
-use crate::cli::ConfigArg;
 use crate::config::Config;
+use crate::error::{EngineError, Result};
 use crate::redact::redact_options;
 
-pub async fn run(args: &ConfigArg) -> Result<()> {
-    let mut cfg = Config::load(&args.config)?;
+/// What a run of a valid config would do, as `inlet validate` prints it (no secret in it).
+#[derive(Debug, Clone)]
+pub struct Validation {
+    report: String,
+}
+
+impl std::fmt::Display for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.report)
+    }
+}
+
+/// Checks `cfg` as a run would at start (paths, source, table, catalog, queue, SQL, keys,
+/// checkpoint), refusing with the same error a run would give; reads, never writes.
+pub async fn validate(mut cfg: Config) -> Result<Validation> {
     crate::preflight::check_paths(&cfg)?;
     let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
     source.check_reachable().await?;
-    let catalog = crate::unity::Catalog::resolve(&mut cfg).await?;
+    let catalog = crate::catalog::Catalog::resolve(&mut cfg).await?;
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
 
     let mut out = String::new();
@@ -56,12 +68,13 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
     }
     if let Some(archive) = &cfg.archive_url {
         // A local archive directory is created by the first move; a bucket must exist.
-        let store = SourceStore::open(archive, &cfg.source_options())?;
+        let store =
+            SourceStore::open(archive, &cfg.source_options()).map_err(EngineError::Archive)?;
         if store.bucket().is_some() {
             store
                 .check_reachable()
                 .await
-                .context("source.archive_url")?;
+                .map_err(EngineError::Archive)?;
         }
     }
     if cfg.source.clean_source != crate::config::CleanSource::Off {
@@ -181,6 +194,5 @@ pub async fn run(args: &ConfigArg) -> Result<()> {
         }
     }
     out.push_str("ok\n");
-    print!("{out}");
-    Ok(())
+    Ok(Validation { report: out })
 }

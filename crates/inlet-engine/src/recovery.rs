@@ -1,15 +1,12 @@
 //! Recovery on start: a batch left `planned` by a crashed run is confirmed from the table's
 //! txn version or replayed with the same files, and a checkpoint behind its table is refused.
 
-use anyhow::{bail, Result};
 use inlet_checkpoint::FileState;
 use tracing::{info, warn};
 
-use crate::pipeline::{Pipeline, PlannedFile};
-
-/// How far back in the table's history the commit of a recovered batch is searched for its
-/// version (for the file log only; correctness rests on the txn version).
-const HISTORY_DEPTH: usize = 100;
+use crate::batch::{PlannedFile, HISTORY_DEPTH};
+use crate::error::{EngineError, Result};
+use crate::pipeline::Pipeline;
 
 /// Brings the checkpoint and the table into agreement before any new batch is planned.
 ///
@@ -56,13 +53,13 @@ pub async fn recover(p: &mut Pipeline) -> Result<()> {
     let txn = p.sink.txn_version(&pipeline_id).await?.unwrap_or(0);
     let known = p.checkpoint.last_committed_batch()?;
     if txn > known {
-        bail!(
-            "Delta table {} holds batch {txn} of pipeline '{pipeline_id}', but checkpoint {} knows batches up to {known} only; \
-             the checkpoint is stale or another checkpoint uses this pipeline_id. Refusing to run, since files would be ingested twice; \
-             use the checkpoint that wrote the table, or a new pipeline_id for a new table",
-            p.cfg.table_url,
-            p.cfg.checkpoint_dir.display()
-        );
+        return Err(EngineError::StaleCheckpoint {
+            table: p.cfg.table_url.to_string(),
+            pipeline: pipeline_id,
+            txn_version: txn,
+            checkpoint: p.cfg.checkpoint_dir.clone(),
+            known,
+        });
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use crate::error::Result;
 use futures::StreamExt;
 use inlet_checkpoint::FileRecord;
 use inlet_discover::{DiscoverError, SourceStore};

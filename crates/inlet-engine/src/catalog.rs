@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use crate::error::{EngineError, Result};
 use inlet_unity::{Column, TableInfo, TempCredentials, UnityClient, UnityError};
 use tracing::{info, warn};
 
@@ -46,15 +46,15 @@ impl Catalog {
         let Some(target) = cfg.unity.clone() else {
             return Ok(None);
         };
-        let host = target
-            .host
-            .ok_or_else(|| anyhow::anyhow!("sink.table is the Unity Catalog table {}: set the workspace URL in unity.host or DATABRICKS_HOST", target.name.full()))?;
-        let auth = target.auth.ok_or_else(|| {
-            anyhow::anyhow!(
-                "sink.table is the Unity Catalog table {}: give inlet a token in DATABRICKS_TOKEN (or unity.token = \"${{NAME}}\"), \
-                 or a service principal's DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET",
-                target.name.full()
-            )
+        let host = target.host.ok_or_else(|| EngineError::CatalogTable {
+            table: target.name.full(),
+            detail: "set the workspace URL in unity.host or DATABRICKS_HOST".into(),
+        })?;
+        let auth = target.auth.ok_or_else(|| EngineError::CatalogTable {
+            table: target.name.full(),
+            detail: "give inlet a token in DATABRICKS_TOKEN (or unity.token = \"${NAME}\"), \
+                 or a service principal's DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET"
+                .into(),
         })?;
         let client = UnityClient::new(&host, auth)?;
         let name = target.name.clone();
@@ -81,7 +81,12 @@ impl Catalog {
         } else {
             format!("{location}/")
         };
-        cfg.table_url = url::Url::parse(&url).map_err(|e| anyhow::anyhow!("Unity Catalog gave table {} the storage location '{location}', which is not a URL: {e}", name.full()))?;
+        cfg.table_url = url::Url::parse(&url).map_err(|e| EngineError::CatalogTable {
+            table: name.full(),
+            detail: format!(
+                "the catalog gave it the storage location '{location}', which is not a URL: {e}"
+            ),
+        })?;
         let catalog = Self {
             client,
             name,

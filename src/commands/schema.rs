@@ -10,7 +10,7 @@ use inlet_schema::{ddl_type, SchemaDiff};
 use serde::Serialize;
 
 use crate::cli::{SchemaArgs, SchemaCommand};
-use crate::config::Config;
+use inlet_engine::Config;
 
 pub fn run(args: &SchemaArgs) -> Result<()> {
     let cfg = Config::load(&args.config.config)?;
@@ -51,7 +51,7 @@ pub fn run(args: &SchemaArgs) -> Result<()> {
                 .enumerate()
                 .map(|(i, (v, schema))| HistoryEntry {
                     version: v.version,
-                    created_at: format!("{} UTC", crate::files::time(Some(v.created_at_ms))),
+                    created_at: format!("{} UTC", super::files::time(Some(v.created_at_ms))),
                     batch_id: v.batch_id,
                     file: v.file_path.clone(),
                     reason: v.reason.clone(),

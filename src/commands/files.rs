@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use inlet_checkpoint::{Checkpoint, FileRecord};
 
 use crate::cli::FilesArgs;
-use crate::config::Config;
+use inlet_engine::Config;
 
 pub fn run(args: &FilesArgs) -> Result<()> {
     let cfg = Config::load(&args.config.config)?;
@@ -47,7 +47,11 @@ fn retry(cfg: &Config, path: &str) -> Result<()> {
         );
     };
     drop(cp);
-    let cp = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
+    let cp = Checkpoint::open(
+        &cfg.checkpoint_dir,
+        &cfg.pipeline_id,
+        inlet_engine::lock_holder(),
+    )?;
     let was = cp.retry_file(&url)?;
     println!("{url} was {}; the next run takes it again", was.as_str());
     Ok(())

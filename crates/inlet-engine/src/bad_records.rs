@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use crate::error::Result;
 use bytes::Bytes;
 use inlet_discover::SourceStore;
 use inlet_format::BadRecord;

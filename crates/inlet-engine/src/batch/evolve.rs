@@ -1,0 +1,415 @@
+//! Step 5a–b, the schema a batch decodes with: the table's (or, for the first batch, one
+//! inferred from its files), columns the config declares, and new columns met in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use futures::StreamExt;
+use inlet_discover::DiscoverError;
+use inlet_format::SchemaSample;
+use tracing::{debug, info, warn};
+
+use super::read::describe;
+use super::PlannedFile;
+use crate::error::{EngineError, Result};
+use crate::events::Event;
+use crate::pipeline::Pipeline;
+
+/// The schema a batch starts decoding with, once the table is known.
+pub(crate) enum Known {
+    Schema(SchemaRef),
+    /// The batch's files hold no column at all (and no hint declares one): no table yet.
+    NoColumns,
+}
+
+/// A batch's schema as it evolves: where it started, and each change on the way.
+pub(super) struct Evolution {
+    schema: SchemaRef,
+    pub(super) changes: Vec<SchemaChange>,
+    /// The batch's own inference, made when a file first brings new columns.
+    sample: Option<Schema>,
+}
+
+impl Evolution {
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The schema the commit gives the table, when the batch changed it.
+    pub fn new_schema(&self) -> Option<SchemaRef> {
+        (!self.changes.is_empty()).then(|| self.schema.clone())
+    }
+}
+
+impl Pipeline {
+    /// The schema to decode with, which is the table's: when the table does not exist,
+    /// infer a schema from the first files of this batch, store it as a schema version and
+    /// create the table. `None` when the sample shows no columns at all.
+    pub(super) async fn ensure_table(
+        &mut self,
+        batch_id: i64,
+        files: &[PlannedFile],
+    ) -> Result<Known> {
+        let streaming = self.streaming();
+        let table = self.sink.arrow_schema()?;
+        if let (Some(schema), true) = (&table, streaming) {
+            if self.checkpoint.latest_schema()?.is_none() {
+                self.checkpoint.add_schema_version(
+                    &inlet_schema::to_json(schema),
+                    Some(batch_id),
+                    None,
+                    "adopted from the existing table",
+                )?;
+            }
+            return Ok(Known::Schema(schema.clone()));
+        }
+        // The source schema (what files are decoded with): stored, or inferred and stored.
+        let source = match self.checkpoint.latest_schema()? {
+            // Inferred by a run that crashed before creating the table: use the same schema.
+            Some(stored) => inlet_schema::from_json(&stored.schema_json)?,
+            None => {
+                let started = std::time::Instant::now();
+                // Files with no columns (empty, `{}` records, unreadable) say nothing: the
+                // sample goes on past them, so no file of the batch goes unread.
+                let mut rest = files;
+                let mut budget = self.cfg.schema.sample_bytes;
+                let (inferred, sampled) = loop {
+                    let found = self.infer(rest, budget).await?;
+                    self.known_fit.extend(found.known_fit);
+                    if !found.schema.fields().is_empty() || !self.cfg.hints.is_empty() {
+                        break (found.schema, found.files);
+                    }
+                    if found.cut && budget != u64::MAX {
+                        // A file read only in part may hold columns further on: read whole.
+                        budget = u64::MAX;
+                        continue;
+                    }
+                    if found.covered == 0 || found.covered >= rest.len() {
+                        return Ok(Known::NoColumns);
+                    }
+                    rest = &rest[found.covered..];
+                };
+                debug!(
+                    files = sampled,
+                    infer_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "inferred the schema"
+                );
+                let hinted = inlet_schema::apply_hints(&inferred, &self.cfg.hints);
+                let schema = inlet_schema::with_rescued_column(&hinted, self.cfg.rescued_column());
+                self.checkpoint.add_schema_version(
+                    &inlet_schema::to_json(&schema),
+                    Some(batch_id),
+                    files.first().map(|f| f.path.as_str()),
+                    &format!("inferred from {sampled} file(s)"),
+                )?;
+                schema
+            }
+        };
+        if table.is_some() {
+            return Ok(Known::Schema(Arc::new(source)));
+        }
+        // The table's schema is what the SQL makes of the source's.
+        let created = if streaming {
+            source.clone()
+        } else {
+            self.transform.output_schema(&source).await?
+        };
+        crate::preflight::check_sql(&self.cfg, Some(&source), None).await?;
+        let mut needed: Vec<(&str, &String)> = self
+            .cfg
+            .sink
+            .partition_by
+            .iter()
+            .map(|c| ("sink.partition_by", c))
+            .collect();
+        needed.extend(self.cfg.sink.keys.iter().map(|c| ("sink.keys", c)));
+        needed.extend(
+            self.cfg
+                .sink
+                .sequence_by
+                .iter()
+                .map(|c| ("sink.sequence_by", c)),
+        );
+        for (key, column) in needed {
+            if created.field_with_name(column).is_err() {
+                return Err(EngineError::MissingColumn {
+                    key,
+                    column: column.clone(),
+                    lacks: "the table would not have".into(),
+                    columns: inlet_schema::column_names(&created),
+                });
+            }
+        }
+        self.sink
+            .create(&created, &self.cfg.sink.partition_by)
+            .await?;
+        info!(columns = created.fields().len(), table = %self.cfg.table_url, "created Delta table");
+        if streaming {
+            Ok(match self.sink.arrow_schema()? {
+                Some(schema) => Known::Schema(schema),
+                None => Known::NoColumns,
+            })
+        } else {
+            Ok(Known::Schema(Arc::new(source)))
+        }
+    }
+
+    /// A batch's schema at its start: the table's, plus the columns the config declares
+    /// and the table lacks (hints, the rescued data column), which the batch's commit adds.
+    pub(super) fn evolution(&self, table: &Schema) -> Evolution {
+        let schema = Arc::new(self.declared_schema(table));
+        let mut changes = Vec::new();
+        if schema.fields().len() != table.fields().len() {
+            changes.push(SchemaChange::new(
+                table,
+                schema.clone(),
+                None,
+                "declared in the config: schema.hints or schema.rescued_data_column",
+            ));
+        }
+        Evolution {
+            schema,
+            changes,
+            sample: None,
+        }
+    }
+
+    /// New columns `fields` that `file` brought: typed over the batch (`batch_types`) and
+    /// added to the schema. The wider schema, when it grew.
+    pub(super) async fn evolve(
+        &mut self,
+        evolution: &mut Evolution,
+        file: &PlannedFile,
+        batch: &[PlannedFile],
+        fields: Vec<Field>,
+    ) -> Result<Option<SchemaRef>> {
+        // Typed over the batch (as the first batch infers), not by whichever file happened
+        // to have the column first.
+        let mut sample = evolution.sample.take();
+        let fields = self.batch_types(file, batch, fields, &mut sample).await?;
+        evolution.sample = sample;
+        let evolved = Arc::new(inlet_schema::with_columns(&evolution.schema, &fields));
+        if evolved.fields().len() <= evolution.schema.fields().len() {
+            return Ok(None);
+        }
+        let why = format!("new in {}", file.path);
+        evolution.changes.push(SchemaChange::new(
+            &evolution.schema,
+            evolved.clone(),
+            Some(file.path.clone()),
+            &why,
+        ));
+        info!(file = %file.path, columns = %describe(&fields), "schema evolves: adding columns in flight");
+        evolution.schema = evolved.clone();
+        Ok(Some(evolved))
+    }
+
+    /// The types of `fields`, new columns `file` brought, inferred over the batch's files
+    /// (`file` first, then the others, within the sample bounds) as the first batch infers
+    /// its schema: a column that holds integers in one file and fractions in another is a
+    /// DOUBLE whichever file came first. Hints still decide where they name a column. The
+    /// batch is sampled once (`sampled` keeps it); later new columns are looked up in it.
+    async fn batch_types(
+        &self,
+        file: &PlannedFile,
+        batch: &[PlannedFile],
+        fields: Vec<Field>,
+        sampled: &mut Option<Schema>,
+    ) -> Result<Vec<Field>> {
+        if batch.len() < 2 {
+            return Ok(fields);
+        }
+        if sampled.is_none() {
+            let order: Vec<PlannedFile> = std::iter::once(file.clone())
+                .chain(batch.iter().filter(|f| f.path != file.path).cloned())
+                .collect();
+            let found = self.infer(&order, self.cfg.schema.sample_bytes).await?;
+            debug!(files = found.files, "new columns typed over the batch");
+            *sampled = Some(found.schema);
+        }
+        let Some(sampled) = sampled.as_ref() else {
+            return Ok(fields);
+        };
+        let typed = fields.into_iter().map(|f| {
+            let name = f.name().to_lowercase();
+            match sampled
+                .fields()
+                .iter()
+                .find(|s| s.name().to_lowercase() == name)
+            {
+                Some(s) => f.with_data_type(s.data_type().clone()),
+                None => f,
+            }
+        });
+        Ok(inlet_schema::hinted_types(
+            typed.collect::<Vec<_>>().iter(),
+            &self.cfg.hints,
+        ))
+    }
+
+    /// Infers a schema from the first files of a batch, within the sample bounds. Files are
+    /// read and sampled `read_concurrency` at a time, each apart, then merged in order.
+    /// Also returns the files sampled whole whose every line fits its own inference.
+    /// Also returns how many of `files` (from the first) the sample bounds let it read.
+    pub(super) async fn infer(
+        &self,
+        files: &[PlannedFile],
+        sample_bytes: u64,
+    ) -> Result<Inference> {
+        // The byte budget is spent in file order, by stored size (a compressed file may give
+        // more), so which files are sampled does not depend on timing.
+        let mut chosen = Vec::new();
+        let mut bytes = 0u64;
+        for file in files.iter().take(self.cfg.schema.sample_files) {
+            if bytes >= sample_bytes {
+                break;
+            }
+            chosen.push((file.path.clone(), sample_bytes - bytes));
+            bytes += file.size;
+        }
+        let covered = chosen.len();
+        let infer_types = self.cfg.schema.infer_column_types;
+        let shared = self.decode_settings();
+        let mut samples = futures::stream::iter(chosen)
+            .map(|(path, budget)| {
+                let source = self.source.clone();
+                let settings = shared.clone();
+                let compression = self.cfg.source.compression;
+                async move {
+                    let data = match source.read(&path).await {
+                        Ok(d) => d,
+                        // Reading the batch records these as skipped.
+                        Err(DiscoverError::NotFound { .. } | DiscoverError::Unaddressable { .. }) => return Ok(None),
+                        Err(e) => return Err(e),
+                    };
+                    let _cpu = settings.cpu.clone().acquire_owned().await.ok();
+                    let sampled = tokio::task::spawn_blocking(move || {
+                        let data = inlet_format::decompress(&path, data, compression).ok()?;
+                        // Row formats are sampled up to the byte budget; Parquet needs the file.
+                        let cut = usize::try_from(budget).unwrap_or(usize::MAX);
+                        let whole = data.len() <= cut;
+                        let data = match settings.format {
+                            inlet_format::Format::Parquet => data,
+                            _ => data.slice(..data.len().min(cut)),
+                        };
+                        let mut sample = SchemaSample::new(infer_types);
+                        match sample.add(&path, &data, &settings.options()) {
+                            Ok(()) => {
+                                let fitted = sample.fitted().filter(|_| whole).map(|f| (path, f));
+                                Some((sample, fitted, !whole))
+                            }
+                            Err(e) => {
+                                // The decode pass records this file as failed, with the same error.
+                                warn!(file = %path, error = %e, "file left out of the schema sample");
+                                None
+                            }
+                        }
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    Ok(sampled)
+                }
+            })
+            .buffered(self.cfg.source.read_ahead());
+        let mut merged = SchemaSample::new(infer_types);
+        let mut known_fit = HashMap::new();
+        let mut cut = false;
+        while let Some(sample) = samples.next().await {
+            if let Some((sample, fitted, partly)) = sample? {
+                merged.merge(sample);
+                known_fit.extend(fitted);
+                cut |= partly;
+            }
+        }
+        Ok(Inference {
+            schema: merged.schema(),
+            files: merged.files(),
+            known_fit,
+            covered,
+            cut,
+        })
+    }
+
+    /// The table's schema plus the columns the config declares and the table lacks: hinted
+    /// columns and the rescued data column. (Hints do not change existing columns' types.)
+    fn declared_schema(&self, table: &Schema) -> Schema {
+        let hinted: Vec<Field> = self
+            .cfg
+            .hints
+            .iter()
+            .filter(|h| {
+                !table
+                    .fields()
+                    .iter()
+                    .any(|f| inlet_schema::same_column_name(f.name(), h.name()))
+            })
+            .cloned()
+            .collect();
+        let schema = inlet_schema::with_columns(table, &hinted);
+        inlet_schema::with_rescued_column(&schema, self.cfg.rescued_column())
+    }
+
+    /// Stores the schema versions a committed batch made (once: a replay after a crash
+    /// that recorded them already finds them).
+    pub(super) fn record_schema_changes(
+        &mut self,
+        batch_id: i64,
+        changes: &[SchemaChange],
+    ) -> Result<()> {
+        for change in changes {
+            let json = inlet_schema::to_json(&change.schema);
+            if self
+                .checkpoint
+                .latest_schema()?
+                .is_some_and(|v| v.schema_json == json)
+            {
+                continue;
+            }
+            self.checkpoint.add_schema_version(
+                &json,
+                Some(batch_id),
+                change.file.as_deref(),
+                &change.reason,
+            )?;
+            self.stats.schema_changes.push(change.reason.clone());
+            self.events.emit(Event::SchemaChanged {
+                batch_id,
+                change: change.reason.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a schema sample found.
+pub(super) struct Inference {
+    schema: Schema,
+    /// Files sampled.
+    files: usize,
+    /// Files sampled whole, each with the schema all its lines fit (see `known_fit`).
+    known_fit: HashMap<String, Schema>,
+    /// How many of the files given (from the first) the bounds let it read.
+    covered: usize,
+    /// Whether a file was read only in part (the byte budget ran out inside it).
+    cut: bool,
+}
+
+/// A schema version a batch makes: the schema after the change, and why.
+pub(super) struct SchemaChange {
+    schema: SchemaRef,
+    file: Option<String>,
+    reason: String,
+}
+
+impl SchemaChange {
+    fn new(before: &Schema, after: SchemaRef, file: Option<String>, why: &str) -> Self {
+        let diff = inlet_schema::diff(before, &after);
+        Self {
+            schema: after,
+            file,
+            reason: format!("added {} ({why})", diff.added.join(", ")),
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! Step 5c, reading a batch: its files read ahead and decoded off the async workers, each
+//! file's outcome recorded (rows, skipped, failed), new columns met on the way evolved.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use bytes::Bytes;
+use futures::StreamExt;
+use inlet_checkpoint::SkipReason;
+use inlet_discover::{escape_controls, DiscoverError, SourceStore};
+use inlet_format::{DecodeOptions, Decoded, FormatError};
+use inlet_schema::EvolutionMode;
+use tracing::{info, warn};
+
+use super::evolve::Evolution;
+use super::write::BatchOutput;
+use super::PlannedFile;
+use crate::error::{EngineError, Result};
+use crate::events::Event;
+use crate::pipeline::Pipeline;
+
+impl Pipeline {
+    /// Reads and decodes the batch's `files` (`read_concurrency` ahead, one decode per core,
+    /// driven by a task of their own so reads go on while rows are written), hands each
+    /// file's rows to `out`, and records each file's outcome: skipped (gone, unaddressable),
+    /// failed (cannot be decoded; dead-lettered) or its rows, bad records and rescued rows.
+    /// A file whose records carry columns the schema lacks widens `evolution` and is decoded
+    /// again. Returns each file that became rows, with its row count. A source that cannot
+    /// be read fails the attempt: the batch stays planned and is retried.
+    pub(super) async fn read_batch(
+        &mut self,
+        batch_id: i64,
+        files: &[PlannedFile],
+        evolution: &mut Evolution,
+        out: &mut BatchOutput,
+    ) -> Result<Vec<(String, i64)>> {
+        let mut settings = self.decode_settings();
+        settings.known_fit = Arc::new(std::mem::take(&mut self.known_fit));
+        let mut reader = BatchReader::start(
+            self.source.clone(),
+            files.to_vec(),
+            self.cfg.source.compression,
+            evolution.schema(),
+            settings.clone(),
+            self.cfg.source.read_ahead(),
+        );
+        let mut file_rows = Vec::with_capacity(files.len());
+        while let Some((file, read)) = reader.next().await {
+            let (data, first) = match read {
+                Ok(read) => read,
+                Err(ReadError::Source(e)) => return Err(e.into()),
+                Err(ReadError::Skipped(reason)) => {
+                    self.file_skipped(batch_id, &file, reason)?;
+                    continue;
+                }
+            };
+            let decoded = self
+                .decode_evolving(
+                    batch_id, &file, files, data, first, evolution, out, &settings,
+                )
+                .await?;
+            match decoded {
+                Ok((batches, rows, rescued_rows, bad_records)) => {
+                    out.write(&file, batches).await?;
+                    if !bad_records.is_empty() {
+                        self.bad_records
+                            .file_records(batch_id, &file.path, &bad_records)
+                            .await?;
+                        self.stats
+                            .note_bad_records(&file.path, bad_records.len() as u64);
+                    }
+                    self.stats.rescued_rows += rescued_rows;
+                    self.events.emit(Event::FileRead {
+                        batch_id,
+                        path: file.path.clone(),
+                        rows,
+                        bad_records: bad_records.len() as u64,
+                        rescued_rows,
+                    });
+                    file_rows.push((file.path, rows as i64));
+                }
+                Err(e) => self.file_failed(batch_id, &file, e.to_string()).await?,
+            }
+        }
+        Ok(file_rows)
+    }
+
+    /// A file's decode, evolving the schema while its records bring new columns: files read
+    /// ahead were decoded with the schema of their time, so a file with columns the schema
+    /// lacks makes it wider (closing the writer of the narrower one), then is decoded again.
+    #[allow(clippy::too_many_arguments)]
+    async fn decode_evolving(
+        &mut self,
+        batch_id: i64,
+        file: &PlannedFile,
+        batch: &[PlannedFile],
+        data: Bytes,
+        mut result: Result<Decoded, FormatError>,
+        evolution: &mut Evolution,
+        out: &mut BatchOutput,
+        settings: &DecodeSettings,
+    ) -> Result<Result<DecodedRows, FormatError>> {
+        let mut decoded_with: Option<SchemaRef> = None;
+        loop {
+            match result {
+                Err(e) => return Ok(Err(e)),
+                Ok(Decoded::Rows {
+                    batches,
+                    rows,
+                    rescued_rows,
+                    bad_records,
+                }) => return Ok(Ok((batches, rows, rescued_rows, bad_records))),
+                Ok(Decoded::NewColumns(fields)) => {
+                    if self.cfg.schema.evolution == EvolutionMode::FailOnNewColumns {
+                        return Err(EngineError::NewColumnsRefused {
+                            file: file.path.clone(),
+                            columns: describe(&fields),
+                            batch_id,
+                        });
+                    }
+                    if decoded_with.as_ref() == Some(&evolution.schema()) {
+                        return Err(EngineError::Bug {
+                            file: file.path.clone(),
+                            columns: describe(&fields),
+                        });
+                    }
+                    if let Some(wider) = self.evolve(evolution, file, batch, fields).await? {
+                        self.widen_output(out, wider).await?;
+                    }
+                    decoded_with = Some(evolution.schema());
+                    result = decode_blocking(
+                        file.path.clone(),
+                        data.clone(),
+                        evolution.schema(),
+                        settings.clone(),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    fn file_skipped(
+        &mut self,
+        batch_id: i64,
+        file: &PlannedFile,
+        reason: SkipReason,
+    ) -> Result<()> {
+        warn!(file = %escape_controls(&file.path), reason = %reason, "file not read; recorded as skipped");
+        self.checkpoint
+            .set_file_skipped(batch_id, &file.path, reason)?;
+        self.stats.skipped_files += 1;
+        self.events.emit(Event::FileSkipped {
+            batch_id,
+            path: file.path.clone(),
+            reason: reason.text().to_string(),
+        });
+        Ok(())
+    }
+
+    async fn file_failed(
+        &mut self,
+        batch_id: i64,
+        file: &PlannedFile,
+        error: String,
+    ) -> Result<()> {
+        warn!(file = %escape_controls(&file.path), error = %error, "file cannot be decoded; recorded as failed");
+        self.bad_records
+            .failed_file(batch_id, &file.path, &error)
+            .await?;
+        self.checkpoint
+            .set_file_failed(batch_id, &file.path, &error)?;
+        self.stats.failed_files += 1;
+        self.stats.failures.push((file.path.clone(), error.clone()));
+        self.events.emit(Event::FileFailed {
+            batch_id,
+            path: file.path.clone(),
+            error,
+        });
+        Ok(())
+    }
+
+    /// A batch none of whose files has a column (empty files, `{}` records, files that
+    /// cannot be read): no row can come out of it, so each file's outcome is recorded
+    /// (skipped, failed and dead-lettered, or taken with no rows) and the batch too, without
+    /// a Delta commit.
+    pub(super) async fn record_columnless(
+        &mut self,
+        batch_id: i64,
+        files: &[PlannedFile],
+        started: Instant,
+    ) -> Result<()> {
+        let before = (self.stats.failed_files, self.stats.skipped_files);
+        let settings = self.decode_settings();
+        let empty = Arc::new(Schema::empty());
+        for file in files {
+            let outcome = read_file(
+                &self.source,
+                file,
+                self.cfg.source.compression,
+                empty.clone(),
+                settings.clone(),
+            )
+            .await;
+            match outcome {
+                Err(ReadError::Source(e)) => return Err(e.into()),
+                Err(ReadError::Skipped(reason)) => self.file_skipped(batch_id, file, reason)?,
+                Ok((_, Err(e))) => self.file_failed(batch_id, file, e.to_string()).await?,
+                Ok((_, Ok(Decoded::NewColumns(fields)))) => {
+                    return Err(EngineError::ChangedAfterSample {
+                        file: escape_controls(&file.path).into_owned(),
+                        columns: describe(&fields),
+                        batch_id,
+                    })
+                }
+                Ok((_, Ok(Decoded::Rows { bad_records, .. }))) => {
+                    if !bad_records.is_empty() {
+                        self.bad_records
+                            .file_records(batch_id, &file.path, &bad_records)
+                            .await?;
+                        self.stats
+                            .note_bad_records(&file.path, bad_records.len() as u64);
+                    }
+                }
+            }
+        }
+        self.checkpoint
+            .mark_committed(batch_id, None, Some(0), &[])?;
+        info!("batch had no columns to write; recorded without a Delta commit");
+        self.report_batch(batch_id, files, 0, None, started, before);
+        Ok(())
+    }
+
+    /// How files are decoded, from the config.
+    pub(super) fn decode_settings(&self) -> DecodeSettings {
+        DecodeSettings {
+            format: self.cfg.source.format,
+            numbers: self.cfg.source.dynamodb_numbers,
+            mode: self.cfg.schema.evolution,
+            rescued_column: self.cfg.rescued_column().map(str::to_string),
+            infer_types: self.cfg.schema.infer_column_types,
+            hints: Arc::new(self.cfg.hints.clone()),
+            csv: Arc::new(self.cfg.source.csv.clone()),
+            partition_columns: Arc::new(self.cfg.source.partition_columns.clone()),
+            pin_etag: self.cfg.source.allow_overwrites,
+            known_fit: Arc::default(),
+            cpu: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
+        }
+    }
+}
+
+/// A file as read: its decompressed bytes (kept for a second decode) and its first decode, or
+/// why it could not be read.
+type FileRead = Result<(Bytes, Result<Decoded, FormatError>), ReadError>;
+
+/// A decoded file: its record batches, rows, rows with rescued values, bad records.
+type DecodedRows = (
+    Vec<arrow::record_batch::RecordBatch>,
+    u64,
+    u64,
+    Vec<inlet_format::BadRecord>,
+);
+
+/// The batch's files, read `ahead` at a time and decoded by a task of their own (a stream
+/// polled only by the batch loop would stall while it encodes Parquet), in file order.
+struct BatchReader {
+    decoded: tokio::sync::mpsc::Receiver<(PlannedFile, FileRead)>,
+    _task: AbortOnDrop,
+}
+
+impl BatchReader {
+    fn start(
+        source: SourceStore,
+        files: Vec<PlannedFile>,
+        compression: inlet_format::Compression,
+        schema: SchemaRef,
+        settings: DecodeSettings,
+        ahead: usize,
+    ) -> Self {
+        let (tx, decoded) = tokio::sync::mpsc::channel(ahead);
+        let task = tokio::spawn(async move {
+            let mut reads = futures::stream::iter(files)
+                .map(|file| {
+                    let source = source.clone();
+                    let schema = schema.clone();
+                    let settings = settings.clone();
+                    async move {
+                        let outcome =
+                            read_file(&source, &file, compression, schema, settings).await;
+                        (file, outcome)
+                    }
+                })
+                .buffered(ahead);
+            while let Some(read) = reads.next().await {
+                if tx.send(read).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            decoded,
+            _task: AbortOnDrop(task),
+        }
+    }
+
+    async fn next(
+        &mut self,
+    ) -> Option<(
+        PlannedFile,
+        Result<(Bytes, Result<Decoded, FormatError>), ReadError>,
+    )> {
+        self.decoded.recv().await
+    }
+}
+
+/// A task aborted when its handle goes (a batch that fails stops its reads).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Why a planned file produced nothing to decode.
+pub(super) enum ReadError {
+    /// Gone from the source, or rewritten since it was listed (`allow_overwrites`: the new
+    /// version is a new file): recorded as skipped, for this reason.
+    Skipped(SkipReason),
+    /// The source could not be read; the batch stays planned and is replayed.
+    Source(DiscoverError),
+}
+
+/// Decoding settings, owned so that decoding can run on a blocking thread.
+#[derive(Clone)]
+pub(super) struct DecodeSettings {
+    pub format: inlet_format::Format,
+    pub numbers: inlet_format::NumberMode,
+    pub mode: EvolutionMode,
+    pub rescued_column: Option<String>,
+    pub infer_types: bool,
+    pub hints: Arc<Vec<Field>>,
+    pub csv: Arc<inlet_format::CsvOptions>,
+    pub partition_columns: Arc<Vec<String>>,
+    /// Read the version with the planned ETag only (`allow_overwrites`).
+    pub pin_etag: bool,
+    /// `Pipeline::known_fit`, for the batch that inferred the schema.
+    pub known_fit: Arc<HashMap<String, Schema>>,
+    /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
+    /// ahead, but more decodes than cores only add memory.
+    pub cpu: Arc<tokio::sync::Semaphore>,
+}
+
+impl DecodeSettings {
+    pub fn options(&self) -> DecodeOptions<'_> {
+        DecodeOptions {
+            format: self.format,
+            numbers: self.numbers,
+            csv: &self.csv,
+            mode: self.mode,
+            rescued_column: self.rescued_column.as_deref(),
+            infer_types: self.infer_types,
+            hints: &self.hints,
+            partition_columns: &self.partition_columns,
+            known_to_fit: false,
+        }
+    }
+}
+
+/// Column names and types, as messages list them.
+pub(super) fn describe(fields: &[Field]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{} {}", f.name(), inlet_schema::ddl_type(f.data_type())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The decompressed bytes of a file (kept for a second decode when the schema evolves) and
+/// the first decode against `schema`.
+async fn read_file(
+    source: &SourceStore,
+    file: &PlannedFile,
+    compression: inlet_format::Compression,
+    schema: SchemaRef,
+    settings: DecodeSettings,
+) -> Result<(Bytes, Result<Decoded, FormatError>), ReadError> {
+    let path = file.path.as_str();
+    let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
+    let data = match source.read_version(path, etag).await {
+        Ok(d) => d,
+        Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Skipped(SkipReason::Deleted)),
+        Err(DiscoverError::Changed { .. }) => {
+            return Err(ReadError::Skipped(SkipReason::Overwritten))
+        }
+        Err(DiscoverError::Unaddressable { reason, .. }) => {
+            return Err(ReadError::Skipped(skip_reason(reason)))
+        }
+        Err(e) => return Err(ReadError::Source(e)),
+    };
+    // Held through decompression and decoding; the semaphore is never closed.
+    let _cpu = settings.cpu.clone().acquire_owned().await.ok();
+    // One blocking task for both steps: for small files the hand-off costs more than the work.
+    let name = path.to_string();
+    let done = tokio::task::spawn_blocking(move || {
+        let data = match inlet_format::decompress(&name, data, compression) {
+            Ok(d) => d,
+            Err(e) => return (Bytes::new(), Err(e)),
+        };
+        let known_to_fit = settings.known_fit.get(&name).is_some_and(|fitted| {
+            inlet_format::fits_within(fitted, &schema, settings.rescued_column.as_deref())
+        });
+        let opts = DecodeOptions {
+            known_to_fit,
+            ..settings.options()
+        };
+        let decoded = inlet_format::decode(&name, &data, &schema, &opts);
+        // The bytes are kept only for a second decode once the schema takes new columns;
+        // decoded rows wait for the writer without them.
+        let keep = matches!(decoded, Ok(Decoded::NewColumns(_)));
+        (if keep { data } else { Bytes::new() }, decoded)
+    })
+    .await;
+    Ok(done.unwrap_or_else(|e| (Bytes::new(), Err(task_failed(path, e)))))
+}
+
+/// Why the checkpoint records a file the source could not read as skipped.
+fn skip_reason(unreadable: inlet_discover::Unreadable) -> SkipReason {
+    use inlet_discover::Unreadable;
+    match unreadable {
+        Unreadable::DotOrEmptySegment => SkipReason::DotSegment,
+        Unreadable::ControlCharacter => SkipReason::ControlCharacter,
+        Unreadable::SymlinkLoop => SkipReason::SymlinkLoop,
+    }
+}
+
+/// Decodes on a blocking thread: decoding is CPU work and must not stall the async workers.
+async fn decode_blocking(
+    path: String,
+    data: Bytes,
+    schema: SchemaRef,
+    settings: DecodeSettings,
+) -> Result<Decoded, FormatError> {
+    let name = path.clone();
+    tokio::task::spawn_blocking(move || {
+        inlet_format::decode(&path, &data, &schema, &settings.options())
+    })
+    .await
+    .unwrap_or_else(|e| Err(task_failed(&name, e)))
+}
+
+fn task_failed(path: &str, e: tokio::task::JoinError) -> FormatError {
+    FormatError::Decode {
+        path: path.to_string(),
+        line: 0,
+        detail: format!("decoder task failed: {e}"),
+    }
+}
