@@ -36,7 +36,8 @@ fn retry(cfg: &Config, path: &str) -> Result<()> {
     let url = if path.contains("://") {
         path.to_string()
     } else {
-        cfg.source_url
+        cfg.source
+            .url
             .join(path.trim_start_matches('/'))?
             .to_string()
     };

@@ -83,7 +83,7 @@ impl Pipeline {
 /// nothing is left (`--available-now`, `--once`).
 async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeline> {
     crate::preflight::check_paths(&cfg)?;
-    let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
+    let source = SourceStore::open(&cfg.source.url, &cfg.source_options())?;
     crate::retry::transient_retried(
         "the source",
         BATCH_ATTEMPTS,
@@ -113,7 +113,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
     };
     crate::preflight::check_sql(&cfg, stored.as_ref(), sink.arrow_schema()?.as_deref()).await?;
     let transform = Transform::new(cfg.transform.sql.as_deref());
-    let archive = match &cfg.archive_url {
+    let archive = match cfg.source.clean.archive() {
         Some(url) => {
             let store =
                 SourceStore::open(url, &cfg.source_options()).map_err(EngineError::Archive)?;
@@ -129,7 +129,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         None => None,
     };
     let bad_records = BadRecords::open(
-        &cfg.bad_records_url,
+        &cfg.source.bad_records,
         &cfg.source_options(),
         &cfg.pipeline_id,
     )?;

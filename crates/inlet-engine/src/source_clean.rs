@@ -9,7 +9,7 @@ use inlet_checkpoint::FileRecord;
 use inlet_discover::{DiscoverError, SourceStore};
 use tracing::{debug, info, warn};
 
-use crate::config::CleanSource;
+use crate::config::{CleanSource, CleanSourceKind};
 use crate::pipeline::Pipeline;
 
 /// Files cleaned per pass (the rest wait for the next pass).
@@ -34,11 +34,11 @@ impl Pipeline {
     /// `clean_source_retention` old. A file is deleted only after its copy exists; a failure
     /// leaves it (and its entry) for the next pass. Never fails the run: problems are logged.
     pub(crate) async fn clean_up(&mut self) -> Result<()> {
-        let mode = self.cfg.source.clean_source;
-        if mode == CleanSource::Off {
+        let mode = self.cfg.source.clean.kind();
+        if mode == CleanSourceKind::Off {
             return Ok(());
         }
-        let retention = ms(self.cfg.source.clean_source_retention);
+        let retention = ms(self.cfg.source.clean.after().unwrap_or_default());
         let before = chrono::Utc::now()
             .timestamp_millis()
             .saturating_sub(retention);
@@ -113,7 +113,7 @@ impl Pipeline {
         let cutoff = chrono::Utc::now()
             .timestamp_millis()
             .saturating_sub(ms(age + compaction_margin(age)));
-        let keep_uncleaned = self.cfg.source.clean_source != CleanSource::Off;
+        let keep_uncleaned = self.cfg.source.clean != CleanSource::Off;
         let removed = self.checkpoint.compact(cutoff, keep_uncleaned)?;
         if removed > 0 {
             info!(
@@ -149,7 +149,7 @@ fn ms(d: Duration) -> i64 {
 /// Archives or deletes one file. The ETag is checked first: a file rewritten since it was
 /// taken holds data inlet has not read, so it stays.
 async fn clean_one(
-    mode: CleanSource,
+    mode: CleanSourceKind,
     source: &SourceStore,
     archive: Option<&SourceStore>,
     file: &FileRecord,
@@ -179,7 +179,7 @@ async fn clean_one(
         Err(e) => return Cleaned::Retry(e),
     }
     match (mode, archive, target) {
-        (CleanSource::Archive, Some(a), Some(key)) => {
+        (CleanSourceKind::Archive, Some(a), Some(key)) => {
             let to = match a.copy_from(source, &file.path, &key).await {
                 Ok(to) => to,
                 Err(e) => return Cleaned::Retry(e),
@@ -189,7 +189,7 @@ async fn clean_one(
                 Err(e) => Cleaned::Retry(e),
             }
         }
-        (CleanSource::Delete, _, _) => match source.delete(&file.path).await {
+        (CleanSourceKind::Delete, _, _) => match source.delete(&file.path).await {
             Ok(()) => Cleaned::Done("deleted", None),
             Err(e) => Cleaned::Retry(e),
         },

@@ -25,7 +25,7 @@ impl std::fmt::Display for Validation {
 /// checkpoint), refusing with the same error a run would give; reads, never writes.
 pub async fn validate(mut cfg: Config) -> Result<Validation> {
     crate::preflight::check_paths(&cfg)?;
-    let source = SourceStore::open(&cfg.source_url, &cfg.source_options())?;
+    let source = SourceStore::open(&cfg.source.url, &cfg.source_options())?;
     source.check_reachable().await?;
     let catalog = crate::catalog::Catalog::resolve(&mut cfg).await?;
     let sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
@@ -42,10 +42,13 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
     out.push_str(&format!("pipeline    {}\n", cfg.pipeline_id));
     out.push_str(&format!(
         "source      {} (reachable)\n            format {}, compression {:?}, discovery {:?}, glob {}, include existing files {}\n            batches of at most {} files / {} bytes, allow overwrites {}\n",
-        cfg.source_url,
+        cfg.source.url,
         cfg.source.format.as_str(),
         cfg.source.compression,
-        cfg.source.discovery,
+        match cfg.source.discovery {
+            crate::config::Discovery::Listing => "Listing",
+            crate::config::Discovery::Notifications(_) => "Notifications",
+        },
         cfg.source.path_glob.as_deref().unwrap_or("(all files)"),
         cfg.source.include_existing_files,
         cfg.source.max_files_per_batch,
@@ -66,7 +69,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
             ),
         ));
     }
-    if let Some(archive) = &cfg.archive_url {
+    if let Some(archive) = cfg.source.clean.archive() {
         // A local archive directory is created by the first move; a bucket must exist.
         let store =
             SourceStore::open(archive, &cfg.source_options()).map_err(EngineError::Archive)?;
@@ -77,12 +80,14 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
                 .map_err(EngineError::Archive)?;
         }
     }
-    if cfg.source.clean_source != crate::config::CleanSource::Off {
+    if let Some(after) = cfg.source.clean.after() {
         out.push_str(&format!(
             "            clean source: {} {} after commit{}\n",
-            cfg.source.clean_source.as_str(),
-            humantime::format_duration(cfg.source.clean_source_retention),
-            cfg.archive_url
+            cfg.source.clean.as_str(),
+            humantime::format_duration(after),
+            cfg.source
+                .clean
+                .archive()
                 .as_ref()
                 .map(|a| format!(", to {a} (reachable)"))
                 .unwrap_or_default(),
@@ -104,7 +109,12 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         out.push_str(&format!(
             "queue       {url} (reachable; visibility timeout {}s, about {waiting} messages waiting)\n            batches close {} after their first file\n",
             queue.visibility().as_secs(),
-            humantime::format_duration(cfg.source.max_batch_wait),
+            humantime::format_duration(
+                cfg.source
+                    .notifications()
+                    .map(|n| n.max_batch_wait)
+                    .unwrap_or_default()
+            ),
         ));
     }
     match (sink.version(), sink.arrow_schema()?) {

@@ -32,13 +32,16 @@ impl Pipeline {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<()> {
         let src = self.cfg.source.clone();
+        let Some(queue) = src.notifications().cloned() else {
+            return Ok(());
+        };
         let mut backlog = Backlog::default();
         let initial =
             src.include_existing_files && self.checkpoint.meta(INITIAL_LISTING)?.is_none();
         let mut next_listing = if initial {
             Some(Instant::now())
         } else {
-            src.backfill_interval.map(|i| Instant::now() + i)
+            queue.backfill_interval.map(|i| Instant::now() + i)
         };
         let mut drained = false;
         let mut failures = 0u32;
@@ -50,11 +53,11 @@ impl Pipeline {
             }
             if next_listing.is_some_and(|t| t <= Instant::now()) {
                 self.backfill_retried(&mut backlog, mode, shutdown).await?;
-                next_listing = src.backfill_interval.map(|i| Instant::now() + i);
+                next_listing = queue.backfill_interval.map(|i| Instant::now() + i);
             }
             let due = backlog
                 .since
-                .is_some_and(|t| t.elapsed() >= src.max_batch_wait);
+                .is_some_and(|t| t.elapsed() >= queue.max_batch_wait);
             let finishing = mode != RunMode::Continuous && drained;
             if !backlog.is_empty()
                 && (backlog.is_full(src.max_files_per_batch, src.max_bytes_per_batch)
@@ -85,8 +88,8 @@ impl Pipeline {
             // open batch is due or the next listing. Draining (`--available-now`) stops at
             // the first empty receive.
             let mut wait = match (mode, backlog.since) {
-                (RunMode::Continuous, Some(t)) => src.max_batch_wait.saturating_sub(t.elapsed()),
-                (RunMode::Continuous, None) => src.queue_wait,
+                (RunMode::Continuous, Some(t)) => queue.max_batch_wait.saturating_sub(t.elapsed()),
+                (RunMode::Continuous, None) => queue.wait,
                 _ => DRAIN_QUIET,
             };
             if let Some(t) = next_listing {

@@ -1,0 +1,141 @@
+//! `[sink]` (the Delta table and how batches reach it), `[transform]`, `[checkpoint]` and
+//! `[trigger]`: the sections of what a batch becomes and where its state lives; checked.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{Checker, ConfigError};
+
+/// How batches are written to the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkMode {
+    /// Every row of every file is appended.
+    #[default]
+    Append,
+    /// Rows are merged by `keys`: latest `sequence_by` wins, `delete_when` deletes.
+    Merge,
+}
+
+/// `[transform]`: the SQL each batch goes through.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TransformSection {
+    /// Any SELECT over the table `source` (with `_metadata`). Default `SELECT * FROM source`.
+    pub sql: Option<String>,
+}
+
+/// `[sink]`: the Delta table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSection {
+    /// `s3://bucket/path`, `file:///abs/dir`, or a local path (relative to the config file).
+    pub table: String,
+    /// `append`. Default `append`.
+    #[serde(default)]
+    pub mode: SinkMode,
+    /// `merge`: the columns identifying a row.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// `merge`: the column ordering versions of a row (the higher wins).
+    pub sequence_by: Option<String>,
+    /// `merge`: a SQL predicate over the batch's columns; rows where it holds delete.
+    pub delete_when: Option<String>,
+    /// `merge`: how long a delete's tombstone is kept to stop older updates reviving the
+    /// row. Default 168 (7 days).
+    #[serde(default = "default_tombstone_hours")]
+    pub tombstone_retention_hours: u64,
+    /// Partition columns used when inlet creates the table. Default none.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// Target size of each Parquet data file, bytes. Default 128 MiB.
+    #[serde(default = "default_target_file_size")]
+    pub target_file_size: u64,
+    /// delta-rs storage options (`aws_endpoint`, `aws_region`, `aws_allow_http`, ...).
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
+    /// `uc://` tables: create the table when the catalog has none by that name, at
+    /// `storage_location`, and register it. Default false.
+    #[serde(default)]
+    pub create_table: bool,
+    /// `uc://` tables with `create_table`: where the new table's files go (`s3://...`, under
+    /// an external location).
+    pub storage_location: Option<String>,
+}
+
+impl SinkSection {
+    /// Checks the mode's keys: `merge` needs `keys` and `sequence_by`; `append` takes none
+    /// of the merge keys.
+    pub(super) fn check(&self, check: &Checker<'_>) -> Result<(), ConfigError> {
+        match self.mode {
+            SinkMode::Merge => {
+                if self.keys.is_empty() {
+                    return Err(check.bad(
+                        "sink.keys",
+                        "[]",
+                        "mode = \"merge\" needs the key columns, e.g. keys = [\"id\"]",
+                    ));
+                }
+                if self.sequence_by.as_deref().is_none_or(str::is_empty) {
+                    return Err(check.bad(
+                        "sink.sequence_by",
+                        "",
+                        "mode = \"merge\" needs the column ordering row versions (for DynamoDB streams: _seq)",
+                    ));
+                }
+            }
+            SinkMode::Append => {
+                for (key, set) in [
+                    ("sink.keys", !self.keys.is_empty()),
+                    ("sink.sequence_by", self.sequence_by.is_some()),
+                    ("sink.delete_when", self.delete_when.is_some()),
+                ] {
+                    if set {
+                        return Err(check.bad(
+                            key,
+                            "(set)",
+                            "applies to mode = \"merge\" only; set sink.mode = \"merge\" or remove it",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[checkpoint]`: where inlet keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// A local directory (relative to the config file when not absolute).
+    pub location: String,
+}
+
+/// `[trigger]`: pacing of continuous runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSection {
+    /// Seconds between listings in continuous mode. Default 60.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+}
+
+impl Default for TriggerSection {
+    fn default() -> Self {
+        Self {
+            interval_seconds: default_interval(),
+        }
+    }
+}
+
+const fn default_tombstone_hours() -> u64 {
+    168
+}
+const fn default_target_file_size() -> u64 {
+    128 << 20
+}
+const fn default_interval() -> u64 {
+    60
+}
