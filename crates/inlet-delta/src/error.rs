@@ -4,9 +4,6 @@ use deltalake::DeltaTableError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("table url '{url}' is not valid: {reason}")]
-    BadUrl { url: String, reason: String },
-
     #[error("cannot open Delta table {url}: {source}; check that the bucket or directory exists and the credentials may read it")]
     Open {
         url: String,
@@ -115,27 +112,43 @@ fn delta_transient(e: &DeltaTableError) -> bool {
     match e {
         DeltaTableError::ObjectStore { source } => store_transient(source),
         DeltaTableError::VersionAlreadyExists(_) => true,
-        DeltaTableError::Io { source } => {
-            use std::io::ErrorKind::*;
-            matches!(
-                source.kind(),
-                ConnectionReset
-                    | ConnectionAborted
-                    | BrokenPipe
-                    | TimedOut
-                    | UnexpectedEof
-                    | Interrupted
-            )
-        }
+        DeltaTableError::Io { source } => io_network(source),
         DeltaTableError::Transaction { source } => match source {
             TransactionError::VersionAlreadyExists(_)
             | TransactionError::CommitConflict(_)
             | TransactionError::MaxCommitAttempts(_) => true,
             TransactionError::ObjectStore { source } => store_transient(source),
-            other => transient_text(&other.to_string()),
+            other => cause_transient(other).unwrap_or_else(|| transient_text(&other.to_string())),
         },
-        other => transient_text(&other.to_string()),
+        other => cause_transient(other).unwrap_or_else(|| transient_text(&other.to_string())),
     }
+}
+
+/// Whether `e`'s chain of causes holds a typed object-store or I/O error, and if so whether
+/// that one is transient. `None` when no cause is typed: delta_kernel keeps its object-store
+/// errors in a variant that is not a `source()`, and DataFusion and the kernel keep some
+/// causes only as text, so [`transient_text`] decides those by their message.
+fn cause_transient(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(os) = c.downcast_ref::<deltalake::ObjectStoreError>() {
+            return Some(store_transient(os));
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io_network(io));
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// I/O failures on the network side (a reset, a timeout), not a local disk's.
+fn io_network(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut | UnexpectedEof | Interrupted
+    )
 }
 
 /// A remote store's catch-all error (HTTP trouble after object_store's own retries); the
@@ -168,4 +181,39 @@ pub fn transient_text(text: &str) -> bool {
     ];
     let text = text.to_ascii_lowercase();
     PHRASES.iter().any(|p| text.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_causes_decide_before_the_text() {
+        let io = |kind| SinkError::Commit {
+            url: "s3://b/t".into(),
+            source: DeltaTableError::GenericError {
+                source: Box::new(std::io::Error::new(kind, "generic s3 error")),
+            },
+        };
+        // The cause is typed: its kind decides, whatever the message says.
+        assert!(io(std::io::ErrorKind::ConnectionReset).is_transient());
+        assert!(!io(std::io::ErrorKind::StorageFull).is_transient());
+        let denied = SinkError::Write {
+            url: "s3://b/t".into(),
+            source: DeltaTableError::ObjectStore {
+                source: deltalake::ObjectStoreError::PermissionDenied {
+                    path: "t/x".into(),
+                    source: "403".into(),
+                },
+            },
+        };
+        assert!(!denied.is_transient());
+        // Only text: the phrases decide.
+        let text = |t: &str| SinkError::Open {
+            url: "s3://b/t".into(),
+            source: DeltaTableError::Generic(t.into()),
+        };
+        assert!(text("Generic S3 error: error sending request").is_transient());
+        assert!(!text("Schema error: duplicate field").is_transient());
+    }
 }

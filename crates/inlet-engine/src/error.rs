@@ -136,7 +136,7 @@ impl EngineError {
             Self::Checkpoint(_) => false,
             // DataFusion keeps a cause only as text.
             Self::Transform(e) => inlet_delta::transient_text(&e.to_string()),
-            Self::Io { source, .. } => crate::retry::io_transient(source),
+            Self::Io { source, .. } => io_transient(source),
             _ => false,
         }
     }
@@ -151,6 +151,21 @@ impl From<SinkError> for EngineError {
     fn from(e: SinkError) -> Self {
         Self::Table(Box::new(e))
     }
+}
+
+/// Network-side I/O failures.
+fn io_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset
+            | ConnectionAborted
+            | ConnectionRefused
+            | BrokenPipe
+            | TimedOut
+            | UnexpectedEof
+            | Interrupted
+    )
 }
 
 /// The engine's results.

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{EngineError, Result};
 use crate::events::{Observer, Observers};
 use crate::faults::{FaultPoint, Faults};
-use crate::run::BATCH_ATTEMPTS;
+use crate::retry::BATCH_ATTEMPTS;
 use crate::stats::RunStats;
 
 /// How a pipeline is opened.

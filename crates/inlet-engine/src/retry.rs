@@ -3,23 +3,12 @@
 
 use std::time::Duration;
 
+/// Attempts at a batch (or a start-up check, recovery, a listing) that keeps failing
+/// transiently before a run that is not continuous gives up (about a minute of backoff in all).
+pub(crate) const BATCH_ATTEMPTS: u32 = 7;
+
 /// Backoff never waits longer than this between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// Network-side I/O failures.
-pub fn io_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionReset
-            | ConnectionAborted
-            | ConnectionRefused
-            | BrokenPipe
-            | TimedOut
-            | UnexpectedEof
-            | Interrupted
-    )
-}
 
 /// The wait before attempt `attempt + 1` (attempt counts from 1): 1 s doubling to
 /// [`MAX_BACKOFF`], then between half and all of that, so runners that failed together do

@@ -10,7 +10,6 @@ use inlet_discover::DiscoverError;
 use inlet_format::SchemaSample;
 use tracing::{debug, info, warn};
 
-use super::read::describe;
 use super::PlannedFile;
 use crate::error::{EngineError, Result};
 use crate::events::Event;
@@ -412,4 +411,13 @@ impl SchemaChange {
             reason: format!("added {} ({why})", diff.added.join(", ")),
         }
     }
+}
+
+/// Column names and types, as messages list them.
+pub(super) fn describe(fields: &[Field]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{} {}", f.name(), inlet_schema::ddl_type(f.data_type())))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

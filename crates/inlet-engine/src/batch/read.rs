@@ -14,7 +14,7 @@ use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::EvolutionMode;
 use tracing::{info, warn};
 
-use super::evolve::Evolution;
+use super::evolve::{describe, Evolution};
 use super::write::BatchOutput;
 use super::PlannedFile;
 use crate::error::{EngineError, Result};
@@ -369,15 +369,6 @@ impl DecodeSettings {
             known_to_fit: false,
         }
     }
-}
-
-/// Column names and types, as messages list them.
-pub(super) fn describe(fields: &[Field]) -> String {
-    fields
-        .iter()
-        .map(|f| format!("{} {}", f.name(), inlet_schema::ddl_type(f.data_type())))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The decompressed bytes of a file (kept for a second decode when the schema evolves) and

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::events::Event;
 use crate::pipeline::Pipeline;
 use crate::recovery;
-use crate::retry;
+use crate::retry::{self, BATCH_ATTEMPTS};
 use crate::stats::RunStats;
 use backlog::Backlog;
 
@@ -32,10 +32,6 @@ pub enum RunMode {
     /// Until a shutdown signal: listing every trigger interval, or reading the queue.
     Continuous,
 }
-
-/// Attempts at a batch that keeps failing transiently before a run that is not continuous
-/// gives up (about a minute of backoff in all).
-pub(crate) const BATCH_ATTEMPTS: u32 = 7;
 
 impl Pipeline {
     /// Recovers, then runs until `mode` says stop or `shutdown` turns true. A batch in
