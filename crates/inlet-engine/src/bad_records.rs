@@ -93,7 +93,7 @@ impl BadRecords {
 
     /// Records that `file` could not be read at all (it is also `failed` in the checkpoint).
     pub async fn failed_file(&self, batch_id: i64, file: &str, error: &str) -> Result<String> {
-        let entry = Entry {
+        let out = json_lines(std::iter::once(Entry {
             pipeline_id: &self.pipeline_id,
             batch_id,
             file,
@@ -101,9 +101,7 @@ impl BadRecords {
             byte_offset: None,
             error,
             raw: None,
-        };
-        let mut out = serde_json::to_vec(&entry)?;
-        out.push(b'\n');
+        }))?;
         self.put(batch_id, file, out).await
     }
 

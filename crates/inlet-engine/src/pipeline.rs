@@ -113,21 +113,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
     };
     crate::preflight::check_sql(&cfg, stored.as_ref(), sink.arrow_schema()?.as_deref()).await?;
     let transform = Transform::new(cfg.transform.sql.as_deref());
-    let archive = match cfg.source.clean.archive() {
-        Some(url) => {
-            let store =
-                SourceStore::open(url, &cfg.source_options()).map_err(EngineError::Archive)?;
-            // A local archive directory is created by the first move; a bucket must exist.
-            if store.bucket().is_some() {
-                store
-                    .check_reachable()
-                    .await
-                    .map_err(EngineError::Archive)?;
-            }
-            Some(store)
-        }
-        None => None,
-    };
+    let archive = open_archive(&cfg).await?;
     let bad_records = BadRecords::open(
         &cfg.source.bad_records,
         &cfg.source_options(),
@@ -190,4 +176,20 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         catalog,
         known_fit: HashMap::new(),
     })
+}
+
+/// `clean_source = "archive"`: the archive's store, checked reachable when it is a bucket (a
+/// local archive directory is created by the first move).
+pub(crate) async fn open_archive(cfg: &Config) -> Result<Option<SourceStore>> {
+    let Some(url) = cfg.source.clean.archive() else {
+        return Ok(None);
+    };
+    let store = SourceStore::open(url, &cfg.source_options()).map_err(EngineError::Archive)?;
+    if store.bucket().is_some() {
+        store
+            .check_reachable()
+            .await
+            .map_err(EngineError::Archive)?;
+    }
+    Ok(Some(store))
 }

@@ -6,7 +6,7 @@ use inlet_delta::DeltaSink;
 use inlet_discover::SourceStore;
 
 use crate::config::Config;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::redact::redact_options;
 
 /// What a run of a valid config would do, as `inlet validate` prints it (no secret in it).
@@ -69,17 +69,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
             ),
         ));
     }
-    if let Some(archive) = cfg.source.clean.archive() {
-        // A local archive directory is created by the first move; a bucket must exist.
-        let store =
-            SourceStore::open(archive, &cfg.source_options()).map_err(EngineError::Archive)?;
-        if store.bucket().is_some() {
-            store
-                .check_reachable()
-                .await
-                .map_err(EngineError::Archive)?;
-        }
-    }
+    crate::pipeline::open_archive(&cfg).await?;
     if let Some(after) = cfg.source.clean.after() {
         out.push_str(&format!(
             "            clean source: {} {} after commit{}\n",
