@@ -1,10 +1,8 @@
 //! A pipeline: what one run of a config holds (the locked checkpoint, the source, the table,
 //! the catalog), and opening it, with every check that must pass before anything is written.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
 use inlet_checkpoint::Checkpoint;
 use inlet_delta::{DeltaSink, SinkError};
 use inlet_discover::{
@@ -52,9 +50,6 @@ pub struct Pipeline {
     pub(crate) events: Observers,
     /// `uc://` sinks: the catalog that vends the table's credentials.
     pub(crate) catalog: Option<Catalog>,
-    /// Files inference has just walked whole, each with the schema all its lines fit: the
-    /// batch that inferred decodes them without checking each line again.
-    pub(crate) known_fit: HashMap<String, Schema>,
 }
 
 impl Pipeline {
@@ -174,7 +169,6 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         faults,
         events: Observers::default(),
         catalog,
-        known_fit: HashMap::new(),
     })
 }
 

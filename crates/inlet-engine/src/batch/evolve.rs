@@ -44,11 +44,14 @@ impl Evolution {
 impl Pipeline {
     /// The schema to decode with, which is the table's: when the table does not exist,
     /// infer a schema from the first files of this batch, store it as a schema version and
-    /// create the table. `None` when the sample shows no columns at all.
+    /// create the table. `NoColumns` when the sample shows no columns at all. The files the
+    /// inference walked whole, each with the schema all its lines fit, go into `known_fit`:
+    /// the batch decodes them without checking each line again.
     pub(super) async fn ensure_table(
         &mut self,
         batch_id: i64,
         files: &[PlannedFile],
+        known_fit: &mut HashMap<String, Schema>,
     ) -> Result<Known> {
         let streaming = self.streaming();
         let table = self.sink.arrow_schema()?;
@@ -75,7 +78,7 @@ impl Pipeline {
                 let mut budget = self.cfg.schema.sample_bytes;
                 let (inferred, sampled) = loop {
                     let found = self.infer(rest, budget).await?;
-                    self.known_fit.extend(found.known_fit);
+                    known_fit.extend(found.known_fit);
                     if !found.schema.fields().is_empty() || !self.cfg.hints.is_empty() {
                         break (found.schema, found.files);
                     }

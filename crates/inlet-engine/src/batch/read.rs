@@ -35,9 +35,10 @@ impl Pipeline {
         files: &[PlannedFile],
         evolution: &mut Evolution,
         out: &mut BatchOutput,
+        known_fit: HashMap<String, Schema>,
     ) -> Result<Vec<(String, i64)>> {
         let mut settings = self.decode_settings();
-        settings.known_fit = Arc::new(std::mem::take(&mut self.known_fit));
+        settings.known_fit = Arc::new(known_fit);
         let mut reader = BatchReader::start(
             self.source.clone(),
             files.to_vec(),
@@ -348,7 +349,7 @@ pub(super) struct DecodeSettings {
     pub partition_columns: Arc<Vec<String>>,
     /// Read the version with the planned ETag only (`allow_overwrites`).
     pub pin_etag: bool,
-    /// `Pipeline::known_fit`, for the batch that inferred the schema.
+    /// Files the schema's inference walked whole, with the schema all their lines fit.
     pub known_fit: Arc<HashMap<String, Schema>>,
     /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
     /// ahead, but more decodes than cores only add memory.
