@@ -224,6 +224,8 @@ mod tests {
             hints: &[],
             partition_columns: &[],
             known_to_fit: false,
+            multiline: false,
+            export_time_micros: None,
         }
     }
 
@@ -242,6 +244,7 @@ mod tests {
             rows,
             rescued_rows,
             bad_records,
+            ..
         } = decode("f.csv", &Bytes::from(text), &schema, &opts(&csv)).expect("decode")
         else {
             panic!("new columns")

@@ -32,6 +32,9 @@ pub enum Decoded {
         /// Rows with something in the rescued data column.
         rescued_rows: u64,
         bad_records: Vec<BadRecord>,
+        /// Records dropped as repeats, not rows nor bad records: `format = "dynamodb"` stream
+        /// and Kinesis records whose `eventID` came earlier in the same file.
+        duplicates: u64,
     },
     /// The file has top-level fields the schema lacks (modes `add_new_columns` and
     /// `fail_on_new_columns` only): the columns they would add, typed. Nothing was decoded.

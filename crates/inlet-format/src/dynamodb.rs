@@ -92,7 +92,11 @@ fn pad_seq(s: &str) -> String {
     }
 }
 
-fn item(attrs: Map<String, Value>, numbers: NumberMode) -> Result<Map<String, Value>, String> {
+/// The typed attribute values of an item (`{"id": {"N": "1"}}`) as a plain JSON object.
+pub(crate) fn item(
+    attrs: Map<String, Value>,
+    numbers: NumberMode,
+) -> Result<Map<String, Value>, String> {
     attrs
         .into_iter()
         .map(|(k, v)| {

@@ -70,6 +70,10 @@ pub(crate) struct Fitter<'a> {
     rows: u64,
     rescued_rows: u64,
     bad_records: Vec<BadRecord>,
+    /// DynamoDB records dropped as repeats (an `eventID` read before in the file).
+    duplicates: u64,
+    /// Why the whole file fails (multi-line JSON that does not parse), with the line.
+    failed: Option<(u64, String)>,
 }
 
 impl<'a> Fitter<'a> {
@@ -99,6 +103,8 @@ impl<'a> Fitter<'a> {
             rows: 0,
             rescued_rows: 0,
             bad_records: Vec::new(),
+            duplicates: 0,
+            failed: None,
         }
     }
 
@@ -191,6 +197,16 @@ impl<'a> Fitter<'a> {
         self.bad_records.push(at.bad(self.base_offset, error));
     }
 
+    /// A record dropped as a repeat of one read before (DynamoDB `eventID`): counted only.
+    pub fn duplicate(&mut self) {
+        self.duplicates += 1;
+    }
+
+    /// The whole file fails (at `line`, 1-based) with `detail`: `finish` gives no rows.
+    pub fn fail(&mut self, line: u64, detail: String) {
+        self.failed.get_or_insert((line, detail));
+    }
+
     /// One record, read at `at`.
     pub fn record(&mut self, record: Map<String, Value>, at: Origin<'_>) {
         self.record_from(record, None, &|| at);
@@ -244,6 +260,13 @@ impl<'a> Fitter<'a> {
 
     /// The rows, or the new columns the file needs first.
     pub fn finish(mut self) -> Result<Decoded, FormatError> {
+        if let Some((line, detail)) = self.failed.take() {
+            return Err(FormatError::Decode {
+                path: self.path.to_string(),
+                line,
+                detail,
+            });
+        }
         if self.new_columns.records() > 0 {
             let inferred = self.new_columns.schema();
             let fields = inlet_schema::hinted_types(
@@ -272,6 +295,7 @@ impl<'a> Fitter<'a> {
             rows: self.rows,
             rescued_rows: self.rescued_rows,
             bad_records: self.bad_records,
+            duplicates: self.duplicates,
         })
     }
 }

@@ -5,31 +5,82 @@
 //! (from it to the line's end); a record that fails alone is a bad record of its own text.
 
 use std::cell::OnceCell;
+use std::collections::HashSet;
 use std::ops::Range;
 
 use serde_json::{Map, Value};
 
 use crate::dynamodb::{self, NumberMode};
+use crate::dynamodb_change;
 use crate::fit::{Fitter, Origin};
-use crate::options::Format;
+use crate::options::{DecodeOptions, Format};
 
-/// Feeds every record of `text` to `fitter`.
-pub(crate) fn feed(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitter<'_>) {
-    feed_with(text, format, numbers, fitter, true);
+/// What the walk needs of the options: the format, and for DynamoDB records how numbers are
+/// read and the time of the full export a file belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    pub format: Format,
+    pub numbers: NumberMode,
+    pub export_time_micros: Option<i64>,
 }
 
-/// `feed`, with the raw fast path for JSON records that fit as written on or off (off only
-/// in the test that checks the two agree).
-fn feed_with(text: &str, format: Format, numbers: NumberMode, fitter: &mut Fitter<'_>, fast: bool) {
-    if format == Format::Json && fast {
+impl Reading {
+    pub fn of(opts: &DecodeOptions<'_>) -> Self {
+        Self {
+            format: opts.format,
+            numbers: opts.numbers,
+            export_time_micros: opts.export_time_micros,
+        }
+    }
+
+    /// For inference: a full export item's time changes no column's type, so without the
+    /// export's time its items are sampled at a stand-in time (decoding refuses them).
+    pub fn for_sample(opts: &DecodeOptions<'_>) -> Self {
+        Self {
+            export_time_micros: opts.export_time_micros.or(Some(0)),
+            ..Self::of(opts)
+        }
+    }
+}
+
+/// Feeds every record of `text` to `fitter`.
+pub(crate) fn feed(text: &str, opts: &DecodeOptions<'_>, fitter: &mut Fitter<'_>) {
+    feed_from(lines(text), Reading::of(opts), fitter, true);
+}
+
+/// Feeds the records of each piece of text (a line, or a multi-line file's object) to
+/// `fitter`, with the raw fast path for JSON records that fit as written on or off (off only
+/// in the tests that check the two agree). A DynamoDB record whose `eventID` was read before
+/// in the same file is dropped and counted.
+pub(crate) fn feed_from<'d>(
+    pieces: impl Iterator<Item = Origin<'d>>,
+    how: Reading,
+    fitter: &mut Fitter<'_>,
+    fast: bool,
+) {
+    if how.format == Format::Json && fast {
         fitter.allow_raw_json();
     }
-    for at in lines(text) {
+    let mut seen: HashSet<String> = HashSet::new();
+    for at in pieces {
         if fitter.raw_json(at.raw) {
             continue;
         }
-        read_line(at, format, numbers, &mut |read| match read {
-            Read::Record { record, source, at } => fitter.record_from(record, source, at),
+        read_line(at, how, &mut |read| match read {
+            Read::Record {
+                event_id: Some(id), ..
+            } if seen.contains(&id) => fitter.duplicate(),
+            Read::Record {
+                record,
+                source,
+                at,
+                event_id,
+            } => {
+                if let Some(id) = event_id {
+                    seen.insert(id);
+                }
+                fitter.record_from(record, source, at)
+            }
             Read::Bad(at, error) => fitter.bad(at, error),
         });
     }
@@ -45,23 +96,39 @@ pub(crate) type Settled<'a> = &'a mut dyn FnMut(&str, bool) -> bool;
 /// cannot change the result.
 pub(crate) fn sample(
     text: &str,
-    format: Format,
-    numbers: NumberMode,
+    opts: &DecodeOptions<'_>,
+    max_records: usize,
+    settled: Option<Settled<'_>>,
+    add: impl FnMut(Map<String, Value>),
+) -> usize {
+    sample_from(
+        lines(text),
+        Reading::for_sample(opts),
+        max_records,
+        settled,
+        add,
+    )
+}
+
+/// `sample` over pieces of text (lines, or a multi-line file's objects).
+pub(crate) fn sample_from<'d>(
+    pieces: impl Iterator<Item = Origin<'d>>,
+    how: Reading,
     max_records: usize,
     mut settled: Option<Settled<'_>>,
     mut add: impl FnMut(Map<String, Value>),
 ) -> usize {
     let mut n = 0;
-    for at in lines(text) {
+    for at in pieces {
         if n >= max_records {
             return n;
         }
-        if format == Format::Json && settled.as_mut().is_some_and(|s| s(at.raw, false)) {
+        if how.format == Format::Json && settled.as_mut().is_some_and(|s| s(at.raw, false)) {
             n += 1;
             continue;
         }
         let mut full = false;
-        read_line(at, format, numbers, &mut |read| {
+        read_line(at, how, &mut |read| {
             if let Read::Record { record, .. } = read {
                 if n >= max_records {
                     full = true;
@@ -90,18 +157,15 @@ enum Read<'d, 'l> {
         source: Option<&'d str>,
         /// Where it was written, found when a bad record needs it.
         at: &'l dyn Fn() -> Origin<'d>,
+        /// A DynamoDB stream or Kinesis record's `eventID` (`format = "dynamodb"`).
+        event_id: Option<String>,
     },
     /// A value that is no record, or the rest of the line from one that does not parse.
     Bad(Origin<'d>, String),
 }
 
 /// Reads the values of the line at `at`, by the rules of the module doc.
-fn read_line<'d>(
-    at: Origin<'d>,
-    format: Format,
-    numbers: NumberMode,
-    each: &mut dyn FnMut(Read<'d, '_>),
-) {
+fn read_line<'d>(at: Origin<'d>, how: Reading, each: &mut dyn FnMut(Read<'d, '_>)) {
     let line = at.raw;
     let mut values = serde_json::Deserializer::from_str(line).into_iter::<Value>();
     let mut end = 0;
@@ -117,14 +181,14 @@ fn read_line<'d>(
             }
         };
         end = values.byte_offset();
-        if let Err(error) = records_in(format, numbers, value, at.part(start..end), each) {
+        if let Err(error) = records_in(how, value, at.part(start..end), each) {
             each(Read::Bad(at.part(start..line.len()), error));
             return;
         }
     }
 }
 
-fn skip_ws(line: &str, mut i: usize) -> usize {
+pub(crate) fn skip_ws(line: &str, mut i: usize) -> usize {
     let b = line.as_bytes();
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
@@ -132,18 +196,17 @@ fn skip_ws(line: &str, mut i: usize) -> usize {
     i
 }
 
-/// The records of one value written at `own`, in `format`; `Err` when it is neither an
-/// object nor an array of objects (then nothing of it is a record).
+/// The records of one value written at `own`; `Err` when it is neither an object nor an
+/// array of objects (then nothing of it is a record).
 fn records_in<'d>(
-    format: Format,
-    numbers: NumberMode,
+    how: Reading,
     value: Value,
     own: Origin<'d>,
     each: &mut dyn FnMut(Read<'d, '_>),
 ) -> Result<(), String> {
     match value {
         Value::Object(map) => {
-            object(format, numbers, map, own, each);
+            object(how, map, own, each);
             Ok(())
         }
         Value::Array(items) => {
@@ -157,12 +220,12 @@ fn records_in<'d>(
             let spans = Items::new(own, None);
             for (i, item) in items.into_iter().enumerate() {
                 if let Value::Object(map) = item {
-                    object(format, numbers, map, spans.origin(i), each);
+                    object(how, map, spans.origin(i), each);
                 }
             }
             Ok(())
         }
-        other => Err(match format {
+        other => Err(match how.format {
             Format::DynamodbStream => {
                 format!(
                     "a DynamoDB stream record is a JSON object, not {}",
@@ -175,6 +238,11 @@ fn records_in<'d>(
                     kind(&other)
                 )
             }
+            Format::Dynamodb => format!(
+                "a DynamoDB record is a JSON object, not {}; {}",
+                kind(&other),
+                dynamodb_change::ACCEPTED_SHAPES
+            ),
             _ => format!("record is not a JSON object but {}", kind(&other)),
         }),
     }
@@ -182,21 +250,22 @@ fn records_in<'d>(
 
 /// The rows of one JSON object written at `own`.
 fn object<'d>(
-    format: Format,
-    numbers: NumberMode,
+    how: Reading,
     mut map: Map<String, Value>,
     own: Origin<'d>,
     each: &mut dyn FnMut(Read<'d, '_>),
 ) {
+    let numbers = how.numbers;
     let mut one = |row: Result<Map<String, Value>, String>, at: &dyn Fn() -> Origin<'d>| match row {
         Ok(record) => each(Read::Record {
             record,
             source: None,
             at,
+            event_id: None,
         }),
         Err(error) => each(Read::Bad(at(), error)),
     };
-    match format {
+    match how.format {
         Format::DynamodbStream => match map.remove("Records") {
             // An event (as Lambda gets them): each record is a row or a bad record alone.
             Some(Value::Array(records)) => {
@@ -214,11 +283,39 @@ fn object<'d>(
             ),
         },
         Format::DynamodbExport => one(dynamodb::export_item(Value::Object(map), numbers), &|| own),
+        Format::Dynamodb => {
+            let mut change =
+                |record: Value, at: &dyn Fn() -> Origin<'d>| match dynamodb_change::change(
+                    record,
+                    numbers,
+                    how.export_time_micros,
+                ) {
+                    Ok(change) => each(Read::Record {
+                        record: change.row,
+                        source: None,
+                        at,
+                        event_id: change.event_id,
+                    }),
+                    Err(error) => each(Read::Bad(at(), error)),
+                };
+            match map.remove("Records") {
+                // An event of any of the shapes: each record is a row or a bad record alone.
+                Some(Value::Array(records)) => {
+                    let items = Items::new(own, Some("Records"));
+                    for (i, record) in records.into_iter().enumerate() {
+                        change(record, &|| items.origin(i));
+                    }
+                }
+                Some(_) => each(Read::Bad(own, "\"Records\" is not an array".into())),
+                None => change(Value::Object(map), &|| own),
+            }
+        }
         // The row is the object as written: its text keeps what serde_json loses.
         _ => each(Read::Record {
             record: map,
             source: Some(own.raw),
             at: &|| own,
+            event_id: None,
         }),
     }
 }
@@ -343,6 +440,8 @@ mod tests {
             csv: &CSV,
             partition_columns: &[],
             known_to_fit: false,
+            multiline: false,
+            export_time_micros: None,
             mode,
             rescued_column: Some(RESCUED),
             infer_types: true,
@@ -369,7 +468,7 @@ mod tests {
     /// Decodes `text` with the fast path on or off.
     fn decode_with(text: &str, s: &SchemaRef, opts: &DecodeOptions<'_>, fast: bool) -> Decoded {
         let mut fitter = crate::fit::Fitter::new("f.json", s, opts);
-        feed_with(text, Format::Json, NumberMode::Auto, &mut fitter, fast);
+        feed_from(lines(text), Reading::of(opts), &mut fitter, fast);
         fitter.finish().expect("decode")
     }
 
@@ -875,6 +974,241 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// A Kinesis record as Firehose writes it (one JSON object, no newline after it).
+    fn kinesis(event_id: &str, id: u32, millis: i64, v: &str) -> String {
+        format!(
+            "{{\"awsRegion\":\"eu-west-1\",\"eventID\":\"{event_id}\",\"eventName\":\"MODIFY\",\"userIdentity\":null,\"recordFormat\":\"application/json\",\"tableName\":\"orders\",\"dynamodb\":{{\"ApproximateCreationDateTime\":{millis},\"Keys\":{{\"id\":{{\"N\":\"{id}\"}}}},\"NewImage\":{{\"id\":{{\"N\":\"{id}\"}},\"v\":{{\"S\":\"{v}\"}}}},\"SizeBytes\":40}},\"eventSource\":\"aws:dynamodb\"}}"
+        )
+    }
+
+    #[test]
+    fn the_dynamodb_format_reads_every_shape_and_drops_repeated_event_ids() {
+        let s = schema(&[
+            ("id", DataType::Int64),
+            ("v", DataType::Utf8),
+            ("_op", DataType::Utf8),
+            ("_seq", DataType::Utf8),
+            ("_event_time", DataType::Utf8),
+        ]);
+        let firehose = [
+            kinesis("e1", 1, 1_700_000_000_001, "a"),
+            kinesis("e2", 2, 1_700_000_000_002, "b"),
+            kinesis("e1", 1, 1_700_000_000_001, "a"), // delivered twice
+        ]
+        .concat();
+        let stream = "{\"eventID\":\"s1\",\"eventName\":\"INSERT\",\"dynamodb\":{\"ApproximateCreationDateTime\":1700000001,\"Keys\":{\"id\":{\"N\":\"3\"}},\"NewImage\":{\"id\":{\"N\":\"3\"},\"v\":{\"S\":\"c\"}},\"SequenceNumber\":\"42\"}}";
+        let incremental = "{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1700000002000000\"}},\"Keys\":{\"id\":{\"N\":\"4\"}},\"OldImage\":{\"id\":{\"N\":\"4\"}}}";
+        let unknown = "{\"id\":5}";
+        let event = format!("{{\"Records\": [{stream}, {incremental}, {unknown}]}}");
+        let item = "{\"Item\":{\"id\":{\"N\":\"6\"},\"v\":{\"S\":\"f\"}}}";
+        let text = format!("{firehose}\n{event}\n{item}\n42\n");
+        let o = DecodeOptions {
+            format: Format::Dynamodb,
+            export_time_micros: Some(1_600_000_000_000_000),
+            ..opts(EvolutionMode::Rescue)
+        };
+        let decoded = decode_json("f", text.as_bytes(), &s, &o).expect("decode");
+        let Decoded::Rows { duplicates, .. } = &decoded else {
+            panic!("rows")
+        };
+        assert_eq!(*duplicates, 1, "the second e1 is dropped");
+        let (batch, rescued, bad) = rows(decoded);
+        assert_eq!(rescued, 0);
+        assert_eq!(
+            ints(&batch, "id"),
+            vec![Some(1), Some(2), Some(3), Some(4), Some(6)]
+        );
+        assert_eq!(
+            texts(&batch, "_op"),
+            ["MODIFY", "MODIFY", "INSERT", "REMOVE", "EXPORT"]
+                .map(|o| Some(o.to_string()))
+                .to_vec()
+        );
+        let zeros = "0".repeat(40);
+        assert_eq!(
+            texts(&batch, "_seq"),
+            vec![
+                Some(format!("17000000000019992{zeros}")),
+                Some(format!("17000000000029992{zeros}")),
+                Some(format!("17000000019999992{:0>40}", 42)),
+                Some(format!("17000000020000001{zeros}")),
+                Some(format!("16000000000000000{zeros}")),
+            ]
+        );
+        assert_eq!(
+            texts(&batch, "_event_time"),
+            vec![
+                Some("2023-11-14T22:13:20.001000Z".into()),
+                Some("2023-11-14T22:13:20.002000Z".into()),
+                Some("2023-11-14T22:13:21.000000Z".into()),
+                Some("2023-11-14T22:13:22.000000Z".into()),
+                Some("2020-09-13T12:26:40.000000Z".into()),
+            ]
+        );
+        let second = firehose.len() + 1;
+        let fourth = second + event.len() + 1 + item.len() + 1;
+        assert_eq!(
+            bad.iter()
+                .map(|b| (b.line, b.byte_offset, b.raw.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    2,
+                    (second + event.find(unknown).expect("in")) as u64,
+                    unknown
+                ),
+                (4, fourth as u64, "42"),
+            ]
+        );
+        assert_eq!(
+            bad[0].error,
+            format!(
+                "not a DynamoDB record: {}",
+                crate::dynamodb_change::ACCEPTED_SHAPES
+            )
+        );
+        assert!(
+            bad[1]
+                .error
+                .starts_with("a DynamoDB record is a JSON object, not a number; the dynamodb format takes stream records"),
+            "{}",
+            bad[1].error
+        );
+
+        // Without the export's time, its items are bad records that say why.
+        let o = DecodeOptions {
+            export_time_micros: None,
+            ..o
+        };
+        let (batch, _, bad) = rows(decode_json("f", text.as_bytes(), &s, &o).expect("decode"));
+        assert_eq!(batch.num_rows(), 4);
+        assert_eq!(
+            (bad[1].line, bad[1].raw.as_str(), bad[1].error.as_str()),
+            (
+                3,
+                item,
+                "a full export item's time is the export's, which is unknown: manifest-summary.json was not found beside AWSDynamoDB/<export-id>/data/"
+            )
+        );
+    }
+
+    #[test]
+    fn dynamodb_event_times_fill_a_timestamp_column_to_the_microsecond() {
+        // As the engine hints it, but with an offset: "UTC" needs arrow's chrono-tz feature,
+        // which the engine's build has and this crate's tests alone do not.
+        let utc = DataType::Timestamp(
+            arrow::datatypes::TimeUnit::Microsecond,
+            Some("+00:00".into()),
+        );
+        let s = schema(&[
+            ("id", DataType::Int64),
+            ("_op", DataType::Utf8),
+            ("_seq", DataType::Utf8),
+            ("_event_time", utc),
+        ]);
+        let text = format!(
+            "{}\n{{\"Metadata\":{{\"WriteTimestampMicros\":{{\"N\":\"1700000002000001\"}}}},\"Keys\":{{\"id\":{{\"N\":\"4\"}}}}}}\n{{\"Item\":{{\"id\":{{\"N\":\"6\"}}}}}}\n",
+            kinesis("e1", 1, 1_700_000_000_001, "a")
+        );
+        let o = DecodeOptions {
+            format: Format::Dynamodb,
+            export_time_micros: Some(1_600_000_000_123_456),
+            rescued_column: None,
+            ..opts(EvolutionMode::None)
+        };
+        let Decoded::Rows {
+            batches,
+            bad_records,
+            ..
+        } = decode_json("f", text.as_bytes(), &s, &o).expect("decode")
+        else {
+            panic!("rows")
+        };
+        assert!(bad_records.is_empty(), "{bad_records:?}");
+        let times = batches[0].column_by_name("_event_time").expect("column");
+        let times = times
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .expect("timestamps");
+        assert_eq!(
+            times.values().to_vec(),
+            vec![
+                1_700_000_000_001_000,
+                1_700_000_002_000_001,
+                1_600_000_000_123_456
+            ]
+        );
+    }
+
+    #[test]
+    fn an_export_is_sampled_without_its_time_and_types_every_column() {
+        let text = "{\"Item\":{\"id\":{\"N\":\"6\"},\"v\":{\"S\":\"f\"},\"big\":{\"N\":\"12345678901234567890123456789012345678\"}}}\n";
+        let o = DecodeOptions {
+            format: Format::Dynamodb,
+            ..opts(EvolutionMode::AddNewColumns)
+        };
+        let mut sample = crate::SchemaSample::new(true);
+        sample.add("f", &Bytes::from(text), &o).expect("sample");
+        let got: Vec<(String, DataType)> = sample
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("_event_time".into(), DataType::Utf8),
+                ("_op".into(), DataType::Utf8),
+                ("_seq".into(), DataType::Utf8),
+                ("big".into(), DataType::Utf8),
+                ("id".into(), DataType::Int64),
+                ("v".into(), DataType::Utf8),
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_event_ids_are_dropped_within_a_file_only() {
+        let s = schema(&[
+            ("id", DataType::Int64),
+            ("v", DataType::Utf8),
+            ("_op", DataType::Utf8),
+            ("_seq", DataType::Utf8),
+            ("_event_time", DataType::Utf8),
+        ]);
+        let o = DecodeOptions {
+            format: Format::Dynamodb,
+            ..opts(EvolutionMode::Rescue)
+        };
+        let one = kinesis("e1", 1, 1_700_000_000_001, "a");
+        for _ in 0..2 {
+            let decoded = decode_json("f", one.as_bytes(), &s, &o).expect("decode");
+            let Decoded::Rows {
+                rows, duplicates, ..
+            } = decoded
+            else {
+                panic!("rows")
+            };
+            assert_eq!((rows, duplicates), (1, 0), "each file keeps its first e1");
+        }
+        // The strict stream format keeps every record, as it always did.
+        let stream = "{\"eventID\":\"s1\",\"eventName\":\"INSERT\",\"dynamodb\":{\"Keys\":{\"id\":{\"N\":\"3\"}},\"SequenceNumber\":\"42\"}}\n";
+        let o = DecodeOptions {
+            format: Format::DynamodbStream,
+            ..o
+        };
+        let twice = stream.repeat(2);
+        let decoded = decode_json("f", twice.as_bytes(), &s, &o).expect("decode");
+        let Decoded::Rows {
+            rows, duplicates, ..
+        } = decoded
+        else {
+            panic!("rows")
+        };
+        assert_eq!((rows, duplicates), (2, 0));
     }
 
     #[test]

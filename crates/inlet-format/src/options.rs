@@ -21,6 +21,12 @@ pub enum Format {
     Parquet,
     /// One row per line, in the column `value`.
     Text,
+    /// Every shape DynamoDB changes reach S3 in, told apart record by record: stream records,
+    /// Kinesis Data Streams records (as Firehose writes them: concatenated, or one per line),
+    /// full export items (`{"Item": ...}`, at `DecodeOptions::export_time_micros`), incremental
+    /// export lines, and `{"Records": [...]}` events of these. Rows of the keys and new image
+    /// plus `_op`, `_event_time` and a `_seq` comparable across shapes (`dynamodb_change.rs`).
+    Dynamodb,
     /// DynamoDB Streams records, one per line (or concatenated, in arrays, or in
     /// `{"Records": [...]}` events): rows of the keys and new image plus `_op`, `_seq`,
     /// `_event_time`.
@@ -36,6 +42,7 @@ impl Format {
             Self::Csv => "csv",
             Self::Parquet => "parquet",
             Self::Text => "text",
+            Self::Dynamodb => "dynamodb",
             Self::DynamodbStream => "dynamodb_stream",
             Self::DynamodbExport => "dynamodb_export",
         }
@@ -48,6 +55,15 @@ pub struct DecodeOptions<'a> {
     pub format: Format,
     /// How DynamoDB `N` values are read.
     pub numbers: NumberMode,
+    /// Read JSON and DynamoDB files as whole documents (`multiline = true`, Auto Loader's
+    /// `multiLine`): one document or several, each an object or an array of objects,
+    /// pretty-printed or not; a file that does not parse as a whole fails. Default `false`
+    /// (one or more records per line).
+    pub multiline: bool,
+    /// `format = "dynamodb"`: the time of the full export the file belongs to, in µs since
+    /// the epoch (`exportTime` of the export's `manifest-summary.json`), the event time of its
+    /// `{"Item": ...}` lines. Default `None`: such lines are bad records.
+    pub export_time_micros: Option<i64>,
     /// How `csv` files are split into fields.
     pub csv: &'a CsvOptions,
     pub mode: EvolutionMode,

@@ -447,6 +447,7 @@ pub(crate) fn decode(
         rows,
         rescued_rows,
         bad_records,
+        duplicates: 0,
     })
 }
 
@@ -547,6 +548,8 @@ mod tests {
             hints: &[],
             partition_columns: &[],
             known_to_fit: false,
+            multiline: false,
+            export_time_micros: None,
         };
         let Decoded::NewColumns(new) =
             decode("s3://b/f.parquet", &data, &schema, &opts).expect("decode")
@@ -597,6 +600,8 @@ mod tests {
             hints: &[],
             partition_columns: &[],
             known_to_fit: false,
+            multiline: false,
+            export_time_micros: None,
         }
     }
 

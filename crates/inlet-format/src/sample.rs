@@ -10,7 +10,7 @@ use crate::decode::utf8_lines;
 use crate::error::FormatError;
 use crate::options::{DecodeOptions, Format};
 use crate::shape::Shape;
-use crate::{csv, json, parquet, partition, text};
+use crate::{csv, json, multiline, parquet, partition, text};
 
 /// Accumulates sampled files; `schema()` is what the table starts with.
 #[derive(Debug)]
@@ -122,7 +122,14 @@ impl SchemaSample {
                         } else {
                             None
                         };
-                        json::sample(text, format, opts.numbers, usize::MAX, settled, add);
+                        if opts.multiline {
+                            // A broken (or budget-cut) file is not known to fit.
+                            if !multiline::sample(text, opts, usize::MAX, settled, add) {
+                                all_fit.set(false);
+                            }
+                        } else {
+                            json::sample(text, opts, usize::MAX, settled, add);
+                        }
                     }
                 }
             }
@@ -217,6 +224,8 @@ mod tests {
             hints: &[],
             partition_columns: &[],
             known_to_fit: false,
+            multiline: false,
+            export_time_micros: None,
         }
     }
 
