@@ -3,6 +3,7 @@
 
 mod error;
 mod event;
+mod export_manifest;
 mod key_filter;
 mod listing;
 mod local_walk;
@@ -13,6 +14,9 @@ mod unreadable;
 
 pub use error::{escape_controls, DiscoverError};
 pub use event::FileEvent;
+pub use export_manifest::{
+    export_manifest_path, ExportKind, ExportManifest, ManifestError, MANIFEST_SUMMARY,
+};
 pub use listing::{ListingDiscoverer, ListingOptions};
 pub use notification::{parse_notification, Notification, NotificationParseError, ObjectCreated};
 pub use sqs::{NotificationDiscoverer, NotificationOptions};

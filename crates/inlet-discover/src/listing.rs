@@ -20,6 +20,10 @@ pub struct ListingOptions {
     pub path_glob: Option<String>,
     /// Files modified before this time (ms since epoch) are left out; `None` keeps all.
     pub modified_after_ms: Option<i64>,
+    /// Leave out DynamoDB export manifests and checksums (`AWSDynamoDB/<export-id>/`
+    /// `manifest-summary.json`, `manifest-files.json`, `*.md5`, `*.checksum`), which are not
+    /// data; set for the DynamoDB formats. Default `false`.
+    pub skip_export_manifests: bool,
 }
 
 /// Lists the source prefix on every call.
@@ -36,7 +40,11 @@ pub struct ListingDiscoverer {
 impl ListingDiscoverer {
     pub fn new(store: SourceStore, options: ListingOptions) -> Result<Self, DiscoverError> {
         Ok(Self {
-            filter: KeyFilter::new(store.prefix().clone(), options.path_glob)?,
+            filter: KeyFilter::new(
+                store.prefix().clone(),
+                options.path_glob,
+                options.skip_export_manifests,
+            )?,
             store,
             modified_after_ms: options.modified_after_ms,
             warned: HashSet::new(),
@@ -123,6 +131,7 @@ mod tests {
             ListingOptions {
                 path_glob: Some("**.json".into()),
                 modified_after_ms: None,
+                skip_export_manifests: false,
             },
         )
         .expect("listing");
@@ -164,6 +173,7 @@ mod tests {
             ListingOptions {
                 path_glob: glob.map(str::to_string),
                 modified_after_ms: None,
+                skip_export_manifests: false,
             },
         )
         .expect("listing");
@@ -327,6 +337,66 @@ mod tests {
                 "sub/b.json"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_dynamodb_exports_manifests_are_not_listed_as_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let export = "exports/AWSDynamoDB/01234567890123-a1b2c3d4";
+        std::fs::create_dir_all(dir.path().join(export).join("data")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("stream")).expect("mkdir");
+        for name in [
+            "_started",
+            "manifest-summary.json",
+            "manifest-summary.md5",
+            "manifest-files.json",
+            "manifest-files.md5",
+            "data/q5x7yzmf4e3wj.json.gz",
+        ] {
+            std::fs::write(dir.path().join(export).join(name), b"{}\n").expect("write");
+        }
+        std::fs::write(dir.path().join("stream/records.json"), b"{}\n").expect("write");
+        let url = url::Url::from_directory_path(dir.path()).expect("url");
+        let store = SourceStore::open(&url, &HashMap::new()).expect("open");
+        let root = format!("file://{}/", dir.path().to_str().expect("utf8"));
+        for (skip, expected) in [
+            (
+                true,
+                vec![
+                    format!("{export}/data/q5x7yzmf4e3wj.json.gz"),
+                    "stream/records.json".to_string(),
+                ],
+            ),
+            (
+                false,
+                vec![
+                    format!("{export}/data/q5x7yzmf4e3wj.json.gz"),
+                    format!("{export}/manifest-files.json"),
+                    format!("{export}/manifest-files.md5"),
+                    format!("{export}/manifest-summary.json"),
+                    format!("{export}/manifest-summary.md5"),
+                    "stream/records.json".to_string(),
+                ],
+            ),
+        ] {
+            let mut listing = ListingDiscoverer::new(
+                store.clone(),
+                ListingOptions {
+                    skip_export_manifests: skip,
+                    ..ListingOptions::default()
+                },
+            )
+            .expect("listing");
+            let mut names: Vec<String> = listing
+                .discover(Duration::ZERO)
+                .await
+                .expect("discover")
+                .into_iter()
+                .map(|e| e.path.strip_prefix(&root).expect("under").to_string())
+                .collect();
+            names.sort();
+            assert_eq!(names, expected, "skip_export_manifests = {skip}");
+        }
     }
 
     #[tokio::test]

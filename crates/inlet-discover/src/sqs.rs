@@ -42,6 +42,9 @@ pub struct NotificationOptions {
     pub visibility_timeout: Option<Duration>,
     /// Glob over keys relative to the source prefix.
     pub path_glob: Option<String>,
+    /// Leave out DynamoDB export manifests and checksums (see `ListingOptions`); their
+    /// notifications are acknowledged like those of any key left out. Default `false`.
+    pub skip_export_manifests: bool,
 }
 
 /// A received message not yet deleted.
@@ -177,7 +180,11 @@ impl NotificationDiscoverer {
         let visibility = options
             .visibility_timeout
             .unwrap_or(Duration::from_secs(queue_visibility.max(1)));
-        let filter = KeyFilter::new(store.prefix().clone(), options.path_glob.clone())?;
+        let filter = KeyFilter::new(
+            store.prefix().clone(),
+            options.path_glob.clone(),
+            options.skip_export_manifests,
+        )?;
         let shared = Arc::new(Shared {
             client,
             queue_url: queue_url.clone(),
