@@ -638,6 +638,273 @@ mod tests {
         }
     }
 
+    /// One change of a generated DynamoDB history: `value` `None` is a delete.
+    #[derive(Debug, Clone, Copy)]
+    struct Written {
+        key: u32,
+        micros: i64,
+        value: Option<i64>,
+        op: &'static str,
+    }
+
+    /// `n` changes of 12 items, time-ordered, many in one millisecond and some of one item
+    /// in one microsecond.
+    fn history(seed: u64, n: usize) -> Vec<Written> {
+        let mut state = seed;
+        let mut next = |m: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % m) as i64
+        };
+        let mut exists = std::collections::HashSet::new();
+        let mut micros = 1_700_000_000_000_000;
+        (0..n)
+            .map(|i| {
+                micros += next(1_500);
+                let key = next(12) as u32;
+                let (op, value) = if !exists.contains(&key) {
+                    ("INSERT", Some(i as i64))
+                } else if next(5) == 0 {
+                    ("REMOVE", None)
+                } else {
+                    ("MODIFY", Some(i as i64))
+                };
+                if value.is_some() {
+                    exists.insert(key);
+                } else {
+                    exists.remove(&key);
+                }
+                Written {
+                    key,
+                    micros,
+                    value,
+                    op,
+                }
+            })
+            .collect()
+    }
+
+    /// The items after `changes`, by key.
+    fn model(changes: &[Written]) -> std::collections::BTreeMap<u32, i64> {
+        let mut table = std::collections::BTreeMap::new();
+        for c in changes {
+            match c.value {
+                Some(v) => table.insert(c.key, v),
+                None => table.remove(&c.key),
+            };
+        }
+        table
+    }
+
+    fn image(key: u32, value: i64) -> String {
+        format!("{{\"id\":{{\"N\":\"{key}\"}},\"v\":{{\"N\":\"{value}\"}}}}")
+    }
+
+    /// Files (name, text) of Kinesis records of `changes` as Firehose writes them: one file
+    /// per second, records concatenated, every fifth delivered twice.
+    fn kinesis_files(changes: &[Written], first: usize) -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = Vec::new();
+        for (i, c) in changes.iter().enumerate().skip(first) {
+            let name = format!("kinesis/{}", c.micros / 1_000_000);
+            let image = c
+                .value
+                .map(|v| format!(",\"NewImage\":{}", image(c.key, v)))
+                .unwrap_or_default();
+            let record = format!(
+                "{{\"eventID\":\"ev{i}\",\"eventName\":\"{}\",\"recordFormat\":\"application/json\",\"tableName\":\"t\",\"dynamodb\":{{\"ApproximateCreationDateTime\":{},\"Keys\":{{\"id\":{{\"N\":\"{}\"}}}}{image}}}}}",
+                c.op,
+                c.micros / 1_000,
+                c.key
+            );
+            let copies = if i % 5 == 0 { 2 } else { 1 };
+            match files.last_mut() {
+                Some((last, text)) if *last == name => text.push_str(&record.repeat(copies)),
+                _ => files.push((name, record.repeat(copies))),
+            }
+        }
+        files
+    }
+
+    /// Files of an incremental export of `changes` from `first` on, one per 40 ms window:
+    /// each item changed in a window once, with its latest image and write time.
+    fn incremental_files(changes: &[Written], first: usize) -> Vec<(String, String)> {
+        let mut windows: std::collections::BTreeMap<i64, std::collections::BTreeMap<u32, Written>> =
+            std::collections::BTreeMap::new();
+        for c in &changes[first..] {
+            windows
+                .entry(c.micros / 40_000)
+                .or_default()
+                .insert(c.key, *c);
+        }
+        windows
+            .into_iter()
+            .map(|(w, latest)| {
+                let lines: String = latest
+                    .values()
+                    .map(|c| {
+                        let image = c
+                            .value
+                            .map(|v| format!(",\"NewImage\":{}", image(c.key, v)))
+                            .unwrap_or_default();
+                        format!(
+                            "{{\"Metadata\":{{\"WriteTimestampMicros\":{{\"N\":\"{}\"}}}},\"Keys\":{{\"id\":{{\"N\":\"{}\"}}}}{image}}}\n",
+                            c.micros, c.key
+                        )
+                    })
+                    .collect();
+                (format!("incremental/{w}"), lines)
+            })
+            .collect()
+    }
+
+    /// Merges the rows of `files` in the order given as the engine does: per item the row of
+    /// the highest `_seq` wins, an equal one replaces (arrival order), a delete is kept as a
+    /// tombstone so that an older row cannot bring the item back.
+    fn merge(
+        files: &[(String, String)],
+        export_time: i64,
+    ) -> (std::collections::BTreeMap<u32, i64>, u64) {
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(
+            ["id", "v", "_op", "_seq"]
+                .map(|n| {
+                    let t = if n.starts_with('_') {
+                        arrow::datatypes::DataType::Utf8
+                    } else {
+                        arrow::datatypes::DataType::Int64
+                    };
+                    arrow::datatypes::Field::new(n, t, true)
+                })
+                .to_vec(),
+        ));
+        let csv = crate::CsvOptions::default();
+        let mut table: std::collections::BTreeMap<u32, (String, Option<i64>)> =
+            std::collections::BTreeMap::new();
+        let mut duplicates = 0;
+        for (name, text) in files {
+            let opts = crate::DecodeOptions {
+                format: crate::Format::Dynamodb,
+                numbers: NumberMode::Auto,
+                multiline: false,
+                export_time_micros: name.starts_with("export").then_some(export_time),
+                csv: &csv,
+                mode: inlet_schema::EvolutionMode::None,
+                rescued_column: None,
+                infer_types: true,
+                hints: &[],
+                partition_columns: &[],
+                known_to_fit: false,
+            };
+            let data = bytes::Bytes::from(text.clone());
+            let crate::Decoded::Rows {
+                batches,
+                bad_records,
+                duplicates: dropped,
+                ..
+            } = crate::decode(name, &data, &schema, &opts).expect("decode")
+            else {
+                panic!("rows")
+            };
+            assert!(bad_records.is_empty(), "{bad_records:?}");
+            duplicates += dropped;
+            for batch in batches {
+                let column = |i: usize| batch.column(i).clone();
+                let (ids, values, ops, seqs) = (column(0), column(1), column(2), column(3));
+                let ints = |a: &arrow::array::ArrayRef| {
+                    a.as_any()
+                        .downcast_ref::<arrow::array::Int64Array>()
+                        .expect("ints")
+                        .clone()
+                };
+                let texts = |a: &arrow::array::ArrayRef| {
+                    a.as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .expect("texts")
+                        .clone()
+                };
+                let (ids, values, ops, seqs) =
+                    (ints(&ids), ints(&values), texts(&ops), texts(&seqs));
+                for r in 0..batch.num_rows() {
+                    let key = ids.value(r) as u32;
+                    let seq = seqs.value(r).to_string();
+                    if table.get(&key).is_some_and(|(held, _)| *held > seq) {
+                        continue; // older than what the table holds, or than its tombstone
+                    }
+                    let value = (ops.value(r) != "REMOVE").then(|| values.value(r));
+                    table.insert(key, (seq, value));
+                }
+            }
+        }
+        let live = table
+            .into_iter()
+            .filter_map(|(k, (_, v))| v.map(|v| (k, v)))
+            .collect();
+        (live, duplicates)
+    }
+
+    /// `files` in an order drawn by `seed` (discovery order is not time order).
+    fn shuffled(mut files: Vec<(String, String)>, seed: u64) -> Vec<(String, String)> {
+        let mut state = seed | 1;
+        for i in (1..files.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            files.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        files
+    }
+
+    #[test]
+    fn an_export_then_kinesis_and_incremental_changes_merge_to_the_table_in_any_file_order() {
+        for seed in 1..=12u64 {
+            let mut changes = history(0x9e37_79b9_7f4a_7c15 ^ seed, 800);
+            let at = 300 + (seed as usize * 37) % 200;
+            // An item written at the export's time and changed again a microsecond later, in
+            // the same millisecond: only the export and that change hold it.
+            changes[at] = Written {
+                key: 99,
+                value: Some(-1),
+                op: "INSERT",
+                ..changes[at]
+            };
+            for c in &mut changes[at + 1..] {
+                c.micros += 1;
+            }
+            changes[at + 1] = Written {
+                key: 99,
+                micros: changes[at].micros + 1,
+                value: Some(-2),
+                op: "MODIFY",
+            };
+            // The export holds every change up to its time, which may share a millisecond
+            // (or a microsecond) with changes after it.
+            let export_time = changes[at].micros;
+            let held = changes.partition_point(|c| c.micros <= export_time);
+            let items: String = model(&changes[..held])
+                .into_iter()
+                .map(|(k, v)| format!("{{\"Item\":{}}}\n", image(k, v)))
+                .collect();
+            let export = ("export/AWSDynamoDB/x/data/a.json".to_string(), items);
+            // Change sources start before the export and hold every change after they start.
+            let kinesis = kinesis_files(&changes, at.saturating_sub(120 + seed as usize));
+            let incremental = incremental_files(&changes, at.saturating_sub(60));
+            let truth = model(&changes);
+            for (what, sources) in [
+                ("kinesis", vec![kinesis.clone()]),
+                ("incremental", vec![incremental.clone()]),
+                ("both", vec![kinesis.clone(), incremental.clone()]),
+            ] {
+                let mut files = vec![export.clone()];
+                files.extend(sources.into_iter().flatten());
+                let (table, duplicates) = merge(&shuffled(files, seed), export_time);
+                assert_eq!(table, truth, "seed {seed}, {what}");
+                if what != "incremental" {
+                    assert!(duplicates > 0, "seed {seed}: repeats were dropped");
+                }
+            }
+        }
+    }
+
     #[test]
     fn stream_times_are_read_by_magnitude() {
         let at = |t: Value| {
