@@ -10,7 +10,7 @@ use crate::decoded::{clip_raw, BadRecord, Decoded};
 use crate::error::FormatError;
 use crate::fit::Fitter;
 use crate::options::{DecodeOptions, Format};
-use crate::{csv, json, multiline, parquet, text};
+use crate::{csv, json, parquet, text};
 
 /// Decodes `data` (the decompressed file at `path`) into record batches of `schema`, which
 /// includes the rescued data column when one is configured.
@@ -24,8 +24,8 @@ pub fn decode(
         Format::Parquet => parquet::decode(path, data, schema, opts),
         format => {
             let (text, not_utf8) = utf8_lines(data);
-            if multiline::applies(opts) && !not_utf8.is_empty() {
-                return Err(multiline::not_utf8(path, &not_utf8));
+            if crate::multiline::applies(opts) && !not_utf8.is_empty() {
+                return Err(crate::multiline::not_utf8(path, &not_utf8));
             }
             let text = text.as_ref();
             let body = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -35,7 +35,7 @@ pub fn decode(
             match format {
                 Format::Csv => csv::feed(body, opts.csv, schema, opts.infer_types, &mut fitter),
                 Format::Text => text::feed(body, &mut fitter),
-                _ if opts.multiline => multiline::feed(body, opts, &mut fitter),
+                _ if opts.multiline => crate::multiline::feed(body, opts, &mut fitter),
                 _ => json::feed(body, opts, &mut fitter),
             }
             let mut decoded = fitter.finish()?;

@@ -10,7 +10,7 @@ use crate::decode::utf8_lines;
 use crate::error::FormatError;
 use crate::options::{DecodeOptions, Format};
 use crate::shape::Shape;
-use crate::{csv, json, multiline, parquet, partition, text};
+use crate::{csv, json, parquet, partition, text};
 
 /// Accumulates sampled files; `schema()` is what the table starts with.
 #[derive(Debug)]
@@ -124,7 +124,7 @@ impl SchemaSample {
                         };
                         if opts.multiline {
                             // A broken (or budget-cut) file is not known to fit.
-                            if !multiline::sample(text, opts, usize::MAX, settled, add) {
+                            if !crate::multiline::sample(text, opts, usize::MAX, settled, add) {
                                 all_fit.set(false);
                             }
                         } else {
