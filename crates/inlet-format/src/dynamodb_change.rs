@@ -39,7 +39,8 @@
 //!
 //! Stream and Kinesis records of one item should not be mixed: a stream record's time is only
 //! known to the second, so it cannot be ordered against another shape's change of the same
-//! item in the same second. Exports with either are what this format is for.
+//! item in the same second. A full export followed by either of them, by incremental exports,
+//! or by Kinesis records and incremental exports together, is what this format is for.
 
 use serde_json::{Map, Value};
 
