@@ -129,6 +129,22 @@ pub fn summary(pipeline_id: &str, table: &str, stats: &RunStats) -> String {
     for change in &stats.schema_changes {
         text.push_str(&format!(" Schema evolved: {change}."));
     }
+    if stats.duplicate_records > 0 {
+        text.push_str(&format!(
+            " {} DynamoDB record{} delivered twice (the same eventID) {} taken once.",
+            stats.duplicate_records,
+            if stats.duplicate_records == 1 {
+                ""
+            } else {
+                "s"
+            },
+            if stats.duplicate_records == 1 {
+                "was"
+            } else {
+                "were"
+            },
+        ));
+    }
     if stats.rescued_rows > 0 {
         text.push_str(&format!(
             " {} row{} kept values that did not fit in the rescued data column.",

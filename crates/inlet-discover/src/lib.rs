@@ -44,6 +44,17 @@ pub trait Discover: Send {
         Box::pin(async { Ok(()) })
     }
 
+    /// These files cannot be taken yet (a DynamoDB export's data before its manifest is
+    /// written): stop holding the events that named them and let them be delivered again
+    /// after `after`. A no-op for listing, whose next listing finds the files again.
+    fn defer<'a>(
+        &'a mut self,
+        _files: &'a [String],
+        _after: Duration,
+    ) -> BoxFuture<'a, Result<(), DiscoverError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// On a clean stop: give back events not yet settled so they are delivered again at
     /// once rather than after their visibility timeout. A no-op for listing.
     fn release(&mut self) -> BoxFuture<'_, Result<(), DiscoverError>> {

@@ -497,6 +497,48 @@ impl Discover for NotificationDiscoverer {
         })
     }
 
+    fn defer<'a>(
+        &'a mut self,
+        files: &'a [String],
+        after: Duration,
+    ) -> BoxFuture<'a, Result<(), DiscoverError>> {
+        Box::pin(async move {
+            let receipts = {
+                let mut held = lock(&self.shared.held);
+                let mut ids = HashSet::new();
+                for path in files {
+                    if let Some(named) = held.by_path.get(path) {
+                        ids.extend(named.iter().map(|(id, _)| id.clone()));
+                    }
+                }
+                let mut receipts = Vec::new();
+                for id in ids {
+                    let Some(message) = held.messages.remove(&id) else {
+                        continue;
+                    };
+                    // The message's other files come again with it; each is then one
+                    // checkpoint look-up.
+                    for (path, _) in &message.pending {
+                        if let Some(named) = held.by_path.get_mut(path) {
+                            named.retain(|(held_id, _)| *held_id != id);
+                            if named.is_empty() {
+                                held.by_path.remove(path);
+                            }
+                        }
+                    }
+                    receipts.push(message.receipt);
+                }
+                receipts
+            };
+            if !receipts.is_empty() {
+                let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
+                debug!(messages = receipts.len(), seconds, "deferring SQS messages");
+                self.shared.change_visibility(&receipts, seconds).await;
+            }
+            Ok(())
+        })
+    }
+
     fn release(&mut self) -> BoxFuture<'_, Result<(), DiscoverError>> {
         Box::pin(async move {
             // Stop receiving first, so nothing is held after the hand-back. The receive in

@@ -101,6 +101,13 @@ pub enum EngineError {
     #[error("sink.table is the Unity Catalog table {table}: {detail}")]
     CatalogTable { table: String, detail: String },
 
+    #[error("DynamoDB export manifest {path} cannot be read: {source}; the export's data is not taken until it can")]
+    ExportManifest {
+        path: String,
+        #[source]
+        source: inlet_discover::ManifestError,
+    },
+
     #[error("checkpoint meta {key} is '{value}', not a number; rebuild the checkpoint with `inlet checkpoint rebuild`")]
     CheckpointMeta { key: &'static str, value: String },
 

@@ -38,6 +38,7 @@ mod catalog;
 pub mod config;
 mod error;
 mod events;
+mod exports;
 mod faults;
 mod pipeline;
 mod preflight;

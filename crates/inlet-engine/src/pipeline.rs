@@ -50,6 +50,9 @@ pub struct Pipeline {
     pub(crate) events: Observers,
     /// `uc://` sinks: the catalog that vends the table's credentials.
     pub(crate) catalog: Option<Catalog>,
+    /// DynamoDB exports' times by the path of their `manifest-summary.json` (exports are
+    /// immutable once their manifest is written, so this only grows).
+    pub(crate) exports: std::collections::HashMap<String, i64>,
 }
 
 impl Pipeline {
@@ -138,6 +141,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         ListingOptions {
             path_glob: cfg.source.path_glob.clone(),
             modified_after_ms,
+            skip_export_manifests: cfg.source.format.is_dynamodb(),
         },
     )?;
     let (discover, backfill): (Box<dyn Discover>, _) = match cfg.notification_options() {
@@ -169,6 +173,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         faults,
         events: Observers::default(),
         catalog,
+        exports: std::collections::HashMap::new(),
     })
 }
 

@@ -23,6 +23,8 @@ pub struct RunStats {
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// DynamoDB records delivered twice in one file (the same `eventID`), taken once.
+    pub duplicate_records: u64,
     /// Rows with values kept in the rescued data column.
     pub rescued_rows: u64,
     /// Lines set aside as bad records, in all.

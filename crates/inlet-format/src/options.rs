@@ -47,6 +47,15 @@ impl Format {
             Self::DynamodbExport => "dynamodb_export",
         }
     }
+
+    /// One of the DynamoDB formats (their exports' manifests are never data; `_event_time`
+    /// is a timestamp).
+    pub fn is_dynamodb(self) -> bool {
+        matches!(
+            self,
+            Self::Dynamodb | Self::DynamodbStream | Self::DynamodbExport
+        )
+    }
 }
 
 /// How records are read and fitted to the schema.

@@ -296,7 +296,7 @@ impl Pipeline {
                             _ => data.slice(..data.len().min(cut)),
                         };
                         let mut sample = SchemaSample::new(infer_types);
-                        match sample.add(&path, &data, &settings.options()) {
+                        match sample.add(&path, &data, &settings.options(&path)) {
                             Ok(()) => {
                                 let fitted = sample.fitted().filter(|_| whole).map(|f| (path, f));
                                 Some((sample, fitted, !whole))

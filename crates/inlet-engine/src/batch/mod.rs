@@ -77,6 +77,7 @@ impl Pipeline {
         files: Vec<PlannedFile>,
     ) -> Result<()> {
         self.renew_credentials().await?;
+        self.load_export_manifests(&files).await?;
         let span = info_span!("batch", pipeline = %self.cfg.pipeline_id, batch = batch_id, files = files.len());
         async {
             let started = Instant::now();

@@ -112,7 +112,14 @@ impl Pipeline {
                     rows,
                     rescued_rows,
                     bad_records,
-                }) => return Ok(Ok((batches, rows, rescued_rows, bad_records))),
+                    duplicates,
+                }) => {
+                    if duplicates > 0 {
+                        self.stats.duplicate_records += duplicates;
+                        info!(file = %escape_controls(&file.path), duplicates, "records delivered twice (same eventID) were taken once");
+                    }
+                    return Ok(Ok((batches, rows, rescued_rows, bad_records)));
+                }
                 Ok(Decoded::NewColumns(fields)) => {
                     if self.cfg.schema.evolution == EvolutionMode::FailOnNewColumns {
                         return Err(EngineError::NewColumnsRefused {
@@ -246,6 +253,8 @@ impl Pipeline {
             csv: Arc::new(self.cfg.source.csv.clone()),
             partition_columns: Arc::new(self.cfg.source.partition_columns.clone()),
             pin_etag: self.cfg.source.allow_overwrites,
+            multiline: self.cfg.source.multiline,
+            exports: Arc::new(self.exports.clone()),
             known_fit: Arc::default(),
             cpu: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
@@ -349,6 +358,10 @@ pub(super) struct DecodeSettings {
     pub partition_columns: Arc<Vec<String>>,
     /// Read the version with the planned ETag only (`allow_overwrites`).
     pub pin_etag: bool,
+    /// A file is one JSON document or array (`multiline`), not JSON lines.
+    pub multiline: bool,
+    /// DynamoDB exports' times, by the path of their `manifest-summary.json`.
+    pub exports: Arc<HashMap<String, i64>>,
     /// Files the schema's inference walked whole, with the schema all their lines fit.
     pub known_fit: Arc<HashMap<String, Schema>>,
     /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
@@ -357,7 +370,9 @@ pub(super) struct DecodeSettings {
 }
 
 impl DecodeSettings {
-    pub fn options(&self) -> DecodeOptions<'_> {
+    /// The options for decoding the file at `path` (a full DynamoDB export's rows take
+    /// their export's time from its manifest).
+    pub fn options(&self, path: &str) -> DecodeOptions<'_> {
         DecodeOptions {
             format: self.format,
             numbers: self.numbers,
@@ -368,6 +383,9 @@ impl DecodeSettings {
             hints: &self.hints,
             partition_columns: &self.partition_columns,
             known_to_fit: false,
+            multiline: self.multiline,
+            export_time_micros: inlet_discover::export_manifest_path(path)
+                .and_then(|m| self.exports.get(&m).copied()),
         }
     }
 }
@@ -408,7 +426,7 @@ async fn read_file(
         });
         let opts = DecodeOptions {
             known_to_fit,
-            ..settings.options()
+            ..settings.options(&name)
         };
         let decoded = inlet_format::decode(&name, &data, &schema, &opts);
         // The bytes are kept only for a second decode once the schema takes new columns;
@@ -439,7 +457,7 @@ async fn decode_blocking(
 ) -> Result<Decoded, FormatError> {
     let name = path.clone();
     tokio::task::spawn_blocking(move || {
-        inlet_format::decode(&path, &data, &schema, &settings.options())
+        inlet_format::decode(&path, &data, &schema, &settings.options(&path))
     })
     .await
     .unwrap_or_else(|e| Err(task_failed(&name, e)))

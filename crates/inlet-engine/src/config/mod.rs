@@ -215,6 +215,7 @@ impl Config {
                 max_wait_seconds: i32::try_from(n.wait.as_secs()).unwrap_or(20),
                 visibility_timeout: n.visibility_timeout,
                 path_glob: self.source.path_glob.clone(),
+                skip_export_manifests: self.source.format.is_dynamodb(),
             })
     }
 }

@@ -67,9 +67,7 @@ impl SchemaSection {
             };
             check.bad("schema.hints", &self.hints, &reason)
         })?;
-        if matches!(format, Format::DynamodbStream | Format::DynamodbExport)
-            && !hints.iter().any(|h| h.name() == "_event_time")
-        {
+        if format.is_dynamodb() && !hints.iter().any(|h| h.name() == "_event_time") {
             hints.push(Field::new(
                 "_event_time",
                 arrow::datatypes::DataType::Timestamp(

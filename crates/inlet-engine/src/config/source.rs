@@ -54,6 +54,11 @@ pub struct SourceSection {
     /// Default `auto`.
     #[serde(default)]
     pub compression: Compression,
+    /// JSON and DynamoDB formats: a file is one JSON document or a top-level array of
+    /// objects (pretty-printed or not), a row per object, instead of JSON lines. Default
+    /// `false` (Auto Loader's `multiLine`).
+    #[serde(default)]
+    pub multiline: bool,
     /// `[source.csv]`: header, delimiter, quote, escape, null value, comment (format `csv`).
     #[serde(default)]
     pub csv: CsvOptions,
@@ -217,6 +222,7 @@ pub struct Source {
     pub dynamodb_numbers: NumberMode,
     pub compression: Compression,
     pub csv: CsvOptions,
+    pub multiline: bool,
     pub partition_columns: Vec<String>,
     pub max_file_age: Option<Duration>,
     pub discovery: Discovery,
@@ -275,6 +281,13 @@ impl SourceSection {
             }
         }
         let discovery = self.discovery(check, &url)?;
+        if self.multiline && matches!(self.format, Format::Csv | Format::Text | Format::Parquet) {
+            return Err(check.bad(
+                "source.multiline",
+                "true",
+                "applies to JSON and the DynamoDB formats",
+            ));
+        }
         if self.format == Format::Csv {
             self.csv.validate().map_err(|(key, reason)| {
                 let (key, value): (&'static str, &str) = match key {
@@ -329,6 +342,7 @@ impl SourceSection {
             dynamodb_numbers: self.dynamodb_numbers,
             compression: self.compression,
             csv: self.csv,
+            multiline: self.multiline,
             partition_columns: self.partition_columns,
             max_file_age: self.max_file_age,
             discovery,

@@ -63,7 +63,7 @@ impl Pipeline {
         };
         let looked_up = found.len();
         let started = Instant::now();
-        let mut new = self
+        let new = self
             .checkpoint
             .filter_unseen(found, key, |e| (e.path.as_str(), e.etag.as_str()))?;
         debug!(
@@ -80,6 +80,14 @@ impl Pipeline {
                 .filter(|c| !unseen.contains(c))
                 .collect();
             self.discover.settle(&seen).await?;
+        }
+        // A DynamoDB export's data waits for its manifest: left out now (a queue delivers
+        // its events again later, a listing finds them again).
+        let (mut new, waiting) = self.hold_unfinished_exports(new).await?;
+        if !waiting.is_empty() {
+            self.discover
+                .defer(&waiting, crate::exports::EXPORT_WAIT)
+                .await?;
         }
         new.sort_by(|a, b| (a.last_modified_ms, &a.path).cmp(&(b.last_modified_ms, &b.path)));
         // A path already waiting is one file (its events are acknowledged with its batch);
