@@ -5,7 +5,7 @@ contender in its own process on an identical copy of the starting state, checks 
 produced the expected table, and reports wall time and peak RSS (from wait4) with the ratio
 inlet : peer. `--record` writes the table into benches/README.md between the workload's
 markers, with the command that produced it. See benches/README.md.
-usage: python benches/run.py bulk|small|checkpoint|merge|latency [--repeat 3] [--skip spark] [--record]
+usage: python benches/run.py bulk|small|checkpoint|merge|latency|shapes|multiline [--repeat 3] [--skip spark] [--record]
 """
 from __future__ import annotations
 
@@ -578,6 +578,147 @@ def bench_latency(args) -> list[dict]:
     return results
 
 
+# ---------------------------------------------------------------------------------------
+# Shapes: the same changes as DynamoDB writes them through each path (issue 19), taken by
+# inlet alone; and multi-line JSON arrays, beside polars read_json.
+
+
+def ddb_value(v):
+    """A Python value as a DynamoDB attribute value."""
+    if isinstance(v, bool):
+        return {"BOOL": v}
+    if isinstance(v, (int, float)):
+        return {"N": str(v)}
+    if isinstance(v, list):
+        return {"L": [ddb_value(x) for x in v]}
+    if isinstance(v, dict):
+        return {"M": {k: ddb_value(x) for k, x in v.items()}}
+    return {"S": str(v)}
+
+
+def shape_input(workdir: pathlib.Path, files: int, rows: int) -> pathlib.Path:
+    """Builds (once) the W1 changes three ways: flattened JSON lines (W1's own shape),
+    DynamoDB stream records one per line, and Kinesis records concatenated as Firehose
+    writes them (no newlines)."""
+    import numpy as np
+
+    base = workdir / f"shapes-{files}x{rows}"
+    if (base / "ready").exists():
+        return base
+    if base.exists():
+        shutil.rmtree(base)
+    rng = np.random.default_rng(20261130)
+    for shape in ("lines", "stream", "kinesis"):
+        (base / shape).mkdir(parents=True)
+    for f in range(files):
+        lines = stream_lines(rng, f * rows, rows).splitlines()
+        (base / "lines" / f"events-{f:05d}.json").write_text("\n".join(lines) + "\n")
+        stream, kinesis = [], []
+        for line in lines:
+            r = json.loads(line)
+            keys = {"pk": {"S": r["pk"]}, "sk": {"S": r["sk"]}}
+            image = {k: ddb_value(v) for k, v in r["new_image"].items()} | keys | {"n": {"N": str(r["n"])}}
+            ms = 1_764_000_000_000 + r["n"]
+            ddb = {"ApproximateCreationDateTime": ms // 1000, "Keys": keys, "NewImage": image,
+                   "SequenceNumber": r["seq"], "StreamViewType": "NEW_IMAGE"}
+            op = "MODIFY" if r["event_name"] == "REMOVE" else r["event_name"]
+            stream.append(json.dumps({"eventID": r["event_id"], "eventName": op, "eventSource": "aws:dynamodb", "dynamodb": ddb}))
+            kddb = {"ApproximateCreationDateTime": ms, "Keys": keys, "NewImage": image, "SizeBytes": 200}
+            kinesis.append(json.dumps({"awsRegion": "eu-west-1", "eventID": r["event_id"] + f"-{r['n']}", "eventName": op,
+                                       "userIdentity": None, "recordFormat": "application/json", "tableName": "orders",
+                                       "dynamodb": kddb, "eventSource": "aws:dynamodb"}))
+        (base / "stream" / f"events-{f:05d}.json").write_text("\n".join(stream) + "\n")
+        (base / "kinesis" / f"firehose-{f:05d}").write_text("".join(kinesis))
+    (base / "ready").write_text("")
+    return base
+
+
+def bench_shapes(args) -> list[dict]:
+    work = pathlib.Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    base = shape_input(work, args.files, args.rows)
+    print(f"input ready in {time.perf_counter() - t0:.1f}s: {base}", file=sys.stderr)
+    inlet = inlet_binary(args)
+    contenders = {
+        "inlet, flattened JSON lines (W1's shape)": ("lines", "json"),
+        "inlet, DynamoDB stream records (`dynamodb`)": ("stream", "dynamodb"),
+        "inlet, Kinesis records concatenated by Firehose (`dynamodb`)": ("kinesis", "dynamodb"),
+    }
+    results = {who: [] for who in contenders}
+    args.sizes = {}
+    for round_ in range(args.repeat):
+        for who, (shape, fmt) in contenders.items():
+            landing = base / shape
+            args.sizes[who] = sum(p.stat().st_size for p in landing.iterdir())
+            run = work / "shapes-run"
+            if run.exists():
+                shutil.rmtree(run)
+            run.mkdir()
+            out = run / "table"
+            cfg = run / "inlet.toml"
+            cfg.write_text(
+                'pipeline_id = "bench_shapes"\n'
+                f'[source]\nurl = "{landing}"\nformat = "{fmt}"\n'
+                f'[sink]\ntable = "{out}"\n[checkpoint]\nlocation = "{run / "checkpoint"}"\n'
+            )
+            secs, rss, _ = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
+            check_rows(out, args.files * args.rows, who)
+            results[who].append((secs, rss))
+            print(f"round {round_ + 1}: {who}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
+    return [{"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs),
+             "bytes": args.sizes[who]} for who, runs in results.items()]
+
+
+def multiline_input(workdir: pathlib.Path, files: int, rows: int) -> pathlib.Path:
+    """Builds (once) `files` files, each one JSON array of `rows` W1-shaped objects."""
+    import numpy as np
+
+    base = workdir / f"multiline-{files}x{rows}"
+    if (base / "ready").exists():
+        return base
+    if base.exists():
+        shutil.rmtree(base)
+    (base / "landing").mkdir(parents=True)
+    rng = np.random.default_rng(20261131)
+    for f in range(files):
+        objects = stream_lines(rng, f * rows, rows).splitlines()
+        (base / "landing" / f"array-{f:05d}.json").write_text("[\n" + ",\n".join(objects) + "\n]\n")
+    (base / "ready").write_text("")
+    return base
+
+
+def bench_multiline(args) -> list[dict]:
+    work = pathlib.Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    base = multiline_input(work, args.files, args.rows)
+    landing = base / "landing"
+    args.input_bytes = sum(p.stat().st_size for p in landing.iterdir())
+    inlet = inlet_binary(args)
+    results = {"inlet (multiline = true)": [], "polars read_json + write_delta": []}
+    for round_ in range(args.repeat):
+        for who in results:
+            run = work / "multiline-run"
+            if run.exists():
+                shutil.rmtree(run)
+            run.mkdir()
+            out = run / "table"
+            if who.startswith("inlet"):
+                cfg = run / "inlet.toml"
+                cfg.write_text(
+                    'pipeline_id = "bench_multiline"\n'
+                    f'[source]\nurl = "{landing}"\nmultiline = true\n'
+                    f'[sink]\ntable = "{out}"\n[checkpoint]\nlocation = "{run / "checkpoint"}"\n'
+                )
+                secs, rss, _ = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
+            else:
+                secs, rss, _ = run_measured([sys.executable, str(HERE / "peers" / "polars_read_json.py"), str(landing), str(out)])
+            check_rows(out, args.files * args.rows, who)
+            results[who].append((secs, rss))
+            print(f"round {round_ + 1}: {who}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
+    return [{"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs)} for who, runs in results.items()]
+
+
 def report(workload: str, rows: list[dict], args, note: str) -> str:
     ours = rows[0]
     lines = [
@@ -591,6 +732,12 @@ def report(workload: str, rows: list[dict], args, note: str) -> str:
         r = rows[0]
         lines += ["| landing-to-commit p50 (s) | p90 (s) | p99 (s) | batches |", "|---:|---:|---:|---:|",
                   f"| {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['batches']:.0f} |"]
+        return "\n".join(lines)
+    if workload == "shapes":
+        lines += ["| input | MB | time (s) | peak RSS (MiB) | MB/s | rows/s | time vs W1's shape |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['who']} | {r['bytes'] / 1e6:.0f} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} | "
+                         f"{r['bytes'] / 1e6 / r['secs']:.0f} | {args.files * args.rows / r['secs']:,.0f} | {r['secs'] / ours['secs']:.2f}× |")
         return "\n".join(lines)
     if workload == "checkpoint":
         lines += ["| run | time (s) | peak RSS (MiB) |", "|---|---:|---:|"]
@@ -621,7 +768,7 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "latency"])
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "latency", "shapes", "multiline"])
     p.add_argument("--rows", type=int, help="merge: table rows (5,000,000); bulk/small: rows per file (40,000 / 10)")
     p.add_argument("--files", type=int, help="bulk/small: files (48 / 3,000)")
     p.add_argument("--batch", type=int, default=50_000)
@@ -644,6 +791,23 @@ def main() -> None:
             f"Workload: {args.files:,} files × {args.rows:,} rows of DynamoDB-stream-shaped JSON lines "
             f"({args.input_bytes / 1e6:.0f} MB; nested `new_image`, a list, ISO timestamps) appended into a new "
             f"table (Spark: a Parquet sink). Every output is checked to hold each row exactly once."
+        )
+    elif args.workload == "shapes":
+        args.files, args.rows = args.files or 24, args.rows or 40_000
+        results = bench_shapes(args)
+        note = (
+            f"Workload: the same {args.files * args.rows:,} changes (W1's generator) as flattened JSON lines, as "
+            f"DynamoDB stream records (typed attribute values, one per line) and as Kinesis records concatenated "
+            f"without newlines as Firehose writes them; inlet appends each into a new table (no peer reads "
+            f"these shapes). Every output is checked to hold each change exactly once."
+        )
+    elif args.workload == "multiline":
+        args.files, args.rows = args.files or 24, args.rows or 40_000
+        results = bench_multiline(args)
+        note = (
+            f"Workload: {args.files} files, each one JSON array of {args.rows:,} W1-shaped objects "
+            f"({args.input_bytes / 1e6:.0f} MB), appended into a new table. Every output is checked to hold each "
+            f"row exactly once."
         )
     elif args.workload == "latency":
         args.files = args.files or 500
