@@ -2,6 +2,8 @@
 //! JSON lines, CSV, text and DynamoDB records through one record-fitting path; Parquet by
 //! casting its columns. Each format also feeds the schema sample the first batch infers from.
 
+mod column_types;
+mod columnar;
 mod compression;
 mod csv;
 mod decode;
