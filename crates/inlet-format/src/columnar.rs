@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, BooleanArray, StringArray, StructArray, UInt32Array,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, ListArray, MapArray, StringArray,
+    StructArray, UInt32Array,
 };
+use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::kernels::boolean::{is_not_null, not, or};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -29,6 +31,11 @@ enum Plan {
     Json,
     /// Field by field, by name.
     Struct,
+    /// Element by element; a list with an element that cannot be kept is rescued whole.
+    List,
+    /// Value by value, keys as they are; a map with a value that cannot be kept is rescued
+    /// whole.
+    Map,
     /// No conversion keeps the value: every value is rescued.
     Rescue,
 }
@@ -46,7 +53,7 @@ fn plan(from: &DataType, to: &DataType) -> Plan {
         (a, b) if a == b => Plan::Cast,
         (Null, _) => Plan::Cast,
         (Dictionary(_, v), _) => match plan(v, to) {
-            Plan::Json | Plan::Struct => Plan::Rescue,
+            Plan::Json | Plan::Struct | Plan::List | Plan::Map => Plan::Rescue,
             p => p,
         },
         (Struct(_) | List(_) | LargeList(_) | FixedSizeList(..) | Map(..), Utf8) => Plan::Json,
@@ -63,24 +70,25 @@ fn plan(from: &DataType, to: &DataType) -> Plan {
         (Utf8 | LargeUtf8 | Utf8View, _) => Plan::Checked,
         (Binary | LargeBinary | BinaryView | FixedSizeBinary(_), Binary) => Plan::Cast,
         (Date32 | Date64, Date32 | Timestamp(..)) | (Timestamp(..), Timestamp(..)) => Plan::Cast,
-        (List(a) | LargeList(a) | FixedSizeList(a, _), List(b))
-            if plan(a.data_type(), b.data_type()) == Plan::Cast =>
-        {
-            Plan::Cast
+        (List(a) | LargeList(a) | FixedSizeList(a, _), List(b)) => {
+            match plan(a.data_type(), b.data_type()) {
+                Plan::Cast => Plan::Cast,
+                _ => Plan::List,
+            }
         }
         (Struct(_), Struct(_)) => Plan::Struct,
-        // Keys and values both kept as they are (names of the entries aside); maps are
-        // otherwise rescued whole.
+        // Entries named as the file has them, the table's as Delta names them.
         (Map(a, a_sorted), Map(b, b_sorted)) if a_sorted == b_sorted => {
             match (a.data_type(), b.data_type()) {
-                (Struct(a), Struct(b))
-                    if a.len() == 2
-                        && b.len() == 2
-                        && a.iter()
-                            .zip(b.iter())
-                            .all(|(a, b)| plan(a.data_type(), b.data_type()) == Plan::Cast) =>
-                {
-                    Plan::Cast
+                (Struct(a), Struct(b)) if a.len() == 2 && b.len() == 2 => {
+                    match (
+                        plan(a[0].data_type(), b[0].data_type()),
+                        plan(a[1].data_type(), b[1].data_type()),
+                    ) {
+                        (Plan::Cast, Plan::Cast) => Plan::Cast,
+                        (Plan::Cast, _) => Plan::Map,
+                        _ => Plan::Rescue,
+                    }
                 }
                 _ => Plan::Rescue,
             }
@@ -152,8 +160,84 @@ fn convert(array: &ArrayRef, to: &DataType) -> Result<(ArrayRef, Option<BooleanA
                 .map_err(|e| e.to_string())?;
             Ok((Arc::new(out), lost))
         }
+        Plan::List => {
+            let DataType::List(item) = to else {
+                return rescue_all(array, to);
+            };
+            // Large and fixed-size lists as plain lists of the same elements first.
+            let array = match array.data_type() {
+                DataType::List(_) => array.clone(),
+                DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                    let plain =
+                        DataType::List(Arc::new(Field::new("item", f.data_type().clone(), true)));
+                    arrow::compute::cast(array, &plain).map_err(|e| e.to_string())?
+                }
+                _ => return rescue_all(array, to),
+            };
+            let list = array.as_list::<i32>();
+            let (values, lost) = convert(list.values(), item.data_type())?;
+            let lost = lost.map(|l| rows_with_any(list.offsets(), &l));
+            let out = ListArray::try_new(
+                item.clone(),
+                list.offsets().clone(),
+                values,
+                nulls_without(list.nulls(), lost.as_ref()),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok((Arc::new(out), lost))
+        }
+        Plan::Map => {
+            let DataType::Map(entries, sorted) = to else {
+                return rescue_all(array, to);
+            };
+            let (DataType::Struct(kv), Some(map)) = (
+                entries.data_type(),
+                array.as_any().downcast_ref::<MapArray>(),
+            ) else {
+                return rescue_all(array, to);
+            };
+            let keys =
+                arrow::compute::cast(map.keys(), kv[0].data_type()).map_err(|e| e.to_string())?;
+            let (values, lost) = convert(map.values(), kv[1].data_type())?;
+            let lost = lost.map(|l| rows_with_any(map.offsets(), &l));
+            let entries_array = StructArray::try_new(
+                kv.clone(),
+                vec![keys, values],
+                map.entries().nulls().cloned(),
+            )
+            .map_err(|e| e.to_string())?;
+            let out = MapArray::try_new(
+                entries.clone(),
+                map.offsets().clone(),
+                entries_array,
+                nulls_without(map.nulls(), lost.as_ref()),
+                *sorted,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok((Arc::new(out), lost))
+        }
         Plan::Rescue => rescue_all(array, to),
     }
+}
+
+/// Rows of a list or map (by `offsets`) with any element in `lost`.
+fn rows_with_any(offsets: &OffsetBuffer<i32>, lost: &BooleanArray) -> BooleanArray {
+    offsets
+        .windows(2)
+        .map(|w| {
+            let (start, end) = (w[0].max(0) as usize, w[1].max(0) as usize);
+            Some((start..end).any(|i| lost.is_valid(i) && lost.value(i)))
+        })
+        .collect()
+}
+
+/// `nulls` with the `lost` rows null as well: a value rescued whole is not kept in part.
+fn nulls_without(nulls: Option<&NullBuffer>, lost: Option<&BooleanArray>) -> Option<NullBuffer> {
+    let Some(lost) = lost else {
+        return nulls.cloned();
+    };
+    let kept = NullBuffer::new(!lost.values());
+    NullBuffer::union(nulls, Some(&kept))
 }
 
 fn rescue_all(array: &ArrayRef, to: &DataType) -> Result<(ArrayRef, Option<BooleanArray>), String> {

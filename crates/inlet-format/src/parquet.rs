@@ -60,7 +60,7 @@ mod tests {
     use arrow::array::{
         Array, ArrayRef, AsArray, Float64Array, Int32Array, StringArray, StructArray,
     };
-    use arrow::datatypes::{DataType, Field, Fields, Int64Type};
+    use arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type};
     use arrow::record_batch::RecordBatch;
     use inlet_schema::{EvolutionMode, MAX_NESTING};
     use serde_json::Value;
@@ -406,5 +406,65 @@ mod tests {
         );
         assert!(map.is_null(1));
         assert_eq!(batch.column(1).null_count(), 2, "nothing rescued");
+    }
+
+    #[test]
+    fn lists_convert_element_by_element_and_a_list_that_cannot_is_rescued_whole() {
+        // A list of structs of 32-bit integers: the table keeps BIGINT inside.
+        let inner = Fields::from(vec![Field::new("a", DataType::Int32, true)]);
+        let structs = StructArray::try_new(
+            inner.clone(),
+            vec![Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef],
+            None,
+        )
+        .expect("structs");
+        let lists = arrow::array::ListArray::try_new(
+            Arc::new(Field::new("item", DataType::Struct(inner), true)),
+            arrow::buffer::OffsetBuffer::from_lengths([2, 1]),
+            Arc::new(structs),
+            None,
+        )
+        .expect("lists");
+        let texts = arrow::array::ListArray::from_iter_primitive::<Int32Type, _, _>([
+            Some(vec![Some(1)]),
+            Some(vec![Some(2)]),
+        ]);
+        let file = RecordBatch::try_from_iter([
+            ("l", Arc::new(lists) as ArrayRef),
+            ("t", Arc::new(texts) as ArrayRef),
+        ])
+        .expect("batch");
+        let data = parquet_bytes(&file);
+        let footer = footer_schema("f.parquet", &data).expect("footer");
+        let csv = CsvOptions::default();
+        let o = opts_for(&csv, EvolutionMode::AddNewColumns);
+        // The table has `t` as a list of booleans: no integer converts, so each non-empty
+        // list is rescued whole and left null.
+        let mut fields: Vec<Field> = footer.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[1] = Field::new(
+            "t",
+            DataType::List(Arc::new(Field::new("element", DataType::Boolean, true))),
+            true,
+        );
+        let schema = Arc::new(inlet_schema::with_rescued_column(
+            &Schema::new(fields),
+            Some("_rescued_data"),
+        ));
+        let batch = decoded_rows(decode("f.parquet", &data, &schema, &o).expect("decode"));
+        let l = batch.column(0).as_list::<i32>();
+        let a = l.values().as_struct().column(0);
+        assert_eq!(
+            a.as_primitive::<Int64Type>().values().to_vec(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(batch.column(1).null_count(), 2);
+        let rescued: Vec<Option<&str>> = batch.column(2).as_string::<i32>().iter().collect();
+        assert_eq!(
+            rescued,
+            vec![
+                Some("{\"_file_path\":\"f.parquet\",\"t\":[1]}"),
+                Some("{\"_file_path\":\"f.parquet\",\"t\":[2]}")
+            ]
+        );
     }
 }
