@@ -22,6 +22,7 @@ pub fn decode(
 ) -> Result<Decoded, FormatError> {
     match opts.format {
         Format::Parquet => parquet::decode(path, data, schema, opts),
+        Format::Avro => crate::avro::decode(path, data, schema, opts),
         format => {
             let (text, not_utf8) = utf8_lines(data);
             if crate::multiline::applies(opts) && !not_utf8.is_empty() {

@@ -1,7 +1,13 @@
 //! Decoders from file bytes to Arrow record batches: decompression by extension or option;
-//! JSON lines, CSV, text and DynamoDB records through one record-fitting path; Parquet by
-//! casting its columns. Each format also feeds the schema sample the first batch infers from.
+//! JSON lines, CSV, text and DynamoDB records through one record-fitting path; Parquet and
+//! Avro by casting their columns. Each format also feeds the schema sample the first batch
+//! infers from.
 
+mod avro;
+mod avro_columns;
+mod avro_container;
+#[cfg(test)]
+mod avro_fixtures;
 mod column_types;
 mod columnar;
 mod compression;

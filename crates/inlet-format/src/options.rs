@@ -19,6 +19,9 @@ pub enum Format {
     Csv,
     /// Apache Parquet: the schema comes from the files' footers.
     Parquet,
+    /// Apache Avro object container files: the schema comes from the files' headers; each
+    /// file's blocks carry their own codec.
+    Avro,
     /// One row per line, in the column `value`.
     Text,
     /// Every shape DynamoDB changes reach S3 in, told apart record by record: stream records,
@@ -41,6 +44,7 @@ impl Format {
             Self::Json => "json",
             Self::Csv => "csv",
             Self::Parquet => "parquet",
+            Self::Avro => "avro",
             Self::Text => "text",
             Self::Dynamodb => "dynamodb",
             Self::DynamodbStream => "dynamodb_stream",

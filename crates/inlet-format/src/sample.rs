@@ -89,8 +89,12 @@ impl SchemaSample {
             *last.borrow_mut() = shape.borrow_mut().take();
         };
         match opts.format {
-            Format::Parquet => {
-                for field in parquet::footer_schema(path, data)?.fields() {
+            Format::Parquet | Format::Avro => {
+                let columns = match opts.format {
+                    Format::Avro => crate::avro::header_schema(path, data)?,
+                    _ => parquet::footer_schema(path, data)?,
+                };
+                for field in columns.fields() {
                     if !rescued.is_some_and(|r| same_column_name(r, field.name())) {
                         add_column(&mut self.columns, field.as_ref().clone());
                     }
