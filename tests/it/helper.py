@@ -9,6 +9,8 @@ reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3
   helper.py checkpoint-and-clean URL KEEP       a Delta checkpoint, then all JSON commits but
                                                 the newest KEEP removed (log clean-up)
   helper.py write-parquet FILE ROWS_JSON          (pyarrow, types inferred from the rows)
+  helper.py write-avro FILE CODEC SCHEMA_JSON ROWS_JSON
+                                                (fastavro; decimals given as strings)
   helper.py compress CODEC IN OUT               (zstd through pyarrow, bzip2 through bz2)
   helper.py append-delta URL FIRST_ID COUNT     another writer: COUNT one-row appends
   helper.py optimize-delta URL COUNT            another writer: COUNT compactions
@@ -145,6 +147,27 @@ def write_parquet(path, rows):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def write_avro(path, codec, schema, rows):
+    """An Avro container file as fastavro (a writer inlet shares no code with) writes it.
+    Top-level decimal fields are given as strings and passed as `Decimal`; timestamps and
+    dates as their numbers."""
+    import decimal
+
+    import fastavro
+
+    decimals = {
+        f["name"]
+        for f in schema["fields"]
+        if isinstance(f["type"], dict) and f["type"].get("logicalType") == "decimal"
+    }
+    for row in rows:
+        for name in decimals:
+            if row.get(name) is not None:
+                row[name] = decimal.Decimal(row[name])
+    with open(path, "wb") as f:
+        fastavro.writer(f, fastavro.parse_schema(schema), rows, codec=codec)
 
 
 def append_delta(url, first, count):
@@ -291,6 +314,8 @@ def main():
         checkpoint_and_clean(sys.argv[2], int(sys.argv[3]))
     elif cmd == "write-parquet":
         write_parquet(sys.argv[2], json.loads(sys.argv[3]))
+    elif cmd == "write-avro":
+        write_avro(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5]))
     elif cmd == "append-delta":
         append_delta(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "optimize-delta":

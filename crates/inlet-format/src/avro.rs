@@ -172,6 +172,7 @@ pub(crate) fn decode(
             rows: 0,
             rescued_rows: 0,
             bad_records: Vec::new(),
+            duplicates: 0,
         });
     }
     // arrow-avro stops quietly at a block cut short: the framing is checked first.
@@ -236,6 +237,8 @@ mod tests {
         DecodeOptions {
             format: Format::Avro,
             numbers: NumberMode::Auto,
+            multiline: false,
+            export_time_micros: None,
             csv,
             mode,
             rescued_column: Some("_rescued_data"),

@@ -435,6 +435,7 @@ pub(crate) fn decode_batches(
         rows,
         rescued_rows,
         bad_records,
+        duplicates: 0,
     })
 }
 

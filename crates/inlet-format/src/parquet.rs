@@ -102,6 +102,8 @@ mod tests {
         let mut opts = DecodeOptions {
             format: Format::Parquet,
             numbers: NumberMode::Auto,
+            multiline: false,
+            export_time_micros: None,
             csv: &csv,
             mode: EvolutionMode::AddNewColumns,
             rescued_column: Some("_rescued_data"),
@@ -152,6 +154,8 @@ mod tests {
         DecodeOptions {
             format: Format::Parquet,
             numbers: NumberMode::Auto,
+            multiline: false,
+            export_time_micros: None,
             csv,
             mode,
             rescued_column: Some("_rescued_data"),

@@ -288,11 +288,11 @@ impl Pipeline {
                     let _cpu = settings.cpu.clone().acquire_owned().await.ok();
                     let sampled = tokio::task::spawn_blocking(move || {
                         let data = inlet_format::decompress(&path, data, compression).ok()?;
-                        // Row formats are sampled up to the byte budget; Parquet needs the file.
+                        // Row formats are sampled up to the byte budget; Parquet and Avro keep the file.
                         let cut = usize::try_from(budget).unwrap_or(usize::MAX);
                         let whole = data.len() <= cut;
                         let data = match settings.format {
-                            inlet_format::Format::Parquet => data,
+                            inlet_format::Format::Parquet | inlet_format::Format::Avro => data,
                             _ => data.slice(..data.len().min(cut)),
                         };
                         let mut sample = SchemaSample::new(infer_types);

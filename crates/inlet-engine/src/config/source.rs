@@ -281,7 +281,12 @@ impl SourceSection {
             }
         }
         let discovery = self.discovery(check, &url)?;
-        if self.multiline && matches!(self.format, Format::Csv | Format::Text | Format::Parquet) {
+        if self.multiline
+            && matches!(
+                self.format,
+                Format::Csv | Format::Text | Format::Parquet | Format::Avro
+            )
+        {
             return Err(check.bad(
                 "source.multiline",
                 "true",
