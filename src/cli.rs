@@ -62,6 +62,82 @@ pub enum TableCommand {
     /// Add the table features the table's schema or properties need and its protocol lacks
     /// (a table an inlet before 0.2 left unreadable), in one new commit; no data changes.
     RepairProtocol(ConfigArg),
+    /// Bin-pack small files into `sink.target_file_size` files (or Z-order them), in a
+    /// commit that changes no data. Takes the runner lock.
+    Optimize(OptimizeArgs),
+    /// Delete data files no version within retention needs (replaced by MERGE and
+    /// compaction, or left by crashed writers), once older than the table's
+    /// delta.deletedFileRetentionDuration (7 days unless set). Takes the runner lock.
+    Vacuum(VacuumArgs),
+    /// Version, protocol, properties, files and small files, Delta checkpoint and log size,
+    /// last compaction and VACUUM, and the checkpoint's size. Needs no lock.
+    Describe(DescribeArgs),
+    /// Set table properties (KEY=VALUE ..., or the config's [sink] properties when none are
+    /// given) in one commit, with the protocol upgrade they need. Takes the runner lock.
+    SetProperties(SetPropertiesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Z-order by these columns (comma-separated) instead of bin-packing.
+    #[arg(long, value_delimiter = ',', value_name = "COLS")]
+    pub zorder_by: Vec<String>,
+    /// Only this partition: `column=value` (repeat, or comma-separate, for several columns).
+    #[arg(long, value_delimiter = ',', value_name = "K=V", value_parser = key_value)]
+    pub partition: Vec<(String, String)>,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Test-only: kill this process with SIGKILL at a step of the compaction.
+    #[arg(long, hide = true, value_parser = |s: &str| s.parse::<FaultPoint>())]
+    pub fault_point: Option<FaultPoint>,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Keep files removed more recently than this (e.g. "7d", "240h"); at least the table's
+    /// delta.deletedFileRetentionDuration, which is the default.
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. \"7d\" or \"168h\"")))]
+    pub retain: Option<std::time::Duration>,
+    /// List what would be deleted; delete nothing (takes no lock).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Test-only: kill this process with SIGKILL at a step of the VACUUM.
+    #[arg(long, hide = true, value_parser = |s: &str| s.parse::<FaultPoint>())]
+    pub fault_point: Option<FaultPoint>,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetPropertiesArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Properties to set, as KEY=VALUE; none: the config's [sink] properties.
+    #[arg(value_name = "KEY=VALUE", value_parser = key_value)]
+    pub properties: Vec<(String, String)>,
+}
+
+/// `key=value`, split at the first `=`.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,10 @@ fn main() -> ExitCode {
                 cli::TableCommand::RepairProtocol(config) => {
                     commands::table::repair_protocol(config).await
                 }
+                cli::TableCommand::Optimize(a) => commands::table::optimize(a).await,
+                cli::TableCommand::Vacuum(a) => commands::table::vacuum(a).await,
+                cli::TableCommand::Describe(a) => commands::table::describe(a).await,
+                cli::TableCommand::SetProperties(a) => commands::table::set_properties(a).await,
             },
         }
     });

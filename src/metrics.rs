@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
-use inlet_engine::{BatchCommitted, Event, Observer};
+use inlet_engine::{BatchCommitted, Event, Maintenance, Observer};
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
@@ -131,6 +131,20 @@ pub const BACKLOG_BYTES: &str = "inlet_backlog_bytes";
 pub const QUEUE_DEPTH: &str = "inlet_queue_messages_approximate";
 pub const SCHEMA_VERSION: &str = "inlet_schema_version";
 pub const DELTA_VERSION: &str = "inlet_delta_version";
+pub const TABLE_FILES: &str = "inlet_table_files";
+pub const TABLE_SMALL_FILES: &str = "inlet_table_small_files";
+pub const TABLE_BYTES: &str = "inlet_table_bytes";
+pub const COMPACTIONS: &str = "inlet_compactions_total";
+pub const COMPACTION_SECONDS: &str = "inlet_compaction_duration_seconds";
+pub const COMPACTED_FILES: &str = "inlet_compacted_files_total";
+pub const LAST_COMPACTION: &str = "inlet_last_compaction_timestamp_seconds";
+pub const VACUUMS: &str = "inlet_vacuums_total";
+pub const VACUUM_SECONDS: &str = "inlet_vacuum_duration_seconds";
+pub const VACUUMED_FILES: &str = "inlet_vacuumed_files_total";
+pub const LAST_VACUUM: &str = "inlet_last_vacuum_timestamp_seconds";
+pub const DELTA_CHECKPOINTS: &str = "inlet_delta_checkpoints_total";
+pub const LOG_CLEANED: &str = "inlet_delta_log_objects_deleted_total";
+pub const MAINTENANCE_FAILURES: &str = "inlet_maintenance_failures_total";
 
 fn describe() {
     describe_counter!(FILES_DISCOVERED, "New files found (not seen before)");
@@ -169,6 +183,38 @@ fn describe() {
     );
     describe_gauge!(SCHEMA_VERSION, "Latest schema version in the checkpoint");
     describe_gauge!(DELTA_VERSION, "Delta table version after the last commit");
+    describe_gauge!(TABLE_FILES, "Data files in the table's latest version");
+    describe_gauge!(
+        TABLE_SMALL_FILES,
+        "Data files under the small-file size ([maintenance] small_file_fraction of target_file_size)"
+    );
+    describe_gauge!(TABLE_BYTES, Unit::Bytes, "Bytes of the table's data files");
+    describe_counter!(COMPACTIONS, "Compactions of small files committed");
+    describe_histogram!(
+        COMPACTION_SECONDS,
+        Unit::Seconds,
+        "Time a compaction held the run"
+    );
+    describe_counter!(COMPACTED_FILES, "Small files replaced by compaction");
+    describe_gauge!(
+        LAST_COMPACTION,
+        Unit::Seconds,
+        "When the last compaction committed (Unix time)"
+    );
+    describe_counter!(VACUUMS, "VACUUM runs");
+    describe_histogram!(VACUUM_SECONDS, Unit::Seconds, "Time a VACUUM held the run");
+    describe_counter!(VACUUMED_FILES, "Data files deleted by VACUUM");
+    describe_gauge!(
+        LAST_VACUUM,
+        Unit::Seconds,
+        "When the last VACUUM ran (Unix time)"
+    );
+    describe_counter!(DELTA_CHECKPOINTS, "Delta checkpoints written");
+    describe_counter!(LOG_CLEANED, "Expired _delta_log objects deleted");
+    describe_counter!(
+        MAINTENANCE_FAILURES,
+        "Failed table maintenance steps by step (compaction, vacuum, checkpoint, log_cleanup); the commits stand"
+    );
 }
 
 /// Records the pipeline's events as metrics, and keeps its health.
@@ -205,6 +251,7 @@ impl Observer for Recorder {
                 "{what} failing ({attempt} attempts): {error}"
             ))),
             Event::Healthy => self.health.set(None),
+            Event::Maintenance(m) => maintenance(m),
             _ => {}
         }
     }
@@ -227,5 +274,45 @@ fn batch_committed(done: &BatchCommitted) {
     }
     if let Some(v) = done.delta_version {
         gauge!(DELTA_VERSION).set(v as f64);
+    }
+}
+
+fn maintenance(m: &Maintenance) {
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    match m {
+        Maintenance::TableFiles {
+            files,
+            bytes,
+            small_files,
+        } => {
+            gauge!(TABLE_FILES).set(*files as f64);
+            gauge!(TABLE_BYTES).set(*bytes as f64);
+            gauge!(TABLE_SMALL_FILES).set(*small_files as f64);
+        }
+        Maintenance::Compacted {
+            files_removed,
+            seconds,
+            version,
+            ..
+        } => {
+            histogram!(COMPACTION_SECONDS).record(*seconds);
+            if version.is_some() {
+                counter!(COMPACTIONS).increment(1);
+                counter!(COMPACTED_FILES).increment(*files_removed);
+                gauge!(LAST_COMPACTION).set(now);
+            }
+        }
+        Maintenance::Vacuumed { files, seconds } => {
+            counter!(VACUUMS).increment(1);
+            counter!(VACUUMED_FILES).increment(*files);
+            histogram!(VACUUM_SECONDS).record(*seconds);
+            gauge!(LAST_VACUUM).set(now);
+        }
+        Maintenance::Checkpointed { .. } => counter!(DELTA_CHECKPOINTS).increment(1),
+        Maintenance::LogCleaned { removed } => counter!(LOG_CLEANED).increment(*removed),
+        Maintenance::Failed { what, .. } => {
+            counter!(MAINTENANCE_FAILURES, "step" => *what).increment(1);
+        }
+        _ => {}
     }
 }

@@ -11,6 +11,9 @@ requests meets one fault, chosen at random (seeded) among:
   truncate   forwarded, then the answer's body is cut short and the connection closed
   stall      held STALL_SECONDS before being forwarded
 After each request STATS_FILE holds {"requests": N, "faults": {kind: count}} as JSON.
+With DENY_DELETE=SUBSTRING in the environment, every delete of a key containing SUBSTRING
+(DELETE, or a multi-object delete POST naming one) is answered 403 AccessDenied, as an IAM
+policy without s3:DeleteObject there would; STATS_FILE then counts them as "denied".
 """
 
 import http.client
@@ -24,9 +27,10 @@ import sys
 import threading
 
 KINDS = ["500", "503", "reset", "lost", "truncate", "stall"]
+DENY_DELETE = os.environ.get("DENY_DELETE")
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 lock = threading.Lock()
-stats = {"requests": 0, "faults": {k: 0 for k in KINDS}}
+stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0}
 
 
 def forward(handler, port, body):
@@ -108,8 +112,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def denied(self, body):
+        if not DENY_DELETE:
+            return False
+        if self.command == "DELETE" and DENY_DELETE in self.path:
+            return True
+        return self.command == "POST" and "delete" in self.path.split("?", 1)[-1] and DENY_DELETE.encode() in body
+
     def handle_any(self):
         body = self.read_body()
+        if self.denied(body):
+            with lock:
+                stats["denied"] += 1
+            return self.error(403, "AccessDenied", "Access Denied")
         kind = choose()
         if kind == "500":
             return self.error(500, "InternalError", "We encountered an internal error. Please try again.")

@@ -55,6 +55,16 @@ def read_delta(url, options):
     print(json.dumps({"version": dt.version(), "rows": rows}, default=str))
 
 
+def read_cdf(url, options, start):
+    """The table's change feed from version `start` through Python deltalake's load_cdf."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(url, storage_options=options or None)
+    rows = pa.table(dt.load_cdf(starting_version=start).read_all()).to_pylist()
+    print(json.dumps(rows, default=str))
+
+
 def canonical(rows):
     """Rows as a multiset of canonical JSON texts: column order and row order aside, values
     compared as Python sees them (timestamps in UTC)."""
@@ -306,6 +316,8 @@ def main():
     cmd = sys.argv[1]
     if cmd == "read-delta":
         read_delta(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
+    elif cmd == "read-cdf":
+        read_cdf(sys.argv[2], json.loads(sys.argv[3]) or None, int(sys.argv[4]))
     elif cmd == "polars-count":
         polars_count(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
     elif cmd == "polars-null-count":

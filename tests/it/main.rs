@@ -14,6 +14,7 @@ mod embed;
 mod formats;
 mod local;
 mod lock;
+mod maintenance;
 mod merge;
 mod notify;
 mod outside;

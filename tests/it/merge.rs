@@ -68,6 +68,20 @@ impl History {
         Self { records, model }
     }
 
+    /// The records in sequence order, once each, in `files` consecutive JSON lines files
+    /// named `o000.json`, … (the first ones insert keys no other file touches).
+    pub(crate) fn in_order(&self, files: usize) -> Vec<(String, String)> {
+        let per = self.records.len().div_ceil(files);
+        self.records
+            .chunks(per)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let text: String = chunk.iter().map(|(_, r)| format!("{r}\n")).collect();
+                (format!("o{i:03}.json"), text)
+            })
+            .collect()
+    }
+
     /// The records, some duplicated, shuffled into `files` JSON lines files (in memory).
     fn files(&self, files: usize, seed: u64) -> Vec<String> {
         let mut rng = Rng(seed);

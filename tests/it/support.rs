@@ -461,9 +461,22 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(target: &str, dir: &Path, rate: f64, seed: u64, stall_seconds: f64) -> Self {
+        Self::start_with(target, dir, rate, seed, stall_seconds, &[])
+    }
+
+    /// `start`, with environment for the proxy (e.g. `DENY_DELETE`).
+    pub fn start_with(
+        target: &str,
+        dir: &Path,
+        rate: f64,
+        seed: u64,
+        stall_seconds: f64,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = target.rsplit(':').next().expect("port");
         let stats = dir.join(format!("proxy-stats-{seed}.json"));
         let mut child = python_bin()
+            .envs(env.iter().copied())
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/faultproxy.py"))
             .args([
                 port,

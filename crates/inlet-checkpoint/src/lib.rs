@@ -10,6 +10,7 @@ mod lock;
 mod meta;
 mod schema_versions;
 mod skip_reason;
+mod summary;
 #[cfg(test)]
 mod test_support;
 mod tombstones;
@@ -21,6 +22,7 @@ pub use journal::{BatchRecord, BatchState};
 pub use lock::{LockHolder, RunnerLock};
 pub use schema_versions::SchemaVersion;
 pub use skip_reason::SkipReason;
+pub use summary::CheckpointSummary;
 
 /// File name of the SQLite database inside the checkpoint directory.
 pub const DB_FILE: &str = "inlet.db";

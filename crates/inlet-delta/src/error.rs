@@ -80,6 +80,35 @@ pub enum SinkError {
         who: &'static str,
     },
 
+    #[error("Delta table {url}: cannot {what}: {source}; the commits stand, and this is tried again later")]
+    Maintenance {
+        url: String,
+        what: &'static str,
+        #[source]
+        source: Box<DeltaTableError>,
+    },
+
+    #[error("cannot compact Delta table {url}: {source}; nothing was changed (files written before the failure are not part of the table)")]
+    Compact {
+        url: String,
+        #[source]
+        source: DeltaTableError,
+    },
+
+    #[error("cannot VACUUM Delta table {url}: {source}")]
+    Vacuum {
+        url: String,
+        #[source]
+        source: DeltaTableError,
+    },
+
+    #[error("VACUUM of Delta table {url} with a retention of {retain} is refused: the table's delta.deletedFileRetentionDuration is {table}, and readers of older versions (or time travel) may still need files removed since. Give --retain of at least {table}, or lower the property first with `inlet table set-properties`")]
+    VacuumRetention {
+        url: String,
+        retain: String,
+        table: String,
+    },
+
     #[error("cannot read the history of Delta table {url}: {source}")]
     History {
         url: String,
@@ -99,7 +128,10 @@ impl SinkError {
             | Self::Create { source, .. }
             | Self::Write { source, .. }
             | Self::Commit { source, .. }
+            | Self::Compact { source, .. }
+            | Self::Vacuum { source, .. }
             | Self::History { source, .. } => delta_transient(source),
+            Self::Maintenance { source, .. } => delta_transient(source),
             // Retrying replays the batch under the table's new schema.
             Self::SchemaConflict { .. } => true,
             _ => false,

@@ -3,7 +3,9 @@
 //! batch lands once.
 
 mod error;
+pub mod maintenance;
 mod merge;
+pub mod properties;
 pub mod protocol;
 mod reconcile;
 mod repair;

@@ -1,7 +1,7 @@
 //! The table handle: open, create, read the pipeline's txn version, and commit staged data
 //! files with a `txn` action (steps 6 and recovery of the exactly-once protocol).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -65,6 +65,8 @@ pub struct DeltaSink {
     table: Option<DeltaTable>,
     url: Url,
     storage_options: HashMap<String, String>,
+    /// The newest Delta checkpoint's version once read (`Some(None)`: none yet).
+    pub(crate) last_checkpoint: Option<Option<i64>>,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -88,6 +90,7 @@ impl DeltaSink {
             table: None,
             url: url.clone(),
             storage_options: storage_options.clone(),
+            last_checkpoint: None,
         };
         let missing_local_dir = url.to_file_path().is_ok_and(|dir| !dir.exists());
         if !missing_local_dir {
@@ -174,7 +177,7 @@ impl DeltaSink {
         }
     }
 
-    fn open_err(&self, source: DeltaTableError) -> SinkError {
+    pub(crate) fn open_err(&self, source: DeltaTableError) -> SinkError {
         SinkError::Open {
             url: self.url.to_string(),
             source,
@@ -252,20 +255,22 @@ impl DeltaSink {
             .unwrap_or_default()
     }
 
-    fn schema_err(&self, detail: String) -> SinkError {
+    pub(crate) fn schema_err(&self, detail: String) -> SinkError {
         SinkError::Schema {
             url: self.url.to_string(),
             detail,
         }
     }
 
-    /// Creates the table with `schema` and `partition_by` as version 0 (and a local
-    /// directory for it), unless it exists already (another run or writer may have made it
-    /// first): then it is loaded as is.
+    /// Creates the table with `schema`, `partition_by` and table `properties` (checked by
+    /// [`crate::properties::check_properties`]) as version 0 (and a local directory for it),
+    /// unless it exists already (another run or writer may have made it first): then it is
+    /// loaded as is.
     pub async fn create(
         &mut self,
         schema: &Schema,
         partition_by: &[String],
+        properties: &BTreeMap<String, String>,
     ) -> Result<(), SinkError> {
         let create_err = |source| SinkError::Create {
             url: self.url.to_string(),
@@ -285,6 +290,8 @@ impl DeltaSink {
         let builder = table
             .create()
             .with_columns(kernel.fields().cloned())
+            .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            .with_commit_properties(no_hooks())
             .with_save_mode(SaveMode::Ignore);
         let builder = if partition_by.is_empty() {
             builder
@@ -510,12 +517,82 @@ impl DeltaSink {
                     .collect()
             })
             .unwrap_or_default();
-        let finalized = CommitBuilder::default()
+        let finalized = CommitBuilder::from(no_hooks())
             .with_actions(actions)
             .build(
                 Some(snapshot),
                 table.log_store(),
                 DeltaOperation::AddColumn { fields: added },
+            )
+            .await
+            .map_err(|source| SinkError::Commit {
+                url: self.url.to_string(),
+                source,
+            })?;
+        let version = version_i64(finalized.version());
+        if let Some(t) = self.table.as_mut() {
+            t.state = Some(finalized.snapshot());
+        }
+        Ok(Some(version))
+    }
+
+    /// The table's properties (its metaData `configuration`); empty before it exists.
+    pub fn properties(&self) -> BTreeMap<String, String> {
+        self.loaded()
+            .ok()
+            .and_then(|t| t.snapshot().ok())
+            .map(|s| {
+                s.metadata()
+                    .configuration()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sets table `properties` (checked by [`crate::properties::check_properties`]) in one
+    /// commit, with the protocol upgrade they need (e.g. `changeDataFeed`); no data changes.
+    /// Returns the new version, `None` when every property already had its value.
+    pub async fn set_properties(
+        &mut self,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<Option<i64>, SinkError> {
+        self.refresh().await?;
+        let table = self.loaded()?;
+        let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
+        let current = snapshot.metadata().configuration();
+        let changed: HashMap<String, String> = properties
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if changed.is_empty() {
+            return Ok(None);
+        }
+        let mut metadata = snapshot.metadata().clone();
+        for (k, v) in &changed {
+            metadata = metadata
+                .add_config_key(k.clone(), v.clone())
+                .map_err(|e| self.schema_err(e.to_string()))?;
+        }
+        let mut merged = current.clone();
+        merged.extend(changed.clone());
+        let mut actions = Vec::new();
+        if let Some(protocol) =
+            self.protocol_upgrade(snapshot.protocol(), &snapshot.schema(), &merged)?
+        {
+            actions.push(Action::Protocol(protocol));
+        }
+        actions.push(Action::Metadata(metadata));
+        let finalized = CommitBuilder::from(no_hooks())
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::SetTableProperties {
+                    properties: changed,
+                },
             )
             .await
             .map_err(|source| SinkError::Commit {
@@ -635,13 +712,23 @@ pub(crate) fn commit_properties(
     files: &[BatchFile],
 ) -> CommitProperties {
     let files = serde_json::to_value(files).unwrap_or_default();
-    CommitProperties::default()
+    no_hooks()
         .with_application_transaction(Transaction::new(app_id, batch_id))
         .with_metadata([
             (COMMIT_PIPELINE_KEY.to_string(), serde_json::json!(app_id)),
             (COMMIT_BATCH_KEY.to_string(), serde_json::json!(batch_id)),
             (COMMIT_FILES_KEY.to_string(), files),
         ])
+}
+
+/// Commit properties without delta-rs's post-commit hooks: inlet writes Delta checkpoints
+/// and cleans up the log itself, after the commit and apart from it
+/// ([`DeltaSink::checkpoint_if_due`], [`DeltaSink::clean_expired_log`]), so that a
+/// clean-up the credentials may not do never turns a landed commit into an error.
+pub(crate) fn no_hooks() -> CommitProperties {
+    CommitProperties::default()
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false))
 }
 
 /// Delta versions are u64 in delta-rs and i64 in the checkpoint (SQLite integers); no table
@@ -682,7 +769,9 @@ mod tests {
         let url = Url::from_directory_path(dir.path()).expect("url");
         let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         assert_eq!(sink.version(), None);
-        sink.create(&schema(), &[]).await.expect("create");
+        sink.create(&schema(), &[], &BTreeMap::new())
+            .await
+            .expect("create");
         assert_eq!(sink.txn_version("p").await.expect("txn"), None);
 
         let mut writer = sink.writer(64 << 20).expect("writer");
@@ -729,7 +818,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
         let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        sink.create(&schema(), &[]).await.expect("create");
+        sink.create(&schema(), &[], &BTreeMap::new())
+            .await
+            .expect("create");
         let mut before = sink.writer(64 << 20).expect("writer");
         before.write(batch(&[1])).await.expect("write");
         let mut staged = before.finish().await.expect("finish");
@@ -816,7 +907,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
         let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        sink.create(&schema(), &[]).await.expect("create");
+        sink.create(&schema(), &[], &BTreeMap::new())
+            .await
+            .expect("create");
         assert_eq!(protocol_json(&sink)["minReaderVersion"], 1);
         let ntz = with_field(Field::new(
             "at",
@@ -856,7 +949,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
         let mut first = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        first.create(&schema(), &[]).await.expect("create");
+        first
+            .create(&schema(), &[], &BTreeMap::new())
+            .await
+            .expect("create");
         let mut second = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         // The first writer adds x as a string; the second, which read the table before,
         // adds x as a number.
@@ -920,7 +1016,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
         let mut first = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        first.create(&schema(), &[]).await.expect("create");
+        first
+            .create(&schema(), &[], &BTreeMap::new())
+            .await
+            .expect("create");
         let mut second = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         commit_with(
             &mut first,

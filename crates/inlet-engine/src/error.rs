@@ -125,6 +125,10 @@ pub enum EngineError {
     #[error("cannot encode a bad record: {0}")]
     BadRecordEncoding(#[from] serde_json::Error),
 
+    /// A command's argument the user must change.
+    #[error("{0}")]
+    Usage(String),
+
     #[error("{file}: columns {columns} are still unknown after the schema took them in; this is a bug in inlet, please report it")]
     Bug { file: String, columns: String },
 }

@@ -55,6 +55,38 @@ pub enum Event {
     },
     /// The trouble that made the run retry is over.
     Healthy,
+    /// Table maintenance did something, or failed (the batches go on either way).
+    Maintenance(Maintenance),
+}
+
+/// What table maintenance did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Maintenance {
+    /// The table's data files after a commit: all, and those under the small-file size.
+    TableFiles {
+        files: u64,
+        bytes: u64,
+        small_files: u64,
+    },
+    /// Small files were bin-packed in a commit of their own.
+    Compacted {
+        version: Option<i64>,
+        files_removed: u64,
+        files_added: u64,
+        bytes_removed: u64,
+        bytes_added: u64,
+        seconds: f64,
+    },
+    /// VACUUM deleted these many data files no version within retention needs.
+    Vacuumed { files: u64, seconds: f64 },
+    /// A Delta checkpoint was written at this version.
+    Checkpointed { version: i64 },
+    /// Expired `_delta_log` objects were deleted.
+    LogCleaned { removed: u64 },
+    /// A maintenance step failed; `what` names it (`compaction`, `vacuum`, `checkpoint`,
+    /// `log_cleanup`). The commits stand; it is tried again later.
+    Failed { what: &'static str, error: String },
 }
 
 /// What one committed batch did.

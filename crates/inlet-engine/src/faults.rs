@@ -1,5 +1,5 @@
 //! Test-only crash points: `--fault-point NAME` (a hidden flag) makes the process kill
-//! itself with SIGKILL when the batch protocol reaches that step, to prove recovery.
+//! itself with SIGKILL when the batch protocol (or table maintenance) reaches that step.
 
 /// The step boundaries of the batch protocol where a crash is simulated (each is "after" a
 /// step: the names say which).
@@ -14,15 +14,27 @@ pub enum FaultPoint {
     AfterCommit,
     /// Checkpoint recorded the commit (before acknowledgement).
     AfterRecord,
+    /// Compaction planned, nothing written.
+    CompactStart,
+    /// Compaction files written and committed, post-commit work not done.
+    CompactCommitted,
+    /// VACUUM's start commit landed, no file deleted.
+    VacuumStarted,
+    /// VACUUM deleted its files and committed its end.
+    VacuumDone,
 }
 
 impl FaultPoint {
     /// Every point with its command-line name.
-    pub const ALL: [(&'static str, FaultPoint); 4] = [
+    pub const ALL: [(&'static str, FaultPoint); 8] = [
         ("after-plan", Self::AfterPlan),
         ("after-write", Self::AfterWrite),
         ("after-commit", Self::AfterCommit),
         ("after-record", Self::AfterRecord),
+        ("compact-start", Self::CompactStart),
+        ("compact-committed", Self::CompactCommitted),
+        ("vacuum-started", Self::VacuumStarted),
+        ("vacuum-done", Self::VacuumDone),
     ];
 }
 
@@ -50,6 +62,22 @@ pub struct Faults {
 impl Faults {
     pub fn new(point: Option<FaultPoint>) -> Self {
         Self { point }
+    }
+
+    /// The hook that hits this run's fault point at the steps of a table operation;
+    /// `None` when no point is set.
+    pub fn maintenance_hook(&self) -> Option<inlet_delta::maintenance::StepHook> {
+        use inlet_delta::maintenance::MaintenanceStep as Step;
+        let faults = *self;
+        self.point?;
+        Some(std::sync::Arc::new(move |step| {
+            faults.hit(match step {
+                Step::CompactStart => FaultPoint::CompactStart,
+                Step::CompactCommitted => FaultPoint::CompactCommitted,
+                Step::VacuumStarted => FaultPoint::VacuumStarted,
+                Step::VacuumDone => FaultPoint::VacuumDone,
+            })
+        }))
     }
 
     /// Kills this process with SIGKILL if `here` is the configured point: no destructors,

@@ -40,6 +40,7 @@ mod error;
 mod events;
 mod exports;
 mod faults;
+mod maintain;
 mod pipeline;
 mod preflight;
 mod rebuild;
@@ -54,13 +55,13 @@ mod validate;
 
 pub use config::{Config, ConfigError};
 pub use error::{EngineError, Result};
-pub use events::{BatchCommitted, Event, Observer};
+pub use events::{BatchCommitted, Event, Maintenance, Observer};
 pub use faults::FaultPoint;
 pub use pipeline::{OpenOptions, Pipeline};
 pub use rebuild::{rebuild_checkpoint, Rebuilt};
 pub use run::RunMode;
 pub use stats::RunStats;
-pub use table::repair_protocol;
+pub use table::{describe, optimize, repair_protocol, set_properties, vacuum, OptimizeRequest};
 pub use validate::{validate, Validation};
 
 /// Who holds a checkpoint this process locks: this host and process, since now.

@@ -53,6 +53,8 @@ pub struct Pipeline {
     /// DynamoDB exports' times by the path of their `manifest-summary.json` (exports are
     /// immutable once their manifest is written, so this only grows).
     pub(crate) exports: std::collections::HashMap<String, i64>,
+    /// Table maintenance's memory between batches.
+    pub(crate) upkeep: crate::maintain::Upkeep,
 }
 
 impl Pipeline {
@@ -174,6 +176,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         events: Observers::default(),
         catalog,
         exports: std::collections::HashMap::new(),
+        upkeep: Default::default(),
     })
 }
 

@@ -123,6 +123,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
             }
         )),
     }
+    out.push_str(&property_lines(&cfg, &sink));
     out.push_str(&format!("            mode {:?}\n", cfg.sink.mode));
     if !cfg.sink.keys.is_empty() {
         out.push_str(&format!(
@@ -195,4 +196,33 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
     }
     out.push_str("ok\n");
     Ok(Validation { report: out })
+}
+
+/// The `[sink] properties` line, and for an existing table each property whose value differs
+/// from the config's (changed only by `inlet table set-properties`).
+fn property_lines(cfg: &Config, sink: &DeltaSink) -> String {
+    let mut out = String::new();
+    if !cfg.sink.properties.is_empty() {
+        let list: Vec<String> = cfg
+            .sink
+            .properties
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        out.push_str(&format!("            properties {}\n", list.join(", ")));
+    }
+    if sink.version().is_none() {
+        return out;
+    }
+    let table = sink.properties();
+    for (key, wanted) in &cfg.sink.properties {
+        if table.get(key) != Some(wanted) {
+            out.push_str(&format!(
+                "            property {key} differs: the table has {}, the config {wanted}; run `inlet table set-properties --config {}` to apply it\n",
+                table.get(key).map(String::as_str).unwrap_or("(unset)"),
+                cfg.path.display()
+            ));
+        }
+    }
+    out
 }

@@ -144,7 +144,11 @@ impl Pipeline {
             }
         }
         self.sink
-            .create(&created, &self.cfg.sink.partition_by)
+            .create(
+                &created,
+                &self.cfg.sink.partition_by,
+                &self.cfg.sink.properties,
+            )
             .await?;
         info!(columns = created.fields().len(), table = %self.cfg.table_url, "created Delta table");
         if streaming {

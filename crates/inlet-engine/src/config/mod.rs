@@ -3,6 +3,7 @@
 
 mod env;
 mod location;
+mod maintenance;
 mod schema;
 mod sink;
 mod source;
@@ -15,6 +16,7 @@ use arrow::datatypes::Field;
 use serde::Deserialize;
 use url::Url;
 
+pub use maintenance::MaintenanceSection;
 pub use schema::SchemaSection;
 pub use sink::{CheckpointSection, SinkMode, SinkSection, TransformSection, TriggerSection};
 pub use source::{
@@ -69,6 +71,8 @@ pub struct ConfigFile {
     pub trigger: TriggerSection,
     #[serde(default)]
     pub unity: UnitySection,
+    #[serde(default)]
+    pub maintenance: MaintenanceSection,
 }
 
 /// The resolved config a run uses.
@@ -85,6 +89,7 @@ pub struct Config {
     pub sink: SinkSection,
     pub checkpoint_dir: PathBuf,
     pub trigger: TriggerSection,
+    pub maintenance: MaintenanceSection,
     /// `uc://` sinks: the catalog table; `table_url` becomes its storage location once
     /// resolved (see `catalog.rs`).
     pub unity: Option<UnityTarget>,
@@ -173,6 +178,7 @@ impl Config {
         }
         let checkpoint_dir = location::normalize(&check.base().join(&file.checkpoint.location));
         file.sink.check(&check)?;
+        file.maintenance.check(&check)?;
         let hints = file.schema.check(&check, file.source.format)?;
         let source = file.source.resolve(&check, &checkpoint_dir)?;
         Ok(Self {
@@ -187,6 +193,7 @@ impl Config {
             sink: file.sink,
             checkpoint_dir,
             trigger: file.trigger,
+            maintenance: file.maintenance,
         })
     }
 

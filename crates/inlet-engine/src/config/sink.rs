@@ -62,12 +62,34 @@ pub struct SinkSection {
     /// `uc://` tables with `create_table`: where the new table's files go (`s3://...`, under
     /// an external location).
     pub storage_location: Option<String>,
+    /// Table properties set when inlet creates the table (`delta.enableChangeDataFeed`,
+    /// `delta.logRetentionDuration`, ...); an existing table's are changed only by
+    /// `inlet table set-properties`. Default none.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
 }
 
 impl SinkSection {
     /// Checks the mode's keys: `merge` needs `keys` and `sequence_by`; `append` takes none
     /// of the merge keys.
     pub(super) fn check(&self, check: &Checker<'_>) -> Result<(), ConfigError> {
+        for (key, value) in &self.properties {
+            inlet_delta::properties::check_property(key, value).map_err(|reason| {
+                check.bad("sink.properties", &format!("{key} = {value}"), &reason)
+            })?;
+        }
+        if self.mode == SinkMode::Merge
+            && self
+                .properties
+                .get("delta.appendOnly")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            return Err(check.bad(
+                "sink.properties",
+                "delta.appendOnly = true",
+                "mode = \"merge\" updates and deletes rows, which an append-only table refuses",
+            ));
+        }
         match self.mode {
             SinkMode::Merge => {
                 if self.keys.is_empty() {

@@ -60,6 +60,7 @@ impl Pipeline {
         if outcome.is_ok() && mode != RunMode::Continuous {
             // A run that found nothing new still cleans up what has come due.
             outcome = self.clean_up().await;
+            self.maintain(mode).await;
         }
         if let Err(e) = self.discover.release().await {
             warn!(error = %e, "cannot give unprocessed notifications back; they return after their visibility timeout");
@@ -118,6 +119,7 @@ impl Pipeline {
         self.discover.settle(&settled).await?;
         self.clean_up().await?;
         self.compact()?;
+        self.maintain(mode).await;
         Ok(true)
     }
 

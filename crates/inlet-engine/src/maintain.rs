@@ -1,0 +1,206 @@
+//! Table maintenance between batches: Delta checkpoints and log clean-up after commits,
+//! auto-compaction of small files, and periodic VACUUM; a failure warns and never stops a run.
+
+use std::time::Duration;
+
+use inlet_delta::maintenance::{CleanupOutcome, CompactOptions, VacuumOptions};
+use tracing::{debug, info, warn};
+
+use crate::events::{Event, Maintenance};
+use crate::pipeline::Pipeline;
+use crate::run::RunMode;
+
+/// Checkpoint meta key: when the last VACUUM ran (ms since the epoch).
+const LAST_VACUUM_KEY: &str = "last_vacuum_ms";
+/// Partitions compacted in one round, at most: a round holds the next batch back by about
+/// the time to rewrite this many target-size files.
+const PARTITIONS_PER_ROUND: usize = 4;
+
+/// What maintenance remembers during a run.
+#[derive(Debug, Default)]
+pub(crate) struct Upkeep {
+    /// The table version the log upkeep last looked at.
+    seen_version: Option<i64>,
+    /// Failures already warned about (the first of a kind warns; later ones are debug).
+    warned: std::collections::HashSet<&'static str>,
+}
+
+impl Pipeline {
+    /// After a batch (and once at the end of a run that stops): the log upkeep when the
+    /// table has a new version, then compaction when small files passed the threshold, then
+    /// VACUUM when due (continuous runs). Each step's failure is reported, never returned.
+    pub(crate) async fn maintain(&mut self, mode: RunMode) {
+        if self.sink.version().is_none() {
+            return;
+        }
+        self.upkeep_log().await;
+        if self.cfg.maintenance.auto_compact {
+            self.auto_compact().await;
+        }
+        if mode == RunMode::Continuous {
+            self.vacuum_if_due().await;
+        }
+    }
+
+    /// A Delta checkpoint when one is due, and expired-log clean-up after it.
+    async fn upkeep_log(&mut self) {
+        let version = self.sink.version();
+        if version == self.upkeep.seen_version {
+            return;
+        }
+        self.upkeep.seen_version = version;
+        match self
+            .sink
+            .checkpoint_if_due(self.cfg.maintenance.checkpoint_interval)
+            .await
+        {
+            Ok(Some(v)) => {
+                debug!(version = v, "Delta checkpoint written");
+                self.events
+                    .emit(Event::Maintenance(Maintenance::Checkpointed { version: v }));
+            }
+            Ok(None) => return,
+            Err(e) => return self.maintenance_failed("checkpoint", &e),
+        }
+        match self.sink.clean_expired_log().await {
+            Ok(CleanupOutcome::Removed(n)) if n > 0 => {
+                info!(removed = n, "expired Delta log objects deleted");
+                self.events
+                    .emit(Event::Maintenance(Maintenance::LogCleaned {
+                        removed: n as u64,
+                    }));
+            }
+            Ok(_) => {}
+            Err(e) => self.maintenance_failed("log_cleanup", &e),
+        }
+    }
+
+    /// Compacts the partitions (up to [`PARTITIONS_PER_ROUND`]) holding at least
+    /// `compact_min_files` small files.
+    async fn auto_compact(&mut self) {
+        let m = &self.cfg.maintenance;
+        let target = self.cfg.sink.target_file_size;
+        let small_below = m.small_below(target);
+        let stats = match self.sink.file_stats(small_below) {
+            Ok(s) => s,
+            Err(e) => return self.maintenance_failed("compaction", &e),
+        };
+        self.events
+            .emit(Event::Maintenance(Maintenance::TableFiles {
+                files: stats.files,
+                bytes: stats.bytes,
+                small_files: stats.small_files,
+            }));
+        let due: Vec<_> = stats
+            .partitions
+            .iter()
+            .filter(|p| p.small_files >= m.compact_min_files)
+            .take(PARTITIONS_PER_ROUND)
+            .map(|p| p.values.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let unpartitioned = due.iter().all(Vec::is_empty);
+        let options = CompactOptions {
+            target_size: target,
+            partitions: (!unpartitioned).then_some(due),
+            zorder_by: Vec::new(),
+            max_concurrent: 1,
+        };
+        match self
+            .sink
+            .compact(&options, self.faults.maintenance_hook())
+            .await
+        {
+            Ok(outcome) => {
+                info!(
+                    version = ?outcome.version,
+                    files_removed = outcome.files_removed,
+                    files_added = outcome.files_added,
+                    seconds = outcome.seconds,
+                    "small files compacted"
+                );
+                if let Some(error) = &outcome.post_commit_error {
+                    self.maintenance_failed("log_cleanup", error);
+                }
+                self.events.emit(Event::Maintenance(Maintenance::Compacted {
+                    version: outcome.version,
+                    files_removed: outcome.files_removed,
+                    files_added: outcome.files_added,
+                    bytes_removed: outcome.bytes_removed,
+                    bytes_added: outcome.bytes_added,
+                    seconds: outcome.seconds,
+                }));
+                if let Ok(after) = self.sink.file_stats(small_below) {
+                    self.events
+                        .emit(Event::Maintenance(Maintenance::TableFiles {
+                            files: after.files,
+                            bytes: after.bytes,
+                            small_files: after.small_files,
+                        }));
+                }
+                self.upkeep_log().await;
+            }
+            // A concurrent writer won, or storage failed: give way, try after the next batch.
+            Err(e) => self.maintenance_failed("compaction", &e),
+        }
+    }
+
+    /// VACUUM with the table's retention when `vacuum_interval` passed since the last one.
+    async fn vacuum_if_due(&mut self) {
+        let Some(interval) = self.cfg.maintenance.vacuum_interval else {
+            return;
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let last = match self.checkpoint.meta(LAST_VACUUM_KEY) {
+            Ok(v) => v.and_then(|v| v.parse::<i64>().ok()),
+            Err(e) => return self.maintenance_failed("vacuum", &e),
+        };
+        let due = last.is_none_or(|l| {
+            Duration::from_millis(u64::try_from(now - l).unwrap_or_default()) >= interval
+        });
+        if !due {
+            return;
+        }
+        // Recorded first: a VACUUM that fails (e.g. DeleteObject denied) waits a whole
+        // interval rather than retrying after every batch.
+        if let Err(e) = self.checkpoint.set_meta(LAST_VACUUM_KEY, &now.to_string()) {
+            return self.maintenance_failed("vacuum", &e);
+        }
+        match self
+            .sink
+            .vacuum(&VacuumOptions::default(), self.faults.maintenance_hook())
+            .await
+        {
+            Ok(outcome) => {
+                info!(
+                    files = outcome.files.len(),
+                    seconds = outcome.seconds,
+                    "VACUUM done"
+                );
+                for f in &outcome.files {
+                    debug!(file = %f, "vacuumed");
+                }
+                self.events.emit(Event::Maintenance(Maintenance::Vacuumed {
+                    files: outcome.files.len() as u64,
+                    seconds: outcome.seconds,
+                }));
+            }
+            Err(e) => self.maintenance_failed("vacuum", &e),
+        }
+    }
+
+    /// Reports a failed maintenance step: a warning the first time per kind, then debug.
+    fn maintenance_failed(&mut self, what: &'static str, error: &dyn std::fmt::Display) {
+        if self.upkeep.warned.insert(what) {
+            warn!(step = what, error = %error, "table maintenance failed; ingestion goes on, and the step is tried again later (further failures of this step are logged at debug level)");
+        } else {
+            debug!(step = what, error = %error, "table maintenance failed again");
+        }
+        self.events.emit(Event::Maintenance(Maintenance::Failed {
+            what,
+            error: error.to_string(),
+        }));
+    }
+}
