@@ -5,7 +5,7 @@ contender in its own process on an identical copy of the starting state, checks 
 produced the expected table, and reports wall time and peak RSS (from wait4) with the ratio
 inlet : peer. `--record` writes the table into benches/README.md between the workload's
 markers, with the command that produced it. See benches/README.md.
-usage: python benches/run.py bulk|small|checkpoint|merge|latency|shapes|multiline [--repeat 3] [--skip spark] [--record]
+usage: python benches/run.py bulk|small|checkpoint|merge|latency|shapes|multiline|health [--repeat 3] [--skip spark] [--record]
 """
 from __future__ import annotations
 
@@ -719,6 +719,133 @@ def bench_multiline(args) -> list[dict]:
     return [{"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs)} for who, runs in results.items()]
 
 
+# ---------------------------------------------------------------------------------------
+# W6 "a month in an hour": many small batches with table maintenance on and off.
+
+
+def health_merge_input(workdir: pathlib.Path, rows: int, batches: int, per: int) -> pathlib.Path:
+    """Builds (once) `batches` files of `per` updates of random existing keys of the W4 base
+    table (sequence above any in the table, so every one applies)."""
+    import numpy as np
+
+    base = workdir / f"health-merge-{rows}-{batches}x{per}"
+    done = base / "ready"
+    if done.exists():
+        return base
+    if base.exists():
+        shutil.rmtree(base)
+    (base / "landing").mkdir(parents=True)
+    rng = np.random.default_rng(20261130)
+    seq = 2_000_000
+    for b in range(batches):
+        keys = rng.choice(rows, per, replace=False)
+        with open(base / "landing" / f"changes-{b:05d}.json", "w") as out:
+            for k in keys:
+                seq += 1
+                out.write(json.dumps({
+                    "tenant": f"t{int(k) % TENANTS:02d}", "id": int(k) // TENANTS, "seq": seq,
+                    "status": "changed", "amount": float(seq % 1000), "qty": int(seq % 50),
+                    "note": f"change {seq}",
+                }) + "\n")
+    done.write_text("")
+    return base
+
+
+def read_times(path: pathlib.Path) -> tuple[float, float]:
+    """Median seconds (of 3) for Python deltalake and for polars to read the whole table."""
+    import polars as pl
+    from deltalake import DeltaTable
+
+    def timed(f) -> float:
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            f()
+            runs.append(time.perf_counter() - t0)
+        return statistics.median(runs)
+
+    return (timed(lambda: DeltaTable(str(path)).to_pyarrow_table()), timed(lambda: pl.read_delta(str(path))))
+
+
+def table_shape(path: pathlib.Path) -> dict:
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(str(path))
+    adds = dt.get_add_actions(flatten=True)
+    sizes = adds.column("size_bytes").to_pylist()
+    log = list((path / "_delta_log").iterdir())
+    return {"files": len(sizes), "bytes": sum(sizes), "log_objects": len(log)}
+
+
+def commit_gaps(stderr: str) -> tuple[list[float], float]:
+    """From inlet's JSON log: seconds between consecutive batch commits, and the seconds
+    compactions took."""
+    from datetime import datetime
+
+    commits, compaction = [], 0.0
+    for line in stderr.splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        msg = ev.get("fields", {}).get("message", "")
+        if msg == "batch committed":
+            commits.append(datetime.fromisoformat(ev["timestamp"].replace("Z", "+00:00")).timestamp())
+        elif msg == "small files compacted":
+            compaction += float(ev["fields"].get("seconds", 0.0))
+    return [b - a for a, b in zip(commits, commits[1:])], compaction
+
+
+def bench_health(args) -> list[dict]:
+    import numpy as np
+
+    work = pathlib.Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    inlet = inlet_binary(args)
+    appends = append_input(work, "health", args.files, 10)
+    merge = merge_base(work, args.rows, 50_000, 0.2)
+    changes = health_merge_input(work, args.rows, args.batches, 200)
+    print(f"inputs ready: {args.files} small files; {args.batches} change files into {args.rows:,} rows", file=sys.stderr)
+    out = []
+    for kind in ("append", "merge"):
+        for maintenance in (True, False):
+            run = work / "health-run"
+            if run.exists():
+                shutil.rmtree(run)
+            run.mkdir()
+            table = run / "table"
+            if kind == "append":
+                landing, sink = appends / "landing", ""
+            else:
+                landing = changes / "landing"
+                fresh_copy(pathlib.Path(merge["dir"]) / "table", table)
+                sink = 'mode = "merge"\nkeys = ["tenant", "id"]\nsequence_by = "seq"\n'
+            cfg = run / "inlet.toml"
+            cfg.write_text(
+                f'pipeline_id = "bench_health"\n[source]\nurl = "{landing}"\nmax_files_per_batch = 1\n'
+                f'[sink]\ntable = "{table}"\n{sink}[checkpoint]\nlocation = "{run / "checkpoint"}"\n'
+                f'[maintenance]\nauto_compact = {"true" if maintenance else "false"}\nvacuum_interval = "off"\n'
+            )
+            secs, rss, _ = run_measured([inlet, "--log-format", "json", "run", "--config", str(cfg), "--available-now", "--json"],
+                                        env=dict(os.environ, INLET_LOG="info"))
+            gaps, compaction = commit_gaps(run_measured.stderr)
+            shape = table_shape(table)
+            dl, pl_ = read_times(table)
+            optimized = fresh_copy(table, run / "optimized")
+            from deltalake import DeltaTable
+
+            DeltaTable(str(optimized)).optimize.compact()
+            odl, opl = read_times(optimized)
+            row = {
+                "who": f"{kind}, maintenance {'on' if maintenance else 'off'}", "secs": secs, "rss": rss,
+                "batches": len(gaps) + 1, "p50": float(np.percentile(gaps, 50)), "p99": float(np.percentile(gaps, 99)),
+                "compaction": compaction, "read_dl": dl, "read_pl": pl_, "opt_dl": odl, "opt_pl": opl, **shape,
+            }
+            print(f"{row['who']}: {json.dumps({k: v for k, v in row.items() if k != 'who'})}", file=sys.stderr)
+            out.append(row)
+    return out
+
+
 def report(workload: str, rows: list[dict], args, note: str) -> str:
     ours = rows[0]
     lines = [
@@ -738,6 +865,14 @@ def report(workload: str, rows: list[dict], args, note: str) -> str:
         for r in rows:
             lines.append(f"| {r['who']} | {r['bytes'] / 1e6:.0f} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} | "
                          f"{r['bytes'] / 1e6 / r['secs']:.0f} | {args.files * args.rows / r['secs']:,.0f} | {r['secs'] / ours['secs']:.2f}× |")
+        return "\n".join(lines)
+    if workload == "health":
+        lines += ["| run | batches | ingest (s) | commit gap p50 / p99 (s) | compaction (s) | data files | MB | `_delta_log` objects | read: deltalake / polars (s) | same data optimized (s) | read ratio |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['who']} | {r['batches']} | {r['secs']:.1f} | {r['p50']:.3f} / {r['p99']:.3f} | {r['compaction']:.1f} | "
+                         f"{r['files']} | {r['bytes'] / 1e6:.1f} | {r['log_objects']} | {r['read_dl']:.3f} / {r['read_pl']:.3f} | "
+                         f"{r['opt_dl']:.3f} / {r['opt_pl']:.3f} | {r['read_dl'] / r['opt_dl']:.2f}× / {r['read_pl'] / r['opt_pl']:.2f}× |")
         return "\n".join(lines)
     if workload == "checkpoint":
         lines += ["| run | time (s) | peak RSS (MiB) |", "|---|---:|---:|"]
@@ -768,7 +903,8 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "latency", "shapes", "multiline"])
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "latency", "shapes", "multiline", "health"])
+    p.add_argument("--batches", type=int, default=300, help="health: MERGE micro-batches")
     p.add_argument("--rows", type=int, help="merge: table rows (5,000,000); bulk/small: rows per file (40,000 / 10)")
     p.add_argument("--files", type=int, help="bulk/small: files (48 / 3,000)")
     p.add_argument("--batch", type=int, default=50_000)
@@ -808,6 +944,18 @@ def main() -> None:
             f"Workload: {args.files} files, each one JSON array of {args.rows:,} W1-shaped objects "
             f"({args.input_bytes / 1e6:.0f} MB), appended into a new table. Every output is checked to hold each "
             f"row exactly once."
+        )
+    elif args.workload == "health":
+        args.files, args.rows, args.repeat = args.files or 1000, args.rows or 1_000_000, 1
+        results = bench_health(args)
+        note = (
+            f"Workload: {args.files:,} append batches of one small file each (W2's files) into a new table, and "
+            f"{args.batches} MERGE batches of one file of 200 DynamoDB-shaped changes each into W4's base table of "
+            f"{args.rows:,} rows; each with `[maintenance] auto_compact` on and off (`--available-now`, one file per "
+            f"batch). Reads: the whole table through Python `deltalake` (`to_pyarrow_table`) and polars "
+            f"(`read_delta`), median of 3, beside a copy of the same table compacted by `deltalake`'s "
+            f"`optimize.compact()`. Commit gap: time between consecutive batch commits (what a batch waits behind "
+            f"maintenance)."
         )
     elif args.workload == "latency":
         args.files = args.files or 500

@@ -505,6 +505,47 @@ location = "state"
     }
 
     #[test]
+    fn maintenance_and_table_properties_are_checked() {
+        let cfg = Config::parse(Path::new("p.toml"), GOOD, &env).expect("defaults");
+        assert!(cfg.maintenance.auto_compact);
+        assert_eq!(cfg.maintenance.small_below(128 << 20), 64 << 20);
+        assert_eq!(
+            cfg.maintenance.vacuum_interval,
+            Some(Duration::from_secs(24 * 3600))
+        );
+        let with = |extra: &str| format!("{GOOD}{extra}");
+        let off = with("[maintenance]\nvacuum_interval = \"off\"\ncompact_min_files = 10\n");
+        let cfg = Config::parse(Path::new("p.toml"), &off, &env).expect("off");
+        assert_eq!(cfg.maintenance.vacuum_interval, None);
+        assert_eq!(cfg.maintenance.compact_min_files, 10);
+        let err = |text: String| {
+            Config::parse(Path::new("p.toml"), &text, &env)
+                .expect_err("bad")
+                .to_string()
+        };
+        assert!(err(with("[maintenance]\nsmall_file_fraction = 2.0\n"))
+            .contains("maintenance.small_file_fraction = '2' is not valid"));
+        assert!(err(with("[maintenance]\nvacuum_interval = \"daily\"\n"))
+            .contains("'daily' is not a duration"));
+        let props =
+            |p: &str| GOOD.replace("[sink]\n", &format!("[sink]\nproperties = {{ {p} }}\n"));
+        assert!(err(props("\"delta.appendOnly\" = \"yes\""))
+            .contains("delta.appendOnly = 'yes' must be true or false"));
+        let merge = props("\"delta.appendOnly\" = \"true\"").replace(
+            "[sink]\n",
+            "[sink]\nmode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"seq\"\n",
+        );
+        assert!(err(merge).contains("which an append-only table refuses"));
+        let ok = Config::parse(
+            Path::new("p.toml"),
+            &props("\"delta.enableChangeDataFeed\" = \"true\", owner = \"data\""),
+            &env,
+        )
+        .expect("ok");
+        assert_eq!(ok.sink.properties.len(), 2);
+    }
+
+    #[test]
     fn notification_keys_exist_only_with_notifications() {
         let cfg = Config::parse(Path::new("p.toml"), GOOD, &env).expect("parse");
         assert_eq!(cfg.source.discovery, Discovery::Listing);
