@@ -193,6 +193,12 @@ impl DeltaSink {
             .map_err(|e| self.open_err(e))
     }
 
+    /// A second handle on the same table with the same storage options (for work beside
+    /// this one's, such as a compaction while batches go on).
+    pub async fn reopened(&self) -> Result<Self, SinkError> {
+        Self::open(&self.url, &self.storage_options).await
+    }
+
     /// The loaded table, or [`SinkError::NotCreated`].
     pub(crate) fn loaded(&self) -> Result<&DeltaTable, SinkError> {
         match &self.table {

@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use inlet_delta::maintenance::{CleanupOutcome, CompactOptions, VacuumOptions};
+use inlet_delta::maintenance::{CleanupOutcome, CompactOptions, CompactOutcome, VacuumOptions};
+use inlet_delta::SinkError;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+
+use crate::config::SinkMode;
 
 use crate::events::{Event, Maintenance};
 use crate::pipeline::Pipeline;
@@ -23,6 +27,8 @@ pub(crate) struct Upkeep {
     seen_version: Option<i64>,
     /// Failures already warned about (the first of a kind warns; later ones are debug).
     warned: std::collections::HashSet<&'static str>,
+    /// An append table's compaction, running beside the batches.
+    compacting: Option<JoinHandle<Result<CompactOutcome, SinkError>>>,
 }
 
 impl Pipeline {
@@ -75,9 +81,42 @@ impl Pipeline {
         }
     }
 
+    /// Waits for a compaction running beside the batches and reports it (at the end of a
+    /// run: its work is never left half-reported).
+    pub(crate) async fn finish_maintenance(&mut self) {
+        if let Some(task) = self.upkeep.compacting.take() {
+            let outcome = task.await;
+            self.compaction_done(outcome).await;
+        }
+    }
+
+    /// Reports a compaction that ran beside the batches.
+    async fn compaction_done(
+        &mut self,
+        outcome: Result<Result<CompactOutcome, SinkError>, tokio::task::JoinError>,
+    ) {
+        match outcome {
+            Ok(Ok(outcome)) => self.compacted(outcome).await,
+            Ok(Err(e)) => self.maintenance_failed("compaction", &e),
+            Err(e) => self.maintenance_failed("compaction", &e),
+        }
+    }
+
     /// Compacts the partitions (up to [`PARTITIONS_PER_ROUND`]) holding at least
-    /// `compact_min_files` small files.
+    /// `compact_min_files` small files. An append table's compaction runs beside the
+    /// batches (an append never conflicts with a compaction's removes, and the batch after
+    /// it is not held back); a MERGE table's runs between batches, since a MERGE rewriting
+    /// the files a compaction replaces would lose the race and be replayed whole.
     async fn auto_compact(&mut self) {
+        if let Some(task) = &self.upkeep.compacting {
+            if !task.is_finished() {
+                return;
+            }
+            if let Some(task) = self.upkeep.compacting.take() {
+                let outcome = task.await;
+                self.compaction_done(outcome).await;
+            }
+        }
         let m = &self.cfg.maintenance;
         let target = self.cfg.sink.target_file_size;
         let small_below = m.small_below(target);
@@ -108,43 +147,66 @@ impl Pipeline {
             zorder_by: Vec::new(),
             max_concurrent: 1,
         };
-        match self
-            .sink
-            .compact(&options, self.faults.maintenance_hook())
-            .await
-        {
-            Ok(outcome) => {
-                info!(
-                    version = ?outcome.version,
-                    files_removed = outcome.files_removed,
-                    files_added = outcome.files_added,
-                    seconds = outcome.seconds,
-                    "small files compacted"
-                );
-                if let Some(error) = &outcome.post_commit_error {
-                    self.maintenance_failed("log_cleanup", error);
-                }
-                self.events.emit(Event::Maintenance(Maintenance::Compacted {
-                    version: outcome.version,
-                    files_removed: outcome.files_removed,
-                    files_added: outcome.files_added,
-                    bytes_removed: outcome.bytes_removed,
-                    bytes_added: outcome.bytes_added,
-                    seconds: outcome.seconds,
-                }));
-                if let Ok(after) = self.sink.file_stats(small_below) {
-                    self.events
-                        .emit(Event::Maintenance(Maintenance::TableFiles {
-                            files: after.files,
-                            bytes: after.bytes,
-                            small_files: after.small_files,
-                        }));
-                }
-                self.upkeep_log().await;
-            }
+        let hook = self.faults.maintenance_hook();
+        if self.cfg.sink.mode == SinkMode::Append {
+            let sink = match self.sink.reopened().await {
+                Ok(s) => s,
+                Err(e) => return self.maintenance_failed("compaction", &e),
+            };
+            self.upkeep.compacting = Some(tokio::spawn(async move {
+                let mut sink = sink;
+                sink.compact(&options, hook).await
+            }));
+            return;
+        }
+        let outcome = self.sink.compact(&options, hook).await;
+        match outcome {
+            Ok(outcome) => self.compacted(outcome).await,
             // A concurrent writer won, or storage failed: give way, try after the next batch.
             Err(e) => self.maintenance_failed("compaction", &e),
         }
+    }
+
+    /// Reports a committed (or empty) compaction, then the log upkeep its commit may need.
+    async fn compacted(&mut self, outcome: CompactOutcome) {
+        info!(
+            version = ?outcome.version,
+            files_removed = outcome.files_removed,
+            files_added = outcome.files_added,
+            seconds = outcome.seconds,
+            "small files compacted"
+        );
+        if let Some(error) = &outcome.post_commit_error {
+            self.maintenance_failed("log_cleanup", error);
+        }
+        self.events.emit(Event::Maintenance(Maintenance::Compacted {
+            version: outcome.version,
+            files_removed: outcome.files_removed,
+            files_added: outcome.files_added,
+            bytes_removed: outcome.bytes_removed,
+            bytes_added: outcome.bytes_added,
+            seconds: outcome.seconds,
+        }));
+        if outcome.version.is_none() {
+            return;
+        }
+        // The compaction may have run on another handle: see its commit here.
+        if let Err(e) = self.sink.refresh().await {
+            return self.maintenance_failed("compaction", &e);
+        }
+        let small_below = self
+            .cfg
+            .maintenance
+            .small_below(self.cfg.sink.target_file_size);
+        if let Ok(after) = self.sink.file_stats(small_below) {
+            self.events
+                .emit(Event::Maintenance(Maintenance::TableFiles {
+                    files: after.files,
+                    bytes: after.bytes,
+                    small_files: after.small_files,
+                }));
+        }
+        self.upkeep_log().await;
     }
 
     /// VACUUM with the table's retention when `vacuum_interval` passed since the last one.

@@ -62,6 +62,7 @@ impl Pipeline {
             outcome = self.clean_up().await;
             self.maintain(mode).await;
         }
+        self.finish_maintenance().await;
         if let Err(e) = self.discover.release().await {
             warn!(error = %e, "cannot give unprocessed notifications back; they return after their visibility timeout");
         }
