@@ -51,6 +51,7 @@ mod run;
 mod source_clean;
 mod stats;
 mod table;
+mod upkeep;
 mod validate;
 
 pub use config::{Config, ConfigError};

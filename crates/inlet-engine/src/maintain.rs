@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use inlet_delta::maintenance::{CleanupOutcome, CompactOptions, CompactOutcome, VacuumOptions};
 use inlet_delta::SinkError;
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::SinkMode;
@@ -19,17 +18,6 @@ const LAST_VACUUM_KEY: &str = "last_vacuum_ms";
 /// Partitions compacted in one round, at most: a round holds the next batch back by about
 /// the time to rewrite this many target-size files.
 const PARTITIONS_PER_ROUND: usize = 4;
-
-/// What maintenance remembers during a run.
-#[derive(Debug, Default)]
-pub(crate) struct Upkeep {
-    /// The table version the log upkeep last looked at.
-    seen_version: Option<i64>,
-    /// Failures already warned about (the first of a kind warns; later ones are debug).
-    warned: std::collections::HashSet<&'static str>,
-    /// An append table's compaction, running beside the batches.
-    compacting: Option<JoinHandle<Result<CompactOutcome, SinkError>>>,
-}
 
 impl Pipeline {
     /// After a batch (and once at the end of a run that stops): the log upkeep when the

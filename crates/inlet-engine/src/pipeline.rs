@@ -54,7 +54,7 @@ pub struct Pipeline {
     /// immutable once their manifest is written, so this only grows).
     pub(crate) exports: std::collections::HashMap<String, i64>,
     /// Table maintenance's memory between batches.
-    pub(crate) upkeep: crate::maintain::Upkeep,
+    pub(crate) upkeep: crate::upkeep::Upkeep,
 }
 
 impl Pipeline {

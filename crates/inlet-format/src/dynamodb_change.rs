@@ -110,7 +110,7 @@ pub(crate) fn change(
     let Value::Object(record) = value else {
         return Err(format!(
             "a DynamoDB record is a JSON object, not {}; {ACCEPTED_SHAPES}",
-            crate::json::kind(&value)
+            crate::fit::kind(&value)
         ));
     };
     if record.contains_key("Item") {

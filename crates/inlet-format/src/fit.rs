@@ -299,3 +299,16 @@ impl<'a> Fitter<'a> {
         })
     }
 }
+
+/// What kind of JSON value `v` is, as messages name it ("a number", "an object").
+pub(crate) fn kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::dynamodb::{self, NumberMode};
 use crate::dynamodb_change;
-use crate::fit::{Fitter, Origin};
+use crate::fit::{kind, Fitter, Origin};
 use crate::options::{DecodeOptions, Format};
 
 /// What the walk needs of the options: the format, and for DynamoDB records how numbers are
@@ -387,17 +387,6 @@ fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
             raw: line,
         })
     })
-}
-
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
