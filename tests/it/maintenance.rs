@@ -561,3 +561,85 @@ fn table_properties_are_checked_reported_and_set_explicitly() {
     let again = run_ok(&["table", "set-properties", "--config", cfg], &[]);
     assert!(again.contains("nothing to do"), "{again}");
 }
+
+/// `inlet table optimize` on a partitioned table: one partition, then Z-order, and a
+/// partition column that does not exist is refused naming the real ones.
+#[test]
+fn optimize_one_partition_then_zorder_the_table() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let landing = tmp.path().join("landing");
+    std::fs::create_dir_all(&landing).expect("mkdir");
+    let mut ids = Vec::new();
+    for f in 0..6 {
+        let mut text = String::new();
+        for r in 0..5 {
+            let id = f * 10 + r;
+            ids.push(id);
+            let day = if f % 2 == 0 { "a" } else { "b" };
+            text.push_str(&format!("{{\"id\":{id},\"day\":\"{day}\"}}\n"));
+        }
+        std::fs::write(landing.join(format!("f{f}.json")), text).expect("write");
+    }
+    let config = write_config(
+        tmp.path(),
+        "pipeline_id = \"opt\"\n[source]\nurl = \"landing\"\nmax_files_per_batch = 1\n\
+         [sink]\ntable = \"table\"\npartition_by = [\"day\"]\n[checkpoint]\nlocation = \"state\"\n\
+         [maintenance]\nauto_compact = false\n",
+    );
+    drain(&config, &[], &[]);
+    let cfg = config.to_str().expect("utf8");
+    let files_in = |day: &str| {
+        std::fs::read_dir(tmp.path().join(format!("table/day={day}")))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(describe(&config)["table"]["files"], 6);
+    let out = run_ok(
+        &[
+            "table",
+            "optimize",
+            "--config",
+            cfg,
+            "--partition",
+            "day=a",
+            "--json",
+        ],
+        &[],
+    );
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(
+        (v["files_removed"].as_u64(), v["files_added"].as_u64()),
+        (Some(3), Some(1)),
+        "{v}"
+    );
+    let d = describe(&config);
+    assert_eq!(d["table"]["files"], 4, "{d}");
+    assert!(files_in("a") >= 4, "the replaced files stay until VACUUM");
+    run_ok(
+        &["table", "optimize", "--config", cfg, "--zorder-by", "id"],
+        &[],
+    );
+    assert_eq!(describe(&config)["table"]["files"], 2);
+    let mut got = ids_of(&tmp.path().join("table"));
+    got.sort_unstable();
+    ids.sort_unstable();
+    assert_eq!(got, ids);
+    let refused = run_inlet(
+        &[
+            "table",
+            "optimize",
+            "--config",
+            cfg,
+            "--partition",
+            "region=eu",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(
+            "'region', which is not a partition column of the table (its partition columns: day)"
+        ),
+        "{err}"
+    );
+}
