@@ -193,13 +193,13 @@ fn describe() {
     describe_histogram!(
         COMPACTION_SECONDS,
         Unit::Seconds,
-        "Time a compaction held the run"
+        "Time a compaction took (beside the batches for append tables, between them for MERGE)"
     );
     describe_counter!(COMPACTED_FILES, "Small files replaced by compaction");
     describe_gauge!(
         LAST_COMPACTION,
         Unit::Seconds,
-        "When the last compaction committed (Unix time)"
+        "When the last compaction was reported, at the batch after its commit (Unix time)"
     );
     describe_counter!(VACUUMS, "VACUUM runs");
     describe_histogram!(VACUUM_SECONDS, Unit::Seconds, "Time a VACUUM held the run");

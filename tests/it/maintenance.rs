@@ -110,15 +110,33 @@ fn a_continuous_run_of_300_small_batches_stays_compact() {
         "{d}"
     );
     // Compaction commits never carry a txn, and change no data.
-    for (v, info) in log_actions(&tmp.path().join("table"), "commitInfo") {
-        if info["operation"] == "OPTIMIZE" {
-            let adds = log_actions(&tmp.path().join("table"), "add");
-            assert!(adds
-                .iter()
-                .filter(|(av, _)| *av == v)
-                .all(|(_, a)| a["dataChange"] == false));
+    let table = tmp.path().join("table");
+    let optimize: BTreeSet<i64> = log_actions(&table, "commitInfo")
+        .into_iter()
+        .filter(|(_, i)| i["operation"] == "OPTIMIZE")
+        .map(|(v, _)| v)
+        .collect();
+    assert!(optimize.len() >= 5, "{optimize:?}");
+    for kind in ["add", "remove"] {
+        for (v, a) in log_actions(&table, kind) {
+            if optimize.contains(&v) {
+                assert_eq!(a["dataChange"], false, "{kind} of version {v}: {a}");
+            }
         }
     }
+    let txn_versions: BTreeSet<i64> = log_actions(&table, "txn")
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    assert!(
+        txn_versions.len() >= 300,
+        "every batch commit carries its txn"
+    );
+    assert!(
+        optimize.is_disjoint(&txn_versions),
+        "a compaction carried a txn: {:?}",
+        optimize.intersection(&txn_versions).collect::<Vec<_>>()
+    );
     assert_eq!(d["checkpoint"]["batches"].as_u64(), Some(300), "{d}");
 }
 
@@ -522,7 +540,7 @@ fn table_properties_are_checked_reported_and_set_explicitly() {
     );
     write_config(
         tmp.path(),
-        &body("\"delta.logRetentionDuration\" = \"interval 60 days\""),
+        &body("\"delta.logRetentionDuration\" = \"interval 60 days\", owner = \"data-team\""),
     );
     drain(&config, &[], &[]);
     let d = describe(&config);
@@ -530,9 +548,10 @@ fn table_properties_are_checked_reported_and_set_explicitly() {
         d["table"]["properties"]["delta.logRetentionDuration"],
         "interval 60 days"
     );
+    assert_eq!(d["table"]["properties"]["owner"], "data-team", "{d}");
     write_config(
         tmp.path(),
-        &body("\"delta.logRetentionDuration\" = \"interval 60 days\", \"delta.enableChangeDataFeed\" = \"true\""),
+        &body("\"delta.logRetentionDuration\" = \"interval 60 days\", owner = \"data-team\", \"delta.enableChangeDataFeed\" = \"true\""),
     );
     let out = run_ok(&["validate", "--config", cfg], &[]);
     assert!(

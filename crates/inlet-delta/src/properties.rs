@@ -18,8 +18,6 @@ enum Kind {
 /// The `delta.*` keys inlet accepts, and the form of their values.
 const ACCEPTED: &[(&str, Kind)] = &[
     ("delta.appendOnly", Kind::Bool),
-    ("delta.autoOptimize.autoCompact", Kind::Bool),
-    ("delta.autoOptimize.optimizeWrite", Kind::Bool),
     ("delta.checkpointInterval", Kind::PositiveInt),
     ("delta.checkpoint.writeStatsAsJson", Kind::Bool),
     ("delta.checkpoint.writeStatsAsStruct", Kind::Bool),
@@ -30,10 +28,9 @@ const ACCEPTED: &[(&str, Kind)] = &[
     ("delta.enableExpiredLogCleanup", Kind::Bool),
     (
         "delta.isolationLevel",
-        Kind::OneOf(&["Serializable", "WriteSerializable", "SnapshotIsolation"]),
+        Kind::OneOf(&["Serializable", "WriteSerializable"]),
     ),
     ("delta.logRetentionDuration", Kind::Interval),
-    ("delta.targetFileSize", Kind::PositiveInt),
 ];
 
 /// The `delta.*` keys inlet refuses, and why.
@@ -48,6 +45,9 @@ const REFUSED: &[(&str, &str)] = &[
     ("delta.minReaderVersion", "inlet sets the protocol itself, from the features the schema and properties need"),
     ("delta.minWriterVersion", "inlet sets the protocol itself, from the features the schema and properties need"),
     ("delta.randomizeFilePrefixes", "inlet writes data files under partition directories"),
+    ("delta.targetFileSize", "inlet sizes its files by [sink] target_file_size; set that instead"),
+    ("delta.autoOptimize.autoCompact", "inlet compacts by [maintenance] auto_compact; set that instead"),
+    ("delta.autoOptimize.optimizeWrite", "inlet sizes its files by [sink] target_file_size; set that instead"),
 ];
 
 /// Checks one property; the error says what is wrong and what is accepted. Keys outside
@@ -70,6 +70,9 @@ pub fn check_property(key: &str, value: &str) -> Result<(), String> {
             known_keys().join(", ")
         ));
     };
+    if *canonical == "delta.isolationLevel" && value.trim() == "SnapshotIsolation" {
+        return Err(format!("{canonical} = SnapshotIsolation is refused: it lets a MERGE commit over another writer's rows for the same key, which can duplicate them; use WriteSerializable or Serializable"));
+    }
     let ok = match kind {
         Kind::Bool => matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
         Kind::Interval => parse_interval(value).is_some(),
@@ -151,6 +154,11 @@ mod tests {
         let err = check_property("delta.setTransactionRetentionDuration", "interval 1 day")
             .expect_err("refused");
         assert!(err.contains("committed twice"), "{err}");
+        let err = check_property("delta.isolationLevel", "SnapshotIsolation").expect_err("si");
+        assert!(err.contains("duplicate"), "{err}");
+        assert!(check_property("delta.isolationLevel", "WriteSerializable").is_ok());
+        let err = check_property("delta.targetFileSize", "1000").expect_err("inlet's own");
+        assert!(err.contains("[sink] target_file_size"), "{err}");
         assert_eq!(
             parse_interval("interval 2 weeks"),
             Some(Duration::from_secs(14 * 86_400))

@@ -193,10 +193,15 @@ impl DeltaSink {
             .map_err(|e| self.open_err(e))
     }
 
-    /// A second handle on the same table with the same storage options (for work beside
-    /// this one's, such as a compaction while batches go on).
-    pub async fn reopened(&self) -> Result<Self, SinkError> {
-        Self::open(&self.url, &self.storage_options).await
+    /// A second handle on the same table, at the version this one has loaded (for work
+    /// beside this one's, such as a compaction while batches go on); no request is made.
+    pub fn second_handle(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+            url: self.url.clone(),
+            storage_options: self.storage_options.clone(),
+            last_checkpoint: None,
+        }
     }
 
     /// The loaded table, or [`SinkError::NotCreated`].
@@ -297,6 +302,8 @@ impl DeltaSink {
             .create()
             .with_columns(kernel.fields().cloned())
             .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            // Keys outside `delta.` (`owner`, `comment`) are the user's own metadata.
+            .with_raise_if_key_not_exists(false)
             .with_commit_properties(no_hooks())
             .with_save_mode(SaveMode::Ignore);
         let builder = if partition_by.is_empty() {

@@ -15,6 +15,8 @@ use crate::run::RunMode;
 
 /// Checkpoint meta key: when the last VACUUM ran (ms since the epoch).
 const LAST_VACUUM_KEY: &str = "last_vacuum_ms";
+/// How long the end of a run waits for a compaction running beside the batches.
+const FINISH_WAIT: Duration = Duration::from_secs(30);
 /// Partitions compacted in one round, at most: a round holds the next batch back by about
 /// the time to rewrite this many target-size files.
 const PARTITIONS_PER_ROUND: usize = 4;
@@ -70,11 +72,22 @@ impl Pipeline {
     }
 
     /// Waits for a compaction running beside the batches and reports it (at the end of a
-    /// run: its work is never left half-reported).
+    /// run), for at most [`FINISH_WAIT`]: then it is aborted, which is safe (its commit is
+    /// one conditional write: it either landed or never will, and files it wrote without a
+    /// commit are removed by VACUUM once past the retention).
     pub(crate) async fn finish_maintenance(&mut self) {
-        if let Some(task) = self.upkeep.compacting.take() {
-            let outcome = task.await;
-            self.compaction_done(outcome).await;
+        let Some(mut task) = self.upkeep.compacting.take() else {
+            return;
+        };
+        match tokio::time::timeout(FINISH_WAIT, &mut task).await {
+            Ok(outcome) => self.compaction_done(outcome).await,
+            Err(_) => {
+                task.abort();
+                warn!(
+                    waited_seconds = FINISH_WAIT.as_secs(),
+                    "a compaction still running at the end of the run was stopped; the next run compacts again"
+                );
+            }
         }
     }
 
@@ -122,6 +135,9 @@ impl Pipeline {
             .partitions
             .iter()
             .filter(|p| p.small_files >= m.compact_min_files)
+            // delta-rs's partition filter cannot name a null value: such a partition would
+            // be compacted by a pass over every partition. `inlet table optimize` does it.
+            .filter(|p| p.values.iter().all(|(_, v)| v.is_some()))
             .take(PARTITIONS_PER_ROUND)
             .map(|p| p.values.clone())
             .collect();
@@ -137,10 +153,7 @@ impl Pipeline {
         };
         let hook = self.faults.maintenance_hook();
         if self.cfg.sink.mode == SinkMode::Append {
-            let sink = match self.sink.reopened().await {
-                Ok(s) => s,
-                Err(e) => return self.maintenance_failed("compaction", &e),
-            };
+            let sink = self.sink.second_handle();
             self.upkeep.compacting = Some(tokio::spawn(async move {
                 let mut sink = sink;
                 sink.compact(&options, hook).await
@@ -157,15 +170,20 @@ impl Pipeline {
 
     /// Reports a committed (or empty) compaction, then the log upkeep its commit may need.
     async fn compacted(&mut self, outcome: CompactOutcome) {
-        info!(
-            version = ?outcome.version,
-            files_removed = outcome.files_removed,
-            files_added = outcome.files_added,
-            seconds = outcome.seconds,
-            "small files compacted"
-        );
+        if outcome.version.is_some() {
+            info!(
+                version = ?outcome.version,
+                files_removed = outcome.files_removed,
+                files_added = outcome.files_added,
+                seconds = outcome.seconds,
+                "small files compacted"
+            );
+        }
         if let Some(error) = &outcome.post_commit_error {
             self.maintenance_failed("log_cleanup", error);
+        }
+        if let Some(error) = &outcome.partial_error {
+            self.maintenance_failed("compaction", error);
         }
         self.events.emit(Event::Maintenance(Maintenance::Compacted {
             version: outcome.version,
@@ -212,6 +230,13 @@ impl Pipeline {
         });
         if !due {
             return;
+        }
+        // A compaction beside the batches has files no version references yet: VACUUM
+        // waits for its commit (with a table retention shorter than a compaction, it could
+        // otherwise delete them).
+        if let Some(task) = self.upkeep.compacting.take() {
+            let outcome = task.await;
+            self.compaction_done(outcome).await;
         }
         // Recorded first: a VACUUM that fails (e.g. DeleteObject denied) waits a whole
         // interval rather than retrying after every batch.

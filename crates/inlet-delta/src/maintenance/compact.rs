@@ -71,6 +71,8 @@ pub struct CompactOutcome {
     /// The commit landed but delta-rs's post-commit work (its checkpoint or expired-log
     /// clean-up) failed with this error; the compaction stands.
     pub post_commit_error: Option<String>,
+    /// Some partitions were compacted (their commits stand), then one failed with this.
+    pub partial_error: Option<String>,
 }
 
 impl DeltaSink {
@@ -134,7 +136,15 @@ impl DeltaSink {
             Some(list) => list.clone(),
         };
         for group in groups {
-            let one = self.compact_one(options, &group, hook.clone()).await?;
+            let one = match self.compact_one(options, &group, hook.clone()).await {
+                Ok(one) => one,
+                // Earlier partitions' commits stand: report them with the failure.
+                Err(e) if total.version.is_some() => {
+                    total.partial_error = Some(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             total.version = one.version.or(total.version);
             total.files_removed += one.files_removed;
             total.files_added += one.files_added;
@@ -210,7 +220,8 @@ impl DeltaSink {
                     ..Default::default()
                 })
             }
-            Err(error) => match self.find_compaction(&id).await? {
+            // When the history cannot be read either, the compaction's own error stands.
+            Err(error) => match self.find_compaction(&id).await.ok().flatten() {
                 // The commit landed; its post-commit hook (checkpoint, log clean-up) failed.
                 Some(version) => Ok(CompactOutcome {
                     version: Some(version),

@@ -11,6 +11,9 @@ use crate::protocol::ProtocolState;
 use crate::sink::version_i64;
 use crate::{DeltaSink, SinkError};
 
+/// Commits searched for the last compaction and VACUUM.
+pub const HISTORY_SEARCHED: usize = 1000;
+
 /// A table's state, as `inlet table describe` prints it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TableDescription {
@@ -37,7 +40,7 @@ pub struct TableDescription {
     /// The oldest commit the log still holds (older ones were cleaned up).
     pub oldest_commit: i64,
     /// Version and time (ms since the epoch) of the newest OPTIMIZE and VACUUM END commits
-    /// the log holds.
+    /// among the newest [`HISTORY_SEARCHED`] commits.
     pub last_compaction: Option<(i64, i64)>,
     pub last_vacuum: Option<(i64, i64)>,
 }
@@ -77,7 +80,9 @@ impl DeltaSink {
         let latest = version_i64(snapshot.version());
         let mut last_compaction = None;
         let mut last_vacuum = None;
-        let mut history = table.history(None).enumerate();
+        // The newest commits only: a table that never ran VACUUM would otherwise cost one
+        // read per commit of its whole log.
+        let mut history = table.history(Some(HISTORY_SEARCHED)).enumerate();
         while let Some((i, info)) = history.next().await {
             let Ok(info) = info else { break };
             let at = (latest - i as i64, info.timestamp.unwrap_or_default());

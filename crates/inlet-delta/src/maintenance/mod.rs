@@ -9,7 +9,7 @@ mod vacuum;
 use std::sync::Arc;
 
 pub use compact::{CompactOptions, CompactOutcome, FileStats, PartitionStats, PartitionValues};
-pub use describe::TableDescription;
+pub use describe::{TableDescription, HISTORY_SEARCHED};
 pub use logs::{CleanupOutcome, DEFAULT_CHECKPOINT_INTERVAL};
 pub use vacuum::{VacuumOptions, VacuumOutcome};
 
