@@ -654,6 +654,13 @@ impl DeltaSink {
         }
     }
 
+    /// Takes a commit's resulting state as the latest.
+    pub(crate) fn set_state(&mut self, state: deltalake::table::state::DeltaTableState) {
+        if let Some(t) = self.table.as_mut() {
+            t.state = Some(state);
+        }
+    }
+
     /// Takes the handle an operation returned as the latest state.
     pub(crate) fn replace_table(&mut self, table: DeltaTable) {
         self.table = Some(table);

@@ -225,10 +225,14 @@ impl Pipeline {
             Ok(v) => v.and_then(|v| v.parse::<i64>().ok()),
             Err(e) => return self.maintenance_failed("vacuum", &e),
         };
-        let due = last.is_none_or(|l| {
-            Duration::from_millis(u64::try_from(now - l).unwrap_or_default()) >= interval
-        });
-        if !due {
+        // The first run of a pipeline starts the clock rather than listing the table at once.
+        let Some(last) = last else {
+            if let Err(e) = self.checkpoint.set_meta(LAST_VACUUM_KEY, &now.to_string()) {
+                self.maintenance_failed("vacuum", &e);
+            }
+            return;
+        };
+        if Duration::from_millis(u64::try_from(now - last).unwrap_or_default()) < interval {
             return;
         }
         // A compaction beside the batches has files no version references yet: VACUUM

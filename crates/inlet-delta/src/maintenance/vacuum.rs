@@ -1,16 +1,18 @@
 //! VACUUM: deleting the data files that MERGE and compaction removed from the table, once
 //! they are older than the table's `delta.deletedFileRetentionDuration`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::operations::vacuum::VacuumMode;
+use deltalake::protocol::DeltaOperation;
 use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::DeltaTableError;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
 
-use super::{MaintenanceStep, StepHook, Steps};
-use crate::sink::version_i64;
+use super::{MaintenanceStep, StepHook};
+use crate::sink::{no_hooks, version_i64};
 use crate::{DeltaSink, SinkError};
 
 /// What to vacuum.
@@ -48,6 +50,10 @@ impl DeltaSink {
     /// Only the full listing finds every such file: Delta checkpoints drop a `remove`
     /// once it is older than the retention, so with frequent checkpoints the log alone
     /// (delta-rs's "lite" mode) names almost none of them.
+    ///
+    /// delta-rs plans it (a dry run of its full mode); inlet makes the VACUUM START and END
+    /// commits itself, without delta-rs's post-commit log clean-up, and deletes between
+    /// them (a file already gone counts as deleted).
     pub async fn vacuum(
         &mut self,
         options: &VacuumOptions,
@@ -56,12 +62,12 @@ impl DeltaSink {
         let started = std::time::Instant::now();
         self.refresh().await?;
         let table = self.loaded()?.clone();
+        let min = table
+            .snapshot()
+            .map_err(|e| self.open_err(e))?
+            .table_config()
+            .deleted_file_retention_duration();
         if let Some(retain) = options.retain {
-            let min = table
-                .snapshot()
-                .map_err(|e| self.open_err(e))?
-                .table_config()
-                .deleted_file_retention_duration();
             if retain < min {
                 return Err(SinkError::VacuumRetention {
                     url: self.url().to_string(),
@@ -70,38 +76,87 @@ impl DeltaSink {
                 });
             }
         }
+        let retain = options.retain.unwrap_or(min);
         let mut builder = table
             .vacuum()
-            .with_dry_run(options.dry_run)
-            .with_mode(VacuumMode::Full)
-            .with_commit_properties(
-                CommitProperties::default()
-                    .with_create_checkpoint(false)
-                    .with_cleanup_expired_logs(Some(false)),
-            );
-        if let Some(retain) = options.retain {
+            .with_dry_run(true)
+            .with_mode(VacuumMode::Full);
+        if options.retain.is_some() {
             builder = builder.with_retention_period(
                 chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX),
             );
         }
-        if let Some(hook) = hook {
-            builder = builder.with_custom_execute_handler(Arc::new(Steps {
-                hook,
-                start: None,
-                committed: Some(MaintenanceStep::VacuumStarted),
-                done: Some(MaintenanceStep::VacuumDone),
-            }));
+        let (_, plan) = builder.await.map_err(|e| self.vacuum_err(e))?;
+        let files = plan.files_deleted;
+        if options.dry_run || files.is_empty() {
+            return Ok(VacuumOutcome {
+                files,
+                dry_run: options.dry_run,
+                version: None,
+                seconds: started.elapsed().as_secs_f64(),
+            });
         }
-        let (table, metrics) = builder.await.map_err(|e| self.vacuum_err(e))?;
-        let before = self.version();
-        let after = table.version().map(version_i64);
-        self.replace_table(table);
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        self.vacuum_commit(
+            DeltaOperation::VacuumStart {
+                retention_check_enabled: true,
+                specified_retention_millis: options.retain.map(millis),
+                default_retention_millis: millis(min),
+            },
+            serde_json::json!({ "numFilesToDelete": files.len() }),
+        )
+        .await?;
+        if let Some(hook) = &hook {
+            hook(MaintenanceStep::VacuumStarted);
+        }
+        let store = self.loaded()?.object_store();
+        let paths: Vec<Path> = files.iter().filter_map(|f| Path::parse(f).ok()).collect();
+        let deleted: Vec<String> = store
+            .delete_stream(futures::stream::iter(paths).map(Ok).boxed())
+            .map(|r| match r {
+                Ok(p) => Ok(p.to_string()),
+                Err(object_store::Error::NotFound { path, .. }) => Ok(path),
+                Err(e) => Err(e),
+            })
+            .try_collect()
+            .await
+            .map_err(|source| self.vacuum_err(DeltaTableError::ObjectStore { source }))?;
+        let version = self
+            .vacuum_commit(
+                DeltaOperation::VacuumEnd {
+                    status: "COMPLETED".to_string(),
+                },
+                serde_json::json!({ "numDeletedFiles": deleted.len() }),
+            )
+            .await?;
+        if let Some(hook) = &hook {
+            hook(MaintenanceStep::VacuumDone);
+        }
         Ok(VacuumOutcome {
-            files: metrics.files_deleted,
-            dry_run: metrics.dry_run,
-            version: after.filter(|a| Some(*a) != before),
+            files: deleted,
+            dry_run: false,
+            version: Some(version),
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// One of VACUUM's two commits, with its metrics, without post-commit hooks.
+    async fn vacuum_commit(
+        &mut self,
+        operation: DeltaOperation,
+        metrics: serde_json::Value,
+    ) -> Result<i64, SinkError> {
+        let table = self.loaded()?;
+        let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
+        let finalized = CommitBuilder::from(
+            no_hooks().with_metadata([("operationMetrics".to_string(), metrics)]),
+        )
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(|e| self.vacuum_err(e))?;
+        let version = version_i64(finalized.version());
+        self.set_state(finalized.snapshot());
+        Ok(version)
     }
 
     fn vacuum_err(&self, source: DeltaTableError) -> SinkError {
