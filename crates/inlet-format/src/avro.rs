@@ -223,7 +223,7 @@ pub(crate) fn decode(
 mod tests {
     use super::*;
     use crate::avro_fixtures::{self as fx, string, union};
-    use crate::{CsvOptions, Format, NumberMode, SchemaSample};
+    use crate::{CsvOptions, Format, SchemaSample};
     use apache_avro::types::Value as AvroValue;
     use apache_avro::Codec;
     use arrow::array::{Array, ArrayRef, AsArray};
@@ -235,17 +235,8 @@ mod tests {
 
     fn opts(csv: &CsvOptions, mode: EvolutionMode) -> DecodeOptions<'_> {
         DecodeOptions {
-            format: Format::Avro,
-            numbers: NumberMode::Auto,
-            multiline: false,
-            export_time_micros: None,
             csv,
-            mode,
-            rescued_column: Some("_rescued_data"),
-            infer_types: true,
-            hints: &[],
-            partition_columns: &[],
-            known_to_fit: false,
+            ..crate::testing::options(Format::Avro, mode)
         }
     }
 

@@ -206,7 +206,7 @@ pub(crate) fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{decode, DecodeOptions, Decoded, Format, NumberMode};
+    use crate::{decode, DecodeOptions, Decoded, Format};
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use bytes::Bytes;
@@ -215,17 +215,8 @@ mod tests {
 
     fn opts(csv: &CsvOptions) -> DecodeOptions<'_> {
         DecodeOptions {
-            format: Format::Csv,
-            numbers: NumberMode::Auto,
             csv,
-            mode: EvolutionMode::AddNewColumns,
-            rescued_column: Some("_rescued_data"),
-            infer_types: true,
-            hints: &[],
-            partition_columns: &[],
-            known_to_fit: false,
-            multiline: false,
-            export_time_micros: None,
+            ..crate::testing::options(Format::Csv, EvolutionMode::AddNewColumns)
         }
     }
 

@@ -392,15 +392,14 @@ fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{decode, BadRecord, CsvOptions, DecodeOptions, Decoded};
+    use crate::testing::{schema, RESCUED};
+    use crate::{decode, BadRecord, DecodeOptions, Decoded};
     use arrow::array::{Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
     use arrow::record_batch::RecordBatch;
     use bytes::Bytes;
     use inlet_schema::EvolutionMode;
     use std::sync::Arc;
-
-    static CSV: std::sync::LazyLock<CsvOptions> = std::sync::LazyLock::new(CsvOptions::default);
 
     fn decode_json(
         path: &str,
@@ -411,31 +410,8 @@ mod tests {
         decode(path, &Bytes::copy_from_slice(data), schema, opts)
     }
 
-    const RESCUED: &str = "_rescued_data";
-
-    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
-        let mut fields: Vec<Field> = cols
-            .iter()
-            .map(|(n, t)| Field::new(*n, t.clone(), true))
-            .collect();
-        fields.push(Field::new(RESCUED, DataType::Utf8, true));
-        Arc::new(Schema::new(fields))
-    }
-
     fn opts(mode: EvolutionMode) -> DecodeOptions<'static> {
-        DecodeOptions {
-            format: Format::Json,
-            numbers: NumberMode::Auto,
-            csv: &CSV,
-            partition_columns: &[],
-            known_to_fit: false,
-            multiline: false,
-            export_time_micros: None,
-            mode,
-            rescued_column: Some(RESCUED),
-            infer_types: true,
-            hints: &[],
-        }
+        crate::testing::options(Format::Json, mode)
     }
 
     fn rows(d: Decoded) -> (RecordBatch, u64, Vec<BadRecord>) {

@@ -257,40 +257,20 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{decode, CsvOptions, Decoded, NumberMode, SchemaSample, BATCH_ROWS};
+    use crate::testing::{schema, RESCUED};
+    use crate::{decode, Decoded, SchemaSample, BATCH_ROWS};
     use arrow::array::{Array, Int64Array, ListArray, StringArray, StructArray};
-    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use arrow::datatypes::{DataType, Field, SchemaRef};
     use arrow::record_batch::RecordBatch;
     use bytes::Bytes;
     use inlet_schema::EvolutionMode;
     use std::sync::Arc;
 
-    const RESCUED: &str = "_rescued_data";
-    static CSV: std::sync::LazyLock<CsvOptions> = std::sync::LazyLock::new(CsvOptions::default);
-
     fn opts(mode: EvolutionMode) -> DecodeOptions<'static> {
         DecodeOptions {
-            format: Format::Json,
-            numbers: NumberMode::Auto,
             multiline: true,
-            export_time_micros: None,
-            csv: &CSV,
-            mode,
-            rescued_column: Some(RESCUED),
-            infer_types: true,
-            hints: &[],
-            partition_columns: &[],
-            known_to_fit: false,
+            ..crate::testing::options(Format::Json, mode)
         }
-    }
-
-    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
-        let mut fields: Vec<Field> = cols
-            .iter()
-            .map(|(n, t)| Field::new(*n, t.clone(), true))
-            .collect();
-        fields.push(Field::new(RESCUED, DataType::Utf8, true));
-        Arc::new(Schema::new(fields))
     }
 
     /// `text` decoded with the fast path on or off.

@@ -152,17 +152,8 @@ mod tests {
 
     fn opts_for(csv: &CsvOptions, mode: EvolutionMode) -> DecodeOptions<'_> {
         DecodeOptions {
-            format: Format::Parquet,
-            numbers: NumberMode::Auto,
-            multiline: false,
-            export_time_micros: None,
             csv,
-            mode,
-            rescued_column: Some("_rescued_data"),
-            infer_types: true,
-            hints: &[],
-            partition_columns: &[],
-            known_to_fit: false,
+            ..crate::testing::options(Format::Parquet, mode)
         }
     }
 

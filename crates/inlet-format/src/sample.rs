@@ -214,22 +214,14 @@ fn valid_prefix(data: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CsvOptions, NumberMode};
+    use crate::CsvOptions;
     use inlet_schema::EvolutionMode;
 
     fn opts(csv: &CsvOptions) -> DecodeOptions<'_> {
         DecodeOptions {
-            format: Format::Json,
-            numbers: NumberMode::Auto,
             csv,
-            mode: EvolutionMode::AddNewColumns,
             rescued_column: None,
-            infer_types: true,
-            hints: &[],
-            partition_columns: &[],
-            known_to_fit: false,
-            multiline: false,
-            export_time_micros: None,
+            ..crate::testing::options(Format::Json, EvolutionMode::AddNewColumns)
         }
     }
 
