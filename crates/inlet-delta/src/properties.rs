@@ -100,6 +100,20 @@ pub fn check_properties(properties: &BTreeMap<String, String>) -> Result<(), Str
         .try_for_each(|(k, v)| check_property(k, v))
 }
 
+/// Refuses properties a pipeline in MERGE mode cannot write under: `delta.appendOnly =
+/// true` (a MERGE updates and deletes rows).
+pub fn check_for_merge(properties: &BTreeMap<String, String>) -> Result<(), String> {
+    if properties
+        .get("delta.appendOnly")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Err(
+            "mode = \"merge\" updates and deletes rows, which an append-only table refuses".into(),
+        );
+    }
+    Ok(())
+}
+
 /// The `delta.*` keys inlet accepts.
 pub fn known_keys() -> Vec<&'static str> {
     ACCEPTED.iter().map(|(k, _)| *k).collect()

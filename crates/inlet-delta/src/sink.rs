@@ -682,13 +682,12 @@ impl DeltaSink {
             .map(|c| c.version))
     }
 
-    /// The commits of pipeline `app_id` among the newest `depth` (all when `None`), newest
-    /// first.
-    async fn commits_of(
+    /// The commitInfo of the newest `depth` commits (all when `None`) of the latest version,
+    /// newest first, each with its version; empty before the table exists.
+    pub(crate) async fn recent_commits(
         &mut self,
-        app_id: &str,
         depth: Option<usize>,
-    ) -> Result<Vec<PipelineCommit>, SinkError> {
+    ) -> Result<Vec<(i64, deltalake::kernel::CommitInfo)>, SinkError> {
         self.refresh().await?;
         let Some(latest) = self.version() else {
             return Ok(Vec::new());
@@ -704,14 +703,29 @@ impl DeltaSink {
                 })?;
         // History comes newest first, one entry per version without gaps.
         Ok(infos
-            .iter()
+            .into_iter()
             .enumerate()
+            .map(|(i, info)| (latest - i as i64, info))
+            .collect())
+    }
+
+    /// The commits of pipeline `app_id` among the newest `depth` (all when `None`), newest
+    /// first.
+    async fn commits_of(
+        &mut self,
+        app_id: &str,
+        depth: Option<usize>,
+    ) -> Result<Vec<PipelineCommit>, SinkError> {
+        Ok(self
+            .recent_commits(depth)
+            .await?
+            .into_iter()
             .filter(|(_, info)| {
                 info.info.get(COMMIT_PIPELINE_KEY).and_then(|v| v.as_str()) == Some(app_id)
             })
-            .filter_map(|(i, info)| {
+            .filter_map(|(version, info)| {
                 Some(PipelineCommit {
-                    version: latest - i as i64,
+                    version,
                     batch_id: info.info.get(COMMIT_BATCH_KEY)?.as_i64()?,
                     timestamp_ms: info.timestamp,
                     files: info
@@ -769,6 +783,15 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
         ])
+    }
+
+    /// The table at `url`, created with [`schema`].
+    async fn created(url: &Url) -> DeltaSink {
+        let mut sink = DeltaSink::open(url, &HashMap::new()).await.expect("open");
+        sink.create(&schema(), &[], &BTreeMap::new())
+            .await
+            .expect("create");
+        sink
     }
 
     fn batch(ids: &[i64]) -> RecordBatch {
@@ -837,10 +860,7 @@ mod tests {
     async fn a_batch_commit_can_add_columns() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
-        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        sink.create(&schema(), &[], &BTreeMap::new())
-            .await
-            .expect("create");
+        let mut sink = created(&url).await;
         let mut before = sink.writer(64 << 20).expect("writer");
         before.write(batch(&[1])).await.expect("write");
         let mut staged = before.finish().await.expect("finish");
@@ -926,10 +946,7 @@ mod tests {
         use arrow::datatypes::TimeUnit;
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
-        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        sink.create(&schema(), &[], &BTreeMap::new())
-            .await
-            .expect("create");
+        let mut sink = created(&url).await;
         assert_eq!(protocol_json(&sink)["minReaderVersion"], 1);
         let ntz = with_field(Field::new(
             "at",
@@ -968,11 +985,7 @@ mod tests {
     async fn a_stale_batch_never_replaces_a_column_type_and_keeps_others_columns() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
-        let mut first = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        first
-            .create(&schema(), &[], &BTreeMap::new())
-            .await
-            .expect("create");
+        let mut first = created(&url).await;
         let mut second = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         // The first writer adds x as a string; the second, which read the table before,
         // adds x as a number.
@@ -1035,11 +1048,7 @@ mod tests {
     async fn a_merge_casts_to_a_column_another_writer_added() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
-        let mut first = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        first
-            .create(&schema(), &[], &BTreeMap::new())
-            .await
-            .expect("create");
+        let mut first = created(&url).await;
         let mut second = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         commit_with(
             &mut first,

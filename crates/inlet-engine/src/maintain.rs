@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use inlet_delta::maintenance::{CleanupOutcome, CompactOptions, CompactOutcome, VacuumOptions};
+use inlet_delta::maintenance::{
+    CleanupOutcome, CompactOptions, CompactOutcome, FileStats, VacuumOptions,
+};
 use inlet_delta::SinkError;
 use tracing::{debug, info, warn};
 
@@ -80,7 +82,7 @@ impl Pipeline {
             return;
         };
         match tokio::time::timeout(FINISH_WAIT, &mut task).await {
-            Ok(outcome) => self.compaction_done(outcome).await,
+            Ok(outcome) => self.compaction_done(joined(outcome)).await,
             Err(_) => {
                 task.abort();
                 warn!(
@@ -91,16 +93,31 @@ impl Pipeline {
         }
     }
 
-    /// Reports a compaction that ran beside the batches.
-    async fn compaction_done(
-        &mut self,
-        outcome: Result<Result<CompactOutcome, SinkError>, tokio::task::JoinError>,
-    ) {
+    /// Waits for the compaction running beside the batches, if any, and reports it.
+    async fn settle_compaction(&mut self) {
+        if let Some(task) = self.upkeep.compacting.take() {
+            let outcome = task.await;
+            self.compaction_done(joined(outcome)).await;
+        }
+    }
+
+    /// Reports a compaction's outcome. A failure (a concurrent writer won, or storage
+    /// failed) gives way: the next batch tries again.
+    async fn compaction_done(&mut self, outcome: Result<CompactOutcome, String>) {
         match outcome {
-            Ok(Ok(outcome)) => self.compacted(outcome).await,
-            Ok(Err(e)) => self.maintenance_failed("compaction", &e),
+            Ok(outcome) => self.compacted(outcome).await,
             Err(e) => self.maintenance_failed("compaction", &e),
         }
+    }
+
+    /// Tells the observers the table's data files.
+    fn report_files(&self, stats: &FileStats) {
+        self.events
+            .emit(Event::Maintenance(Maintenance::TableFiles {
+                files: stats.files,
+                bytes: stats.bytes,
+                small_files: stats.small_files,
+            }));
     }
 
     /// Compacts the partitions (up to [`PARTITIONS_PER_ROUND`]) holding at least
@@ -109,15 +126,15 @@ impl Pipeline {
     /// it is not held back); a MERGE table's runs between batches, since a MERGE rewriting
     /// the files a compaction replaces would lose the race and be replayed whole.
     async fn auto_compact(&mut self) {
-        if let Some(task) = &self.upkeep.compacting {
-            if !task.is_finished() {
-                return;
-            }
-            if let Some(task) = self.upkeep.compacting.take() {
-                let outcome = task.await;
-                self.compaction_done(outcome).await;
-            }
+        if self
+            .upkeep
+            .compacting
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+        {
+            return;
         }
+        self.settle_compaction().await;
         let m = &self.cfg.maintenance;
         let target = self.cfg.sink.target_file_size;
         let small_below = m.small_below(target);
@@ -125,12 +142,7 @@ impl Pipeline {
             Ok(s) => s,
             Err(e) => return self.maintenance_failed("compaction", &e),
         };
-        self.events
-            .emit(Event::Maintenance(Maintenance::TableFiles {
-                files: stats.files,
-                bytes: stats.bytes,
-                small_files: stats.small_files,
-            }));
+        self.report_files(&stats);
         let due: Vec<_> = stats
             .partitions
             .iter()
@@ -161,11 +173,8 @@ impl Pipeline {
             return;
         }
         let outcome = self.sink.compact(&options, hook).await;
-        match outcome {
-            Ok(outcome) => self.compacted(outcome).await,
-            // A concurrent writer won, or storage failed: give way, try after the next batch.
-            Err(e) => self.maintenance_failed("compaction", &e),
-        }
+        self.compaction_done(outcome.map_err(|e| e.to_string()))
+            .await;
     }
 
     /// Reports a committed (or empty) compaction, then the log upkeep its commit may need.
@@ -205,12 +214,7 @@ impl Pipeline {
             .maintenance
             .small_below(self.cfg.sink.target_file_size);
         if let Ok(after) = self.sink.file_stats(small_below) {
-            self.events
-                .emit(Event::Maintenance(Maintenance::TableFiles {
-                    files: after.files,
-                    bytes: after.bytes,
-                    small_files: after.small_files,
-                }));
+            self.report_files(&after);
         }
         self.upkeep_log().await;
     }
@@ -238,10 +242,7 @@ impl Pipeline {
         // A compaction beside the batches has files no version references yet: VACUUM
         // waits for its commit (with a table retention shorter than a compaction, it could
         // otherwise delete them).
-        if let Some(task) = self.upkeep.compacting.take() {
-            let outcome = task.await;
-            self.compaction_done(outcome).await;
-        }
+        self.settle_compaction().await;
         // Recorded first: a VACUUM that fails (e.g. DeleteObject denied) waits a whole
         // interval rather than retrying after every batch.
         if let Err(e) = self.checkpoint.set_meta(LAST_VACUUM_KEY, &now.to_string()) {
@@ -281,5 +282,16 @@ impl Pipeline {
             what,
             error: error.to_string(),
         }));
+    }
+}
+
+/// A compaction task's outcome, its own error or the task's (a panic), as one result.
+fn joined(
+    outcome: Result<Result<CompactOutcome, SinkError>, tokio::task::JoinError>,
+) -> Result<CompactOutcome, String> {
+    match outcome {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }

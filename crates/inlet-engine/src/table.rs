@@ -130,14 +130,10 @@ pub async fn set_properties(
     properties: BTreeMap<String, String>,
 ) -> Result<Option<i64>> {
     inlet_delta::properties::check_properties(&properties).map_err(EngineError::Usage)?;
-    if cfg.sink.mode == crate::config::SinkMode::Merge
-        && properties
-            .get("delta.appendOnly")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-    {
-        return Err(EngineError::Usage(
-            "delta.appendOnly = true is refused: this pipeline's mode = \"merge\" updates and deletes rows, which an append-only table refuses".into(),
-        ));
+    if cfg.sink.mode == crate::config::SinkMode::Merge {
+        inlet_delta::properties::check_for_merge(&properties).map_err(|reason| {
+            EngineError::Usage(format!("delta.appendOnly = true is refused: {reason}"))
+        })?;
     }
     let _lock = locked(&mut cfg).await?;
     let mut sink = existing_table(&cfg).await?;

@@ -9,7 +9,6 @@ use std::time::Instant;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::{DeltaTableError, FilterOp, FilterValue};
-use futures::TryStreamExt;
 
 use super::{MaintenanceStep, StepHook, Steps};
 use crate::sink::version_i64;
@@ -200,9 +199,8 @@ impl DeltaSink {
         if let Some(hook) = hook {
             builder = builder.with_custom_execute_handler(Arc::new(Steps {
                 hook,
-                start: Some(MaintenanceStep::CompactStart),
-                committed: Some(MaintenanceStep::CompactCommitted),
-                done: None,
+                start: MaintenanceStep::CompactStart,
+                committed: MaintenanceStep::CompactCommitted,
             }));
         }
         match builder.await {
@@ -235,23 +233,12 @@ impl DeltaSink {
 
     /// The version of the compaction commit tagged `id` among the newest commits.
     async fn find_compaction(&mut self, id: &str) -> Result<Option<i64>, SinkError> {
-        self.refresh().await?;
-        let Some(latest) = self.version() else {
-            return Ok(None);
-        };
-        let infos: Vec<_> = self
-            .loaded()?
-            .history(Some(20))
-            .try_collect()
-            .await
-            .map_err(|source| SinkError::History {
-                url: self.url().to_string(),
-                source,
-            })?;
-        Ok(infos
-            .iter()
-            .position(|i| i.info.get(COMPACTION_KEY).and_then(|v| v.as_str()) == Some(id))
-            .map(|i| latest - i as i64))
+        Ok(self
+            .recent_commits(Some(20))
+            .await?
+            .into_iter()
+            .find(|(_, i)| i.info.get(COMPACTION_KEY).and_then(|v| v.as_str()) == Some(id))
+            .map(|(version, _)| version))
     }
 
     fn compact_err(&self, source: DeltaTableError) -> SinkError {

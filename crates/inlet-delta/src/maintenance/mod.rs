@@ -30,12 +30,11 @@ pub enum MaintenanceStep {
 pub type StepHook = Arc<dyn Fn(MaintenanceStep) + Send + Sync>;
 
 /// Runs `hook` at delta-rs's execution points of one operation (`start` before anything is
-/// written, `committed` when the first commit has landed, `done` at the end).
+/// written, `committed` when its commit has landed).
 struct Steps {
     hook: StepHook,
-    start: Option<MaintenanceStep>,
-    committed: Option<MaintenanceStep>,
-    done: Option<MaintenanceStep>,
+    start: MaintenanceStep,
+    committed: MaintenanceStep,
 }
 
 #[async_trait::async_trait]
@@ -45,9 +44,7 @@ impl deltalake::operations::CustomExecuteHandler for Steps {
         _: &deltalake::logstore::LogStoreRef,
         _: uuid::Uuid,
     ) -> deltalake::DeltaResult<()> {
-        if let Some(s) = self.start {
-            (self.hook)(s);
-        }
+        (self.hook)(self.start);
         Ok(())
     }
 
@@ -56,9 +53,6 @@ impl deltalake::operations::CustomExecuteHandler for Steps {
         _: &deltalake::logstore::LogStoreRef,
         _: uuid::Uuid,
     ) -> deltalake::DeltaResult<()> {
-        if let Some(s) = self.done {
-            (self.hook)(s);
-        }
         Ok(())
     }
 
@@ -68,9 +62,7 @@ impl deltalake::operations::CustomExecuteHandler for Steps {
         _: bool,
         _: uuid::Uuid,
     ) -> deltalake::DeltaResult<()> {
-        if let Some(s) = self.committed {
-            (self.hook)(s);
-        }
+        (self.hook)(self.committed);
         Ok(())
     }
 

@@ -78,17 +78,10 @@ impl SinkSection {
                 check.bad("sink.properties", &format!("{key} = {value}"), &reason)
             })?;
         }
-        if self.mode == SinkMode::Merge
-            && self
-                .properties
-                .get("delta.appendOnly")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        {
-            return Err(check.bad(
-                "sink.properties",
-                "delta.appendOnly = true",
-                "mode = \"merge\" updates and deletes rows, which an append-only table refuses",
-            ));
+        if self.mode == SinkMode::Merge {
+            inlet_delta::properties::check_for_merge(&self.properties).map_err(|reason| {
+                check.bad("sink.properties", "delta.appendOnly = true", &reason)
+            })?;
         }
         match self.mode {
             SinkMode::Merge => {
