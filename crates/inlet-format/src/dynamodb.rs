@@ -41,18 +41,7 @@ pub(crate) fn stream_record(
     let Some(Value::Object(mut ddb)) = record.remove("dynamodb") else {
         return Err("no \"dynamodb\" object: not a DynamoDB stream record".into());
     };
-    let Some(Value::Object(keys)) = ddb.remove("Keys") else {
-        return Err("no dynamodb.Keys".into());
-    };
-    let mut row = item(keys, numbers)?;
-    if op != "REMOVE" {
-        match ddb.remove("NewImage") {
-            Some(Value::Object(image)) => row.extend(item(image, numbers)?),
-            Some(_) => return Err("dynamodb.NewImage is not an object".into()),
-            // KEYS_ONLY streams: the row is its keys.
-            None => {}
-        }
-    }
+    let mut row = change_row(&mut ddb, &op, numbers)?;
     let seq = match ddb.remove("SequenceNumber") {
         Some(Value::String(s)) => pad_seq(&s),
         Some(Value::Number(n)) => pad_seq(&n.to_string()),
@@ -65,6 +54,27 @@ pub(crate) fn stream_record(
         ddb.remove("ApproximateCreationDateTime")
             .unwrap_or(Value::Null),
     );
+    Ok(row)
+}
+
+/// A change's row from its `dynamodb` object: the keys and, unless the change is a REMOVE,
+/// the new image (a KEYS_ONLY stream has none: the row is its keys).
+pub(crate) fn change_row(
+    ddb: &mut Map<String, Value>,
+    op: &str,
+    numbers: NumberMode,
+) -> Result<Map<String, Value>, String> {
+    let Some(Value::Object(keys)) = ddb.remove("Keys") else {
+        return Err("no dynamodb.Keys".into());
+    };
+    let mut row = item(keys, numbers)?;
+    if op != "REMOVE" {
+        match ddb.remove("NewImage") {
+            Some(Value::Object(image)) => row.extend(item(image, numbers)?),
+            Some(_) => return Err("dynamodb.NewImage is not an object".into()),
+            None => {}
+        }
+    }
     Ok(row)
 }
 

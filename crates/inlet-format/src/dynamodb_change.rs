@@ -44,7 +44,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::dynamodb::{item, NumberMode, SEQ_WIDTH};
+use crate::dynamodb::{change_row, item, NumberMode, SEQ_WIDTH};
 
 /// The shapes `format = "dynamodb"` takes, for the error of a record that is none of them.
 pub(crate) const ACCEPTED_SHAPES: &str = "the dynamodb format takes stream records \
@@ -256,18 +256,7 @@ fn stream_or_kinesis_record(
             )
         }
     };
-    let Some(Value::Object(keys)) = ddb.remove("Keys") else {
-        return Err("no dynamodb.Keys".into());
-    };
-    let mut row = item(keys, numbers)?;
-    if op != "REMOVE" {
-        match ddb.remove("NewImage") {
-            Some(Value::Object(image)) => row.extend(item(image, numbers)?),
-            Some(_) => return Err("dynamodb.NewImage is not an object".into()),
-            // KEYS_ONLY streams: the row is its keys.
-            None => {}
-        }
-    }
+    let row = change_row(&mut ddb, &op, numbers)?;
     finish(row, &op, time, Rank::Change, tiebreak.as_deref(), event_id)
 }
 
