@@ -9,6 +9,7 @@ mod cli_errors;
 mod corpus;
 mod crash;
 mod disk;
+mod dv;
 mod dynamodb;
 mod embed;
 mod formats;

@@ -99,12 +99,29 @@ impl History {
 }
 
 pub(crate) fn merge_config(dir: &Path, id: &str, format: &str, extra_source: &str) -> PathBuf {
+    merge_config_as(dir, id, format, extra_source, "")
+}
+
+/// The two MERGE strategies, as `[sink]` lines.
+pub(crate) const STRATEGIES: [&str; 2] = [
+    "merge_strategy = \"deletion_vectors\"",
+    "merge_strategy = \"copy_on_write\"",
+];
+
+/// A MERGE config with `extra_sink` lines in `[sink]` (e.g. its merge strategy).
+pub(crate) fn merge_config_as(
+    dir: &Path,
+    id: &str,
+    format: &str,
+    extra_source: &str,
+    extra_sink: &str,
+) -> PathBuf {
     write_config(
         dir,
         &format!(
             "pipeline_id = \"{id}\"\n[source]\nurl = \"landing\"\nformat = \"{format}\"\n{extra_source}\n\
              [sink]\ntable = \"table\"\nmode = \"merge\"\nkeys = [\"tenant\", \"id\"]\nsequence_by = \"_seq\"\n\
-             delete_when = \"_op = 'REMOVE'\"\n[checkpoint]\nlocation = \"state-{id}\"\n"
+             delete_when = \"_op = 'REMOVE'\"\n{extra_sink}\n[checkpoint]\nlocation = \"state-{id}\"\n"
         ),
     )
 }
@@ -114,8 +131,13 @@ pub(crate) fn table_state(dir: &Path) -> Model {
         &format!("file://{}", dir.join("table").display()),
         &json!({}),
     );
+    model_of(&t.rows)
+}
+
+/// The model a table's rows (as a reader gave them) amount to; a key twice fails.
+pub(crate) fn model_of(rows: &[Value]) -> Model {
     let mut out = Model::new();
-    for r in &t.rows {
+    for r in rows {
         let key = (
             r["tenant"].as_str().expect("tenant").to_string(),
             r["id"].as_i64().expect("id"),
@@ -151,46 +173,82 @@ pub(crate) fn write_files(landing: &Path, names_and_texts: &[(String, String)]) 
 
 #[test]
 fn stream_history_in_one_run_equals_the_model() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let history = History::generate(10_000, 7);
-    let files = named_files(&history, 200, 11);
-    write_files(&tmp.path().join("landing"), &files);
-    let cfg = merge_config(
-        tmp.path(),
-        "ddb",
-        "dynamodb_stream",
-        "max_files_per_batch = 25",
-    );
-    let out = drain(&cfg, &["--json"], &[]);
-    let stats: Value = serde_json::from_str(out.trim()).expect("json");
-    assert_eq!(stats["files"], 200);
-    let state = table_state(tmp.path());
-    assert_eq!(state.len(), history.model.len());
-    assert!(state == history.model, "table differs from the model");
+    for strategy in STRATEGIES {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let history = History::generate(10_000, 7);
+        let files = named_files(&history, 200, 11);
+        write_files(&tmp.path().join("landing"), &files);
+        let cfg = merge_config_as(
+            tmp.path(),
+            "ddb",
+            "dynamodb_stream",
+            "max_files_per_batch = 25",
+            strategy,
+        );
+        let out = drain(&cfg, &["--json"], &[]);
+        let stats: Value = serde_json::from_str(out.trim()).expect("json");
+        assert_eq!(stats["files"], 200);
+        let state = table_state(tmp.path());
+        assert_eq!(state.len(), history.model.len(), "{strategy}");
+        assert!(
+            state == history.model,
+            "{strategy}: table differs from the model"
+        );
+        assert_eq!(
+            deletion_vector_files(&tmp.path().join("table")) > 0,
+            strategy == STRATEGIES[0],
+            "{strategy}: deletion vector files written exactly by that strategy"
+        );
+    }
 }
 
 #[test]
 fn stream_history_in_fifty_small_runs_equals_the_model() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let history = History::generate(10_000, 99);
-    let files = named_files(&history, 200, 5);
-    let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
-    let landing = tmp.path().join("landing");
-    for chunk in files.chunks(4) {
-        write_files(&landing, chunk);
-        drain(&cfg, &[], &[]);
+    for strategy in STRATEGIES {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let history = History::generate(10_000, 99);
+        let files = named_files(&history, 200, 5);
+        let cfg = merge_config_as(tmp.path(), "ddb", "dynamodb_stream", "", strategy);
+        let landing = tmp.path().join("landing");
+        for chunk in files.chunks(4) {
+            write_files(&landing, chunk);
+            drain(&cfg, &[], &[]);
+        }
+        assert_eq!(files_json(&cfg).len(), 200);
+        let state = table_state(tmp.path());
+        assert_eq!(state.len(), history.model.len(), "{strategy}");
+        assert!(
+            state == history.model,
+            "{strategy}: table differs from the model"
+        );
     }
-    assert_eq!(files_json(&cfg).len(), 200);
-    let state = table_state(tmp.path());
-    assert_eq!(state.len(), history.model.len());
-    assert!(state == history.model, "table differs from the model");
+}
+
+/// The `deletion_vector_*.bin` files directly under a local table.
+pub(crate) fn deletion_vector_files(table: &Path) -> usize {
+    std::fs::read_dir(table)
+        .expect("table dir")
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("deletion_vector_")
+            })
+        })
+        .count()
 }
 
 #[test]
 fn older_updates_and_removes_lose_to_the_current_version() {
+    for strategy in STRATEGIES {
+        older_updates_and_removes_lose(strategy);
+    }
+}
+
+fn older_updates_and_removes_lose(strategy: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let landing = tmp.path().join("landing");
-    let cfg = merge_config(tmp.path(), "ddb", "dynamodb_stream", "");
+    let cfg = merge_config_as(tmp.path(), "ddb", "dynamodb_stream", "", strategy);
     let c = cfg.to_str().expect("utf8");
     let step = |name: &str, recs: &[Value]| {
         let text: String = recs.iter().map(|r| format!("{r}\n")).collect();
@@ -239,16 +297,24 @@ fn older_updates_and_removes_lose_to_the_current_version() {
 
 #[test]
 fn merge_survives_every_crash_point() {
-    for point in ["after-plan", "after-write", "after-commit", "after-record"] {
+    let common = ["after-plan", "after-write", "after-commit", "after-record"];
+    let dv_only = ["dv-rows-written", "dv-vectors-written"];
+    let cases = common
+        .iter()
+        .chain(&dv_only)
+        .map(|p| (STRATEGIES[0], *p))
+        .chain(common.iter().map(|p| (STRATEGIES[1], *p)));
+    for (strategy, point) in cases {
         let tmp = tempfile::tempdir().expect("tempdir");
         let history = History::generate(300, 3);
         let files = named_files(&history, 12, 4);
         write_files(&tmp.path().join("landing"), &files);
-        let cfg = merge_config(
+        let cfg = merge_config_as(
             tmp.path(),
             "ddb",
             "dynamodb_stream",
             "max_files_per_batch = 4",
+            strategy,
         );
         let c = cfg.to_str().expect("utf8");
         // First batch commits, then the crash hits the second.
@@ -259,12 +325,12 @@ fn merge_survives_every_crash_point() {
         );
         assert!(
             !out.status.success(),
-            "{point}: the fault point must kill the run"
+            "{strategy} {point}: the fault point must kill the run"
         );
         run_ok(&["run", "--config", c, "--available-now"], &[]);
         assert!(
             table_state(tmp.path()) == history.model,
-            "{point}: table differs from the model"
+            "{strategy} {point}: table differs from the model"
         );
     }
 }

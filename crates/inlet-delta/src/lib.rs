@@ -2,6 +2,7 @@
 //! commit them (or MERGE by key) together with the pipeline's `txn` action so that each
 //! batch lands once.
 
+pub mod dv;
 mod error;
 pub mod maintenance;
 mod merge;
@@ -14,7 +15,7 @@ mod writer;
 
 pub use deltalake::DeltaTableError;
 pub use error::{store_transient, transient_text, SinkError};
-pub use merge::{MergeOutcome, MergeSpec};
+pub use merge::{MergeOutcome, MergeSpec, MergeStrategy};
 pub use reconcile::{same_type, TypeConflict};
 pub use repair::{repair_protocol, RepairOutcome};
 pub use sink::{

@@ -23,7 +23,26 @@ pub struct MergeSpec {
     pub sequence_by: String,
     /// A SQL predicate over the batch's columns, e.g. `_op = 'REMOVE'`.
     pub delete_when: Option<String>,
+    /// How replaced rows leave the table.
+    pub strategy: MergeStrategy,
+    /// Size of the data files a merge-on-read MERGE writes, bytes.
+    pub target_file_size: u64,
 }
+
+/// How a MERGE removes the rows it replaces or deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergeStrategy {
+    /// Marked in deletion vectors beside their files; only new row versions are written
+    /// (merge-on-read). Used when the table has deletion vectors enabled, else copy-on-write.
+    #[default]
+    DeletionVectors,
+    /// Every file holding a matched row is rewritten whole (delta-rs's MERGE).
+    CopyOnWrite,
+}
+
+/// Attempts of a merge-on-read MERGE before its conflict goes to the caller: each attempt
+/// after a lost race re-reads the table and plans again.
+const DV_ATTEMPTS: usize = 3;
 
 /// What one MERGE did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,6 +110,24 @@ impl DeltaSink {
             .map(|b| crate::writer::empty_partition_values_to_null(b, &partition_by))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| merge_err(e.into()))?;
+        if spec.strategy == MergeStrategy::DeletionVectors && self.deletion_vectors_enabled() {
+            let source = arrow::compute::concat_batches(&batches[0].schema(), &batches)
+                .map_err(|e| merge_err(e.into()))?;
+            let mut attempt = 1;
+            loop {
+                match self
+                    .merge_deletion_vectors(app_id, batch_id, source.clone(), spec, files)
+                    .await
+                {
+                    Err(e) if attempt < DV_ATTEMPTS && lost_race(&e) => {
+                        tracing::info!(attempt, error = %e, "the table changed during the MERGE; planning it again");
+                        attempt += 1;
+                        self.refuse_committed(app_id, batch_id).await?;
+                    }
+                    other => return other,
+                }
+            }
+        }
         let table = self.loaded()?.clone();
 
         let ctx = SessionContext::new();
@@ -177,6 +214,25 @@ impl DeltaSink {
             files_skipped: metrics.num_target_files_skipped_during_scan as u64,
         })
     }
+}
+
+/// Whether a MERGE commit failed because another commit landed since its snapshot.
+fn lost_race(e: &SinkError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        e,
+        SinkError::Commit {
+            source: DeltaTableError::Transaction {
+                source: TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_)
+            },
+            ..
+        } | SinkError::Commit {
+            source: DeltaTableError::VersionAlreadyExists(_),
+            ..
+        }
+    )
 }
 
 /// `batches` with each column the table also has in the table's type: another writer may

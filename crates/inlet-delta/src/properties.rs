@@ -25,6 +25,7 @@ const ACCEPTED: &[(&str, Kind)] = &[
     ("delta.dataSkippingStatsColumns", Kind::Text),
     ("delta.deletedFileRetentionDuration", Kind::Interval),
     ("delta.enableChangeDataFeed", Kind::Bool),
+    ("delta.enableDeletionVectors", Kind::Bool),
     ("delta.enableExpiredLogCleanup", Kind::Bool),
     (
         "delta.isolationLevel",
@@ -37,7 +38,6 @@ const ACCEPTED: &[(&str, Kind)] = &[
 const REFUSED: &[(&str, &str)] = &[
     ("delta.setTransactionRetentionDuration", "it expires the txn actions by which inlet knows which batches the table holds, so a replayed batch could be committed twice"),
     ("delta.columnMapping.mode", "inlet cannot add columns to a column-mapped table (schema evolution would fail)"),
-    ("delta.enableDeletionVectors", "inlet's MERGE does not write deletion vectors yet"),
     ("delta.checkpointPolicy", "v2 checkpoints are not written by inlet"),
     ("delta.enableRowTracking", "inlet cannot write tables with row tracking"),
     ("delta.enableTypeWidening", "inlet cannot write tables with type widening"),

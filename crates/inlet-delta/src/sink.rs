@@ -67,6 +67,8 @@ pub struct DeltaSink {
     storage_options: HashMap<String, String>,
     /// The newest Delta checkpoint's version once read (`Some(None)`: none yet).
     pub(crate) last_checkpoint: Option<Option<i64>>,
+    /// Called at the steps of a merge-on-read MERGE (test fault points).
+    step_hook: Option<crate::maintenance::StepHook>,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -91,6 +93,7 @@ impl DeltaSink {
             url: url.clone(),
             storage_options: storage_options.clone(),
             last_checkpoint: None,
+            step_hook: None,
         };
         let missing_local_dir = url.to_file_path().is_ok_and(|dir| !dir.exists());
         if !missing_local_dir {
@@ -201,7 +204,43 @@ impl DeltaSink {
             url: self.url.clone(),
             storage_options: self.storage_options.clone(),
             last_checkpoint: None,
+            step_hook: self.step_hook.clone(),
         }
+    }
+
+    /// Calls `hook` at the steps of each merge-on-read MERGE (test fault points).
+    pub fn set_step_hook(&mut self, hook: Option<crate::maintenance::StepHook>) {
+        self.step_hook = hook;
+    }
+
+    pub(crate) fn step(&self, step: crate::maintenance::MaintenanceStep) {
+        if let Some(hook) = &self.step_hook {
+            hook(step);
+        }
+    }
+
+    /// Whether a MERGE may write deletion vectors into the loaded table: its protocol has
+    /// the `deletionVectors` writer feature and `delta.enableDeletionVectors` is true, and
+    /// it does not map column names (the key scan reads columns by their names).
+    pub fn deletion_vectors_enabled(&self) -> bool {
+        let Ok(table) = self.loaded() else {
+            return false;
+        };
+        let Ok(snapshot) = table.snapshot() else {
+            return false;
+        };
+        let properties = self.properties();
+        let on = |k: &str| {
+            properties
+                .get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        let mapped = properties
+            .get("delta.columnMapping.mode")
+            .is_some_and(|m| !m.trim().eq_ignore_ascii_case("none"));
+        let declared = crate::protocol::ProtocolState::of(snapshot.protocol())
+            .is_ok_and(|p| p.supports("deletionVectors"));
+        on("delta.enableDeletionVectors") && declared && !mapped
     }
 
     /// The loaded table, or [`SinkError::NotCreated`].
@@ -1072,6 +1111,8 @@ mod tests {
             keys: vec!["id".into()],
             sequence_by: "id".into(),
             delete_when: None,
+            strategy: crate::MergeStrategy::CopyOnWrite,
+            target_file_size: 128 << 20,
         };
         second
             .merge_batch("second", 1, vec![rows], &spec, &[])

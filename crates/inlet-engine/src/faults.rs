@@ -22,11 +22,15 @@ pub enum FaultPoint {
     VacuumStarted,
     /// VACUUM deleted its files and committed its end.
     VacuumDone,
+    /// A merge-on-read MERGE wrote its new rows, no deletion vector yet.
+    DvRowsWritten,
+    /// A merge-on-read MERGE wrote its deletion vectors, not committed.
+    DvVectorsWritten,
 }
 
 impl FaultPoint {
     /// Every point with its command-line name.
-    pub const ALL: [(&'static str, FaultPoint); 8] = [
+    pub const ALL: [(&'static str, FaultPoint); 10] = [
         ("after-plan", Self::AfterPlan),
         ("after-write", Self::AfterWrite),
         ("after-commit", Self::AfterCommit),
@@ -35,6 +39,8 @@ impl FaultPoint {
         ("compact-committed", Self::CompactCommitted),
         ("vacuum-started", Self::VacuumStarted),
         ("vacuum-done", Self::VacuumDone),
+        ("dv-rows-written", Self::DvRowsWritten),
+        ("dv-vectors-written", Self::DvVectorsWritten),
     ];
 }
 
@@ -76,6 +82,8 @@ impl Faults {
                 Step::CompactCommitted => FaultPoint::CompactCommitted,
                 Step::VacuumStarted => FaultPoint::VacuumStarted,
                 Step::VacuumDone => FaultPoint::VacuumDone,
+                Step::MergeRowsWritten => FaultPoint::DvRowsWritten,
+                Step::MergeVectorsWritten => FaultPoint::DvVectorsWritten,
             })
         }))
     }

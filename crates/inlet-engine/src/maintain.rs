@@ -153,16 +153,42 @@ impl Pipeline {
             .take(PARTITIONS_PER_ROUND)
             .map(|p| p.values.clone())
             .collect();
-        if due.is_empty() {
+        // Deletion vectors hiding much of a file: a purge rewrites it (MERGE tables only;
+        // an append never writes a deletion vector).
+        let purge = self.cfg.sink.mode == SinkMode::Merge
+            && self
+                .sink
+                .deleted_rows(m.purge_deleted_fraction)
+                .is_ok_and(|d| d.files_over > 0);
+        if due.is_empty() && !purge {
             return;
         }
         let unpartitioned = due.iter().all(Vec::is_empty);
         let options = CompactOptions {
             target_size: target,
-            partitions: (!unpartitioned).then_some(due),
+            partitions: (!unpartitioned).then_some(due.clone()),
             zorder_by: Vec::new(),
             max_concurrent: 1,
+            purge_deleted_fraction: purge.then_some(m.purge_deleted_fraction),
         };
+        // Only the purge is due: no bin-packing pass over a table with few small files.
+        if due.is_empty() {
+            let outcome = self
+                .sink
+                .purge_deletion_vectors(m.purge_deleted_fraction, target)
+                .await
+                .map(|p| CompactOutcome {
+                    version: p.version,
+                    files_removed: p.files_rewritten,
+                    files_added: p.files_added,
+                    files_purged: p.files_rewritten,
+                    deleted_rows_dropped: p.rows_dropped,
+                    ..Default::default()
+                });
+            return self
+                .compaction_done(outcome.map_err(|e| e.to_string()))
+                .await;
+        }
         let hook = self.faults.maintenance_hook();
         if self.cfg.sink.mode == SinkMode::Append {
             let sink = self.sink.second_handle();
@@ -184,6 +210,8 @@ impl Pipeline {
                 version = ?outcome.version,
                 files_removed = outcome.files_removed,
                 files_added = outcome.files_added,
+                files_purged = outcome.files_purged,
+                deleted_rows_dropped = outcome.deleted_rows_dropped,
                 seconds = outcome.seconds,
                 "small files compacted"
             );

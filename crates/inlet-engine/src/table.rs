@@ -81,6 +81,7 @@ pub async fn optimize(mut cfg: Config, request: OptimizeRequest) -> Result<Compa
             .map(|p| vec![p.into_iter().map(|(c, v)| (c, Some(v))).collect()]),
         zorder_by: request.zorder_by,
         max_concurrent: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        purge_deleted_fraction: Some(cfg.maintenance.purge_deleted_fraction),
     };
     let outcome = sink
         .compact(

@@ -132,6 +132,17 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
             cfg.sink.sequence_by.as_deref().unwrap_or("-"),
             cfg.sink.delete_when.as_deref().unwrap_or("-")
         ));
+        let decision = cfg
+            .sink
+            .merge_strategy_for(sink.version().map(|_| sink.deletion_vectors_enabled()));
+        out.push_str(&format!(
+            "            merge strategy {} ({})\n",
+            match decision.strategy {
+                inlet_delta::MergeStrategy::DeletionVectors => "deletion_vectors",
+                inlet_delta::MergeStrategy::CopyOnWrite => "copy_on_write",
+            },
+            decision.why
+        ));
     }
     out.push_str(&format!(
         "schema      evolution {}, rescued data column {}\n",

@@ -55,6 +55,9 @@ pub struct CompactOptions {
     pub zorder_by: Vec<String>,
     /// Bins rewritten at once (each holds up to `target_size` of data in flight).
     pub max_concurrent: usize,
+    /// First rewrite the files whose deletion vectors hide at least this share of their
+    /// rows (`None`: leave them).
+    pub purge_deleted_fraction: Option<f64>,
 }
 
 /// What a compaction did.
@@ -72,6 +75,10 @@ pub struct CompactOutcome {
     pub post_commit_error: Option<String>,
     /// Some partitions were compacted (their commits stand), then one failed with this.
     pub partial_error: Option<String>,
+    /// Files rewritten to drop the rows their deletion vectors hid (counted in
+    /// `files_removed` too), and those rows.
+    pub files_purged: u64,
+    pub deleted_rows_dropped: u64,
 }
 
 impl DeltaSink {
@@ -130,6 +137,16 @@ impl DeltaSink {
     ) -> Result<CompactOutcome, SinkError> {
         let started = Instant::now();
         let mut total = CompactOutcome::default();
+        if let Some(fraction) = options.purge_deleted_fraction {
+            let purged = self
+                .purge_deletion_vectors(fraction, options.target_size)
+                .await?;
+            total.version = purged.version;
+            total.files_purged = purged.files_rewritten;
+            total.files_removed = purged.files_rewritten;
+            total.files_added = purged.files_added;
+            total.deleted_rows_dropped = purged.rows_dropped;
+        }
         let groups: Vec<PartitionValues> = match &options.partitions {
             None => vec![Vec::new()],
             Some(list) => list.clone(),

@@ -13,7 +13,7 @@ pub use describe::{TableDescription, HISTORY_SEARCHED};
 pub use logs::{CleanupOutcome, DEFAULT_CHECKPOINT_INTERVAL};
 pub use vacuum::{VacuumOptions, VacuumOutcome};
 
-/// A step of a maintenance operation, for test fault points and progress.
+/// A step of a maintenance operation or a merge-on-read MERGE, for test fault points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaintenanceStep {
     /// Compaction planned, nothing written yet.
@@ -24,6 +24,10 @@ pub enum MaintenanceStep {
     VacuumStarted,
     /// VACUUM deleted its files and its end commit landed.
     VacuumDone,
+    /// A merge-on-read MERGE wrote its new rows, no deletion vector yet.
+    MergeRowsWritten,
+    /// A merge-on-read MERGE wrote its deletion vectors, not committed.
+    MergeVectorsWritten,
 }
 
 /// Called at each [`MaintenanceStep`] of an operation.
@@ -128,6 +132,7 @@ mod tests {
                     partitions: None,
                     zorder_by: Vec::new(),
                     max_concurrent: 1,
+                    purge_deleted_fraction: None,
                 },
                 None,
             )

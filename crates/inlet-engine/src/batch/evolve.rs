@@ -147,7 +147,7 @@ impl Pipeline {
             .create(
                 &created,
                 &self.cfg.sink.partition_by,
-                &self.cfg.sink.properties,
+                &self.cfg.sink.create_properties(),
             )
             .await?;
         info!(columns = created.fields().len(), table = %self.cfg.table_url, "created Delta table");

@@ -266,10 +266,19 @@ impl Pipeline {
         output: Vec<RecordBatch>,
         files: Vec<BatchFile>,
     ) -> Result<(u64, Option<i64>)> {
+        let decision = self
+            .cfg
+            .sink
+            .merge_strategy_for(Some(self.sink.deletion_vectors_enabled()));
+        if decision.upgrade {
+            self.enable_deletion_vectors().await?;
+        }
         let spec = MergeSpec {
             keys: self.cfg.sink.keys.clone(),
             sequence_by: self.cfg.sink.sequence_by.clone().unwrap_or_default(),
             delete_when: self.cfg.sink.delete_when.clone(),
+            strategy: decision.strategy,
+            target_file_size: self.cfg.sink.target_file_size,
         };
         let started = std::time::Instant::now();
         let latest = inlet_transform::latest_per_key(
@@ -340,6 +349,7 @@ impl Pipeline {
             "tombstones checked"
         );
         let started = std::time::Instant::now();
+        self.sink.set_step_hook(self.faults.maintenance_hook());
         let merged = self
             .sink
             .merge_batch(&self.cfg.pipeline_id, batch_id, kept, &spec, &files)
@@ -362,6 +372,25 @@ impl Pipeline {
             }
             Err(e) => Ok((rows, self.already_committed(batch_id, e).await?)),
         }
+    }
+}
+
+impl Pipeline {
+    /// Upgrades the table to deletion vectors (`sink.merge_strategy = "deletion_vectors"`
+    /// asked for it explicitly), warning that readers without them can no longer read it.
+    async fn enable_deletion_vectors(&mut self) -> Result<()> {
+        warn!(
+            table = %self.cfg.table_url,
+            "sink.merge_strategy = \"deletion_vectors\": enabling deletion vectors on the table (protocol reader 3 / writer 7, feature deletionVectors). Readers without deletion-vector support can no longer read it: Delta Lake for Spark before 2.3, Trino and Presto/Athena versions before their deletion-vector support, and tools built on delta-rs or Delta Standalone releases that predate it"
+        );
+        let properties = std::collections::BTreeMap::from([(
+            "delta.enableDeletionVectors".to_string(),
+            "true".to_string(),
+        )]);
+        if let Some(version) = self.sink.set_properties(&properties).await? {
+            info!(version, "deletion vectors enabled on the table");
+        }
+        Ok(())
     }
 }
 

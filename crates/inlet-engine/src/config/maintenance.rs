@@ -28,6 +28,10 @@ pub struct MaintenanceSection {
     /// `delta.checkpointInterval`. Default 10.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: u64,
+    /// A data file whose deletion vector hides at least this share of its rows is rewritten
+    /// without them by compaction. Default 0.2.
+    #[serde(default = "default_purge_fraction")]
+    pub purge_deleted_fraction: f64,
 }
 
 impl Default for MaintenanceSection {
@@ -38,6 +42,7 @@ impl Default for MaintenanceSection {
             small_file_fraction: default_fraction(),
             vacuum_interval: default_vacuum(),
             checkpoint_interval: default_checkpoint_interval(),
+            purge_deleted_fraction: default_purge_fraction(),
         }
     }
 }
@@ -56,6 +61,13 @@ impl MaintenanceSection {
                 "maintenance.small_file_fraction",
                 &self.small_file_fraction.to_string(),
                 "must be above 0 and at most 1 (of sink.target_file_size)",
+            ));
+        }
+        if !(self.purge_deleted_fraction > 0.0 && self.purge_deleted_fraction <= 1.0) {
+            return Err(check.bad(
+                "maintenance.purge_deleted_fraction",
+                &self.purge_deleted_fraction.to_string(),
+                "must be above 0 and at most 1 (of a file's rows)",
             ));
         }
         if self.checkpoint_interval == 0 {
@@ -107,4 +119,8 @@ const fn default_vacuum() -> Option<Duration> {
 }
 const fn default_checkpoint_interval() -> u64 {
     10
+}
+
+const fn default_purge_fraction() -> f64 {
+    0.2
 }

@@ -18,7 +18,10 @@ use url::Url;
 
 pub use maintenance::MaintenanceSection;
 pub use schema::SchemaSection;
-pub use sink::{CheckpointSection, SinkMode, SinkSection, TransformSection, TriggerSection};
+pub use sink::{
+    CheckpointSection, MergeStrategyChoice, SinkMode, SinkSection, StrategyDecision,
+    TransformSection, TriggerSection,
+};
 pub use source::{
     CleanSource, CleanSourceKind, Discovery, DiscoveryKind, Notifications, Source, SourceSection,
 };

@@ -18,6 +18,25 @@ pub enum SinkMode {
     Merge,
 }
 
+/// `[sink] merge_strategy`: how a MERGE removes the rows it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeStrategyChoice {
+    /// Mark replaced rows in deletion vectors; write only new row versions.
+    DeletionVectors,
+    /// Rewrite every file holding a replaced row.
+    CopyOnWrite,
+}
+
+/// The MERGE strategy a run uses on a table, and why, for `validate` and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrategyDecision {
+    pub strategy: inlet_delta::MergeStrategy,
+    /// An existing table without deletion vectors is upgraded first (asked explicitly).
+    pub upgrade: bool,
+    pub why: &'static str,
+}
+
 /// `[transform]`: the SQL each batch goes through.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +61,9 @@ pub struct SinkSection {
     pub sequence_by: Option<String>,
     /// `merge`: a SQL predicate over the batch's columns; rows where it holds delete.
     pub delete_when: Option<String>,
+    /// `merge`: `deletion_vectors` (merge-on-read) or `copy_on_write`. Unset: deletion
+    /// vectors for a table inlet creates or one that has them enabled, else copy-on-write.
+    pub merge_strategy: Option<MergeStrategyChoice>,
     /// `merge`: how long a delete's tombstone is kept to stop older updates reviving the
     /// row. Default 168 (7 days).
     #[serde(default = "default_tombstone_hours")]
@@ -92,6 +114,15 @@ impl SinkSection {
                         "mode = \"merge\" needs the key columns, e.g. keys = [\"id\"]",
                     ));
                 }
+                if self.merge_strategy == Some(MergeStrategyChoice::DeletionVectors)
+                    && self.deletion_vectors_property() == Some(false)
+                {
+                    return Err(check.bad(
+                        "sink.merge_strategy",
+                        "deletion_vectors",
+                        "contradicts sink.properties delta.enableDeletionVectors = false; remove one of them",
+                    ));
+                }
                 if self.sequence_by.as_deref().is_none_or(str::is_empty) {
                     return Err(check.bad(
                         "sink.sequence_by",
@@ -105,6 +136,7 @@ impl SinkSection {
                     ("sink.keys", !self.keys.is_empty()),
                     ("sink.sequence_by", self.sequence_by.is_some()),
                     ("sink.delete_when", self.delete_when.is_some()),
+                    ("sink.merge_strategy", self.merge_strategy.is_some()),
                 ] {
                     if set {
                         return Err(check.bad(
@@ -117,6 +149,74 @@ impl SinkSection {
             }
         }
         Ok(())
+    }
+}
+
+impl SinkSection {
+    /// `delta.enableDeletionVectors` as `sink.properties` sets it, if it does.
+    fn deletion_vectors_property(&self) -> Option<bool> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k.as_str() == "delta.enableDeletionVectors")
+            .map(|(_, v)| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// The properties of a table inlet creates: `sink.properties`, and for a MERGE table
+    /// whose strategy is not copy-on-write, deletion vectors enabled (as Databricks does for
+    /// new tables).
+    pub fn create_properties(&self) -> BTreeMap<String, String> {
+        let mut properties = self.properties.clone();
+        if self.mode == SinkMode::Merge
+            && self.merge_strategy != Some(MergeStrategyChoice::CopyOnWrite)
+            && self.deletion_vectors_property().is_none()
+        {
+            properties.insert("delta.enableDeletionVectors".into(), "true".into());
+        }
+        properties
+    }
+
+    /// The strategy a MERGE into a table uses: `table_has_vectors` is `None` while the
+    /// table does not exist (inlet creates it with [`Self::create_properties`]).
+    pub fn merge_strategy_for(&self, table_has_vectors: Option<bool>) -> StrategyDecision {
+        use inlet_delta::MergeStrategy::{CopyOnWrite, DeletionVectors};
+        let decision = |strategy, upgrade, why| StrategyDecision {
+            strategy,
+            upgrade,
+            why,
+        };
+        match (self.merge_strategy, table_has_vectors) {
+            (Some(MergeStrategyChoice::CopyOnWrite), _) => {
+                decision(CopyOnWrite, false, "sink.merge_strategy = \"copy_on_write\"")
+            }
+            (Some(MergeStrategyChoice::DeletionVectors), Some(false)) => decision(
+                DeletionVectors,
+                true,
+                "sink.merge_strategy = \"deletion_vectors\"; the table does not have deletion vectors yet and is upgraded (reader 3 / writer 7) by the first MERGE",
+            ),
+            (Some(MergeStrategyChoice::DeletionVectors), _) => {
+                decision(DeletionVectors, false, "sink.merge_strategy = \"deletion_vectors\"")
+            }
+            (None, None) if self.deletion_vectors_property() == Some(false) => decision(
+                CopyOnWrite,
+                false,
+                "sink.properties sets delta.enableDeletionVectors = false for the table inlet creates",
+            ),
+            (None, None) => decision(
+                DeletionVectors,
+                false,
+                "the default for a MERGE table inlet creates: it is created with deletion vectors",
+            ),
+            (None, Some(true)) => decision(
+                DeletionVectors,
+                false,
+                "the default: the table has deletion vectors enabled",
+            ),
+            (None, Some(false)) => decision(
+                CopyOnWrite,
+                false,
+                "the table has no deletion vectors; set sink.merge_strategy = \"deletion_vectors\" to upgrade it",
+            ),
+        }
     }
 }
 

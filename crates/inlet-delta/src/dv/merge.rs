@@ -1,0 +1,679 @@
+//! Merge-on-read MERGE: the rows a batch replaces or deletes are found by a scan of the key
+//! and sequence columns and marked in deletion vectors; only the new row versions are written.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use deltalake::datafusion::prelude::{lit, SessionContext};
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add, DeletionVectorDescriptor, Remove};
+use deltalake::protocol::{DeltaOperation, MergePredicate};
+use deltalake::DeltaTableError;
+use object_store::ObjectStore;
+use roaring::RoaringTreemap;
+
+use super::scan::{project, read_file, FileToRead, ScanError};
+use crate::maintenance::MaintenanceStep;
+use crate::merge::{MergeOutcome, MergeSpec};
+use crate::sink::{commit_properties, version_i64, DeltaSink};
+use crate::{BatchFile, SinkError};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The batch's keys, to look table rows up by.
+struct Probe {
+    keys: RowConverter,
+    seq: RowConverter,
+    /// Encoded key → the batch row holding it.
+    index: FastMap<Box<[u8]>, u32>,
+    /// The key and sequence columns, in the table's types.
+    columns: SchemaRef,
+    key_count: usize,
+}
+
+/// A live table row whose key the batch has.
+struct Hit {
+    row: u64,
+    source: u32,
+    /// The row's sequence value, encoded to compare as bytes; `None` when null.
+    seq: Option<Box<[u8]>>,
+}
+
+/// A data file that may hold the batch's keys.
+struct Candidate {
+    read: FileToRead,
+    add: Add,
+    remove: Remove,
+    dv: Option<DeletionVectorDescriptor>,
+}
+
+/// What scanning one file found.
+struct Scanned {
+    index: usize,
+    deleted: RoaringTreemap,
+    hits: Vec<Hit>,
+}
+
+impl DeltaSink {
+    /// One attempt of a merge-on-read MERGE of `source` (one row per key, cast to the
+    /// table's types): scan, write the new rows and the deletion vectors, commit. The commit
+    /// does not retry on its own: any commit that landed since the scan fails it with
+    /// `MaxCommitAttempts` (a compaction's remove has `dataChange = false`, which delta-rs's
+    /// conflict checker would let through, re-adding a file whose rows were rewritten).
+    pub(crate) async fn merge_deletion_vectors(
+        &mut self,
+        app_id: &str,
+        batch_id: i64,
+        source: RecordBatch,
+        spec: &MergeSpec,
+        files: &[BatchFile],
+    ) -> Result<MergeOutcome, SinkError> {
+        let url = self.url().to_string();
+        let fail = |detail: String| SinkError::Commit {
+            url: url.clone(),
+            source: DeltaTableError::Generic(detail),
+        };
+        let commit_err = |source| SinkError::Commit {
+            url: url.clone(),
+            source,
+        };
+        let table = self.loaded()?.clone();
+        let snapshot = table.snapshot().map_err(commit_err)?.clone();
+        let table_schema = snapshot.snapshot().arrow_schema();
+        let deletes = delete_flags(&source, spec.delete_when.as_deref())
+            .await
+            .map_err(|e| fail(format!("sink.delete_when: {e}")))?;
+        let probe = Arc::new(Probe::new(&source, &table_schema, spec).map_err(&fail)?);
+        let source_seq = probe
+            .seq
+            .convert_columns(&[source_column(&source, &spec.sequence_by).map_err(&fail)?])
+            .map_err(|e| fail(e.to_string()))?;
+        let source_seq_null = source_column(&source, &spec.sequence_by).map_err(&fail)?;
+
+        let bounds = KeyBounds::of(&source, &spec.keys);
+        let mut candidates = Vec::new();
+        let mut skipped = 0u64;
+        for file in snapshot.log_data().iter() {
+            let partition_values = file.partition_values_map();
+            if bounds.excludes(file.stats().as_deref(), &partition_values) {
+                skipped += 1;
+                continue;
+            }
+            #[allow(deprecated)]
+            let add = file.add_action();
+            candidates.push(Candidate {
+                read: FileToRead {
+                    path: file.object_store_path(),
+                    partition_values,
+                },
+                remove: file.remove_action(true),
+                dv: file.deletion_vector_descriptor(),
+                add,
+            });
+        }
+        let store = table.log_store().object_store(None);
+        let root_store = table.log_store().root_object_store(None);
+        let scanned = scan(&store, &root_store, &probe, &candidates).await?;
+
+        // Decide per hit, as the copy-on-write MERGE's clauses do: a matched row is replaced
+        // (or deleted) when the batch's sequence is not older; a batch row matching nothing
+        // is inserted unless it deletes.
+        let mut matched = vec![false; source.num_rows()];
+        let mut take: Vec<u32> = Vec::new();
+        let mut outcome = MergeOutcome {
+            files_scanned: candidates.len() as u64,
+            files_skipped: skipped,
+            ..Default::default()
+        };
+        let mut touched: Vec<(usize, RoaringTreemap)> = Vec::new();
+        for found in scanned {
+            let mut deleted = found.deleted.clone();
+            for hit in &found.hits {
+                let s = hit.source as usize;
+                matched[s] = true;
+                let not_older = match &hit.seq {
+                    None => true,
+                    Some(t) => {
+                        source_seq_null.is_valid(s) && source_seq.row(s).as_ref() >= t.as_ref()
+                    }
+                };
+                if !not_older {
+                    continue;
+                }
+                deleted.insert(hit.row);
+                if deletes.value(s) {
+                    outcome.deleted += 1;
+                } else {
+                    outcome.updated += 1;
+                    take.push(hit.source);
+                }
+            }
+            if deleted.len() > found.deleted.len() {
+                touched.push((found.index, deleted));
+            }
+        }
+        for (s, was_matched) in matched.iter().enumerate() {
+            if !was_matched && !deletes.value(s) {
+                outcome.inserted += 1;
+                take.push(u32::try_from(s).map_err(|e| fail(e.to_string()))?);
+            }
+        }
+
+        // The new row versions, then the vectors, then one commit of everything.
+        let mut new_adds = Vec::new();
+        if !take.is_empty() {
+            let indices = UInt32Array::from(take);
+            let rows = arrow::compute::take_record_batch(&source, &indices)
+                .map_err(|e| fail(e.to_string()))?;
+            let mut writer = self.writer(spec.target_file_size)?;
+            writer.write(rows).await?;
+            new_adds = writer.finish().await?.into_adds();
+        }
+        self.step(MaintenanceStep::MergeRowsWritten);
+        let mut actions: Vec<Action> = new_adds.into_iter().map(Action::Add).collect();
+        if !touched.is_empty() {
+            let (indices, vectors): (Vec<usize>, Vec<RoaringTreemap>) = touched.into_iter().unzip();
+            let written = super::format::write(&store, vectors)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            tracing::debug!(path = %written.path, files = indices.len(), "deletion vectors written");
+            for (i, dv) in indices.into_iter().zip(written.descriptors) {
+                let c = &candidates[i];
+                let mut add = c.add.clone();
+                add.deletion_vector = Some(dv);
+                add.data_change = true;
+                add.stats = add.stats.as_deref().map(loose_bounds);
+                actions.push(Action::Remove(c.remove.clone()));
+                actions.push(Action::Add(add));
+            }
+        }
+        self.step(MaintenanceStep::MergeVectorsWritten);
+        let operation = DeltaOperation::Merge {
+            predicate: None,
+            merge_predicate: Some(
+                spec.keys
+                    .iter()
+                    .map(|k| format!("target.{k} = source.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            ),
+            matched_predicates: vec![MergePredicate {
+                action_type: "update".into(),
+                predicate: Some("deletion vectors".into()),
+            }],
+            not_matched_predicates: vec![MergePredicate {
+                action_type: "insert".into(),
+                predicate: None,
+            }],
+            not_matched_by_source_predicates: vec![],
+        };
+        let finalized = CommitBuilder::from(commit_properties(app_id, batch_id, files))
+            .with_max_retries(0)
+            .with_actions(actions)
+            .build(Some(&snapshot), table.log_store(), operation)
+            .await
+            .map_err(commit_err)?;
+        outcome.version = version_i64(finalized.version());
+        self.set_state(finalized.snapshot());
+        Ok(outcome)
+    }
+}
+
+impl Probe {
+    fn new(
+        source: &RecordBatch,
+        table: &arrow::datatypes::Schema,
+        spec: &MergeSpec,
+    ) -> Result<Self, String> {
+        let mut names: Vec<&str> = spec.keys.iter().map(String::as_str).collect();
+        names.push(spec.sequence_by.as_str());
+        let columns = project(table, &names)?;
+        let key_fields: Vec<SortField> = columns.fields()[..spec.keys.len()]
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        let keys = RowConverter::new(key_fields).map_err(|e| e.to_string())?;
+        let seq_type = columns.field(spec.keys.len()).data_type().clone();
+        let seq = RowConverter::new(vec![SortField::new(seq_type)]).map_err(|e| e.to_string())?;
+        let key_arrays = spec
+            .keys
+            .iter()
+            .map(|k| source_column(source, k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = keys
+            .convert_columns(&key_arrays)
+            .map_err(|e| e.to_string())?;
+        let mut index = FastMap::with_capacity_and_hasher(rows.num_rows(), Default::default());
+        for (i, row) in rows.iter().enumerate() {
+            let i = u32::try_from(i).map_err(|e| e.to_string())?;
+            if index.insert(Box::from(row.as_ref()), i).is_some() {
+                return Err(format!(
+                    "the batch holds one key ({}) twice; a MERGE takes one row per key",
+                    spec.keys.join(", ")
+                ));
+            }
+        }
+        Ok(Self {
+            keys,
+            seq,
+            index,
+            key_count: spec.keys.len(),
+            columns,
+        })
+    }
+
+    /// The live rows of `batch` (key and sequence columns) whose key the batch has.
+    fn hits(
+        &self,
+        offset: u64,
+        batch: &RecordBatch,
+        live: Option<&BooleanArray>,
+        out: &mut Vec<Hit>,
+    ) -> Result<(), String> {
+        let keys = self
+            .keys
+            .convert_columns(&batch.columns()[..self.key_count])
+            .map_err(|e| e.to_string())?;
+        // A null in any key column never equals (SQL `=`), as in the copy-on-write MERGE.
+        let key_nulls: Vec<&ArrayRef> = batch.columns()[..self.key_count]
+            .iter()
+            .filter(|c| c.null_count() > 0)
+            .collect();
+        let seq_column = batch.column(self.key_count);
+        let mut seqs = None;
+        for (i, row) in keys.iter().enumerate() {
+            if live.is_some_and(|l| !l.value(i)) || key_nulls.iter().any(|c| c.is_null(i)) {
+                continue;
+            }
+            let Some(&source) = self.index.get(row.as_ref()) else {
+                continue;
+            };
+            let seq = if seq_column.is_null(i) {
+                None
+            } else {
+                let rows = match &seqs {
+                    Some(r) => r,
+                    None => seqs.insert(
+                        self.seq
+                            .convert_columns(std::slice::from_ref(seq_column))
+                            .map_err(|e| e.to_string())?,
+                    ),
+                };
+                Some(Box::from(rows.row(i).as_ref()))
+            };
+            out.push(Hit {
+                row: offset + i as u64,
+                source,
+                seq,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn source_column(source: &RecordBatch, name: &str) -> Result<ArrayRef, String> {
+    source
+        .column_by_name(name)
+        .cloned()
+        .ok_or_else(|| format!("the batch has no column {name}"))
+}
+
+/// Scans the key and sequence columns of every candidate, several files at once.
+async fn scan(
+    store: &Arc<dyn ObjectStore>,
+    root_store: &Arc<dyn ObjectStore>,
+    probe: &Arc<Probe>,
+    candidates: &[Candidate],
+) -> Result<Vec<Scanned>, SinkError> {
+    use futures::StreamExt;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let tasks = candidates.iter().enumerate().map(|(index, c)| {
+        let store = store.clone();
+        let root_store = root_store.clone();
+        let probe = probe.clone();
+        let read = c.read.clone();
+        let dv = c.dv.clone();
+        tokio::spawn(async move {
+            let deleted = match &dv {
+                Some(dv) => super::format::read(&store, &root_store, dv)
+                    .await
+                    .map_err(|e| ScanError {
+                        path: read.path.to_string(),
+                        detail: e.to_string(),
+                    })?,
+                None => RoaringTreemap::new(),
+            };
+            let mut hits = Vec::new();
+            read_file(
+                &store,
+                &read,
+                &probe.columns,
+                &deleted,
+                |offset, batch, live| {
+                    probe
+                        .hits(offset, &batch, live.as_ref(), &mut hits)
+                        .map_err(|detail| ScanError {
+                            path: read.path.to_string(),
+                            detail,
+                        })
+                },
+            )
+            .await?;
+            Ok::<_, ScanError>(Scanned {
+                index,
+                deleted,
+                hits,
+            })
+        })
+    });
+    let results: Vec<_> = futures::stream::iter(tasks)
+        .buffer_unordered(cores.max(2))
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .map(|joined| {
+            let scanned = joined.map_err(|e| SinkError::Commit {
+                url: String::new(),
+                source: DeltaTableError::Generic(format!("the key scan stopped: {e}")),
+            })?;
+            scanned.map_err(|e| SinkError::Commit {
+                url: String::new(),
+                source: DeltaTableError::Generic(e.to_string()),
+            })
+        })
+        .collect()
+}
+
+/// Whether each batch row deletes: `delete_when` over the batch, null counting as false.
+async fn delete_flags(
+    source: &RecordBatch,
+    delete_when: Option<&str>,
+) -> Result<BooleanArray, DeltaTableError> {
+    let Some(sql) = delete_when else {
+        return Ok(BooleanArray::from(vec![false; source.num_rows()]));
+    };
+    let ctx = SessionContext::new();
+    let df = ctx.read_batch(source.clone())?;
+    let expr = df.parse_sql_expr(sql)?;
+    let flag = deltalake::datafusion::functions::expr_fn::coalesce(vec![expr, lit(false)]);
+    let out = df.select(vec![flag.alias("deletes")])?.collect().await?;
+    let mut values = Vec::with_capacity(source.num_rows());
+    for b in &out {
+        let column = b.column(0);
+        let flags = column
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| {
+                DeltaTableError::Generic(format!("is {}, not a predicate", column.data_type()))
+            })?;
+        values.extend(flags.iter().map(|v| v.unwrap_or(false)));
+    }
+    Ok(BooleanArray::from(values))
+}
+
+/// A file's statistics once a deletion vector hides some of its rows: the bounds still hold
+/// but may be wider than the live rows (`tightBounds = false`, as the protocol asks).
+fn loose_bounds(stats: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(stats) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.insert("tightBounds".into(), serde_json::Value::Bool(false));
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => stats.to_string(),
+    }
+}
+
+/// The batch's smallest and largest value of each key column that is an integer or a
+/// string, to skip files whose statistics show none of the batch's keys.
+struct KeyBounds {
+    bounds: Vec<(String, Bound)>,
+}
+
+enum Bound {
+    Int(i64, i64),
+    Text(String, String),
+}
+
+impl KeyBounds {
+    fn of(source: &RecordBatch, keys: &[String]) -> Self {
+        use arrow::array::AsArray;
+        let mut bounds = Vec::new();
+        for k in keys {
+            let Some(c) = source.column_by_name(k) else {
+                continue;
+            };
+            let bound = match c.data_type() {
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                    let Ok(c) = arrow::compute::cast(c, &DataType::Int64) else {
+                        continue;
+                    };
+                    let ints = c.as_primitive::<arrow::datatypes::Int64Type>();
+                    match (arrow::compute::min(ints), arrow::compute::max(ints)) {
+                        (Some(lo), Some(hi)) => Bound::Int(lo, hi),
+                        _ => continue,
+                    }
+                }
+                DataType::Utf8 => {
+                    let s = c.as_string::<i32>();
+                    match (arrow::compute::min_string(s), arrow::compute::max_string(s)) {
+                        (Some(lo), Some(hi)) => Bound::Text(lo.to_string(), hi.to_string()),
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            bounds.push((k.clone(), bound));
+        }
+        Self { bounds }
+    }
+
+    /// True when some key column's range in the file (its statistics, or its partition
+    /// value) does not meet the batch's.
+    fn excludes(&self, stats: Option<&str>, partition: &HashMap<String, Option<String>>) -> bool {
+        if self.bounds.is_empty() {
+            return false;
+        }
+        let stats: Option<serde_json::Value> = stats.and_then(|s| serde_json::from_str(s).ok());
+        self.bounds.iter().any(|(column, bound)| {
+            if let Some(value) = partition.get(column) {
+                // A null partition value holds only null keys, which match nothing.
+                let Some(v) = value else { return true };
+                return match bound {
+                    Bound::Int(lo, hi) => v.parse::<i64>().is_ok_and(|v| v < *lo || v > *hi),
+                    Bound::Text(lo, hi) => v.as_str() < lo.as_str() || v.as_str() > hi.as_str(),
+                };
+            }
+            let Some(stats) = &stats else { return false };
+            let (min, max) = (&stats["minValues"][column], &stats["maxValues"][column]);
+            match bound {
+                Bound::Int(lo, hi) => match (min.as_i64(), max.as_i64()) {
+                    (Some(min), Some(max)) => max < *lo || min > *hi,
+                    _ => false,
+                },
+                // String statistics may be truncated: the minimum to a prefix (still a lower
+                // bound), the maximum never trusted below the batch's lowest key unless whole.
+                Bound::Text(lo, hi) => match (min.as_str(), max.as_str()) {
+                    (Some(min), Some(max)) => {
+                        min > hi.as_str() || (max < lo.as_str() && !lo.starts_with(max))
+                    }
+                    _ => false,
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn statistics_skip_only_files_whose_keys_cannot_meet_the_batch() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("t", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![10, 20])),
+                Arc::new(StringArray::from(vec!["b", "d"])),
+            ],
+        )
+        .expect("batch");
+        let b = KeyBounds::of(&batch, &["id".into(), "t".into()]);
+        let none = HashMap::new();
+        let stats = |lo: i64, hi: i64, tlo: &str, thi: &str| {
+            format!(
+                r#"{{"numRecords":1,"minValues":{{"id":{lo},"t":"{tlo}"}},"maxValues":{{"id":{hi},"t":"{thi}"}}}}"#
+            )
+        };
+        assert!(!b.excludes(Some(&stats(0, 15, "a", "z")), &none));
+        assert!(b.excludes(Some(&stats(21, 30, "a", "z")), &none));
+        assert!(b.excludes(Some(&stats(0, 15, "e", "z")), &none));
+        assert!(!b.excludes(None, &none), "no statistics: scanned");
+        let part = HashMap::from([("t".to_string(), Some("c".to_string()))]);
+        assert!(!b.excludes(None, &part));
+        let part = HashMap::from([("t".to_string(), Some("x".to_string()))]);
+        assert!(b.excludes(None, &part));
+    }
+
+    fn rows(ids: &[i64], seq: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, true),
+            Field::new("v", DataType::Utf8, true),
+        ]));
+        let v: Vec<String> = ids.iter().map(|i| format!("{i}@{seq}")).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(Int64Array::from(vec![seq; ids.len()])),
+                Arc::new(StringArray::from(v)),
+            ],
+        )
+        .expect("batch")
+    }
+
+    /// (id, v) of every row the table shows, through delta-rs's own reader.
+    async fn table_rows(sink: &DeltaSink) -> Vec<(i64, String)> {
+        use arrow::array::AsArray;
+        let table = sink.loaded().expect("table");
+        let ctx = SessionContext::new();
+        table
+            .update_datafusion_session(&ctx.state())
+            .expect("session");
+        let provider = table.table_provider().await.expect("provider");
+        let batches = ctx
+            .read_table(provider)
+            .expect("read")
+            .select_columns(&["id", "v"])
+            .expect("select")
+            .collect()
+            .await
+            .expect("collect");
+        let mut out = Vec::new();
+        for b in batches {
+            let ids = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+            let v = arrow::compute::cast(b.column(1), &DataType::Utf8).expect("utf8");
+            let v = v.as_string::<i32>();
+            for i in 0..b.num_rows() {
+                out.push((ids.value(i), v.value(i).to_string()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// A compaction that lands between the MERGE's scan and its commit removes the files
+    /// the MERGE marks (with `dataChange = false`): the commit must not re-add them, and the
+    /// MERGE plans again against the compacted table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compaction_during_the_merge_makes_it_plan_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = url::Url::from_directory_path(dir.path()).expect("url");
+        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        let properties = std::collections::BTreeMap::from([(
+            "delta.enableDeletionVectors".to_string(),
+            "true".to_string(),
+        )]);
+        sink.create(&rows(&[], 0).schema(), &[], &properties)
+            .await
+            .expect("create");
+        for (b, ids) in [[1i64, 2], [3, 4]].iter().enumerate() {
+            let mut w = sink.writer(1 << 20).expect("writer");
+            w.write(rows(ids, 1)).await.expect("write");
+            let staged = w.finish().await.expect("finish");
+            sink.commit_batch("p", b as i64 + 1, staged, None, &[])
+                .await
+                .expect("commit");
+        }
+        assert!(sink.deletion_vectors_enabled());
+        let other = std::sync::Mutex::new(Some(sink.second_handle()));
+        let planned = Arc::new(AtomicUsize::new(0));
+        let seen = planned.clone();
+        sink.set_step_hook(Some(Arc::new(move |step| match step {
+            MaintenanceStep::MergeRowsWritten => {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            MaintenanceStep::MergeVectorsWritten => {
+                let Some(mut other) = other.lock().expect("lock").take() else {
+                    return;
+                };
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async move {
+                        let options = crate::maintenance::CompactOptions {
+                            target_size: 64 << 20,
+                            partitions: None,
+                            zorder_by: Vec::new(),
+                            max_concurrent: 1,
+                            purge_deleted_fraction: None,
+                        };
+                        let done = other.compact(&options, None).await.expect("compact");
+                        assert_eq!(done.files_removed, 2);
+                    });
+                });
+            }
+            _ => {}
+        })));
+        let spec = MergeSpec {
+            keys: vec!["id".into()],
+            sequence_by: "seq".into(),
+            delete_when: None,
+            strategy: crate::MergeStrategy::DeletionVectors,
+            target_file_size: 1 << 20,
+        };
+        let outcome = sink
+            .merge_batch("p", 3, vec![rows(&[2, 3, 9], 2)], &spec, &[])
+            .await
+            .expect("merge");
+        assert_eq!(
+            planned.load(Ordering::SeqCst),
+            2,
+            "planned again after the compaction"
+        );
+        assert_eq!((outcome.updated, outcome.inserted), (2, 1));
+        let want: Vec<(i64, String)> = [(1, "1@1"), (2, "2@2"), (3, "3@2"), (4, "4@1"), (9, "9@2")]
+            .iter()
+            .map(|(i, v)| (*i, (*v).to_string()))
+            .collect();
+        assert_eq!(table_rows(&sink).await, want);
+    }
+
+    #[test]
+    fn loose_bounds_marks_statistics_wide() {
+        let s = loose_bounds(r#"{"numRecords":3}"#);
+        let v: serde_json::Value = serde_json::from_str(&s).expect("json");
+        assert_eq!(v["tightBounds"], false);
+        assert_eq!(v["numRecords"], 3);
+    }
+}

@@ -1,0 +1,167 @@
+//! Purging deletion vectors: files whose deleted share passed a threshold are rewritten
+//! without their deleted rows, in a commit of their own with `dataChange = false`.
+
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Remove};
+use deltalake::protocol::DeltaOperation;
+use deltalake::DeltaTableError;
+use roaring::RoaringTreemap;
+
+use super::scan::{read_file, FileToRead};
+use crate::sink::{no_hooks, version_i64, DeltaSink};
+use crate::SinkError;
+
+/// How many rows deletion vectors hide, over the table's current version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedRows {
+    /// Data files with a deletion vector.
+    pub files_with_vectors: u64,
+    /// Rows the vectors hide.
+    pub deleted_rows: u64,
+    /// Rows in the data files, hidden ones included.
+    pub physical_rows: u64,
+    /// Files whose hidden share is at least the fraction asked for.
+    pub files_over: u64,
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PurgeOutcome {
+    /// The purge's commit; `None` when no file passed the threshold.
+    pub version: Option<i64>,
+    pub files_rewritten: u64,
+    pub files_added: u64,
+    /// Deleted rows dropped from the data files.
+    pub rows_dropped: u64,
+}
+
+/// A file's hidden share: its vector's cardinality over its row count.
+fn share(cardinality: i64, rows: Option<usize>) -> f64 {
+    match rows {
+        Some(n) if n > 0 => cardinality as f64 / n as f64,
+        _ => 0.0,
+    }
+}
+
+impl DeltaSink {
+    /// Rows hidden by deletion vectors in the loaded version; files whose hidden share is at
+    /// least `min_fraction` are counted in `files_over`.
+    pub fn deleted_rows(&self, min_fraction: f64) -> Result<DeletedRows, SinkError> {
+        let table = self.loaded()?;
+        let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
+        let mut out = DeletedRows::default();
+        for file in snapshot.log_data().iter() {
+            let rows = file.num_records();
+            out.physical_rows += rows.unwrap_or_default() as u64;
+            if let Some(dv) = file.deletion_vector_descriptor() {
+                out.files_with_vectors += 1;
+                out.deleted_rows += u64::try_from(dv.cardinality).unwrap_or_default();
+                if share(dv.cardinality, rows) >= min_fraction {
+                    out.files_over += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rewrites each data file whose deletion vector hides at least `min_fraction` of its
+    /// rows into new files (of up to `target_size`) without them, and commits the swap with
+    /// `dataChange = false` and no `txn`, as a compaction does. A file another writer changed
+    /// meanwhile makes the commit fail (transient) rather than bring rows back.
+    pub async fn purge_deletion_vectors(
+        &mut self,
+        min_fraction: f64,
+        target_size: u64,
+    ) -> Result<PurgeOutcome, SinkError> {
+        self.refresh().await?;
+        let url = self.url().to_string();
+        let err = |source| SinkError::Compact {
+            url: url.clone(),
+            source,
+        };
+        let generic = |detail: String| err(DeltaTableError::Generic(detail));
+        let table = self.loaded()?.clone();
+        let snapshot = table.snapshot().map_err(err)?.clone();
+        let Some(schema) = self.arrow_schema()? else {
+            return Ok(PurgeOutcome::default());
+        };
+        let mut chosen: Vec<(
+            FileToRead,
+            Remove,
+            deltalake::kernel::DeletionVectorDescriptor,
+        )> = Vec::new();
+        for file in snapshot.log_data().iter() {
+            let Some(dv) = file.deletion_vector_descriptor() else {
+                continue;
+            };
+            if share(dv.cardinality, file.num_records()) < min_fraction {
+                continue;
+            }
+            let read = FileToRead {
+                path: file.object_store_path(),
+                partition_values: file.partition_values_map(),
+            };
+            chosen.push((read, file.remove_action(false), dv));
+        }
+        if chosen.is_empty() {
+            return Ok(PurgeOutcome::default());
+        }
+        let store = table.log_store().object_store(None);
+        let root_store = table.log_store().root_object_store(None);
+        let mut writer = self.writer(target_size)?;
+        let mut outcome = PurgeOutcome::default();
+        let mut actions: Vec<Action> = Vec::new();
+        for (read, remove, dv) in chosen {
+            let deleted: RoaringTreemap = super::format::read(&store, &root_store, &dv)
+                .await
+                .map_err(|e| generic(e.to_string()))?;
+            let mut batches = Vec::new();
+            read_file(&store, &read, &schema, &deleted, |_, batch, live| {
+                let batch = match live {
+                    Some(mask) => {
+                        arrow::compute::filter_record_batch(&batch, &mask).map_err(|e| {
+                            super::scan::ScanError {
+                                path: read.path.to_string(),
+                                detail: e.to_string(),
+                            }
+                        })?
+                    }
+                    None => batch,
+                };
+                batches.push(batch);
+                Ok(())
+            })
+            .await
+            .map_err(|e| generic(e.to_string()))?;
+            for b in batches {
+                writer.write(b).await?;
+            }
+            outcome.files_rewritten += 1;
+            outcome.rows_dropped += deleted.len();
+            actions.push(Action::Remove(remove));
+        }
+        let adds = writer.finish().await?.into_adds();
+        outcome.files_added = adds.len() as u64;
+        actions.extend(adds.into_iter().map(|mut a| {
+            a.data_change = false;
+            Action::Add(a)
+        }));
+        let operation = DeltaOperation::Optimize {
+            predicate: None,
+            target_size: i64::try_from(target_size).unwrap_or(i64::MAX),
+        };
+        let finalized = CommitBuilder::from(no_hooks())
+            .with_actions(actions)
+            .build(Some(&snapshot), table.log_store(), operation)
+            .await
+            .map_err(err)?;
+        outcome.version = Some(version_i64(finalized.version()));
+        self.set_state(finalized.snapshot());
+        tracing::info!(
+            files = outcome.files_rewritten,
+            rows = outcome.rows_dropped,
+            "deletion vectors purged"
+        );
+        Ok(outcome)
+    }
+}

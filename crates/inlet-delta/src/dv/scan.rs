@@ -1,0 +1,184 @@
+//! Reading a table's data files column by column with each row's position in its file, past
+//! the rows its deletion vector already removes: the MERGE's key scan and the purge's rewrite.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, StringArray};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+// object_store's reader: deprecated upstream in favour of hand-written readers, and still
+// what delta-rs's own scans use at this version.
+#[allow(deprecated)]
+use deltalake::parquet::arrow::async_reader::{
+    ParquetObjectReader, ParquetRecordBatchStreamBuilder,
+};
+use deltalake::parquet::arrow::ProjectionMask;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use roaring::RoaringTreemap;
+
+/// Rows decoded at a time.
+const SCAN_BATCH_ROWS: usize = 65_536;
+
+/// Why a data file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("data file {path}: {detail}")]
+pub struct ScanError {
+    pub path: String,
+    pub detail: String,
+}
+
+/// One data file to read: where it is, and its partition values (columns not in the file).
+#[derive(Debug, Clone)]
+pub struct FileToRead {
+    pub path: Path,
+    pub partition_values: HashMap<String, Option<String>>,
+}
+
+/// Reads `columns` of `file` (partition columns from its partition values; columns the file
+/// lacks as nulls; each cast to its field's type) and hands each decoded batch to `each`
+/// with the position of its first row in the file and a mask of the rows `deleted` does not
+/// remove (`None`: all are live).
+pub async fn read_file<F>(
+    store: &Arc<dyn ObjectStore>,
+    file: &FileToRead,
+    columns: &SchemaRef,
+    deleted: &RoaringTreemap,
+    mut each: F,
+) -> Result<(), ScanError>
+where
+    F: FnMut(u64, RecordBatch, Option<BooleanArray>) -> Result<(), ScanError>,
+{
+    let err = |detail: String| ScanError {
+        path: file.path.to_string(),
+        detail,
+    };
+    #[allow(deprecated)]
+    let reader = ParquetObjectReader::new(store.clone(), file.path.clone());
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let file_schema = builder.schema().clone();
+    let wanted: Vec<usize> = columns
+        .fields()
+        .iter()
+        .filter_map(|f| file_schema.index_of(f.name()).ok())
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let mut stream = builder
+        .with_projection(mask)
+        .with_batch_size(SCAN_BATCH_ROWS)
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let mut offset = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| err(e.to_string()))?;
+        let rows = batch.num_rows();
+        let shaped = shape(&batch, columns, &file.partition_values).map_err(err)?;
+        let live = live_mask(deleted, offset, rows);
+        each(offset, shaped, live)?;
+        offset += rows as u64;
+    }
+    Ok(())
+}
+
+/// `batch` (a file's projected columns) with exactly `columns`, in order.
+fn shape(
+    batch: &RecordBatch,
+    columns: &SchemaRef,
+    partition_values: &HashMap<String, Option<String>>,
+) -> Result<RecordBatch, String> {
+    let rows = batch.num_rows();
+    let arrays = columns
+        .fields()
+        .iter()
+        .map(|f| {
+            let array = match (
+                batch.column_by_name(f.name()),
+                partition_values.get(f.name()),
+            ) {
+                (_, Some(value)) => partition_column(f, value.as_deref(), rows)?,
+                (Some(c), None) => c.clone(),
+                (None, None) => new_null_array(f.data_type(), rows),
+            };
+            cast(array, f)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        columns.clone(),
+        arrays,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn partition_column(field: &Field, value: Option<&str>, rows: usize) -> Result<ArrayRef, String> {
+    match value {
+        None => Ok(new_null_array(field.data_type(), rows)),
+        Some(v) => Ok(Arc::new(StringArray::from(vec![v; rows])) as ArrayRef),
+    }
+}
+
+fn cast(array: ArrayRef, field: &Field) -> Result<ArrayRef, String> {
+    if array.data_type() == field.data_type() {
+        return Ok(array);
+    }
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    arrow::compute::cast_with_options(&array, field.data_type(), &options).map_err(|e| {
+        format!(
+            "column {} is {} in the file and cannot be read as {}: {e}",
+            field.name(),
+            array.data_type(),
+            field.data_type()
+        )
+    })
+}
+
+/// The rows `offset..offset + rows` that `deleted` keeps; `None` when it keeps them all.
+fn live_mask(deleted: &RoaringTreemap, offset: u64, rows: usize) -> Option<BooleanArray> {
+    let end = offset + rows as u64;
+    if deleted.range_cardinality(offset..end) == 0 {
+        return None;
+    }
+    let mut keep = vec![true; rows];
+    let mut rows_deleted = deleted.iter();
+    rows_deleted.advance_to(offset);
+    for row in rows_deleted.take_while(|r| *r < end) {
+        // In range by construction.
+        keep[(row - offset) as usize] = false;
+    }
+    Some(BooleanArray::from(keep))
+}
+
+/// The schema of `names` as the table has them.
+pub fn project(table: &Schema, names: &[&str]) -> Result<SchemaRef, String> {
+    let fields = names
+        .iter()
+        .map(|n| {
+            table
+                .field_with_name(n)
+                .cloned()
+                .map_err(|_| format!("the table has no column {n}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_mask_skips_only_deleted_rows_in_range() {
+        let deleted: RoaringTreemap = [2u64, 10, 11].into_iter().collect();
+        assert!(live_mask(&deleted, 3, 5).is_none());
+        let mask = live_mask(&deleted, 8, 4).expect("some deleted");
+        let got: Vec<bool> = mask.iter().map(|v| v.unwrap_or(true)).collect();
+        assert_eq!(got, vec![true, true, false, false]);
+    }
+}
