@@ -188,11 +188,14 @@ def merge_base(workdir: pathlib.Path, rows: int, batch: int, new_share: float) -
 
 
 def check_table(path: pathlib.Path, expected: dict, who: str) -> None:
-    import pyarrow.compute as pc
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable, QueryBuilder
 
-    t = DeltaTable(str(path)).to_pyarrow_table(columns=["seq"])
-    got = {"rows": t.num_rows, "seq_sum": pc.sum(t["seq"]).as_py()}
+    # delta-rs's own reader: `to_pyarrow_table` refuses tables with deletion vectors.
+    import pyarrow as pa
+
+    q = QueryBuilder().register("t", DeltaTable(str(path))).execute("SELECT count(*) AS n, sum(seq) AS s FROM t")
+    row = pa.table(q.read_all()).to_pylist()[0]
+    got = {"rows": row["n"], "seq_sum": row["s"]}
     want = {k: expected[k] for k in got}
     if got != want:
         sys.exit(f"{who} produced a wrong table: {got}, expected {want}")
@@ -210,21 +213,9 @@ def bench_merge(args) -> list[dict]:
     results = {"inlet": [], "python deltalake merge()": []}
     for round_ in range(args.repeat):
         for who in results:
-            run = work / "merge-run"
-            if run.exists():
-                shutil.rmtree(run)
-            run.mkdir()
-            table = fresh_copy(basedir / "table", run / "table")
+            run, table = fresh_run(work / "merge-run", basedir / "table")
             if who == "inlet":
-                cfg = run / "inlet.toml"
-                cfg.write_text(
-                    'pipeline_id = "bench_merge"\n'
-                    f'[source]\nurl = "{basedir / "landing"}"\nformat = "json"\n'
-                    f'[sink]\ntable = "{table}"\nmode = "merge"\nkeys = ["tenant", "id"]\nsequence_by = "seq"\n'
-                    f'[checkpoint]\nlocation = "{run / "checkpoint"}"\n'
-                )
-                secs, rss, out = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
-                stats = json.loads(out.strip().splitlines()[-1])
+                secs, rss, stats = inlet_merge(inlet, run, basedir / "landing", table, None)
                 if stats.get("updated") != base["updates_applied"] or stats.get("inserted") != base["inserts"]:
                     sys.exit(f"inlet's merge counts {stats} do not match the input {base}")
             else:
@@ -236,6 +227,111 @@ def bench_merge(args) -> list[dict]:
     for who, runs in results.items():
         rows.append({"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs)})
     return rows
+
+
+# ---------------------------------------------------------------------------------------
+# W4 at scale: the same batch into tables of growing size, merge-on-read against
+# copy-on-write; then the read cost of a table after many merge-on-read MERGEs.
+
+MERGE_CONTENDERS = ("inlet deletion vectors", "inlet copy-on-write", "python deltalake merge()")
+
+
+def fresh_run(run: pathlib.Path, base_table: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """An empty run directory holding a fresh copy of `base_table`."""
+    if run.exists():
+        shutil.rmtree(run)
+    run.mkdir()
+    return run, fresh_copy(base_table, run / "table")
+
+
+def inlet_merge(inlet: str, run: pathlib.Path, landing: pathlib.Path, table: pathlib.Path, strategy: str | None, pid: str = "bench_merge", compact: bool = True) -> tuple[float, int, dict]:
+    """One `inlet run --available-now` MERGE of `landing` into `table` (`strategy` None: the
+    default; `compact` False: no auto-compaction after it); its time, peak RSS and JSON
+    summary."""
+    cfg = run / f"{pid}.toml"
+    chosen = f'merge_strategy = "{strategy}"\n' if strategy else ""
+    if not compact:
+        chosen += "[maintenance]\nauto_compact = false\n"
+    cfg.write_text(
+        f'pipeline_id = "{pid}"\n'
+        f'[source]\nurl = "{landing}"\nformat = "json"\n'
+        f'[sink]\ntable = "{table}"\nmode = "merge"\nkeys = ["tenant", "id"]\nsequence_by = "seq"\n'
+        f'{chosen}'
+        f'[checkpoint]\nlocation = "{run / ("checkpoint-" + pid)}"\n'
+    )
+    secs, rss, out = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
+    return secs, rss, json.loads(out.strip().splitlines()[-1])
+
+
+def bench_merge_scale(args) -> list[dict]:
+    work = pathlib.Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    inlet = inlet_binary(args)
+    rows_out = []
+    for size in args.sizes:
+        t0 = time.perf_counter()
+        base = merge_base(work, size, args.batch, 0.2)
+        print(f"{size:,}-row input ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        basedir = pathlib.Path(base["dir"])
+        runs = {who: [] for who in MERGE_CONTENDERS}
+        for round_ in range(args.repeat):
+            for who in MERGE_CONTENDERS:
+                run, table = fresh_run(work / "merge-scale-run", basedir / "table")
+                if who.startswith("inlet"):
+                    strategy = "deletion_vectors" if "deletion" in who else "copy_on_write"
+                    # The base table's files are all under half the target size: at 50M rows
+                    # there are enough of them for auto-compaction to rewrite the whole table
+                    # after the MERGE, which the peer does not do. Timed here: the MERGE.
+                    secs, rss, stats = inlet_merge(inlet, run, basedir / "landing", table, strategy, compact=False)
+                    if stats.get("updated") != base["updates_applied"] or stats.get("inserted") != base["inserts"]:
+                        sys.exit(f"inlet's merge counts {stats} do not match the input {base}")
+                else:
+                    secs, rss, _ = run_measured([sys.executable, str(HERE / "peers" / "py_merge.py"), str(basedir / "landing"), str(table), "tenant,id", "seq"])
+                check_table(table, base, who)
+                runs[who].append((secs, rss))
+                print(f"{size:,} rows, round {round_ + 1}: {who}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
+        for who, r in runs.items():
+            rows_out.append({"who": who, "size": size, "secs": statistics.median(s for s, _ in r), "rss": max(x for _, x in r)})
+    if args.read_merges:
+        rows_out += merge_read_cost(args, inlet, work)
+    return rows_out
+
+
+def merge_read_cost(args, inlet: str, work: pathlib.Path) -> list[dict]:
+    """`read_merges` batches of 50k updates of random keys (all newer) MERGEd one by one into
+    the smallest table by each inlet strategy; then a full scan of each by Python deltalake
+    and polars (median of 3)."""
+    import numpy as np
+
+    size = min(args.sizes)
+    base = merge_base(work, size, args.batch, 0.2)
+    basedir = pathlib.Path(base["dir"])
+    rng = np.random.default_rng(7)
+    landing = work / f"merge-read-{size}-{args.read_merges}"
+    if not landing.exists():
+        landing.mkdir()
+        for b in range(args.read_merges):
+            keys = rng.choice(size, args.batch, replace=False)
+            with open(landing / f"b{b:03d}.json", "w") as f:
+                for k in keys:
+                    f.write(json.dumps({"tenant": f"t{k % TENANTS:02d}", "id": int(k // TENANTS), "seq": 2_000_000 + b,
+                                        "status": "paid", "amount": 1.5, "qty": 2, "note": f"update {b}"}) + "\n")
+    out = []
+    for strategy in ("deletion_vectors", "copy_on_write"):
+        run, table = fresh_run(work / f"merge-read-run-{strategy}", basedir / "table")
+        total = 0.0
+        one = run / "one"
+        for b in sorted(landing.iterdir()):
+            if one.exists():
+                shutil.rmtree(one)
+            one.mkdir()
+            shutil.copy(b, one / b.name)
+            secs, _, _ = inlet_merge(inlet, run, one, table, strategy, pid=f"read_{b.stem}")
+            total += secs
+        dl, pl_ = read_times(table, query=True)
+        out.append({"who": f"read after {args.read_merges} MERGEs: {strategy}", "size": size, "secs": total, "read_dl": dl, "read_pl": pl_,
+                    "shape": table_shape(table)})
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -751,10 +847,13 @@ def health_merge_input(workdir: pathlib.Path, rows: int, batches: int, per: int)
     return base
 
 
-def read_times(path: pathlib.Path) -> tuple[float, float]:
-    """Median seconds (of 3) for Python deltalake and for polars to read the whole table."""
+def read_times(path: pathlib.Path, query: bool = False) -> tuple[float, float]:
+    """Median seconds (of 3) for Python deltalake and for polars to read the whole table;
+    with `query`, deltalake reads through its QueryBuilder (delta-rs's DataFusion scan, which
+    applies deletion vectors; `to_pyarrow_table` refuses them)."""
     import polars as pl
-    from deltalake import DeltaTable
+    import pyarrow as pa
+    from deltalake import DeltaTable, QueryBuilder
 
     def timed(f) -> float:
         runs = []
@@ -764,7 +863,13 @@ def read_times(path: pathlib.Path) -> tuple[float, float]:
             runs.append(time.perf_counter() - t0)
         return statistics.median(runs)
 
-    return (timed(lambda: DeltaTable(str(path)).to_pyarrow_table()), timed(lambda: pl.read_delta(str(path))))
+    def scan():
+        if query:
+            pa.table(QueryBuilder().register("t", DeltaTable(str(path))).execute("SELECT * FROM t").read_all())
+        else:
+            DeltaTable(str(path)).to_pyarrow_table()
+
+    return (timed(scan), timed(lambda: pl.read_delta(str(path))))
 
 
 def table_shape(path: pathlib.Path) -> dict:
@@ -874,6 +979,24 @@ def report(workload: str, rows: list[dict], args, note: str) -> str:
                          f"{r['files']} | {r['bytes'] / 1e6:.1f} | {r['log_objects']} | {r['read_dl']:.3f} / {r['read_pl']:.3f} | "
                          f"{r['opt_dl']:.3f} / {r['opt_pl']:.3f} | {r['read_dl'] / r['opt_dl']:.2f}× / {r['read_pl'] / r['opt_pl']:.2f}× |")
         return "\n".join(lines)
+    if workload == "merge-scale":
+        sizes = sorted({r["size"] for r in rows if "read_dl" not in r})
+        lines += ["| table rows | contender | time (s) | peak RSS (MiB) | vs Python `merge()` |", "|---:|---|---:|---:|---:|"]
+        for size in sizes:
+            at = [r for r in rows if r["size"] == size and "read_dl" not in r]
+            py = next(r for r in at if r["who"].startswith("python"))
+            for r in at:
+                lines.append(f"| {size:,} | {r['who']} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} | {py['secs'] / r['secs']:.2f}× |")
+        dv = {r["size"]: r for r in rows if r["who"] == MERGE_CONTENDERS[0]}
+        if len(sizes) > 1:
+            lines += ["", f"Deletion vectors, largest over smallest table: time {dv[sizes[-1]]['secs'] / dv[sizes[0]]['secs']:.2f}×, "
+                          f"peak RSS {dv[sizes[-1]]['rss'] / dv[sizes[0]]['rss']:.2f}× for {sizes[-1] / sizes[0]:.0f}× the rows."]
+        reads = [r for r in rows if "read_dl" in r]
+        if reads:
+            lines += ["", "| table | MERGEs (s, total) | data files | read: deltalake / polars (s) |", "|---|---:|---:|---:|"]
+            for r in reads:
+                lines.append(f"| {r['who']} | {r['secs']:.1f} | {r['shape']['files']} | {r['read_dl']:.3f} / {r['read_pl']:.3f} |")
+        return "\n".join(lines)
     if workload == "checkpoint":
         lines += ["| run | time (s) | peak RSS (MiB) |", "|---|---:|---:|"]
         lines += [f"| {r['who']} | {r['secs']:.2f} | {r['rss'] / 2**20:.0f} |" for r in rows]
@@ -903,7 +1026,9 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "latency", "shapes", "multiline", "health"])
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "merge-scale", "latency", "shapes", "multiline", "health"])
+    p.add_argument("--sizes", default="5000000,20000000,50000000", help="merge-scale: table rows, comma-separated")
+    p.add_argument("--read-merges", type=int, default=20, help="merge-scale: MERGEs before the read-cost scan (0: skip)")
     p.add_argument("--batches", type=int, default=300, help="health: MERGE micro-batches")
     p.add_argument("--rows", type=int, help="merge: table rows (5,000,000); bulk/small: rows per file (40,000 / 10)")
     p.add_argument("--files", type=int, help="bulk/small: files (48 / 3,000)")
@@ -966,6 +1091,21 @@ def main() -> None:
             f"notified through SQS; inlet (release build) runs continuously with `max_batch_wait = "
             f"\"{args.max_batch_wait}\"`. Latency is from each file's S3 event time to the commit holding it "
             f"(inlet's `inlet_landing_to_commit_seconds` histogram, interpolated). No peer runs this one."
+        )
+    elif args.workload == "merge-scale":
+        args.sizes = [int(x) for x in args.sizes.split(",")]
+        args.repeat = min(args.repeat, 1) if max(args.sizes) > 5_000_000 else args.repeat
+        results = bench_merge_scale(args)
+        note = (
+            f"Workload: W4's batch ({args.batch:,} rows in 5 JSON-lines files: 80% existing keys spread over the "
+            f"whole key space, half of them older than the table's row and not applied; 20% new keys; no deletes) "
+            f"MERGEd on (tenant, id) by `seq` into tables of {', '.join(f'{x:,}' for x in args.sizes)} rows "
+            f"(written by Python `deltalake` in 500k-row commits, without deletion vectors: inlet's merge-on-read "
+            f"run upgrades the table first, in the timed run). Every table is checked for the expected row count "
+            f"and sequence sum. inlet runs with `auto_compact = false` (at 50M rows the base table's 100 "
+            f"files are enough small files for a compaction after the MERGE, which rewrote the whole table). Read cost: {args.read_merges} MERGEs of 50,000 newer updates each into the "
+            f"{min(args.sizes):,}-row table by each strategy (defaults otherwise), then a full scan by Python "
+            f"`deltalake` (QueryBuilder) and polars, median of 3."
         )
     elif args.workload == "checkpoint":
         results = bench_checkpoint(args)

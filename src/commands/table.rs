@@ -169,6 +169,12 @@ pub async fn describe(args: &DescribeArgs) -> Result<()> {
         format_size(t.small_file_size, DECIMAL),
         format_size(t.small_bytes, DECIMAL)
     );
+    if t.files_with_deletion_vectors > 0 {
+        println!(
+            "deleted rows {} of {} hidden by deletion vectors in {} files",
+            t.deleted_rows, t.physical_rows, t.files_with_deletion_vectors
+        );
+    }
     println!(
         "delta log    {} objects ({}), commits from version {}; checkpoint {}",
         t.log_objects,

@@ -238,19 +238,27 @@ fn a_table_that_changes_strategy_and_is_compacted_reads_right_at_every_version()
     }
 }
 
+/// A history of `keys` keys in `files` files landed in a new directory, with a
+/// deletion-vector MERGE config (`extra_source`, `extra_sink` lines added).
+fn landed(
+    keys: i64,
+    seed: u64,
+    files: usize,
+    extra_source: &str,
+    extra_sink: &str,
+) -> (tempfile::TempDir, History, std::path::PathBuf) {
+    let history = History::generate(keys, seed);
+    let named = named_files(&history, files, seed + 1);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_files(&tmp.path().join("landing"), &named);
+    let sink = format!("{}\n{extra_sink}", STRATEGIES[0]);
+    let cfg = merge_config_as(tmp.path(), "p", "dynamodb_stream", extra_source, &sink);
+    (tmp, history, cfg)
+}
+
 #[test]
 fn readers_no_one_here_wrote_read_the_same_rows() {
-    let history = History::generate(2_000, 5);
-    let files = named_files(&history, 20, 3);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    write_files(&tmp.path().join("landing"), &files);
-    let cfg = merge_config_as(
-        tmp.path(),
-        "p",
-        "dynamodb_stream",
-        "max_files_per_batch = 2",
-        STRATEGIES[0],
-    );
+    let (tmp, history, cfg) = landed(2_000, 5, 20, "max_files_per_batch = 2", "");
     drain(&cfg, &[], &[]);
     let table = tmp.path().join("table");
     assert!(deletion_vector_files(&table) > 0);
@@ -290,16 +298,12 @@ fn readers_no_one_here_wrote_read_the_same_rows() {
 
 #[test]
 fn a_crash_before_the_commit_leaves_only_files_vacuum_removes() {
-    let history = History::generate(300, 8);
-    let files = named_files(&history, 8, 6);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    write_files(&tmp.path().join("landing"), &files);
-    let cfg = merge_config_as(
-        tmp.path(),
-        "p",
-        "dynamodb_stream",
+    let (tmp, history, cfg) = landed(
+        300,
+        8,
+        8,
         "max_files_per_batch = 4",
-        &format!("{}\nproperties = {{ \"delta.deletedFileRetentionDuration\" = \"interval 0 seconds\" }}", STRATEGIES[0]),
+        "properties = { \"delta.deletedFileRetentionDuration\" = \"interval 0 seconds\" }",
     );
     let c = cfg.to_str().expect("utf8");
     run_ok(&["run", "--config", c, "--once"], &[]);

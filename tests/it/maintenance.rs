@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::merge::{merge_config, named_files, table_state, write_files, History};
+use crate::merge::{merge_config, merge_config_as, named_files, table_state, write_files, History};
 use crate::support::*;
 
 /// A local append pipeline over one-file batches, with `maintenance` as its section body.
@@ -339,6 +339,16 @@ fn change_data_feed_of_merges_equals_the_model_across_compaction() {
         d["table"]["properties"]["delta.enableChangeDataFeed"], "true",
         "{d}"
     );
+    // The merge-on-read MERGE writes no change data files: a feed table copies on write.
+    assert_eq!(d["table"]["files_with_deletion_vectors"], 0, "{d}");
+    let shown = run_ok(
+        &["validate", "--config", config.to_str().expect("utf8")],
+        &[],
+    );
+    assert!(
+        shown.contains("merge strategy copy_on_write (the table has a change data feed"),
+        "{shown}"
+    );
 }
 
 /// Test 5: an S3 endpoint that refuses DeleteObject under `_delta_log/`: the log clean-up
@@ -446,7 +456,16 @@ fn vacuum_deletes_replaced_files_past_retention_and_nothing_younger() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let history = History::generate(300, 5);
     let files = named_files(&history, 12, 8);
-    let config = merge_config(tmp.path(), "vac", "dynamodb_stream", "");
+    // Copy-on-write: every remove replaces its file (a deletion-vector MERGE removes and
+    // re-adds the same file with its new vector; `dv::a_crash_before_the_commit_…` vacuums
+    // such a table).
+    let config = merge_config_as(
+        tmp.path(),
+        "vac",
+        "dynamodb_stream",
+        "",
+        crate::merge::STRATEGIES[1],
+    );
     let text = std::fs::read_to_string(&config).expect("config").replace(
         "[sink]\n",
         &format!("[sink]\nproperties = {{ \"delta.deletedFileRetentionDuration\" = \"interval {retention_s} seconds\" }}\n"),

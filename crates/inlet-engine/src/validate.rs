@@ -134,7 +134,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         ));
         let decision = cfg
             .sink
-            .merge_strategy_for(sink.version().map(|_| sink.deletion_vectors_enabled()));
+            .merge_strategy_for(crate::config::TableFacts::of(&sink));
         out.push_str(&format!(
             "            merge strategy {} ({})\n",
             match decision.strategy {

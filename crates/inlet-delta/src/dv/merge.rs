@@ -8,6 +8,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
+use deltalake::datafusion::common::hash_utils::{create_hashes, RandomState};
 use deltalake::datafusion::prelude::{lit, SessionContext};
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Add, DeletionVectorDescriptor, Remove};
@@ -24,16 +25,38 @@ use crate::{BatchFile, SinkError};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// The batch's keys, to look table rows up by.
+/// The batch's keys, to look table rows up by. A table row is first looked up by a 64-bit
+/// hash of its key columns, computed a column at a time (DataFusion's `create_hashes`); only
+/// rows whose hash the batch has are converted to arrow's row format and compared whole.
 struct Probe {
     keys: RowConverter,
     seq: RowConverter,
-    /// Encoded key → the batch row holding it.
-    index: FastMap<Box<[u8]>, u32>,
+    /// The batch's keys in the row format, by batch row.
+    source_keys: arrow::row::Rows,
+    /// Key hash → the first batch row with it; `next` chains batch rows sharing a hash.
+    index: FastMap<u64, u32>,
+    next: Vec<u32>,
+    hasher: RandomState,
+    /// One bit per value of a hash's top [`FILTER_BITS`] bits, set for the batch's keys: most
+    /// table rows are turned away here, in a bitmap that stays in cache, before the map.
+    filter: Vec<u64>,
     /// The key and sequence columns, in the table's types.
     columns: SchemaRef,
+    /// The same columns as the scan reads them (string keys as dictionaries).
+    scan_columns: SchemaRef,
     key_count: usize,
 }
+
+/// Bits of a key hash that index [`Probe::filter`] (2^20 bits: 128 KiB).
+const FILTER_BITS: u32 = 20;
+
+fn filter_slot(hash: u64) -> (usize, u64) {
+    let bit = (hash >> (64 - FILTER_BITS)) as usize;
+    (bit / 64, 1u64 << (bit % 64))
+}
+
+/// `next` of a batch row that is the last with its hash.
+const END: u32 = u32::MAX;
 
 /// A live table row whose key the batch has.
 struct Hit {
@@ -244,25 +267,55 @@ impl Probe {
             .iter()
             .map(|k| source_column(source, k))
             .collect::<Result<Vec<_>, _>>()?;
-        let rows = keys
+        let source_keys = keys
             .convert_columns(&key_arrays)
             .map_err(|e| e.to_string())?;
-        let mut index = FastMap::with_capacity_and_hasher(rows.num_rows(), Default::default());
-        for (i, row) in rows.iter().enumerate() {
+        let hasher = RandomState::with_seed(0x0069_6e6c_6574);
+        let mut hashes = vec![0u64; source.num_rows()];
+        create_hashes(&key_arrays, &hasher, &mut hashes).map_err(|e| e.to_string())?;
+        let mut index = FastMap::with_capacity_and_hasher(hashes.len(), Default::default());
+        let mut next = vec![END; hashes.len()];
+        let mut filter = vec![0u64; (1usize << FILTER_BITS) / 64];
+        for (i, h) in hashes.iter().enumerate().rev() {
+            let (word, bit) = filter_slot(*h);
+            filter[word] |= bit;
             let i = u32::try_from(i).map_err(|e| e.to_string())?;
-            if index.insert(Box::from(row.as_ref()), i).is_some() {
-                return Err(format!(
-                    "the batch holds one key ({}) twice; a MERGE takes one row per key",
-                    spec.keys.join(", ")
-                ));
+            if let Some(first) = index.insert(*h, i) {
+                next[i as usize] = first;
+                let mut s = first;
+                while s != END {
+                    if source_keys.row(i as usize) == source_keys.row(s as usize) {
+                        return Err(format!(
+                            "the batch holds one key ({}) twice; a MERGE takes one row per key",
+                            spec.keys.join(", ")
+                        ));
+                    }
+                    s = next[s as usize];
+                }
             }
+        }
+        let mut scan_columns = super::scan::strings_as_dictionaries(&columns);
+        // The sequence column stays as the table has it: its values rarely repeat.
+        if let Ok(seq_field) = columns.field_with_name(&spec.sequence_by) {
+            let mut fields: Vec<_> = scan_columns
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields[spec.keys.len()] = seq_field.clone();
+            scan_columns = Arc::new(arrow::datatypes::Schema::new(fields));
         }
         Ok(Self {
             keys,
             seq,
+            source_keys,
             index,
+            next,
+            hasher,
+            filter,
             key_count: spec.keys.len(),
             columns,
+            scan_columns,
         })
     }
 
@@ -272,43 +325,68 @@ impl Probe {
         offset: u64,
         batch: &RecordBatch,
         live: Option<&BooleanArray>,
+        hashes: &mut Vec<u64>,
         out: &mut Vec<Hit>,
     ) -> Result<(), String> {
-        let keys = self
-            .keys
-            .convert_columns(&batch.columns()[..self.key_count])
-            .map_err(|e| e.to_string())?;
+        let key_columns = &batch.columns()[..self.key_count];
+        hashes.clear();
+        hashes.resize(batch.num_rows(), 0);
+        create_hashes(key_columns, &self.hasher, hashes).map_err(|e| e.to_string())?;
         // A null in any key column never equals (SQL `=`), as in the copy-on-write MERGE.
-        let key_nulls: Vec<&ArrayRef> = batch.columns()[..self.key_count]
-            .iter()
-            .filter(|c| c.null_count() > 0)
-            .collect();
-        let seq_column = batch.column(self.key_count);
-        let mut seqs = None;
-        for (i, row) in keys.iter().enumerate() {
+        let key_nulls: Vec<&ArrayRef> = key_columns.iter().filter(|c| c.null_count() > 0).collect();
+        let mut rows: Vec<u32> = Vec::new();
+        let mut sources: Vec<u32> = Vec::new();
+        for (i, h) in hashes.iter().enumerate() {
+            let (word, bit) = filter_slot(*h);
+            if self.filter[word] & bit == 0 {
+                continue;
+            }
+            let Some(&first) = self.index.get(h) else {
+                continue;
+            };
             if live.is_some_and(|l| !l.value(i)) || key_nulls.iter().any(|c| c.is_null(i)) {
                 continue;
             }
-            let Some(&source) = self.index.get(row.as_ref()) else {
+            let row = u32::try_from(i).map_err(|e| e.to_string())?;
+            let mut s = first;
+            while s != END {
+                rows.push(row);
+                sources.push(s);
+                s = self.next[s as usize];
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // The candidates' keys, compared whole: a shared hash is not a shared key.
+        let take = UInt32Array::from(rows.clone());
+        let taken = key_columns
+            .iter()
+            .zip(self.columns.fields())
+            .map(|(c, f)| {
+                let taken = arrow::compute::take(c, &take, None)?;
+                arrow::compute::cast(&taken, f.data_type())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let candidate_keys = self
+            .keys
+            .convert_columns(&taken)
+            .map_err(|e| e.to_string())?;
+        let seq_column = arrow::compute::take(batch.column(self.key_count), &take, None)
+            .map_err(|e| e.to_string())?;
+        let seqs = self
+            .seq
+            .convert_columns(std::slice::from_ref(&seq_column))
+            .map_err(|e| e.to_string())?;
+        for (c, (row, source)) in rows.iter().zip(&sources).enumerate() {
+            if candidate_keys.row(c) != self.source_keys.row(*source as usize) {
                 continue;
-            };
-            let seq = if seq_column.is_null(i) {
-                None
-            } else {
-                let rows = match &seqs {
-                    Some(r) => r,
-                    None => seqs.insert(
-                        self.seq
-                            .convert_columns(std::slice::from_ref(seq_column))
-                            .map_err(|e| e.to_string())?,
-                    ),
-                };
-                Some(Box::from(rows.row(i).as_ref()))
-            };
+            }
             out.push(Hit {
-                row: offset + i as u64,
-                source,
-                seq,
+                row: offset + u64::from(*row),
+                source: *source,
+                seq: (!seq_column.is_null(c)).then(|| Box::from(seqs.row(c).as_ref())),
             });
         }
         Ok(())
@@ -348,14 +426,15 @@ async fn scan(
                 None => RoaringTreemap::new(),
             };
             let mut hits = Vec::new();
+            let mut hashes = Vec::new();
             read_file(
                 &store,
                 &read,
-                &probe.columns,
+                &probe.scan_columns,
                 &deleted,
                 |offset, batch, live| {
                     probe
-                        .hits(offset, &batch, live.as_ref(), &mut hits)
+                        .hits(offset, &batch, live.as_ref(), &mut hashes, &mut hits)
                         .map_err(|detail| ScanError {
                             path: read.path.to_string(),
                             detail,
@@ -667,6 +746,63 @@ mod tests {
             .map(|(i, v)| (*i, (*v).to_string()))
             .collect();
         assert_eq!(table_rows(&sink).await, want);
+    }
+
+    /// A file whose vector hides past the fraction is rewritten without the hidden rows;
+    /// one below it keeps its vector.
+    #[tokio::test]
+    async fn a_purge_rewrites_only_files_whose_vectors_hide_enough() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = url::Url::from_directory_path(dir.path()).expect("url");
+        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        let properties = std::collections::BTreeMap::from([(
+            "delta.enableDeletionVectors".to_string(),
+            "true".to_string(),
+        )]);
+        sink.create(&rows(&[], 0).schema(), &[], &properties)
+            .await
+            .expect("create");
+        let ten: Vec<i64> = (0..10).collect();
+        let other: Vec<i64> = (100..110).collect();
+        for (b, ids) in [&ten, &other].iter().enumerate() {
+            let mut w = sink.writer(1 << 20).expect("writer");
+            w.write(rows(ids, 1)).await.expect("write");
+            let staged = w.finish().await.expect("finish");
+            sink.commit_batch("p", b as i64 + 1, staged, None, &[])
+                .await
+                .expect("commit");
+        }
+        let spec = MergeSpec {
+            keys: vec!["id".into()],
+            sequence_by: "seq".into(),
+            delete_when: Some("seq = 2".into()),
+            strategy: crate::MergeStrategy::DeletionVectors,
+            target_file_size: 1 << 20,
+        };
+        // Deletes 5 of the first file's rows and 1 of the second's.
+        sink.merge_batch("p", 3, vec![rows(&[0, 1, 2, 3, 4, 100], 2)], &spec, &[])
+            .await
+            .expect("merge");
+        let before = sink.deleted_rows(0.3).expect("deleted");
+        assert_eq!(
+            (
+                before.files_with_vectors,
+                before.deleted_rows,
+                before.files_over
+            ),
+            (2, 6, 1)
+        );
+        let rows_before = table_rows(&sink).await;
+        let purged = sink
+            .purge_deletion_vectors(0.3, 1 << 20)
+            .await
+            .expect("purge");
+        assert_eq!((purged.files_rewritten, purged.rows_dropped), (1, 5));
+        let after = sink.deleted_rows(0.3).expect("deleted");
+        assert_eq!((after.files_with_vectors, after.deleted_rows), (1, 1));
+        assert_eq!(after.physical_rows, 15);
+        assert_eq!(table_rows(&sink).await, rows_before);
+        assert_eq!(rows_before.len(), 14);
     }
 
     #[test]

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, StringArray};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 // object_store's reader: deprecated upstream in favour of hand-written readers, and still
 // what delta-rs's own scans use at this version.
+use deltalake::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
 use deltalake::parquet::arrow::async_reader::{
     ParquetObjectReader, ParquetRecordBatchStreamBuilder,
@@ -56,10 +57,18 @@ where
         detail,
     };
     #[allow(deprecated)]
-    let reader = ParquetObjectReader::new(store.clone(), file.path.clone());
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+    let mut reader = ParquetObjectReader::new(store.clone(), file.path.clone());
+    let mut meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
         .await
         .map_err(|e| err(e.to_string()))?;
+    if let Some(hinted) = dictionary_hint(meta.schema(), columns) {
+        meta = ArrowReaderMetadata::try_new(
+            meta.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hinted),
+        )
+        .map_err(|e| err(e.to_string()))?;
+    }
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
     let file_schema = builder.schema().clone();
     let wanted: Vec<usize> = columns
         .fields()
@@ -82,6 +91,43 @@ where
         offset += rows as u64;
     }
     Ok(())
+}
+
+/// The file's schema with the string columns `columns` wants dictionary-encoded read as
+/// dictionaries (Parquet stores them so: no string is copied out, and a hash of each
+/// dictionary value serves every row), or `None` when it wants none.
+fn dictionary_hint(file: &SchemaRef, columns: &SchemaRef) -> Option<SchemaRef> {
+    let mut changed = false;
+    let fields: Vec<Field> = file
+        .fields()
+        .iter()
+        .map(
+            |f| match columns.field_with_name(f.name()).map(|c| c.data_type()) {
+                Ok(dict @ DataType::Dictionary(_, value)) if value.as_ref() == f.data_type() => {
+                    changed = true;
+                    f.as_ref().clone().with_data_type(dict.clone())
+                }
+                _ => f.as_ref().clone(),
+            },
+        )
+        .collect();
+    changed.then(|| Arc::new(Schema::new_with_metadata(fields, file.metadata().clone())))
+}
+
+/// `columns` with each plain string column read as a dictionary of strings.
+pub fn strings_as_dictionaries(columns: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = columns
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(DataType::Utf8),
+            )),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// `batch` (a file's projected columns) with exactly `columns`, in order.

@@ -43,6 +43,11 @@ pub struct TableDescription {
     /// among the newest [`HISTORY_SEARCHED`] commits.
     pub last_compaction: Option<(i64, i64)>,
     pub last_vacuum: Option<(i64, i64)>,
+    /// Data files with a deletion vector, the rows those vectors hide, and the rows in all
+    /// data files (hidden ones included).
+    pub files_with_deletion_vectors: u64,
+    pub deleted_rows: u64,
+    pub physical_rows: u64,
 }
 
 impl DeltaSink {
@@ -52,6 +57,7 @@ impl DeltaSink {
         self.last_checkpoint = None;
         let checkpoint_version = self.last_checkpoint().await?;
         let stats: FileStats = self.file_stats(small_below)?;
+        let hidden = self.deleted_rows(1.0)?;
         let table = self.loaded()?;
         let snapshot = table.snapshot().map_err(|e| self.open_err(e))?;
         let protocol =
@@ -121,6 +127,9 @@ impl DeltaSink {
             oldest_commit,
             last_compaction,
             last_vacuum,
+            files_with_deletion_vectors: hidden.files_with_vectors,
+            deleted_rows: hidden.deleted_rows,
+            physical_rows: hidden.physical_rows,
         })
     }
 }

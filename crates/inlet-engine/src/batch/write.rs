@@ -269,7 +269,7 @@ impl Pipeline {
         let decision = self
             .cfg
             .sink
-            .merge_strategy_for(Some(self.sink.deletion_vectors_enabled()));
+            .merge_strategy_for(crate::config::TableFacts::of(&self.sink));
         if decision.upgrade {
             self.enable_deletion_vectors().await?;
         }

@@ -19,7 +19,7 @@ use url::Url;
 pub use maintenance::MaintenanceSection;
 pub use schema::SchemaSection;
 pub use sink::{
-    CheckpointSection, MergeStrategyChoice, SinkMode, SinkSection, StrategyDecision,
+    CheckpointSection, MergeStrategyChoice, SinkMode, SinkSection, StrategyDecision, TableFacts,
     TransformSection, TriggerSection,
 };
 pub use source::{
@@ -257,6 +257,82 @@ location = "state"
         assert_eq!(cfg.table_url.as_str(), "s3://lake/events/");
         assert_eq!(cfg.checkpoint_dir, PathBuf::from("/etc/var/state"));
         assert_eq!(cfg.source.max_files_per_batch, 1000);
+    }
+
+    #[test]
+    fn the_merge_strategy_follows_the_config_and_the_table() {
+        use inlet_delta::MergeStrategy::{CopyOnWrite, DeletionVectors};
+        let merge = |extra: &str| {
+            let text = GOOD.replace(
+                "[sink]\n",
+                &format!(
+                    "[sink]\nmode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"seq\"\n{extra}\n"
+                ),
+            );
+            Config::parse(Path::new("p.toml"), &text, &env)
+        };
+        let facts = |dv, cdf| {
+            Some(TableFacts {
+                deletion_vectors: dv,
+                change_feed: cdf,
+            })
+        };
+        let unset = merge("").expect("parse").sink;
+        let d = unset.merge_strategy_for(None);
+        assert_eq!((d.strategy, d.upgrade), (DeletionVectors, false));
+        assert_eq!(
+            unset
+                .create_properties()
+                .get("delta.enableDeletionVectors")
+                .map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            unset.merge_strategy_for(facts(true, false)).strategy,
+            DeletionVectors
+        );
+        assert_eq!(
+            unset.merge_strategy_for(facts(false, false)).strategy,
+            CopyOnWrite
+        );
+        assert_eq!(
+            unset.merge_strategy_for(facts(true, true)).strategy,
+            CopyOnWrite
+        );
+        let dv = merge("merge_strategy = \"deletion_vectors\"")
+            .expect("parse")
+            .sink;
+        let d = dv.merge_strategy_for(facts(false, false));
+        assert_eq!((d.strategy, d.upgrade), (DeletionVectors, true));
+        let cow = merge("merge_strategy = \"copy_on_write\"")
+            .expect("parse")
+            .sink;
+        assert_eq!(cow.merge_strategy_for(None).strategy, CopyOnWrite);
+        assert!(cow.create_properties().is_empty());
+        let feed = merge("properties = { \"delta.enableChangeDataFeed\" = \"true\" }")
+            .expect("parse")
+            .sink;
+        assert_eq!(feed.merge_strategy_for(None).strategy, CopyOnWrite);
+        assert!(!feed
+            .create_properties()
+            .contains_key("delta.enableDeletionVectors"));
+        let both = merge(
+            "merge_strategy = \"deletion_vectors\"\nproperties = { \"delta.enableChangeDataFeed\" = \"true\" }",
+        )
+        .expect_err("contradiction");
+        assert!(
+            both.to_string()
+                .contains("does not write change data files"),
+            "{both}"
+        );
+        let off = merge(
+            "merge_strategy = \"deletion_vectors\"\nproperties = { \"delta.enableDeletionVectors\" = \"false\" }",
+        )
+        .expect_err("contradiction");
+        assert!(off.to_string().contains("contradicts"), "{off}");
+        let append = GOOD.replace("[sink]\n", "[sink]\nmerge_strategy = \"copy_on_write\"\n");
+        let err = Config::parse(Path::new("p.toml"), &append, &env).expect_err("append");
+        assert!(err.to_string().contains("sink.merge_strategy"), "{err}");
     }
 
     #[test]

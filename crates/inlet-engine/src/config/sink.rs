@@ -37,6 +37,29 @@ pub struct StrategyDecision {
     pub why: &'static str,
 }
 
+/// What the MERGE strategy depends on in an existing table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFacts {
+    /// Deletion vectors are enabled (property and protocol).
+    pub deletion_vectors: bool,
+    /// `delta.enableChangeDataFeed` is true.
+    pub change_feed: bool,
+}
+
+impl TableFacts {
+    /// The facts of the loaded table `sink`; `None` when it does not exist yet.
+    pub fn of(sink: &inlet_delta::DeltaSink) -> Option<Self> {
+        sink.version()?;
+        Some(Self {
+            deletion_vectors: sink.deletion_vectors_enabled(),
+            change_feed: sink
+                .properties()
+                .get("delta.enableChangeDataFeed")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        })
+    }
+}
+
 /// `[transform]`: the SQL each batch goes through.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +146,15 @@ impl SinkSection {
                         "contradicts sink.properties delta.enableDeletionVectors = false; remove one of them",
                     ));
                 }
+                if self.merge_strategy == Some(MergeStrategyChoice::DeletionVectors)
+                    && self.change_feed_property()
+                {
+                    return Err(check.bad(
+                        "sink.merge_strategy",
+                        "deletion_vectors",
+                        "the merge-on-read MERGE does not write change data files yet, and sink.properties enables delta.enableChangeDataFeed; use merge_strategy = \"copy_on_write\" (or leave it unset)",
+                    ));
+                }
                 if self.sequence_by.as_deref().is_none_or(str::is_empty) {
                     return Err(check.bad(
                         "sink.sequence_by",
@@ -155,10 +187,18 @@ impl SinkSection {
 impl SinkSection {
     /// `delta.enableDeletionVectors` as `sink.properties` sets it, if it does.
     fn deletion_vectors_property(&self) -> Option<bool> {
+        self.bool_property("delta.enableDeletionVectors")
+    }
+
+    fn bool_property(&self, key: &str) -> Option<bool> {
         self.properties
-            .iter()
-            .find(|(k, _)| k.as_str() == "delta.enableDeletionVectors")
-            .map(|(_, v)| v.trim().eq_ignore_ascii_case("true"))
+            .get(key)
+            .map(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// Whether a table inlet creates gets a change data feed.
+    fn change_feed_property(&self) -> bool {
+        self.bool_property("delta.enableChangeDataFeed") == Some(true)
     }
 
     /// The properties of a table inlet creates: `sink.properties`, and for a MERGE table
@@ -169,22 +209,31 @@ impl SinkSection {
         if self.mode == SinkMode::Merge
             && self.merge_strategy != Some(MergeStrategyChoice::CopyOnWrite)
             && self.deletion_vectors_property().is_none()
+            && !self.change_feed_property()
         {
             properties.insert("delta.enableDeletionVectors".into(), "true".into());
         }
         properties
     }
 
-    /// The strategy a MERGE into a table uses: `table_has_vectors` is `None` while the
-    /// table does not exist (inlet creates it with [`Self::create_properties`]).
-    pub fn merge_strategy_for(&self, table_has_vectors: Option<bool>) -> StrategyDecision {
+    /// The strategy a MERGE into a table uses: `table` is `None` while the table does not
+    /// exist (inlet creates it with [`Self::create_properties`]).
+    pub fn merge_strategy_for(&self, table: Option<TableFacts>) -> StrategyDecision {
         use inlet_delta::MergeStrategy::{CopyOnWrite, DeletionVectors};
         let decision = |strategy, upgrade, why| StrategyDecision {
             strategy,
             upgrade,
             why,
         };
-        match (self.merge_strategy, table_has_vectors) {
+        let change_feed = table.map_or(self.change_feed_property(), |t| t.change_feed);
+        if change_feed {
+            return decision(
+                CopyOnWrite,
+                false,
+                "the table has a change data feed (delta.enableChangeDataFeed), and the merge-on-read MERGE does not write change data files yet",
+            );
+        }
+        match (self.merge_strategy, table.map(|t| t.deletion_vectors)) {
             (Some(MergeStrategyChoice::CopyOnWrite), _) => {
                 decision(CopyOnWrite, false, "sink.merge_strategy = \"copy_on_write\"")
             }
