@@ -334,3 +334,40 @@ fn a_crash_before_the_commit_leaves_only_files_vacuum_removes() {
     assert!(deletion_vector_files(&table) < written);
     assert!(table_state(tmp.path()) == history.model);
 }
+
+/// A vector file written before the retention and replaced within it is still read by the
+/// versions within it: VACUUM must keep it (delta-rs's full VACUUM alone keeps only the
+/// live files' vectors).
+#[test]
+fn vacuum_keeps_the_vectors_that_versions_within_the_retention_read() {
+    let retention_s: i64 = 10;
+    let (tmp, _, cfg) = landed(
+        300,
+        12,
+        6,
+        "max_files_per_batch = 2",
+        &format!(
+            "properties = {{ \"delta.deletedFileRetentionDuration\" = \"interval {retention_s} seconds\" }}"
+        ),
+    );
+    let c = cfg.to_str().expect("utf8");
+    let table = tmp.path().join("table");
+    // Batch 1 creates the table, batch 2 writes the first vectors.
+    run_ok(&["run", "--config", c, "--once"], &[]);
+    run_ok(&["run", "--config", c, "--once"], &[]);
+    assert_eq!(deletion_vector_files(&table), 1);
+    let written = crate::maintenance::now_ms();
+    wait_for(
+        60,
+        "the first vectors to age past the retention",
+        None,
+        || crate::maintenance::now_ms() > written + retention_s * 1000 + 500,
+    );
+    // Batch 3 replaces them; VACUUM runs at once, within the retention of that remove.
+    run_ok(&["run", "--config", c, "--available-now"], &[]);
+    run_ok(&["table", "vacuum", "--config", c], &[]);
+    let latest = read_delta(&url_of(&table), &Value::Null).version;
+    for version in 0..=latest {
+        python_ok(&["read-version", &url_of(&table), &version.to_string()]);
+    }
+}

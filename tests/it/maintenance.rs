@@ -441,7 +441,7 @@ fn a_denied_log_clean_up_warns_once_and_ingestion_goes_on() {
     assert_eq!(commits, t.version + 1, "{:?}", objects.keys());
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

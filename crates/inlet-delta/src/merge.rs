@@ -110,22 +110,23 @@ impl DeltaSink {
             .map(|b| crate::writer::empty_partition_values_to_null(b, &partition_by))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| merge_err(e.into()))?;
-        if spec.strategy == MergeStrategy::DeletionVectors && self.deletion_vectors_enabled() {
+        let mut attempt = 1;
+        while spec.strategy == MergeStrategy::DeletionVectors
+            && self.merge_on_read_applies(&batches[0].schema())
+        {
             let source = arrow::compute::concat_batches(&batches[0].schema(), &batches)
                 .map_err(|e| merge_err(e.into()))?;
-            let mut attempt = 1;
-            loop {
-                match self
-                    .merge_deletion_vectors(app_id, batch_id, source.clone(), spec, files)
-                    .await
-                {
-                    Err(e) if attempt < DV_ATTEMPTS && lost_race(&e) => {
-                        tracing::info!(attempt, error = %e, "the table changed during the MERGE; planning it again");
-                        attempt += 1;
-                        self.refuse_committed(app_id, batch_id).await?;
-                    }
-                    other => return other,
+            match self
+                .merge_deletion_vectors(app_id, batch_id, source, spec, files)
+                .await
+            {
+                // Planned again against the new table, which may no longer allow it.
+                Err(e) if attempt < DV_ATTEMPTS && lost_race(&e) => {
+                    tracing::info!(attempt, error = %e, "the table changed during the MERGE; planning it again");
+                    attempt += 1;
+                    self.refuse_committed(app_id, batch_id).await?;
                 }
+                other => return other,
             }
         }
         let table = self.loaded()?.clone();
@@ -213,6 +214,46 @@ impl DeltaSink {
             files_scanned: metrics.num_target_files_scanned as u64,
             files_skipped: metrics.num_target_files_skipped_during_scan as u64,
         })
+    }
+}
+
+impl DeltaSink {
+    /// Whether a merge-on-read MERGE of rows with `source`'s columns may run on the loaded
+    /// table: deletion vectors enabled, no change data feed (no `_change_data` files are
+    /// written), and the batch has every column of the table (copy-on-write keeps the
+    /// values of columns the batch lacks; new row versions would have them null).
+    fn merge_on_read_applies(&self, source: &Schema) -> bool {
+        if !self.deletion_vectors_enabled() {
+            return false;
+        }
+        if self
+            .properties()
+            .get("delta.enableChangeDataFeed")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            tracing::info!("the table has a change data feed: this MERGE copies on write");
+            return false;
+        }
+        let missing: Vec<String> = self
+            .arrow_schema()
+            .ok()
+            .flatten()
+            .map(|t| {
+                t.fields()
+                    .iter()
+                    .filter(|f| source.field_with_name(f.name()).is_err())
+                    .map(|f| f.name().clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            tracing::info!(
+                columns = missing.join(", "),
+                "the batch lacks columns the table has: this MERGE copies on write, keeping their values"
+            );
+            return false;
+        }
+        true
     }
 }
 

@@ -39,51 +39,66 @@ pub async fn read(
         path: dv.path_or_inline_dv.clone(),
         detail,
     };
-    let (bytes, path) = match dv.storage_type {
+    let (store, path) = match dv.storage_type {
         StorageType::Inline => {
             let raw = z85::decode(&dv.path_or_inline_dv)
                 .map_err(|e| corrupt(format!("inline vector is not Z85: {e}")))?;
             return portable(&raw).map_err(corrupt);
         }
-        StorageType::UuidRelativePath => {
-            let path = relative_path(&dv.path_or_inline_dv).map_err(corrupt)?;
-            let bytes = get(store, &path).await?;
-            (bytes, path)
-        }
+        StorageType::UuidRelativePath => (
+            store,
+            relative_path(&dv.path_or_inline_dv).map_err(corrupt)?,
+        ),
         StorageType::AbsolutePath => {
             let url = url::Url::parse(&dv.path_or_inline_dv)
                 .map_err(|e| corrupt(format!("absolute path is not a URL: {e}")))?;
             let path = Path::from_url_path(url.path())
                 .map_err(|e| corrupt(format!("absolute path: {e}")))?;
-            let bytes = get(root_store, &path).await?;
-            (bytes, path)
+            (root_store, path)
         }
     };
     let corrupt = |detail: String| DvError::Corrupt {
         path: path.to_string(),
         detail,
     };
-    let start = usize::try_from(dv.offset.unwrap_or(1)).map_err(|e| corrupt(e.to_string()))?;
-    let size = usize::try_from(dv.size_in_bytes).map_err(|e| corrupt(e.to_string()))?;
-    if bytes.first() != Some(&1) {
-        return Err(corrupt("the file's format version is not 1".into()));
-    }
-    // size (4, big-endian) | magic + bitmap (`size` bytes) | CRC-32 of them (4, big-endian)
-    let end = start + 4 + size;
-    if bytes.len() < end + 4 || size < 4 {
+    let start = u64::try_from(dv.offset.unwrap_or(1)).map_err(|e| corrupt(e.to_string()))?;
+    let size = u64::try_from(dv.size_in_bytes).map_err(|e| corrupt(e.to_string()))?;
+    if start < 1 || size < 4 {
         return Err(corrupt(format!(
-            "{} bytes, too short for a vector of {size} bytes at offset {start}",
-            bytes.len()
+            "offset {start} and size {size} cannot hold a vector"
         )));
     }
-    let stated = u32::from_be_bytes(be4(&bytes[start..start + 4]));
+    // One file holds the vectors of every file a MERGE touched: read the version byte and
+    // this vector's own range, never the whole file.
+    // size (4, big-endian) | magic + bitmap (`size` bytes) | CRC-32 of them (4, big-endian)
+    let parts = store
+        .get_ranges(&path, &[0..1, start..start + 4 + size + 4])
+        .await
+        .map_err(|source| DvError::Store {
+            path: path.to_string(),
+            source,
+        })?;
+    let (Some(version), Some(range)) = (parts.first(), parts.get(1)) else {
+        return Err(corrupt("the store returned no bytes".into()));
+    };
+    if version.first() != Some(&1) {
+        return Err(corrupt("the file's format version is not 1".into()));
+    }
+    let size = usize::try_from(size).map_err(|e| corrupt(e.to_string()))?;
+    if range.len() < 4 + size + 4 {
+        return Err(corrupt(format!(
+            "{} bytes at offset {start}, too short for a vector of {size} bytes",
+            range.len()
+        )));
+    }
+    let stated = u32::from_be_bytes(be4(&range[..4]));
     if usize::try_from(stated).ok() != Some(size) {
         return Err(corrupt(format!(
             "the file says {stated} bytes, the log {size}"
         )));
     }
-    let body = &bytes[start + 4..end];
-    let crc = u32::from_be_bytes(be4(&bytes[end..end + 4]));
+    let body = &range[4..4 + size];
+    let crc = u32::from_be_bytes(be4(&range[4 + size..8 + size]));
     let expected = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(body);
     if crc != expected {
         return Err(corrupt(format!(
@@ -106,7 +121,7 @@ fn portable(raw: &[u8]) -> Result<RoaringTreemap, String> {
 }
 
 /// `<prefix><20 Z85 characters of a UUID>` → `<prefix>/deletion_vector_<uuid>.bin`.
-fn relative_path(encoded: &str) -> Result<Path, String> {
+pub(crate) fn relative_path(encoded: &str) -> Result<Path, String> {
     if encoded.len() < 20 || !encoded.is_char_boundary(encoded.len() - 20) {
         return Err("relative path is shorter than an encoded UUID".into());
     }
@@ -118,17 +133,6 @@ fn relative_path(encoded: &str) -> Result<Path, String> {
         Path::from(name)
     } else {
         Path::from(format!("{prefix}/{name}"))
-    })
-}
-
-async fn get(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Bytes, DvError> {
-    let got = store.get(path).await.map_err(|source| DvError::Store {
-        path: path.to_string(),
-        source,
-    })?;
-    got.bytes().await.map_err(|source| DvError::Store {
-        path: path.to_string(),
-        source,
     })
 }
 

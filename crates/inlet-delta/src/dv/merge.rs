@@ -106,7 +106,9 @@ impl DeltaSink {
         };
         let table = self.loaded()?.clone();
         let snapshot = table.snapshot().map_err(commit_err)?.clone();
-        let table_schema = snapshot.snapshot().arrow_schema();
+        let table_schema = self
+            .arrow_schema()?
+            .ok_or_else(|| fail("the table has no schema".into()))?;
         let deletes = delete_flags(&source, spec.delete_when.as_deref())
             .await
             .map_err(|e| fail(format!("sink.delete_when: {e}")))?;
@@ -672,14 +674,10 @@ mod tests {
         out
     }
 
-    /// A compaction that lands between the MERGE's scan and its commit removes the files
-    /// the MERGE marks (with `dataChange = false`): the commit must not re-add them, and the
-    /// MERGE plans again against the compacted table.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_compaction_during_the_merge_makes_it_plan_again() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = url::Url::from_directory_path(dir.path()).expect("url");
+    /// A new table with deletion vectors enabled and one data file (one batch of pipeline
+    /// `p`, sequence 1) per entry of `files`.
+    async fn table_of_files(dir: &std::path::Path, files: &[Vec<i64>]) -> DeltaSink {
+        let url = url::Url::from_directory_path(dir).expect("url");
         let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         let properties = std::collections::BTreeMap::from([(
             "delta.enableDeletionVectors".to_string(),
@@ -688,7 +686,7 @@ mod tests {
         sink.create(&rows(&[], 0).schema(), &[], &properties)
             .await
             .expect("create");
-        for (b, ids) in [[1i64, 2], [3, 4]].iter().enumerate() {
+        for (b, ids) in files.iter().enumerate() {
             let mut w = sink.writer(1 << 20).expect("writer");
             w.write(rows(ids, 1)).await.expect("write");
             let staged = w.finish().await.expect("finish");
@@ -696,6 +694,17 @@ mod tests {
                 .await
                 .expect("commit");
         }
+        sink
+    }
+
+    /// A compaction that lands between the MERGE's scan and its commit removes the files
+    /// the MERGE marks (with `dataChange = false`): the commit must not re-add them, and the
+    /// MERGE plans again against the compacted table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compaction_during_the_merge_makes_it_plan_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sink = table_of_files(dir.path(), &[vec![1, 2], vec![3, 4]]).await;
         assert!(sink.deletion_vectors_enabled());
         let other = std::sync::Mutex::new(Some(sink.second_handle()));
         let planned = Arc::new(AtomicUsize::new(0));
@@ -753,25 +762,8 @@ mod tests {
     #[tokio::test]
     async fn a_purge_rewrites_only_files_whose_vectors_hide_enough() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = url::Url::from_directory_path(dir.path()).expect("url");
-        let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
-        let properties = std::collections::BTreeMap::from([(
-            "delta.enableDeletionVectors".to_string(),
-            "true".to_string(),
-        )]);
-        sink.create(&rows(&[], 0).schema(), &[], &properties)
-            .await
-            .expect("create");
-        let ten: Vec<i64> = (0..10).collect();
-        let other: Vec<i64> = (100..110).collect();
-        for (b, ids) in [&ten, &other].iter().enumerate() {
-            let mut w = sink.writer(1 << 20).expect("writer");
-            w.write(rows(ids, 1)).await.expect("write");
-            let staged = w.finish().await.expect("finish");
-            sink.commit_batch("p", b as i64 + 1, staged, None, &[])
-                .await
-                .expect("commit");
-        }
+        let files = [(0..10).collect(), (100..110).collect()];
+        let mut sink = table_of_files(dir.path(), &files).await;
         let spec = MergeSpec {
             keys: vec!["id".into()],
             sequence_by: "seq".into(),

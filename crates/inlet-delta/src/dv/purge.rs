@@ -66,8 +66,9 @@ impl DeltaSink {
 
     /// Rewrites each data file whose deletion vector hides at least `min_fraction` of its
     /// rows into new files (of up to `target_size`) without them, and commits the swap with
-    /// `dataChange = false` and no `txn`, as a compaction does. A file another writer changed
-    /// meanwhile makes the commit fail (transient) rather than bring rows back.
+    /// `dataChange = false` and no `txn`, as a compaction does. Any commit since its snapshot
+    /// makes the commit fail (transient) rather than bring rows back. A column-mapped table
+    /// is left alone.
     pub async fn purge_deletion_vectors(
         &mut self,
         min_fraction: f64,
@@ -85,6 +86,15 @@ impl DeltaSink {
         let Some(schema) = self.arrow_schema()? else {
             return Ok(PurgeOutcome::default());
         };
+        // Files of a column-mapped table hold physical column names inlet does not write.
+        if self
+            .properties()
+            .get("delta.columnMapping.mode")
+            .is_some_and(|m| !m.trim().eq_ignore_ascii_case("none"))
+        {
+            tracing::debug!("column-mapped table: deletion vectors are not purged by inlet");
+            return Ok(PurgeOutcome::default());
+        }
         let mut chosen: Vec<(
             FileToRead,
             Remove,
@@ -150,7 +160,12 @@ impl DeltaSink {
             predicate: None,
             target_size: i64::try_from(target_size).unwrap_or(i64::MAX),
         };
+        // No retry inside delta-rs: its conflict checker lets another compaction's removes
+        // (`dataChange = false`) through, and two purges of one file would both commit its
+        // rows. Any commit since the snapshot fails this one (transient); the next round
+        // plans again.
         let finalized = CommitBuilder::from(no_hooks())
+            .with_max_retries(0)
             .with_actions(actions)
             .build(Some(&snapshot), table.log_store(), operation)
             .await

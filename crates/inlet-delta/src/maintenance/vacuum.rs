@@ -87,7 +87,12 @@ impl DeltaSink {
             );
         }
         let (_, plan) = builder.await.map_err(|e| self.vacuum_err(e))?;
-        let files = plan.files_deleted;
+        let mut files = plan.files_deleted;
+        let vectors = self.deletion_vectors_declared()?;
+        if vectors && !files.is_empty() {
+            let keep = self.removed_since(retain).await?;
+            files.retain(|f| !keep.iter().any(|k| f == k || f.ends_with(&format!("/{k}"))));
+        }
         if options.dry_run || files.is_empty() {
             return Ok(VacuumOutcome {
                 files,
@@ -140,6 +145,65 @@ impl DeltaSink {
         })
     }
 
+    /// Whether the loaded table's protocol has the `deletionVectors` feature.
+    fn deletion_vectors_declared(&self) -> Result<bool, SinkError> {
+        let snapshot = self.loaded()?.snapshot().map_err(|e| self.open_err(e))?;
+        Ok(crate::protocol::ProtocolState::of(snapshot.protocol())
+            .is_ok_and(|p| p.supports("deletionVectors")))
+    }
+
+    /// The data files and deletion-vector files that `remove` actions younger than `retain`
+    /// name, which VACUUM must keep. With deletion vectors one data file is removed (and
+    /// re-added with a new vector) many times; delta-rs's VACUUM deletes a path once any of
+    /// its removes has expired, even when a later remove of it has not (a file re-added by
+    /// a MERGE, then purged a minute ago), and keeps only the live files' vectors (a
+    /// vector replaced a minute ago is still read by the versions before). Reads the
+    /// commits back from the newest until one is older than `retain`.
+    async fn removed_since(&self, retain: Duration) -> Result<Vec<String>, SinkError> {
+        let table = self.loaded()?;
+        let log = table.log_store();
+        let latest = table.version().unwrap_or_default();
+        let cutoff = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(retain.as_millis()).unwrap_or(i64::MAX);
+        let mut keep = Vec::new();
+        let mut version = latest;
+        loop {
+            let Some(bytes) = log
+                .read_commit_entry(version)
+                .await
+                .map_err(|e| self.vacuum_err(e))?
+            else {
+                break;
+            };
+            let mut older = false;
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if let Some(ts) = action["commitInfo"]["timestamp"].as_i64() {
+                    older = ts < cutoff;
+                }
+                if let Some(path) = action["remove"]["path"].as_str() {
+                    keep.push(percent_decode(path));
+                }
+                let dv = &action["remove"]["deletionVector"];
+                if dv["storageType"] == "u" {
+                    if let Some(path) = dv["pathOrInlineDv"]
+                        .as_str()
+                        .and_then(|p| crate::dv::format::relative_path(p).ok())
+                    {
+                        keep.push(path.to_string());
+                    }
+                }
+            }
+            if older || version == 0 {
+                break;
+            }
+            version -= 1;
+        }
+        Ok(keep)
+    }
+
     /// One of VACUUM's two commits, with its metrics, without post-commit hooks.
     async fn vacuum_commit(
         &mut self,
@@ -165,4 +229,9 @@ impl DeltaSink {
             source,
         }
     }
+}
+
+/// A log path as the object store names it (the log percent-encodes paths).
+fn percent_decode(path: &str) -> String {
+    Path::from_url_path(path).map_or_else(|_| path.to_string(), |p| p.to_string())
 }

@@ -275,6 +275,8 @@ location = "state"
             Some(TableFacts {
                 deletion_vectors: dv,
                 change_feed: cdf,
+                column_mapping: false,
+                vectors_property: dv,
             })
         };
         let unset = merge("").expect("parse").sink;
@@ -304,6 +306,18 @@ location = "state"
             .sink;
         let d = dv.merge_strategy_for(facts(false, false));
         assert_eq!((d.strategy, d.upgrade), (DeletionVectors, true));
+        let mapped = Some(TableFacts {
+            deletion_vectors: false,
+            change_feed: false,
+            column_mapping: true,
+            vectors_property: false,
+        });
+        let d = dv.merge_strategy_for(mapped);
+        assert_eq!(
+            (d.strategy, d.upgrade),
+            (CopyOnWrite, false),
+            "no upgrade loop"
+        );
         let cow = merge("merge_strategy = \"copy_on_write\"")
             .expect("parse")
             .sink;

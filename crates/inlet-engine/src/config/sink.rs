@@ -44,18 +44,29 @@ pub struct TableFacts {
     pub deletion_vectors: bool,
     /// `delta.enableChangeDataFeed` is true.
     pub change_feed: bool,
+    /// Column names are mapped (`delta.columnMapping.mode` other than `none`).
+    pub column_mapping: bool,
+    /// `delta.enableDeletionVectors` is true, whatever the protocol says.
+    pub vectors_property: bool,
 }
 
 impl TableFacts {
     /// The facts of the loaded table `sink`; `None` when it does not exist yet.
     pub fn of(sink: &inlet_delta::DeltaSink) -> Option<Self> {
         sink.version()?;
+        let properties = sink.properties();
+        let on = |k: &str| {
+            properties
+                .get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
         Some(Self {
             deletion_vectors: sink.deletion_vectors_enabled(),
-            change_feed: sink
-                .properties()
-                .get("delta.enableChangeDataFeed")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            change_feed: on("delta.enableChangeDataFeed"),
+            column_mapping: properties
+                .get("delta.columnMapping.mode")
+                .is_some_and(|m| !m.trim().eq_ignore_ascii_case("none")),
+            vectors_property: on("delta.enableDeletionVectors"),
         })
     }
 }
@@ -231,6 +242,20 @@ impl SinkSection {
                 CopyOnWrite,
                 false,
                 "the table has a change data feed (delta.enableChangeDataFeed), and the merge-on-read MERGE does not write change data files yet",
+            );
+        }
+        if table.is_some_and(|t| t.column_mapping) {
+            return decision(
+                CopyOnWrite,
+                false,
+                "the table maps column names (delta.columnMapping.mode), which the merge-on-read key scan does not read",
+            );
+        }
+        if table.is_some_and(|t| t.vectors_property && !t.deletion_vectors) {
+            return decision(
+                CopyOnWrite,
+                false,
+                "delta.enableDeletionVectors is true but the table's protocol lacks the deletionVectors feature; run `inlet table repair-protocol`",
             );
         }
         match (self.merge_strategy, table.map(|t| t.deletion_vectors)) {
