@@ -4,7 +4,8 @@
 # Run it twice: the second run finds nothing new. Remove demo/out to start over.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build --locked --quiet --bin inlet
+# A cold build compiles DataFusion and delta-rs: it takes long (README), so show it.
+cargo build --locked --bin inlet
 bin="${CARGO_TARGET_DIR:-target}/debug/inlet"
 "$bin" validate --config config/local-demo.toml
 "$bin" run --config config/local-demo.toml --available-now

@@ -61,6 +61,9 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`inlet files | head -1`): done, as `ls` and
+        // `git` are, not an error.
+        Err(e) if output_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             let locked = e.chain().any(|c| {
@@ -74,6 +77,19 @@ fn main() -> ExitCode {
             ExitCode::from(if locked { EXIT_LOCKED } else { 1 })
         }
     }
+}
+
+/// Whether `e` is a write to a pipe whose reader closed it.
+fn output_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                c.downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            })
+            == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error as one line: the chain of causes joined with ": ", line breaks and other control

@@ -1,9 +1,11 @@
 //! Observability: the pipeline's events recorded as Prometheus metrics through the `metrics`
-//! facade, its health kept from them, and `/metrics` and `/healthz` served on `--metrics-addr`.
+//! facade, its health kept from them, and `/metrics`, `/livez`, `/readyz` and `/healthz`
+//! served on `--metrics-addr`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -16,27 +18,79 @@ use metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{info, warn};
 
-/// Why the loop is not healthy right now (`None`: healthy), from the pipeline's events.
-#[derive(Debug, Default)]
+/// The run's health for orchestrators, kept from the pipeline's events.
+///
+/// - **Live** (`/livez`): the loop is turning — some event came within `live_within`. A
+///   source or table that is down does not make it fail: each retry is an event too.
+/// - **Ready** (`/readyz`, and `/healthz`, its alias): no failure is being retried, and
+///   a discovery or a batch succeeded within `ready_within`.
+#[derive(Debug)]
 pub struct Health {
     problem: Mutex<Option<String>>,
+    last_event: Mutex<Instant>,
+    last_success: Mutex<Instant>,
+    live_within: Duration,
+    ready_within: Duration,
 }
 
 impl Health {
-    /// Marks the run unhealthy with a reason (a retried failure), or healthy again.
-    fn set(&self, problem: Option<String>) {
-        *self
-            .problem
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    /// Health for a loop that lists (or reports its queue) every `interval`: live within
+    /// 10 intervals (at least 15 minutes, longer than a batch or a retry's back-off),
+    /// ready within 3 (at least 5 minutes).
+    pub fn new(interval: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            problem: Mutex::new(None),
+            last_event: Mutex::new(now),
+            last_success: Mutex::new(now),
+            live_within: (interval * 10).max(Duration::from_secs(15 * 60)),
+            ready_within: (interval * 3).max(Duration::from_secs(5 * 60)),
+        }
     }
 
-    fn problem(&self) -> Option<String> {
-        self.problem
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    /// Marks the run unhealthy with a reason (a retried failure), or healthy again.
+    fn set(&self, problem: Option<String>) {
+        *lock(&self.problem) = problem;
     }
+
+    fn turned(&self, success: bool) {
+        let now = Instant::now();
+        *lock(&self.last_event) = now;
+        if success {
+            *lock(&self.last_success) = now;
+        }
+    }
+
+    /// Why the loop is not live (`None`: it is).
+    fn not_live(&self) -> Option<String> {
+        let quiet = lock(&self.last_event).elapsed();
+        (quiet > self.live_within).then(|| {
+            format!(
+                "the loop has reported nothing for {} s (bound {} s)",
+                quiet.as_secs(),
+                self.live_within.as_secs()
+            )
+        })
+    }
+
+    /// Why the run is not ready (`None`: it is).
+    fn not_ready(&self) -> Option<String> {
+        if let Some(problem) = lock(&self.problem).clone() {
+            return Some(problem);
+        }
+        let since = lock(&self.last_success).elapsed();
+        (since > self.ready_within).then(|| {
+            format!(
+                "no discovery or batch succeeded for {} s (bound {} s)",
+                since.as_secs(),
+                self.ready_within.as_secs()
+            )
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Installs the Prometheus recorder (every metric labelled with the pipeline id) and serves
@@ -56,7 +110,7 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str, health: Arc<Health>) -> 
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {addr}: is it in use?"))?;
     let bound = listener.local_addr().context("metrics listener address")?;
-    info!(addr = %bound, "serving /metrics and /healthz");
+    info!(addr = %bound, "serving /metrics, /livez, /readyz and /healthz");
     tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -100,18 +154,25 @@ fn respond<B>(
     };
     match req.uri().path() {
         "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
-        "/healthz" => match health.problem() {
-            None => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-            Some(problem) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                format!("{problem}\n"),
-            ),
-        },
+        path @ ("/livez" | "/readyz" | "/healthz") => {
+            let problem = if path == "/livez" {
+                health.not_live()
+            } else {
+                health.not_ready()
+            };
+            match problem {
+                None => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+                Some(problem) => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("{problem}\n"),
+                ),
+            }
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "try /metrics or /healthz\n".into(),
+            "try /metrics, /livez, /readyz or /healthz\n".into(),
         ),
     }
 }
@@ -230,6 +291,14 @@ impl Recorder {
 
 impl Observer for Recorder {
     fn event(&self, event: &Event) {
+        // Every event shows the loop turning; these show the source or table working.
+        self.health.turned(matches!(
+            event,
+            Event::Discovered { .. }
+                | Event::QueueDepth { .. }
+                | Event::BatchCommitted(_)
+                | Event::Healthy
+        ));
         match event {
             Event::Discovered { new, duplicates } => {
                 counter!(FILES_DISCOVERED).increment(*new);

@@ -4,6 +4,8 @@
 use std::io::Write;
 
 use anyhow::Result;
+
+use super::out;
 use chrono::{TimeZone, Utc};
 
 use inlet_checkpoint::{Checkpoint, FileRecord};
@@ -54,7 +56,7 @@ fn retry(cfg: &Config, path: &str) -> Result<()> {
         inlet_engine::lock_holder(),
     )?;
     let was = cp.retry_file(&url)?;
-    println!("{url} was {}; the next run takes it again", was.as_str());
+    out!("{url} was {}; the next run takes it again", was.as_str())?;
     Ok(())
 }
 

@@ -7,3 +7,13 @@ pub mod run;
 pub mod schema;
 pub mod table;
 pub mod validate;
+
+/// `println!` that returns the write's error instead of panicking: a closed output pipe
+/// (`inlet files | head -1`) ends the command quietly (see `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+pub(crate) use out;

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+
+use super::out;
 use inlet_engine::{Config, OpenOptions, Pipeline, RunMode};
 use tokio::sync::watch;
 
@@ -23,7 +25,9 @@ pub async fn run(args: &RunArgs) -> Result<()> {
     tokio::spawn(watch_signals(stop_tx));
     let pipeline_id = cfg.pipeline_id.clone();
     let table = cfg.table_url.to_string();
-    let health = Arc::new(metrics::Health::default());
+    let health = Arc::new(metrics::Health::new(std::time::Duration::from_secs(
+        cfg.trigger.interval_seconds,
+    )));
     if let Some(addr) = args.metrics_addr {
         metrics::serve(addr, &pipeline_id, health.clone()).await?;
     }
@@ -39,9 +43,9 @@ pub async fn run(args: &RunArgs) -> Result<()> {
     bar.finish();
     let stats = stats?;
     if args.json {
-        println!("{}", serde_json::to_string(&stats)?);
+        out!("{}", serde_json::to_string(&stats)?)?;
     } else {
-        println!("{}", progress::summary(&pipeline_id, &table, &stats));
+        out!("{}", progress::summary(&pipeline_id, &table, &stats))?;
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+
+use super::out;
 use humansize::{format_size, DECIMAL};
 use inlet_delta::RepairOutcome;
 use inlet_engine::{Config, OptimizeRequest};
@@ -14,23 +16,23 @@ pub async fn repair_protocol(args: &ConfigArg) -> Result<()> {
     let cfg = Config::load(&args.config)?;
     let (cfg, outcome) = inlet_engine::repair_protocol(cfg).await?;
     match outcome {
-        RepairOutcome::Healthy { version } => println!(
+        RepairOutcome::Healthy { version } => out!(
             "Delta table {} (version {version}): its protocol already declares every feature its schema and properties need; nothing to do.",
             cfg.table_url
-        ),
+        )?,
         RepairOutcome::Upgraded {
             version,
             protocol,
             added,
         } => {
-            println!(
+            out!(
                 "Delta table {}: version {version} upgrades the protocol to {protocol}.",
                 cfg.table_url
-            );
+            )?;
             for f in added {
-                println!("  added '{}': {}", f.name, f.why);
+                out!("  added '{}': {}", f.name, f.why)?;
             }
-            println!("Readers that support these features read the table again; `inlet run` goes on from where it stopped.");
+            out!("Readers that support these features read the table again; `inlet run` goes on from where it stopped.")?;
         }
     }
     Ok(())
@@ -49,7 +51,7 @@ pub async fn optimize(args: &OptimizeArgs) -> Result<()> {
     )
     .await?;
     if args.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "table": table,
@@ -60,22 +62,22 @@ pub async fn optimize(args: &OptimizeArgs) -> Result<()> {
                 "bytes_added": outcome.bytes_added,
                 "seconds": outcome.seconds,
             })
-        );
+        )?;
         return Ok(());
     }
     match outcome.version {
-        None => println!("Delta table {table}: no partition has two or more files to pack; nothing to do."),
-        Some(v) => println!(
+        None => out!("Delta table {table}: no partition has two or more files to pack; nothing to do.")?,
+        Some(v) => out!(
             "Delta table {table}: version {v} replaces {} files ({}) with {} ({}) in {:.1}s; no data changed.",
             outcome.files_removed,
             format_size(outcome.bytes_removed, DECIMAL),
             outcome.files_added,
             format_size(outcome.bytes_added, DECIMAL),
             outcome.seconds
-        ),
+        )?,
     }
     if let Some(e) = outcome.post_commit_error {
-        println!("  warning: the compaction stands, but the post-commit log clean-up failed: {e}");
+        out!("  warning: the compaction stands, but the post-commit log clean-up failed: {e}")?;
     }
     Ok(())
 }
@@ -85,7 +87,7 @@ pub async fn vacuum(args: &VacuumArgs) -> Result<()> {
     let table = cfg.table_url.to_string();
     let outcome = inlet_engine::vacuum(cfg, args.retain, args.dry_run, args.fault_point).await?;
     if args.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "table": table,
@@ -94,7 +96,7 @@ pub async fn vacuum(args: &VacuumArgs) -> Result<()> {
                 "version": outcome.version,
                 "seconds": outcome.seconds,
             })
-        );
+        )?;
         return Ok(());
     }
     let verb = if outcome.dry_run {
@@ -102,12 +104,12 @@ pub async fn vacuum(args: &VacuumArgs) -> Result<()> {
     } else {
         "deleted"
     };
-    println!(
+    out!(
         "Delta table {table}: VACUUM {verb} {} files.",
         outcome.files.len()
-    );
+    )?;
     for f in &outcome.files {
-        println!("  {f}");
+        out!("  {f}")?;
     }
     Ok(())
 }
@@ -117,7 +119,7 @@ pub async fn describe(args: &DescribeArgs) -> Result<()> {
     let checkpoint_dir = cfg.checkpoint_dir.clone();
     let (t, cp) = inlet_engine::describe(cfg).await?;
     if args.json {
-        println!("{}", serde_json::json!({ "table": t, "checkpoint": cp }));
+        out!("{}", serde_json::json!({ "table": t, "checkpoint": cp }))?;
         return Ok(());
     }
     let time = |ms: i64| {
@@ -125,7 +127,7 @@ pub async fn describe(args: &DescribeArgs) -> Result<()> {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     };
-    println!("table        {} (version {})", t.url, t.version);
+    out!("table        {} (version {})", t.url, t.version)?;
     let features = |f: &[String]| {
         if f.is_empty() {
             String::new()
@@ -133,74 +135,76 @@ pub async fn describe(args: &DescribeArgs) -> Result<()> {
             format!(" [{}]", f.join(", "))
         }
     };
-    println!(
+    out!(
         "protocol     reader {}{}, writer {}{}",
         t.min_reader_version,
         features(&t.reader_features),
         t.min_writer_version,
         features(&t.writer_features)
-    );
+    )?;
     if t.properties.is_empty() {
-        println!("properties   (none)");
+        out!("properties   (none)")?;
     } else {
         for (i, (k, v)) in t.properties.iter().enumerate() {
-            println!(
+            out!(
                 "{}{k} = {v}",
                 if i == 0 {
                     "properties   "
                 } else {
                     "             "
                 }
-            );
+            )?;
         }
     }
     if !t.partition_columns.is_empty() {
-        println!(
+        out!(
             "partitions   {} by {}",
             t.partitions,
             t.partition_columns.join(", ")
-        );
+        )?;
     }
-    println!(
+    out!(
         "files        {} ({}); {} small (under {}, {})",
         t.files,
         format_size(t.bytes, DECIMAL),
         t.small_files,
         format_size(t.small_file_size, DECIMAL),
         format_size(t.small_bytes, DECIMAL)
-    );
+    )?;
     if t.files_with_deletion_vectors > 0 {
-        println!(
+        out!(
             "deleted rows {} of {} hidden by deletion vectors in {} files",
-            t.deleted_rows, t.physical_rows, t.files_with_deletion_vectors
-        );
+            t.deleted_rows,
+            t.physical_rows,
+            t.files_with_deletion_vectors
+        )?;
     }
-    println!(
+    out!(
         "delta log    {} objects ({}), commits from version {}; checkpoint {}",
         t.log_objects,
         format_size(t.log_bytes, DECIMAL),
         t.oldest_commit,
         t.checkpoint_version
             .map_or("none".to_string(), |v| format!("at version {v}"))
-    );
-    println!(
+    )?;
+    out!(
         "compaction   {}",
         t.last_compaction
             .map_or("never (in the log)".to_string(), |(v, ms)| format!(
                 "version {v} at {}",
                 time(ms)
             ))
-    );
-    println!(
+    )?;
+    out!(
         "vacuum       {}",
         t.last_vacuum
             .map_or("never (in the log)".to_string(), |(v, ms)| format!(
                 "version {v} at {}",
                 time(ms)
             ))
-    );
+    )?;
     match cp {
-        Some(c) => println!(
+        Some(c) => out!(
             "checkpoint   {} ({}): {} files, {} batches, {} tombstones, {} schema versions",
             checkpoint_dir.display(),
             format_size(c.bytes, DECIMAL),
@@ -208,8 +212,8 @@ pub async fn describe(args: &DescribeArgs) -> Result<()> {
             c.batches,
             c.tombstones,
             c.schema_versions
-        ),
-        None => println!("checkpoint   {} (none yet)", checkpoint_dir.display()),
+        )?,
+        None => out!("checkpoint   {} (none yet)", checkpoint_dir.display())?,
     }
     Ok(())
 }
@@ -229,13 +233,11 @@ pub async fn set_properties(args: &SetPropertiesArgs) -> Result<()> {
         );
     }
     match inlet_engine::set_properties(cfg, properties.clone()).await? {
-        None => {
-            println!("Delta table {table}: every property already has its value; nothing to do.")
-        }
+        None => out!("Delta table {table}: every property already has its value; nothing to do.")?,
         Some(v) => {
-            println!("Delta table {table}: version {v} sets:");
+            out!("Delta table {table}: version {v} sets:")?;
             for (k, val) in &properties {
-                println!("  {k} = {val}");
+                out!("  {k} = {val}")?;
             }
         }
     }

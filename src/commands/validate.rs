@@ -8,6 +8,9 @@ use crate::cli::ConfigArg;
 
 pub async fn run(args: &ConfigArg) -> Result<()> {
     let cfg = Config::load(&args.config)?;
-    print!("{}", inlet_engine::validate(cfg).await?);
+    {
+        use std::io::Write as _;
+        write!(std::io::stdout(), "{}", inlet_engine::validate(cfg).await?)?;
+    }
     Ok(())
 }

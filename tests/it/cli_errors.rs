@@ -173,3 +173,52 @@ fn a_damaged_checkpoint_is_rebuilt_from_the_table_and_nothing_is_taken_twice() {
         "rows lost or doubled"
     );
 }
+
+/// Every listing command ends quietly and with success when its reader closes the pipe
+/// (`inlet files | head -1`), as `ls` and `git` do: the demo's `files … | head -5` under
+/// `pipefail` once failed the whole script with "Broken pipe".
+#[test]
+fn listing_commands_end_quietly_when_their_reader_closes() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut landing = Landing::new(&tmp.path().join("landing"));
+    // Enough files that `files` writes far more than a pipe buffer holds.
+    landing.add_files(1500, 1);
+    let cfg = local_config(tmp.path(), "max_files_per_batch = 5000");
+    drain(&cfg, &[], &[]);
+    let c = cfg.to_str().expect("utf8");
+    for args in [
+        vec!["files", "--config", c],
+        vec!["files", "--config", c, "--json"],
+        vec!["schema", "--config", c, "show"],
+        vec!["schema", "--config", c, "history"],
+        vec!["table", "describe", "--config", c],
+        vec!["validate", "--config", c],
+    ] {
+        let mut child = inlet()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("a first line");
+        assert!(!first.is_empty(), "{args:?} printed nothing");
+        // The reader is gone: the rest of the output has nowhere to go.
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{args:?} exited {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?} said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

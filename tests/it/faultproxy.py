@@ -14,6 +14,8 @@ After each request STATS_FILE holds {"requests": N, "faults": {kind: count}} as 
 With DENY_DELETE=SUBSTRING in the environment, every delete of a key containing SUBSTRING
 (DELETE, or a multi-object delete POST naming one) is answered 403 AccessDenied, as an IAM
 policy without s3:DeleteObject there would; STATS_FILE then counts them as "denied".
+With OUTAGE_FILE=PATH, every request is answered 503 ServiceUnavailable while PATH exists:
+an outage the test starts and ends without restarting anything.
 """
 
 import http.client
@@ -28,6 +30,7 @@ import threading
 
 KINDS = ["500", "503", "reset", "lost", "truncate", "stall"]
 DENY_DELETE = os.environ.get("DENY_DELETE")
+OUTAGE_FILE = os.environ.get("OUTAGE_FILE")
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 lock = threading.Lock()
 stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0}
@@ -121,6 +124,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         body = self.read_body()
+        if OUTAGE_FILE and os.path.exists(OUTAGE_FILE):
+            return self.error(503, "ServiceUnavailable", "Service is unavailable.")
         if self.denied(body):
             with lock:
                 stats["denied"] += 1

@@ -1,6 +1,7 @@
 //! The same protocol against S3: moto_server on loopback, a landing bucket and a lake
 //! bucket, the table read back by Python `deltalake` over HTTP.
 
+use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 
 use crate::support::*;
@@ -200,4 +201,87 @@ fn s3_schema_drift_evolves_the_table_and_writes_bad_records_to_s3() {
     assert_eq!(record["file"], "s3://landing/incoming/b.json");
     assert_eq!(record["line"], 2);
     assert_eq!(record["raw"], "{\"id\":4,\"v\":");
+}
+
+/// An S3 outage in a continuous run: `/livez` stays 200 (restarting would not help),
+/// `/readyz` and its alias `/healthz` turn 503 naming the failure, and all three recover
+/// once S3 answers again, with no restart and every file taken once.
+#[test]
+fn an_s3_outage_fails_readiness_not_liveness_and_both_recover() {
+    let moto = Moto::start();
+    moto.s3(&["mkbucket", "landing"]);
+    moto.s3(&["mkbucket", "lake"]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let outage = tmp.path().join("outage");
+    let outage_env = outage.to_str().expect("utf8").to_string();
+    let proxy = FaultProxy::start_with(
+        &moto.endpoint,
+        tmp.path(),
+        0.0,
+        3,
+        0.0,
+        &[("OUTAGE_FILE", outage_env.as_str())],
+    );
+    let mut landing = Landing::new(&tmp.path().join("staging"));
+    let mut put = |n: usize| {
+        for _ in 0..n {
+            let (name, bytes) = landing.next_file(2, false);
+            let local = landing.dir.join(&name);
+            std::fs::write(&local, bytes).expect("write");
+            moto.s3(&[
+                "put",
+                "landing",
+                &format!("incoming/{name}"),
+                local.to_str().expect("utf8"),
+            ]);
+        }
+    };
+    put(3);
+    let opts = format!(
+        "storage_options = {{ aws_endpoint = \"{}\", aws_allow_http = \"true\", aws_region = \"us-east-1\" }}",
+        proxy.endpoint
+    );
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "pipeline_id = \"outage\"\n[source]\nurl = \"s3://landing/incoming/\"\n{opts}\n[sink]\ntable = \"s3://lake/t\"\n{opts}\n[checkpoint]\nlocation = \"state\"\n[trigger]\ninterval_seconds = 1\n"
+        ),
+    );
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let run = Running::start(&config, &moto.env(), &["--metrics-addr", &addr]);
+    let status = |path: &str| http_get(port, path).0;
+    wait_for(60, "the first files committed", Some(&run), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok() && committed(&config) == 3
+    });
+    assert_eq!((status("/livez"), status("/readyz")), (200, 200));
+
+    std::fs::write(&outage, "down").expect("outage on");
+    wait_for(
+        60,
+        "readiness to fail during the outage",
+        Some(&run),
+        || status("/readyz") == 503,
+    );
+    let (code, why) = http_get(port, "/readyz");
+    assert_eq!(code, 503);
+    assert!(why.contains("failing"), "{why}");
+    assert_eq!(status("/healthz"), 503, "/healthz is /readyz");
+    assert_eq!(status("/livez"), 200, "an outage must not fail liveness");
+
+    std::fs::remove_file(&outage).expect("outage off");
+    put(2);
+    wait_for(
+        120,
+        "the run to recover and take the new files",
+        Some(&run),
+        || committed(&config) == 5 && status("/readyz") == 200,
+    );
+    assert_eq!((status("/livez"), status("/healthz")), (200, 200));
+    run.stop();
+    let table = read_delta("s3://lake/t", &moto.reader_options());
+    assert_eq!(
+        table.ints("id"),
+        landing.ids.iter().copied().collect::<Vec<_>>()
+    );
 }
