@@ -106,6 +106,7 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str, health: Arc<Health>) -> 
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {addr}: is it in use?"))?;
@@ -182,14 +183,14 @@ pub const FILES_COMMITTED: &str = "inlet_files_committed_total";
 pub const FILES_FAILED: &str = "inlet_files_failed_total";
 pub const FILES_SKIPPED: &str = "inlet_files_skipped_total";
 pub const DUPLICATES: &str = "inlet_duplicate_events_total";
-pub const BYTES: &str = "inlet_bytes_committed_total";
+pub const BYTES: &str = "inlet_committed_bytes_total";
 pub const ROWS: &str = "inlet_rows_committed_total";
 pub const BATCHES: &str = "inlet_batches_committed_total";
 pub const BATCH_SECONDS: &str = "inlet_batch_duration_seconds";
 pub const LATENCY_SECONDS: &str = "inlet_landing_to_commit_seconds";
 pub const BACKLOG_FILES: &str = "inlet_backlog_files";
 pub const BACKLOG_BYTES: &str = "inlet_backlog_bytes";
-pub const QUEUE_DEPTH: &str = "inlet_queue_messages_approximate";
+pub const QUEUE_DEPTH: &str = "inlet_queue_messages";
 pub const SCHEMA_VERSION: &str = "inlet_schema_version";
 pub const DELTA_VERSION: &str = "inlet_delta_version";
 pub const TABLE_FILES: &str = "inlet_table_files";
@@ -206,8 +207,31 @@ pub const LAST_VACUUM: &str = "inlet_last_vacuum_timestamp_seconds";
 pub const DELTA_CHECKPOINTS: &str = "inlet_delta_checkpoints_total";
 pub const LOG_CLEANED: &str = "inlet_delta_log_objects_deleted_total";
 pub const MAINTENANCE_FAILURES: &str = "inlet_maintenance_failures_total";
+pub const BAD_RECORDS: &str = "inlet_bad_records_total";
+pub const RESCUED_ROWS: &str = "inlet_rescued_rows_total";
+pub const RETRIES: &str = "inlet_retries_total";
+pub const LAST_COMMIT: &str = "inlet_last_commit_timestamp_seconds";
+pub const BUILD_INFO: &str = "inlet_build_info";
 
 fn describe() {
+    describe_counter!(
+        BAD_RECORDS,
+        "Records that did not parse or fit, written to the bad-records location (counted per read: a replayed batch counts again)"
+    );
+    describe_counter!(
+        RESCUED_ROWS,
+        "Rows with values kept in the rescued data column (per read)"
+    );
+    describe_counter!(
+        RETRIES,
+        "Failed steps retried after a back-off, by step (discovery, batch, ...)"
+    );
+    describe_gauge!(
+        LAST_COMMIT,
+        Unit::Seconds,
+        "When the last batch was recorded, seconds since the epoch: alert on its age while the backlog is not empty"
+    );
+    describe_gauge!(BUILD_INFO, "1, labelled with inlet's version");
     describe_counter!(FILES_DISCOVERED, "New files found (not seen before)");
     describe_counter!(FILES_COMMITTED, "Files whose rows were committed");
     describe_counter!(
@@ -316,9 +340,20 @@ impl Observer for Recorder {
                 attempt,
                 error,
                 ..
-            } => self.health.set(Some(format!(
-                "{what} failing ({attempt} attempts): {error}"
-            ))),
+            } => {
+                counter!(RETRIES, "step" => what.clone()).increment(1);
+                self.health.set(Some(format!(
+                    "{what} failing ({attempt} attempts): {error}"
+                )));
+            }
+            Event::FileRead {
+                bad_records,
+                rescued_rows,
+                ..
+            } => {
+                counter!(BAD_RECORDS).increment(*bad_records);
+                counter!(RESCUED_ROWS).increment(*rescued_rows);
+            }
             Event::Healthy => self.health.set(None),
             Event::Maintenance(m) => maintenance(m),
             _ => {}
@@ -327,6 +362,10 @@ impl Observer for Recorder {
 }
 
 fn batch_committed(done: &BatchCommitted) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    gauge!(LAST_COMMIT).set(now);
     counter!(FILES_COMMITTED).increment(done.files - done.failed - done.skipped);
     counter!(FILES_FAILED).increment(done.failed);
     counter!(FILES_SKIPPED).increment(done.skipped);

@@ -78,7 +78,7 @@ fn s3_event(key: &str) -> String {
 }
 
 /// A sample's value from Prometheus text, by metric name (labels ignored unless given).
-fn sample(metrics: &str, name: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
         .filter(|l| !l.starts_with('#'))

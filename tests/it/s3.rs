@@ -278,10 +278,48 @@ fn an_s3_outage_fails_readiness_not_liveness_and_both_recover() {
         || committed(&config) == 5 && status("/readyz") == 200,
     );
     assert_eq!((status("/livez"), status("/healthz")), (200, 200));
-    run.stop();
-    let table = read_delta("s3://lake/t", &moto.reader_options());
-    assert_eq!(
-        table.ints("id"),
-        landing.ids.iter().copied().collect::<Vec<_>>()
+
+    // The metrics an alert needs: retries by step, the last commit's time, bad records.
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, "{\"id\": 1000000, \"name\": \"ok\"}\n{not json\n").expect("write");
+    moto.s3(&[
+        "put",
+        "landing",
+        "incoming/bad.json",
+        bad.to_str().expect("utf8"),
+    ]);
+    wait_for(
+        60,
+        "the file with a bad record committed",
+        Some(&run),
+        || committed(&config) == 6,
     );
+    let (_, metrics) = http_get(port, "/metrics");
+    let sample = |name: &str| crate::notify::sample(&metrics, name);
+    assert!(
+        sample("inlet_retries_total").is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert_eq!(sample("inlet_bad_records_total"), Some(1.0), "{metrics}");
+    assert!(sample("inlet_committed_bytes_total").is_some_and(|b| b > 0.0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        sample("inlet_last_commit_timestamp_seconds").is_some_and(|t| (now - t).abs() < 120.0),
+        "{metrics}"
+    );
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        metrics.lines().any(|l| l.starts_with("inlet_build_info{")
+            && l.contains(&version)
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    run.stop();
+    let mut want: Vec<i64> = landing.ids.iter().copied().collect();
+    want.push(1_000_000);
+    let table = read_delta("s3://lake/t", &moto.reader_options());
+    assert_eq!(table.ints("id"), want);
 }
