@@ -7,16 +7,40 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use inlet_engine::FaultPoint;
 
+/// Shown under every `--help` (a macro, so `concat!` can join it to each example).
+macro_rules! exit_codes {
+    () => {
+        "\
+Exit codes:
+  0    success (also a run stopped by one SIGINT/SIGTERM after its batch, and a command
+       whose output pipe was closed)
+  1    error: one line on stderr names what is at fault and what to do
+  2    usage error (unknown flag, missing argument)
+  75   another run holds the pipeline's checkpoint (EX_TEMPFAIL): try again later
+  130  stopped at once by a second SIGINT/SIGTERM; the next start recovers the batch
+
+Environment: INLET_CONFIG (default for --config), INLET_LOG (log filter, e.g. debug),
+NO_COLOR (no colours), AWS_* (credentials and region)."
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "inlet",
     version,
-    about = "Incremental file ingester: landing zone (local or S3) -> Delta Lake, exactly once"
+    about = "Incremental file ingester: landing zone (local or S3) -> Delta Lake, exactly once",
+    after_help = exit_codes!()
 )]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// More log lines on stderr (-v info, -vv debug, -vvv trace), over INLET_LOG.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only on stderr, over INLET_LOG.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,25 +54,45 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Pipeline config (TOML).
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', env = "INLET_CONFIG")]
     pub config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ingest new files into the table (continuous unless --available-now or --once).
+    #[command(
+        after_help = concat!("Examples:\n  inlet run -c pipeline.toml --available-now\n  inlet run -c pipeline.toml --metrics-addr 0.0.0.0:9090", "\n\n", exit_codes!())
+    )]
     Run(RunArgs),
     /// Show the file log of the checkpoint, one row per file.
+    #[command(
+        after_help = concat!("Examples:\n  inlet files -c pipeline.toml --state failed\n  inlet files -c pipeline.toml --json | head -1", "\n\n", exit_codes!())
+    )]
     Files(FilesArgs),
     /// Check the config, the source and the table, and print what would run.
+    #[command(after_help = concat!("Example:\n  inlet validate -c pipeline.toml", "\n\n", exit_codes!()))]
     Validate(ConfigArg),
     /// Show the schema store: the current schema, its history, or the change between two
     /// versions.
+    #[command(
+        after_help = concat!("Examples:\n  inlet schema -c pipeline.toml show\n  inlet schema -c pipeline.toml history", "\n\n", exit_codes!())
+    )]
     Schema(SchemaArgs),
     /// Manage the checkpoint itself.
+    #[command(after_help = concat!("Example:\n  inlet checkpoint rebuild -c pipeline.toml", "\n\n", exit_codes!()))]
     Checkpoint(CheckpointArgs),
     /// Look after the Delta table itself.
+    #[command(
+        after_help = concat!("Examples:\n  inlet table describe -c pipeline.toml\n  inlet table optimize -c pipeline.toml --zorder-by tenant\n  inlet table vacuum -c pipeline.toml --dry-run", "\n\n", exit_codes!())
+    )]
     Table(TableArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = concat!("Example:\n  inlet completions bash > /etc/bash_completion.d/inlet", "\n\n", exit_codes!()))]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = concat!("Example:\n  inlet man | man -l -", "\n\n", exit_codes!()))]
+    Man,
 }
 
 #[derive(Debug, Args)]

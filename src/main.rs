@@ -48,6 +48,17 @@ fn main() -> ExitCode {
                     commands::checkpoint::rebuild(config).await
                 }
             },
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(*shell, &mut cmd, "inlet", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man => {
+                let cmd = <Cli as clap::CommandFactory>::command();
+                clap_mangen::Man::new(cmd)
+                    .render(&mut std::io::stdout())
+                    .map_err(anyhow::Error::from)
+            }
             Command::Table(args) => match &args.what {
                 cli::TableCommand::RepairProtocol(config) => {
                     commands::table::repair_protocol(config).await
@@ -77,6 +88,12 @@ fn main() -> ExitCode {
             ExitCode::from(if locked { EXIT_LOCKED } else { 1 })
         }
     }
+}
+
+/// Colours on stderr: only on a terminal, and never when `NO_COLOR` is set and not empty
+/// (no-color.org).
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Whether `e` is a write to a pipe whose reader closed it.
@@ -130,22 +147,33 @@ fn init_logging(cli: &Cli) {
             "warn,buoyant_kernel=off,deltalake_core::operations::merge=error,inlet={level},inlet_checkpoint={level},inlet_delta={level},inlet_discover={level},inlet_format={level},inlet_schema={level}"
         )
     };
+    // -q / -v on the command line, then INLET_LOG, then the default.
+    let asked = match (cli.quiet, cli.verbose) {
+        (true, _) => Some("error"),
+        (false, 0) => None,
+        (false, 1) => Some("info"),
+        (false, 2) => Some("debug"),
+        _ => Some("trace"),
+    };
     let level = if std::io::stderr().is_terminal() {
         "warn"
     } else {
         "info"
     };
-    let filter = match std::env::var("INLET_LOG") {
+    let chosen = asked
+        .map(str::to_string)
+        .or_else(|| std::env::var("INLET_LOG").ok());
+    let filter = match chosen {
         // A bare level ("debug") applies to inlet's own crates; a full directive is used as is.
-        Ok(v) if !v.contains('=') && !v.contains(',') => EnvFilter::new(ours(&v)),
-        Ok(v) => EnvFilter::new(v),
-        Err(_) => EnvFilter::new(ours(level)),
+        Some(v) if !v.contains('=') && !v.contains(',') => EnvFilter::new(ours(&v)),
+        Some(v) => EnvFilter::new(v),
+        None => EnvFilter::new(ours(level)),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match cli.log_format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => builder.with_ansi(colour()).init(),
         LogFormat::Json => builder.json().init(),
     }
 }

@@ -222,3 +222,57 @@ fn listing_commands_end_quietly_when_their_reader_closes() {
         );
     }
 }
+
+/// The command line's conventions: exit codes and an example under each `--help`, the man
+/// page and completions, `INLET_CONFIG` for `--config`, `-q` for a quiet stderr.
+#[test]
+fn help_man_completions_env_config_and_quiet() {
+    let help = run_ok(&["--help"], &[]);
+    for code in ["0 ", "1 ", "2 ", "75 ", "130 "] {
+        assert!(
+            help.contains(&format!("\n  {code}")),
+            "exit code {code}: {help}"
+        );
+    }
+    for sub in [
+        vec!["run"],
+        vec!["files"],
+        vec!["validate"],
+        vec!["schema"],
+        vec!["checkpoint"],
+        vec!["table"],
+        vec!["completions"],
+        vec!["man"],
+    ] {
+        let mut args = sub.clone();
+        args.push("--help");
+        let text = run_ok(&args, &[]);
+        assert!(
+            text.contains("Example") && text.contains("Exit codes:"),
+            "{sub:?}: {text}"
+        );
+    }
+    let man = run_ok(&["man"], &[]);
+    assert!(man.contains(".TH") && man.contains("Exit codes"), "{man}");
+    let bash = run_ok(&["completions", "bash"], &[]);
+    assert!(bash.contains("_inlet()"), "{bash}");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Landing::new(&tmp.path().join("landing")).add_files(2, 3);
+    let cfg = local_config(tmp.path(), "");
+    let c = cfg.to_str().expect("utf8");
+    let shown = run_ok(&["validate"], &[("INLET_CONFIG", c)]);
+    assert!(shown.contains("pipeline    test_pipeline"), "{shown}");
+    let out = run_inlet(&["-q", "run", "--available-now"], &[("INLET_CONFIG", c)]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "-q: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_inlet(&["run", "--available-now"], &[("INLET_CONFIG", c)]);
+    assert!(
+        !out.stderr.is_empty(),
+        "without -q a run off a terminal logs at info"
+    );
+}
