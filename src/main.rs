@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod metrics;
 mod progress;
+mod systemd;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -62,7 +62,7 @@ impl Health {
     }
 
     /// Why the loop is not live (`None`: it is).
-    fn not_live(&self) -> Option<String> {
+    pub fn not_live(&self) -> Option<String> {
         let quiet = lock(&self.last_event).elapsed();
         (quiet > self.live_within).then(|| {
             format!(
@@ -107,6 +107,33 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str, health: Arc<Health>) -> 
         .context("cannot install the metrics recorder")?;
     describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Counters start at 0, so rates and alerts see them before their first event.
+    for name in [
+        FILES_DISCOVERED,
+        FILES_COMMITTED,
+        FILES_FAILED,
+        FILES_SKIPPED,
+        DUPLICATES,
+        BYTES,
+        ROWS,
+        BATCHES,
+        COMPACTIONS,
+        COMPACTED_FILES,
+        VACUUMS,
+        VACUUMED_FILES,
+        DELTA_CHECKPOINTS,
+        LOG_CLEANED,
+        BAD_RECORDS,
+        RESCUED_ROWS,
+    ] {
+        counter!(name).increment(0);
+    }
+    for step in ["discovery", "listing", "recovery", "batch"] {
+        counter!(RETRIES, "step" => step).increment(0);
+    }
+    for step in ["compaction", "vacuum", "checkpoint", "log_cleanup"] {
+        counter!(MAINTENANCE_FAILURES, "step" => step).increment(0);
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {addr}: is it in use?"))?;
@@ -341,7 +368,14 @@ impl Observer for Recorder {
                 error,
                 ..
             } => {
-                counter!(RETRIES, "step" => what.clone()).increment(1);
+                // The step's kind ("batch 12" counts as "batch"): a label per batch would
+                // grow without bound.
+                let step = what
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("other")
+                    .to_string();
+                counter!(RETRIES, "step" => step).increment(1);
                 self.health.set(Some(format!(
                     "{what} failing ({attempt} attempts): {error}"
                 )));

@@ -36,10 +36,26 @@ pub async fn run(args: &RunArgs) -> Result<()> {
         fault_point: args.fault_point,
     };
     let mut pipeline = Pipeline::open(cfg, options).await?;
+    // systemd (Type=notify): ready once the pipeline is open; the watchdog fed while the
+    // loop turns, so a stuck loop is restarted and an S3 outage is not.
+    crate::systemd::notify("READY=1\nSTATUS=ingesting");
+    if let Some(every) = crate::systemd::watchdog_every() {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if health.not_live().is_none() {
+                    crate::systemd::notify("WATCHDOG=1");
+                }
+            }
+        });
+    }
     let bar = Arc::new(progress::Progress::new());
     pipeline.observe(bar.clone());
     pipeline.observe(Arc::new(metrics::Recorder::new(health)));
     let stats = pipeline.run(mode, stop_rx).await;
+    crate::systemd::notify("STOPPING=1");
     bar.finish();
     let stats = stats?;
     if args.json {

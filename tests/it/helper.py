@@ -365,6 +365,11 @@ def main():
         read_delta(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
     elif cmd == "read-cdf":
         read_cdf(sys.argv[2], json.loads(sys.argv[3]) or None, int(sys.argv[4]))
+    elif cmd == "yaml-json":
+        import yaml  # PyYAML, which moto[server] installs
+
+        with open(sys.argv[2]) as f:
+            print(json.dumps(list(yaml.safe_load_all(f))))
     elif cmd == "read-version":
         read_version(sys.argv[2], int(sys.argv[3]))
     elif cmd == "read-others":

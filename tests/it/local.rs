@@ -193,3 +193,44 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): `READY=1` once the pipeline is open, then
+/// `WATCHDOG=1` while the loop turns, and `STOPPING=1` at the end, on `NOTIFY_SOCKET`.
+#[test]
+fn systemd_hears_ready_the_watchdog_and_stopping() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Landing::new(&tmp.path().join("landing")).add_files(2, 3);
+    let cfg = local_config(tmp.path(), "");
+    let socket_path = tmp.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let path = socket_path.to_str().expect("utf8").to_string();
+    let run = Running::start(
+        &cfg,
+        &[
+            ("NOTIFY_SOCKET", path.as_str()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+        &[],
+    );
+    let mut heard: Vec<String> = Vec::new();
+    let mut buf = [0u8; 256];
+    while !heard.iter().any(|m| m.starts_with("WATCHDOG=1")) {
+        let n = socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no notification ({e}); heard {heard:?}"));
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(heard[0].starts_with("READY=1"), "{heard:?}");
+    run.stop();
+    let mut last = String::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        last = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if last.starts_with("STOPPING=1") {
+            break;
+        }
+    }
+    assert!(last.starts_with("STOPPING=1"), "{last}");
+}

@@ -186,6 +186,13 @@ fn continuous_run_takes_a_steady_stream_exactly_once_and_reports_latency() {
         "{metrics}"
     );
     assert_eq!(sample(&metrics, "inlet_backlog_files"), Some(0.0));
+    // Every metric the shipped alert rules and dashboard use is one this run exports.
+    let exported = crate::deploy::metric_names(&metrics);
+    let missing: Vec<String> = crate::deploy::monitored_metrics()
+        .into_iter()
+        .filter(|m| !exported.contains(m))
+        .collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{metrics}");
     let p50 = histogram_quantile(&metrics, "inlet_landing_to_commit_seconds", 0.5).expect("p50");
     let p99 = histogram_quantile(&metrics, "inlet_landing_to_commit_seconds", 0.99).expect("p99");
     // A figure for benches/README.md, not an assertion on time.
