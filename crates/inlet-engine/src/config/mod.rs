@@ -349,6 +349,98 @@ location = "state"
         assert!(err.to_string().contains("sink.merge_strategy"), "{err}");
     }
 
+    /// docs/config.md, section by section (`""` is the top level): the keys its table names.
+    fn documented_keys() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md"),
+        )
+        .expect("docs/config.md");
+        let mut out = std::collections::BTreeMap::new();
+        let mut section = String::new();
+        for line in doc.lines().filter(|l| l.starts_with("| ")) {
+            let first = line[2..].split(" |").next().unwrap_or_default();
+            if let Some(name) = first
+                .strip_prefix("**`[")
+                .and_then(|n| n.strip_suffix("]`**"))
+            {
+                section = name.to_string();
+                continue;
+            }
+            let keys: Vec<String> = first
+                .split(", ")
+                .filter_map(|k| k.strip_prefix('`')?.strip_suffix('`').map(str::to_string))
+                .collect();
+            if keys.is_empty() || first == "key" {
+                continue;
+            }
+            out.entry(section.clone())
+                .or_insert_with(std::collections::BTreeSet::new)
+                .extend(keys);
+        }
+        out
+    }
+
+    /// The keys the code accepts in `section`, from serde's "expected one of" for an
+    /// unknown key there.
+    fn accepted_keys(section: &str) -> std::collections::BTreeSet<String> {
+        let base = format!("{GOOD}[schema]\n[transform]\n[trigger]\n[maintenance]\n[unity]\n");
+        let text = if section.is_empty() {
+            format!("zz_unknown = 1\n{base}")
+        } else if section == "source.csv" {
+            base.replace("[source]\n", "[source]\nformat = \"csv\"\n")
+                + "[source.csv]\nzz_unknown = 1\n"
+        } else {
+            base.replace(
+                &format!("[{section}]\n"),
+                &format!("[{section}]\nzz_unknown = 1\n"),
+            )
+        };
+        let err = Config::parse(Path::new("p.toml"), &text, &env)
+            .expect_err("an unknown key")
+            .to_string();
+        // "expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, ...".
+        let list = err
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("[{section}]: {err}"));
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_key_is_documented_and_every_documented_key_is_accepted() {
+        let documented = documented_keys();
+        for section in [
+            "",
+            "source",
+            "source.csv",
+            "schema",
+            "transform",
+            "sink",
+            "unity",
+            "checkpoint",
+            "trigger",
+            "maintenance",
+        ] {
+            let mut accepted = accepted_keys(section);
+            let docs = documented.get(section).cloned().unwrap_or_default();
+            if section.is_empty() {
+                // The sections themselves are keys of the top level.
+                accepted.retain(|k| !documented.contains_key(k.as_str()));
+            }
+            if section == "source" {
+                accepted.remove("csv");
+            }
+            assert_eq!(
+                accepted, docs,
+                "[{section}]: accepted by the code (left) and documented in docs/config.md (right)"
+            );
+        }
+    }
+
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = GOOD.replace("[sink]\n", "[sink]\ncolour = \"red\"\n");
