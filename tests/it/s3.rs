@@ -6,6 +6,19 @@ use std::os::unix::process::ExitStatusExt;
 
 use crate::support::*;
 
+/// A new file of `rows` records from `landing`, put into the `landing` bucket under `prefix`.
+fn put_file(moto: &Moto, landing: &mut Landing, prefix: &str, rows: usize, gzip: bool) {
+    let (name, bytes) = landing.next_file(rows, gzip);
+    let local = landing.dir.join(&name);
+    std::fs::write(&local, bytes).expect("write");
+    moto.s3(&[
+        "put",
+        "landing",
+        &format!("{prefix}{name}"),
+        local.to_str().expect("utf8"),
+    ]);
+}
+
 fn s3_config(dir: &std::path::Path, moto: &Moto, landing_bucket: &str) -> std::path::PathBuf {
     let opts = moto.storage_options();
     write_config(
@@ -25,11 +38,7 @@ fn s3_landing_to_s3_table_takes_exactly_new_files() {
     let mut landing = Landing::new(&tmp.path().join("staging"));
     let put_files = |landing: &mut Landing, n: usize| {
         for i in 0..n {
-            let (name, bytes) = landing.next_file(20, i % 2 == 1);
-            let local = landing.dir.join(&name);
-            std::fs::write(&local, bytes).expect("write");
-            let key = format!("incoming/2026/11/{name}");
-            moto.s3(&["put", "landing", &key, local.to_str().expect("utf8")]);
+            put_file(&moto, landing, "incoming/2026/11/", 20, i % 2 == 1);
         }
     };
     put_files(&mut landing, 5);
@@ -76,15 +85,7 @@ fn s3_crash_after_commit_recovers_exactly_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut landing = Landing::new(&tmp.path().join("staging"));
     for _ in 0..4 {
-        let (name, bytes) = landing.next_file(10, false);
-        let local = landing.dir.join(&name);
-        std::fs::write(&local, bytes).expect("write");
-        moto.s3(&[
-            "put",
-            "landing",
-            &format!("incoming/{name}"),
-            local.to_str().expect("utf8"),
-        ]);
+        put_file(&moto, &mut landing, "incoming/", 10, false);
     }
     let config = s3_config(tmp.path(), &moto, "landing");
     let cfg = config.to_str().expect("utf8");
@@ -225,15 +226,7 @@ fn an_s3_outage_fails_readiness_not_liveness_and_both_recover() {
     let mut landing = Landing::new(&tmp.path().join("staging"));
     let mut put = |n: usize| {
         for _ in 0..n {
-            let (name, bytes) = landing.next_file(2, false);
-            let local = landing.dir.join(&name);
-            std::fs::write(&local, bytes).expect("write");
-            moto.s3(&[
-                "put",
-                "landing",
-                &format!("incoming/{name}"),
-                local.to_str().expect("utf8"),
-            ]);
+            put_file(&moto, &mut landing, "incoming/", 2, false);
         }
     };
     put(3);
