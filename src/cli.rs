@@ -72,7 +72,7 @@ pub enum Command {
     Files(FilesArgs),
     /// Check the config, the source and the table, and print what would run.
     #[command(after_help = concat!("Example:\n  inlet validate -c pipeline.toml", "\n\n", exit_codes!()))]
-    Validate(ConfigArg),
+    Validate(ValidateArgs),
     /// Show the schema store: the current schema, its history, or the change between two
     /// versions.
     #[command(
@@ -93,6 +93,15 @@ pub enum Command {
     /// Print the man page (roff) on stdout.
     #[command(after_help = concat!("Example:\n  inlet man | man -l -", "\n\n", exit_codes!()))]
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

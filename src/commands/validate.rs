@@ -1,16 +1,20 @@
 //! `inlet validate`: the config checked against the source, the table and the checkpoint, as
-//! a run would check it at start; prints what a run would do. Writes nothing.
+//! a run would check it at start; prints what a run would do (`--json`: as JSON). Writes nothing.
 
 use anyhow::Result;
 use inlet_engine::Config;
 
-use crate::cli::ConfigArg;
+use super::out;
+use crate::cli::ValidateArgs;
 
-pub async fn run(args: &ConfigArg) -> Result<()> {
-    let cfg = Config::load(&args.config)?;
-    {
+pub async fn run(args: &ValidateArgs) -> Result<()> {
+    let cfg = Config::load(&args.config.config)?;
+    let validation = inlet_engine::validate(cfg).await?;
+    if args.json {
+        out!("{}", serde_json::to_string(validation.summary())?)?;
+    } else {
         use std::io::Write as _;
-        write!(std::io::stdout(), "{}", inlet_engine::validate(cfg).await?)?;
+        write!(std::io::stdout(), "{validation}")?;
     }
     Ok(())
 }

@@ -275,4 +275,17 @@ fn help_man_completions_env_config_and_quiet() {
         !out.stderr.is_empty(),
         "without -q a run off a terminal logs at info"
     );
+    // validate --json: what the text says, for scripts.
+    let v: serde_json::Value =
+        serde_json::from_str(run_ok(&["validate", "--json"], &[("INLET_CONFIG", c)]).trim())
+            .expect("validate --json prints JSON");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["pipeline"], "test_pipeline");
+    assert_eq!(v["mode"], "append");
+    assert_eq!(v["source"]["discovery"], "listing");
+    assert_eq!(v["table"]["version"], 1, "{v}");
+    assert!(v["table"]["columns"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|n| n == "id")));
+    assert_eq!(v["checkpoint"]["files"], 2, "{v}");
 }

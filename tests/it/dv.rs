@@ -91,6 +91,23 @@ fn tables_declare_deletion_vectors_exactly_when_they_have_them() {
         shown.contains("merge strategy copy_on_write (the table has no deletion vectors; set sink.merge_strategy = \"deletion_vectors\" to upgrade it)"),
         "{shown}"
     );
+    let v: Value = serde_json::from_str(
+        run_ok(
+            &[
+                "validate",
+                "--json",
+                "--config",
+                unset.to_str().expect("utf8"),
+            ],
+            &[],
+        )
+        .trim(),
+    )
+    .expect("json");
+    assert_eq!(v["merge_strategy"]["strategy"], "copy_on_write", "{v}");
+    assert!(v["merge_strategy"]["why"]
+        .as_str()
+        .is_some_and(|w| w.contains("no deletion vectors")));
     write_files(&landing, &rest[..1]);
     drain(&unset, &[], &[]);
     assert!(!has_deletion_vectors(&protocol_of(&table)));

@@ -13,6 +13,15 @@ use crate::redact::redact_options;
 #[derive(Debug, Clone)]
 pub struct Validation {
     report: String,
+    summary: serde_json::Value,
+}
+
+impl Validation {
+    /// The same as JSON (`inlet validate --json`): pipeline, config, source, table, mode,
+    /// merge strategy and why, checkpoint; no secret in it.
+    pub fn summary(&self) -> &serde_json::Value {
+        &self.summary
+    }
 }
 
 impl std::fmt::Display for Validation {
@@ -125,6 +134,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
     }
     out.push_str(&property_lines(&cfg, &sink));
     out.push_str(&format!("            mode {:?}\n", cfg.sink.mode));
+    let mut strategy = None;
     if !cfg.sink.keys.is_empty() {
         out.push_str(&format!(
             "            keys {}, sequence_by {}, delete_when {}\n",
@@ -135,6 +145,13 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         let decision = cfg
             .sink
             .merge_strategy_for(crate::config::TableFacts::of(&sink));
+        strategy = Some(serde_json::json!({
+            "strategy": match decision.strategy {
+                inlet_delta::MergeStrategy::DeletionVectors => "deletion_vectors",
+                inlet_delta::MergeStrategy::CopyOnWrite => "copy_on_write",
+            },
+            "why": decision.why,
+        }));
         out.push_str(&format!(
             "            merge strategy {} ({})\n",
             match decision.strategy {
@@ -166,6 +183,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         None => None,
     };
     crate::preflight::check_sql(&cfg, stored.as_ref(), sink.arrow_schema()?.as_deref()).await?;
+    let mut counts = None;
     match checkpoint {
         None => out.push_str(&format!(
             "checkpoint  {} (new; created by the first run)\n",
@@ -192,6 +210,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
                 .iter()
                 .filter(|b| b.state == inlet_checkpoint::BatchState::Planned)
                 .count();
+            counts = Some((batches.len(), files.len(), planned));
             out.push_str(&format!(
                 "checkpoint  {} ({} batches, {} files{})\n",
                 cfg.checkpoint_dir.display(),
@@ -206,7 +225,44 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         }
     }
     out.push_str("ok\n");
-    Ok(Validation { report: out })
+    let summary = serde_json::json!({
+        "ok": true,
+        "config": cfg.path.display().to_string(),
+        "pipeline": cfg.pipeline_id,
+        "source": {
+            "url": cfg.source.url.as_str(),
+            "format": cfg.source.format.as_str(),
+            "discovery": match cfg.source.discovery {
+                crate::config::Discovery::Listing => "listing",
+                crate::config::Discovery::Notifications(_) => "notifications",
+            },
+            "reachable": true,
+        },
+        "table": {
+            "url": cfg.table_url.as_str(),
+            "version": sink.version(),
+            "columns": sink.arrow_schema()?.map(|s| {
+                s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>()
+            }),
+        },
+        "mode": match cfg.sink.mode {
+            crate::config::SinkMode::Append => "append",
+            crate::config::SinkMode::Merge => "merge",
+        },
+        "keys": cfg.sink.keys,
+        "merge_strategy": strategy,
+        "checkpoint": {
+            "location": cfg.checkpoint_dir.display().to_string(),
+            "exists": counts.is_some(),
+            "batches": counts.map(|c| c.0),
+            "files": counts.map(|c| c.1),
+            "planned_batches": counts.map(|c| c.2),
+        },
+    });
+    Ok(Validation {
+        report: out,
+        summary,
+    })
 }
 
 /// The `[sink] properties` line, and for an existing table each property whose value differs
