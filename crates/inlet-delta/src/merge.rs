@@ -259,21 +259,7 @@ impl DeltaSink {
 
 /// Whether a MERGE commit failed because another commit landed since its snapshot.
 fn lost_race(e: &SinkError) -> bool {
-    use deltalake::kernel::transaction::TransactionError;
-    matches!(
-        e,
-        SinkError::Commit {
-            source: DeltaTableError::Transaction {
-                source: TransactionError::MaxCommitAttempts(_)
-                    | TransactionError::VersionAlreadyExists(_)
-                    | TransactionError::CommitConflict(_)
-            },
-            ..
-        } | SinkError::Commit {
-            source: DeltaTableError::VersionAlreadyExists(_),
-            ..
-        }
-    )
+    matches!(e, SinkError::Commit { source, .. } if crate::dv::lost_race(source))
 }
 
 /// `batches` with each column the table also has in the table's type: another writer may

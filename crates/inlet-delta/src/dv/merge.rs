@@ -236,16 +236,88 @@ impl DeltaSink {
             }],
             not_matched_by_source_predicates: vec![],
         };
-        let finalized = CommitBuilder::from(commit_properties(app_id, batch_id, files))
-            .with_max_retries(0)
-            .with_actions(actions)
-            .build(Some(&snapshot), table.log_store(), operation)
-            .await
-            .map_err(commit_err)?;
-        outcome.version = version_i64(finalized.version());
-        self.set_state(finalized.snapshot());
-        Ok(outcome)
+        // Commits that only appended files (another pipeline's batches) change none of the
+        // files this plan marks: the same actions commit on top of them, as delta-rs lets a
+        // copy-on-write MERGE commit past blind appends. Anything else fails the attempt.
+        let mut snapshot = snapshot;
+        let mut latest = table.clone();
+        for appended_past in 0.. {
+            let committed = CommitBuilder::from(commit_properties(app_id, batch_id, files))
+                .with_max_retries(0)
+                .with_actions(actions.clone())
+                .build(Some(&snapshot), table.log_store(), operation.clone())
+                .await;
+            let error = match committed {
+                Ok(finalized) => {
+                    outcome.version = version_i64(finalized.version());
+                    self.set_state(finalized.snapshot());
+                    return Ok(outcome);
+                }
+                Err(e) => e,
+            };
+            if appended_past >= BLIND_APPENDS_PASSED || !lost_race(&error) {
+                return Err(commit_err(error));
+            }
+            latest.update_state().await.map_err(commit_err)?;
+            let now = latest.snapshot().map_err(commit_err)?.clone();
+            let first = snapshot.version() + 1;
+            if !only_blind_appends(table.log_store().as_ref(), app_id, first, now.version()).await {
+                return Err(commit_err(error));
+            }
+            tracing::debug!(
+                from = first,
+                to = now.version(),
+                "committing past blind appends"
+            );
+            snapshot = now;
+        }
+        unreachable!("the loop returns")
     }
+}
+
+/// Times a plan is committed again past other writers' appends before it plans anew.
+const BLIND_APPENDS_PASSED: usize = 5;
+
+/// Whether a commit failed because another commit took its version.
+pub(crate) fn lost_race(e: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: TransactionError::MaxCommitAttempts(_)
+                | TransactionError::VersionAlreadyExists(_)
+                | TransactionError::CommitConflict(_)
+        } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
+
+/// Whether commits `from..=to` only added files: no remove, no schema, protocol or
+/// property change, no `txn` of this pipeline. Unreadable commits count as no.
+async fn only_blind_appends(
+    log: &dyn deltalake::logstore::LogStore,
+    app_id: &str,
+    from: u64,
+    to: u64,
+) -> bool {
+    for version in from..=to {
+        let Ok(Some(bytes)) = log.read_commit_entry(version).await else {
+            return false;
+        };
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(serde_json::Value::Object(action)) = serde_json::from_slice(line) else {
+                return false;
+            };
+            let blind = action.iter().all(|(kind, body)| match kind.as_str() {
+                "add" | "commitInfo" => true,
+                "txn" => body["appId"].as_str() != Some(app_id),
+                _ => false,
+            });
+            if !blind {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 impl Probe {
@@ -754,6 +826,66 @@ mod tests {
             .iter()
             .map(|(i, v)| (*i, (*v).to_string()))
             .collect();
+        assert_eq!(table_rows(&sink).await, want);
+    }
+
+    /// Another pipeline's append that lands between the MERGE's scan and its commit changes
+    /// none of the files the MERGE marks: the plan commits on top of it, without a new scan.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_during_the_merge_is_committed_past_without_planning_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sink = table_of_files(dir.path(), &[vec![1, 2], vec![3, 4]]).await;
+        let other = std::sync::Mutex::new(Some(sink.second_handle()));
+        let planned = Arc::new(AtomicUsize::new(0));
+        let seen = planned.clone();
+        sink.set_step_hook(Some(Arc::new(move |step| match step {
+            MaintenanceStep::MergeRowsWritten => {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            MaintenanceStep::MergeVectorsWritten => {
+                let Some(mut other) = other.lock().expect("lock").take() else {
+                    return;
+                };
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async move {
+                        let mut w = other.writer(1 << 20).expect("writer");
+                        w.write(rows(&[50, 51], 1)).await.expect("write");
+                        let staged = w.finish().await.expect("finish");
+                        other
+                            .commit_batch("another-pipeline", 1, staged, None, &[])
+                            .await
+                            .expect("append");
+                    });
+                });
+            }
+            _ => {}
+        })));
+        let spec = MergeSpec {
+            keys: vec!["id".into()],
+            sequence_by: "seq".into(),
+            delete_when: None,
+            strategy: crate::MergeStrategy::DeletionVectors,
+            target_file_size: 1 << 20,
+        };
+        let outcome = sink
+            .merge_batch("p", 3, vec![rows(&[2, 3, 9], 2)], &spec, &[])
+            .await
+            .expect("merge");
+        assert_eq!(planned.load(Ordering::SeqCst), 1, "no second scan");
+        assert_eq!((outcome.updated, outcome.inserted), (2, 1));
+        let want: Vec<(i64, String)> = [
+            (1, "1@1"),
+            (2, "2@2"),
+            (3, "3@2"),
+            (4, "4@1"),
+            (9, "9@2"),
+            (50, "50@1"),
+            (51, "51@1"),
+        ]
+        .iter()
+        .map(|(i, v)| (*i, (*v).to_string()))
+        .collect();
         assert_eq!(table_rows(&sink).await, want);
     }
 

@@ -7,4 +7,5 @@ mod purge;
 pub(crate) mod scan;
 
 pub use format::DvError;
+pub(crate) use merge::lost_race;
 pub use purge::{DeletedRows, PurgeOutcome};
