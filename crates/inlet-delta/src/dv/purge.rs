@@ -111,7 +111,12 @@ impl DeltaSink {
                 path: file.object_store_path(),
                 partition_values: file.partition_values_map(),
             };
-            chosen.push((read, file.remove_action(false), dv));
+            // `dataChange = true` on the remove (the new files' adds stay `false`): delta-rs's
+            // conflict checker ignores removes with `dataChange = false`, so a compactor
+            // built on it that read this file too would commit its own rewrite of it after
+            // ours, doubling its rows. Only MERGE tables without a change feed have vectors,
+            // and their MERGE commits already remove files with `dataChange = true`.
+            chosen.push((read, file.remove_action(true), dv));
         }
         if chosen.is_empty() {
             return Ok(PurgeOutcome::default());
