@@ -226,11 +226,7 @@ impl DeltaSink {
         if !self.deletion_vectors_enabled() {
             return false;
         }
-        if self
-            .properties()
-            .get("delta.enableChangeDataFeed")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        {
+        if self.property_is_true("delta.enableChangeDataFeed") {
             tracing::info!("the table has a change data feed: this MERGE copies on write");
             return false;
         }

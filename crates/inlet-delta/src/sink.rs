@@ -223,24 +223,30 @@ impl DeltaSink {
     /// the `deletionVectors` writer feature and `delta.enableDeletionVectors` is true, and
     /// it does not map column names (the key scan reads columns by their names).
     pub fn deletion_vectors_enabled(&self) -> bool {
-        let Ok(table) = self.loaded() else {
-            return false;
-        };
-        let Ok(snapshot) = table.snapshot() else {
-            return false;
-        };
-        let properties = self.properties();
-        let on = |k: &str| {
-            properties
-                .get(k)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        };
-        let mapped = properties
+        self.property_is_true("delta.enableDeletionVectors")
+            && self.deletion_vectors_declared().unwrap_or(false)
+            && !self.column_mapped()
+    }
+
+    /// Whether the loaded table's protocol has the `deletionVectors` feature.
+    pub(crate) fn deletion_vectors_declared(&self) -> Result<bool, SinkError> {
+        let snapshot = self.loaded()?.snapshot().map_err(|e| self.open_err(e))?;
+        Ok(crate::protocol::ProtocolState::of(snapshot.protocol())
+            .is_ok_and(|p| p.supports("deletionVectors")))
+    }
+
+    /// Whether table property `key` is `true` (any case, spaces aside).
+    pub fn property_is_true(&self, key: &str) -> bool {
+        self.properties()
+            .get(key)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// Whether the table maps column names (`delta.columnMapping.mode` other than `none`).
+    pub fn column_mapped(&self) -> bool {
+        self.properties()
             .get("delta.columnMapping.mode")
-            .is_some_and(|m| !m.trim().eq_ignore_ascii_case("none"));
-        let declared = crate::protocol::ProtocolState::of(snapshot.protocol())
-            .is_ok_and(|p| p.supports("deletionVectors"));
-        on("delta.enableDeletionVectors") && declared && !mapped
+            .is_some_and(|m| !m.trim().eq_ignore_ascii_case("none"))
     }
 
     /// The loaded table, or [`SinkError::NotCreated`].

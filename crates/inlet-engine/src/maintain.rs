@@ -177,14 +177,7 @@ impl Pipeline {
                 .sink
                 .purge_deletion_vectors(m.purge_deleted_fraction, target)
                 .await
-                .map(|p| CompactOutcome {
-                    version: p.version,
-                    files_removed: p.files_rewritten,
-                    files_added: p.files_added,
-                    files_purged: p.files_rewritten,
-                    deleted_rows_dropped: p.rows_dropped,
-                    ..Default::default()
-                });
+                .map(CompactOutcome::from);
             return self
                 .compaction_done(outcome.map_err(|e| e.to_string()))
                 .await;

@@ -87,11 +87,7 @@ impl DeltaSink {
             return Ok(PurgeOutcome::default());
         };
         // Files of a column-mapped table hold physical column names inlet does not write.
-        if self
-            .properties()
-            .get("delta.columnMapping.mode")
-            .is_some_and(|m| !m.trim().eq_ignore_ascii_case("none"))
-        {
+        if self.column_mapped() {
             tracing::debug!("column-mapped table: deletion vectors are not purged by inlet");
             return Ok(PurgeOutcome::default());
         }

@@ -81,6 +81,20 @@ pub struct CompactOutcome {
     pub deleted_rows_dropped: u64,
 }
 
+/// A purge reported as the compaction it is: the files it rewrote are removed and purged.
+impl From<crate::dv::PurgeOutcome> for CompactOutcome {
+    fn from(p: crate::dv::PurgeOutcome) -> Self {
+        Self {
+            version: p.version,
+            files_removed: p.files_rewritten,
+            files_added: p.files_added,
+            files_purged: p.files_rewritten,
+            deleted_rows_dropped: p.rows_dropped,
+            ..Default::default()
+        }
+    }
+}
+
 impl DeltaSink {
     /// The loaded version's data files per partition; files under `small_below` bytes count
     /// as small.
@@ -138,14 +152,10 @@ impl DeltaSink {
         let started = Instant::now();
         let mut total = CompactOutcome::default();
         if let Some(fraction) = options.purge_deleted_fraction {
-            let purged = self
+            total = self
                 .purge_deletion_vectors(fraction, options.target_size)
-                .await?;
-            total.version = purged.version;
-            total.files_purged = purged.files_rewritten;
-            total.files_removed = purged.files_rewritten;
-            total.files_added = purged.files_added;
-            total.deleted_rows_dropped = purged.rows_dropped;
+                .await?
+                .into();
         }
         let groups: Vec<PartitionValues> = match &options.partitions {
             None => vec![Vec::new()],

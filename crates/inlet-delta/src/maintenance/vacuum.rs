@@ -145,13 +145,6 @@ impl DeltaSink {
         })
     }
 
-    /// Whether the loaded table's protocol has the `deletionVectors` feature.
-    fn deletion_vectors_declared(&self) -> Result<bool, SinkError> {
-        let snapshot = self.loaded()?.snapshot().map_err(|e| self.open_err(e))?;
-        Ok(crate::protocol::ProtocolState::of(snapshot.protocol())
-            .is_ok_and(|p| p.supports("deletionVectors")))
-    }
-
     /// The data files and deletion-vector files that `remove` actions younger than `retain`
     /// name, which VACUUM must keep. With deletion vectors one data file is removed (and
     /// re-added with a new vector) many times; delta-rs's VACUUM deletes a path once any of

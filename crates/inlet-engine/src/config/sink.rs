@@ -54,19 +54,11 @@ impl TableFacts {
     /// The facts of the loaded table `sink`; `None` when it does not exist yet.
     pub fn of(sink: &inlet_delta::DeltaSink) -> Option<Self> {
         sink.version()?;
-        let properties = sink.properties();
-        let on = |k: &str| {
-            properties
-                .get(k)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        };
         Some(Self {
             deletion_vectors: sink.deletion_vectors_enabled(),
-            change_feed: on("delta.enableChangeDataFeed"),
-            column_mapping: properties
-                .get("delta.columnMapping.mode")
-                .is_some_and(|m| !m.trim().eq_ignore_ascii_case("none")),
-            vectors_property: on("delta.enableDeletionVectors"),
+            change_feed: sink.property_is_true("delta.enableChangeDataFeed"),
+            column_mapping: sink.column_mapped(),
+            vectors_property: sink.property_is_true("delta.enableDeletionVectors"),
         })
     }
 }
