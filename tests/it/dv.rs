@@ -224,20 +224,7 @@ fn a_table_that_changes_strategy_and_is_compacted_reads_right_at_every_version()
     assert!(seen.last().is_some_and(|(_, m)| *m == history.model));
     assert!(deletion_vector_files(&mixed.path().join("table")) > 0);
     // A purge or compaction commit rewrote files (dataChange = false) along the way.
-    let described: Value = serde_json::from_str(
-        run_ok(
-            &[
-                "table",
-                "describe",
-                "--config",
-                mixed_dv.to_str().expect("utf8"),
-                "--json",
-            ],
-            &[],
-        )
-        .trim(),
-    )
-    .expect("json");
+    let described = crate::maintenance::describe(&mixed_dv);
     assert!(
         !described["table"]["last_compaction"].is_null(),
         "{described}"

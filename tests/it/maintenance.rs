@@ -24,7 +24,7 @@ fn small_batches_config(dir: &Path, trigger: &str, maintenance: &str) -> std::pa
     )
 }
 
-fn describe(config: &Path) -> Value {
+pub(crate) fn describe(config: &Path) -> Value {
     let out = run_ok(
         &[
             "table",

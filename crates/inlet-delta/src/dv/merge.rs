@@ -769,16 +769,32 @@ mod tests {
         sink
     }
 
-    /// A compaction that lands between the MERGE's scan and its commit removes the files
-    /// the MERGE marks (with `dataChange = false`): the commit must not re-add them, and the
-    /// MERGE plans again against the compacted table.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_compaction_during_the_merge_makes_it_plan_again() {
+    /// The merge-on-read spec of these tests: key `id`, sequence `seq`.
+    fn spec(delete_when: Option<&str>) -> MergeSpec {
+        MergeSpec {
+            keys: vec!["id".into()],
+            sequence_by: "seq".into(),
+            delete_when: delete_when.map(str::to_string),
+            strategy: crate::MergeStrategy::DeletionVectors,
+            target_file_size: 1 << 20,
+        }
+    }
+
+    /// `(id, v)` rows as `table_rows` gives them.
+    fn expected(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
+        rows.iter().map(|(i, v)| (*i, (*v).to_string())).collect()
+    }
+
+    /// MERGEs ids 2, 3 (sequence 2) and 9 into `sink` as batch 3 while `interloper` acts on a
+    /// second handle once, between the deletion vectors' write and the commit. Returns the
+    /// outcome and how many times the MERGE planned (wrote its new rows).
+    async fn merge_beside<F, Fut>(sink: &mut DeltaSink, interloper: F) -> (MergeOutcome, usize)
+    where
+        F: FnOnce(DeltaSink) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut sink = table_of_files(dir.path(), &[vec![1, 2], vec![3, 4]]).await;
-        assert!(sink.deletion_vectors_enabled());
-        let other = std::sync::Mutex::new(Some(sink.second_handle()));
+        let once = std::sync::Mutex::new(Some((sink.second_handle(), interloper)));
         let planned = Arc::new(AtomicUsize::new(0));
         let seen = planned.clone();
         sink.set_step_hook(Some(Arc::new(move |step| match step {
@@ -786,46 +802,45 @@ mod tests {
                 seen.fetch_add(1, Ordering::SeqCst);
             }
             MaintenanceStep::MergeVectorsWritten => {
-                let Some(mut other) = other.lock().expect("lock").take() else {
+                let Some((other, act)) = once.lock().expect("lock").take() else {
                     return;
                 };
                 tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(async move {
-                        let options = crate::maintenance::CompactOptions {
-                            target_size: 64 << 20,
-                            partitions: None,
-                            zorder_by: Vec::new(),
-                            max_concurrent: 1,
-                            purge_deleted_fraction: None,
-                        };
-                        let done = other.compact(&options, None).await.expect("compact");
-                        assert_eq!(done.files_removed, 2);
-                    });
+                    tokio::runtime::Handle::current().block_on(act(other));
                 });
             }
             _ => {}
         })));
-        let spec = MergeSpec {
-            keys: vec!["id".into()],
-            sequence_by: "seq".into(),
-            delete_when: None,
-            strategy: crate::MergeStrategy::DeletionVectors,
-            target_file_size: 1 << 20,
-        };
         let outcome = sink
-            .merge_batch("p", 3, vec![rows(&[2, 3, 9], 2)], &spec, &[])
+            .merge_batch("p", 3, vec![rows(&[2, 3, 9], 2)], &spec(None), &[])
             .await
             .expect("merge");
-        assert_eq!(
-            planned.load(Ordering::SeqCst),
-            2,
-            "planned again after the compaction"
-        );
+        (outcome, planned.load(Ordering::SeqCst))
+    }
+
+    /// A compaction that lands between the MERGE's scan and its commit removes the files
+    /// the MERGE marks (with `dataChange = false`): the commit must not re-add them, and the
+    /// MERGE plans again against the compacted table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compaction_during_the_merge_makes_it_plan_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sink = table_of_files(dir.path(), &[vec![1, 2], vec![3, 4]]).await;
+        assert!(sink.deletion_vectors_enabled());
+        let (outcome, planned) = merge_beside(&mut sink, |mut other| async move {
+            let options = crate::maintenance::CompactOptions {
+                target_size: 64 << 20,
+                partitions: None,
+                zorder_by: Vec::new(),
+                max_concurrent: 1,
+                purge_deleted_fraction: None,
+            };
+            let done = other.compact(&options, None).await.expect("compact");
+            assert_eq!(done.files_removed, 2);
+        })
+        .await;
+        assert_eq!(planned, 2, "planned again after the compaction");
         assert_eq!((outcome.updated, outcome.inserted), (2, 1));
-        let want: Vec<(i64, String)> = [(1, "1@1"), (2, "2@2"), (3, "3@2"), (4, "4@1"), (9, "9@2")]
-            .iter()
-            .map(|(i, v)| (*i, (*v).to_string()))
-            .collect();
+        let want = expected(&[(1, "1@1"), (2, "2@2"), (3, "3@2"), (4, "4@1"), (9, "9@2")]);
         assert_eq!(table_rows(&sink).await, want);
     }
 
@@ -833,48 +848,21 @@ mod tests {
     /// none of the files the MERGE marks: the plan commits on top of it, without a new scan.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_append_during_the_merge_is_committed_past_without_planning_again() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sink = table_of_files(dir.path(), &[vec![1, 2], vec![3, 4]]).await;
-        let other = std::sync::Mutex::new(Some(sink.second_handle()));
-        let planned = Arc::new(AtomicUsize::new(0));
-        let seen = planned.clone();
-        sink.set_step_hook(Some(Arc::new(move |step| match step {
-            MaintenanceStep::MergeRowsWritten => {
-                seen.fetch_add(1, Ordering::SeqCst);
-            }
-            MaintenanceStep::MergeVectorsWritten => {
-                let Some(mut other) = other.lock().expect("lock").take() else {
-                    return;
-                };
-                tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(async move {
-                        let mut w = other.writer(1 << 20).expect("writer");
-                        w.write(rows(&[50, 51], 1)).await.expect("write");
-                        let staged = w.finish().await.expect("finish");
-                        other
-                            .commit_batch("another-pipeline", 1, staged, None, &[])
-                            .await
-                            .expect("append");
-                    });
-                });
-            }
-            _ => {}
-        })));
-        let spec = MergeSpec {
-            keys: vec!["id".into()],
-            sequence_by: "seq".into(),
-            delete_when: None,
-            strategy: crate::MergeStrategy::DeletionVectors,
-            target_file_size: 1 << 20,
-        };
-        let outcome = sink
-            .merge_batch("p", 3, vec![rows(&[2, 3, 9], 2)], &spec, &[])
-            .await
-            .expect("merge");
-        assert_eq!(planned.load(Ordering::SeqCst), 1, "no second scan");
+        let (outcome, planned) = merge_beside(&mut sink, |mut other| async move {
+            let mut w = other.writer(1 << 20).expect("writer");
+            w.write(rows(&[50, 51], 1)).await.expect("write");
+            let staged = w.finish().await.expect("finish");
+            other
+                .commit_batch("another-pipeline", 1, staged, None, &[])
+                .await
+                .expect("append");
+        })
+        .await;
+        assert_eq!(planned, 1, "no second scan");
         assert_eq!((outcome.updated, outcome.inserted), (2, 1));
-        let want: Vec<(i64, String)> = [
+        let want = expected(&[
             (1, "1@1"),
             (2, "2@2"),
             (3, "3@2"),
@@ -882,10 +870,7 @@ mod tests {
             (9, "9@2"),
             (50, "50@1"),
             (51, "51@1"),
-        ]
-        .iter()
-        .map(|(i, v)| (*i, (*v).to_string()))
-        .collect();
+        ]);
         assert_eq!(table_rows(&sink).await, want);
     }
 
@@ -896,13 +881,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = [(0..10).collect(), (100..110).collect()];
         let mut sink = table_of_files(dir.path(), &files).await;
-        let spec = MergeSpec {
-            keys: vec!["id".into()],
-            sequence_by: "seq".into(),
-            delete_when: Some("seq = 2".into()),
-            strategy: crate::MergeStrategy::DeletionVectors,
-            target_file_size: 1 << 20,
-        };
+        let spec = spec(Some("seq = 2"));
         // Deletes 5 of the first file's rows and 1 of the second's.
         sink.merge_batch("p", 3, vec![rows(&[0, 1, 2, 3, 4, 100], 2)], &spec, &[])
             .await
