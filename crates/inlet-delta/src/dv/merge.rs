@@ -113,11 +113,11 @@ impl DeltaSink {
             .await
             .map_err(|e| fail(format!("sink.delete_when: {e}")))?;
         let probe = Arc::new(Probe::new(&source, &table_schema, spec).map_err(&fail)?);
+        let seq_column = source_column(&source, &spec.sequence_by).map_err(&fail)?;
         let source_seq = probe
             .seq
-            .convert_columns(&[source_column(&source, &spec.sequence_by).map_err(&fail)?])
+            .convert_columns(std::slice::from_ref(&seq_column))
             .map_err(|e| fail(e.to_string()))?;
-        let source_seq_null = source_column(&source, &spec.sequence_by).map_err(&fail)?;
 
         let bounds = KeyBounds::of(&source, &spec.keys);
         let mut candidates = Vec::new();
@@ -162,9 +162,7 @@ impl DeltaSink {
                 matched[s] = true;
                 let not_older = match &hit.seq {
                     None => true,
-                    Some(t) => {
-                        source_seq_null.is_valid(s) && source_seq.row(s).as_ref() >= t.as_ref()
-                    }
+                    Some(t) => seq_column.is_valid(s) && source_seq.row(s).as_ref() >= t.as_ref(),
                 };
                 if !not_older {
                     continue;
