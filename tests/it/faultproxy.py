@@ -16,6 +16,11 @@ With DENY_DELETE=SUBSTRING in the environment, every delete of a key containing 
 policy without s3:DeleteObject there would; STATS_FILE then counts them as "denied".
 With OUTAGE_FILE=PATH, every request is answered 503 ServiceUnavailable while PATH exists:
 an outage the test starts and ends without restarting anything.
+With KEYS_FILE=PATH, a request passes only when the access key of its SigV4 signature is
+listed in PATH (lines "KEY EXPIRY", EXPIRY in Unix seconds, 0 for never; a KEY ending in
+"*" is a prefix): an unknown key is answered 403 InvalidAccessKeyId, an expired one 400
+ExpiredToken, as AWS does. STATS_FILE then holds "keys" {service: {key: requests}} and
+"rejected" {"unknown": n, "expired": n}.
 """
 
 import http.client
@@ -23,17 +28,62 @@ import http.server
 import json
 import os
 import random
+import re
 import socket
 import struct
 import sys
 import threading
+import time
 
 KINDS = ["500", "503", "reset", "lost", "truncate", "stall"]
 DENY_DELETE = os.environ.get("DENY_DELETE")
 OUTAGE_FILE = os.environ.get("OUTAGE_FILE")
+KEYS_FILE = os.environ.get("KEYS_FILE")
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 lock = threading.Lock()
-stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0}
+stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0, "keys": {}, "rejected": {"unknown": 0, "expired": 0}}
+
+
+def write_stats():
+    """Writes STATS_FILE; the caller holds `lock`."""
+    tmp = stats_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(stats, f)
+    os.replace(tmp, stats_file)
+
+
+def key_refusal(headers):
+    """None when KEYS_FILE allows the request's signing key, else (status, code, message)."""
+    if not KEYS_FILE:
+        return None
+    found = re.search(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+    key, service = (found.group(1), found.group(2)) if found else ("", "unsigned")
+    expiry = None
+    with open(KEYS_FILE) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 2:
+                continue
+            name, until = parts[0], float(parts[1])
+            if name == key or (name.endswith("*") and key.startswith(name[:-1])):
+                expiry = until
+    with lock:
+        if expiry is None:
+            reason = "unknown"
+        elif expiry and time.time() >= expiry:
+            reason = "expired"
+        else:
+            reason = None
+            per_service = stats["keys"].setdefault(service, {})
+            per_service[key] = per_service.get(key, 0) + 1
+        if reason:
+            stats["rejected"][reason] += 1
+        write_stats()
+    if reason == "unknown":
+        return (403, "InvalidAccessKeyId", f"The AWS Access Key Id {key} you provided does not exist in our records.")
+    if reason == "expired":
+        return (400, "ExpiredToken", "The provided token has expired.")
+    return None
 
 
 def forward(handler, port, body):
@@ -71,10 +121,7 @@ def choose():
         kind = rng.choice(KINDS) if rng.random() < rate else None
         if kind:
             stats["faults"][kind] += 1
-        tmp = stats_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(stats, f)
-        os.replace(tmp, stats_file)
+        write_stats()
         return kind
 
 
@@ -126,6 +173,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.read_body()
         if OUTAGE_FILE and os.path.exists(OUTAGE_FILE):
             return self.error(503, "ServiceUnavailable", "Service is unavailable.")
+        refusal = key_refusal(self.headers)
+        if refusal:
+            return self.error(*refusal)
         if self.denied(body):
             with lock:
                 stats["denied"] += 1

@@ -8,6 +8,7 @@ mod campaign;
 mod cli_errors;
 mod corpus;
 mod crash;
+mod credentials;
 mod deploy;
 mod disk;
 mod dv;

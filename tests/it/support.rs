@@ -10,10 +10,31 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The inlet binary under test.
+/// The inlet binary under test, blind to the machine's own AWS set-up (credentials,
+/// profiles, instance metadata): a test gives it what it needs.
 pub fn inlet() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_inlet"));
     cmd.env("INLET_LOG", "info");
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+    // No ~/.aws of the machine's user.
+    cmd.env("AWS_CONFIG_FILE", "/dev/null");
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     cmd
 }
 

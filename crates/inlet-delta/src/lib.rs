@@ -11,6 +11,7 @@ pub mod protocol;
 mod reconcile;
 mod repair;
 mod sink;
+pub mod storage;
 mod writer;
 
 pub use deltalake::DeltaTableError;

@@ -245,6 +245,7 @@ pub async fn repair_protocol(
         url: url.to_string(),
         source,
     };
+    crate::storage::register();
     let table = DeltaTableBuilder::from_url(url.clone())
         .map_err(open_err)?
         .with_storage_options(storage_options.clone())

@@ -189,6 +189,7 @@ impl DeltaSink {
 
     /// An unloaded handle on the table location.
     fn handle(&self) -> Result<DeltaTable, SinkError> {
+        crate::storage::register();
         DeltaTableBuilder::from_url(self.url.clone())
             .map_err(|e| self.open_err(e))?
             .with_storage_options(self.storage_options.clone())

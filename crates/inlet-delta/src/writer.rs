@@ -89,6 +89,7 @@ impl TableWriter {
         storage_options: &HashMap<String, String>,
         target_file_size: u64,
     ) -> Result<Self, SinkError> {
+        crate::storage::register();
         let inner = RecordBatchWriter::try_new(
             url.as_str(),
             schema,

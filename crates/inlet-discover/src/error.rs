@@ -44,6 +44,9 @@ pub enum DiscoverError {
         source: std::io::Error,
     },
 
+    #[error(transparent)]
+    Aws(inlet_aws::AwsError),
+
     #[error("SQS queue {url}: {reason}")]
     Queue { url: String, reason: String },
 

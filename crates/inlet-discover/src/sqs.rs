@@ -33,6 +33,9 @@ pub struct NotificationOptions {
     pub endpoint: Option<String>,
     /// Region, when neither the environment nor the queue URL says.
     pub region: Option<String>,
+    /// The credential chain's settings (the source's storage options): SQS is signed by
+    /// the same chain, and the same cache, as the S3 reads.
+    pub aws: inlet_aws::AwsSettings,
     /// Messages per receive call, 1–10.
     pub max_messages: i32,
     /// Long poll length, seconds, 0–20 (the background receiver always waits this long).
@@ -141,9 +144,7 @@ impl NotificationDiscoverer {
         let host = parsed.host_str().unwrap_or_default().to_string();
         let aws_host = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
 
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let sdk = inlet_aws::chain_for(&options.aws).sdk_config().await;
         let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
         if let Some(endpoint) = &options.endpoint {
             config = config.endpoint_url(endpoint);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::AmazonS3;
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -94,20 +94,26 @@ impl SourceStore {
                     url: url.to_string(),
                     reason: "no bucket name".into(),
                 })?;
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                for (key, value) in options {
-                    let parsed: AmazonS3ConfigKey =
-                        key.to_ascii_lowercase()
-                            .parse()
-                            .map_err(|e: object_store::Error| DiscoverError::BadOption {
-                                key: key.clone(),
-                                reason: e.to_string(),
-                            })?;
-                    builder = builder.with_config(parsed, value);
-                }
-                let store = builder.build().map_err(|source| DiscoverError::Open {
-                    url: url.to_string(),
-                    source,
+                // The process's one AWS credential chain (inlet-aws), shared with the
+                // Delta sink and SQS.
+                let store = inlet_aws::s3_store(
+                    &Url::parse(&format!("s3://{bucket}")).map_err(|e| DiscoverError::BadUrl {
+                        url: url.to_string(),
+                        reason: e.to_string(),
+                    })?,
+                    options,
+                    inlet_aws::UnknownKeys::Refuse,
+                    None,
+                )
+                .map_err(|e| match e {
+                    inlet_aws::AwsError::BadOption { key, reason } => {
+                        DiscoverError::BadOption { key, reason }
+                    }
+                    inlet_aws::AwsError::Open { source, .. } => DiscoverError::Open {
+                        url: url.to_string(),
+                        source,
+                    },
+                    other => DiscoverError::Aws(other),
                 })?;
                 let prefix =
                     Path::from_url_path(url.path()).map_err(|e| DiscoverError::BadUrl {

@@ -1,6 +1,7 @@
 //! The pipeline definition: a TOML file (`${NAME}` taken from the environment into its
 //! values), one section per concern, each checking itself, resolved into one [`Config`].
 
+mod aws;
 mod env;
 mod location;
 mod maintenance;
@@ -16,6 +17,7 @@ use arrow::datatypes::Field;
 use serde::Deserialize;
 use url::Url;
 
+pub use aws::AwsSection;
 pub use maintenance::MaintenanceSection;
 pub use schema::SchemaSection;
 pub use sink::{
@@ -76,6 +78,12 @@ pub struct ConfigFile {
     pub unity: UnitySection,
     #[serde(default)]
     pub maintenance: MaintenanceSection,
+    #[serde(default)]
+    pub aws: AwsSection,
+}
+
+fn is_s3(url: &str) -> bool {
+    url.starts_with("s3://") || url.starts_with("s3a://")
 }
 
 /// The resolved config a run uses.
@@ -139,7 +147,7 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let table = env::parse(path, text, env)?;
-        let file = ConfigFile::deserialize(toml::de::Deserializer::from(table))
+        let mut file = ConfigFile::deserialize(toml::de::Deserializer::from(table))
             .map_err(|e| env::syntax(path, text, &e))?;
         let base = path
             .parent()
@@ -182,6 +190,13 @@ impl Config {
         let checkpoint_dir = location::normalize(&check.base().join(&file.checkpoint.location));
         file.sink.check(&check)?;
         file.maintenance.check(&check)?;
+        file.aws.check(&check)?;
+        if is_s3(&file.source.url) {
+            file.aws.apply(&mut file.source.storage_options);
+        }
+        if matches!(table_url.scheme(), "s3" | "s3a") {
+            file.aws.apply(&mut file.sink.storage_options);
+        }
         let hints = file.schema.check(&check, file.source.format)?;
         let source = file.source.resolve(&check, &checkpoint_dir)?;
         Ok(Self {
@@ -221,6 +236,7 @@ impl Config {
                 queue_url: n.queue_url.clone(),
                 endpoint: n.endpoint.clone(),
                 region: self.source.storage_options.get("aws_region").cloned(),
+                aws: inlet_aws::AwsSettings::split(&self.source_options()).0,
                 max_messages: n.batch_size,
                 max_wait_seconds: i32::try_from(n.wait.as_secs()).unwrap_or(20),
                 visibility_timeout: n.visibility_timeout,
