@@ -1,5 +1,5 @@
-//! The command line: `run`, `files`, `validate`, `schema`, `checkpoint`, `table` and their
-//! flags (clap derive).
+//! The command line: `run`, `files`, `validate`, `schema`, `checkpoint`, `table`, `setup`,
+//! `teardown` and their flags (clap derive).
 
 use std::path::PathBuf;
 
@@ -87,6 +87,18 @@ pub enum Command {
         after_help = concat!("Examples:\n  inlet table describe -c pipeline.toml\n  inlet table optimize -c pipeline.toml --zorder-by tenant\n  inlet table vacuum -c pipeline.toml --dry-run", "\n\n", exit_codes!())
     )]
     Table(TableArgs),
+    /// Create or adopt what `discovery = "notifications"` needs on AWS: the SQS queue, its
+    /// dead-letter queue and policies, and the bucket's notification. Idempotent.
+    #[command(
+        after_help = concat!("Examples:\n  inlet setup notifications -c pipeline.toml --dry-run\n  inlet setup notifications -c pipeline.toml --write-config", "\n\n", exit_codes!())
+    )]
+    Setup(SetupArgs),
+    /// Remove what `inlet setup` added: the bucket's notification entry, and with
+    /// --delete-queues the queues.
+    #[command(
+        after_help = concat!("Example:\n  inlet teardown notifications -c pipeline.toml --delete-queues", "\n\n", exit_codes!())
+    )]
+    Teardown(TeardownArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     #[command(after_help = concat!("Example:\n  inlet completions bash > /etc/bash_completion.d/inlet", "\n\n", exit_codes!()))]
     Completions { shell: clap_complete::Shell },
@@ -191,6 +203,88 @@ fn key_value(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("'{s}' is not KEY=VALUE")),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(subcommand)]
+    pub what: SetupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// The queue `inlet-<pipeline_id>` (or --queue-name, or the config's queue_url), a
+    /// dead-letter queue `<queue>-dlq` with a redrive policy, a queue policy letting the
+    /// sender in, and an s3:ObjectCreated:* entry for the source prefix and the path_glob's
+    /// suffix, merged into the bucket's other entries. Prints the queue_url.
+    Notifications(SetupNotificationsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NotificationTarget {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print each AWS call that would change something, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The queue's name (default: the config's queue_url, else inlet-<pipeline_id>).
+    #[arg(long)]
+    pub queue_name: Option<String>,
+    /// SQS endpoint (default: the config's queue_endpoint, or a loopback aws_endpoint of
+    /// the source, as LocalStack and moto serve S3 and SQS on one port).
+    #[arg(long)]
+    pub sqs_endpoint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupNotificationsArgs {
+    #[command(flatten)]
+    pub target: NotificationTarget,
+    /// Who sends events to the queue: the bucket itself, an SNS topic it notifies
+    /// (--topic-arn), or EventBridge (--rule-arn).
+    #[arg(long, value_enum, default_value_t = ViaArg::Bucket)]
+    pub via: ViaArg,
+    /// With --via sns: the topic the bucket notifies.
+    #[arg(long, required_if_eq("via", "sns"))]
+    pub topic_arn: Option<String>,
+    /// With --via eventbridge: the rule that targets the queue.
+    #[arg(long, required_if_eq("via", "eventbridge"))]
+    pub rule_arn: Option<String>,
+    /// Receives before a message moves to the dead-letter queue.
+    #[arg(long, default_value_t = 5)]
+    pub max_receive_count: u32,
+    /// Write discovery = "notifications" and the queue_url into the config file.
+    #[arg(long)]
+    pub write_config: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ViaArg {
+    Bucket,
+    Sns,
+    Eventbridge,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    #[command(subcommand)]
+    pub what: TeardownCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeardownCommand {
+    /// Remove the bucket's notification entry `inlet-<pipeline_id>`, keeping the others;
+    /// the queues are kept unless --delete-queues.
+    Notifications(TeardownNotificationsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownNotificationsArgs {
+    #[command(flatten)]
+    pub target: NotificationTarget,
+    /// Delete the queue and its dead-letter queue too, with any messages on them.
+    #[arg(long)]
+    pub delete_queues: bool,
 }
 
 #[derive(Debug, Args)]

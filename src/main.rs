@@ -49,6 +49,14 @@ fn main() -> ExitCode {
                     commands::checkpoint::rebuild(config).await
                 }
             },
+            Command::Setup(args) => match &args.what {
+                cli::SetupCommand::Notifications(a) => commands::notifications::setup(a).await,
+            },
+            Command::Teardown(args) => match &args.what {
+                cli::TeardownCommand::Notifications(a) => {
+                    commands::notifications::teardown(a).await
+                }
+            },
             Command::Completions { shell } => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 clap_complete::generate(*shell, &mut cmd, "inlet", &mut std::io::stdout());

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod files;
+pub mod notifications;
 pub mod run;
 pub mod schema;
 pub mod table;

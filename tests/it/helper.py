@@ -325,7 +325,8 @@ def sqs(endpoint, op, args):
         )["QueueUrl"]
         print(url)
     elif op == "notify":
-        bucket, queue_url, prefix = args
+        bucket, queue_url, prefix = args[:3]
+        entry_id = args[3] if len(args) > 3 else None
         arn = client("sqs", endpoint).get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
@@ -333,12 +334,25 @@ def sqs(endpoint, op, args):
             Bucket=bucket,
             NotificationConfiguration={
                 "QueueConfigurations": [{
+                    **({"Id": entry_id} if entry_id else {}),
                     "QueueArn": arn,
                     "Events": ["s3:ObjectCreated:*"],
                     "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
                 }]
             },
         )
+    elif op == "queues":
+        # Every queue: {name: {"url": url, "attributes": {...}}}.
+        c = client("sqs", endpoint)
+        out = {}
+        for url in c.list_queues().get("QueueUrls", []):
+            attrs = c.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            out[url.rsplit("/", 1)[-1]] = {"url": url, "attributes": attrs}
+        print(json.dumps(out))
+    elif op == "bucket-notifications":
+        got = client("s3", endpoint).get_bucket_notification_configuration(Bucket=args[0])
+        got.pop("ResponseMetadata", None)
+        print(json.dumps(got))
     elif op == "send":
         client("sqs", endpoint).send_message(QueueUrl=args[0], MessageBody=args[1])
     elif op == "purge":

@@ -24,4 +24,5 @@ mod outside;
 mod s3;
 mod schema;
 mod secrets;
+mod setup;
 mod unity;

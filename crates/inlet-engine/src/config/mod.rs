@@ -399,7 +399,8 @@ location = "state"
     /// The keys the code accepts in `section`, from serde's "expected one of" for an
     /// unknown key there.
     fn accepted_keys(section: &str) -> std::collections::BTreeSet<String> {
-        let base = format!("{GOOD}[schema]\n[transform]\n[trigger]\n[maintenance]\n[unity]\n");
+        let base =
+            format!("{GOOD}[schema]\n[transform]\n[trigger]\n[maintenance]\n[unity]\n[aws]\n");
         let text = if section.is_empty() {
             format!("zz_unknown = 1\n{base}")
         } else if section == "source.csv" {
@@ -440,6 +441,7 @@ location = "state"
             "checkpoint",
             "trigger",
             "maintenance",
+            "aws",
         ] {
             let mut accepted = accepted_keys(section);
             let docs = documented.get(section).cloned().unwrap_or_default();

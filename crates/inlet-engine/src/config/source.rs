@@ -370,7 +370,9 @@ impl SourceSection {
                 return Err(check.bad(
                     "source.discovery",
                     "notifications",
-                    "needs source.queue_url, the SQS queue the bucket notifies",
+                    "needs source.queue_url, the SQS queue the bucket notifies; to create the queue and \
+                     the bucket notification, set discovery = \"listing\" and run `inlet setup \
+                     notifications --config FILE --write-config`",
                 ))
             }
             (DiscoveryKind::Notifications, Some(_)) if url.scheme() == "file" => {
