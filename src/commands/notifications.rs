@@ -20,21 +20,7 @@ pub async fn setup(args: &SetupNotificationsArgs) -> Result<()> {
         },
     };
     let (cfg, req) = request(&args.target, via, args.max_receive_count)?;
-    out!(
-        "inlet: {} notifications of {} for pipeline '{}'{}",
-        if req.dry_run {
-            "planning"
-        } else {
-            "setting up"
-        },
-        cfg.source.url,
-        cfg.pipeline_id,
-        if req.dry_run {
-            " (dry run: nothing is changed)"
-        } else {
-            ""
-        }
-    )?;
+    headline(&cfg, &req, "setting up", "planning")?;
     let done = inlet_provision::setup(&req)
         .await
         .context("setting up notifications")?;
@@ -57,21 +43,7 @@ pub async fn setup(args: &SetupNotificationsArgs) -> Result<()> {
 
 pub async fn teardown(args: &TeardownNotificationsArgs) -> Result<()> {
     let (cfg, req) = request(&args.target, Via::Bucket, 5)?;
-    out!(
-        "inlet: {} notifications of {} for pipeline '{}'{}",
-        if req.dry_run {
-            "planning the removal of"
-        } else {
-            "removing"
-        },
-        cfg.source.url,
-        cfg.pipeline_id,
-        if req.dry_run {
-            " (dry run: nothing is changed)"
-        } else {
-            ""
-        }
-    )?;
+    headline(&cfg, &req, "removing", "planning the removal of")?;
     let done = inlet_provision::teardown(&req, args.delete_queues)
         .await
         .context("tearing down notifications")?;
@@ -150,6 +122,21 @@ fn request(
         dry_run: target.dry_run,
     };
     Ok((cfg, req))
+}
+
+/// The first line: what is done (or planned, on a dry run) for which source and pipeline.
+fn headline(cfg: &Config, req: &Request, doing: &str, planning: &str) -> Result<()> {
+    let (what, note) = if req.dry_run {
+        (planning, " (dry run: nothing is changed)")
+    } else {
+        (doing, "")
+    };
+    out!(
+        "inlet: {what} notifications of {} for pipeline '{}'{note}",
+        cfg.source.url,
+        cfg.pipeline_id
+    )?;
+    Ok(())
 }
 
 fn is_loopback(endpoint: &str) -> bool {

@@ -74,6 +74,21 @@ fn rebuilt(
         .build()
 }
 
+/// Reports the change `detail` and, unless this is a dry run, writes `merged`.
+async fn apply(
+    c: &Clients,
+    req: &Request,
+    out: &mut Outcome,
+    detail: String,
+    merged: NotificationConfiguration,
+) -> Result<(), ProvisionError> {
+    out.step(PUT, &req.bucket, detail, req.status());
+    if req.dry_run {
+        return Ok(());
+    }
+    put(c, req, merged).await
+}
+
 fn filter(req: &Request) -> Option<NotificationConfigurationFilter> {
     let mut rules = Vec::new();
     if !req.prefix.is_empty() {
@@ -180,15 +195,6 @@ pub(crate) async fn ensure_entry(
     let kept = queues.len() + topics.len() + config.lambda_function_configurations().len()
         - usize::from(queues.iter().any(|q| q.id() == Some(&req.id)))
         - usize::from(topics.iter().any(|t| t.id() == Some(&req.id)));
-    out.step(
-        PUT,
-        &req.bucket,
-        format!("{detail}, keeping the bucket's {kept} other entries"),
-        req.status(),
-    );
-    if req.dry_run {
-        return Ok(());
-    }
     queues.retain(|q| q.id() != Some(&req.id));
     topics.retain(|t| t.id() != Some(&req.id));
     match &req.via {
@@ -217,7 +223,8 @@ pub(crate) async fn ensure_entry(
         topics,
         config.event_bridge_configuration().cloned(),
     );
-    put(c, req, merged).await
+    let detail = format!("{detail}, keeping the bucket's {kept} other entries");
+    apply(c, req, out, detail, merged).await
 }
 
 /// Turns on the bucket's EventBridge delivery (a bucket-wide switch other consumers may
@@ -237,22 +244,14 @@ pub(crate) async fn ensure_eventbridge(
         );
         return Ok(());
     }
-    out.step(
-        PUT,
-        &req.bucket,
-        "turn on EventBridge delivery, keeping the bucket's other entries".into(),
-        req.status(),
-    );
-    if req.dry_run {
-        return Ok(());
-    }
     let merged = rebuilt(
         &config,
         config.queue_configurations().to_vec(),
         config.topic_configurations().to_vec(),
         Some(EventBridgeConfiguration::builder().build()),
     );
-    put(c, req, merged).await
+    let detail = "turn on EventBridge delivery, keeping the bucket's other entries".into();
+    apply(c, req, out, detail, merged).await
 }
 
 /// Removes inlet's entry (queue or topic, by id); EventBridge delivery is left on, as other
@@ -277,23 +276,15 @@ pub(crate) async fn remove_entry(
         );
         return Ok(());
     }
-    out.step(
-        PUT,
-        &req.bucket,
-        format!(
-            "remove entry '{}', keeping the bucket's other entries",
-            req.id
-        ),
-        req.status(),
-    );
-    if req.dry_run {
-        return Ok(());
-    }
     let merged = rebuilt(
         &config,
         queues,
         topics,
         config.event_bridge_configuration().cloned(),
     );
-    put(c, req, merged).await
+    let detail = format!(
+        "remove entry '{}', keeping the bucket's other entries",
+        req.id
+    );
+    apply(c, req, out, detail, merged).await
 }
