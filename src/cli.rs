@@ -217,6 +217,9 @@ pub enum SetupCommand {
     /// dead-letter queue `<queue>-dlq` with a redrive policy, a queue policy letting the
     /// sender in, and an s3:ObjectCreated:* entry for the source prefix and the path_glob's
     /// suffix, merged into the bucket's other entries. Prints the queue_url.
+    #[command(
+        after_help = concat!("Examples:\n  inlet setup notifications -c pipeline.toml --dry-run\n  inlet setup notifications -c pipeline.toml --write-config\n  inlet setup notifications -c pipeline.toml --via sns --topic-arn arn:aws:sns:eu-west-1:123456789012:landing", "\n\n", exit_codes!())
+    )]
     Notifications(SetupNotificationsArgs),
 }
 
@@ -275,6 +278,9 @@ pub struct TeardownArgs {
 pub enum TeardownCommand {
     /// Remove the bucket's notification entry `inlet-<pipeline_id>`, keeping the others;
     /// the queues are kept unless --delete-queues.
+    #[command(
+        after_help = concat!("Examples:\n  inlet teardown notifications -c pipeline.toml --dry-run\n  inlet teardown notifications -c pipeline.toml --delete-queues", "\n\n", exit_codes!())
+    )]
     Notifications(TeardownNotificationsArgs),
 }
 

@@ -241,6 +241,10 @@ fn help_man_completions_env_config_and_quiet() {
         vec!["schema"],
         vec!["checkpoint"],
         vec!["table"],
+        vec!["setup"],
+        vec!["setup", "notifications"],
+        vec!["teardown"],
+        vec!["teardown", "notifications"],
         vec!["completions"],
         vec!["man"],
     ] {
