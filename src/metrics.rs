@@ -125,6 +125,7 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str, health: Arc<Health>) -> 
         LOG_CLEANED,
         BAD_RECORDS,
         RESCUED_ROWS,
+        RESCUED_VALUES,
     ] {
         counter!(name).increment(0);
     }
@@ -236,6 +237,7 @@ pub const LOG_CLEANED: &str = "inlet_delta_log_objects_deleted_total";
 pub const MAINTENANCE_FAILURES: &str = "inlet_maintenance_failures_total";
 pub const BAD_RECORDS: &str = "inlet_bad_records_total";
 pub const RESCUED_ROWS: &str = "inlet_rescued_rows_total";
+pub const RESCUED_VALUES: &str = "inlet_rescued_values_total";
 pub const RETRIES: &str = "inlet_retries_total";
 pub const LAST_COMMIT: &str = "inlet_last_commit_timestamp_seconds";
 pub const BUILD_INFO: &str = "inlet_build_info";
@@ -248,6 +250,10 @@ fn describe() {
     describe_counter!(
         RESCUED_ROWS,
         "Rows with values kept in the rescued data column (per read)"
+    );
+    describe_counter!(
+        RESCUED_VALUES,
+        "Values kept in the rescued data column, one per key of a row's rescued object (per read)"
     );
     describe_counter!(
         RETRIES,
@@ -383,10 +389,12 @@ impl Observer for Recorder {
             Event::FileRead {
                 bad_records,
                 rescued_rows,
+                rescued_values,
                 ..
             } => {
                 counter!(BAD_RECORDS).increment(*bad_records);
                 counter!(RESCUED_ROWS).increment(*rescued_rows);
+                counter!(RESCUED_VALUES).increment(*rescued_values);
             }
             Event::Healthy => self.health.set(None),
             Event::Maintenance(m) => maintenance(m),

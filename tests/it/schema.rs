@@ -127,6 +127,37 @@ fn add_new_columns_evolves_in_flight_rescues_and_sets_aside() {
         json!({"b": "x", "_file_path": drift.file("f12.json")})
     );
     assert_eq!(row(&t, 34)["_rescued_data"], Value::Null);
+    // The same landing zone again, counted by `--json` (and the metrics, from the same
+    // event): rows and values rescued, as the table holds them.
+    let rescued_rows: Vec<Value> = t
+        .rows
+        .iter()
+        .filter(|r| !r["_rescued_data"].is_null())
+        .map(|r| rescued(r.as_object().expect("row")))
+        .collect();
+    let values: usize = rescued_rows
+        .iter()
+        .map(|r| {
+            r.as_object()
+                .expect("object")
+                .keys()
+                .filter(|k| *k != "_file_path")
+                .count()
+        })
+        .sum();
+    let again = tmp.path().join("again");
+    std::fs::create_dir_all(&again).expect("mkdir");
+    Drift::new(&again);
+    let stats: Value = serde_json::from_str(
+        drain(&config(&again, "add_new_columns", ""), &["--json"], &[])
+            .lines()
+            .last()
+            .expect("json line"),
+    )
+    .expect("stats JSON");
+    assert!(!rescued_rows.is_empty() && values > 0);
+    assert_eq!(stats["rescued_rows"], rescued_rows.len(), "{stats}");
+    assert_eq!(stats["rescued_values"], values, "{stats}");
     assert!(t.rows.iter().all(|r| r["a"] != 200 && r["a"] != 999999));
 
     let bad = bad_records(tmp.path());

@@ -27,6 +27,8 @@ pub enum Event {
         rows: u64,
         bad_records: u64,
         rescued_rows: u64,
+        /// Values in those rows' rescued data (the keys of each rescued JSON object).
+        rescued_values: u64,
     },
     /// A file could not be decoded at all: recorded `failed` and dead-lettered.
     FileFailed {

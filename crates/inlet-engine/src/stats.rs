@@ -27,6 +27,8 @@ pub struct RunStats {
     pub duplicate_records: u64,
     /// Rows with values kept in the rescued data column.
     pub rescued_rows: u64,
+    /// Values kept there (one per key of a row's rescued object, `_file_path` aside).
+    pub rescued_values: u64,
     /// Lines set aside as bad records, in all.
     pub bad_records: u64,
     /// Files with bad records, with how many each.

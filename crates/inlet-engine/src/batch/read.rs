@@ -64,6 +64,10 @@ impl Pipeline {
                 .await?;
             match decoded {
                 Ok((batches, rows, rescued_rows, bad_records)) => {
+                    let rescued_values = match self.cfg.rescued_column() {
+                        Some(column) if rescued_rows > 0 => rescued_values(&batches, column),
+                        _ => 0,
+                    };
                     out.write(&file, batches).await?;
                     if !bad_records.is_empty() {
                         self.bad_records
@@ -73,12 +77,14 @@ impl Pipeline {
                             .note_bad_records(&file.path, bad_records.len() as u64);
                     }
                     self.stats.rescued_rows += rescued_rows;
+                    self.stats.rescued_values += rescued_values;
                     self.events.emit(Event::FileRead {
                         batch_id,
                         path: file.path.clone(),
                         rows,
                         bad_records: bad_records.len() as u64,
                         rescued_rows,
+                        rescued_values,
                     });
                     file_rows.push((file.path, rows as i64));
                 }
@@ -469,4 +475,31 @@ fn task_failed(path: &str, e: tokio::task::JoinError) -> FormatError {
         line: 0,
         detail: format!("decoder task failed: {e}"),
     }
+}
+
+/// The values kept in the rescued data column of `batches`: each non-null cell is a JSON
+/// object of the values that did not fit, one key each besides the `_file_path` it names
+/// (a cell that is not an object counts 1).
+fn rescued_values(batches: &[arrow::record_batch::RecordBatch], column: &str) -> u64 {
+    use arrow::array::{Array, AsArray};
+    let mut values = 0;
+    for batch in batches {
+        let Some(cells) = batch.column_by_name(column) else {
+            continue;
+        };
+        let count = |text: &str| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+                .map_or(1, |m| {
+                    m.keys().filter(|k| *k != "_file_path").count() as u64
+                })
+        };
+        if let Some(strings) = cells.as_string_opt::<i32>() {
+            values += strings.iter().flatten().map(count).sum::<u64>();
+        } else if let Some(strings) = cells.as_string_view_opt() {
+            values += strings.iter().flatten().map(count).sum::<u64>();
+        } else {
+            values += (cells.len() - cells.null_count()) as u64;
+        }
+    }
+    values
 }
