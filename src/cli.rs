@@ -253,8 +253,8 @@ pub struct SetupNotificationsArgs {
     /// With --via eventbridge: the rule that targets the queue.
     #[arg(long, required_if_eq("via", "eventbridge"))]
     pub rule_arn: Option<String>,
-    /// Receives before a message moves to the dead-letter queue.
-    #[arg(long, default_value_t = 5)]
+    /// Receives before a message moves to the dead-letter queue (1–1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_receive_count: u32,
     /// Write discovery = "notifications" and the queue_url into the config file.
     #[arg(long)]

@@ -70,7 +70,10 @@ fn request(
         );
     }
     let bucket = url.host_str().unwrap_or_default().to_string();
-    let prefix = url.path().trim_start_matches('/').to_string();
+    // S3 matches filters against keys as they are, not as URLs spell them.
+    let prefix = percent_encoding::percent_decode_str(url.path().trim_start_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned();
     let queue_from_config = cfg
         .source
         .notifications()
@@ -170,8 +173,10 @@ fn print_steps(done: &Outcome) -> Result<()> {
 }
 
 /// Sets `discovery` and `queue_url` in the config's `[source]`, keeping its comments and
-/// layout.
+/// layout, its permissions, and a symbolic link (the file it points to is written).
 fn write_config(path: &std::path::Path, queue_url: &str) -> Result<()> {
+    let path =
+        &std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut doc: toml_edit::DocumentMut = text
@@ -183,7 +188,11 @@ fn write_config(path: &std::path::Path, queue_url: &str) -> Result<()> {
     source.insert("discovery", toml_edit::value("notifications"));
     source.insert("queue_url", toml_edit::value(queue_url));
     let tmp = path.with_extension("toml.tmp");
+    let permissions = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions();
     std::fs::write(&tmp, doc.to_string())
+        .and_then(|()| std::fs::set_permissions(&tmp, permissions))
         .and_then(|()| std::fs::rename(&tmp, path))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -220,6 +220,15 @@ fn credentials_that_expire_during_a_continuous_run_are_renewed_before_they_lapse
         .cloned()
         .unwrap_or_default();
     assert!(used.len() >= 4, "S3 was signed with each new key: {used:?}");
+    // Renewed ahead of expiry (half of a 12 s life here), not when the key has lapsed: no
+    // request went out with a key about to expire.
+    let least = aws.proxy.stats()["min_seconds_left"]
+        .as_f64()
+        .expect("requests with expiring keys");
+    assert!(
+        least > 2.0,
+        "a request was signed {least:.1} s before its key expired"
+    );
 }
 
 #[test]

@@ -19,8 +19,9 @@ an outage the test starts and ends without restarting anything.
 With KEYS_FILE=PATH, a request passes only when the access key of its SigV4 signature is
 listed in PATH (lines "KEY EXPIRY", EXPIRY in Unix seconds, 0 for never; a KEY ending in
 "*" is a prefix): an unknown key is answered 403 InvalidAccessKeyId, an expired one 400
-ExpiredToken, as AWS does. STATS_FILE then holds "keys" {service: {key: requests}} and
-"rejected" {"unknown": n, "expired": n}.
+ExpiredToken, as AWS does. STATS_FILE then holds "keys" {service: {key: requests}},
+"rejected" {"unknown": n, "expired": n}, and "min_seconds_left": the least time any
+accepted request's expiring key had left.
 """
 
 import http.client
@@ -41,7 +42,7 @@ OUTAGE_FILE = os.environ.get("OUTAGE_FILE")
 KEYS_FILE = os.environ.get("KEYS_FILE")
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 lock = threading.Lock()
-stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0, "keys": {}, "rejected": {"unknown": 0, "expired": 0}}
+stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0, "keys": {}, "rejected": {"unknown": 0, "expired": 0}, "min_seconds_left": None}
 
 
 def write_stats():
@@ -74,6 +75,10 @@ def key_refusal(headers):
             reason = "expired"
         else:
             reason = None
+            if expiry:
+                left = expiry - time.time()
+                if stats["min_seconds_left"] is None or left < stats["min_seconds_left"]:
+                    stats["min_seconds_left"] = left
             per_service = stats["keys"].setdefault(service, {})
             per_service[key] = per_service.get(key, 0) + 1
         if reason:

@@ -28,7 +28,14 @@ pub struct Chain {
     inner: OnceCell<(SdkConfig, SharedCredentialsProvider)>,
     cached: tokio::sync::Mutex<Option<Cached>>,
     region: OnceLock<Option<String>>,
+    /// Set once the chain has produced credentials: a later "nothing found" (the metadata
+    /// service unreachable for a moment) is then an outage to retry, not a set-up error.
+    loaded_once: std::sync::atomic::AtomicBool,
 }
+
+/// A failed renewal with the old credentials still valid is tried again this much later,
+/// not on every request.
+const RETRY_RENEWAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 struct Cached {
@@ -38,7 +45,12 @@ struct Cached {
 }
 
 /// The process's chain for `settings`: the same one for every caller with equal settings.
+/// Settings carrying keys of their own (Unity Catalog's vended credentials, renewed by
+/// replacing them) get a chain of their own instead, dropped with the stores using it.
 pub fn chain_for(settings: &AwsSettings) -> Arc<Chain> {
+    if settings.access_key_id.is_some() && settings.assume_role_arn.is_none() {
+        return Arc::new(Chain::new(settings));
+    }
     static CHAINS: OnceLock<Mutex<HashMap<AwsSettings, Arc<Chain>>>> = OnceLock::new();
     let chains = CHAINS.get_or_init(Default::default);
     let mut chains = chains
@@ -46,18 +58,21 @@ pub fn chain_for(settings: &AwsSettings) -> Arc<Chain> {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     chains
         .entry(settings.clone())
-        .or_insert_with(|| {
-            Arc::new(Chain {
-                settings: settings.clone(),
-                inner: OnceCell::new(),
-                cached: tokio::sync::Mutex::new(None),
-                region: OnceLock::new(),
-            })
-        })
+        .or_insert_with(|| Arc::new(Chain::new(settings)))
         .clone()
 }
 
 impl Chain {
+    fn new(settings: &AwsSettings) -> Self {
+        Self {
+            settings: settings.clone(),
+            inner: OnceCell::new(),
+            cached: tokio::sync::Mutex::new(None),
+            region: OnceLock::new(),
+            loaded_once: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     pub fn settings(&self) -> &AwsSettings {
         &self.settings
     }
@@ -143,18 +158,22 @@ impl Chain {
                     credentials: credentials.clone(),
                     refresh_at,
                 });
+                self.loaded_once
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(credentials)
             }
             Err(e) => {
-                let permanent = matches!(
-                    e,
-                    CredentialsError::CredentialsNotLoaded(_)
-                        | CredentialsError::InvalidConfiguration(_)
-                );
+                let permanent = !self.loaded_once.load(std::sync::atomic::Ordering::Relaxed)
+                    && matches!(
+                        e,
+                        CredentialsError::CredentialsNotLoaded(_)
+                            | CredentialsError::InvalidConfiguration(_)
+                    );
                 let reason = error_chain(&e);
-                if let Some(c) = cached.as_ref() {
-                    if c.credentials.expiry().is_some_and(|expiry| now < expiry) {
+                if let Some(c) = cached.as_mut() {
+                    if let Some(expiry) = c.credentials.expiry().filter(|e| now < *e) {
                         tracing::warn!(%reason, "renewing AWS credentials failed; the current ones are still valid and are kept");
+                        c.refresh_at = Some((now + RETRY_RENEWAL).min(expiry));
                         return Ok(c.credentials.clone());
                     }
                 }

@@ -9,13 +9,14 @@ use object_store::aws::AmazonS3ConfigKey;
 pub const PROFILE: &str = "aws_profile";
 /// Storage-option key naming an IAM role to assume on top of the chain's credentials.
 pub const ASSUME_ROLE_ARN: &str = "aws_assume_role_arn";
-/// Storage-option key naming the AssumeRole session (default `inlet-<host>`).
+/// Storage-option key naming the AssumeRole session (default `inlet-<unix seconds>`).
 pub const ROLE_SESSION_NAME: &str = "aws_role_session_name";
 /// Storage-option key giving the AssumeRole external id.
 pub const EXTERNAL_ID: &str = "aws_external_id";
 
 /// The settings one chain is built from. Equal settings share one chain in a process.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+/// `Debug` shows the access key id but never the secret or the session token.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct AwsSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
@@ -26,6 +27,22 @@ pub struct AwsSettings {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("AwsSettings")
+            .field("region", &self.region)
+            .field("profile", &self.profile)
+            .field("assume_role_arn", &self.assume_role_arn)
+            .field("role_session_name", &self.role_session_name)
+            .field("external_id", &self.external_id)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .finish()
+    }
 }
 
 impl AwsSettings {

@@ -30,6 +30,19 @@ pub fn s3_store(
     retry: Option<RetryConfig>,
 ) -> Result<AmazonS3, AwsError> {
     let (settings, rest) = AwsSettings::split(options);
+    if settings.access_key_id.is_some() != settings.secret_access_key.is_some() {
+        let (key, missing) = if settings.access_key_id.is_some() {
+            ("aws_access_key_id", "aws_secret_access_key")
+        } else {
+            ("aws_secret_access_key", "aws_access_key_id")
+        };
+        return Err(AwsError::BadOption {
+            key: key.into(),
+            reason: format!(
+                "given without {missing}: give both, or neither to use the AWS credential chain"
+            ),
+        });
+    }
     let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
     if let Some(retry) = retry {
         builder = builder.with_retry(retry);
@@ -51,10 +64,12 @@ pub fn s3_store(
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if !unsigned {
         let chain = chain_for(&settings);
-        let region_set = settings.region.is_some()
-            || std::env::var_os("AWS_REGION").is_some()
-            || std::env::var_os("AWS_DEFAULT_REGION").is_some();
-        if !region_set {
+        // A region from the options or AWS_REGION/AWS_DEFAULT_REGION (read by from_env);
+        // else the chain's (the profile's, instance metadata).
+        if builder
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .is_none()
+        {
             if let Some(region) = chain.region_blocking() {
                 builder = builder.with_region(region);
             }

@@ -102,7 +102,9 @@ impl Outcome {
 pub enum ProvisionError {
     #[error("no AWS region: set [aws] region, source.storage_options.aws_region or AWS_REGION")]
     NoRegion,
-    #[error("{call} on {target} failed: {reason}{}", advice(.code.as_deref(), .call))]
+    #[error("the Policy of queue {queue} is not JSON ({reason}); inlet will not replace a policy it cannot read: fix or remove it, then run set-up again")]
+    UnreadablePolicy { queue: String, reason: String },
+    #[error("{call} on {target} failed: {reason}{}", advice(.code.as_deref(), .reason, .call))]
     Call {
         call: &'static str,
         target: String,
@@ -136,13 +138,20 @@ impl ProvisionError {
     }
 }
 
-fn advice(code: Option<&str>, call: &str) -> String {
+fn advice(code: Option<&str>, reason: &str, call: &str) -> String {
+    if reason.contains("Unable to validate") {
+        return "; S3 sent the queue a test event and could not deliver it: the queue policy \
+                may not have reached every S3 server yet (run set-up again in a minute), or the \
+                queue is encrypted with the AWS-managed aws/sqs key, which S3 cannot use (use a \
+                customer-managed key that lets s3.amazonaws.com use it, or SSE-SQS)"
+            .to_string();
+    }
     match code {
         Some("AccessDenied" | "AccessDeniedException" | "AuthorizationError") => format!(
             "; the credentials need {call} (docs/deploy.md lists the IAM policy for set-up)"
         ),
         Some("NoSuchBucket") => "; check the bucket name in source.url".to_string(),
-        Some(c) if c.contains("InvalidArgument") || c == "InvalidArgument" => {
+        Some("InvalidArgument") if reason.to_ascii_lowercase().contains("overlap") => {
             "; S3 refuses notification entries whose prefix and suffix overlap another \
              entry's for the same events: remove or narrow the other entry"
                 .to_string()

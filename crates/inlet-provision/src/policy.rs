@@ -23,12 +23,21 @@ pub(crate) fn statement(sid: &str, via: &Via, bucket: &str, queue_arn: &str) -> 
 }
 
 /// `current` (the queue's `Policy` attribute, if any) with the statement `sid` replaced by
-/// `wanted`, or added; `None` when it is already there as wanted.
-pub(crate) fn merged(current: Option<&str>, sid: &str, wanted: Value) -> Option<String> {
-    let mut policy = current
-        .and_then(|text| serde_json::from_str::<Value>(text).ok())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({"Version": "2012-10-17"}));
+/// `wanted`, or added; `Ok(None)` when it is already there as wanted, `Err` (the parse
+/// error) when the current policy cannot be read, so its other statements are never lost.
+pub(crate) fn merged(
+    current: Option<&str>,
+    sid: &str,
+    wanted: Value,
+) -> Result<Option<String>, String> {
+    let mut policy = match current.filter(|t| !t.trim().is_empty()) {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v) if v.is_object() => v,
+            Ok(_) => return Err("not a JSON object".into()),
+            Err(e) => return Err(e.to_string()),
+        },
+        None => json!({"Version": "2012-10-17"}),
+    };
     let statements = match policy.get("Statement") {
         Some(Value::Array(items)) => items.clone(),
         Some(one @ Value::Object(_)) => vec![one.clone()],
@@ -38,7 +47,7 @@ pub(crate) fn merged(current: Option<&str>, sid: &str, wanted: Value) -> Option<
         .iter()
         .any(|s| s.get("Sid").and_then(Value::as_str) == Some(sid) && same(s, &wanted))
     {
-        return None;
+        return Ok(None);
     }
     let mut kept: Vec<Value> = statements
         .into_iter()
@@ -46,7 +55,7 @@ pub(crate) fn merged(current: Option<&str>, sid: &str, wanted: Value) -> Option<
         .collect();
     kept.push(wanted);
     policy["Statement"] = Value::Array(kept);
-    Some(policy.to_string())
+    Ok(Some(policy.to_string()))
 }
 
 /// Two statements are the same when they say the same, whatever the spelling of
@@ -108,7 +117,9 @@ mod tests {
     fn inlets_statement_is_added_beside_others_and_not_again() {
         let wanted = statement("inlet-p", &Via::Bucket, "landing", "arn:aws:sqs:r:1:q");
         let other = r#"{"Version":"2012-10-17","Statement":[{"Sid":"ops","Effect":"Allow","Principal":"*","Action":"sqs:GetQueueAttributes","Resource":"arn:aws:sqs:r:1:q"}]}"#;
-        let merged_text = merged(Some(other), "inlet-p", wanted.clone()).expect("a change");
+        let merged_text = merged(Some(other), "inlet-p", wanted.clone())
+            .expect("readable")
+            .expect("a change");
         let policy: Value = serde_json::from_str(&merged_text).expect("json");
         let sids: Vec<&str> = policy["Statement"]
             .as_array()
@@ -120,7 +131,11 @@ mod tests {
         // AWS may give single values back as one-element lists: still the same.
         let mut echoed = policy.clone();
         echoed["Statement"][1]["Action"] = json!(["sqs:SendMessage"]);
-        assert_eq!(merged(Some(&echoed.to_string()), "inlet-p", wanted), None);
+        assert_eq!(
+            merged(Some(&echoed.to_string()), "inlet-p", wanted.clone()),
+            Ok(None)
+        );
+        assert!(merged(Some("{not json"), "inlet-p", wanted).is_err());
     }
 
     #[test]
@@ -128,9 +143,12 @@ mod tests {
         let old = statement("inlet-p", &Via::Bucket, "old-bucket", "arn:aws:sqs:r:1:q");
         let text = json!({"Version": "2012-10-17", "Statement": [old]}).to_string();
         let wanted = statement("inlet-p", &Via::Bucket, "landing", "arn:aws:sqs:r:1:q");
-        let policy: Value =
-            serde_json::from_str(&merged(Some(&text), "inlet-p", wanted).expect("change"))
-                .expect("json");
+        let policy: Value = serde_json::from_str(
+            &merged(Some(&text), "inlet-p", wanted)
+                .expect("readable")
+                .expect("change"),
+        )
+        .expect("json");
         let statements = policy["Statement"].as_array().expect("statements");
         assert_eq!(statements.len(), 1);
         assert_eq!(

@@ -235,7 +235,15 @@ pub(crate) async fn ensure_eventbridge(
     out: &mut Outcome,
 ) -> Result<(), ProvisionError> {
     let config = current(c, req).await?;
-    if config.event_bridge_configuration().is_some() {
+    // An entry of an earlier set-up by the bucket or a topic would now be refused by the
+    // queue's policy, which lets only the rule send: it goes.
+    let mut queues = config.queue_configurations().to_vec();
+    let mut topics = config.topic_configurations().to_vec();
+    let before = queues.len() + topics.len();
+    queues.retain(|q| q.id() != Some(&req.id));
+    topics.retain(|t| t.id() != Some(&req.id));
+    let stale = queues.len() + topics.len() != before;
+    if config.event_bridge_configuration().is_some() && !stale {
         out.step(
             PUT,
             &req.bucket,
@@ -246,11 +254,15 @@ pub(crate) async fn ensure_eventbridge(
     }
     let merged = rebuilt(
         &config,
-        config.queue_configurations().to_vec(),
-        config.topic_configurations().to_vec(),
+        queues,
+        topics,
         Some(EventBridgeConfiguration::builder().build()),
     );
-    let detail = "turn on EventBridge delivery, keeping the bucket's other entries".into();
+    let detail = if stale {
+        format!("turn on EventBridge delivery and remove entry '{}', keeping the bucket's other entries", req.id)
+    } else {
+        "turn on EventBridge delivery, keeping the bucket's other entries".into()
+    };
     apply(c, req, out, detail, merged).await
 }
 

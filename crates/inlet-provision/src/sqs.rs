@@ -144,7 +144,11 @@ pub(crate) async fn ensure_attributes(
         current.get(&QueueAttributeName::Policy).map(String::as_str),
         &req.id,
         wanted,
-    );
+    )
+    .map_err(|reason| ProvisionError::UnreadablePolicy {
+        queue: req.queue_name.clone(),
+        reason,
+    })?;
     let redrive = policy::redrive(&dead.arn, req.max_receive_count);
     let redrive_same = policy::redrive_is(
         current
