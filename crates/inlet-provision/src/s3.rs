@@ -74,6 +74,21 @@ fn rebuilt(
         .build()
 }
 
+/// The bucket's queue and topic entries without the one named `id`, and whether it was
+/// there.
+fn without_entry(
+    config: &NotificationConfiguration,
+    id: &str,
+) -> (Vec<QueueConfiguration>, Vec<TopicConfiguration>, bool) {
+    let mut queues = config.queue_configurations().to_vec();
+    let mut topics = config.topic_configurations().to_vec();
+    let before = queues.len() + topics.len();
+    queues.retain(|q| q.id() != Some(id));
+    topics.retain(|t| t.id() != Some(id));
+    let found = queues.len() + topics.len() != before;
+    (queues, topics, found)
+}
+
 /// Reports the change `detail` and, unless this is a dry run, writes `merged`.
 async fn apply(
     c: &Clients,
@@ -237,12 +252,7 @@ pub(crate) async fn ensure_eventbridge(
     let config = current(c, req).await?;
     // An entry of an earlier set-up by the bucket or a topic would now be refused by the
     // queue's policy, which lets only the rule send: it goes.
-    let mut queues = config.queue_configurations().to_vec();
-    let mut topics = config.topic_configurations().to_vec();
-    let before = queues.len() + topics.len();
-    queues.retain(|q| q.id() != Some(&req.id));
-    topics.retain(|t| t.id() != Some(&req.id));
-    let stale = queues.len() + topics.len() != before;
+    let (queues, topics, stale) = without_entry(&config, &req.id);
     if config.event_bridge_configuration().is_some() && !stale {
         out.step(
             PUT,
@@ -274,12 +284,8 @@ pub(crate) async fn remove_entry(
     out: &mut Outcome,
 ) -> Result<(), ProvisionError> {
     let config = current(c, req).await?;
-    let mut queues = config.queue_configurations().to_vec();
-    let mut topics = config.topic_configurations().to_vec();
-    let before = queues.len() + topics.len();
-    queues.retain(|q| q.id() != Some(&req.id));
-    topics.retain(|t| t.id() != Some(&req.id));
-    if queues.len() + topics.len() == before {
+    let (queues, topics, found) = without_entry(&config, &req.id);
+    if !found {
         out.step(
             PUT,
             &req.bucket,
