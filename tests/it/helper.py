@@ -349,6 +349,8 @@ def sqs(endpoint, op, args):
             attrs = c.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
             out[url.rsplit("/", 1)[-1]] = {"url": url, "attributes": attrs}
         print(json.dumps(out))
+    elif op == "mktopic":
+        print(client("sns", endpoint).create_topic(Name=args[0])["TopicArn"])
     elif op == "bucket-notifications":
         got = client("s3", endpoint).get_bucket_notification_configuration(Bucket=args[0])
         got.pop("ResponseMetadata", None)

@@ -146,6 +146,116 @@ fn setup_notifications_makes_a_working_pipeline_changes_nothing_twice_and_keeps_
 }
 
 #[test]
+fn setup_through_an_sns_topic_lets_the_topic_send_and_says_what_is_left_by_hand() {
+    let moto = Moto::start();
+    moto.s3(&["mkbucket", "landing"]);
+    let topic = moto.sqs(&["mktopic", "landing-fanout"]).trim().to_string();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "pipeline_id = \"sns_test\"\n[source]\nurl = \"s3://landing/auto/\"\npath_glob = \"**/*.json\"\n{}\n\
+             [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
+            moto.storage_options()
+        ),
+    );
+    let cfg = config.to_str().expect("utf8");
+    let args = [
+        "setup",
+        "notifications",
+        "-c",
+        cfg,
+        "--via",
+        "sns",
+        "--topic-arn",
+        &topic,
+    ];
+    let out = run_ok(&args, &moto.env());
+    assert!(
+        out.contains("To do by hand: subscribe the queue to the topic")
+            && out.contains(&format!("--topic-arn {topic}")),
+        "{out}"
+    );
+    let got: Value =
+        serde_json::from_str(&moto.sqs(&["bucket-notifications", "landing"])).expect("JSON");
+    let topics = got["TopicConfigurations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(topics.len(), 1, "{got}");
+    assert_eq!(topics[0]["Id"], "inlet-sns_test");
+    assert_eq!(topics[0]["TopicArn"], topic.as_str());
+    assert!(
+        got["QueueConfigurations"]
+            .as_array()
+            .is_none_or(|q| q.is_empty()),
+        "{got}"
+    );
+    let policy = queues(&moto)["inlet-sns_test"]["attributes"]["Policy"]
+        .as_str()
+        .expect("policy")
+        .to_string();
+    assert!(
+        policy.contains("sns.amazonaws.com")
+            && policy.contains(&topic)
+            && !policy.contains("arn:aws:s3:::landing"),
+        "{policy}"
+    );
+    // Again: in place.
+    let again = run_ok(&args, &moto.env());
+    assert!(again.contains("Nothing changed"), "{again}");
+}
+
+#[test]
+fn moving_to_eventbridge_turns_its_delivery_on_and_removes_the_direct_entry() {
+    let moto = Moto::start();
+    moto.s3(&["mkbucket", "landing"]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "pipeline_id = \"eb_test\"\n[source]\nurl = \"s3://landing/auto/\"\n{}\n\
+             [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
+            moto.storage_options()
+        ),
+    );
+    let cfg = config.to_str().expect("utf8");
+    run_ok(&["setup", "notifications", "-c", cfg], &moto.env());
+    assert_eq!(entry_ids(&moto), ["inlet-eb_test"]);
+    let rule = "arn:aws:events:us-east-1:123456789012:rule/inlet-eb_test";
+    let args = [
+        "setup",
+        "notifications",
+        "-c",
+        cfg,
+        "--via",
+        "eventbridge",
+        "--rule-arn",
+        rule,
+    ];
+    let out = run_ok(&args, &moto.env());
+    assert!(
+        out.contains("turn on EventBridge delivery and remove entry 'inlet-eb_test'")
+            && out.contains("aws events put-rule --name inlet-eb_test"),
+        "{out}"
+    );
+    // moto stores the (empty) EventBridgeConfiguration but leaves it out of its answers, so
+    // that S3's side of the switch and a second run's "Nothing changed" cannot be seen here;
+    // the direct entry's removal and the queue policy can.
+    assert!(entry_ids(&moto).is_empty());
+    let policy = queues(&moto)["inlet-eb_test"]["attributes"]["Policy"]
+        .as_str()
+        .expect("policy")
+        .to_string();
+    assert!(
+        policy.contains("events.amazonaws.com")
+            && policy.contains(rule)
+            && !policy.contains("s3.amazonaws.com"),
+        "{policy}"
+    );
+}
+
+#[test]
 fn setup_names_what_is_at_fault() {
     let moto = Moto::start();
     let tmp = tempfile::tempdir().expect("tempdir");
