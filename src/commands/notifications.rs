@@ -85,25 +85,14 @@ fn request(
         .or(queue_from_config)
         .unwrap_or_else(|| format!("inlet-{}", cfg.pipeline_id.replace('.', "-")));
     let options = cfg.source_options();
-    let s3_endpoint = [
-        "aws_endpoint",
-        "aws_endpoint_url",
-        "endpoint",
-        "endpoint_url",
-    ]
-    .iter()
-    .find_map(|k| options.get(*k).cloned());
+    let s3_endpoint = inlet_aws::endpoint_option(&options);
     let sqs_endpoint = target
         .sqs_endpoint
         .clone()
         .or_else(|| cfg.source.notifications().and_then(|n| n.endpoint.clone()))
         .or_else(|| {
-            cfg.source.notifications().and_then(|n| {
-                let parsed = url::Url::parse(&n.queue_url).ok()?;
-                let host = parsed.host_str()?;
-                (!host.ends_with(".amazonaws.com") && !host.ends_with(".amazonaws.com.cn"))
-                    .then(|| parsed.origin().ascii_serialization())
-            })
+            let queue = cfg.source.notifications()?;
+            inlet_aws::non_aws_origin(&url::Url::parse(&queue.queue_url).ok()?)
         })
         .or_else(|| s3_endpoint.clone().filter(|e| is_loopback(e)));
     let req = Request {

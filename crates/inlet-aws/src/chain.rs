@@ -28,9 +28,6 @@ pub struct Chain {
     inner: OnceCell<(SdkConfig, SharedCredentialsProvider)>,
     cached: tokio::sync::Mutex<Option<Cached>>,
     region: OnceLock<Option<String>>,
-    /// Set once the chain has produced credentials: a later "nothing found" (the metadata
-    /// service unreachable for a moment) is then an outage to retry, not a set-up error.
-    loaded_once: std::sync::atomic::AtomicBool,
 }
 
 /// A failed renewal with the old credentials still valid is tried again this much later,
@@ -69,12 +66,7 @@ impl Chain {
             inner: OnceCell::new(),
             cached: tokio::sync::Mutex::new(None),
             region: OnceLock::new(),
-            loaded_once: std::sync::atomic::AtomicBool::new(false),
         }
-    }
-
-    pub fn settings(&self) -> &AwsSettings {
-        &self.settings
     }
 
     /// An SDK configuration whose credentials come from this chain's cache (for SQS, S3
@@ -158,12 +150,13 @@ impl Chain {
                     credentials: credentials.clone(),
                     refresh_at,
                 });
-                self.loaded_once
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(credentials)
             }
             Err(e) => {
-                let permanent = !self.loaded_once.load(std::sync::atomic::Ordering::Relaxed)
+                // Once the chain has produced credentials (the cache is never emptied), a
+                // later "nothing found" (the metadata service unreachable for a moment) is
+                // an outage to retry, not a set-up error.
+                let permanent = cached.is_none()
                     && matches!(
                         e,
                         CredentialsError::CredentialsNotLoaded(_)
@@ -230,18 +223,19 @@ impl object_store::CredentialProvider for S3Credentials {
     type Credential = AwsCredential;
 
     async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
-        let c = self.chain.credentials().await.map_err(|e| match e {
-            // Not a service or network failure: inlet's retries stop at once.
-            AwsError::Credentials {
-                permanent: true, ..
-            } => object_store::Error::Unauthenticated {
-                path: format!("s3://{}", self.bucket),
-                source: Box::new(e),
-            },
-            other => object_store::Error::Generic {
-                store: "S3",
-                source: Box::new(other),
-            },
+        let c = self.chain.credentials().await.map_err(|e| {
+            if e.is_permanent() {
+                // Not a service or network failure: inlet's retries stop at once.
+                object_store::Error::Unauthenticated {
+                    path: format!("s3://{}", self.bucket),
+                    source: Box::new(e),
+                }
+            } else {
+                object_store::Error::Generic {
+                    store: "S3",
+                    source: Box::new(e),
+                }
+            }
         })?;
         Ok(Arc::new(AwsCredential {
             key_id: c.access_key_id().to_string(),
@@ -261,11 +255,12 @@ impl ProvideCredentials for Shared {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            self.0.credentials().await.map_err(|e| match e {
-                AwsError::Credentials {
-                    permanent: true, ..
-                } => CredentialsError::not_loaded(e),
-                other => CredentialsError::provider_error(other),
+            self.0.credentials().await.map_err(|e| {
+                if e.is_permanent() {
+                    CredentialsError::not_loaded(e)
+                } else {
+                    CredentialsError::provider_error(e)
+                }
             })
         })
     }

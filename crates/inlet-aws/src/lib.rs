@@ -13,7 +13,7 @@ mod store;
 
 pub use chain::{chain_for, Chain, S3Credentials};
 pub use settings::{AwsSettings, ASSUME_ROLE_ARN, EXTERNAL_ID, PROFILE, ROLE_SESSION_NAME};
-pub use store::{s3_store, UnknownKeys};
+pub use store::{endpoint_option, non_aws_origin, s3_store, UnknownKeys};
 
 /// What can go wrong configuring AWS access.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +43,18 @@ pub enum AwsError {
         /// (retrying cannot help); false for a provider that failed (STS or the network).
         permanent: bool,
     },
+}
+
+impl AwsError {
+    /// Credentials that no retry can bring: nothing in the chain had any, or its
+    /// configuration is wrong.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Credentials {
+                permanent: true,
+                ..
+            }
+        )
+    }
 }

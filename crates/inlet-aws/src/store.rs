@@ -84,3 +84,25 @@ pub fn s3_store(
         source,
     })
 }
+
+/// The S3 endpoint override among `options` (`aws_endpoint` or any alias object_store
+/// accepts for it).
+pub fn endpoint_option(options: &HashMap<String, String>) -> Option<String> {
+    options
+        .iter()
+        .find(|(k, _)| {
+            matches!(
+                k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>(),
+                Ok(AmazonS3ConfigKey::Endpoint)
+            )
+        })
+        .map(|(_, v)| v.clone())
+}
+
+/// The origin of `url` when its host is not AWS's (LocalStack, moto, ElasticMQ), where SDK
+/// clients must then be sent; `None` for `*.amazonaws.com` and `*.amazonaws.com.cn`.
+pub fn non_aws_origin(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    let aws = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
+    (!aws).then(|| url.origin().ascii_serialization())
+}

@@ -31,8 +31,6 @@ pub struct NotificationOptions {
     /// SQS endpoint override. Default: `AWS_ENDPOINT_URL_SQS`/`AWS_ENDPOINT_URL`, else the
     /// queue URL's own origin when it is not an AWS host (LocalStack, moto, ElasticMQ).
     pub endpoint: Option<String>,
-    /// Region, when neither the environment nor the queue URL says.
-    pub region: Option<String>,
     /// The credential chain's settings (the source's storage options): SQS is signed by
     /// the same chain, and the same cache, as the S3 reads.
     pub aws: inlet_aws::AwsSettings,
@@ -142,22 +140,24 @@ impl NotificationDiscoverer {
         let parsed =
             url::Url::parse(&queue_url).map_err(|e| queue_err(format!("not a URL: {e}")))?;
         let host = parsed.host_str().unwrap_or_default().to_string();
-        let aws_host = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
 
         let sdk = inlet_aws::chain_for(&options.aws).sdk_config().await;
         let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
         if let Some(endpoint) = &options.endpoint {
             config = config.endpoint_url(endpoint);
-        } else if !aws_host && sdk.endpoint_url().is_none() {
-            config = config.endpoint_url(parsed.origin().ascii_serialization());
+        } else if sdk.endpoint_url().is_none() {
+            if let Some(origin) = inlet_aws::non_aws_origin(&parsed) {
+                config = config.endpoint_url(origin);
+            }
         }
+        // The chain's region includes the settings' (`aws_region`, `[aws] region`); past
+        // it, the queue URL's: sqs.<region>.amazonaws.com.
         if sdk.region().is_none() {
-            // sqs.<region>.amazonaws.com
             let from_url = host
                 .strip_prefix("sqs.")
                 .and_then(|r| r.split('.').next())
                 .map(str::to_string);
-            let region = options.region.clone().or(from_url).ok_or_else(|| {
+            let region = from_url.ok_or_else(|| {
                 queue_err(
                     "no AWS region: set AWS_REGION or source.storage_options.aws_region".into(),
                 )

@@ -96,25 +96,17 @@ impl SourceStore {
                 })?;
                 // The process's one AWS credential chain (inlet-aws), shared with the
                 // Delta sink and SQS.
-                let store = inlet_aws::s3_store(
-                    &Url::parse(&format!("s3://{bucket}")).map_err(|e| DiscoverError::BadUrl {
-                        url: url.to_string(),
-                        reason: e.to_string(),
-                    })?,
-                    options,
-                    inlet_aws::UnknownKeys::Refuse,
-                    None,
-                )
-                .map_err(|e| match e {
-                    inlet_aws::AwsError::BadOption { key, reason } => {
-                        DiscoverError::BadOption { key, reason }
-                    }
-                    inlet_aws::AwsError::Open { source, .. } => DiscoverError::Open {
-                        url: url.to_string(),
-                        source,
-                    },
-                    other => DiscoverError::Aws(other),
-                })?;
+                let store = inlet_aws::s3_store(url, options, inlet_aws::UnknownKeys::Refuse, None)
+                    .map_err(|e| match e {
+                        inlet_aws::AwsError::BadOption { key, reason } => {
+                            DiscoverError::BadOption { key, reason }
+                        }
+                        inlet_aws::AwsError::Open { source, .. } => DiscoverError::Open {
+                            url: url.to_string(),
+                            source,
+                        },
+                        other => DiscoverError::Aws(other),
+                    })?;
                 let prefix =
                     Path::from_url_path(url.path()).map_err(|e| DiscoverError::BadUrl {
                         url: url.to_string(),

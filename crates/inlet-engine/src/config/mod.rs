@@ -235,7 +235,6 @@ impl Config {
             .map(|n| inlet_discover::NotificationOptions {
                 queue_url: n.queue_url.clone(),
                 endpoint: n.endpoint.clone(),
-                region: self.source.storage_options.get("aws_region").cloned(),
                 aws: inlet_aws::AwsSettings::split(&self.source_options()).0,
                 max_messages: n.batch_size,
                 max_wait_seconds: i32::try_from(n.wait.as_secs()).unwrap_or(20),
