@@ -193,7 +193,7 @@ pub async fn setup(req: &Request) -> Result<Outcome, ProvisionError> {
     let c = clients(req).await?;
     let mut out = Outcome::default();
     // The bucket first: a wrong name or a missing permission fails before any queue is made.
-    s3::check_bucket(&c, req).await?;
+    let bucket = s3::current(&c, req).await?;
     let dead =
         sqs::ensure_queue(&c, req, &req.dead_letter_name, sqs::DEAD_LETTER, &mut out).await?;
     let queue = sqs::ensure_queue(&c, req, &req.queue_name, sqs::MAIN, &mut out).await?;
@@ -201,17 +201,17 @@ pub async fn setup(req: &Request) -> Result<Outcome, ProvisionError> {
     out.queue_url = queue.url.clone();
     out.queue_arn = Some(queue.arn.clone());
     match &req.via {
-        Via::Bucket | Via::Sns { .. } => s3::ensure_entry(&c, req, &queue.arn, &mut out).await?,
-        Via::EventBridge { .. } => s3::ensure_eventbridge(&c, req, &mut out).await?,
-    }
-    match &req.via {
-        Via::Bucket => {}
-        Via::Sns { topic_arn } => out.manual.push(format!(
-            "subscribe the queue to the topic, and let the bucket publish to it: aws sns \
-             subscribe --topic-arn {topic_arn} --protocol sqs --notification-endpoint {}",
-            queue.arn
-        )),
+        Via::Bucket => s3::ensure_entry(&c, req, bucket, &queue.arn, &mut out).await?,
+        Via::Sns { topic_arn } => {
+            s3::ensure_entry(&c, req, bucket, &queue.arn, &mut out).await?;
+            out.manual.push(format!(
+                "subscribe the queue to the topic, and let the bucket publish to it: aws sns \
+                 subscribe --topic-arn {topic_arn} --protocol sqs --notification-endpoint {}",
+                queue.arn
+            ));
+        }
         Via::EventBridge { rule_arn } => {
+            s3::ensure_eventbridge(&c, req, bucket, &mut out).await?;
             let rule = rule_arn.rsplit('/').next().unwrap_or(rule_arn);
             out.manual.push(format!(
                 "create the rule and its target: aws events put-rule --name {rule} \

@@ -11,7 +11,12 @@ use crate::{Clients, Outcome, ProvisionError, Request, Status, Via};
 const GET: &str = "s3:GetBucketNotificationConfiguration";
 const PUT: &str = "s3:PutBucketNotificationConfiguration";
 
-async fn current(c: &Clients, req: &Request) -> Result<NotificationConfiguration, ProvisionError> {
+/// The bucket's notification configuration; reading it also shows that the bucket exists
+/// and may be configured.
+pub(crate) async fn current(
+    c: &Clients,
+    req: &Request,
+) -> Result<NotificationConfiguration, ProvisionError> {
     let got = match c
         .s3
         .get_bucket_notification_configuration()
@@ -37,11 +42,6 @@ async fn current(c: &Clients, req: &Request) -> Result<NotificationConfiguration
         .set_lambda_function_configurations(Some(got.lambda_function_configurations().to_vec()))
         .set_event_bridge_configuration(got.event_bridge_configuration().cloned())
         .build())
-}
-
-/// Reads the bucket's notification configuration: the bucket exists and may be configured.
-pub(crate) async fn check_bucket(c: &Clients, req: &Request) -> Result<(), ProvisionError> {
-    current(c, req).await.map(drop)
 }
 
 async fn put(
@@ -175,28 +175,27 @@ fn build_err(e: impl std::fmt::Display, req: &Request) -> ProvisionError {
     }
 }
 
-/// Adds inlet's entry (a queue entry, or a topic entry for SNS), or updates it in place.
+/// Adds inlet's entry (a queue entry, or a topic entry for SNS) to the bucket's `config`,
+/// or updates it in place.
 pub(crate) async fn ensure_entry(
     c: &Clients,
     req: &Request,
+    config: NotificationConfiguration,
     queue_arn: &str,
     out: &mut Outcome,
 ) -> Result<(), ProvisionError> {
-    let config = current(c, req).await?;
     let events = [Event::S3ObjectCreated];
-    let mut queues = config.queue_configurations().to_vec();
-    let mut topics = config.topic_configurations().to_vec();
     let (target, same) = match &req.via {
         Via::Sns { topic_arn } => {
             let wanted = shape(topic_arn, &events, filter(req).as_ref());
-            let same = topics.iter().any(|t| {
+            let same = config.topic_configurations().iter().any(|t| {
                 t.id() == Some(&req.id) && shape(t.topic_arn(), t.events(), t.filter()) == wanted
             });
             (topic_arn.clone(), same)
         }
         _ => {
             let wanted = shape(queue_arn, &events, filter(req).as_ref());
-            let same = queues.iter().any(|q| {
+            let same = config.queue_configurations().iter().any(|q| {
                 q.id() == Some(&req.id) && shape(q.queue_arn(), q.events(), q.filter()) == wanted
             });
             (queue_arn.to_string(), same)
@@ -207,11 +206,8 @@ pub(crate) async fn ensure_entry(
         out.step(PUT, &req.bucket, detail + " is in place", Status::Unchanged);
         return Ok(());
     }
-    let kept = queues.len() + topics.len() + config.lambda_function_configurations().len()
-        - usize::from(queues.iter().any(|q| q.id() == Some(&req.id)))
-        - usize::from(topics.iter().any(|t| t.id() == Some(&req.id)));
-    queues.retain(|q| q.id() != Some(&req.id));
-    topics.retain(|t| t.id() != Some(&req.id));
+    let (mut queues, mut topics, _) = without_entry(&config, &req.id);
+    let kept = queues.len() + topics.len() + config.lambda_function_configurations().len();
     match &req.via {
         Via::Sns { topic_arn } => topics.push(
             TopicConfiguration::builder()
@@ -242,14 +238,14 @@ pub(crate) async fn ensure_entry(
     apply(c, req, out, detail, merged).await
 }
 
-/// Turns on the bucket's EventBridge delivery (a bucket-wide switch other consumers may
-/// share), keeping every other entry.
+/// Turns on the EventBridge delivery of the bucket with `config` (a bucket-wide switch
+/// other consumers may share), keeping every other entry.
 pub(crate) async fn ensure_eventbridge(
     c: &Clients,
     req: &Request,
+    config: NotificationConfiguration,
     out: &mut Outcome,
 ) -> Result<(), ProvisionError> {
-    let config = current(c, req).await?;
     // An entry of an earlier set-up by the bucket or a topic would now be refused by the
     // queue's policy, which lets only the rule send: it goes.
     let (queues, topics, stale) = without_entry(&config, &req.id);

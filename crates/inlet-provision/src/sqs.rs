@@ -2,6 +2,8 @@
 //! policy statement and the redrive policy, each only when it differs.
 
 use aws_sdk_sqs::error::ProvideErrorMetadata;
+use std::collections::HashMap;
+
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::{policy, Clients, Outcome, ProvisionError, Request, Status};
@@ -24,10 +26,11 @@ pub(crate) const DEAD_LETTER: Role = Role {
     attributes: &[("MessageRetentionPeriod", "1209600")],
 };
 
-/// A queue found or created (or, on a dry run, to be created).
+/// A queue found or created (or, on a dry run, to be created), with its attributes as read.
 pub(crate) struct Queue {
     pub(crate) url: Option<String>,
     pub(crate) arn: String,
+    attributes: HashMap<QueueAttributeName, String>,
 }
 
 pub(crate) async fn ensure_queue(
@@ -38,17 +41,13 @@ pub(crate) async fn ensure_queue(
     out: &mut Outcome,
 ) -> Result<Queue, ProvisionError> {
     if let Some(url) = queue_url(c, name).await? {
-        let arn = queue_arn(c, name, &url).await?;
         out.step(
             "sqs:GetQueueUrl",
             name,
             format!("the {} exists: {url}", role.what),
             Status::Unchanged,
         );
-        return Ok(Queue {
-            url: Some(url),
-            arn,
-        });
+        return read(c, name, url).await;
     }
     let detail = format!(
         "create the {} with {}",
@@ -64,6 +63,7 @@ pub(crate) async fn ensure_queue(
         return Ok(Queue {
             url: None,
             arn: format!("arn:aws:sqs:{}:<account>:{name}", c.region),
+            attributes: HashMap::new(),
         });
     }
     let mut create = c.sqs.create_queue().queue_name(name);
@@ -74,13 +74,8 @@ pub(crate) async fn ensure_queue(
         .send()
         .await
         .map_err(|e| ProvisionError::call("sqs:CreateQueue", name, &e))?;
-    let url = created.queue_url().unwrap_or_default().to_string();
-    let arn = queue_arn(c, name, &url).await?;
     out.step("sqs:CreateQueue", name, detail, Status::Done);
-    Ok(Queue {
-        url: Some(url),
-        arn,
-    })
+    read(c, name, created.queue_url().unwrap_or_default().to_string()).await
 }
 
 /// The queue's URL, or `None` when no queue has that name.
@@ -99,32 +94,31 @@ async fn queue_url(c: &Clients, name: &str) -> Result<Option<String>, ProvisionE
     }
 }
 
-async fn attributes(
-    c: &Clients,
-    name: &str,
-    url: &str,
-) -> Result<std::collections::HashMap<QueueAttributeName, String>, ProvisionError> {
+/// The queue at `url`: its attributes, read once, and its ARN among them.
+async fn read(c: &Clients, name: &str, url: String) -> Result<Queue, ProvisionError> {
     let got = c
         .sqs
         .get_queue_attributes()
-        .queue_url(url)
+        .queue_url(&url)
         .attribute_names(QueueAttributeName::All)
         .send()
         .await
         .map_err(|e| ProvisionError::call("sqs:GetQueueAttributes", name, &e))?;
-    Ok(got.attributes().cloned().unwrap_or_default())
-}
-
-async fn queue_arn(c: &Clients, name: &str, url: &str) -> Result<String, ProvisionError> {
-    attributes(c, name, url)
-        .await?
-        .remove(&QueueAttributeName::QueueArn)
+    let attributes = got.attributes().cloned().unwrap_or_default();
+    let arn = attributes
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
         .ok_or_else(|| ProvisionError::Call {
             call: "sqs:GetQueueAttributes",
             target: name.to_string(),
             reason: "the answer has no QueueArn".into(),
             code: None,
-        })
+        })?;
+    Ok(Queue {
+        url: Some(url),
+        arn,
+        attributes,
+    })
 }
 
 /// Gives the queue inlet's policy statement and the redrive to the dead-letter queue.
@@ -135,10 +129,7 @@ pub(crate) async fn ensure_attributes(
     dead: &Queue,
     out: &mut Outcome,
 ) -> Result<(), ProvisionError> {
-    let current = match &queue.url {
-        Some(url) => attributes(c, &req.queue_name, url).await?,
-        None => Default::default(),
-    };
+    let current = &queue.attributes;
     let wanted = policy::statement(&req.id, &req.via, &req.bucket, &queue.arn);
     let new_policy = policy::merged(
         current.get(&QueueAttributeName::Policy).map(String::as_str),
