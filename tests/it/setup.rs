@@ -10,6 +10,34 @@ fn queues(moto: &Moto) -> serde_json::Map<String, Value> {
     serde_json::from_str(&moto.sqs(&["queues"])).expect("queues JSON")
 }
 
+/// The access policy of queue `name`, as text.
+fn queue_policy(moto: &Moto, name: &str) -> String {
+    queues(moto)[name]["attributes"]["Policy"]
+        .as_str()
+        .expect("policy")
+        .to_string()
+}
+
+/// A listing pipeline `id` over `source` (an `s3://` URL on this moto), `source_extra`
+/// lines added to `[source]`, into a local table; `header` goes first.
+fn pipeline(
+    dir: &std::path::Path,
+    moto: &Moto,
+    header: &str,
+    id: &str,
+    source: &str,
+    source_extra: &str,
+) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "{header}pipeline_id = \"{id}\"\n[source]\nurl = \"{source}\"\n{source_extra}{}\n\
+             [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
+            moto.storage_options()
+        ),
+    )
+}
+
 /// The ids of the bucket's queue entries, sorted.
 fn entry_ids(moto: &Moto) -> Vec<String> {
     let got: Value =
@@ -38,13 +66,13 @@ fn setup_notifications_makes_a_working_pipeline_changes_nothing_twice_and_keeps_
     moto.sqs(&["notify", "landing", &other, "audit/", "audit-tool"]);
 
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let config = pipeline(
         tmp.path(),
-        &format!(
-            "# the team's pipeline\npipeline_id = \"setup_test\"\n[source]\nurl = \"s3://landing/auto/\"\n\
-             path_glob = \"**/*.json\"\n{}\n[sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
-            moto.storage_options()
-        ),
+        &moto,
+        "# the team's pipeline\n",
+        "setup_test",
+        "s3://landing/auto/",
+        "path_glob = \"**/*.json\"\n",
     );
     let cfg = config.to_str().expect("utf8");
     let env = moto.env();
@@ -151,13 +179,13 @@ fn setup_through_an_sns_topic_lets_the_topic_send_and_says_what_is_left_by_hand(
     moto.s3(&["mkbucket", "landing"]);
     let topic = moto.sqs(&["mktopic", "landing-fanout"]).trim().to_string();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let config = pipeline(
         tmp.path(),
-        &format!(
-            "pipeline_id = \"sns_test\"\n[source]\nurl = \"s3://landing/auto/\"\npath_glob = \"**/*.json\"\n{}\n\
-             [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
-            moto.storage_options()
-        ),
+        &moto,
+        "",
+        "sns_test",
+        "s3://landing/auto/",
+        "path_glob = \"**/*.json\"\n",
     );
     let cfg = config.to_str().expect("utf8");
     let args = [
@@ -191,10 +219,7 @@ fn setup_through_an_sns_topic_lets_the_topic_send_and_says_what_is_left_by_hand(
             .is_none_or(|q| q.is_empty()),
         "{got}"
     );
-    let policy = queues(&moto)["inlet-sns_test"]["attributes"]["Policy"]
-        .as_str()
-        .expect("policy")
-        .to_string();
+    let policy = queue_policy(&moto, "inlet-sns_test");
     assert!(
         policy.contains("sns.amazonaws.com")
             && policy.contains(&topic)
@@ -211,14 +236,7 @@ fn moving_to_eventbridge_turns_its_delivery_on_and_removes_the_direct_entry() {
     let moto = Moto::start();
     moto.s3(&["mkbucket", "landing"]);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
-        tmp.path(),
-        &format!(
-            "pipeline_id = \"eb_test\"\n[source]\nurl = \"s3://landing/auto/\"\n{}\n\
-             [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
-            moto.storage_options()
-        ),
-    );
+    let config = pipeline(tmp.path(), &moto, "", "eb_test", "s3://landing/auto/", "");
     let cfg = config.to_str().expect("utf8");
     run_ok(&["setup", "notifications", "-c", cfg], &moto.env());
     assert_eq!(entry_ids(&moto), ["inlet-eb_test"]);
@@ -243,10 +261,7 @@ fn moving_to_eventbridge_turns_its_delivery_on_and_removes_the_direct_entry() {
     // that S3's side of the switch and a second run's "Nothing changed" cannot be seen here;
     // the direct entry's removal and the queue policy can.
     assert!(entry_ids(&moto).is_empty());
-    let policy = queues(&moto)["inlet-eb_test"]["attributes"]["Policy"]
-        .as_str()
-        .expect("policy")
-        .to_string();
+    let policy = queue_policy(&moto, "inlet-eb_test");
     assert!(
         policy.contains("events.amazonaws.com")
             && policy.contains(rule)
@@ -259,13 +274,13 @@ fn moving_to_eventbridge_turns_its_delivery_on_and_removes_the_direct_entry() {
 fn setup_names_what_is_at_fault() {
     let moto = Moto::start();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let config = pipeline(
         tmp.path(),
-        &format!(
-            "pipeline_id = \"setup_bad\"\n[source]\nurl = \"s3://no-such-bucket/auto/\"\n{}\n\
-             [sink]\ntable = \"table\"\n[checkpoint]\nlocation = \"state\"\n",
-            moto.storage_options()
-        ),
+        &moto,
+        "",
+        "setup_bad",
+        "s3://no-such-bucket/auto/",
+        "",
     );
     let out = run_inlet(
         &[
