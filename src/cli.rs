@@ -344,9 +344,16 @@ pub struct RunArgs {
     /// address, e.g. 127.0.0.1:9090 (port 0: any free port, logged).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// With a checkpoint in S3 held by another runner: wait, and take over when its lease
+    /// lapses (instead of exiting 75). A standby is live but not ready.
+    #[arg(long)]
+    pub standby: bool,
     /// Test-only: kill this process with SIGKILL at a step of the batch protocol.
     #[arg(long, hide = true, value_parser = |s: &str| s.parse::<FaultPoint>())]
     pub fault_point: Option<FaultPoint>,
+    /// Test-only: stop this process with SIGSTOP at the fault point instead.
+    #[arg(long, hide = true, requires = "fault_point")]
+    pub fault_freeze: bool,
 }
 
 #[derive(Debug, Args)]

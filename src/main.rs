@@ -41,9 +41,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Run(args) => commands::run::run(args).await,
-            Command::Files(args) => commands::files::run(args),
+            Command::Files(args) => commands::files::run(args).await,
             Command::Validate(args) => commands::validate::run(args).await,
-            Command::Schema(args) => commands::schema::run(args),
+            Command::Schema(args) => commands::schema::run(args).await,
             Command::Checkpoint(args) => match &args.what {
                 cli::CheckpointCommand::Rebuild(config) => {
                     commands::checkpoint::rebuild(config).await

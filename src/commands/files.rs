@@ -13,12 +13,12 @@ use inlet_checkpoint::{Checkpoint, FileRecord};
 use crate::cli::FilesArgs;
 use inlet_engine::Config;
 
-pub fn run(args: &FilesArgs) -> Result<()> {
+pub async fn run(args: &FilesArgs) -> Result<()> {
     let cfg = Config::load(&args.config.config)?;
     if let Some(path) = &args.retry {
         return retry(&cfg, path);
     }
-    let records = match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
+    let records = match inlet_engine::read_checkpoint(&cfg).await? {
         Some(cp) => cp.files(args.state.map(Into::into))?,
         None => Vec::new(),
     };
@@ -43,6 +43,12 @@ fn retry(cfg: &Config, path: &str) -> Result<()> {
             .join(path.trim_start_matches('/'))?
             .to_string()
     };
+    if let Some(remote) = &cfg.remote {
+        anyhow::bail!(
+            "--retry is not available for a checkpoint in S3 ({}) yet; to take {url} again, copy it to a new key under the source prefix",
+            remote.url
+        );
+    }
     let Some(cp) = Checkpoint::open_read_only(&cfg.checkpoint_dir)? else {
         anyhow::bail!(
             "checkpoint {} does not exist yet; nothing to retry",

@@ -34,8 +34,20 @@ pub async fn run(args: &RunArgs) -> Result<()> {
     let options = OpenOptions {
         draining: mode != RunMode::Continuous,
         fault_point: args.fault_point,
+        fault_freezes: args.fault_freeze,
     };
-    let mut pipeline = Pipeline::open(cfg, options).await?;
+    let mut pipeline = if args.standby {
+        crate::systemd::notify("STATUS=standing by");
+        match Pipeline::open_standby(cfg, options, stop_rx.clone()).await? {
+            Some(p) => p,
+            None => {
+                tracing::info!("stopped while standing by");
+                return Ok(());
+            }
+        }
+    } else {
+        Pipeline::open(cfg, options).await?
+    };
     // systemd (Type=notify): ready once the pipeline is open; the watchdog fed while the
     // loop turns, so a stuck loop is restarted and an S3 outage is not.
     crate::systemd::notify("READY=1\nSTATUS=ingesting");

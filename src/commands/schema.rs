@@ -5,23 +5,23 @@ use std::io::Write;
 
 use anyhow::{bail, Result};
 use arrow::datatypes::{DataType, Field, Schema};
-use inlet_checkpoint::{Checkpoint, SchemaVersion};
+use inlet_checkpoint::SchemaVersion;
 use inlet_schema::{ddl_type, SchemaDiff};
 use serde::Serialize;
 
 use crate::cli::{SchemaArgs, SchemaCommand};
 use inlet_engine::Config;
 
-pub fn run(args: &SchemaArgs) -> Result<()> {
+pub async fn run(args: &SchemaArgs) -> Result<()> {
     let cfg = Config::load(&args.config.config)?;
-    let versions = match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
+    let versions = match inlet_engine::read_checkpoint(&cfg).await? {
         Some(cp) => cp.schema_versions()?,
         None => Vec::new(),
     };
     let Some(last) = versions.last() else {
         bail!(
             "checkpoint {} holds no schema yet: the first run infers one from the first files",
-            cfg.checkpoint_dir.display()
+            cfg.checkpoint_name()
         );
     };
     let mut out = std::io::stdout().lock();

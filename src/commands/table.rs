@@ -116,7 +116,7 @@ pub async fn vacuum(args: &VacuumArgs) -> Result<()> {
 
 pub async fn describe(args: &DescribeArgs) -> Result<()> {
     let cfg = Config::load(&args.config.config)?;
-    let checkpoint_dir = cfg.checkpoint_dir.clone();
+    let checkpoint_dir = cfg.checkpoint_name();
     let (t, cp) = inlet_engine::describe(cfg).await?;
     if args.json {
         out!("{}", serde_json::json!({ "table": t, "checkpoint": cp }))?;
@@ -206,14 +206,14 @@ pub async fn describe(args: &DescribeArgs) -> Result<()> {
     match cp {
         Some(c) => out!(
             "checkpoint   {} ({}): {} files, {} batches, {} tombstones, {} schema versions",
-            checkpoint_dir.display(),
+            checkpoint_dir,
             format_size(c.bytes, DECIMAL),
             c.files,
             c.batches,
             c.tombstones,
             c.schema_versions
         )?,
-        None => out!("checkpoint   {} (none yet)", checkpoint_dir.display())?,
+        None => out!("checkpoint   {} (none yet)", checkpoint_dir)?,
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod merge;
 mod notify;
 mod outside;
 mod s3;
+mod s3_checkpoint;
 mod schema;
 mod secrets;
 mod setup;

@@ -57,6 +57,21 @@ impl Checkpoint {
         Ok(Some(cp))
     }
 
+    /// Writes a consistent copy of the whole database to `to` (which must not exist), as a
+    /// snapshot of an `s3://` checkpoint: `VACUUM INTO`, so the copy is compact and holds
+    /// exactly the last committed transaction.
+    pub fn copy_to(&self, to: &Path) -> Result<(), CheckpointError> {
+        self.conn
+            .execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .map(|_| ())
+            .map_err(sql_error(&self.db))
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn open_db(dir: &Path, lock: Option<RunnerLock>) -> Result<Self, CheckpointError> {
         let db = dir.join(DB_FILE);
         let open_err = |source| CheckpointError::Open {

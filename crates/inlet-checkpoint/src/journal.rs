@@ -87,6 +87,27 @@ impl Checkpoint {
             .map_err(sql_error(&self.db))
     }
 
+    /// The newest table version a committed batch recorded, `None` before any commit.
+    pub fn last_delta_version(&self) -> Result<Option<i64>, CheckpointError> {
+        self.conn
+            .query_row("SELECT MAX(delta_version) FROM batches", [], |r| r.get(0))
+            .map_err(sql_error(&self.db))
+    }
+
+    /// The state of batch `batch_id`, `None` when the journal does not hold it.
+    pub fn batch_state(&self, batch_id: i64) -> Result<Option<BatchState>, CheckpointError> {
+        let state: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT state FROM batches WHERE batch_id = ?1",
+                [batch_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_error(&self.db))?;
+        Ok(state.as_deref().and_then(BatchState::parse))
+    }
+
     /// Records batch `batch_id` as planned with its files, in one durable transaction
     /// (step 4). After this returns, a crash leads recovery to confirm or replay exactly
     /// these files under this id. With `allow_overwrites` a path may come again with a new

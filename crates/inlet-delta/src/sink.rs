@@ -682,6 +682,26 @@ impl DeltaSink {
         Ok((commits, oldest))
     }
 
+    /// The commits of pipeline `app_id` made after table version `after` (all when `None`),
+    /// oldest first, with the oldest version the log still holds: what an `s3://`
+    /// checkpoint's fast-forward reads, one log read for the versions since its snapshot.
+    pub async fn pipeline_commits_after(
+        &mut self,
+        app_id: &str,
+        after: Option<i64>,
+    ) -> Result<Vec<PipelineCommit>, SinkError> {
+        self.refresh().await?;
+        let depth = match (after, self.version()) {
+            (_, None) => return Ok(Vec::new()),
+            (Some(after), Some(latest)) if after >= latest => return Ok(Vec::new()),
+            (Some(after), Some(latest)) => Some((latest - after) as usize),
+            (None, Some(_)) => None,
+        };
+        let mut commits = self.commits_of(app_id, depth).await?;
+        commits.reverse();
+        Ok(commits)
+    }
+
     /// [`SinkError::AlreadyCommitted`] when the table's txn version for `app_id` is already
     /// ≥ `batch_id`: committing again would duplicate rows.
     pub(crate) async fn refuse_committed(

@@ -23,6 +23,10 @@ pub enum EngineError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
 
+    /// An `s3://` checkpoint's lease, objects or snapshots.
+    #[error(transparent)]
+    Remote(#[from] inlet_remote::RemoteError),
+
     #[error(transparent)]
     Format(#[from] inlet_format::FormatError),
 
@@ -145,6 +149,11 @@ impl EngineError {
             Self::Catalog(e) => e.is_transient(),
             // The checkpoint is local state: a failure there is a disk or a file to fix.
             Self::Checkpoint(_) => false,
+            // A batch id planned by a former holder: recovery (which the retry runs) finds
+            // its plan and finishes it.
+            Self::Remote(e) => {
+                e.is_transient() || matches!(e, inlet_remote::RemoteError::PlanTaken { .. })
+            }
             // DataFusion keeps a cause only as text.
             Self::Transform(e) => inlet_delta::transient_text(&e.to_string()),
             Self::Io { source, .. } => io_transient(source),
@@ -152,9 +161,16 @@ impl EngineError {
         }
     }
 
-    /// True when another runner holds the checkpoint (the binary exits 75 then).
+    /// True when another runner holds the checkpoint, or took its lease over (the binary
+    /// exits 75 then).
     pub fn is_locked(&self) -> bool {
-        matches!(self, Self::Checkpoint(CheckpointError::Locked { .. }))
+        matches!(
+            self,
+            Self::Checkpoint(CheckpointError::Locked { .. })
+                | Self::Remote(
+                    inlet_remote::RemoteError::Held { .. } | inlet_remote::RemoteError::Lost { .. }
+                )
+        )
     }
 }
 

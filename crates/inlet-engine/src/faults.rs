@@ -63,11 +63,13 @@ impl std::str::FromStr for FaultPoint {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     point: Option<FaultPoint>,
+    /// SIGSTOP instead of SIGKILL: the process freezes there until sent SIGCONT.
+    freeze: bool,
 }
 
 impl Faults {
-    pub fn new(point: Option<FaultPoint>) -> Self {
-        Self { point }
+    pub fn new(point: Option<FaultPoint>, freeze: bool) -> Self {
+        Self { point, freeze }
     }
 
     /// The hook that hits this run's fault point at the steps of a table operation;
@@ -91,6 +93,15 @@ impl Faults {
     /// Kills this process with SIGKILL if `here` is the configured point: no destructors,
     /// no flushes, exactly what `kill -9` does.
     pub fn hit(&self, here: FaultPoint) {
+        if self.point == Some(here) && self.freeze {
+            tracing::warn!(point = ?here, "fault point reached: stopping this process with SIGSTOP");
+            let pid = std::process::id().to_string();
+            // Returns once the process is continued (SIGCONT).
+            let _ = std::process::Command::new("kill")
+                .args(["-STOP", &pid])
+                .status();
+            return;
+        }
         if self.point == Some(here) {
             tracing::warn!(point = ?here, "fault point reached: killing this process with SIGKILL");
             let pid = std::process::id().to_string();

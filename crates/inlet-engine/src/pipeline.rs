@@ -27,6 +27,8 @@ pub struct OpenOptions {
     pub draining: bool,
     /// Test-only: a step of the batch protocol where the process kills itself.
     pub fault_point: Option<FaultPoint>,
+    /// Test-only: stop the process (SIGSTOP) at the fault point instead of killing it.
+    pub fault_freezes: bool,
 }
 
 /// A pipeline ready to run: the runner lock held, the source and table reached, recovery
@@ -55,6 +57,8 @@ pub struct Pipeline {
     pub(crate) exports: std::collections::HashMap<String, i64>,
     /// Table maintenance's memory between batches.
     pub(crate) upkeep: crate::upkeep::Upkeep,
+    /// An `s3://` checkpoint: its lease, objects and snapshots.
+    pub(crate) remote: Option<crate::remote::RemoteState>,
 }
 
 impl Pipeline {
@@ -64,7 +68,25 @@ impl Pipeline {
     /// bucket, path or query fails before anything is written or read. Refuses with
     /// [`EngineError::Checkpoint`] (`Locked`) when another run holds the checkpoint.
     pub async fn open(config: Config, options: OpenOptions) -> Result<Self> {
-        start(config, Faults::new(options.fault_point), options.draining).await
+        let faults = Faults::new(options.fault_point, options.fault_freezes);
+        match start(config, faults, options.draining, None).await? {
+            Some(p) => Ok(p),
+            None => Err(EngineError::Usage(
+                "the pipeline stopped before it opened".into(),
+            )),
+        }
+    }
+
+    /// As [`Pipeline::open`], but when another runner holds an `s3://` checkpoint's lease,
+    /// stands by until it lapses (`--standby`); `Ok(None)` when `stop` turned true first.
+    /// A local checkpoint's lock is not waited for.
+    pub async fn open_standby(
+        config: Config,
+        options: OpenOptions,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<Self>> {
+        let faults = Faults::new(options.fault_point, options.fault_freezes);
+        start(config, faults, options.draining, Some(stop)).await
     }
 
     /// Adds an observer of this pipeline's [`crate::Event`]s.
@@ -81,7 +103,12 @@ impl Pipeline {
 /// Opens the source and the table (checking both are reachable, before anything is
 /// written), then the checkpoint with its runner lock. `draining`: the run stops when
 /// nothing is left (`--available-now`, `--once`).
-async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeline> {
+async fn start(
+    mut cfg: Config,
+    faults: Faults,
+    draining: bool,
+    standby: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<Option<Pipeline>> {
     crate::preflight::check_paths(&cfg)?;
     let source = SourceStore::open(&cfg.source.url, &cfg.source_options())?;
     crate::retry::transient_retried(
@@ -105,7 +132,16 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
             sink = DeltaSink::open(&cfg.table_url, &options).await?;
         }
     }
-    let checkpoint = Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?;
+    let (checkpoint, remote) = match cfg.remote.clone() {
+        None => (
+            Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?,
+            None,
+        ),
+        Some(rc) => match crate::remote::open(&cfg, &rc, &mut sink, standby).await? {
+            Some((cp, state)) => (cp, Some(state)),
+            None => return Ok(None),
+        },
+    };
     // Bad SQL, keys the table lacks and the like fail here, before any file is read.
     let stored = match checkpoint.latest_schema()? {
         Some(v) => Some(inlet_schema::from_json(&v.schema_json)?),
@@ -116,7 +152,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
     let archive = open_archive(&cfg).await?;
     let bad_records = BadRecords::open(
         &cfg.source.bad_records,
-        &cfg.source_options(),
+        &cfg.bad_records_options(),
         &cfg.pipeline_id,
     )?;
 
@@ -157,7 +193,7 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
             (Box::new(queue), Some(listing))
         }
     };
-    Ok(Pipeline {
+    Ok(Some(Pipeline {
         cfg,
         checkpoint,
         sink,
@@ -177,7 +213,8 @@ async fn start(mut cfg: Config, faults: Faults, draining: bool) -> Result<Pipeli
         catalog,
         exports: std::collections::HashMap::new(),
         upkeep: Default::default(),
-    })
+        remote,
+    }))
 }
 
 /// `clean_source = "archive"`: the archive's store, checked reachable when it is a bucket (a

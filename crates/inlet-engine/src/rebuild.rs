@@ -32,6 +32,14 @@ pub struct Rebuilt {
 /// holds no commit of the pipeline, when a commit lists no files, or when Delta log
 /// clean-up removed commits of the pipeline: those files would be taken again.
 pub async fn rebuild_checkpoint(mut cfg: Config) -> Result<Rebuilt> {
+    if let Some(remote) = &cfg.remote {
+        return Err(EngineError::Rebuild(format!(
+            "checkpoint {} is in S3 and restores itself: every start downloads its snapshot and fast-forwards from the \
+             table's commits, the same file log a rebuild makes. To restore from the table alone, delete {}snapshot.json \
+             (MERGE tombstones are then lost, as with a rebuild) and start the pipeline",
+            remote.url, remote.url
+        )));
+    }
     // A `uc://` table is read where the catalog says it lives, with vended credentials.
     crate::catalog::Catalog::resolve(&mut cfg).await?;
     let dir = &cfg.checkpoint_dir;
@@ -75,39 +83,12 @@ pub async fn rebuild_checkpoint(mut cfg: Config) -> Result<Rebuilt> {
     let mut files = 0usize;
     for commit in &commits {
         let listed = commit.files.as_deref().unwrap_or_default();
-        let new: Vec<NewFile> = listed
-            .iter()
-            .map(|f| NewFile {
-                path: f.path.clone(),
-                etag: f.etag.clone(),
-                size: f.size,
-                last_modified_ms: f.modified_ms,
-                discovered_at_ms: commit.timestamp_ms.unwrap_or(f.modified_ms),
-            })
-            .collect();
-        cp.plan_batch(commit.batch_id, &new)?;
-        for f in listed {
-            if let Some(state) = FileState::parse(&f.state).filter(|s| *s != FileState::Committed) {
-                cp.set_file_outcome(
-                    commit.batch_id,
-                    &f.path,
-                    state,
-                    f.error
-                        .as_deref()
-                        .unwrap_or("(recorded before the rebuild)"),
-                )?;
-            }
-        }
-        let file_rows: Vec<(String, i64)> = listed
-            .iter()
-            .filter_map(|f| Some((f.path.clone(), f.rows?)))
-            .collect();
-        let rows = file_rows.iter().map(|(_, n)| n).sum();
-        cp.mark_committed(
+        record_listed(
+            &mut cp,
             commit.batch_id,
             Some(commit.version),
-            Some(rows),
-            &file_rows,
+            commit.timestamp_ms,
+            listed,
         )?;
         files += listed.len();
     }
@@ -133,6 +114,51 @@ pub async fn rebuild_checkpoint(mut cfg: Config) -> Result<Rebuilt> {
         kept,
         tombstones_lost: cfg.sink.mode == crate::config::SinkMode::Merge,
     })
+}
+
+/// Records batch `batch_id` as its commit (or, for a batch without one, its outcome object)
+/// lists it: planned with the listed files unless the journal holds it already, each file's
+/// outcome, then committed at `version` with the files' rows. Shared by the rebuild and an
+/// `s3://` checkpoint's fast-forward, so both restore the same file log.
+pub(crate) fn record_listed(
+    cp: &mut Checkpoint,
+    batch_id: i64,
+    version: Option<i64>,
+    timestamp_ms: Option<i64>,
+    listed: &[inlet_delta::BatchFile],
+) -> Result<()> {
+    if cp.batch_state(batch_id)?.is_none() {
+        let new: Vec<NewFile> = listed
+            .iter()
+            .map(|f| NewFile {
+                path: f.path.clone(),
+                etag: f.etag.clone(),
+                size: f.size,
+                last_modified_ms: f.modified_ms,
+                discovered_at_ms: timestamp_ms.unwrap_or(f.modified_ms),
+            })
+            .collect();
+        cp.plan_batch(batch_id, &new)?;
+    }
+    for f in listed {
+        if let Some(state) = FileState::parse(&f.state).filter(|s| *s != FileState::Committed) {
+            cp.set_file_outcome(
+                batch_id,
+                &f.path,
+                state,
+                f.error
+                    .as_deref()
+                    .unwrap_or("(recorded before the rebuild)"),
+            )?;
+        }
+    }
+    let file_rows: Vec<(String, i64)> = listed
+        .iter()
+        .filter_map(|f| Some((f.path.clone(), f.rows?)))
+        .collect();
+    let rows = file_rows.iter().map(|(_, n)| n).sum();
+    cp.mark_committed(batch_id, version, Some(rows), &file_rows)?;
+    Ok(())
 }
 
 /// Refuses to rebuild from a log whose older commits were removed (by Delta log clean-up,

@@ -19,6 +19,8 @@ use crate::pipeline::Pipeline;
 pub async fn recover(p: &mut Pipeline) -> Result<()> {
     let pipeline_id = p.cfg.pipeline_id.clone();
     p.renew_credentials().await?;
+    // An `s3://` checkpoint: what a former lease holder planned or committed meanwhile.
+    p.fast_forward().await?;
     if let Some((batch, files)) = p.checkpoint.planned_batch()? {
         let txn = p.sink.txn_version(&pipeline_id).await?;
         if txn.is_some_and(|v| v >= batch.batch_id) {

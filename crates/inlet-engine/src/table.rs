@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use inlet_checkpoint::{Checkpoint, CheckpointSummary, RunnerLock};
+use inlet_checkpoint::{CheckpointSummary, RunnerLock};
 use inlet_delta::maintenance::{
     CompactOptions, CompactOutcome, TableDescription, VacuumOptions, VacuumOutcome,
 };
@@ -86,7 +86,7 @@ pub async fn optimize(mut cfg: Config, request: OptimizeRequest) -> Result<Compa
     let outcome = sink
         .compact(
             &options,
-            Faults::new(request.fault_point).maintenance_hook(),
+            Faults::new(request.fault_point, false).maintenance_hook(),
         )
         .await?;
     if outcome.version.is_some() {
@@ -118,7 +118,7 @@ pub async fn vacuum(
     let outcome = sink
         .vacuum(
             &VacuumOptions { retain, dry_run },
-            Faults::new(fault_point).maintenance_hook(),
+            Faults::new(fault_point, false).maintenance_hook(),
         )
         .await?;
     Ok(outcome)
@@ -147,7 +147,7 @@ pub async fn describe(mut cfg: Config) -> Result<(TableDescription, Option<Check
     let mut sink = existing_table(&cfg).await?;
     let small = cfg.maintenance.small_below(cfg.sink.target_file_size);
     let table = sink.describe(small).await?;
-    let checkpoint = match Checkpoint::open_read_only(&cfg.checkpoint_dir)? {
+    let checkpoint = match crate::remote::read_checkpoint(&cfg).await? {
         Some(cp) => Some(cp.summary()?),
         None => None,
     };

@@ -172,9 +172,9 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
             redact_options(&cfg.sink.storage_options)
         ));
     }
-    let checkpoint = Checkpoint::open_read_only(&cfg.checkpoint_dir)?;
+    let checkpoint = crate::remote::read_checkpoint(&cfg).await?;
     let stored = match checkpoint
-        .as_ref()
+        .as_deref()
         .map(Checkpoint::latest_schema)
         .transpose()?
         .flatten()
@@ -187,7 +187,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
     match checkpoint {
         None => out.push_str(&format!(
             "checkpoint  {} (new; created by the first run)\n",
-            cfg.checkpoint_dir.display()
+            cfg.checkpoint_name()
         )),
         Some(cp) => {
             // The SQL is planned against the stored source schema (none before the first run).
@@ -213,7 +213,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
             counts = Some((batches.len(), files.len(), planned));
             out.push_str(&format!(
                 "checkpoint  {} ({} batches, {} files{})\n",
-                cfg.checkpoint_dir.display(),
+                cfg.checkpoint_name(),
                 batches.len(),
                 files.len(),
                 if planned > 0 {
@@ -252,7 +252,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         "keys": cfg.sink.keys,
         "merge_strategy": strategy,
         "checkpoint": {
-            "location": cfg.checkpoint_dir.display().to_string(),
+            "location": cfg.checkpoint_name(),
             "exists": counts.is_some(),
             "batches": counts.map(|c| c.0),
             "files": counts.map(|c| c.1),

@@ -103,6 +103,8 @@ impl Pipeline {
         if version.is_some() || !self.streaming() {
             self.record_schema_changes(batch_id, &evolution.changes)?;
             if !evolution.changes.is_empty() {
+                // Only snapshots carry the schema store to another machine.
+                self.snapshot_soon();
                 if let Some(latest) = self.checkpoint.latest_schema()? {
                     self.events.emit(Event::SchemaVersion {
                         version: latest.version,

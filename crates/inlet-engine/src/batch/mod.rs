@@ -47,6 +47,9 @@ impl Pipeline {
                 discovered_at_ms: now,
             })
             .collect();
+        // An `s3://` checkpoint: the plan object first, created only if absent (the fence
+        // against a former lease holder planning the same id).
+        self.put_plan(batch_id, &new_files).await?;
         self.checkpoint.plan_batch(batch_id, &new_files)?;
         self.events.emit(Event::BatchPlanned {
             batch_id,
@@ -100,9 +103,18 @@ impl Pipeline {
             // 6. One Delta commit: the data files (or the MERGE), any schema change with the
             // protocol it needs, and the txn {pipeline, batch}. — crash point `after-commit`
             let manifest = self.manifest(batch_id, &file_rows)?;
-            let (rows, version) = self.write_out(batch_id, out, &evolution, manifest).await?;
+            // An `s3://` checkpoint's lease must still be ours (a paused process finds out
+            // here; one paused past this check is refused by the table's txn).
+            self.check_lease()?;
+            let (rows, version) = self
+                .write_out(batch_id, out, &evolution, manifest.clone())
+                .await?;
             self.faults.hit(FaultPoint::AfterCommit);
             // 7. Record the commit in the checkpoint. — crash point `after-record`
+            if version.is_none() {
+                // No commit holds this batch: its outcome object does, for a restore.
+                self.put_done(batch_id, manifest).await?;
+            }
             self.record(batch_id, version, rows, &file_rows, &evolution)?;
             self.faults.hit(FaultPoint::AfterRecord);
             if version.is_some() {

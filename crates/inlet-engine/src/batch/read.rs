@@ -240,6 +240,8 @@ impl Pipeline {
                 }
             }
         }
+        let manifest = self.manifest(batch_id, &[])?;
+        self.put_done(batch_id, manifest).await?;
         self.checkpoint
             .mark_committed(batch_id, None, Some(0), &[])?;
         info!("batch had no columns to write; recorded without a Delta commit");

@@ -335,6 +335,8 @@ impl Pipeline {
                 .saturating_mul(3_600_000),
         )
         .unwrap_or(i64::MAX);
+        // An `s3://` checkpoint keeps them in the batch's object too, for a fresh restore.
+        self.put_tombstones_remote(batch_id, &deletes).await?;
         self.checkpoint
             .put_tombstones(batch_id, &deletes, retain_ms)?;
         self.faults.hit(FaultPoint::AfterWrite);

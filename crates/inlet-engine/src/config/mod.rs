@@ -12,6 +12,7 @@ mod unity;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use arrow::datatypes::Field;
 use serde::Deserialize;
@@ -21,8 +22,8 @@ pub use aws::AwsSection;
 pub use maintenance::MaintenanceSection;
 pub use schema::SchemaSection;
 pub use sink::{
-    CheckpointSection, MergeStrategyChoice, SinkMode, SinkSection, StrategyDecision, TableFacts,
-    TransformSection, TriggerSection,
+    CheckpointSection, MergeStrategyChoice, RemoteCheckpoint, SinkMode, SinkSection,
+    StrategyDecision, TableFacts, TransformSection, TriggerSection,
 };
 pub use source::{
     CleanSource, CleanSourceKind, Discovery, DiscoveryKind, Notifications, Source, SourceSection,
@@ -98,7 +99,11 @@ pub struct Config {
     pub table_url: Url,
     pub transform: TransformSection,
     pub sink: SinkSection,
+    /// The SQLite checkpoint's directory: the location itself, or the local cache of an
+    /// `s3://` one.
     pub checkpoint_dir: PathBuf,
+    /// An `s3://` checkpoint location.
+    pub remote: Option<RemoteCheckpoint>,
     pub trigger: TriggerSection,
     pub maintenance: MaintenanceSection,
     /// `uc://` sinks: the catalog table; `table_url` becomes its storage location once
@@ -127,6 +132,96 @@ impl Checker<'_> {
             reason: reason.to_string(),
         }
     }
+}
+
+/// `[checkpoint]`: the SQLite directory, and for an `s3://` location the remote side with
+/// its options (`[aws]` applied) and the local cache directory.
+fn checkpoint_location(
+    check: &Checker<'_>,
+    file: &ConfigFile,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(PathBuf, Option<RemoteCheckpoint>), ConfigError> {
+    let c = &file.checkpoint;
+    if !c.location.contains("://") {
+        let only_s3 = [
+            ("checkpoint.cache_dir", c.cache_dir.is_some()),
+            ("checkpoint.storage_options", !c.storage_options.is_empty()),
+        ];
+        if let Some((key, _)) = only_s3.iter().find(|(_, set)| *set) {
+            return Err(check.bad(
+                key,
+                "(set)",
+                "only an s3:// checkpoint.location has a cache or storage options",
+            ));
+        }
+        return Ok((location::normalize(&check.base().join(&c.location)), None));
+    }
+    let url = Url::parse(&c.location)
+        .ok()
+        .filter(|u| is_s3(u.as_str()) && u.host_str().is_some_and(|h| !h.is_empty()))
+        .ok_or_else(|| {
+            check.bad(
+                "checkpoint.location",
+                &c.location,
+                "give a local directory or s3://bucket/prefix",
+            )
+        })?;
+    if url.path().trim_matches('/').is_empty() {
+        return Err(check.bad(
+            "checkpoint.location",
+            &c.location,
+            "give a prefix inside the bucket (s3://bucket/checkpoints/<pipeline>): the checkpoint's objects must not mix with other data",
+        ));
+    }
+    if c.lease_ttl < Duration::from_secs(1) {
+        return Err(check.bad(
+            "checkpoint.lease_ttl",
+            &format!("{:?}", c.lease_ttl),
+            "must be at least 1s",
+        ));
+    }
+    let mut storage_options = if !c.storage_options.is_empty() {
+        c.storage_options.clone()
+    } else if is_s3(&file.source.url) {
+        file.source.storage_options.clone()
+    } else {
+        file.sink.storage_options.clone()
+    };
+    file.aws.apply(&mut storage_options);
+    let cache = match &c.cache_dir {
+        Some(dir) => check.base().join(dir),
+        None => {
+            let root = env("INLET_CACHE_DIR")
+                .map(PathBuf::from)
+                .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("inlet")))
+                .or_else(|| env("HOME").map(|d| PathBuf::from(d).join(".cache/inlet")))
+                .ok_or_else(|| {
+                    check.bad(
+                        "checkpoint.cache_dir",
+                        "(unset)",
+                        "no INLET_CACHE_DIR, XDG_CACHE_HOME or HOME to put the checkpoint's local cache under; set checkpoint.cache_dir",
+                    )
+                })?;
+            let mut dir = root
+                .join("checkpoints")
+                .join(url.host_str().unwrap_or_default());
+            for part in url
+                .path()
+                .split('/')
+                .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+            {
+                dir.push(part);
+            }
+            dir
+        }
+    };
+    let remote = RemoteCheckpoint {
+        url: Url::parse(&format!("{}/", c.location.trim_end_matches('/'))).unwrap_or(url),
+        storage_options,
+        lease_ttl: c.lease_ttl,
+        snapshot_interval: c.snapshot_interval,
+    };
+    Ok((location::normalize(&cache), Some(remote)))
 }
 
 impl Config {
@@ -180,14 +275,7 @@ impl Config {
         if file.trigger.interval_seconds == 0 {
             return Err(check.bad("trigger.interval_seconds", "0", "must be at least 1"));
         }
-        if file.checkpoint.location.contains("://") {
-            return Err(check.bad(
-                "checkpoint.location",
-                &file.checkpoint.location,
-                "the checkpoint is a local directory (SQLite); give a path",
-            ));
-        }
-        let checkpoint_dir = location::normalize(&check.base().join(&file.checkpoint.location));
+        let (checkpoint_dir, remote) = checkpoint_location(&check, &file, env)?;
         file.sink.check(&check)?;
         file.maintenance.check(&check)?;
         file.aws.check(&check)?;
@@ -198,7 +286,17 @@ impl Config {
             file.aws.apply(&mut file.sink.storage_options);
         }
         let hints = file.schema.check(&check, file.source.format)?;
-        let source = file.source.resolve(&check, &checkpoint_dir)?;
+        let bad_records_root = match &remote {
+            Some(r) => r.url.clone(),
+            None => Url::from_directory_path(&checkpoint_dir).map_err(|()| {
+                check.bad(
+                    "checkpoint.location",
+                    &checkpoint_dir.display().to_string(),
+                    "not an absolute path",
+                )
+            })?,
+        };
+        let source = file.source.resolve(&check, &bad_records_root)?;
         Ok(Self {
             path: path.to_path_buf(),
             pipeline_id: file.pipeline_id,
@@ -210,14 +308,34 @@ impl Config {
             transform: file.transform,
             sink: file.sink,
             checkpoint_dir,
+            remote,
             trigger: file.trigger,
             maintenance: file.maintenance,
         })
     }
 
+    /// The checkpoint as messages name it: the `s3://` location, or the directory.
+    pub fn checkpoint_name(&self) -> String {
+        match &self.remote {
+            Some(r) => r.url.to_string(),
+            None => self.checkpoint_dir.display().to_string(),
+        }
+    }
+
     /// The rescued data column, `None` when turned off.
     pub fn rescued_column(&self) -> Option<&str> {
         Some(self.schema.rescued_data_column.as_str()).filter(|c| !c.is_empty())
+    }
+
+    /// The options bad records are written with: an `s3://` checkpoint's when they go under
+    /// it (the default), else the source's.
+    pub fn bad_records_options(&self) -> HashMap<String, String> {
+        match &self.remote {
+            Some(r) if self.source.bad_records.as_str().starts_with(r.url.as_str()) => {
+                r.storage_options.clone().into_iter().collect()
+            }
+            _ => self.source_options(),
+        }
     }
 
     pub fn source_options(&self) -> HashMap<String, String> {

@@ -2,6 +2,7 @@
 //! `[trigger]`: the sections of what a batch becomes and where its state lives; checked.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -290,8 +291,47 @@ impl SinkSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointSection {
-    /// A local directory (relative to the config file when not absolute).
+    /// A local directory (relative to the config file when not absolute), or an
+    /// `s3://bucket/prefix` (docs/architecture.md, "A checkpoint in S3").
     pub location: String,
+    /// `s3://` checkpoints: the local cache of the SQLite file. Losing it costs a restore,
+    /// never correctness. Default: `$INLET_CACHE_DIR`, `$XDG_CACHE_HOME/inlet` or
+    /// `~/.cache/inlet`, then `checkpoints/<bucket>/<prefix>`.
+    pub cache_dir: Option<String>,
+    /// `s3://` checkpoints: how long the runner lease lives unless renewed (every third of
+    /// it). A standby takes over this long after the holder stops renewing. Default 30s.
+    #[serde(
+        default = "default_lease_ttl",
+        deserialize_with = "super::location::de_duration"
+    )]
+    pub lease_ttl: Duration,
+    /// `s3://` checkpoints: how often the SQLite file is uploaded as a snapshot (also at
+    /// every clean stop and after a schema change). Default 5m.
+    #[serde(
+        default = "default_snapshot_interval",
+        deserialize_with = "super::location::de_duration"
+    )]
+    pub snapshot_interval: Duration,
+    /// `s3://` checkpoints: object_store and `aws_*` options. Default: the source's when
+    /// it is in S3, else the table's.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
+}
+
+/// An `s3://` checkpoint, resolved.
+#[derive(Debug, Clone)]
+pub struct RemoteCheckpoint {
+    pub url: url::Url,
+    pub storage_options: BTreeMap<String, String>,
+    pub lease_ttl: Duration,
+    pub snapshot_interval: Duration,
+}
+
+const fn default_lease_ttl() -> Duration {
+    Duration::from_secs(30)
+}
+const fn default_snapshot_interval() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// `[trigger]`: pacing of continuous runs.

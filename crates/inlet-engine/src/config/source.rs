@@ -2,7 +2,6 @@
 //! Loader's options are), checked, and resolved to typed settings that cannot contradict.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use inlet_format::{Compression, CsvOptions, Format, NumberMode};
@@ -263,11 +262,12 @@ impl Source {
 
 impl SourceSection {
     /// Checks the section and resolves it: paths relative to the config's directory, the
-    /// default bad-records location under `checkpoint_dir`.
+    /// default bad-records location under the checkpoint (`checkpoint`: its URL, ending
+    /// in `/`).
     pub(super) fn resolve(
         self,
         check: &Checker<'_>,
-        checkpoint_dir: &Path,
+        checkpoint: &Url,
     ) -> Result<Source, ConfigError> {
         let url = location_url(check.base(), &self.url, true)
             .map_err(|r| check.bad("source.url", &self.url, &r))?;
@@ -333,12 +333,8 @@ impl SourceSection {
         let bad_records = match &self.bad_records_path {
             Some(p) => location_url(check.base(), p, true)
                 .map_err(|r| check.bad("source.bad_records_path", p, &r))?,
-            None => Url::from_directory_path(checkpoint_dir.join("bad_records")).map_err(|()| {
-                check.bad(
-                    "checkpoint.location",
-                    &checkpoint_dir.display().to_string(),
-                    "not an absolute path",
-                )
+            None => checkpoint.join("bad_records/").map_err(|e| {
+                check.bad("checkpoint.location", checkpoint.as_str(), &e.to_string())
             })?,
         };
         Ok(Source {

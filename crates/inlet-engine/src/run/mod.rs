@@ -43,8 +43,28 @@ impl Pipeline {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<RunStats> {
         let started = Instant::now();
-        if !self.recover_retried(mode, &mut shutdown).await? {
-            return Ok(self.stats);
+        if let Some(lost) = self.lease_lost() {
+            // An `s3://` checkpoint's lease lost is a stop like a signal: the batch in
+            // flight is refused before its commit (`check_lease`), nothing new is planned.
+            shutdown = stop_on_either(shutdown, lost);
+        }
+        let outcome = self.run_recovered(mode, &mut shutdown, started).await;
+        let lost = self.remote.as_ref().and_then(|r| r.lease.check().err());
+        self.let_go().await;
+        match (outcome, lost) {
+            (Ok(_), Some(lost)) => Err(lost.into()),
+            (outcome, _) => outcome,
+        }
+    }
+
+    async fn run_recovered(
+        &mut self,
+        mode: RunMode,
+        shutdown: &mut watch::Receiver<bool>,
+        started: Instant,
+    ) -> Result<RunStats> {
+        if !self.recover_retried(mode, shutdown).await? {
+            return Ok(self.stats.clone());
         }
         self.compact()?;
         if let Some(latest) = self.checkpoint.latest_schema()? {
@@ -52,10 +72,12 @@ impl Pipeline {
                 version: latest.version,
             });
         }
+        // A first snapshot of a new `s3://` checkpoint holds its start time at once.
+        self.snapshot_if_due(false, false).await?;
         let mut outcome = if self.discover.is_stream() {
-            self.run_stream(mode, &mut shutdown).await
+            self.run_stream(mode, shutdown).await
         } else {
-            self.run_listing(mode, &mut shutdown).await
+            self.run_listing(mode, shutdown).await
         };
         if outcome.is_ok() && mode != RunMode::Continuous {
             // A run that found nothing new still cleans up what has come due.
@@ -69,7 +91,7 @@ impl Pipeline {
         outcome?;
         self.stats.elapsed_seconds = started.elapsed().as_secs_f64();
         self.stats.table_version = self.sink.version();
-        Ok(self.stats)
+        Ok(self.stats.clone())
     }
 
     /// Plans, writes and commits the next batch off the backlog, then acknowledges its
@@ -118,6 +140,7 @@ impl Pipeline {
             }
         }
         self.discover.settle(&settled).await?;
+        self.snapshot_if_due(true, false).await?;
         self.clean_up().await?;
         self.compact()?;
         self.maintain(mode).await;
@@ -237,6 +260,24 @@ impl Pipeline {
         self.report_failure(failures, error, Some(pause));
         stopped_during(pause, shutdown).await
     }
+}
+
+/// A stop that turns true when either `a` or `b` does (a sender dropped never fires).
+fn stop_on_either(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::Receiver<bool> {
+    async fn turned_true(mut rx: watch::Receiver<bool>) {
+        if rx.wait_for(|v| *v).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+    let (tx, rx) = watch::channel(*a.borrow() || *b.borrow());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = turned_true(a) => {}
+            _ = turned_true(b) => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 /// Whether another attempt may follow `failures` failed ones: always in a continuous run,

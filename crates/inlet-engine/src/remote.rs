@@ -1,0 +1,466 @@
+//! An `s3://` checkpoint's side of a run: the lease taken at open, the local cache restored
+//! (snapshot, then fast-forward from the table and the batch objects), objects and snapshots
+//! written as batches go. docs/architecture.md, "A checkpoint in S3", says why it is safe.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use inlet_checkpoint::{BatchState, Checkpoint, NewFile, DB_FILE};
+use inlet_delta::{BatchFile, DeltaSink};
+use inlet_remote::{Holder, Lease, ObjectKind, Remote};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{Config, RemoteCheckpoint};
+use crate::error::Result;
+use crate::pipeline::Pipeline;
+
+/// What a run holds of an `s3://` checkpoint.
+pub(crate) struct RemoteState {
+    pub(crate) remote: Remote,
+    pub(crate) lease: Lease,
+    snapshot_every: Duration,
+    /// When the last snapshot was uploaded (`None`: none by this run).
+    snapshot_at: Option<Instant>,
+    /// A snapshot is due whatever the interval: none exists yet, or the schema changed.
+    snapshot_due: bool,
+    /// Batches recorded since the last snapshot.
+    since_snapshot: u64,
+}
+
+/// A batch's plan object.
+#[derive(Serialize, Deserialize)]
+struct PlanBody {
+    batch_id: i64,
+    planned_at_ms: i64,
+    holder: String,
+    files: Vec<PlanFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PlanFile {
+    path: String,
+    etag: String,
+    size: u64,
+    modified_ms: i64,
+    discovered_ms: i64,
+}
+
+/// A MERGE batch's tombstones object: (key, sequence) per delete.
+#[derive(Serialize, Deserialize)]
+struct TombstonesBody {
+    batch_id: i64,
+    deletes: Vec<(String, String)>,
+}
+
+/// The outcome object of a batch that made no commit.
+#[derive(Serialize, Deserialize)]
+struct DoneBody {
+    batch_id: i64,
+    files: Vec<BatchFile>,
+}
+
+/// What a restore did, for the log and `inlet files`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Restored {
+    /// The snapshot's last batch, when one was downloaded.
+    pub snapshot_batch: Option<i64>,
+    /// Batches recorded from the table's commits and the outcome objects.
+    pub batches: usize,
+    /// Batches whose tombstones were restored.
+    pub tombstone_batches: usize,
+    /// A planned batch restored from its plan object (recovery finishes it).
+    pub planned: Option<i64>,
+}
+
+fn holder() -> Holder {
+    let me = crate::lock_holder();
+    Holder {
+        host: me.host,
+        pid: me.pid,
+        since: me.since,
+    }
+}
+
+fn remote_of(rc: &RemoteCheckpoint) -> Result<Remote> {
+    let options = rc.storage_options.clone().into_iter().collect();
+    Ok(Remote::open(&rc.url, &options)?)
+}
+
+/// Takes the lease (waiting while `standby` says so; `Ok(None)` when it turned true first),
+/// then restores the local cache. Called by `Pipeline::open` for an `s3://` checkpoint.
+pub(crate) async fn open(
+    cfg: &Config,
+    rc: &RemoteCheckpoint,
+    sink: &mut DeltaSink,
+    standby: Option<watch::Receiver<bool>>,
+) -> Result<Option<(Checkpoint, RemoteState)>> {
+    let remote = remote_of(rc)?;
+    let Some(lease) = remote.acquire(holder(), rc.lease_ttl, standby).await? else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let (cp, restored, has_snapshot) = restore(cfg, &remote, sink, &cfg.checkpoint_dir).await?;
+    info!(
+        location = remote.url(),
+        cache = %cfg.checkpoint_dir.display(),
+        snapshot_batch = ?restored.snapshot_batch,
+        batches = restored.batches,
+        tombstone_batches = restored.tombstone_batches,
+        planned = ?restored.planned,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "checkpoint restored"
+    );
+    Ok(Some((
+        cp,
+        RemoteState {
+            remote,
+            lease,
+            snapshot_every: rc.snapshot_interval,
+            snapshot_at: None,
+            snapshot_due: !has_snapshot,
+            since_snapshot: 0,
+        },
+    )))
+}
+
+/// A checkpoint opened to read, without the lock or the lease (`inlet files`, `inlet
+/// schema`, `validate`, `table describe`): a local one as it is, an `s3://` one as a copy
+/// restored into a temporary directory (snapshot and fast-forward; nothing written remotely).
+pub struct CheckpointRead {
+    checkpoint: Checkpoint,
+    _copy: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for CheckpointRead {
+    type Target = Checkpoint;
+    fn deref(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+}
+
+/// Opens `cfg`'s checkpoint to read; `None` when a local one does not exist yet.
+pub async fn read_checkpoint(cfg: &Config) -> Result<Option<CheckpointRead>> {
+    let Some(rc) = &cfg.remote else {
+        return Ok(
+            Checkpoint::open_read_only(&cfg.checkpoint_dir)?.map(|checkpoint| CheckpointRead {
+                checkpoint,
+                _copy: None,
+            }),
+        );
+    };
+    let remote = remote_of(rc)?;
+    let mut sink = DeltaSink::open(&cfg.table_url, &cfg.sink_options()).await?;
+    let dir = tempfile::tempdir().map_err(|source| crate::error::EngineError::Io {
+        what: "create a temporary directory for a copy of",
+        path: cfg.checkpoint_dir.clone(),
+        source,
+    })?;
+    let (checkpoint, _, _) = restore(cfg, &remote, &mut sink, dir.path()).await?;
+    Ok(Some(CheckpointRead {
+        checkpoint,
+        _copy: Some(dir),
+    }))
+}
+
+/// Makes `dir`'s database current: the snapshot replaces a cache that is missing or older
+/// than it; then [`fast_forward`]. Returns whether a snapshot exists remotely.
+async fn restore(
+    cfg: &Config,
+    remote: &Remote,
+    sink: &mut DeltaSink,
+    dir: &Path,
+) -> Result<(Checkpoint, Restored, bool)> {
+    std::fs::create_dir_all(dir).map_err(|source| crate::error::EngineError::Io {
+        what: "create the checkpoint cache",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let snapshot = remote.latest_snapshot().await?;
+    let mut restored = Restored::default();
+    let cached = match Checkpoint::open_read_only(dir) {
+        Ok(Some(cp)) => Some(cp.last_committed_batch()?),
+        Ok(None) => None,
+        Err(e) => {
+            warn!(error = %e, cache = %dir.display(), "the checkpoint cache is unreadable; restoring it from the snapshot");
+            None
+        }
+    };
+    if let Some(info) = &snapshot {
+        if cached.is_none_or(|last| last < info.batch_id) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.join(format!("{DB_FILE}{suffix}")));
+            }
+            let bytes = remote.get_snapshot(info, &dir.join(DB_FILE)).await?;
+            info!(
+                batch = info.batch_id,
+                bytes, "downloaded the checkpoint's snapshot"
+            );
+            restored.snapshot_batch = Some(info.batch_id);
+        }
+    }
+    let mut cp = Checkpoint::open(dir, &cfg.pipeline_id, crate::lock_holder())?;
+    fast_forward(cfg, &mut cp, remote, sink, &mut restored).await?;
+    Ok((cp, restored, snapshot.is_some()))
+}
+
+/// Brings the local database up to what the table and the batch objects say happened
+/// after it: each commit of the pipeline after the newest version it knows (with the files
+/// `inlet.files` lists), then, for batches after its last committed one, tombstones,
+/// outcomes of batches that made no commit, and the plan of a batch not yet finished.
+async fn fast_forward(
+    cfg: &Config,
+    cp: &mut Checkpoint,
+    remote: &Remote,
+    sink: &mut DeltaSink,
+    restored: &mut Restored,
+) -> Result<()> {
+    let known = cp.last_committed_batch()?;
+    let since = cp.last_delta_version()?;
+    for commit in sink.pipeline_commits_after(&cfg.pipeline_id, since).await? {
+        if cp.batch_state(commit.batch_id)? == Some(BatchState::Committed) {
+            continue;
+        }
+        let listed = commit.files.unwrap_or_default();
+        crate::rebuild::record_listed(
+            cp,
+            commit.batch_id,
+            Some(commit.version),
+            commit.timestamp_ms,
+            &listed,
+        )?;
+        restored.batches += 1;
+    }
+    let retain_ms = i64::try_from(cfg.sink.tombstone_retention_hours.saturating_mul(3_600_000))
+        .unwrap_or(i64::MAX);
+    for object in remote.batch_objects_after(known).await? {
+        let id = object.batch_id;
+        let read = |kind| async move {
+            let bytes = remote.get_batch_object(id, kind).await?;
+            Ok::<_, crate::error::EngineError>(bytes)
+        };
+        let corrupt = |e: serde_json::Error| inlet_remote::RemoteError::Corrupt {
+            key: format!("{}/batches/{id:020}", remote.url()),
+            reason: e.to_string(),
+        };
+        match object.kind {
+            ObjectKind::Tombstones => {
+                let Some(bytes) = read(ObjectKind::Tombstones).await? else {
+                    continue;
+                };
+                let body: TombstonesBody = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                cp.put_tombstones(id, &body.deletes, retain_ms)?;
+                restored.tombstone_batches += 1;
+            }
+            ObjectKind::Done => {
+                if cp.batch_state(id)? == Some(BatchState::Committed) {
+                    continue;
+                }
+                let Some(bytes) = read(ObjectKind::Done).await? else {
+                    continue;
+                };
+                let body: DoneBody = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                crate::rebuild::record_listed(cp, id, None, None, &body.files)?;
+                restored.batches += 1;
+            }
+            ObjectKind::Plan => {
+                if cp.batch_state(id)?.is_some() {
+                    continue;
+                }
+                let Some(bytes) = read(ObjectKind::Plan).await? else {
+                    continue;
+                };
+                let body: PlanBody = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                // Its outcome, if any, sorts after the plan: recorded below if so.
+                let files: Vec<NewFile> = body
+                    .files
+                    .into_iter()
+                    .map(|f| NewFile {
+                        path: f.path,
+                        etag: f.etag,
+                        size: f.size,
+                        last_modified_ms: f.modified_ms,
+                        discovered_at_ms: f.discovered_ms,
+                    })
+                    .collect();
+                cp.plan_batch(id, &files)?;
+                restored.planned = Some(id);
+            }
+        }
+    }
+    // A plan with an outcome after it, or a commit, is not left planned.
+    if let Some(id) = restored.planned {
+        if cp.batch_state(id)? == Some(BatchState::Committed) {
+            restored.planned = None;
+        }
+    }
+    Ok(())
+}
+
+impl Pipeline {
+    /// `s3://` checkpoints: may this run still act? Checked before a batch is planned and
+    /// before it commits.
+    pub(crate) fn check_lease(&self) -> Result<()> {
+        match &self.remote {
+            Some(r) => Ok(r.lease.check()?),
+            None => Ok(()),
+        }
+    }
+
+    /// `s3://` checkpoints: writes batch `batch_id`'s plan object, created only if absent,
+    /// before the local plan and before any data: a runner that takes over finds it.
+    pub(crate) async fn put_plan(&self, batch_id: i64, files: &[NewFile]) -> Result<()> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        r.lease.check()?;
+        let body = PlanBody {
+            batch_id,
+            planned_at_ms: chrono::Utc::now().timestamp_millis(),
+            holder: format!("{:?}", r.lease.body().map(|b| b.holder)),
+            files: files
+                .iter()
+                .map(|f| PlanFile {
+                    path: f.path.clone(),
+                    etag: f.etag.clone(),
+                    size: f.size,
+                    modified_ms: f.last_modified_ms,
+                    discovered_ms: f.discovered_at_ms,
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        Ok(r.remote
+            .put_batch_object(batch_id, ObjectKind::Plan, bytes)
+            .await?)
+    }
+
+    /// `s3://` checkpoints: a MERGE batch's deletes, before its commit (a replay writes the
+    /// same ones).
+    pub(crate) async fn put_tombstones_remote(
+        &self,
+        batch_id: i64,
+        deletes: &[(String, String)],
+    ) -> Result<()> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        let body = TombstonesBody {
+            batch_id,
+            deletes: deletes.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        Ok(r.remote
+            .put_batch_object(batch_id, ObjectKind::Tombstones, bytes)
+            .await?)
+    }
+
+    /// `s3://` checkpoints: the outcome of a batch that made no commit, before the local
+    /// record, since the table holds nothing of it.
+    pub(crate) async fn put_done(&self, batch_id: i64, files: Vec<BatchFile>) -> Result<()> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        let bytes = serde_json::to_vec(&DoneBody { batch_id, files }).unwrap_or_default();
+        Ok(r.remote
+            .put_batch_object(batch_id, ObjectKind::Done, bytes)
+            .await?)
+    }
+
+    /// `s3://` checkpoints: the next snapshot is due whatever the interval (the schema
+    /// store changed, and only snapshots carry it).
+    pub(crate) fn snapshot_soon(&mut self) {
+        if let Some(r) = self.remote.as_mut() {
+            r.snapshot_due = true;
+        }
+    }
+
+    /// `s3://` checkpoints: after a batch is recorded, or with `force` at the end of a run:
+    /// uploads a snapshot when one is due, then forgets the batch objects it covers. A
+    /// failed upload is logged and tried again later (the objects stay); a pointer moved
+    /// by another runner is a lost lease.
+    pub(crate) async fn snapshot_if_due(&mut self, recorded: bool, force: bool) -> Result<()> {
+        let Some(r) = self.remote.as_mut() else {
+            return Ok(());
+        };
+        if recorded {
+            r.since_snapshot += 1;
+        }
+        let interval_passed = r
+            .snapshot_at
+            .is_none_or(|at| at.elapsed() >= r.snapshot_every);
+        let due = r.snapshot_due || (r.since_snapshot > 0 && (force || interval_passed));
+        if !due || self.checkpoint.planned_batch()?.is_some() {
+            return Ok(());
+        }
+        r.lease.check()?;
+        let started = Instant::now();
+        let batch = self.checkpoint.last_committed_batch()?;
+        let version = self.checkpoint.last_delta_version()?;
+        let copy = self.cfg.checkpoint_dir.join(format!("{DB_FILE}.snapshot"));
+        let _ = std::fs::remove_file(&copy);
+        self.checkpoint.copy_to(&copy)?;
+        let put = r.remote.put_snapshot(&copy, batch, version).await;
+        let _ = std::fs::remove_file(&copy);
+        match put {
+            Ok(info) => {
+                r.snapshot_at = Some(Instant::now());
+                r.snapshot_due = false;
+                r.since_snapshot = 0;
+                info!(
+                    batch,
+                    bytes = info.bytes,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "uploaded the checkpoint's snapshot"
+                );
+                if let Err(e) = r.remote.forget_batches_through(batch).await {
+                    warn!(error = %e, "cannot delete batch objects the snapshot covers; they are listed past");
+                }
+                Ok(())
+            }
+            Err(e @ inlet_remote::RemoteError::Lost { .. }) => Err(e.into()),
+            Err(e) => {
+                warn!(error = %e, "cannot upload the checkpoint's snapshot; the batch objects keep the state meanwhile");
+                r.snapshot_at = Some(Instant::now());
+                Ok(())
+            }
+        }
+    }
+
+    /// `s3://` checkpoints: the local cache brought up to the table and the batch objects
+    /// (recovery calls it first: a former holder may have planned or committed meanwhile).
+    pub(crate) async fn fast_forward(&mut self) -> Result<()> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        let remote = r.remote.clone();
+        let mut restored = Restored::default();
+        fast_forward(
+            &self.cfg,
+            &mut self.checkpoint,
+            &remote,
+            &mut self.sink,
+            &mut restored,
+        )
+        .await?;
+        if restored.batches > 0 || restored.planned.is_some() {
+            info!(batches = restored.batches, planned = ?restored.planned, "the checkpoint caught up with batches another runner made");
+        }
+        Ok(())
+    }
+
+    /// Turns true when an `s3://` checkpoint's lease is lost.
+    pub(crate) fn lease_lost(&self) -> Option<watch::Receiver<bool>> {
+        self.remote.as_ref().map(|r| r.lease.lost_signal())
+    }
+
+    /// Ends the run's hold on an `s3://` checkpoint: a last snapshot when batches were
+    /// recorded since the last one, then the lease released so a standby starts at once.
+    pub(crate) async fn let_go(&mut self) {
+        if self.remote.is_none() {
+            return;
+        }
+        if let Err(e) = self.snapshot_if_due(false, true).await {
+            warn!(error = %e, "no final snapshot of the checkpoint");
+        }
+        if let Some(r) = self.remote.take() {
+            r.lease.release().await;
+        }
+    }
+}

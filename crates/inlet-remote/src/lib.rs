@@ -1,0 +1,93 @@
+//! The checkpoint's state in object storage, for an `s3://` checkpoint location: the runner
+//! lease, one object per batch (plan, tombstones, outcome) and snapshots of the SQLite file.
+//!
+//! Layout under the location's prefix (docs/architecture.md, "A checkpoint in S3"):
+//! `lease.json`; `batches/<batch id, 20 digits>/{plan,tombstones,done}.json`;
+//! `snapshot.json` (which snapshot is current) and `snapshots/<batch>-<ms>.db.gz`.
+
+mod batches;
+mod error;
+mod lease;
+mod snapshot;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use object_store::path::Path;
+use object_store::ObjectStore;
+use url::Url;
+
+pub use batches::{BatchObject, ObjectKind};
+pub use error::RemoteError;
+pub use lease::{Holder, Lease, LeaseBody};
+pub use snapshot::SnapshotInfo;
+
+/// A checkpoint location in object storage: the store, the prefix, and what this process
+/// last saw of the snapshot pointer (its conditional writes depend on it).
+#[derive(Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: String,
+    /// The ETag of `snapshot.json` as this process last read or wrote it.
+    pointer_etag: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("url", &self.url).finish()
+    }
+}
+
+impl Remote {
+    /// The checkpoint at `url` (`s3://bucket/prefix`), reached with `options` (object_store
+    /// keys and inlet's `aws_*` keys, signed by the process's one credential chain).
+    pub fn open(url: &Url, options: &HashMap<String, String>) -> Result<Self, RemoteError> {
+        if !matches!(url.scheme(), "s3" | "s3a") {
+            return Err(RemoteError::BadUrl {
+                url: url.to_string(),
+                reason: "a checkpoint in object storage must be an s3:// URL".into(),
+            });
+        }
+        let store = inlet_aws::s3_store(url, options, inlet_aws::UnknownKeys::Ignore, None)
+            .map_err(|source| RemoteError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        let prefix = Path::from_url_path(url.path()).map_err(|e| RemoteError::BadUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::new(Arc::new(store), prefix, url.as_str()))
+    }
+
+    /// A checkpoint under `prefix` of `store`, named `url` in messages (tests use an
+    /// in-memory store).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path, url: &str) -> Self {
+        Self {
+            store,
+            prefix,
+            url: url.trim_end_matches('/').to_string(),
+            pointer_etag: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The location as configured, for messages.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The key of `rel` under the prefix.
+    fn key(&self, rel: &str) -> Path {
+        let mut key = self.prefix.clone();
+        for part in rel.split('/') {
+            key = key.join(part);
+        }
+        key
+    }
+
+    /// `s3://bucket/prefix/rel`, as messages name an object.
+    fn name(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.url)
+    }
+}
