@@ -58,6 +58,19 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// One pipeline config or several, for the commands that take many (`run`, `validate`).
+#[derive(Debug, Args)]
+pub struct ConfigsArg {
+    /// Pipeline config (TOML). Repeat it for several pipelines in one process: one
+    /// runtime, one metrics endpoint, each with its own checkpoint, lock and retries.
+    #[arg(long, short = 'c', env = "INLET_CONFIG", value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// Every `*.toml` in this directory is a pipeline (read at start: a change takes
+    /// effect on restart).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ingest new files into the table (continuous unless --available-now or --once).
@@ -110,7 +123,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     #[command(flatten)]
-    pub config: ConfigArg,
+    pub configs: ConfigsArg,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -330,7 +343,7 @@ pub enum SchemaCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub config: ConfigArg,
+    pub configs: ConfigsArg,
     /// Take everything present at start in bounded batches, then exit 0.
     #[arg(long, conflicts_with = "once")]
     pub available_now: bool,

@@ -27,6 +27,8 @@ use tracing::{info, warn};
 #[derive(Debug)]
 pub struct Health {
     problem: Mutex<Option<String>>,
+    /// Why the pipeline stopped for good (its error), or that it stands by.
+    state: Mutex<Option<String>>,
     last_event: Mutex<Instant>,
     last_success: Mutex<Instant>,
     live_within: Duration,
@@ -41,6 +43,7 @@ impl Health {
         let now = Instant::now();
         Self {
             problem: Mutex::new(None),
+            state: Mutex::new(None),
             last_event: Mutex::new(now),
             last_success: Mutex::new(now),
             live_within: (interval * 10).max(Duration::from_secs(15 * 60)),
@@ -61,8 +64,23 @@ impl Health {
         }
     }
 
-    /// Why the loop is not live (`None`: it is).
+    /// The pipeline stands by (another runner holds its checkpoint): live, not ready.
+    pub fn standing_by(&self, yes: bool) {
+        *lock(&self.state) = yes.then(|| "standing by: another runner holds the checkpoint".into());
+        self.turned(false);
+    }
+
+    /// The pipeline stopped with `error` while others in the process go on: not ready,
+    /// still live (restarting the process would stop the others too).
+    pub fn failed(&self, error: String) {
+        *lock(&self.state) = Some(format!("stopped: {error}"));
+    }
+
+    /// Why the loop is not live (`None`: it is). A stopped or standing-by pipeline is.
     pub fn not_live(&self) -> Option<String> {
+        if lock(&self.state).is_some() {
+            return None;
+        }
         let quiet = lock(&self.last_event).elapsed();
         (quiet > self.live_within).then(|| {
             format!(
@@ -75,6 +93,9 @@ impl Health {
 
     /// Why the run is not ready (`None`: it is).
     fn not_ready(&self) -> Option<String> {
+        if let Some(state) = lock(&self.state).clone() {
+            return Some(state);
+        }
         if let Some(problem) = lock(&self.problem).clone() {
             return Some(problem);
         }
@@ -89,52 +110,54 @@ impl Health {
     }
 }
 
+/// The health of every pipeline of the process: `/livez` and `/readyz` answer for all of
+/// them, naming each pipeline at fault.
+#[derive(Debug, Default)]
+pub struct Healths {
+    pipelines: Mutex<Vec<(String, Arc<Health>)>>,
+}
+
+impl Healths {
+    pub fn add(&self, pipeline: &str, health: Arc<Health>) {
+        lock(&self.pipelines).push((pipeline.to_string(), health));
+    }
+
+    fn each(&self, problem: impl Fn(&Health) -> Option<String>) -> Option<String> {
+        let all = lock(&self.pipelines);
+        let named: Vec<String> = all
+            .iter()
+            .filter_map(|(id, h)| problem(h).map(|p| format!("pipeline {id}: {p}")))
+            .collect();
+        (!named.is_empty()).then(|| named.join("\n"))
+    }
+
+    /// Why some pipeline's loop is not live, each named (`None`: all are).
+    pub fn not_live(&self) -> Option<String> {
+        self.each(Health::not_live)
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        self.each(Health::not_ready)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Installs the Prometheus recorder (every metric labelled with the pipeline id) and serves
 /// it on `addr`; returns the address bound (port 0 picks a free one).
-pub async fn serve(addr: SocketAddr, pipeline_id: &str, health: Arc<Health>) -> Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, health: Arc<Healths>) -> Result<SocketAddr> {
     let seconds = [
         0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
     ];
     let handle = PrometheusBuilder::new()
-        .add_global_label("pipeline", pipeline_id)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
         .context("metric buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    // Counters start at 0, so rates and alerts see them before their first event.
-    for name in [
-        FILES_DISCOVERED,
-        FILES_COMMITTED,
-        FILES_FAILED,
-        FILES_SKIPPED,
-        DUPLICATES,
-        BYTES,
-        ROWS,
-        BATCHES,
-        COMPACTIONS,
-        COMPACTED_FILES,
-        VACUUMS,
-        VACUUMED_FILES,
-        DELTA_CHECKPOINTS,
-        LOG_CLEANED,
-        BAD_RECORDS,
-        RESCUED_ROWS,
-        RESCUED_VALUES,
-    ] {
-        counter!(name).increment(0);
-    }
-    for step in ["discovery", "listing", "recovery", "batch"] {
-        counter!(RETRIES, "step" => step).increment(0);
-    }
-    for step in ["compaction", "vacuum", "checkpoint", "log_cleanup"] {
-        counter!(MAINTENANCE_FAILURES, "step" => step).increment(0);
-    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {addr}: is it in use?"))?;
@@ -168,7 +191,7 @@ pub async fn serve(addr: SocketAddr, pipeline_id: &str, health: Arc<Health>) -> 
 
 fn respond<B>(
     handle: &PrometheusHandle,
-    health: &Health,
+    health: &Healths,
     req: &Request<B>,
 ) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
@@ -335,19 +358,63 @@ fn describe() {
     );
 }
 
-/// Records the pipeline's events as metrics, and keeps its health.
+/// Records one pipeline's events as metrics labelled with its id, and keeps its health.
 pub struct Recorder {
     health: Arc<Health>,
+    labels: Vec<(&'static str, String)>,
 }
 
 impl Recorder {
-    pub fn new(health: Arc<Health>) -> Self {
-        Self { health }
+    /// A recorder for `pipeline`; its counters start at 0, so rates and alerts see them
+    /// before their first event.
+    pub fn new(pipeline: &str, health: Arc<Health>) -> Self {
+        let labels = vec![("pipeline", pipeline.to_string())];
+        let l = &labels;
+        for name in [
+            FILES_DISCOVERED,
+            FILES_COMMITTED,
+            FILES_FAILED,
+            FILES_SKIPPED,
+            DUPLICATES,
+            BYTES,
+            ROWS,
+            BATCHES,
+            COMPACTIONS,
+            COMPACTED_FILES,
+            VACUUMS,
+            VACUUMED_FILES,
+            DELTA_CHECKPOINTS,
+            LOG_CLEANED,
+            BAD_RECORDS,
+            RESCUED_ROWS,
+            RESCUED_VALUES,
+        ] {
+            counter!(name, l).increment(0);
+        }
+        for step in ["discovery", "listing", "recovery", "batch"] {
+            counter!(RETRIES, &with(l, "step", step)).increment(0);
+        }
+        for step in ["compaction", "vacuum", "checkpoint", "log_cleanup"] {
+            counter!(MAINTENANCE_FAILURES, &with(l, "step", step)).increment(0);
+        }
+        Self { health, labels }
     }
+}
+
+/// `labels` and one more.
+fn with(
+    labels: &[(&'static str, String)],
+    key: &'static str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    let mut out = labels.to_vec();
+    out.push((key, value.to_string()));
+    out
 }
 
 impl Observer for Recorder {
     fn event(&self, event: &Event) {
+        let l = &self.labels;
         // Every event shows the loop turning; these show the source or table working.
         self.health.turned(matches!(
             event,
@@ -358,16 +425,16 @@ impl Observer for Recorder {
         ));
         match event {
             Event::Discovered { new, duplicates } => {
-                counter!(FILES_DISCOVERED).increment(*new);
-                counter!(DUPLICATES).increment(*duplicates);
+                counter!(FILES_DISCOVERED, l).increment(*new);
+                counter!(DUPLICATES, l).increment(*duplicates);
             }
             Event::Backlog { files, bytes } => {
-                gauge!(BACKLOG_FILES).set(*files as f64);
-                gauge!(BACKLOG_BYTES).set(*bytes as f64);
+                gauge!(BACKLOG_FILES, l).set(*files as f64);
+                gauge!(BACKLOG_BYTES, l).set(*bytes as f64);
             }
-            Event::QueueDepth { messages } => gauge!(QUEUE_DEPTH).set(*messages as f64),
-            Event::SchemaVersion { version } => gauge!(SCHEMA_VERSION).set(*version as f64),
-            Event::BatchCommitted(done) => batch_committed(done),
+            Event::QueueDepth { messages } => gauge!(QUEUE_DEPTH, l).set(*messages as f64),
+            Event::SchemaVersion { version } => gauge!(SCHEMA_VERSION, l).set(*version as f64),
+            Event::BatchCommitted(done) => batch_committed(l, done),
             Event::Retrying {
                 what,
                 attempt,
@@ -381,7 +448,7 @@ impl Observer for Recorder {
                     .next()
                     .unwrap_or("other")
                     .to_string();
-                counter!(RETRIES, "step" => step).increment(1);
+                counter!(RETRIES, &with(l, "step", &step)).increment(1);
                 self.health.set(Some(format!(
                     "{what} failing ({attempt} attempts): {error}"
                 )));
@@ -392,42 +459,42 @@ impl Observer for Recorder {
                 rescued_values,
                 ..
             } => {
-                counter!(BAD_RECORDS).increment(*bad_records);
-                counter!(RESCUED_ROWS).increment(*rescued_rows);
-                counter!(RESCUED_VALUES).increment(*rescued_values);
+                counter!(BAD_RECORDS, l).increment(*bad_records);
+                counter!(RESCUED_ROWS, l).increment(*rescued_rows);
+                counter!(RESCUED_VALUES, l).increment(*rescued_values);
             }
             Event::Healthy => self.health.set(None),
-            Event::Maintenance(m) => maintenance(m),
+            Event::Maintenance(m) => maintenance(l, m),
             _ => {}
         }
     }
 }
 
-fn batch_committed(done: &BatchCommitted) {
+fn batch_committed(l: &[(&'static str, String)], done: &BatchCommitted) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    gauge!(LAST_COMMIT).set(now);
-    counter!(FILES_COMMITTED).increment(done.files - done.failed - done.skipped);
-    counter!(FILES_FAILED).increment(done.failed);
-    counter!(FILES_SKIPPED).increment(done.skipped);
-    counter!(BYTES).increment(done.bytes);
-    counter!(ROWS).increment(done.rows);
-    counter!(BATCHES).increment(1);
-    histogram!(BATCH_SECONDS).record(done.seconds);
+    gauge!(LAST_COMMIT, l).set(now);
+    counter!(FILES_COMMITTED, l).increment(done.files - done.failed - done.skipped);
+    counter!(FILES_FAILED, l).increment(done.failed);
+    counter!(FILES_SKIPPED, l).increment(done.skipped);
+    counter!(BYTES, l).increment(done.bytes);
+    counter!(ROWS, l).increment(done.rows);
+    counter!(BATCHES, l).increment(1);
+    histogram!(BATCH_SECONDS, l).record(done.seconds);
     let now = chrono::Utc::now().timestamp_millis();
-    let latency = histogram!(LATENCY_SECONDS);
+    let latency = histogram!(LATENCY_SECONDS, l);
     for landed in &done.landed_ms {
         if *landed > 0 {
             latency.record((now - landed).max(0) as f64 / 1000.0);
         }
     }
     if let Some(v) = done.delta_version {
-        gauge!(DELTA_VERSION).set(v as f64);
+        gauge!(DELTA_VERSION, l).set(v as f64);
     }
 }
 
-fn maintenance(m: &Maintenance) {
+fn maintenance(l: &[(&'static str, String)], m: &Maintenance) {
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     match m {
         Maintenance::TableFiles {
@@ -435,9 +502,9 @@ fn maintenance(m: &Maintenance) {
             bytes,
             small_files,
         } => {
-            gauge!(TABLE_FILES).set(*files as f64);
-            gauge!(TABLE_BYTES).set(*bytes as f64);
-            gauge!(TABLE_SMALL_FILES).set(*small_files as f64);
+            gauge!(TABLE_FILES, l).set(*files as f64);
+            gauge!(TABLE_BYTES, l).set(*bytes as f64);
+            gauge!(TABLE_SMALL_FILES, l).set(*small_files as f64);
         }
         Maintenance::Compacted {
             files_removed,
@@ -445,23 +512,23 @@ fn maintenance(m: &Maintenance) {
             version,
             ..
         } => {
-            histogram!(COMPACTION_SECONDS).record(*seconds);
+            histogram!(COMPACTION_SECONDS, l).record(*seconds);
             if version.is_some() {
-                counter!(COMPACTIONS).increment(1);
-                counter!(COMPACTED_FILES).increment(*files_removed);
-                gauge!(LAST_COMPACTION).set(now);
+                counter!(COMPACTIONS, l).increment(1);
+                counter!(COMPACTED_FILES, l).increment(*files_removed);
+                gauge!(LAST_COMPACTION, l).set(now);
             }
         }
         Maintenance::Vacuumed { files, seconds } => {
-            counter!(VACUUMS).increment(1);
-            counter!(VACUUMED_FILES).increment(*files);
-            histogram!(VACUUM_SECONDS).record(*seconds);
-            gauge!(LAST_VACUUM).set(now);
+            counter!(VACUUMS, l).increment(1);
+            counter!(VACUUMED_FILES, l).increment(*files);
+            histogram!(VACUUM_SECONDS, l).record(*seconds);
+            gauge!(LAST_VACUUM, l).set(now);
         }
-        Maintenance::Checkpointed { .. } => counter!(DELTA_CHECKPOINTS).increment(1),
-        Maintenance::LogCleaned { removed } => counter!(LOG_CLEANED).increment(*removed),
+        Maintenance::Checkpointed { .. } => counter!(DELTA_CHECKPOINTS, l).increment(1),
+        Maintenance::LogCleaned { removed } => counter!(LOG_CLEANED, l).increment(*removed),
         Maintenance::Failed { what, .. } => {
-            counter!(MAINTENANCE_FAILURES, "step" => *what).increment(1);
+            counter!(MAINTENANCE_FAILURES, &with(l, "step", what)).increment(1);
         }
         _ => {}
     }

@@ -18,6 +18,7 @@ mod formats;
 mod local;
 mod lock;
 mod maintenance;
+mod many;
 mod merge;
 mod notify;
 mod outside;

@@ -388,11 +388,15 @@ pub struct Running {
 
 impl Running {
     pub fn start(config: &Path, env: &[(&str, &str)], extra: &[&str]) -> Self {
-        let stderr =
-            config.with_extension(format!("stderr-{}", std::process::id() ^ rand_suffix()));
+        let args = [&["run", "--config", config.to_str().expect("utf8")], extra].concat();
+        Self::start_args(&args, config, env)
+    }
+
+    /// `inlet ARGS` in the background, its stderr beside `near`.
+    pub fn start_args(args: &[&str], near: &Path, env: &[(&str, &str)]) -> Self {
+        let stderr = near.with_extension(format!("stderr-{}", std::process::id() ^ rand_suffix()));
         let mut cmd = inlet();
-        cmd.args(["run", "--config", config.to_str().expect("utf8")])
-            .args(extra);
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
