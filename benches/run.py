@@ -1026,7 +1026,7 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "merge-scale", "latency", "shapes", "multiline", "health"])
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "merge-scale", "latency", "shapes", "multiline", "health", "scale"])
     p.add_argument("--sizes", default="5000000,20000000,50000000", help="merge-scale: table rows, comma-separated")
     p.add_argument("--read-merges", type=int, default=20, help="merge-scale: MERGEs before the read-cost scan (0: skip)")
     p.add_argument("--batches", type=int, default=300, help="health: MERGE micro-batches")
@@ -1044,6 +1044,27 @@ def main() -> None:
     p.add_argument("--record", action="store_true", help="write the results into benches/README.md")
     args = p.parse_args()
     args.command_line = "python benches/run.py " + " ".join(sys.argv[1:])
+    if args.workload == "scale":
+        import scale
+
+        args.seen = args.seen if "--seen" in sys.argv else 1_000_000
+        inlet = inlet_binary(args)
+        commits = scale.bench_commits(args, inlet, free_port())
+        restore = scale.bench_restore(args, inlet, free_port(), run_measured)
+        text = "\n".join([
+            f"Command: `{args.command_line}`  ",
+            f"Machine: {os.cpu_count()} cores, {platform.machine()}; restore: median of {args.repeat} runs.  ",
+            "Workload: each writer is its own `inlet run --available-now` process with its own landing directory of "
+            "one-row files and `max_files_per_batch = 1` (one commit per file), all appending into one existing table "
+            "at once (auto-compaction off, so only batch commits and the Delta checkpoint every 10 versions count). Commits per second is "
+            "the table's: all writers' commits over the wall time from the first start to the last exit.",
+            "",
+            scale.report(commits, restore, args),
+        ])
+        print(text)
+        if args.record:
+            record("scale", text)
+        return
     if args.workload in ("bulk", "small"):
         files, rows = (48, 40_000) if args.workload == "bulk" else (3_000, 10)
         args.files, args.rows = args.files or files, args.rows or rows

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::merge::{merge_config, named_files, table_state, write_files, History};
+use crate::merge::{differences, merge_config, named_files, table_state, write_files, History};
 use crate::notify::Notified;
 use crate::support::*;
 
@@ -158,20 +158,7 @@ fn crash_campaign_merge() {
     drain(&cfg, &[], &[]);
 
     let state = table_state(tmp.path());
-    let lost = history
-        .model
-        .keys()
-        .filter(|k| !state.contains_key(*k))
-        .count();
-    let wrong = history
-        .model
-        .iter()
-        .filter(|(k, v)| state.get(*k).is_some_and(|s| s != *v))
-        .count();
-    let extra = state
-        .keys()
-        .filter(|k| !history.model.contains_key(*k))
-        .count();
+    let (lost, wrong, extra) = differences(&history.model, &state);
     report_campaign(
         "crash-merge",
         json!({"runs": rounds + 1, "kills": kills, "files": files.len(), "keys": history.model.len(),

@@ -154,6 +154,18 @@ pub(crate) fn model_of(rows: &[Value]) -> Model {
     out
 }
 
+/// How a table's state differs from the model: keys lost, keys with another value, keys
+/// present that the model deleted (or never had).
+pub(crate) fn differences(model: &Model, state: &Model) -> (usize, usize, usize) {
+    let lost = model.keys().filter(|k| !state.contains_key(*k)).count();
+    let wrong = model
+        .iter()
+        .filter(|(k, v)| state.get(*k).is_some_and(|s| s != *v))
+        .count();
+    let extra = state.keys().filter(|k| !model.contains_key(*k)).count();
+    (lost, wrong, extra)
+}
+
 /// The history's records in `n` files named `s000.json`, ….
 pub(crate) fn named_files(history: &History, n: usize, seed: u64) -> Vec<(String, String)> {
     history

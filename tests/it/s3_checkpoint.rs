@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::merge::{merge_config, named_files, table_state, write_files, History};
+use crate::merge::{differences, merge_config, named_files, table_state, write_files, History};
 use crate::support::*;
 
 /// `[checkpoint]` in S3 under `s3://chk/<prefix>`, with its cache in `cache` beside the
@@ -27,34 +27,17 @@ fn with_checkpoint(config: &Path, section: &str) {
     std::fs::write(config, format!("{}{section}", &text[..at])).expect("config");
 }
 
-fn env_with(moto: &Moto) -> Vec<(&'static str, &'static str)> {
-    moto.env()
-}
-
 /// `inlet files --json` with the local cache gone: a copy restored from S3 alone.
 fn files_from_s3(config: &Path, env: &[(&str, &str)]) -> Vec<Value> {
     let _ = std::fs::remove_dir_all(config.parent().expect("dir").join("cache"));
-    let out = run_ok(
-        &[
-            "files",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--json",
-        ],
-        env,
-    );
-    serde_json::from_str::<Value>(&out)
-        .expect("json")
-        .as_array()
-        .expect("array")
-        .clone()
+    files_json_with(config, env)
 }
 
 #[test]
 fn s3_checkpoint_survives_sigkill_at_every_step_with_its_cache_deleted_each_time() {
     let moto = Moto::start();
     moto.s3(&["mkbucket", "chk"]);
-    let env = env_with(&moto);
+    let env = moto.env();
     let tmp = tempfile::tempdir().expect("tempdir");
     // Shuffled stream records: a key's delete often lands in an earlier batch than an
     // older update of it, which only the delete's tombstone keeps out.
@@ -103,20 +86,7 @@ fn s3_checkpoint_survives_sigkill_at_every_step_with_its_cache_deleted_each_time
     assert!(stats["files"].as_u64().is_some_and(|n| n > 0), "{stats}");
 
     let state = table_state(tmp.path());
-    let lost = history
-        .model
-        .keys()
-        .filter(|k| !state.contains_key(*k))
-        .count();
-    let wrong = history
-        .model
-        .iter()
-        .filter(|(k, v)| state.get(*k).is_some_and(|s| s != *v))
-        .count();
-    let revived = state
-        .keys()
-        .filter(|k| !history.model.contains_key(*k))
-        .count();
+    let (lost, wrong, revived) = differences(&history.model, &state);
     assert_eq!(
         (lost, wrong, revived),
         (0, 0, 0),
@@ -143,7 +113,7 @@ fn s3_checkpoint_survives_sigkill_at_every_step_with_its_cache_deleted_each_time
 fn a_standby_takes_over_from_a_frozen_holder_which_then_stops_by_itself() {
     let moto = Moto::start();
     moto.s3(&["mkbucket", "chk"]);
-    let env = env_with(&moto);
+    let env = moto.env();
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut landing = Landing::new(&tmp.path().join("landing"));
     landing.add_files(6, 20);
@@ -215,7 +185,7 @@ fn a_standby_takes_over_from_a_frozen_holder_which_then_stops_by_itself() {
 fn rebuild_and_the_s3_fast_forward_restore_the_same_file_log() {
     let moto = Moto::start();
     moto.s3(&["mkbucket", "chk"]);
-    let env = env_with(&moto);
+    let env = moto.env();
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut landing = Landing::new(&tmp.path().join("landing"));
     landing.add_files(5, 10);

@@ -249,6 +249,11 @@ pub fn local_config(dir: &Path, extra_source: &str) -> PathBuf {
 
 /// `inlet files --json` for a config.
 pub fn files_json(config: &Path) -> Vec<Value> {
+    files_json_with(config, &[])
+}
+
+/// `inlet files --json` for a config, with `envs` (an S3 checkpoint's credentials).
+pub fn files_json_with(config: &Path, envs: &[(&str, &str)]) -> Vec<Value> {
     let out = run_ok(
         &[
             "files",
@@ -256,7 +261,7 @@ pub fn files_json(config: &Path) -> Vec<Value> {
             config.to_str().expect("utf8"),
             "--json",
         ],
-        &[],
+        envs,
     );
     serde_json::from_str::<Value>(&out)
         .expect("files --json is JSON")

@@ -21,8 +21,8 @@ pub(crate) struct RemoteState {
     pub(crate) remote: Remote,
     pub(crate) lease: Lease,
     snapshot_every: Duration,
-    /// When the last snapshot was uploaded (`None`: none by this run).
-    snapshot_at: Option<Instant>,
+    /// When the last snapshot was uploaded (or the run started from one).
+    snapshot_at: Instant,
     /// A snapshot is due whatever the interval: none exists yet, or the schema changed.
     snapshot_due: bool,
     /// Batches recorded since the last snapshot.
@@ -118,7 +118,8 @@ pub(crate) async fn open(
             remote,
             lease,
             snapshot_every: rc.snapshot_interval,
-            snapshot_at: None,
+            // The snapshot just restored counts as taken now: the interval runs from here.
+            snapshot_at: Instant::now(),
             snapshot_due: !has_snapshot,
             since_snapshot: 0,
         },
@@ -384,9 +385,7 @@ impl Pipeline {
         if recorded {
             r.since_snapshot += 1;
         }
-        let interval_passed = r
-            .snapshot_at
-            .is_none_or(|at| at.elapsed() >= r.snapshot_every);
+        let interval_passed = r.snapshot_at.elapsed() >= r.snapshot_every;
         let due = r.snapshot_due || (r.since_snapshot > 0 && (force || interval_passed));
         if !due || self.checkpoint.planned_batch()?.is_some() {
             return Ok(());
@@ -402,7 +401,7 @@ impl Pipeline {
         let _ = std::fs::remove_file(&copy);
         match put {
             Ok(info) => {
-                r.snapshot_at = Some(Instant::now());
+                r.snapshot_at = Instant::now();
                 r.snapshot_due = false;
                 r.since_snapshot = 0;
                 info!(
@@ -419,7 +418,7 @@ impl Pipeline {
             Err(e @ inlet_remote::RemoteError::Lost { .. }) => Err(e.into()),
             Err(e) => {
                 warn!(error = %e, "cannot upload the checkpoint's snapshot; the batch objects keep the state meanwhile");
-                r.snapshot_at = Some(Instant::now());
+                r.snapshot_at = Instant::now();
                 Ok(())
             }
         }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -106,33 +106,8 @@ impl Remote {
         body: &LeaseBody,
         over: Option<&str>,
     ) -> Result<Option<String>, RemoteError> {
-        let mode = match over {
-            None => PutMode::Create,
-            Some(etag) => PutMode::Update(UpdateVersion {
-                e_tag: Some(etag.to_string()),
-                version: None,
-            }),
-        };
         let text = serde_json::to_vec(body).unwrap_or_default();
-        match self
-            .store
-            .put_opts(
-                &self.key(LEASE),
-                PutPayload::from(text),
-                PutOptions {
-                    mode,
-                    ..Default::default()
-                },
-            )
-            .await
-        {
-            Ok(done) => Ok(Some(done.e_tag.unwrap_or_default())),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Ok(None),
-            Err(e) => Err(RemoteError::store("write", self.name(LEASE))(e)),
-        }
+        self.put_if(LEASE, text, over).await
     }
 
     /// Takes the lease for `me` with time to live `ttl`. When another runner holds it and

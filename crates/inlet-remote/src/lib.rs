@@ -91,3 +91,40 @@ impl Remote {
         format!("{}/{rel}", self.url)
     }
 }
+
+impl Remote {
+    /// Writes `body` to `rel`: created only if absent when `over` is `None`, else only over
+    /// the version with ETag `over`. `Ok(None)`: the condition failed (someone else wrote
+    /// first); `Ok(Some(etag))`: written.
+    async fn put_if(
+        &self,
+        rel: &str,
+        body: Vec<u8>,
+        over: Option<&str>,
+    ) -> Result<Option<String>, RemoteError> {
+        use object_store::{PutMode, PutOptions, PutPayload, UpdateVersion};
+        let mode = match over {
+            None => PutMode::Create,
+            Some(etag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(etag.to_string()),
+                version: None,
+            }),
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.key(rel), PutPayload::from(body), opts)
+            .await
+        {
+            Ok(done) => Ok(Some(done.e_tag.unwrap_or_default())),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(None),
+            Err(e) => Err(RemoteError::store("write", self.name(rel))(e)),
+        }
+    }
+}

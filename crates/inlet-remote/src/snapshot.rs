@@ -6,9 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::{
-    ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
-};
+use object_store::{ObjectStoreExt, WriteMultipart};
 use serde::{Deserialize, Serialize};
 
 use crate::{Remote, RemoteError};
@@ -181,38 +179,16 @@ impl Remote {
             bytes,
         };
         let known = self.pointer_etag.lock().ok().and_then(|e| e.clone());
-        let mode = match &known {
-            None => PutMode::Create,
-            Some(etag) => PutMode::Update(UpdateVersion {
-                e_tag: Some(etag.clone()),
-                version: None,
-            }),
-        };
         let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
-        match self
-            .store
-            .put_opts(
-                &self.key(POINTER),
-                PutPayload::from(body),
-                PutOptions {
-                    mode,
-                    ..Default::default()
-                },
-            )
-            .await
-        {
-            Ok(done) => self.set_pointer_etag(done.e_tag),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => {
+        match self.put_if(POINTER, body, known.as_deref()).await? {
+            Some(etag) => self.set_pointer_etag(Some(etag)),
+            None => {
                 let _ = self.store.delete(&self.key(&rel)).await;
                 return Err(RemoteError::Lost {
                     url: self.url.clone(),
                     reason: format!("{} was changed by another runner", self.name(POINTER)),
                 });
             }
-            Err(e) => return Err(RemoteError::store("write", self.name(POINTER))(e)),
         }
         // Older copies are no longer named by the pointer.
         let dir = self.key("snapshots");
