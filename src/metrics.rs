@@ -70,6 +70,12 @@ impl Health {
         self.turned(false);
     }
 
+    /// The pipeline is open again after a failure.
+    pub fn recovered(&self) {
+        *lock(&self.state) = None;
+        self.turned(true);
+    }
+
     /// The pipeline stopped with `error` while others in the process go on: not ready,
     /// still live (restarting the process would stop the others too).
     pub fn failed(&self, error: String) {

@@ -43,6 +43,18 @@ pub(crate) fn load_configs(
         }
         paths.extend(found);
     }
+    // The same file named twice (INLET_CONFIG and a --config-dir holding it) runs once.
+    let mut unique: Vec<PathBuf> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let canonical = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+        if !unique
+            .iter()
+            .any(|u| std::fs::canonicalize(u).unwrap_or_else(|_| u.clone()) == canonical)
+        {
+            unique.push(p);
+        }
+    }
+    let paths = unique;
     if paths.is_empty() {
         bail!("give a pipeline config: --config FILE (repeatable) or --config-dir DIR");
     }

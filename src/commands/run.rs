@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::out;
 use inlet_engine::{Config, OpenOptions, Pipeline, RunMode, RunStats};
@@ -40,41 +40,49 @@ pub async fn run(args: &RunArgs) -> Result<()> {
     if let Some(addr) = args.metrics_addr {
         metrics::serve(addr, healths.clone()).await?;
     }
+    let bar = Arc::new(progress::Progress::new());
+    let single = members.len() == 1;
+    // systemd's READY=1 once every pipeline is open, standing by, or stopped.
+    let ready = Arc::new(Ready(std::sync::atomic::AtomicUsize::new(members.len())));
     // systemd (Type=notify): the watchdog is fed while every loop turns, so a stuck loop is
     // restarted and an S3 outage is not.
     if let Some(every) = crate::systemd::watchdog_every() {
         let healths = healths.clone();
+        let ready = ready.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                if healths.not_live().is_none() {
+                if ready.sent() && healths.not_live().is_none() {
                     crate::systemd::notify("WATCHDOG=1");
                 }
             }
         });
     }
-    let bar = Arc::new(progress::Progress::new());
-    let single = members.len() == 1;
+    let how = How {
+        mode,
+        fault_point: args.fault_point,
+        fault_freeze: args.fault_freeze,
+        standby: args.standby,
+        log_failure: !single,
+    };
+    // Every pipeline is polled by this task; a panic in one is caught and becomes that
+    // pipeline's failure, so the others go on. (A run's future is not `Send` yet, so the
+    // pipelines cannot each be a task of their own: docs/architecture.md.)
     let runs = members.into_iter().map(|(cfg, health)| {
         let id = cfg.pipeline_id.clone();
         let table = cfg.table_url.to_string();
-        let run = run_one(
-            cfg,
-            health,
-            mode,
-            args,
-            stop_rx.clone(),
-            bar.clone(),
-            single,
-        );
+        let span = tracing::info_span!("pipeline", id = %id);
+        let run = run_one(cfg, health, how, stop_rx.clone(), bar.clone(), ready.clone()).instrument(span);
         async move {
-            (
-                id.clone(),
-                table,
-                run.instrument(tracing::info_span!("pipeline", id = %id))
-                    .await,
-            )
+            use futures::FutureExt;
+            let result = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!(
+                    "pipeline '{id}' stopped by an internal error (a panic, logged above); this is a bug in inlet, please report it"
+                )),
+            };
+            (id, table, result)
         }
     });
     let results = futures::future::join_all(runs).await;
@@ -101,6 +109,7 @@ pub async fn run(args: &RunArgs) -> Result<()> {
 fn report_all(json: bool, results: Vec<(String, String, Result<Option<RunStats>>)>) -> Result<()> {
     let mut failed = Vec::new();
     let mut entries = Vec::new();
+    let (mut locked, mut locked_all) = (None, true);
     for (id, table, result) in results {
         match result {
             Ok(stats) => {
@@ -121,71 +130,184 @@ fn report_all(json: bool, results: Vec<(String, String, Result<Option<RunStats>>
                 }
                 entries.push(serde_json::json!({"pipeline": id, "table": table, "ok": false, "error": error}));
                 failed.push(id);
+                if is_locked(&e) {
+                    locked.get_or_insert(e);
+                } else {
+                    locked_all = false;
+                }
             }
         }
     }
     if json {
         out!("{}", serde_json::json!({ "pipelines": entries }))?;
     }
-    if !failed.is_empty() {
-        bail!(
-            "{} of {} pipelines failed: {}; each one's error is above, the others ran to their end",
-            failed.len(),
-            entries.len(),
-            failed.join(", ")
-        );
+    if failed.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let summary = format!(
+        "{} of {} pipelines failed: {}; each one's error is above, the others ran to their end",
+        failed.len(),
+        entries.len(),
+        failed.join(", ")
+    );
+    // Every failure a lock or lease held elsewhere: exit 75 (try again later), as one
+    // pipeline would.
+    match locked {
+        Some(first) if locked_all => Err(first.context(summary)),
+        _ => Err(anyhow::anyhow!(summary)),
+    }
+}
+
+/// How every pipeline of this run runs (the flags, owned, for the pipelines' tasks).
+#[derive(Clone, Copy)]
+struct How {
+    mode: RunMode,
+    fault_point: Option<inlet_engine::FaultPoint>,
+    fault_freeze: bool,
+    standby: bool,
+    /// Log a pipeline's failure when it happens (with several pipelines; one pipeline's
+    /// error is the command's, printed once at exit).
+    log_failure: bool,
+}
+
+/// Pipelines not yet open, standing by or stopped; READY=1 when none is left.
+struct Ready(std::sync::atomic::AtomicUsize);
+
+impl Ready {
+    /// Whether READY=1 was sent (the watchdog is fed only after it).
+    fn sent(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+}
+
+/// One pipeline's part of [`Ready`], counted once.
+struct ReadyOnce(Arc<Ready>, std::sync::atomic::AtomicBool);
+
+impl ReadyOnce {
+    fn one(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.1.swap(true, Ordering::AcqRel) && (self.0).0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            crate::systemd::notify("READY=1\nSTATUS=ingesting");
+        }
+    }
+}
+
+/// Whether an error is a checkpoint held by another runner (a lock, or an S3 lease).
+fn is_locked(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<inlet_engine::EngineError>()
+            .is_some_and(inlet_engine::EngineError::is_locked)
+    })
+}
+
+/// Whether a later attempt at opening and running the pipeline may succeed.
+fn may_pass(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<inlet_engine::EngineError>()
+            .is_some_and(|e| e.is_transient() || e.is_locked())
+    })
 }
 
 /// Opens and runs one pipeline, reporting to `health`; `Ok(None)` when it was stopped
-/// while standing by. An error also marks its health failed (the others go on).
+/// while standing by. In a continuous run, a failure a later attempt may cure (storage
+/// trouble, a checkpoint still held by a runner that died) reopens the pipeline after a
+/// back-off (1 s doubling to 60 s); any other stops this pipeline alone and marks its health.
 async fn run_one(
     cfg: Config,
     health: Arc<Health>,
-    mode: RunMode,
-    args: &RunArgs,
+    how: How,
     stop: watch::Receiver<bool>,
     bar: Arc<progress::Progress>,
-    single: bool,
+    ready: Arc<Ready>,
 ) -> Result<Option<RunStats>> {
     let id = cfg.pipeline_id.clone();
+    let ready = Arc::new(ReadyOnce(ready, false.into()));
     // Its metrics exist (at 0) from the start, a pipeline that fails to open included.
     let recorder = Arc::new(metrics::Recorder::new(&id, health.clone()));
-    let result = async {
-        let options = OpenOptions {
-            draining: mode != RunMode::Continuous,
-            fault_point: args.fault_point,
-            fault_freezes: args.fault_freeze,
-        };
-        let mut pipeline = if args.standby {
-            health.standing_by(true);
-            crate::systemd::notify("STATUS=standing by");
-            let opened = Pipeline::open_standby(cfg, options, stop.clone()).await?;
-            health.standing_by(false);
-            match opened {
-                Some(p) => p,
-                None => {
-                    tracing::info!("stopped while standing by");
-                    return Ok(None);
-                }
+    let mut attempt = 0u32;
+    loop {
+        let result = attempt_one(
+            cfg.clone(),
+            health.clone(),
+            how,
+            stop.clone(),
+            bar.clone(),
+            recorder.clone(),
+            ready.clone(),
+        )
+        .await;
+        let err = match result {
+            Ok(stats) => {
+                ready.one();
+                return Ok(stats);
             }
-        } else {
-            Pipeline::open(cfg, options).await?
+            Err(e) => e,
         };
-        if single {
-            crate::systemd::notify("READY=1\nSTATUS=ingesting");
+        let text = crate::one_line(&err);
+        health.failed(text.clone());
+        let stopping = *stop.borrow();
+        if how.mode != RunMode::Continuous || !may_pass(&err) || stopping {
+            if how.log_failure {
+                tracing::error!(error = %text, "pipeline stopped; the others go on");
+            }
+            ready.one();
+            return Err(err);
         }
-        pipeline.observe(bar);
-        pipeline.observe(recorder);
-        Ok(Some(pipeline.run(mode, stop).await?))
+        attempt += 1;
+        let wait = std::time::Duration::from_secs(1u64 << attempt.min(6))
+            .min(std::time::Duration::from_secs(60));
+        tracing::warn!(error = %text, attempt, retry_in_s = wait.as_secs(), "pipeline stopped; opening it again after a pause");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = until_stopped(stop.clone()) => return Err(err),
+        }
     }
-    .await;
-    if let Err(e) = &result {
-        tracing::error!(error = %crate::one_line(e), "pipeline stopped");
-        health.failed(crate::one_line(e));
+}
+
+/// Returns once `stop` turns true (never, if its sender is gone).
+async fn until_stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
-    result
+}
+
+/// One open and run of a pipeline.
+async fn attempt_one(
+    cfg: Config,
+    health: Arc<Health>,
+    how: How,
+    stop: watch::Receiver<bool>,
+    bar: Arc<progress::Progress>,
+    recorder: Arc<metrics::Recorder>,
+    ready: Arc<ReadyOnce>,
+) -> Result<Option<RunStats>> {
+    let options = OpenOptions {
+        draining: how.mode != RunMode::Continuous,
+        fault_point: how.fault_point,
+        fault_freezes: how.fault_freeze,
+    };
+    let mut pipeline = if how.standby {
+        health.standing_by(true);
+        ready.one(); // a standby is up: ready for systemd, not for /readyz
+        let opened = Pipeline::open_standby(cfg, options, stop.clone()).await?;
+        health.standing_by(false);
+        match opened {
+            Some(p) => p,
+            None => {
+                tracing::info!("stopped while standing by");
+                return Ok(None);
+            }
+        }
+    } else {
+        Pipeline::open(cfg, options).await?
+    };
+    ready.one();
+    health.recovered();
+    pipeline.observe(bar);
+    pipeline.observe(recorder);
+    Ok(Some(pipeline.run(how.mode, stop).await?))
 }
 
 /// First SIGINT/SIGTERM: finish the batches in flight, then stop. Second: exit at once (the

@@ -36,6 +36,18 @@ impl Checkpoint {
         Ok(cp)
     }
 
+    /// As [`Checkpoint::open`], with the runner lock of `dir` already taken (an `s3://`
+    /// checkpoint locks its cache before replacing the database in it).
+    pub fn open_locked(
+        dir: &Path,
+        pipeline_id: &str,
+        lock: RunnerLock,
+    ) -> Result<Self, CheckpointError> {
+        let mut cp = Self::open_db(dir, Some(lock))?;
+        cp.init(pipeline_id)?;
+        Ok(cp)
+    }
+
     /// Opens an existing checkpoint to read it (`inlet files`, `inlet schema`) without taking
     /// the runner lock: SQLite's WAL lets readers see the last committed state while a run
     /// goes on. Returns `Ok(None)` when there is no checkpoint at `dir` yet.

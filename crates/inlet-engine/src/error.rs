@@ -102,6 +102,11 @@ pub enum EngineError {
     #[error("{0}")]
     Rebuild(String),
 
+    /// An `s3://` checkpoint whose restore would leave out batches the table holds (the
+    /// message names them, why, and what to do).
+    #[error("{0}")]
+    RestoreGap(String),
+
     #[error("sink.table is the Unity Catalog table {table}: {detail}")]
     CatalogTable { table: String, detail: String },
 

@@ -69,7 +69,9 @@ impl Pipeline {
     /// [`EngineError::Checkpoint`] (`Locked`) when another run holds the checkpoint.
     pub async fn open(config: Config, options: OpenOptions) -> Result<Self> {
         let faults = Faults::new(options.fault_point, options.fault_freezes);
-        match start(config, faults, options.draining, None).await? {
+        let opening: futures::future::BoxFuture<'static, _> =
+            Box::pin(start(config, faults, options.draining, None));
+        match opening.await? {
             Some(p) => Ok(p),
             None => Err(EngineError::Usage(
                 "the pipeline stopped before it opened".into(),
@@ -80,13 +82,13 @@ impl Pipeline {
     /// As [`Pipeline::open`], but when another runner holds an `s3://` checkpoint's lease,
     /// stands by until it lapses (`--standby`); `Ok(None)` when `stop` turned true first.
     /// A local checkpoint's lock is not waited for.
-    pub async fn open_standby(
+    pub fn open_standby(
         config: Config,
         options: OpenOptions,
         stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<Option<Self>> {
+    ) -> futures::future::BoxFuture<'static, Result<Option<Self>>> {
         let faults = Faults::new(options.fault_point, options.fault_freezes);
-        start(config, faults, options.draining, Some(stop)).await
+        Box::pin(start(config, faults, options.draining, Some(stop)))
     }
 
     /// Adds an observer of this pipeline's [`crate::Event`]s.
@@ -137,7 +139,7 @@ async fn start(
             Checkpoint::open(&cfg.checkpoint_dir, &cfg.pipeline_id, crate::lock_holder())?,
             None,
         ),
-        Some(rc) => match crate::remote::open(&cfg, &rc, &mut sink, standby).await? {
+        Some(rc) => match crate::remote::open(&cfg, rc, &mut sink, standby).await? {
             Some((cp, state)) => (cp, Some(state)),
             None => return Ok(None),
         },

@@ -35,8 +35,9 @@ pub async fn rebuild_checkpoint(mut cfg: Config) -> Result<Rebuilt> {
     if let Some(remote) = &cfg.remote {
         return Err(EngineError::Rebuild(format!(
             "checkpoint {} is in S3 and restores itself: every start downloads its snapshot and fast-forwards from the \
-             table's commits, the same file log a rebuild makes. To restore from the table alone, delete {}snapshot.json \
-             (MERGE tombstones are then lost, as with a rebuild) and start the pipeline",
+             table's commits and the checkpoint's batch objects (the same file log a rebuild makes, with the MERGE \
+             tombstones a rebuild loses). If {}snapshot.json or its snapshot is damaged, restore them from the bucket's \
+             versioning; to see what a start would restore, run `inlet files`",
             remote.url, remote.url
         )));
     }

@@ -133,23 +133,27 @@ impl Remote {
     /// Best effort: what is left is listed past, never read.
     pub async fn forget_batches_through(&self, batch_id: i64) -> Result<usize, RemoteError> {
         let dir = self.key("batches");
-        let keys: Vec<_> = self
+        let metas: Vec<object_store::ObjectMeta> = self
             .store
             .list(Some(&dir))
-            .try_filter_map(|m| async move {
-                let id: Option<i64> = m
-                    .location
-                    .parts()
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .rev()
-                    .nth(1)
-                    .and_then(|p| p.as_ref().parse().ok());
-                Ok(id.filter(|id| *id <= batch_id).map(|_| m.location))
-            })
             .try_collect()
             .await
             .map_err(RemoteError::store("list", self.name("batches/")))?;
+        // Filtered after the listing, not in it: a closure returning a future there would
+        // keep callers' futures from being `Send`.
+        let keys: Vec<object_store::path::Path> = metas
+            .into_iter()
+            .filter(|m| {
+                let parts: Vec<_> = m.location.parts().collect();
+                parts
+                    .iter()
+                    .rev()
+                    .nth(1)
+                    .and_then(|p| p.as_ref().parse::<i64>().ok())
+                    .is_some_and(|id| id <= batch_id)
+            })
+            .map(|m| m.location)
+            .collect();
         let n = keys.len();
         let stream = futures::stream::iter(keys.into_iter().map(Ok)).boxed();
         self.store

@@ -110,10 +110,13 @@ impl Remote {
         self.put_if(LEASE, text, over).await
     }
 
-    /// Takes the lease for `me` with time to live `ttl`. When another runner holds it and
-    /// it has not expired: with `standby` set, waits (checking every quarter of the
-    /// holder's ttl) until it expires or `standby` turns true (then `Ok(None)`); without,
-    /// fails with [`RemoteError::Held`] naming the holder.
+    /// Takes the lease for `me` with time to live `ttl`. A lease another runner holds is
+    /// taken over once released, once its `expires_at_ms` is a whole ttl past (slack for a
+    /// clock that differs from ours), or, standing by, once this process has seen it
+    /// unchanged for the holder's ttl on its own monotonic clock (no clock needs to agree).
+    /// Until then: with `standby` set, waits (checking every quarter of the holder's ttl)
+    /// until it can take it or `standby` turns true (`Ok(None)`); without, fails with
+    /// [`RemoteError::Held`] naming the holder.
     pub async fn acquire(
         &self,
         me: Holder,
@@ -121,62 +124,70 @@ impl Remote {
         mut standby: Option<watch::Receiver<bool>>,
     ) -> Result<Option<Lease>, RemoteError> {
         let mut announced = false;
+        // The holder's lease as first seen in this version, and when.
+        let mut seen: Option<(String, Instant)> = None;
         loop {
             let current = self.read_lease().await?;
-            let body = |renewals| LeaseBody {
+            let mine = LeaseBody {
                 holder: me.clone(),
                 token: token(),
-                renewals,
+                renewals: 0,
                 ttl_ms: ttl.as_millis() as u64,
                 expires_at_ms: now_ms() + ttl.as_millis() as i64,
             };
             let sent = Instant::now();
             let (taken, over) = match &current {
-                None => (self.write_lease(&body(0), None).await?, None),
-                Some((held, etag)) if held.expires_at_ms <= now_ms() => {
-                    let b = body(0);
-                    (self.write_lease(&b, Some(etag)).await?, Some(held.clone()))
-                }
-                Some((held, _)) => {
-                    let Some(stop) = standby.as_mut() else {
-                        return Err(RemoteError::Held {
-                            url: self.url.clone(),
-                            holder: held.holder.clone(),
-                            until: chrono::DateTime::from_timestamp_millis(held.expires_at_ms)
-                                .map(|t| t.to_rfc3339())
-                                .unwrap_or_default(),
-                        });
+                None => (self.write_lease(&mine, None).await?, None),
+                Some((held, etag)) => {
+                    let held_ttl = Duration::from_millis(held.ttl_ms);
+                    let unchanged_for = match &seen {
+                        Some((e, since)) if e == etag => since.elapsed(),
+                        _ => {
+                            seen = Some((etag.clone(), Instant::now()));
+                            Duration::ZERO
+                        }
                     };
-                    if !announced {
-                        info!(holder = ?held.holder, "standing by: another runner holds the checkpoint's lease");
-                        announced = true;
+                    let lapsed = held.expires_at_ms == 0
+                        || now_ms() > held.expires_at_ms.saturating_add(held.ttl_ms as i64)
+                        || (standby.is_some() && unchanged_for >= held_ttl);
+                    if lapsed {
+                        (
+                            self.write_lease(&mine, Some(etag)).await?,
+                            Some(held.clone()),
+                        )
+                    } else {
+                        let Some(stop) = standby.as_mut() else {
+                            return Err(RemoteError::Held {
+                                url: self.url.clone(),
+                                holder: held.holder.clone(),
+                                until: chrono::DateTime::from_timestamp_millis(held.expires_at_ms)
+                                    .map(|t| t.to_rfc3339())
+                                    .unwrap_or_default(),
+                            });
+                        };
+                        if !announced {
+                            info!(holder = ?held.holder, "standing by: another runner holds the checkpoint's lease");
+                            announced = true;
+                        }
+                        let pause = (held_ttl / 4).max(Duration::from_millis(200));
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = until_true(stop) => return Ok(None),
+                        }
+                        continue;
                     }
-                    let left = Duration::from_millis((held.expires_at_ms - now_ms()).max(0) as u64);
-                    let pause = left
-                        .min(Duration::from_millis(held.ttl_ms / 4))
-                        .max(Duration::from_millis(200));
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = stop.wait_for(|s| *s) => return Ok(None),
-                    }
-                    continue;
                 }
             };
             let Some(etag) = taken else {
                 continue; // another runner wrote it between our read and write
             };
             if let Some(former) = over {
-                warn!(former = ?former.holder, "took over the checkpoint's lease: its holder let it expire");
+                warn!(former = ?former.holder, "took over the checkpoint's lease: its holder let it lapse");
             }
-            // Read back what was written, for the body renewals replace.
-            let body = match self.read_lease().await? {
-                Some((b, e)) if e == etag => b,
-                _ => continue,
-            };
             let (lost_tx, lost_rx) = watch::channel(false);
             let state = Arc::new(Mutex::new(State {
                 etag,
-                body,
+                body: mine,
                 valid_until: sent + ttl - ttl / 10,
                 lost: None,
             }));
@@ -192,12 +203,13 @@ impl Remote {
     }
 }
 
-/// Renews every third of `ttl` until the lease is lost (another runner took it, or no
-/// renewal succeeded before it lapsed), then says so on `lost`.
+/// Renews every third of `ttl` (sooner after a failed try; each try bounded by a quarter
+/// of `ttl`) until the lease is lost: another runner took it, or no renewal succeeded
+/// before it lapsed. Then says so on `lost`.
 async fn renew(remote: Remote, ttl: Duration, state: Arc<Mutex<State>>, lost: watch::Sender<bool>) {
-    let every = ttl / 3;
+    let mut pause = ttl / 3;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(pause).await;
         let (etag, mut body, valid_until) = {
             let Ok(s) = state.lock() else { return };
             if s.lost.is_some() {
@@ -212,27 +224,67 @@ async fn renew(remote: Remote, ttl: Duration, state: Arc<Mutex<State>>, lost: wa
         body.renewals += 1;
         body.expires_at_ms = now_ms() + ttl.as_millis() as i64;
         let sent = Instant::now();
-        match remote.write_lease(&body, Some(&etag)).await {
-            Ok(Some(etag)) => {
-                if let Ok(mut s) = state.lock() {
-                    s.etag = etag;
-                    s.body = body;
-                    s.valid_until = sent + ttl - ttl / 10;
+        let adopt = |etag: String, body: LeaseBody| {
+            if let Ok(mut s) = state.lock() {
+                s.etag = etag;
+                s.body = body;
+                s.valid_until = sent + ttl - ttl / 10;
+            }
+        };
+        match tokio::time::timeout(ttl / 4, remote.write_lease(&body, Some(&etag))).await {
+            Ok(Ok(Some(etag))) => {
+                adopt(etag, body);
+                pause = ttl / 3;
+            }
+            Ok(Ok(None)) => {
+                // Either another runner took it, or an earlier try of ours landed though
+                // its answer was lost: the token tells which.
+                match remote.read_lease().await {
+                    Ok(Some((current, etag))) if current.token == body.token => {
+                        adopt(etag, current);
+                        pause = ttl / 3;
+                    }
+                    Ok(Some((current, _))) => {
+                        let taker =
+                            format!("host {}, pid {}", current.holder.host, current.holder.pid);
+                        set_lost(
+                            &state,
+                            &lost,
+                            format!("it was taken over by {taker} after it lapsed"),
+                        );
+                        return;
+                    }
+                    Ok(None) => {
+                        set_lost(&state, &lost, "lease.json was deleted".into());
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the checkpoint's lease after a refused renewal; retrying");
+                        pause = ttl / 10;
+                    }
                 }
             }
-            Ok(None) => {
-                let taker = match remote.read_lease().await {
-                    Ok(Some((b, _))) => format!("host {}, pid {}", b.holder.host, b.holder.pid),
-                    _ => "another runner".into(),
-                };
-                set_lost(
-                    &state,
-                    &lost,
-                    format!("it was taken over by {taker} after it lapsed"),
-                );
-                return;
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot renew the checkpoint's lease; retrying");
+                pause = ttl / 10;
             }
-            Err(e) => warn!(error = %e, "cannot renew the checkpoint's lease; retrying"),
+            Err(_) => {
+                warn!(
+                    timeout_ms = (ttl / 4).as_millis() as u64,
+                    "renewing the checkpoint's lease timed out; retrying"
+                );
+                pause = ttl / 10;
+            }
+        }
+    }
+}
+
+/// Returns once `rx` holds true, or its sender is gone (a loop on `changed`: `wait_for`'s
+/// closure would keep callers' futures from being `Send`).
+async fn until_true(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -293,8 +345,14 @@ impl Lease {
         };
         body.renewals += 1;
         body.expires_at_ms = 0;
-        if let Err(e) = self.remote.write_lease(&body, Some(&etag)).await {
-            warn!(error = %e, "cannot release the checkpoint's lease; it lapses by itself");
+        match self.remote.write_lease(&body, Some(&etag)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => warn!(
+                "cannot release the checkpoint's lease: it changed meanwhile; it lapses by itself"
+            ),
+            Err(e) => {
+                warn!(error = %e, "cannot release the checkpoint's lease; it lapses by itself")
+            }
         }
     }
 }

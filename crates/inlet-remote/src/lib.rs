@@ -31,6 +31,8 @@ pub struct Remote {
     url: String,
     /// The ETag of `snapshot.json` as this process last read or wrote it.
     pointer_etag: Arc<Mutex<Option<String>>>,
+    /// The lease token this process writes into `snapshot.json`.
+    claimed_by: Arc<Mutex<String>>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -69,6 +71,7 @@ impl Remote {
             prefix,
             url: url.trim_end_matches('/').to_string(),
             pointer_etag: Arc::new(Mutex::new(None)),
+            claimed_by: Arc::new(Mutex::new(String::new())),
         }
     }
 

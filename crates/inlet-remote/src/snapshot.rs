@@ -26,6 +26,10 @@ pub struct SnapshotInfo {
     pub taken_at_ms: i64,
     /// Compressed size.
     pub bytes: u64,
+    /// The lease token of the runner that last wrote the pointer (each holder rewrites it
+    /// when it takes the lease, so the pointer's ETag changes hands with the lease).
+    #[serde(default)]
+    pub claimed_by: String,
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RemoteError {
@@ -61,6 +65,45 @@ impl Remote {
     fn set_pointer_etag(&self, etag: Option<String>) {
         if let Ok(mut e) = self.pointer_etag.lock() {
             *e = etag;
+        }
+    }
+
+    /// Rewrites the pointer as last read, but for `token` (with `If-Match` on that
+    /// version), so a runner that read it before cannot move it any more.
+    /// [`RemoteError::Lost`] when it changed since it was read.
+    pub async fn claim_snapshot(&self, token: &str) -> Result<(), RemoteError> {
+        if let Ok(mut c) = self.claimed_by.lock() {
+            *c = token.to_string();
+        }
+        let known = self.pointer_etag.lock().ok().and_then(|e| e.clone());
+        let Some(etag) = known else {
+            return Ok(());
+        };
+        let got = self
+            .store
+            .get(&self.key(POINTER))
+            .await
+            .map_err(RemoteError::store("read", self.name(POINTER)))?;
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(RemoteError::store("read", self.name(POINTER)))?;
+        let mut info: SnapshotInfo =
+            serde_json::from_slice(&bytes).map_err(|e| RemoteError::Corrupt {
+                key: self.name(POINTER),
+                reason: e.to_string(),
+            })?;
+        info.claimed_by = token.to_string();
+        let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        match self.put_if(POINTER, body, Some(&etag)).await? {
+            Some(etag) => {
+                self.set_pointer_etag(Some(etag));
+                Ok(())
+            }
+            None => Err(RemoteError::Lost {
+                url: self.url.clone(),
+                reason: format!("{} was changed by another runner", self.name(POINTER)),
+            }),
         }
     }
 
@@ -177,6 +220,11 @@ impl Remote {
             delta_version,
             taken_at_ms,
             bytes,
+            claimed_by: self
+                .claimed_by
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default(),
         };
         let known = self.pointer_etag.lock().ok().and_then(|e| e.clone());
         let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
@@ -193,16 +241,17 @@ impl Remote {
         // Older copies are no longer named by the pointer.
         let dir = self.key("snapshots");
         let keep = self.key(&rel);
-        let old: Vec<_> = self
+        let listed: Vec<object_store::ObjectMeta> = self
             .store
             .list(Some(&dir))
-            .try_filter_map(|m| {
-                let keep = keep.clone();
-                async move { Ok((m.location != keep).then_some(m.location)) }
-            })
             .try_collect()
             .await
             .unwrap_or_default();
+        let old: Vec<object_store::path::Path> = listed
+            .into_iter()
+            .map(|m| m.location)
+            .filter(|l| *l != keep)
+            .collect();
         let _ = self
             .store
             .delete_stream(futures::stream::iter(old.into_iter().map(Ok)).boxed())

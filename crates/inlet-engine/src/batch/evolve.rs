@@ -63,6 +63,7 @@ impl Pipeline {
                     None,
                     "adopted from the existing table",
                 )?;
+                self.snapshot_soon();
             }
             return Ok(Known::Schema(schema.clone()));
         }
@@ -105,6 +106,8 @@ impl Pipeline {
                     files.first().map(|f| f.path.as_str()),
                     &format!("inferred from {sampled} file(s)"),
                 )?;
+                // Only snapshots carry the schema store to another machine.
+                self.snapshot_soon();
                 schema
             }
         };
@@ -217,7 +220,7 @@ impl Pipeline {
     /// DOUBLE whichever file came first. Hints still decide where they name a column. The
     /// batch is sampled once (`sampled` keeps it); later new columns are looked up in it.
     async fn batch_types(
-        &self,
+        &mut self,
         file: &PlannedFile,
         batch: &[PlannedFile],
         fields: Vec<Field>,
@@ -259,7 +262,7 @@ impl Pipeline {
     /// Also returns the files sampled whole whose every line fits its own inference.
     /// Also returns how many of `files` (from the first) the sample bounds let it read.
     pub(super) async fn infer(
-        &self,
+        &mut self,
         files: &[PlannedFile],
         sample_bytes: u64,
     ) -> Result<Inference> {

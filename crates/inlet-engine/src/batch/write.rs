@@ -60,7 +60,11 @@ impl Pipeline {
 
     /// The schema grew to `wider` in flight: a streaming writer is closed (its files keep the
     /// narrower schema: Delta reads the missing columns as null) and one for `wider` takes over.
-    pub(super) async fn widen_output(&self, out: &mut BatchOutput, wider: SchemaRef) -> Result<()> {
+    pub(super) async fn widen_output(
+        &mut self,
+        out: &mut BatchOutput,
+        wider: SchemaRef,
+    ) -> Result<()> {
         if let BatchOutput::Stream { writer, staged } = out {
             let next = Box::new(self.writer(Some(wider))?);
             let done = std::mem::replace(writer, next);

@@ -8,7 +8,7 @@ mod steps;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use inlet_checkpoint::{BatchState, Checkpoint, NewFile, DB_FILE};
+use inlet_checkpoint::{BatchState, Checkpoint, NewFile, RunnerLock, DB_FILE};
 use inlet_delta::{BatchFile, DeltaSink};
 use inlet_remote::{Holder, Lease, ObjectKind, Remote};
 use serde::{Deserialize, Serialize};
@@ -94,16 +94,22 @@ fn remote_of(rc: &RemoteCheckpoint) -> Result<Remote> {
 /// then restores the local cache. Called by `Pipeline::open` for an `s3://` checkpoint.
 pub(crate) async fn open(
     cfg: &Config,
-    rc: &RemoteCheckpoint,
+    rc: RemoteCheckpoint,
     sink: &mut DeltaSink,
     standby: Option<watch::Receiver<bool>>,
 ) -> Result<Option<(Checkpoint, RemoteState)>> {
-    let remote = remote_of(rc)?;
+    let remote = remote_of(&rc)?;
     let Some(lease) = remote.acquire(holder(), rc.lease_ttl, standby).await? else {
         return Ok(None);
     };
     let started = Instant::now();
     let (cp, restored, has_snapshot) = restore(cfg, &remote, sink, &cfg.checkpoint_dir).await?;
+    // The pointer is rewritten at once, so a former holder still uploading cannot make its
+    // snapshot current (its If-Match now fails) and this holder's next upload succeeds.
+    if has_snapshot {
+        let token = lease.body().map(|b| b.token).unwrap_or_default();
+        remote.claim_snapshot(&token).await?;
+    }
     info!(
         location = remote.url(),
         cache = %cfg.checkpoint_dir.display(),
@@ -180,6 +186,9 @@ async fn restore(
         path: dir.to_path_buf(),
         source,
     })?;
+    // The cache is locked before it is replaced: another process on this machine (a
+    // frozen former holder, `inlet table`) may have it open.
+    let lock = RunnerLock::acquire(dir, crate::lock_holder())?;
     let snapshot = remote.latest_snapshot().await?;
     let mut restored = Restored::default();
     let cached = match Checkpoint::open_read_only(dir) {
@@ -203,7 +212,7 @@ async fn restore(
             restored.snapshot_batch = Some(info.batch_id);
         }
     }
-    let mut cp = Checkpoint::open(dir, &cfg.pipeline_id, crate::lock_holder())?;
+    let mut cp = Checkpoint::open_locked(dir, &cfg.pipeline_id, lock)?;
     fast_forward(cfg, &mut cp, remote, sink, &mut restored).await?;
     Ok((cp, restored, snapshot.is_some()))
 }
@@ -221,11 +230,17 @@ pub(crate) async fn fast_forward(
 ) -> Result<()> {
     let known = cp.last_committed_batch()?;
     let since = cp.last_delta_version()?;
+    let mut unlisted = Vec::new();
     for commit in sink.pipeline_commits_after(&cfg.pipeline_id, since).await? {
         if cp.batch_state(commit.batch_id)? == Some(BatchState::Committed) {
             continue;
         }
-        let listed = commit.files.unwrap_or_default();
+        // A commit without its file list (an older inlet wrote it) cannot say which
+        // files it took: left out, and named by the gap check below.
+        let Some(listed) = commit.files else {
+            unlisted.push(commit.batch_id);
+            continue;
+        };
         crate::rebuild::record_listed(
             cp,
             commit.batch_id,
@@ -239,20 +254,13 @@ pub(crate) async fn fast_forward(
         .unwrap_or(i64::MAX);
     for object in remote.batch_objects_after(known).await? {
         let id = object.batch_id;
-        let read = |kind| async move {
-            let bytes = remote.get_batch_object(id, kind).await?;
-            Ok::<_, crate::error::EngineError>(bytes)
-        };
-        let corrupt = |e: serde_json::Error| inlet_remote::RemoteError::Corrupt {
-            key: format!("{}/batches/{id:020}", remote.url()),
-            reason: e.to_string(),
-        };
+        let key = format!("{}/batches/{id:020}", remote.url());
         match object.kind {
             ObjectKind::Tombstones => {
-                let Some(bytes) = read(ObjectKind::Tombstones).await? else {
+                let Some(bytes) = remote.get_batch_object(id, ObjectKind::Tombstones).await? else {
                     continue;
                 };
-                let body: TombstonesBody = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                let body: TombstonesBody = serde_json::from_slice(&bytes).map_err(corrupt(&key))?;
                 cp.put_tombstones(id, &body.deletes, retain_ms)?;
                 restored.tombstone_batches += 1;
             }
@@ -260,10 +268,10 @@ pub(crate) async fn fast_forward(
                 if cp.batch_state(id)? == Some(BatchState::Committed) {
                     continue;
                 }
-                let Some(bytes) = read(ObjectKind::Done).await? else {
+                let Some(bytes) = remote.get_batch_object(id, ObjectKind::Done).await? else {
                     continue;
                 };
-                let body: DoneBody = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                let body: DoneBody = serde_json::from_slice(&bytes).map_err(corrupt(&key))?;
                 crate::rebuild::record_listed(cp, id, None, None, &body.files)?;
                 restored.batches += 1;
             }
@@ -271,10 +279,10 @@ pub(crate) async fn fast_forward(
                 if cp.batch_state(id)?.is_some() {
                     continue;
                 }
-                let Some(bytes) = read(ObjectKind::Plan).await? else {
+                let Some(bytes) = remote.get_batch_object(id, ObjectKind::Plan).await? else {
                     continue;
                 };
-                let body: PlanBody = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                let body: PlanBody = serde_json::from_slice(&bytes).map_err(corrupt(&key))?;
                 // Its outcome, if any, sorts after the plan: recorded below if so.
                 let files: Vec<NewFile> = body
                     .files
@@ -298,5 +306,44 @@ pub(crate) async fn fast_forward(
             restored.planned = None;
         }
     }
+    // Every batch up to the table's txn was recorded before the next was planned, so each
+    // must be here now. One missing means the log lost its commit (clean-up past an old
+    // snapshot) or it listed no files: refuse rather than take its files again.
+    let txn = sink.txn_version(&cfg.pipeline_id).await?.unwrap_or(0);
+    let mut missing = Vec::new();
+    for id in known + 1..=txn {
+        if cp.batch_state(id)? != Some(BatchState::Committed) {
+            missing.push(id);
+        }
+    }
+    if !missing.is_empty() {
+        let why = if unlisted.iter().any(|id| missing.contains(id)) {
+            "their commits list no source files: an older inlet wrote them"
+        } else {
+            "the table's log no longer holds their commits: Delta log clean-up removed them after the snapshot was taken"
+        };
+        let shown: Vec<String> = missing.iter().take(10).map(i64::to_string).collect();
+        let more = if missing.len() > 10 { ", …" } else { "" };
+        let checkpoint = format!("{}/", remote.url());
+        return Err(crate::error::EngineError::RestoreGap(format!(
+            "checkpoint {checkpoint} cannot be restored: Delta table {} holds pipeline '{}' up to batch {txn}, but \
+             batches {}{more} are neither in the snapshot, nor in the table's log with their files, nor in the \
+             checkpoint's batch objects ({why}); starting would take their files again. Nothing was written. Restore \
+             an older version of {checkpoint}snapshot.json from the bucket's versioning, or start over with a new \
+             pipeline_id and source.include_existing_files = false",
+            cfg.table_url,
+            cfg.pipeline_id,
+            shown.join(", "),
+        )));
+    }
     Ok(())
+}
+
+/// A batch object that is not the JSON inlet wrote, named by `key`.
+fn corrupt(key: &str) -> impl FnOnce(serde_json::Error) -> inlet_remote::RemoteError {
+    let key = key.to_string();
+    move |e| inlet_remote::RemoteError::Corrupt {
+        key,
+        reason: e.to_string(),
+    }
 }

@@ -25,7 +25,7 @@ impl Pipeline {
 
     /// `s3://` checkpoints: writes batch `batch_id`'s plan object, created only if absent,
     /// before the local plan and before any data: a runner that takes over finds it.
-    pub(crate) async fn put_plan(&self, batch_id: i64, files: &[NewFile]) -> Result<()> {
+    pub(crate) async fn put_plan(&mut self, batch_id: i64, files: &[NewFile]) -> Result<()> {
         let Some(r) = &self.remote else { return Ok(()) };
         r.lease.check()?;
         let body = PlanBody {
@@ -52,7 +52,7 @@ impl Pipeline {
     /// `s3://` checkpoints: a MERGE batch's deletes, before its commit (a replay writes the
     /// same ones).
     pub(crate) async fn put_tombstones_remote(
-        &self,
+        &mut self,
         batch_id: i64,
         deletes: &[(String, String)],
     ) -> Result<()> {
@@ -72,7 +72,7 @@ impl Pipeline {
 
     /// `s3://` checkpoints: the outcome of a batch that made no commit, before the local
     /// record, since the table holds nothing of it.
-    pub(crate) async fn put_done(&self, batch_id: i64, files: Vec<BatchFile>) -> Result<()> {
+    pub(crate) async fn put_done(&mut self, batch_id: i64, files: Vec<BatchFile>) -> Result<()> {
         let Some(r) = &self.remote else { return Ok(()) };
         let bytes = serde_json::to_vec(&DoneBody { batch_id, files }).unwrap_or_default();
         Ok(r.remote

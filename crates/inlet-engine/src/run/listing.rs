@@ -65,7 +65,7 @@ impl Pipeline {
                     let wait = Duration::from_secs(self.cfg.trigger.interval_seconds);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                        _ = super::until_true(shutdown) => return Ok(()),
                     }
                 }
             }

@@ -249,9 +249,10 @@ impl Pipeline {
     }
 
     /// A failed listing in a continuous run: report it, then wait with backoff. True when a
-    /// shutdown came during the wait.
+    /// shutdown came during the wait. (The report is made before the wait, and the wait
+    /// holds no borrow of the pipeline, so a run stays `Send` for `tokio::spawn`.)
     async fn pause_after(
-        &self,
+        &mut self,
         failures: u32,
         error: &inlet_discover::DiscoverError,
         shutdown: &mut watch::Receiver<bool>,
@@ -265,7 +266,7 @@ impl Pipeline {
 /// A stop that turns true when either `a` or `b` does (a sender dropped never fires).
 fn stop_on_either(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::Receiver<bool> {
     async fn turned_true(mut rx: watch::Receiver<bool>) {
-        if rx.wait_for(|v| *v).await.is_err() {
+        if !until_true(&mut rx).await {
             std::future::pending::<()>().await;
         }
     }
@@ -280,6 +281,19 @@ fn stop_on_either(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::
     rx
 }
 
+/// Returns true once `rx` holds true; false if its sender is gone first. (A loop on
+/// `changed`, not `wait_for`: its closure would keep a run's future from being `Send`.)
+pub(super) async fn until_true(rx: &mut watch::Receiver<bool>) -> bool {
+    loop {
+        if *rx.borrow_and_update() {
+            return true;
+        }
+        if rx.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
 /// Whether another attempt may follow `failures` failed ones: always in a continuous run,
 /// otherwise up to [`BATCH_ATTEMPTS`] attempts in all.
 pub(super) fn may_retry(mode: RunMode, failures: u32) -> bool {
@@ -290,6 +304,6 @@ pub(super) fn may_retry(mode: RunMode, failures: u32) -> bool {
 pub(super) async fn stopped_during(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(wait) => false,
-        _ = shutdown.wait_for(|stop| *stop) => true,
+        _ = until_true(shutdown) => true,
     }
 }

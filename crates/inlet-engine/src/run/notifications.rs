@@ -97,7 +97,7 @@ impl Pipeline {
             }
             let received = tokio::select! {
                 r = self.discover.discover(wait) => r,
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                _ = super::until_true(shutdown) => return Ok(()),
             };
             match received {
                 Ok(found) => {
