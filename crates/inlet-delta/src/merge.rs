@@ -169,7 +169,12 @@ impl DeltaSink {
             .map(|f| f.name().clone())
             .collect();
 
-        let properties = crate::sink::commit_properties(app_id, batch_id, files);
+        // One attempt: delta-rs would commit this MERGE past a concurrent compaction that
+        // removed the same files (its conflict checker ignores removes with `dataChange =
+        // false`), re-adding their rows beside the compacted copy. A lost race fails the
+        // batch, and its retry plans the MERGE anew against the table as it is then.
+        let properties =
+            crate::sink::commit_properties(app_id, batch_id, files).with_max_retries(0);
         let mut builder = table
             .merge(source, on)
             .with_source_alias(SOURCE)

@@ -212,7 +212,12 @@ impl DeltaSink {
                 .collect()
         };
         let target = NonZeroU64::new(options.target_size.max(1 << 20)).unwrap_or(NonZeroU64::MIN);
+        // Never rebased past another writer's commit: delta-rs's conflict checker passes a
+        // second compaction (or a copy-on-write MERGE) of files a winning compaction already
+        // removed, since it ignores removes with `dataChange = false`, and both rewrites
+        // would then hold the same rows. A lost race fails; the next round compacts again.
         let properties = CommitProperties::default()
+            .with_max_retries(0)
             .with_metadata([(COMPACTION_KEY.to_string(), serde_json::json!(id))]);
         let mut builder = table
             .optimize()
