@@ -602,19 +602,12 @@ def bench_latency(args) -> list[dict]:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    port = free_port()
-    moto = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+    import scale
+
+    moto, endpoint = scale.start_moto(free_port())
     creds = dict(region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench")
     results = []
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         s3 = boto3.client("s3", endpoint_url=endpoint, **creds)
         sqs = boto3.client("sqs", endpoint_url=endpoint, **creds)
         s3.create_bucket(Bucket="landing")
