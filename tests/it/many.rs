@@ -192,7 +192,8 @@ fn four_pipelines_append_and_merge_into_one_table_for_a_minute() {
     }
     for cfg in &cfgs {
         let text = std::fs::read_to_string(cfg).expect("config");
-        std::fs::write(cfg, format!("{text}[maintenance]\ncompact_min_files = 4\n")).expect("config");
+        std::fs::write(cfg, format!("{text}[maintenance]\ncompact_min_files = 4\n"))
+            .expect("config");
     }
     // Two stream histories over disjoint keys (tenants t… and u…).
     let h1 = History::generate(300, 41);

@@ -6,6 +6,7 @@ pub mod dv;
 mod error;
 pub mod maintenance;
 mod merge;
+mod one_attempt;
 pub mod properties;
 pub mod protocol;
 mod reconcile;

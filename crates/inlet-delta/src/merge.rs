@@ -129,7 +129,13 @@ impl DeltaSink {
                 other => return other,
             }
         }
-        let table = self.loaded()?.clone();
+        // One commit attempt, at the next version (`one_attempt.rs`): see below.
+        let loaded = self.loaded()?.clone();
+        let mut table = deltalake::DeltaTable::new(crate::one_attempt::OneAttempt::wrap(
+            loaded.log_store(),
+            loaded.version().map_or(0, |v| v + 1),
+        ));
+        table.state = loaded.state.clone();
 
         let ctx = SessionContext::new();
         let source = ctx
@@ -210,7 +216,10 @@ impl DeltaSink {
             .map_err(merge_err)?;
         let (merged, metrics) = builder.await.map_err(merge_err)?;
         let version = merged.version().map(version_i64).unwrap_or_default();
-        self.replace_table(merged);
+        // Its state, not its handle: the handle's log store allows no more commits.
+        if let Some(state) = merged.state {
+            self.set_state(state);
+        }
         Ok(MergeOutcome {
             version,
             inserted: metrics.num_target_rows_inserted as u64,

@@ -727,11 +727,6 @@ impl DeltaSink {
         }
     }
 
-    /// Takes the handle an operation returned as the latest state.
-    pub(crate) fn replace_table(&mut self, table: DeltaTable) {
-        self.table = Some(table);
-    }
-
     /// The table version whose commit holds batch `batch_id` of `app_id`, searching the
     /// newest `depth` commits. Used by recovery to record the version of a batch whose
     /// commit landed before a crash; `None` when not found within `depth`.

@@ -189,7 +189,13 @@ impl DeltaSink {
         hook: Option<StepHook>,
     ) -> Result<CompactOutcome, SinkError> {
         self.refresh().await?;
-        let table = self.loaded()?.clone();
+        // One commit attempt (see `one_attempt.rs`); the handle keeps the table's state.
+        let loaded = self.loaded()?.clone();
+        let mut table = deltalake::DeltaTable::new(crate::one_attempt::OneAttempt::wrap(
+            loaded.log_store(),
+            loaded.version().map_or(0, |v| v + 1),
+        ));
+        table.state = loaded.state.clone();
         let id = format!(
             "{}-{}",
             std::process::id(),
@@ -212,12 +218,12 @@ impl DeltaSink {
                 .collect()
         };
         let target = NonZeroU64::new(options.target_size.max(1 << 20)).unwrap_or(NonZeroU64::MIN);
-        // Never rebased past another writer's commit: delta-rs's conflict checker passes a
-        // second compaction (or a copy-on-write MERGE) of files a winning compaction already
-        // removed, since it ignores removes with `dataChange = false`, and both rewrites
-        // would then hold the same rows. A lost race fails; the next round compacts again.
+        // Never rebased past another writer's commit (delta-rs's OPTIMIZE sets its own
+        // retries, so the log store refuses the second attempt): its conflict checker passes
+        // a second compaction of files a winning compaction already removed, since it
+        // ignores removes with `dataChange = false`, and both rewrites would then hold the
+        // same rows. A lost race fails; the next round compacts again.
         let properties = CommitProperties::default()
-            .with_max_retries(0)
             .with_metadata([(COMPACTION_KEY.to_string(), serde_json::json!(id))]);
         let mut builder = table
             .optimize()
@@ -239,7 +245,10 @@ impl DeltaSink {
             Ok((table, metrics)) => {
                 let committed = metrics.num_files_removed > 0;
                 let version = table.version().map(version_i64);
-                self.replace_table(table);
+                // Its state, not its handle: the handle's log store allows no more commits.
+                if let Some(state) = table.state {
+                    self.set_state(state);
+                }
                 Ok(CompactOutcome {
                     version: if committed { version } else { None },
                     files_removed: metrics.num_files_removed,

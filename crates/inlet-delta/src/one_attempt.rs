@@ -1,0 +1,106 @@
+//! A log store that lets a compaction or a copy-on-write MERGE commit only past blind
+//! appends: delta-rs rebases them past any commit its conflict checker passes, a compaction
+//! of the same files included (it ignores removes with `dataChange = false`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use deltalake::kernel::transaction::TransactionError;
+use deltalake::logstore::{CommitOrBytes, LogStore, LogStoreConfig, LogStoreRef};
+use deltalake::DeltaResult;
+use object_store::ObjectStore;
+use uuid::Uuid;
+
+/// The table's log store, for a commit at `next` or past blind appends only.
+pub(crate) struct OneAttempt {
+    inner: LogStoreRef,
+    /// The version after the one the operation read.
+    next: u64,
+}
+
+impl OneAttempt {
+    /// `inner`, for an operation that read the version before `next`.
+    pub(crate) fn wrap(inner: LogStoreRef, next: u64) -> LogStoreRef {
+        Arc::new(Self { inner, next })
+    }
+
+    /// Whether versions `from..to` only added files (no remove, schema, protocol or
+    /// property change). Unreadable versions count as no.
+    async fn blind_appends(&self, from: u64, to: u64) -> bool {
+        for version in from..to {
+            let Ok(Some(bytes)) = self.inner.read_commit_entry(version).await else {
+                return false;
+            };
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let Ok(serde_json::Value::Object(action)) = serde_json::from_slice(line) else {
+                    return false;
+                };
+                if !action
+                    .keys()
+                    .all(|k| matches!(k.as_str(), "add" | "commitInfo" | "txn"))
+                {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+#[async_trait::async_trait]
+impl LogStore for OneAttempt {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    async fn refresh(&self) -> DeltaResult<()> {
+        self.inner.refresh().await
+    }
+
+    async fn read_commit_entry(&self, version: u64) -> DeltaResult<Option<Bytes>> {
+        self.inner.read_commit_entry(version).await
+    }
+
+    async fn write_commit_entry(
+        &self,
+        version: u64,
+        commit_or_bytes: CommitOrBytes,
+        operation_id: Uuid,
+    ) -> Result<(), TransactionError> {
+        // Past anything but blind appends the operation is planned anew later, never
+        // rebased here.
+        if version > self.next && !self.blind_appends(self.next, version).await {
+            return Err(TransactionError::MaxCommitAttempts(1));
+        }
+        self.inner
+            .write_commit_entry(version, commit_or_bytes, operation_id)
+            .await
+    }
+
+    async fn abort_commit_entry(
+        &self,
+        version: u64,
+        commit_or_bytes: CommitOrBytes,
+        operation_id: Uuid,
+    ) -> Result<(), TransactionError> {
+        self.inner
+            .abort_commit_entry(version, commit_or_bytes, operation_id)
+            .await
+    }
+
+    async fn get_latest_version(&self, start_version: u64) -> DeltaResult<u64> {
+        self.inner.get_latest_version(start_version).await
+    }
+
+    fn object_store(&self, operation_id: Option<Uuid>) -> Arc<dyn ObjectStore> {
+        self.inner.object_store(operation_id)
+    }
+
+    fn root_object_store(&self, operation_id: Option<Uuid>) -> Arc<dyn ObjectStore> {
+        self.inner.root_object_store(operation_id)
+    }
+
+    fn config(&self) -> &LogStoreConfig {
+        self.inner.config()
+    }
+}
