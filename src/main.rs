@@ -86,15 +86,7 @@ fn main() -> ExitCode {
         Err(e) if output_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
-            let locked = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<inlet_checkpoint::CheckpointError>(),
-                    Some(inlet_checkpoint::CheckpointError::Locked { .. })
-                ) || c
-                    .downcast_ref::<inlet_engine::EngineError>()
-                    .is_some_and(inlet_engine::EngineError::is_locked)
-            });
-            ExitCode::from(if locked { EXIT_LOCKED } else { 1 })
+            ExitCode::from(if is_locked(&e) { EXIT_LOCKED } else { 1 })
         }
     }
 }
@@ -120,6 +112,19 @@ fn output_closed(e: &anyhow::Error) -> bool {
 
 /// An error as one line: the chain of causes joined with ": ", line breaks and other control
 /// characters (a file name with a carriage return) escaped, so one error is one line.
+/// Whether an error is a checkpoint held by another runner: a lock, or an S3 lease held or
+/// lost (exit code 75; `run` also reopens such a pipeline after a pause).
+fn is_locked(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<inlet_checkpoint::CheckpointError>(),
+            Some(inlet_checkpoint::CheckpointError::Locked { .. })
+        ) || c
+            .downcast_ref::<inlet_engine::EngineError>()
+            .is_some_and(inlet_engine::EngineError::is_locked)
+    })
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     // A cause whose text its parent's message already holds is said once.
     let mut text = String::new();

@@ -130,7 +130,7 @@ fn report_all(json: bool, results: Vec<(String, String, Result<Option<RunStats>>
                 }
                 entries.push(serde_json::json!({"pipeline": id, "table": table, "ok": false, "error": error}));
                 failed.push(id);
-                if is_locked(&e) {
+                if crate::is_locked(&e) {
                     locked.get_or_insert(e);
                 } else {
                     locked_all = false;
@@ -192,20 +192,14 @@ impl ReadyOnce {
     }
 }
 
-/// Whether an error is a checkpoint held by another runner (a lock, or an S3 lease).
-fn is_locked(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<inlet_engine::EngineError>()
-            .is_some_and(inlet_engine::EngineError::is_locked)
-    })
-}
-
-/// Whether a later attempt at opening and running the pipeline may succeed.
+/// Whether a later attempt at opening and running the pipeline may succeed: the
+/// checkpoint is held elsewhere, or the trouble is transient.
 fn may_pass(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<inlet_engine::EngineError>()
-            .is_some_and(|e| e.is_transient() || e.is_locked())
-    })
+    crate::is_locked(e)
+        || e.chain().any(|c| {
+            c.downcast_ref::<inlet_engine::EngineError>()
+                .is_some_and(inlet_engine::EngineError::is_transient)
+        })
 }
 
 /// Opens and runs one pipeline, reporting to `health`; `Ok(None)` when it was stopped

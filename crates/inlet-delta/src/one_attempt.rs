@@ -23,28 +23,6 @@ impl OneAttempt {
     pub(crate) fn wrap(inner: LogStoreRef, next: u64) -> LogStoreRef {
         Arc::new(Self { inner, next })
     }
-
-    /// Whether versions `from..to` only added files (no remove, schema, protocol or
-    /// property change). Unreadable versions count as no.
-    async fn blind_appends(&self, from: u64, to: u64) -> bool {
-        for version in from..to {
-            let Ok(Some(bytes)) = self.inner.read_commit_entry(version).await else {
-                return false;
-            };
-            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let Ok(serde_json::Value::Object(action)) = serde_json::from_slice(line) else {
-                    return false;
-                };
-                if !action
-                    .keys()
-                    .all(|k| matches!(k.as_str(), "add" | "commitInfo" | "txn"))
-                {
-                    return false;
-                }
-            }
-        }
-        true
-    }
 }
 
 #[async_trait::async_trait]
@@ -69,7 +47,9 @@ impl LogStore for OneAttempt {
     ) -> Result<(), TransactionError> {
         // Past anything but blind appends the operation is planned anew later, never
         // rebased here.
-        if version > self.next && !self.blind_appends(self.next, version).await {
+        if version > self.next
+            && !only_blind_appends(self.inner.as_ref(), None, self.next, version - 1).await
+        {
             return Err(TransactionError::MaxCommitAttempts(1));
         }
         self.inner
@@ -103,4 +83,34 @@ impl LogStore for OneAttempt {
     fn config(&self) -> &LogStoreConfig {
         self.inner.config()
     }
+}
+
+/// Whether commits `from..=to` only added files: no remove, no schema, protocol or
+/// property change, and no `txn` of `app_id` when given. Unreadable commits count as no.
+/// What a rewrite may be committed past (here, and the merge-on-read MERGE's own loop).
+pub(crate) async fn only_blind_appends(
+    log: &dyn LogStore,
+    app_id: Option<&str>,
+    from: u64,
+    to: u64,
+) -> bool {
+    for version in from..=to {
+        let Ok(Some(bytes)) = log.read_commit_entry(version).await else {
+            return false;
+        };
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(serde_json::Value::Object(action)) = serde_json::from_slice(line) else {
+                return false;
+            };
+            let blind = action.iter().all(|(kind, body)| match kind.as_str() {
+                "add" | "commitInfo" => true,
+                "txn" => app_id.is_none() || body["appId"].as_str() != app_id,
+                _ => false,
+            });
+            if !blind {
+                return false;
+            }
+        }
+    }
+    true
 }

@@ -11,6 +11,8 @@ use arrow::row::{RowConverter, SortField};
 use deltalake::datafusion::common::hash_utils::{create_hashes, RandomState};
 use deltalake::datafusion::prelude::{lit, SessionContext};
 use deltalake::kernel::transaction::CommitBuilder;
+
+use crate::one_attempt::only_blind_appends;
 use deltalake::kernel::{Action, Add, DeletionVectorDescriptor, Remove};
 use deltalake::protocol::{DeltaOperation, MergePredicate};
 use deltalake::DeltaTableError;
@@ -259,7 +261,14 @@ impl DeltaSink {
             latest.update_state().await.map_err(commit_err)?;
             let now = latest.snapshot().map_err(commit_err)?.clone();
             let first = snapshot.version() + 1;
-            if !only_blind_appends(table.log_store().as_ref(), app_id, first, now.version()).await {
+            if !only_blind_appends(
+                table.log_store().as_ref(),
+                Some(app_id),
+                first,
+                now.version(),
+            )
+            .await
+            {
                 return Err(commit_err(error));
             }
             tracing::debug!(
@@ -287,35 +296,6 @@ pub(crate) fn lost_race(e: &DeltaTableError) -> bool {
                 | TransactionError::CommitConflict(_)
         } | DeltaTableError::VersionAlreadyExists(_)
     )
-}
-
-/// Whether commits `from..=to` only added files: no remove, no schema, protocol or
-/// property change, no `txn` of this pipeline. Unreadable commits count as no.
-async fn only_blind_appends(
-    log: &dyn deltalake::logstore::LogStore,
-    app_id: &str,
-    from: u64,
-    to: u64,
-) -> bool {
-    for version in from..=to {
-        let Ok(Some(bytes)) = log.read_commit_entry(version).await else {
-            return false;
-        };
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(serde_json::Value::Object(action)) = serde_json::from_slice(line) else {
-                return false;
-            };
-            let blind = action.iter().all(|(kind, body)| match kind.as_str() {
-                "add" | "commitInfo" => true,
-                "txn" => body["appId"].as_str() != Some(app_id),
-                _ => false,
-            });
-            if !blind {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 impl Probe {
