@@ -15,6 +15,7 @@ mod dv;
 mod dynamodb;
 mod embed;
 mod formats;
+mod listing;
 mod local;
 mod lock;
 mod maintenance;

@@ -4,6 +4,7 @@
 mod error;
 mod event;
 mod export_manifest;
+mod incremental;
 mod key_filter;
 mod listing;
 mod local_walk;
@@ -17,6 +18,7 @@ pub use event::FileEvent;
 pub use export_manifest::{
     export_manifest_path, ExportKind, ExportManifest, ManifestError, MANIFEST_SUMMARY,
 };
+pub use incremental::ListingMode;
 pub use listing::{ListingDiscoverer, ListingOptions};
 pub use notification::{parse_notification, Notification, NotificationParseError, ObjectCreated};
 pub use sqs::{NotificationDiscoverer, NotificationOptions};
@@ -70,6 +72,18 @@ pub trait Discover: Send {
     /// (an empty receive), not because the wait ran out. Always true for a listing.
     fn exhausted(&self) -> bool {
         true
+    }
+
+    /// True when `settle` must hear of every file handled, seen before or too old included
+    /// (a queue acknowledges them; an incremental listing moves past them).
+    fn wants_settled(&self) -> bool {
+        self.is_stream()
+    }
+
+    /// Where this source has got to, as JSON to keep in the checkpoint and hand back at the
+    /// next start, when it changed since last asked (an incremental listing's last key).
+    fn position(&mut self) -> Option<String> {
+        None
     }
 
     /// True when events trickle in (a queue) rather than come whole (a listing).

@@ -1,5 +1,5 @@
-//! Listing discovery: list the source prefix and keep the files that match the glob, are
-//! not hidden, and (without `include_existing_files`) appeared after the first start.
+//! Listing discovery: list the source prefix (all of it, or incrementally after the last key
+//! settled) and keep the files that match the glob, are not hidden, and are new enough.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,13 +8,14 @@ use futures::future::BoxFuture;
 
 use crate::error::{escape_controls, DiscoverError};
 use crate::event::FileEvent;
+use crate::incremental::{ListingMode, Plan, Tracker};
 use crate::key_filter::KeyFilter;
 use crate::store::{Listed, SourceStore};
 use crate::unreadable::Unreadable;
 use crate::Discover;
 
 /// What a listing keeps.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ListingOptions {
     /// Glob over the key relative to the source prefix (`**/*.json.gz`); `None` keeps all.
     pub path_glob: Option<String>,
@@ -24,12 +25,34 @@ pub struct ListingOptions {
     /// `manifest-summary.json`, `manifest-files.json`, `*.md5`, `*.checksum`), which are not
     /// data; set for the DynamoDB formats. Default `false`.
     pub skip_export_manifests: bool,
+    /// `full`, `incremental` or `auto`. Default `full`.
+    pub mode: ListingMode,
+    /// Incremental and `auto`: a full listing at least this often, for keys that landed out
+    /// of lexical order. Default 1 h.
+    pub full_listing_interval: Duration,
+    /// Incremental and `auto`: where an earlier run left off (from [`Discover::position`]).
+    pub position: Option<String>,
+}
+
+impl Default for ListingOptions {
+    fn default() -> Self {
+        Self {
+            path_glob: None,
+            modified_after_ms: None,
+            skip_export_manifests: false,
+            mode: ListingMode::Full,
+            full_listing_interval: Duration::from_secs(3600),
+            position: None,
+        }
+    }
 }
 
 /// Lists the source prefix on every call.
 #[derive(Debug)]
 pub struct ListingDiscoverer {
     store: SourceStore,
+    /// Incremental and `auto` listings' state; `None` lists in full every time.
+    tracker: Option<Tracker>,
     filter: KeyFilter,
     modified_after_ms: Option<i64>,
     /// Unreadable paths already warned about: each is warned about once per run, as a
@@ -39,7 +62,16 @@ pub struct ListingDiscoverer {
 
 impl ListingDiscoverer {
     pub fn new(store: SourceStore, options: ListingOptions) -> Result<Self, DiscoverError> {
+        let tracker = (options.mode != ListingMode::Full).then(|| {
+            Tracker::new(
+                options.mode,
+                options.full_listing_interval,
+                store.prefix().as_ref(),
+                options.position.as_deref(),
+            )
+        });
         Ok(Self {
+            tracker,
             filter: KeyFilter::new(
                 store.prefix().clone(),
                 options.path_glob,
@@ -54,7 +86,7 @@ impl ListingDiscoverer {
     /// The listed objects this listing takes. An unreadable one that is taken is warned
     /// about (it will be recorded as skipped); a loop is warned about even when the filter
     /// leaves the link's name out, since the listing did not go through it.
-    fn take(&mut self, listed: Vec<Listed>) -> Vec<FileEvent> {
+    fn take(&mut self, listed: Vec<Listed>) -> Vec<(String, FileEvent)> {
         let mut taken = Vec::with_capacity(listed.len());
         for Listed {
             key,
@@ -75,7 +107,7 @@ impl ListingDiscoverer {
                 }
             }
             if keeps {
-                taken.push(event);
+                taken.push((key.as_ref().to_string(), event));
             }
         }
         taken
@@ -100,13 +132,64 @@ impl Discover for ListingDiscoverer {
         _wait: Duration,
     ) -> BoxFuture<'_, Result<Vec<FileEvent>, DiscoverError>> {
         Box::pin(async move {
-            let listed = self.store.list().await?;
-            Ok(self.take(listed))
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let plan = self.tracker.as_ref().map_or(Plan::Full, |t| t.plan(now_ms));
+            let listed = match &plan {
+                Plan::Full => self.store.list().await?,
+                Plan::After(mark) => self.store.list_after(mark).await?,
+            };
+            // Every key listed, kept or not, with its modification time: what the tracker
+            // moves its mark over and `auto` decides from.
+            let keys: Vec<(String, i64)> = match &self.tracker {
+                Some(_) => listed
+                    .iter()
+                    .map(|l| (l.key.as_ref().to_string(), l.event.last_modified_ms))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let kept = self.take(listed);
+            match self.tracker.as_mut() {
+                None => Ok(kept.into_iter().map(|(_, e)| e).collect()),
+                Some(tracker) => {
+                    tracing::debug!(
+                        listing = if plan == Plan::Full {
+                            "full"
+                        } else {
+                            "incremental"
+                        },
+                        keys = keys.len(),
+                        kept = kept.len(),
+                        "listed the source"
+                    );
+                    Ok(tracker.listed(&plan, now_ms, &keys, kept))
+                }
+            }
         })
     }
 
+    fn settle<'a>(
+        &'a mut self,
+        files: &'a [(String, Option<String>)],
+    ) -> BoxFuture<'a, Result<(), DiscoverError>> {
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.settled(files.iter().map(|(path, _)| path.as_str()));
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn wants_settled(&self) -> bool {
+        self.tracker.is_some()
+    }
+
+    fn position(&mut self) -> Option<String> {
+        self.tracker.as_mut().and_then(Tracker::changed)
+    }
+
     fn kind(&self) -> &'static str {
-        "listing"
+        match &self.tracker {
+            Some(t) if t.incremental() => "incremental listing",
+            _ => "listing",
+        }
     }
 }
 
@@ -131,7 +214,7 @@ mod tests {
             ListingOptions {
                 path_glob: Some("**.json".into()),
                 modified_after_ms: None,
-                skip_export_manifests: false,
+                ..ListingOptions::default()
             },
         )
         .expect("listing");
@@ -173,7 +256,7 @@ mod tests {
             ListingOptions {
                 path_glob: glob.map(str::to_string),
                 modified_after_ms: None,
-                skip_export_manifests: false,
+                ..ListingOptions::default()
             },
         )
         .expect("listing");

@@ -201,11 +201,51 @@ impl SourceStore {
         let metas = match listed {
             Err(object_store::Error::InvalidPath { source }) => {
                 tracing::debug!(error = %escape_controls(&source.to_string()), "a key object_store cannot parse; listing keys verbatim");
-                return self.list_verbatim().await.map_err(list_err);
+                return self.list_verbatim(None).await.map_err(list_err);
             }
             other => other.map_err(list_err)?,
         };
-        Ok(metas
+        Ok(self.listed_of(metas))
+    }
+
+    /// The objects whose keys sort after `after` (a key under the prefix): S3 lists from
+    /// there (`start-after`), one LIST per 1,000 keys after it; a local source is walked
+    /// whole and cut.
+    pub(crate) async fn list_after(&self, after: &str) -> Result<Vec<Listed>, DiscoverError> {
+        let list_err = |source| DiscoverError::List {
+            url: self.url.to_string(),
+            source,
+        };
+        if let Some(local) = &self.local {
+            let mut listed = self.list_local(&local.root).await?;
+            listed.retain(|l| l.key.as_ref() > after);
+            return Ok(listed);
+        }
+        let Ok(offset) = Path::parse(after) else {
+            return self
+                .list_verbatim(Some(after.to_string()))
+                .await
+                .map_err(list_err);
+        };
+        let listed: Result<Vec<ObjectMeta>, _> = self
+            .store
+            .list_with_offset(Some(&self.prefix), &offset)
+            .try_collect()
+            .await;
+        let metas = match listed {
+            Err(object_store::Error::InvalidPath { .. }) => {
+                return self
+                    .list_verbatim(Some(after.to_string()))
+                    .await
+                    .map_err(list_err);
+            }
+            other => other.map_err(list_err)?,
+        };
+        Ok(self.listed_of(metas))
+    }
+
+    fn listed_of(&self, metas: Vec<ObjectMeta>) -> Vec<Listed> {
+        metas
             .into_iter()
             .map(|m| {
                 let (key, event) = self.event_of(m);
@@ -215,7 +255,7 @@ impl SourceStore {
                     unreadable: None,
                 }
             })
-            .collect())
+            .collect()
     }
 
     /// A local source, walked by [`local_walk::walk`] on a blocking thread.
@@ -305,8 +345,12 @@ impl SourceStore {
     /// An S3 listing that survives keys object_store refuses to parse (`a/../b`, `./c`,
     /// `a//b`, a control character): it fails a whole page, so a failing page is listed again in halves until
     /// the one key at fault is alone; that key becomes an event under its raw name (read
-    /// as [`DiscoverError::Unaddressable`]), and listing goes on after it.
-    async fn list_verbatim(&self) -> Result<Vec<Listed>, object_store::Error> {
+    /// as [`DiscoverError::Unaddressable`]), and listing goes on after it. Starts after
+    /// `from` when given.
+    async fn list_verbatim(
+        &self,
+        from: Option<String>,
+    ) -> Result<Vec<Listed>, object_store::Error> {
         const PAGE: usize = 1000;
         let Some(s3) = &self.s3 else {
             return Ok(Vec::new());
@@ -314,7 +358,7 @@ impl SourceStore {
         let prefix = format!("{}/", self.prefix.as_ref());
         let prefix = (prefix != "/").then_some(prefix);
         let mut out = Vec::new();
-        let mut offset: Option<String> = None;
+        let mut offset: Option<String> = from;
         let mut max_keys = PAGE;
         loop {
             let opts = PaginatedListOptions {

@@ -176,12 +176,23 @@ async fn start(
         };
         Some(first_start)
     };
+    let options = ListingOptions {
+        path_glob: cfg.source.path_glob.clone(),
+        modified_after_ms,
+        skip_export_manifests: cfg.source.format.is_dynamodb(),
+        ..ListingOptions::default()
+    };
+    // The backfill listing of notifications is always full.
     let listing = ListingDiscoverer::new(
         source.clone(),
-        ListingOptions {
-            path_glob: cfg.source.path_glob.clone(),
-            modified_after_ms,
-            skip_export_manifests: cfg.source.format.is_dynamodb(),
+        match cfg.source.notifications() {
+            Some(_) => options,
+            None => ListingOptions {
+                mode: cfg.source.listing.into(),
+                full_listing_interval: cfg.source.full_listing_interval,
+                position: checkpoint.meta(LISTING_POSITION)?,
+                ..options
+            },
         },
     )?;
     let (discover, backfill): (Box<dyn Discover>, _) = match cfg.notification_options() {
@@ -217,6 +228,21 @@ async fn start(
         upkeep: Default::default(),
         remote,
     }))
+}
+
+/// The checkpoint's meta key for an incremental listing's position.
+pub(crate) const LISTING_POSITION: &str = "listing_position";
+
+impl Pipeline {
+    /// Keeps where an incremental listing has got to, when it moved: the next start lists
+    /// from there. Kept after the files it passes are durably handled, so a crash leaves an
+    /// older position (listing more), never a newer one.
+    pub(crate) fn save_listing_position(&mut self) -> Result<()> {
+        if let Some(position) = self.discover.position() {
+            self.checkpoint.set_meta(LISTING_POSITION, &position)?;
+        }
+        Ok(())
+    }
 }
 
 /// `clean_source = "archive"`: the archive's store, checked reachable when it is a bucket (a

@@ -55,8 +55,15 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         cfg.source.format.as_str(),
         cfg.source.compression,
         match cfg.source.discovery {
-            crate::config::Discovery::Listing => "Listing",
-            crate::config::Discovery::Notifications(_) => "Notifications",
+            crate::config::Discovery::Listing => match cfg.source.listing {
+                crate::config::ListingKind::Full => "Listing".to_string(),
+                other => format!(
+                    "Listing ({}, in full every {})",
+                    inlet_discover::ListingMode::from(other).as_str(),
+                    humantime::format_duration(cfg.source.full_listing_interval)
+                ),
+            },
+            crate::config::Discovery::Notifications(_) => "Notifications".to_string(),
         },
         cfg.source.path_glob.as_deref().unwrap_or("(all files)"),
         cfg.source.include_existing_files,
@@ -236,6 +243,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
                 crate::config::Discovery::Listing => "listing",
                 crate::config::Discovery::Notifications(_) => "notifications",
             },
+            "listing": inlet_discover::ListingMode::from(cfg.source.listing).as_str(),
             "reachable": true,
         },
         "table": {

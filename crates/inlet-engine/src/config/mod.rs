@@ -26,7 +26,8 @@ pub use sink::{
     StrategyDecision, TableFacts, TransformSection, TriggerSection,
 };
 pub use source::{
-    CleanSource, CleanSourceKind, Discovery, DiscoveryKind, Notifications, Source, SourceSection,
+    CleanSource, CleanSourceKind, Discovery, DiscoveryKind, ListingKind, Notifications, Source,
+    SourceSection,
 };
 pub use unity::{UnitySection, UnityTarget};
 
@@ -626,6 +627,36 @@ location = "state"
             err.to_string().contains("source.backfill_interval"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn incremental_listing_options_are_checked() {
+        let with =
+            |extra: &str| GOOD.replace("url = \"landing\"", &format!("url = \"landing\"\n{extra}"));
+        let cfg =
+            Config::parse(Path::new("p.toml"), &with("listing = \"auto\""), &env).expect("auto");
+        assert_eq!(cfg.source.listing, ListingKind::Auto);
+        assert_eq!(cfg.source.full_listing_interval, Duration::from_secs(3600));
+        let cfg = Config::parse(
+            Path::new("p.toml"),
+            &with("listing = \"incremental\"\nfull_listing_interval = \"10m\""),
+            &env,
+        )
+        .expect("incremental");
+        assert_eq!(cfg.source.full_listing_interval, Duration::from_secs(600));
+        for (extra, says) in [
+            ("full_listing_interval = \"10m\"", "source.full_listing_interval"),
+            ("listing = \"incremental\"\nfull_listing_interval = \"0s\"", "at least 1s"),
+            ("listing = \"sometimes\"", "sometimes"),
+            (
+                "listing = \"auto\"\ndiscovery = \"notifications\"\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q\"",
+                "source.listing",
+            ),
+        ] {
+            let text = with(extra).replace("url = \"landing\"", "url = \"s3://landing/in/\"");
+            let err = Config::parse(Path::new("p.toml"), &text, &env).expect_err(extra);
+            assert!(err.to_string().contains(says), "{extra}: {err}");
+        }
     }
 
     #[test]

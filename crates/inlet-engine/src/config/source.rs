@@ -22,6 +22,30 @@ pub enum DiscoveryKind {
     Notifications,
 }
 
+/// `listing`: how much of the prefix a listing reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingKind {
+    /// Every key, every trigger.
+    #[default]
+    Full,
+    /// Keys after the last one taken (S3 `start-after`), for keys that grow lexically (date
+    /// paths, timestamps, Firehose's `yyyy/MM/dd/HH/`); in full every `full_listing_interval`.
+    Incremental,
+    /// Decided from the keys: incremental when new keys sort after the old ones.
+    Auto,
+}
+
+impl From<ListingKind> for inlet_discover::ListingMode {
+    fn from(kind: ListingKind) -> Self {
+        match kind {
+            ListingKind::Full => Self::Full,
+            ListingKind::Incremental => Self::Incremental,
+            ListingKind::Auto => Self::Auto,
+        }
+    }
+}
+
 /// `clean_source`: what happens to a source file once its batch has been committed for
 /// `clean_source_retention`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -80,6 +104,14 @@ pub struct SourceSection {
     /// `listing` or `notifications` (S3 events through SQS). Default `listing`.
     #[serde(default)]
     pub discovery: DiscoveryKind,
+    /// `listing`: `full` (every key, every trigger), `incremental` (after the last key
+    /// taken, for lexically growing keys) or `auto`. Default `full`.
+    #[serde(default)]
+    pub listing: ListingKind,
+    /// `listing = "incremental"` or `"auto"`: a full listing at least this often, for keys
+    /// that landed out of order. Default `1h`.
+    #[serde(default, deserialize_with = "de_duration_opt")]
+    pub full_listing_interval: Option<Duration>,
     /// `notifications`: the SQS queue receiving the bucket's S3 event notifications.
     pub queue_url: Option<String>,
     /// `notifications`: SQS endpoint override (default: the AWS endpoint for the region,
@@ -225,6 +257,10 @@ pub struct Source {
     pub partition_columns: Vec<String>,
     pub max_file_age: Option<Duration>,
     pub discovery: Discovery,
+    /// How much of the prefix a listing reads (the backfill listing of notifications is
+    /// always full).
+    pub listing: ListingKind,
+    pub full_listing_interval: Duration,
     pub clean: CleanSource,
     pub path_glob: Option<String>,
     pub include_existing_files: bool,
@@ -281,6 +317,31 @@ impl SourceSection {
             }
         }
         let discovery = self.discovery(check, &url)?;
+        if self.listing != ListingKind::Full && self.discovery != DiscoveryKind::Listing {
+            return Err(check.bad(
+                "source.listing",
+                "incremental or auto",
+                "applies to discovery = \"listing\" (notifications list only to backfill, and in full)",
+            ));
+        }
+        let full_listing_interval = match self.full_listing_interval {
+            Some(_) if self.listing == ListingKind::Full => {
+                return Err(check.bad(
+                    "source.full_listing_interval",
+                    "set",
+                    "applies to listing = \"incremental\" or \"auto\" (listing = \"full\" lists everything every trigger)",
+                ))
+            }
+            Some(i) if i < Duration::from_secs(1) => {
+                return Err(check.bad(
+                    "source.full_listing_interval",
+                    "given",
+                    "must be at least 1s",
+                ))
+            }
+            Some(i) => i,
+            None => Duration::from_secs(3600),
+        };
         if self.multiline
             && matches!(
                 self.format,
@@ -347,6 +408,8 @@ impl SourceSection {
             partition_columns: self.partition_columns,
             max_file_age: self.max_file_age,
             discovery,
+            listing: self.listing,
+            full_listing_interval,
             clean,
             path_glob: self.path_glob,
             include_existing_files: self.include_existing_files,

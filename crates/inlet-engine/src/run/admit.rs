@@ -45,7 +45,7 @@ impl Pipeline {
                 "files older than source.max_file_age left untaken"
             );
             self.stats.too_old_files += too_old.len() as u64;
-            if self.discover.is_stream() {
+            if self.discover.wants_settled() {
                 let old: Vec<_> = too_old.iter().map(|e| self.identity(e)).collect();
                 self.discover.settle(&old).await?;
             }
@@ -55,8 +55,9 @@ impl Pipeline {
         } else {
             DedupeKey::Path
         };
-        // Only a queue acknowledges events: a listing's files are not copied for it.
-        let candidates: Vec<(String, Option<String>)> = if self.discover.is_stream() {
+        // Only a queue and an incremental listing hear of files seen before: a full
+        // listing's files are not copied for it.
+        let candidates: Vec<(String, Option<String>)> = if self.discover.wants_settled() {
             found.iter().map(|e| self.identity(e)).collect()
         } else {
             Vec::new()

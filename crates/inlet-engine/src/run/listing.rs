@@ -41,6 +41,7 @@ impl Pipeline {
             self.healthy();
             let listed = found.len();
             let new = self.admit(found, &mut backlog).await?;
+            self.save_listing_position()?;
             info!(
                 discovery = self.discover.kind(),
                 listed, new, "discovered files"
@@ -53,6 +54,7 @@ impl Pipeline {
                 if !self.next_batch(&mut backlog, mode, shutdown).await? {
                     return Ok(());
                 }
+                self.save_listing_position()?;
                 if mode == RunMode::Once {
                     return Ok(());
                 }
