@@ -5,7 +5,7 @@ contender in its own process on an identical copy of the starting state, checks 
 produced the expected table, and reports wall time and peak RSS (from wait4) with the ratio
 inlet : peer. `--record` writes the table into benches/README.md between the workload's
 markers, with the command that produced it. See benches/README.md.
-usage: python benches/run.py bulk|small|checkpoint|merge|latency|shapes|multiline|health [--repeat 3] [--skip spark] [--record]
+usage: python benches/run.py bulk|small|checkpoint|merge|latency|shapes|multiline|health|scale|cost [--repeat 3] [--skip spark] [--record]
 """
 from __future__ import annotations
 
@@ -1019,7 +1019,7 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "merge-scale", "latency", "shapes", "multiline", "health", "scale"])
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "merge-scale", "latency", "shapes", "multiline", "health", "scale", "cost"])
     p.add_argument("--sizes", default="5000000,20000000,50000000", help="merge-scale: table rows, comma-separated")
     p.add_argument("--read-merges", type=int, default=20, help="merge-scale: MERGEs before the read-cost scan (0: skip)")
     p.add_argument("--batches", type=int, default=300, help="health: MERGE micro-batches")
@@ -1028,7 +1028,13 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50_000)
     p.add_argument("--seen", type=int, default=10_000_000, help="checkpoint: files the checkpoint has seen")
     p.add_argument("--candidates", type=int, default=100_000, help="checkpoint: files listed")
-    p.add_argument("--rate", type=float, default=50.0, help="latency: files landing per second")
+    p.add_argument("--rate", type=float, default=50.0, help="latency, cost: files landing per second")
+    p.add_argument("--taken", type=int, default=100_000, help="cost: files under the prefix taken before")
+    p.add_argument("--trigger", type=int, default=5, help="cost: inlet's trigger.interval_seconds")
+    p.add_argument("--full-every", default="1h", help="cost: full_listing_interval of the incremental run")
+    p.add_argument("--model-trigger", type=int, default=10, help="cost: seconds between listings in the monthly model")
+    p.add_argument("--model-full-every", type=int, default=3600, help="cost: seconds between full listings (incremental) in the model")
+    p.add_argument("--model-prefix-keys", type=int, default=1_000_000, help="cost: keys under the prefix in the model")
     p.add_argument("--max-batch-wait", default="500ms", help="latency: inlet's source.max_batch_wait")
     p.add_argument("--skip", help="comma-separated peers to leave out (e.g. spark)")
     p.add_argument("--repeat", type=int, default=3)
@@ -1037,6 +1043,25 @@ def main() -> None:
     p.add_argument("--record", action="store_true", help="write the results into benches/README.md")
     args = p.parse_args()
     args.command_line = "python benches/run.py " + " ".join(sys.argv[1:])
+    if args.workload == "cost":
+        import cost
+
+        args.files = args.files or 10_000
+        inlet = inlet_binary(args)
+        results = cost.bench_cost(args, inlet)
+        text = "\n".join([
+            f"Command: `{args.command_line}`  ",
+            f"Workload: {args.taken:,} files already under the prefix (taken before: older than the pipeline's first "
+            f"start), then {args.files:,} new files of 10 rows landing at {args.rate:.0f}/s under date paths "
+            f"(`events/2026/11/30/HH/`) while `inlet run` runs continuously (`trigger.interval_seconds = {args.trigger}`); "
+            f"the table is on the same S3. Calls counted by a proxy between inlet and moto.",
+            "",
+            cost.report(results, args),
+        ])
+        print(text)
+        if args.record:
+            record("cost", text)
+        return
     if args.workload == "scale":
         import scale
 

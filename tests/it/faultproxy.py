@@ -22,6 +22,10 @@ listed in PATH (lines "KEY EXPIRY", EXPIRY in Unix seconds, 0 for never; a KEY e
 ExpiredToken, as AWS does. STATS_FILE then holds "keys" {service: {key: requests}},
 "rejected" {"unknown": n, "expired": n}, and "min_seconds_left": the least time any
 accepted request's expiring key had left.
+With COUNT_CALLS=1, STATS_FILE also holds "calls" {"BUCKET AREA KIND": n} for S3 (KIND one
+of LIST, GET, HEAD, PUT, COPY, POST, DELETE; AREA `_delta_log` for a Delta log, `data`
+otherwise; a LIST of a Delta log without `start-after` is `LIST-from-0`) and {"sqs - Action": n}
+for SQS, as the request-cost bench (benches/cost.py) counts them.
 """
 
 import http.client
@@ -35,14 +39,16 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 KINDS = ["500", "503", "reset", "lost", "truncate", "stall"]
 DENY_DELETE = os.environ.get("DENY_DELETE")
 OUTAGE_FILE = os.environ.get("OUTAGE_FILE")
 KEYS_FILE = os.environ.get("KEYS_FILE")
+COUNT_CALLS = os.environ.get("COUNT_CALLS") == "1"
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 lock = threading.Lock()
-stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0, "keys": {}, "rejected": {"unknown": 0, "expired": 0}, "min_seconds_left": None}
+stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0, "keys": {}, "rejected": {"unknown": 0, "expired": 0}, "min_seconds_left": None, "calls": {}}
 
 
 def write_stats():
@@ -120,6 +126,38 @@ def send_back(handler, resp, data):
     return True
 
 
+def call_kind(command, path, headers, body):
+    """The request as "BUCKET AREA KIND" (S3) or "sqs - Action" (SQS)."""
+    target = headers.get("X-Amz-Target", "")
+    if target.startswith("AmazonSQS."):
+        return "sqs - " + target.split(".", 1)[1]
+    if command == "POST" and (body.startswith(b"Action=") or b"&Action=" in body[:400]):
+        action = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", ["?"])[0]
+        return "sqs - " + action
+    url = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+    bucket, _, key = urllib.parse.unquote(url.path).lstrip("/").partition("/")
+    log = "_delta_log/" in "/" + key or "_delta_log" in query.get("prefix", [""])[0]
+    area = "_delta_log" if log else "data"
+    if command == "GET" and not key:
+        kind = "LIST-from-0" if log and "start-after" not in query else "LIST"
+    elif command == "PUT":
+        kind = "COPY" if headers.get("x-amz-copy-source") else "PUT"
+    elif command == "POST":
+        kind = "DELETE" if "delete" in query else "POST"
+    else:
+        kind = command
+    return f"{bucket} {area} {kind}"
+
+
+def count_call(handler, body):
+    if not COUNT_CALLS:
+        return
+    kind = call_kind(handler.command, handler.path, handler.headers, body)
+    with lock:
+        stats["calls"][kind] = stats["calls"].get(kind, 0) + 1
+
+
 def choose():
     with lock:
         stats["requests"] += 1
@@ -185,6 +223,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 stats["denied"] += 1
             return self.error(403, "AccessDenied", "Access Denied")
+        count_call(self, body)
         kind = choose()
         if kind == "500":
             return self.error(500, "InternalError", "We encountered an internal error. Please try again.")

@@ -867,6 +867,40 @@ mod tests {
         .expect("batch")
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bulk_batch_encodes_in_several_lanes_and_every_row_commits_once() {
+        use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+        use deltalake::parquet::record::RowAccessor;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let mut sink = created(&url).await;
+        // A lane opens after every open lane took one byte: three lanes from the third batch.
+        let mut writer = sink.writer(64 << 20).expect("writer").with_lanes(3, 1);
+        let mut ids = Vec::new();
+        for b in 0..9i64 {
+            let chunk: Vec<i64> = (b * 100..b * 100 + 100).collect();
+            writer.write(batch(&chunk)).await.expect("write");
+            ids.extend(chunk);
+        }
+        let staged = writer.finish().await.expect("finish");
+        assert_eq!(staged.rows(), 900);
+        let files = staged.files();
+        assert_eq!(files.len(), 3, "one file per lane: {files:?}");
+        sink.commit_batch("p", 1, staged, None, &[])
+            .await
+            .expect("commit");
+        let mut read = Vec::new();
+        for f in &files {
+            let file = std::fs::File::open(dir.path().join(&f.path)).expect("data file");
+            let reader = SerializedFileReader::new(file).expect("parquet");
+            for row in reader.get_row_iter(None).expect("rows") {
+                read.push(row.expect("row").get_long(0).expect("id"));
+            }
+        }
+        read.sort_unstable();
+        assert_eq!(read, ids, "every row in exactly one file");
+    }
+
     #[tokio::test]
     async fn commit_carries_txn_and_refuses_replays() {
         let dir = tempfile::tempdir().expect("tempdir");

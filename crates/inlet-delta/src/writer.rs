@@ -1,5 +1,5 @@
 //! Streaming Parquet writes under the table: record batches in, staged data files out, with
-//! memory bounded by the open files' buffers rather than by the batch size.
+//! memory bounded by the open files' buffers and encoding spread over lanes on other cores.
 
 use std::collections::HashMap;
 
@@ -56,12 +56,54 @@ impl StagedFiles {
 }
 
 /// Writes record batches of the table's schema into new Parquet files under the table.
+///
+/// Parquet encoding runs off the caller's task, in lanes: each lane is a task of its own
+/// owning one `RecordBatchWriter` (so one open file at a time), fed through a short channel.
+/// The first lane opens with the first rows; another opens each time every open lane has
+/// taken [`LANE_BYTES`] of Arrow data, up to [`lanes_for_cores`]. A batch of small files
+/// stays one lane and one file; a bulk one encodes on several cores into several files.
 pub struct TableWriter {
-    inner: RecordBatchWriter,
+    open: Opener,
+    lanes: Vec<Lane>,
+    max_lanes: usize,
+    /// Arrow bytes each open lane takes before another opens.
+    lane_bytes: usize,
+    /// Arrow bytes sent so far, over all lanes.
+    sent: usize,
+    next: usize,
     url: String,
+    schema: SchemaRef,
+    target_file_size: u64,
     rows: u64,
     /// The table's partition columns (their empty strings are written as null).
     partition_by: Vec<String>,
+}
+
+/// How a lane's `RecordBatchWriter` is made.
+enum Opener {
+    Table(Box<DeltaTable>),
+    Schema {
+        url: Url,
+        schema: SchemaRef,
+        partition_by: Option<Vec<String>>,
+        storage_options: HashMap<String, String>,
+    },
+}
+
+/// One encoding task and the channel feeding it.
+struct Lane {
+    feed: tokio::sync::mpsc::Sender<RecordBatch>,
+    done: tokio::task::JoinHandle<Result<Vec<Add>, deltalake::DeltaTableError>>,
+}
+
+/// Arrow bytes each open lane takes before another lane opens.
+pub const LANE_BYTES: usize = 64 << 20;
+
+/// Encoding lanes for `cores`: decoding a file costs about four times encoding its rows
+/// (W1's profile: decode and inference ~70% of CPU, Parquet encoding ~15%), so one lane
+/// per four cores keeps the encoders from being the wall, up to 8.
+pub fn lanes_for_cores(cores: usize) -> usize {
+    cores.div_ceil(4).clamp(1, 8)
 }
 
 impl TableWriter {
@@ -74,12 +116,8 @@ impl TableWriter {
             .snapshot()
             .map(|s| s.metadata().partition_columns().to_vec())
             .unwrap_or_default();
-        Self::wrap(
-            RecordBatchWriter::for_table(table),
-            url,
-            target_file_size,
-            partition_by,
-        )
+        let open = Opener::Table(Box::new(table.clone()));
+        Self::wrap(open, url, target_file_size, partition_by)
     }
 
     pub(crate) fn for_schema(
@@ -90,43 +128,79 @@ impl TableWriter {
         target_file_size: u64,
     ) -> Result<Self, SinkError> {
         crate::storage::register();
-        let inner = RecordBatchWriter::try_new(
-            url.as_str(),
+        let open = Opener::Schema {
+            url: url.clone(),
             schema,
-            partition_by.clone(),
-            Some(storage_options.clone()),
-        );
-        Self::wrap(
-            inner,
-            url,
-            target_file_size,
-            partition_by.unwrap_or_default(),
-        )
+            partition_by: partition_by.clone(),
+            storage_options: storage_options.clone(),
+        };
+        Self::wrap(open, url, target_file_size, partition_by.unwrap_or_default())
     }
 
     fn wrap(
-        inner: Result<RecordBatchWriter, deltalake::DeltaTableError>,
+        open: Opener,
         url: &Url,
         target_file_size: u64,
         partition_by: Vec<String>,
     ) -> Result<Self, SinkError> {
-        let inner = inner
+        // One writer made now: a bad table or schema is reported here, not at the first rows.
+        let probe = open
+            .writer(target_file_size)
             .map_err(|source| SinkError::Write {
                 url: url.to_string(),
                 source,
-            })?
-            .with_target_file_size(target_file_size);
+            })?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
-            inner,
+            schema: probe.arrow_schema(),
+            open,
+            lanes: Vec::new(),
+            max_lanes: lanes_for_cores(cores),
+            lane_bytes: LANE_BYTES,
+            sent: 0,
+            next: 0,
             url: url.to_string(),
+            target_file_size,
             rows: 0,
             partition_by,
         })
     }
 
+    /// At most `lanes` encoding lanes, another opening after each `lane_bytes` per open
+    /// lane (defaults: [`lanes_for_cores`] and [`LANE_BYTES`]).
+    pub fn with_lanes(mut self, lanes: usize, lane_bytes: usize) -> Self {
+        self.max_lanes = lanes.max(1);
+        self.lane_bytes = lane_bytes;
+        self
+    }
+
     /// The schema batches must have.
     pub fn schema(&self) -> SchemaRef {
-        self.inner.arrow_schema()
+        self.schema.clone()
+    }
+
+    fn write_error(&self, source: deltalake::DeltaTableError) -> SinkError {
+        SinkError::Write {
+            url: self.url.clone(),
+            source,
+        }
+    }
+
+    /// Opens another lane: a task owning a new `RecordBatchWriter`.
+    fn open_lane(&mut self) -> Result<(), SinkError> {
+        let mut writer = self
+            .open
+            .writer(self.target_file_size)
+            .map_err(|e| self.write_error(e))?;
+        let (feed, mut batches) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let done = tokio::spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                writer.write(batch).await?;
+            }
+            writer.flush().await
+        });
+        self.lanes.push(Lane { feed, done });
+        Ok(())
     }
 
     /// Adds a record batch; its columns are matched to the table's by name.
@@ -135,36 +209,81 @@ impl TableWriter {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
-        let batch = empty_partition_values_to_null(batch, &self.partition_by).map_err(|e| {
-            SinkError::Write {
-                url: self.url.clone(),
-                source: e.into(),
-            }
-        })?;
-        self.inner
-            .write(batch)
-            .await
-            .map_err(|source| SinkError::Write {
-                url: self.url.clone(),
-                source,
-            })
+        let batch = empty_partition_values_to_null(batch, &self.partition_by)
+            .map_err(|e| self.write_error(e.into()))?;
+        if self.lanes.len() < self.max_lanes && self.sent >= self.lanes.len() * self.lane_bytes {
+            self.open_lane()?;
+        }
+        self.sent += batch.get_array_memory_size();
+        let lane = self.next % self.lanes.len().max(1);
+        self.next = self.next.wrapping_add(1);
+        let Some(Lane { feed, .. }) = self.lanes.get(lane) else {
+            return Err(self.write_error(deltalake::DeltaTableError::Generic(
+                "no encoding lane open".into(),
+            )));
+        };
+        if feed.send(batch).await.is_err() {
+            // The lane stopped: its error says why.
+            let failed = self.lanes.remove(lane);
+            drop(failed.feed);
+            return Err(self.write_error(lane_result(failed.done.await).err().unwrap_or_else(
+                || deltalake::DeltaTableError::Generic("an encoding lane stopped".into()),
+            )));
+        }
+        Ok(())
     }
 
     /// Closes the open files and returns them staged for [`crate::DeltaSink::commit_batch`].
-    pub async fn finish(mut self) -> Result<StagedFiles, SinkError> {
-        let adds = self
-            .inner
-            .flush()
-            .await
-            .map_err(|source| SinkError::Write {
-                url: self.url.clone(),
+    pub async fn finish(self) -> Result<StagedFiles, SinkError> {
+        let mut adds = Vec::new();
+        let mut first_error = None;
+        for Lane { feed, done } in self.lanes {
+            drop(feed);
+            match lane_result(done.await) {
+                Ok(written) => adds.extend(written),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(source) = first_error {
+            return Err(SinkError::Write {
+                url: self.url,
                 source,
-            })?;
+            });
+        }
         Ok(StagedFiles {
             adds,
             rows: self.rows,
         })
     }
+}
+
+impl Opener {
+    fn writer(&self, target_file_size: u64) -> Result<RecordBatchWriter, deltalake::DeltaTableError> {
+        let writer = match self {
+            Self::Table(table) => RecordBatchWriter::for_table(table),
+            Self::Schema {
+                url,
+                schema,
+                partition_by,
+                storage_options,
+            } => RecordBatchWriter::try_new(
+                url.as_str(),
+                schema.clone(),
+                partition_by.clone(),
+                Some(storage_options.clone()),
+            ),
+        }?;
+        Ok(writer.with_target_file_size(target_file_size))
+    }
+}
+
+/// A lane's files, or why it failed (a panic in it included).
+fn lane_result(
+    joined: Result<Result<Vec<Add>, deltalake::DeltaTableError>, tokio::task::JoinError>,
+) -> Result<Vec<Add>, deltalake::DeltaTableError> {
+    joined.map_err(|e| deltalake::DeltaTableError::Generic(format!("an encoding lane failed: {e}")))?
 }
 
 /// `batch` with the empty strings of its partition columns made null. The Delta protocol reads

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use bytes::Bytes;
 use futures::StreamExt;
 use inlet_discover::DiscoverError;
 use inlet_format::SchemaSample;
@@ -44,14 +45,15 @@ impl Evolution {
 impl Pipeline {
     /// The schema to decode with, which is the table's: when the table does not exist,
     /// infer a schema from the first files of this batch, store it as a schema version and
-    /// create the table. `NoColumns` when the sample shows no columns at all. The files the
-    /// inference walked whole, each with the schema all its lines fit, go into `known_fit`:
-    /// the batch decodes them without checking each line again.
+    /// create the table. `NoColumns` when the sample shows no columns at all. What the
+    /// inference learnt goes into `sampled`: the files it walked whole, each with the schema
+    /// all its lines fit (decoded without checking each line again), and the bytes read (up
+    /// to [`KEEP_SAMPLED_BYTES`]), so the batch does not read them again.
     pub(super) async fn ensure_table(
         &mut self,
         batch_id: i64,
         files: &[PlannedFile],
-        known_fit: &mut HashMap<String, Schema>,
+        sampled: &mut Sampled,
     ) -> Result<Known> {
         let streaming = self.streaming();
         let table = self.sink.arrow_schema()?;
@@ -79,7 +81,8 @@ impl Pipeline {
                 let mut budget = self.cfg.schema.sample_bytes;
                 let (inferred, sampled) = loop {
                     let found = self.infer(rest, budget).await?;
-                    known_fit.extend(found.known_fit);
+                    sampled.known_fit.extend(found.known_fit);
+                    sampled.bytes.extend(found.bytes);
                     if !found.schema.fields().is_empty() || !self.cfg.hints.is_empty() {
                         break (found.schema, found.files);
                     }
@@ -270,28 +273,36 @@ impl Pipeline {
         // more), so which files are sampled does not depend on timing.
         let mut chosen = Vec::new();
         let mut bytes = 0u64;
+        let pin = self.cfg.source.allow_overwrites;
         for file in files.iter().take(self.cfg.schema.sample_files) {
             if bytes >= sample_bytes {
                 break;
             }
-            chosen.push((file.path.clone(), sample_bytes - bytes));
+            // The version the batch planned, as the batch reads it, so its bytes can be kept.
+            let etag = Some(file.etag.clone()).filter(|e| pin && !e.is_empty());
+            chosen.push((file.path.clone(), etag, sample_bytes - bytes));
             bytes += file.size;
         }
         let covered = chosen.len();
         let infer_types = self.cfg.schema.infer_column_types;
         let shared = self.decode_settings();
         let mut samples = futures::stream::iter(chosen)
-            .map(|(path, budget)| {
+            .map(|(path, etag, budget)| {
                 let source = self.source.clone();
                 let settings = shared.clone();
                 let compression = self.cfg.source.compression;
                 async move {
-                    let data = match source.read(&path).await {
+                    let data = match source.read_version(&path, etag.as_deref()).await {
                         Ok(d) => d,
                         // Reading the batch records these as skipped.
-                        Err(DiscoverError::NotFound { .. } | DiscoverError::Unaddressable { .. }) => return Ok(None),
+                        Err(
+                            DiscoverError::NotFound { .. }
+                            | DiscoverError::Changed { .. }
+                            | DiscoverError::Unaddressable { .. },
+                        ) => return Ok(None),
                         Err(e) => return Err(e),
                     };
+                    let (raw, key) = (data.clone(), path.clone());
                     let _cpu = settings.cpu.clone().acquire_owned().await.ok();
                     let sampled = tokio::task::spawn_blocking(move || {
                         let data = inlet_format::decompress(&path, data, compression).ok()?;
@@ -318,16 +329,22 @@ impl Pipeline {
                     .await
                     .ok()
                     .flatten();
-                    Ok(sampled)
+                    Ok(sampled.map(|s| (s, key, raw)))
                 }
             })
             .buffered(self.cfg.source.read_ahead());
         let mut merged = SchemaSample::new(infer_types);
         let mut known_fit = HashMap::new();
+        let mut kept = HashMap::new();
+        let mut kept_bytes = 0usize;
         let mut cut = false;
         while let Some(sample) = samples.next().await {
-            if let Some((sample, fitted, partly)) = sample? {
+            if let Some(((sample, fitted, partly), path, raw)) = sample? {
                 merged.merge(sample);
+                if kept_bytes + raw.len() <= KEEP_SAMPLED_BYTES {
+                    kept_bytes += raw.len();
+                    kept.insert(path, raw);
+                }
                 known_fit.extend(fitted);
                 cut |= partly;
             }
@@ -336,6 +353,7 @@ impl Pipeline {
             schema: merged.schema(),
             files: merged.files(),
             known_fit,
+            bytes: kept,
             covered,
             cut,
         })
@@ -392,6 +410,20 @@ impl Pipeline {
     }
 }
 
+/// At most this many bytes read for the schema's sample are kept for the batch to decode
+/// (the rest is read again): a first batch of small files is read once, and a bulk one
+/// does not hold its whole input in memory.
+pub(super) const KEEP_SAMPLED_BYTES: usize = 64 << 20;
+
+/// What the schema's inference hands the batch.
+#[derive(Default)]
+pub(super) struct Sampled {
+    /// Files sampled whole, each with the schema all its lines fit.
+    pub known_fit: HashMap<String, Schema>,
+    /// Bytes read (as stored), by path.
+    pub bytes: HashMap<String, Bytes>,
+}
+
 /// What a schema sample found.
 pub(super) struct Inference {
     schema: Schema,
@@ -399,6 +431,8 @@ pub(super) struct Inference {
     files: usize,
     /// Files sampled whole, each with the schema all its lines fit (see `known_fit`).
     known_fit: HashMap<String, Schema>,
+    /// The bytes read, by path, up to [`KEEP_SAMPLED_BYTES`] in all.
+    bytes: HashMap<String, Bytes>,
     /// How many of the files given (from the first) the bounds let it read.
     covered: usize,
     /// Whether a file was read only in part (the byte budget ran out inside it).

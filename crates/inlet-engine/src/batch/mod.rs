@@ -6,7 +6,6 @@ mod evolve;
 mod read;
 mod write;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use inlet_checkpoint::NewFile;
@@ -87,8 +86,8 @@ impl Pipeline {
             let before = (self.stats.failed_files, self.stats.skipped_files);
             // 5a. The schema to decode with: the table's, or, for the first batch, inferred
             // from its files and used to create the table.
-            let mut known_fit = HashMap::new();
-            let table_schema = match self.ensure_table(batch_id, &files, &mut known_fit).await? {
+            let mut sampled = evolve::Sampled::default();
+            let table_schema = match self.ensure_table(batch_id, &files, &mut sampled).await? {
                 Known::Schema(schema) => schema,
                 Known::NoColumns => return self.record_columnless(batch_id, &files, started).await,
             };
@@ -98,7 +97,7 @@ impl Pipeline {
             // and MERGE collect the batch. — crash point `after-write` (write.rs)
             let mut out = self.batch_output(&evolution)?;
             let file_rows = self
-                .read_batch(batch_id, &files, &mut evolution, &mut out, known_fit)
+                .read_batch(batch_id, &files, &mut evolution, &mut out, sampled)
                 .await?;
             // 6. One Delta commit: the data files (or the MERGE), any schema change with the
             // protocol it needs, and the txn {pipeline, batch}. — crash point `after-commit`

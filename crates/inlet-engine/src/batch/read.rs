@@ -14,7 +14,7 @@ use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::EvolutionMode;
 use tracing::{info, warn};
 
-use super::evolve::{describe, Evolution};
+use super::evolve::{describe, Evolution, Sampled};
 use super::write::BatchOutput;
 use super::PlannedFile;
 use crate::error::{EngineError, Result};
@@ -35,10 +35,11 @@ impl Pipeline {
         files: &[PlannedFile],
         evolution: &mut Evolution,
         out: &mut BatchOutput,
-        known_fit: HashMap<String, Schema>,
+        sampled: Sampled,
     ) -> Result<Vec<(String, i64)>> {
         let mut settings = self.decode_settings();
-        settings.known_fit = Arc::new(known_fit);
+        settings.known_fit = Arc::new(sampled.known_fit);
+        settings.sampled = Arc::new(std::sync::Mutex::new(sampled.bytes));
         let mut reader = BatchReader::start(
             self.source.clone(),
             files.to_vec(),
@@ -264,6 +265,7 @@ impl Pipeline {
             multiline: self.cfg.source.multiline,
             exports: Arc::new(self.exports.clone()),
             known_fit: Arc::default(),
+            sampled: Arc::default(),
             cpu: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             )),
@@ -372,6 +374,8 @@ pub(super) struct DecodeSettings {
     pub exports: Arc<HashMap<String, i64>>,
     /// Files the schema's inference walked whole, with the schema all their lines fit.
     pub known_fit: Arc<HashMap<String, Schema>>,
+    /// Bytes the schema's inference read, taken (once) instead of reading the file again.
+    pub sampled: Arc<std::sync::Mutex<HashMap<String, Bytes>>>,
     /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
     /// ahead, but more decodes than cores only add memory.
     pub cpu: Arc<tokio::sync::Semaphore>,
@@ -409,7 +413,16 @@ async fn read_file(
 ) -> Result<(Bytes, Result<Decoded, FormatError>), ReadError> {
     let path = file.path.as_str();
     let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
-    let data = match source.read_version(path, etag).await {
+    let kept = settings
+        .sampled
+        .lock()
+        .ok()
+        .and_then(|mut kept| kept.remove(path));
+    let read = match kept {
+        Some(data) => Ok(data),
+        None => source.read_version(path, etag).await,
+    };
+    let data = match read {
         Ok(d) => d,
         Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Skipped(SkipReason::Deleted)),
         Err(DiscoverError::Changed { .. }) => {
