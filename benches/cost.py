@@ -48,6 +48,13 @@ def scrape(port: int) -> str:
         return ""
 
 
+def ready(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
+    except OSError:
+        return False
+
+
 def metric(text: str, name: str) -> float:
     total = 0.0
     for line in text.splitlines():
@@ -57,8 +64,9 @@ def metric(text: str, name: str) -> float:
 
 
 def scenario(args, inlet: str, moto_endpoint: str, name: str, source: str, extra: str, new_keys: list[str],
-             s3, sqs=None, queue: str | None = None) -> dict:
-    """One continuous run taking `new_keys` as they land; returns the proxy's counts."""
+             s3, rate: float) -> dict:
+    """One continuous run taking `new_keys` as they land `rate` per second; returns the
+    proxy's counts (also kept as result.json beside the run)."""
     work = pathlib.Path(args.workdir) / "cost" / name
     if work.exists():
         shutil.rmtree(work)
@@ -79,17 +87,20 @@ def scenario(args, inlet: str, moto_endpoint: str, name: str, source: str, extra
     proc = subprocess.Popen([inlet, "run", "--config", str(cfg), "--metrics-addr", f"127.0.0.1:{mport}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(work / "inlet.log", "wb"))
     try:
+        # Files land once the pipeline is up (and, listing, has drawn its first-start line:
+        # files older than that are taken as existing and left out).
         deadline = time.time() + 120
-        while not scrape(mport):
+        log_path = work / "inlet.log"
+        while not (ready(mport) and ("notifications" in name or "discovered files" in log_path.read_text())):
             if time.time() > deadline or proc.poll() is not None:
-                sys.exit(f"{name}: inlet did not start; see {work / 'inlet.log'}")
+                sys.exit(f"{name}: inlet did not start; see {log_path}")
             time.sleep(0.2)
         # The files land in rounds, `args.rate` per second, as a landing zone fills.
         bucket = source.split("/")[2]
         start = time.monotonic()
-        per_round = max(1, int(args.rate))
+        per_round = max(1, int(rate))
         for i in range(0, len(new_keys), per_round):
-            delay = start + i / args.rate - time.monotonic()
+            delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             body = "".join(json.dumps({"id": i + j, "v": "x" * 40}) + "\n" for j in range(10)).encode()
@@ -107,13 +118,16 @@ def scenario(args, inlet: str, moto_endpoint: str, name: str, source: str, extra
         proxy.wait()
     counts = json.loads(stats.read_text())["calls"]
     log = (work / "inlet.log").read_text()
-    return {
+    result = {
         "name": name,
         "files": len(new_keys),
+        "rate": rate,
         "calls": counts,
         "batches": metric(text, "inlet_batches_committed_total"),
         "listings": log.count("discovered files"),
     }
+    (work / "result.json").write_text(json.dumps(result))
+    return result
 
 
 def scale_free_port() -> int:
@@ -139,6 +153,8 @@ def bench_cost(args, inlet: str) -> list[dict]:
                  for h in range(24) for n in range(args.taken // 24 + (h < args.taken % 24))]
         new = [f"events/2026/11/30/{(n * 24) // args.files:02d}/new-{n:06d}.json" for n in range(args.files)]
         for mode in ("full", "incremental"):
+            if args.only and f"listing-{mode}" not in args.only:
+                continue
             bucket = f"landing-{mode}"
             s3.create_bucket(Bucket=bucket)
             t0 = time.time()
@@ -147,8 +163,11 @@ def bench_cost(args, inlet: str) -> list[dict]:
             # Older than the pipeline's first start: listed every time, never taken.
             time.sleep(1.1)
             extra = f'listing = "{mode}"\n' + (f'full_listing_interval = "{args.full_every}"\n' if mode == "incremental" else "")
-            results.append(scenario(args, inlet, endpoint, f"listing-{mode}", f"s3://{bucket}/events/", extra, new, s3))
+            results.append(scenario(args, inlet, endpoint, f"listing-{mode}", f"s3://{bucket}/events/", extra, new, s3,
+                                    args.rate))
             print(json.dumps(results[-1]), file=sys.stderr)
+        if args.only and "notifications" not in args.only:
+            return results
         s3.create_bucket(Bucket="landing-notify")
         queue = sqs.create_queue(QueueName="landing-events", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -156,12 +175,22 @@ def bench_cost(args, inlet: str) -> list[dict]:
             {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
         extra = f'discovery = "notifications"\nqueue_url = "{queue}"\n'
         results.append(scenario(args, inlet, endpoint, "notifications", "s3://landing-notify/events/",
-                                extra + "queue_endpoint = \"PROXY\"\n", new, s3, sqs, queue))
+                                extra + "queue_endpoint = \"PROXY\"\n", new, s3, args.notify_rate))
         print(json.dumps(results[-1]), file=sys.stderr)
     finally:
         moto.terminate()
         moto.wait()
     return results
+
+
+def recorded(args) -> list[dict]:
+    """Every scenario's latest result (those run now and those kept from earlier runs)."""
+    out = []
+    for name in ("listing-full", "listing-incremental", "notifications"):
+        path = pathlib.Path(args.workdir) / "cost" / name / "result.json"
+        if path.exists():
+            out.append(json.loads(path.read_text()))
+    return out
 
 
 def totals(r: dict) -> dict:
@@ -179,7 +208,7 @@ def price_of(place: str, kind: str) -> float:
 
 
 def report(results: list[dict], args) -> str:
-    lines = ["| discovery | files | listings | batches | source LIST | source GET | source HEAD | SQS calls | "
+    lines = ["| discovery | files | listings | batches | source LIST (per listing) | source GET | source HEAD | SQS calls | "
              "log reads | log writes | log LIST from 0 | table PUT | all calls / file |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
@@ -188,7 +217,8 @@ def report(results: list[dict], args) -> str:
         log_reads = get("log", "GET", "HEAD", "LIST", "LIST-from-0")
         log_writes = get("log", "PUT", "POST", "COPY", "DELETE")
         lines.append(
-            f"| {r['name']} | {f:,} | {r['listings']} | {r['batches']:.0f} | {get('source', 'LIST')} ({get('source', 'LIST') / f:.3f}/file) | "
+            f"| {r['name']} | {f:,} | {r['listings']} | {r['batches']:.0f} | {get('source', 'LIST')} "
+            f"({get('source', 'LIST') / max(1, r['listings']):.1f}) | "
             f"{get('source', 'GET')} ({get('source', 'GET') / f:.2f}/file) | {get('source', 'HEAD')} | "
             f"{get('sqs')} ({get('sqs') / f:.3f}/file) | {log_reads} | {log_writes} | {get('log', 'LIST-from-0')} | "
             f"{get('table', 'PUT', 'POST')} | {sum(t.values()) / f:.2f} |")

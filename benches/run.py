@@ -22,6 +22,8 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
+# `cores`: CPUs every contender is pinned to (taskset -c), or None.
+TASKSET: str | None = None
 
 
 def tree_rss(root: int) -> int:
@@ -62,6 +64,8 @@ def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, 
     RSS, not the contender's."""
     import threading
 
+    if TASKSET:
+        argv = ["taskset", "-c", TASKSET, *argv]
     start = time.perf_counter()
     out_path = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"inlet-bench-{os.getpid()}.out"
     hwm_path = pathlib.Path(str(out_path) + ".rss")
@@ -1019,7 +1023,7 @@ def record(workload: str, text: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "merge-scale", "latency", "shapes", "multiline", "health", "scale", "cost"])
+    p.add_argument("workload", choices=["bulk", "small", "checkpoint", "merge", "merge-scale", "latency", "shapes", "multiline", "health", "scale", "cost", "cores"])
     p.add_argument("--sizes", default="5000000,20000000,50000000", help="merge-scale: table rows, comma-separated")
     p.add_argument("--read-merges", type=int, default=20, help="merge-scale: MERGEs before the read-cost scan (0: skip)")
     p.add_argument("--batches", type=int, default=300, help="health: MERGE micro-batches")
@@ -1030,6 +1034,8 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=100_000, help="checkpoint: files listed")
     p.add_argument("--rate", type=float, default=50.0, help="latency, cost: files landing per second")
     p.add_argument("--taken", type=int, default=100_000, help="cost: files under the prefix taken before")
+    p.add_argument("--notify-rate", type=float, default=40.0, help="cost: files landing per second, notifications")
+    p.add_argument("--only", help="cost: scenarios to run (listing-full,listing-incremental,notifications); the rest are kept")
     p.add_argument("--trigger", type=int, default=5, help="cost: inlet's trigger.interval_seconds")
     p.add_argument("--full-every", default="1h", help="cost: full_listing_interval of the incremental run")
     p.add_argument("--model-trigger", type=int, default=10, help="cost: seconds between listings in the monthly model")
@@ -1043,18 +1049,44 @@ def main() -> None:
     p.add_argument("--record", action="store_true", help="write the results into benches/README.md")
     args = p.parse_args()
     args.command_line = "python benches/run.py " + " ".join(sys.argv[1:])
+    if args.workload == "cores":
+        global TASKSET
+        args.files, args.rows, args.skip = args.files or 48, args.rows or 40_000, "python,polars,spark"
+        found = {}
+        for cpus in ("0", "0,1"):
+            TASKSET = cpus
+            for r in bench_append(args, args.files, args.rows, "bulk"):
+                found[(r["who"], cpus)] = r
+        TASKSET = None
+        lines = [f"Command: `{args.command_line}`  ",
+                 f"Workload: W1's input ({args.files} files × {args.rows:,} rows, {args.input_bytes / 1e6:.0f} MB), inlet "
+                 f"alone, pinned with `taskset -c` to one core and to two; median of {args.repeat} runs.", "",
+                 "| contender | 1 core (s) | 2 cores (s) | speed-up | peak RSS 1 / 2 cores (MiB) |", "|---|---:|---:|---:|---:|"]
+        for who in dict.fromkeys(w for w, _ in found):
+            one, two = found[(who, "0")], found[(who, "0,1")]
+            lines.append(f"| {who} | {one['secs']:.2f} | {two['secs']:.2f} | {one['secs'] / two['secs']:.2f}× | "
+                         f"{one['rss'] / 2**20:.0f} / {two['rss'] / 2**20:.0f} |")
+        text = "\n".join(lines)
+        print(text)
+        if args.record:
+            record("cores", text)
+        return
     if args.workload == "cost":
         import cost
 
         args.files = args.files or 10_000
         inlet = inlet_binary(args)
-        results = cost.bench_cost(args, inlet)
+        cost.bench_cost(args, inlet)
+        results = cost.recorded(args)
         text = "\n".join([
-            f"Command: `{args.command_line}`  ",
-            f"Workload: {args.taken:,} files already under the prefix (taken before: older than the pipeline's first "
-            f"start), then {args.files:,} new files of 10 rows landing at {args.rate:.0f}/s under date paths "
+            f"Command: `{args.command_line}` (scenarios not run by it: kept from the last run that did, "
+            f"`--only` names those run)  ",
+            f"Workload: listing: {args.taken:,} files already under the prefix (taken before: older than the pipeline's "
+            f"first start), then {args.files:,} new files of 10 rows landing under date paths "
             f"(`events/2026/11/30/HH/`) while `inlet run` runs continuously (`trigger.interval_seconds = {args.trigger}`); "
-            f"the table is on the same S3. Calls counted by a proxy between inlet and moto.",
+            f"notifications: the same new files, each notified to SQS by the bucket. The table is on the same S3. "
+            f"Calls counted by a proxy between inlet and moto. Landing rates: "
+            + ", ".join(f"{r['name']} {r.get('rate', args.rate):.0f}/s" for r in results) + ".",
             "",
             cost.report(results, args),
         ])

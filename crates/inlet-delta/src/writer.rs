@@ -134,7 +134,12 @@ impl TableWriter {
             partition_by: partition_by.clone(),
             storage_options: storage_options.clone(),
         };
-        Self::wrap(open, url, target_file_size, partition_by.unwrap_or_default())
+        Self::wrap(
+            open,
+            url,
+            target_file_size,
+            partition_by.unwrap_or_default(),
+        )
     }
 
     fn wrap(
@@ -226,9 +231,11 @@ impl TableWriter {
             // The lane stopped: its error says why.
             let failed = self.lanes.remove(lane);
             drop(failed.feed);
-            return Err(self.write_error(lane_result(failed.done.await).err().unwrap_or_else(
-                || deltalake::DeltaTableError::Generic("an encoding lane stopped".into()),
-            )));
+            return Err(
+                self.write_error(lane_result(failed.done.await).err().unwrap_or_else(|| {
+                    deltalake::DeltaTableError::Generic("an encoding lane stopped".into())
+                })),
+            );
         }
         Ok(())
     }
@@ -260,7 +267,10 @@ impl TableWriter {
 }
 
 impl Opener {
-    fn writer(&self, target_file_size: u64) -> Result<RecordBatchWriter, deltalake::DeltaTableError> {
+    fn writer(
+        &self,
+        target_file_size: u64,
+    ) -> Result<RecordBatchWriter, deltalake::DeltaTableError> {
         let writer = match self {
             Self::Table(table) => RecordBatchWriter::for_table(table),
             Self::Schema {
@@ -283,7 +293,8 @@ impl Opener {
 fn lane_result(
     joined: Result<Result<Vec<Add>, deltalake::DeltaTableError>, tokio::task::JoinError>,
 ) -> Result<Vec<Add>, deltalake::DeltaTableError> {
-    joined.map_err(|e| deltalake::DeltaTableError::Generic(format!("an encoding lane failed: {e}")))?
+    joined
+        .map_err(|e| deltalake::DeltaTableError::Generic(format!("an encoding lane failed: {e}")))?
 }
 
 /// `batch` with the empty strings of its partition columns made null. The Delta protocol reads

@@ -38,6 +38,10 @@ pub struct NotificationOptions {
     pub max_messages: i32,
     /// Long poll length, seconds, 0–20 (the background receiver always waits this long).
     pub max_wait_seconds: i32,
+    /// After a receive that came back with fewer than `max_messages` (the queue is nearly
+    /// empty), wait this long before the next: at a trickle each receive then brings more
+    /// messages for the same call. Zero receives again at once.
+    pub receive_pause: Duration,
     /// How long a received message stays hidden; held messages are extended by this much
     /// before it runs out. `None`: the queue's own setting.
     pub visibility_timeout: Option<Duration>,
@@ -52,6 +56,8 @@ pub struct NotificationOptions {
 #[derive(Debug)]
 struct HeldMessage {
     receipt: String,
+    /// When its visibility runs out, as last set (at receipt or by the heartbeat).
+    hidden_until: std::time::Instant,
     /// Files (path, ETag) it names that are not settled yet.
     pending: HashSet<(String, String)>,
 }
@@ -229,8 +235,17 @@ impl Poller {
             // had nothing left.
             let received = self.receive().await;
             let failed = received.is_err();
+            // A short receive that brought something: the queue is nearly empty, so the next
+            // one waits a little to come back fuller (an empty one long-polled already).
+            let short = received.as_ref().is_ok_and(|files| {
+                !files.is_empty()
+                    && files.len() < usize::try_from(self.options.max_messages).unwrap_or(10)
+            });
             if self.events.send(received).await.is_err() {
                 return;
+            }
+            if short && !self.options.receive_pause.is_zero() {
+                tokio::time::sleep(self.options.receive_pause).await;
             }
             if failed {
                 failures += 1;
@@ -244,6 +259,8 @@ impl Poller {
     /// One long poll: messages parsed into file events; messages with nothing for this
     /// source deleted at once; messages that do not parse left for the redrive policy.
     async fn receive(&mut self) -> Result<Vec<FileEvent>, DiscoverError> {
+        // Before the call: the visibility runs from when SQS handed the messages out.
+        let received_at = std::time::Instant::now();
         let out = self
             .shared
             .client
@@ -297,9 +314,11 @@ impl Poller {
                             .entry(id.to_string())
                             .or_insert_with(|| HeldMessage {
                                 receipt: String::new(),
+                                hidden_until: received_at,
                                 pending: HashSet::new(),
                             });
                     entry.receipt = receipt.to_string();
+                    entry.hidden_until = received_at + self.visibility;
                     entry.pending.extend(pending);
                     events.extend(files);
                 }
@@ -604,19 +623,32 @@ impl Discover for NotificationDiscoverer {
 }
 
 /// While messages are held, pushes their visibility out before it runs out, so a long
-/// batch does not see its messages delivered to another consumer.
+/// batch does not see its messages delivered to another consumer. Every third of the
+/// visibility timeout, only messages whose visibility would run out within two thirds of
+/// it are extended (a third of it to spare, as when every message was extended every
+/// time): a message settled within a third of its timeout costs no call.
 async fn extend_visibility(shared: Arc<Shared>, visibility: Duration) {
     let period = (visibility / 3).max(Duration::from_millis(500));
     let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
     loop {
         tokio::time::sleep(period).await;
-        let receipts: Vec<String> = lock(&shared.held)
+        let now = std::time::Instant::now();
+        let due: Vec<(String, String)> = lock(&shared.held)
             .messages
-            .values()
-            .map(|m| m.receipt.clone())
+            .iter()
+            .filter(|(_, m)| m.hidden_until < now + visibility * 2 / 3)
+            .map(|(id, m)| (id.clone(), m.receipt.clone()))
             .collect();
-        if !receipts.is_empty() {
-            shared.change_visibility(&receipts, seconds).await;
+        if due.is_empty() {
+            continue;
+        }
+        let receipts: Vec<String> = due.iter().map(|(_, r)| r.clone()).collect();
+        shared.change_visibility(&receipts, seconds).await;
+        let mut held = lock(&shared.held);
+        for (id, receipt) in due {
+            if let Some(m) = held.messages.get_mut(&id).filter(|m| m.receipt == receipt) {
+                m.hidden_until = now + visibility;
+            }
         }
     }
 }

@@ -23,6 +23,11 @@ const FINISH_WAIT: Duration = Duration::from_secs(30);
 /// the time to rewrite this many target-size files.
 const PARTITIONS_PER_ROUND: usize = 4;
 
+/// Expired-log clean-up, which lists all of `_delta_log`, runs at most this often in a run
+/// (a checkpoint comes every 10 commits; at a commit every 10 s that would be a whole-log
+/// listing every 100 s).
+const LOG_CLEANUP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Pipeline {
     /// After a batch (and once at the end of a run that stops): the log upkeep when the
     /// table has a new version, then compaction when small files passed the threshold, then
@@ -40,7 +45,8 @@ impl Pipeline {
         }
     }
 
-    /// A Delta checkpoint when one is due, and expired-log clean-up after it.
+    /// A Delta checkpoint when one is due, and expired-log clean-up after it (at most every
+    /// [`LOG_CLEANUP_EVERY`]).
     async fn upkeep_log(&mut self) {
         let version = self.sink.version();
         if version == self.upkeep.seen_version {
@@ -60,7 +66,20 @@ impl Pipeline {
             Ok(None) => return,
             Err(e) => return self.maintenance_failed("checkpoint", &e),
         }
-        match self.sink.clean_expired_log().await {
+        // The clean-up lists the whole log (delta-rs has no start point for it): at most
+        // once an hour, not after every checkpoint. A failed one is tried at the next.
+        if self
+            .upkeep
+            .log_cleaned_at
+            .is_some_and(|at| at.elapsed() < LOG_CLEANUP_EVERY)
+        {
+            return;
+        }
+        let cleaned = self.sink.clean_expired_log().await;
+        if cleaned.is_ok() {
+            self.upkeep.log_cleaned_at = Some(std::time::Instant::now());
+        }
+        match cleaned {
             Ok(CleanupOutcome::Removed(n)) if n > 0 => {
                 info!(removed = n, "expired Delta log objects deleted");
                 self.events

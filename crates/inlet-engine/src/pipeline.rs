@@ -199,8 +199,10 @@ async fn start(
         None => (Box::new(listing), None),
         Some(mut options) => {
             if draining {
-                // Short long polls, so an empty queue is known within a second.
+                // Short long polls, so an empty queue is known within a second, and no
+                // pause: a drain takes what is there as fast as it can.
                 options.max_wait_seconds = 1;
+                options.receive_pause = std::time::Duration::ZERO;
             }
             let queue = NotificationDiscoverer::connect(source.clone(), options).await?;
             (Box::new(queue), Some(listing))

@@ -12,6 +12,8 @@ pub(crate) struct Upkeep {
     pub(crate) seen_version: Option<i64>,
     /// Failures already warned about (the first of a kind warns; later ones are debug).
     pub(crate) warned: std::collections::HashSet<&'static str>,
+    /// When this run last cleaned expired log objects (successfully).
+    pub(crate) log_cleaned_at: Option<std::time::Instant>,
     /// An append table's compaction, running beside the batches.
     pub(crate) compacting: Option<JoinHandle<Result<CompactOutcome, SinkError>>>,
 }

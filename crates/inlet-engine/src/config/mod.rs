@@ -357,6 +357,9 @@ impl Config {
                 aws: inlet_aws::AwsSettings::split(&self.source_options()).0,
                 max_messages: n.batch_size,
                 max_wait_seconds: i32::try_from(n.wait.as_secs()).unwrap_or(20),
+                // A quarter of the batch wait (at most 1 s): fuller receives at a trickle,
+                // for a small share of the latency a batch already waits.
+                receive_pause: (n.max_batch_wait / 4).min(std::time::Duration::from_secs(1)),
                 visibility_timeout: n.visibility_timeout,
                 path_glob: self.source.path_glob.clone(),
                 skip_export_manifests: self.source.format.is_dynamodb(),
