@@ -106,7 +106,7 @@ fn auto_lists_incrementally_for_dated_keys_and_in_full_for_uuid_keys() {
     moto.s3(&["mkbucket", "landing"]);
     moto.s3(&["mkbucket", "lake"]);
     let env = moto.env();
-    let cases: [(&str, [&str; 3], [&str; 2], &str); 2] = [
+    let cases: [(&str, [&str; 3], [&str; 5], &str); 2] = [
         (
             "dated/",
             [
@@ -114,7 +114,13 @@ fn auto_lists_incrementally_for_dated_keys_and_in_full_for_uuid_keys() {
                 "dated/dt=2026-11-29/00.json",
                 "dated/dt=2026-11-29/01.json",
             ],
-            ["dated/dt=2026-11-30/00.json", "dated/dt=2026-11-30/01.json"],
+            [
+                "dated/dt=2026-11-30/00.json",
+                "dated/dt=2026-11-30/01.json",
+                "dated/dt=2026-11-30/02.json",
+                "dated/dt=2026-12-01/00.json",
+                "dated/dt=2026-12-01/01.json",
+            ],
             "new keys sort after the keys listed before: listing incrementally",
         ),
         (
@@ -127,6 +133,9 @@ fn auto_lists_incrementally_for_dated_keys_and_in_full_for_uuid_keys() {
             [
                 "uuid/0b9e4c1d-2f3a-4b5c-8d6e-7f8091a2b3c4.json",
                 "uuid/7a5d3e2f-1c0b-4a98-b7c6-d5e4f3a2b1c0.json",
+                "uuid/a0c4e6f8-1b3d-4f5a-9c7e-2d4f6a8b0c1e.json",
+                "uuid/5e7f9a1b-3c5d-4e7f-8a9b-0c1d2e3f4a5b.json",
+                "uuid/d2e4f6a8-0b1c-4d3e-a5f7-9b8c7d6e5f4a.json",
             ],
             "new keys sort among the keys listed before",
         ),
@@ -150,7 +159,7 @@ fn auto_lists_incrementally_for_dated_keys_and_in_full_for_uuid_keys() {
             put_row(&moto, key, 10 + i as i64);
         }
         wait_for(60, "the new keys taken", Some(&run), || {
-            committed(&cfg) == 5
+            committed(&cfg) == 8
         });
         let log = run.stop();
         assert!(
@@ -158,6 +167,10 @@ fn auto_lists_incrementally_for_dated_keys_and_in_full_for_uuid_keys() {
             "{prefix}: expected {decision:?}\n{log}"
         );
         let table = read_delta(&format!("s3://lake/{prefix}"), &moto.reader_options());
-        assert_eq!(table.ints("id"), vec![0, 1, 2, 10, 11], "{prefix}");
+        assert_eq!(
+            table.ints("id"),
+            vec![0, 1, 2, 10, 11, 12, 13, 14],
+            "{prefix}"
+        );
     }
 }

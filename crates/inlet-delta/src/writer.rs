@@ -241,10 +241,10 @@ impl TableWriter {
     }
 
     /// Closes the open files and returns them staged for [`crate::DeltaSink::commit_batch`].
-    pub async fn finish(self) -> Result<StagedFiles, SinkError> {
+    pub async fn finish(mut self) -> Result<StagedFiles, SinkError> {
         let mut adds = Vec::new();
         let mut first_error = None;
-        for Lane { feed, done } in self.lanes {
+        for Lane { feed, done } in std::mem::take(&mut self.lanes) {
             drop(feed);
             match lane_result(done.await) {
                 Ok(written) => adds.extend(written),
@@ -254,15 +254,22 @@ impl TableWriter {
             }
         }
         if let Some(source) = first_error {
-            return Err(SinkError::Write {
-                url: self.url,
-                source,
-            });
+            return Err(self.write_error(source));
         }
         Ok(StagedFiles {
             adds,
             rows: self.rows,
         })
+    }
+}
+
+impl Drop for TableWriter {
+    /// A writer dropped unfinished (its batch failed): its lanes stop at once rather than
+    /// finishing files no commit will name.
+    fn drop(&mut self) {
+        for lane in &self.lanes {
+            lane.done.abort();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! starts after it), when the last full listing ran, and `auto`'s evidence and decision.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
@@ -38,12 +38,17 @@ impl ListingMode {
 /// `auto` to list incrementally (an overwritten old key counts as new).
 const AUTO_LATE_PER_MILLE: usize = 10;
 
+/// `auto` decides once this many new keys have been seen (over as many listings as it
+/// takes): one new key sorting last says little.
+const AUTO_MIN_NEW: usize = 5;
+
 /// What is kept in the checkpoint between runs (as JSON, through the engine).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Position {
-    /// The source prefix this position is for: a changed `source.url` starts over.
+    /// The source URL this position is for: a changed `source.url` starts over.
     pub prefix: String,
-    /// Every key up to and including this one is settled or left out by the filters.
+    /// Every file up to and including this one (by URL, which sorts as its S3 key does) is
+    /// settled or left out by the filters.
     pub mark: Option<String>,
     /// Wall-clock time of the last full listing (ms since epoch).
     pub full_listing_ms: Option<i64>,
@@ -53,6 +58,12 @@ pub(crate) struct Position {
     /// modification time (objects modified later are new to the next run).
     pub last_max_key: Option<String>,
     pub last_max_modified_ms: Option<i64>,
+    /// `auto`'s evidence so far: new keys seen, and those of them that sorted before the
+    /// previous listing's last key.
+    #[serde(default)]
+    pub seen_new: usize,
+    #[serde(default)]
+    pub seen_late: usize,
 }
 
 /// The state of an incremental or `auto` listing.
@@ -61,13 +72,12 @@ pub(crate) struct Tracker {
     mode: ListingMode,
     full_every: Duration,
     pos: Position,
-    /// Keys after `mark` seen in listings, kept or not.
+    /// Files after `mark` in the last listing, kept or not (both plans list every key
+    /// after the mark, so the last listing has them all).
     listed: BTreeSet<String>,
-    /// Kept events not yet settled, by key: offered again by every listing until settled
+    /// Kept events not yet settled, by URL: offered again by every listing until settled
     /// (a DynamoDB export's data waiting for its manifest, a batch cut short).
     pending: BTreeMap<String, FileEvent>,
-    /// The key of each pending event's path.
-    keys_of: HashMap<String, String>,
     /// `auto`, undecided: the keys (hashed) of the previous full listing in this run.
     previous: Option<HashSet<u64>>,
     /// The position last handed out for saving.
@@ -99,7 +109,6 @@ impl Tracker {
             pos,
             listed: BTreeSet::new(),
             pending: BTreeMap::new(),
-            keys_of: HashMap::new(),
             previous: None,
         };
         if mode == ListingMode::Incremental {
@@ -126,14 +135,15 @@ impl Tracker {
         }
     }
 
-    /// Takes in one listing: every key it listed (kept or not, with its modification time)
-    /// and the events kept. Returns the events to offer: these and those still pending.
+    /// Takes in one listing: every file it listed by URL (kept or not, with its
+    /// modification time) and the events kept. Returns the events to offer: these and
+    /// those still pending.
     pub fn listed(
         &mut self,
         plan: &Plan,
         now_ms: i64,
         keys: &[(String, i64)],
-        kept: Vec<(String, FileEvent)>,
+        kept: Vec<FileEvent>,
     ) -> Vec<FileEvent> {
         if *plan == Plan::Full {
             self.pos.full_listing_ms = Some(now_ms);
@@ -142,14 +152,13 @@ impl Tracker {
             }
         }
         let mark = self.pos.mark.clone();
-        self.listed.extend(
-            keys.iter()
-                .filter(|(k, _)| mark.as_ref().is_none_or(|m| k > m))
-                .map(|(k, _)| k.clone()),
-        );
-        for (key, event) in kept {
-            self.keys_of.insert(event.path.clone(), key.clone());
-            self.pending.insert(key, event);
+        self.listed = keys
+            .iter()
+            .filter(|(k, _)| mark.as_ref().is_none_or(|m| k > m))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for event in kept {
+            self.pending.insert(event.path.clone(), event);
         }
         self.advance();
         self.pending.values().cloned().collect()
@@ -174,21 +183,24 @@ impl Tracker {
                         .collect()
                 }
             };
-            if !new.is_empty() {
-                let late: Vec<&&String> = new.iter().filter(|k| ***k <= last_max).collect();
-                let incremental = late.len() * 1000 <= new.len() * AUTO_LATE_PER_MILLE;
+            let late: Vec<&&String> = new.iter().filter(|k| ***k <= last_max).collect();
+            self.pos.seen_new += new.len();
+            self.pos.seen_late += late.len();
+            let (new, late_count) = (self.pos.seen_new, self.pos.seen_late);
+            if new >= AUTO_MIN_NEW {
+                let incremental = late_count * 1000 <= new * AUTO_LATE_PER_MILLE;
                 self.pos.incremental = Some(incremental);
                 if incremental {
                     tracing::info!(
-                        new = new.len(),
-                        late = late.len(),
+                        new,
+                        late = late_count,
                         after = %last_max,
                         "listing = \"auto\": new keys sort after the keys listed before: listing incrementally (start-after the last key taken), in full every full_listing_interval"
                     );
                 } else {
                     tracing::info!(
-                        new = new.len(),
-                        late = late.len(),
+                        new,
+                        late = late_count,
                         example = %late.first().map(|k| k.as_str()).unwrap_or_default(),
                         before = %last_max,
                         "listing = \"auto\": new keys sort among the keys listed before (random names, not dates): listing in full every time; set listing = \"full\" to skip this check"
@@ -203,12 +215,10 @@ impl Tracker {
         }
     }
 
-    /// These files (by path) are settled: they no longer hold the mark back.
+    /// These files (by URL) are settled: they no longer hold the mark back.
     pub fn settled<'a>(&mut self, paths: impl IntoIterator<Item = &'a str>) {
         for path in paths {
-            if let Some(key) = self.keys_of.remove(path) {
-                self.pending.remove(&key);
-            }
+            self.pending.remove(path);
         }
         self.advance();
     }
@@ -250,118 +260,105 @@ fn hash(key: &str) -> u64 {
 mod tests {
     use super::*;
 
-    fn event(key: &str) -> (String, FileEvent) {
-        (
-            key.to_string(),
-            FileEvent {
-                path: format!("s3://b/{key}"),
-                etag: "e".into(),
-                size: 1,
-                last_modified_ms: 0,
-            },
-        )
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn event(url: &str) -> FileEvent {
+        FileEvent {
+            path: url.to_string(),
+            etag: "e".into(),
+            size: 1,
+            last_modified_ms: 0,
+        }
     }
 
-    fn keys(names: &[&str]) -> Vec<(String, i64)> {
-        names.iter().map(|k| (k.to_string(), 0)).collect()
+    fn keys(urls: &[&str]) -> Vec<(String, i64)> {
+        urls.iter().map(|k| (k.to_string(), 0)).collect()
     }
 
     #[test]
-    fn the_mark_stops_before_the_first_unsettled_key() {
-        let mut t = Tracker::new(
-            ListingMode::Incremental,
-            Duration::from_secs(3600),
-            "p",
-            None,
-        );
+    fn the_mark_stops_before_the_first_unsettled_file() {
+        let mut t = Tracker::new(ListingMode::Incremental, HOUR, "s3://b/p/", None);
         assert_eq!(t.plan(0), Plan::Full, "no mark yet");
+        let (a, b, c, d) = ("s3://b/p/a", "s3://b/p/b", "s3://b/p/c", "s3://b/p/d");
         let offered = t.listed(
             &Plan::Full,
             0,
-            &keys(&["p/a", "p/b", "p/c", "p/_skip"]),
-            vec![event("p/a"), event("p/b"), event("p/c")],
+            &keys(&[a, b, c, "s3://b/p/_skip"]),
+            vec![event(a), event(b), event(c)],
         );
         assert_eq!(offered.len(), 3);
         // `_skip` sorts first and was left out: it does not hold the mark.
-        assert_eq!(t.pos.mark.as_deref(), Some("p/_skip"));
-        t.settled(["s3://b/p/a", "s3://b/p/c"]);
-        assert_eq!(t.pos.mark.as_deref(), Some("p/a"), "b is still pending");
-        assert_eq!(t.plan(1000), Plan::After("p/a".into()));
-        // The next incremental listing sees c again and d; b is offered again.
+        assert_eq!(t.pos.mark.as_deref(), Some("s3://b/p/_skip"));
+        t.settled([a, c]);
+        assert_eq!(t.pos.mark.as_deref(), Some(a), "b is still pending");
+        assert_eq!(t.plan(1000), Plan::After(a.into()));
+        // The next incremental listing sees b, c and d; b is offered again with d.
         let offered = t.listed(
-            &Plan::After("p/a".into()),
+            &Plan::After(a.into()),
             1000,
-            &keys(&["p/b", "p/c", "p/d"]),
-            vec![event("p/b"), event("p/c"), event("p/d")],
+            &keys(&[b, c, d]),
+            vec![event(b), event(d)],
         );
         let paths: Vec<_> = offered.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, vec!["s3://b/p/b", "s3://b/p/c", "s3://b/p/d"]);
-        t.settled(["s3://b/p/b", "s3://b/p/c", "s3://b/p/d"]);
-        assert_eq!(t.pos.mark.as_deref(), Some("p/d"));
+        assert_eq!(paths, vec![b, d]);
+        t.settled([b, d]);
+        assert_eq!(t.pos.mark.as_deref(), Some(d));
         let saved = t.changed().expect("changed");
         assert!(t.changed().is_none(), "unchanged since");
-        let resumed = Tracker::new(
-            ListingMode::Incremental,
-            Duration::from_secs(3600),
-            "p",
-            Some(&saved),
-        );
-        assert_eq!(resumed.plan(2000), Plan::After("p/d".into()));
+        let resumed = Tracker::new(ListingMode::Incremental, HOUR, "s3://b/p/", Some(&saved));
+        assert_eq!(resumed.plan(2000), Plan::After(d.into()));
         assert_eq!(
             resumed.plan(3_600_000),
             Plan::Full,
             "a full listing every full_listing_interval"
         );
-        let other = Tracker::new(
-            ListingMode::Incremental,
-            Duration::from_secs(3600),
-            "q",
-            Some(&saved),
-        );
-        assert_eq!(other.plan(2000), Plan::Full, "another prefix starts over");
+        let other = Tracker::new(ListingMode::Incremental, HOUR, "s3://c/p/", Some(&saved));
+        assert_eq!(other.plan(2000), Plan::Full, "another source starts over");
     }
 
     #[test]
-    fn auto_decides_from_two_listings() {
-        let dated = ["p/2026/11/30/01.json", "p/2026/11/30/02.json"];
-        let mut t = Tracker::new(ListingMode::Auto, Duration::from_secs(3600), "p", None);
-        t.listed(&Plan::Full, 0, &keys(&dated), Vec::new());
+    fn auto_decides_once_enough_new_keys_were_seen() {
+        let url = |k: &str| format!("s3://b/p/{k}");
+        let listing = |names: &[String]| -> Vec<(String, i64)> {
+            names.iter().map(|k| (url(k), 0)).collect()
+        };
+        let hour = |h: u32| format!("2026/11/30/{h:02}.json");
+        let mut dated = vec![hour(1), hour(2)];
+        let mut t = Tracker::new(ListingMode::Auto, HOUR, "s3://b/p/", None);
+        t.listed(&Plan::Full, 0, &listing(&dated), Vec::new());
         assert!(!t.incremental(), "one listing says nothing");
-        let mut more = dated.to_vec();
-        more.push("p/2026/11/30/03.json");
-        t.listed(&Plan::Full, 1, &keys(&more), Vec::new());
+        for h in 3..8 {
+            assert_eq!(t.pos.incremental, None, "{} new keys are too few", h - 3);
+            dated.push(hour(h));
+            t.listed(&Plan::Full, 1, &listing(&dated), Vec::new());
+        }
         assert!(t.incremental());
 
-        let uuids = ["p/3f2a.json", "p/9c41.json"];
-        let mut t = Tracker::new(ListingMode::Auto, Duration::from_secs(3600), "p", None);
-        t.listed(&Plan::Full, 0, &keys(&uuids), Vec::new());
-        let mut more = uuids.to_vec();
-        more.extend(["p/07be.json", "p/e5d0.json"]);
-        t.listed(&Plan::Full, 1, &keys(&more), Vec::new());
+        let uuids: Vec<String> = ["3f2a", "9c41"].map(|u| format!("{u}.json")).to_vec();
+        let mut t = Tracker::new(ListingMode::Auto, HOUR, "s3://b/p/", None);
+        t.listed(&Plan::Full, 0, &listing(&uuids), Vec::new());
+        let mut more = uuids.clone();
+        more.extend(["07be", "e5d0", "1a2b", "f9f9", "5c5c"].map(|u| format!("{u}.json")));
+        t.listed(&Plan::Full, 1, &listing(&more), Vec::new());
         assert_eq!(t.pos.incremental, Some(false));
         assert_eq!(t.plan(2), Plan::Full);
 
         // Across runs, new keys are those modified after the previous listing's newest.
-        let mut t = Tracker::new(ListingMode::Auto, Duration::from_secs(3600), "p", None);
+        let mut t = Tracker::new(ListingMode::Auto, HOUR, "s3://b/p/", None);
         t.listed(
             &Plan::Full,
             0,
-            &[("p/b".into(), 10), ("p/c".into(), 20)],
+            &[(url("b"), 10), (url("c"), 20)],
             Vec::new(),
         );
         let saved = t.changed().expect("saved");
-        let mut t = Tracker::new(
-            ListingMode::Auto,
-            Duration::from_secs(3600),
-            "p",
-            Some(&saved),
-        );
-        t.listed(
-            &Plan::Full,
-            1,
-            &[("p/a".into(), 30), ("p/b".into(), 10), ("p/c".into(), 20)],
-            Vec::new(),
-        );
+        let mut t = Tracker::new(ListingMode::Auto, HOUR, "s3://b/p/", Some(&saved));
+        let later: Vec<(String, i64)> = ["a", "d", "e", "f", "g"]
+            .iter()
+            .map(|k| (url(k), 30))
+            .chain([(url("b"), 10), (url("c"), 20)])
+            .collect();
+        t.listed(&Plan::Full, 1, &later, Vec::new());
         assert_eq!(t.pos.incremental, Some(false), "a landed before c");
     }
 }

@@ -66,7 +66,7 @@ impl ListingDiscoverer {
             Tracker::new(
                 options.mode,
                 options.full_listing_interval,
-                store.prefix().as_ref(),
+                store.url().as_str(),
                 options.position.as_deref(),
             )
         });
@@ -86,7 +86,7 @@ impl ListingDiscoverer {
     /// The listed objects this listing takes. An unreadable one that is taken is warned
     /// about (it will be recorded as skipped); a loop is warned about even when the filter
     /// leaves the link's name out, since the listing did not go through it.
-    fn take(&mut self, listed: Vec<Listed>) -> Vec<(String, FileEvent)> {
+    fn take(&mut self, listed: Vec<Listed>) -> Vec<FileEvent> {
         let mut taken = Vec::with_capacity(listed.len());
         for Listed {
             key,
@@ -107,7 +107,7 @@ impl ListingDiscoverer {
                 }
             }
             if keeps {
-                taken.push((key.as_ref().to_string(), event));
+                taken.push(event);
             }
         }
         taken
@@ -138,18 +138,19 @@ impl Discover for ListingDiscoverer {
                 Plan::Full => self.store.list().await?,
                 Plan::After(mark) => self.store.list_after(mark).await?,
             };
-            // Every key listed, kept or not, with its modification time: what the tracker
-            // moves its mark over and `auto` decides from.
+            // Every file listed by URL (which keeps the raw key, so sorts as S3 lists),
+            // kept or not, with its modification time: what the tracker moves its mark over
+            // and `auto` decides from.
             let keys: Vec<(String, i64)> = match &self.tracker {
                 Some(_) => listed
                     .iter()
-                    .map(|l| (l.key.as_ref().to_string(), l.event.last_modified_ms))
+                    .map(|l| (l.event.path.clone(), l.event.last_modified_ms))
                     .collect(),
                 None => Vec::new(),
             };
             let kept = self.take(listed);
             match self.tracker.as_mut() {
-                None => Ok(kept.into_iter().map(|(_, e)| e).collect()),
+                None => Ok(kept),
                 Some(tracker) => {
                     tracing::debug!(
                         listing = if plan == Plan::Full {

@@ -408,7 +408,8 @@ impl Shared {
     }
 
     /// Sets the visibility of messages, ten per call, the calls at once.
-    async fn change_visibility(&self, receipts: &[String], seconds: i32) {
+    /// Returns the receipts SQS changed (a failed call or entry leaves its receipts out).
+    async fn change_visibility(&self, receipts: &[String], seconds: i32) -> HashSet<String> {
         let calls = receipts.chunks(10).map(|chunk| {
             let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
                 .iter()
@@ -428,11 +429,24 @@ impl Shared {
                 .set_entries(Some(entries))
                 .send()
         });
-        for outcome in futures::future::join_all(calls).await {
-            if let Err(e) = outcome {
-                warn!(queue = %self.queue_url, error = %DisplayErrorContext(&e), "cannot change the visibility of held SQS messages");
+        let mut changed = HashSet::new();
+        for (chunk, outcome) in receipts
+            .chunks(10)
+            .zip(futures::future::join_all(calls).await)
+        {
+            match outcome {
+                Ok(out) => changed.extend(
+                    out.successful()
+                        .iter()
+                        .filter_map(|ok| ok.id().parse::<usize>().ok())
+                        .filter_map(|i| chunk.get(i).cloned()),
+                ),
+                Err(e) => {
+                    warn!(queue = %self.queue_url, error = %DisplayErrorContext(&e), "cannot change the visibility of held SQS messages");
+                }
             }
         }
+        changed
     }
 }
 
@@ -623,12 +637,14 @@ impl Discover for NotificationDiscoverer {
 }
 
 /// While messages are held, pushes their visibility out before it runs out, so a long
-/// batch does not see its messages delivered to another consumer. Every third of the
-/// visibility timeout, only messages whose visibility would run out within two thirds of
-/// it are extended (a third of it to spare, as when every message was extended every
-/// time): a message settled within a third of its timeout costs no call.
+/// batch does not see its messages delivered to another consumer. Every sixth of the
+/// visibility timeout, the messages whose visibility would run out within two thirds of it
+/// are extended: one is extended with at least half its timeout left, so a failed call
+/// (or entry) still leaves a third when the next tick tries again, and a message settled
+/// within a third of its timeout costs no call. Only what SQS confirms is counted as
+/// extended.
 async fn extend_visibility(shared: Arc<Shared>, visibility: Duration) {
-    let period = (visibility / 3).max(Duration::from_millis(500));
+    let period = (visibility / 6).max(Duration::from_millis(500));
     let seconds = i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX);
     loop {
         tokio::time::sleep(period).await;
@@ -643,9 +659,12 @@ async fn extend_visibility(shared: Arc<Shared>, visibility: Duration) {
             continue;
         }
         let receipts: Vec<String> = due.iter().map(|(_, r)| r.clone()).collect();
-        shared.change_visibility(&receipts, seconds).await;
+        let changed = shared.change_visibility(&receipts, seconds).await;
         let mut held = lock(&shared.held);
         for (id, receipt) in due {
+            if !changed.contains(&receipt) {
+                continue;
+            }
             if let Some(m) = held.messages.get_mut(&id).filter(|m| m.receipt == receipt) {
                 m.hidden_until = now + visibility;
             }

@@ -208,19 +208,25 @@ impl SourceStore {
         Ok(self.listed_of(metas))
     }
 
-    /// The objects whose keys sort after `after` (a key under the prefix): S3 lists from
-    /// there (`start-after`), one LIST per 1,000 keys after it; a local source is walked
-    /// whole and cut.
-    pub(crate) async fn list_after(&self, after: &str) -> Result<Vec<Listed>, DiscoverError> {
+    /// The objects after the file at `after` (a URL this store gave, which holds the raw
+    /// key): S3 lists from there (`start-after`), one LIST per 1,000 keys after it; a local
+    /// source is walked whole and cut.
+    pub(crate) async fn list_after(&self, after_url: &str) -> Result<Vec<Listed>, DiscoverError> {
         let list_err = |source| DiscoverError::List {
             url: self.url.to_string(),
             source,
         };
         if let Some(local) = &self.local {
             let mut listed = self.list_local(&local.root).await?;
-            listed.retain(|l| l.key.as_ref() > after);
+            listed.retain(|l| l.event.path.as_str() > after_url);
             return Ok(listed);
         }
+        let Some(after) = after_url
+            .strip_prefix(self.url_root.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+        else {
+            return self.list().await;
+        };
         let Ok(offset) = Path::parse(after) else {
             return self
                 .list_verbatim(Some(after.to_string()))

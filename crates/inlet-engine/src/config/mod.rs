@@ -652,6 +652,10 @@ location = "state"
             ("listing = \"incremental\"\nfull_listing_interval = \"0s\"", "at least 1s"),
             ("listing = \"sometimes\"", "sometimes"),
             (
+                "listing = \"auto\"\nmax_file_age = \"90m\"",
+                "at most half of source.max_file_age",
+            ),
+            (
                 "listing = \"auto\"\ndiscovery = \"notifications\"\nqueue_url = \"https://sqs.eu-west-1.amazonaws.com/1/q\"",
                 "source.listing",
             ),

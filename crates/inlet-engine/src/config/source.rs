@@ -342,6 +342,20 @@ impl SourceSection {
             Some(i) => i,
             None => Duration::from_secs(3600),
         };
+        // A key landing out of order waits up to a full_listing_interval for the full
+        // listing; by then max_file_age must not have made it too old to take.
+        if let Some(age) = self.max_file_age {
+            if self.listing != ListingKind::Full && full_listing_interval * 2 > age {
+                return Err(check.bad(
+                    "source.full_listing_interval",
+                    &humantime::format_duration(full_listing_interval).to_string(),
+                    &format!(
+                        "must be at most half of source.max_file_age ({}): a key landing out of order is found by the next full listing and would be too old to take by then",
+                        humantime::format_duration(age)
+                    ),
+                ));
+            }
+        }
         if self.multiline
             && matches!(
                 self.format,
