@@ -25,7 +25,8 @@ accepted request's expiring key had left.
 With COUNT_CALLS=1, STATS_FILE also holds "calls" {"BUCKET AREA KIND": n} for S3 (KIND one
 of LIST, GET, HEAD, PUT, COPY, POST, DELETE; AREA `_delta_log` for a Delta log, `data`
 otherwise; a LIST of a Delta log without `start-after` is `LIST-from-0`) and {"sqs - Action": n}
-for SQS, as the request-cost bench (benches/cost.py) counts them.
+for SQS, as the request-cost bench (benches/cost.py) counts them; with CALL_LOG=PATH too,
+each call is appended to PATH as "TIME KIND PATH?QUERY".
 """
 
 import http.client
@@ -46,6 +47,7 @@ DENY_DELETE = os.environ.get("DENY_DELETE")
 OUTAGE_FILE = os.environ.get("OUTAGE_FILE")
 KEYS_FILE = os.environ.get("KEYS_FILE")
 COUNT_CALLS = os.environ.get("COUNT_CALLS") == "1"
+CALL_LOG = os.environ.get("CALL_LOG")
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 lock = threading.Lock()
 stats = {"requests": 0, "faults": {k: 0 for k in KINDS}, "denied": 0, "keys": {}, "rejected": {"unknown": 0, "expired": 0}, "min_seconds_left": None, "calls": {}}
@@ -156,6 +158,9 @@ def count_call(handler, body):
     kind = call_kind(handler.command, handler.path, handler.headers, body)
     with lock:
         stats["calls"][kind] = stats["calls"].get(kind, 0) + 1
+        if CALL_LOG:
+            with open(CALL_LOG, "a") as log:
+                log.write(f"{time.time():.3f} {kind} {handler.path}\n")
 
 
 def choose():
