@@ -251,18 +251,11 @@ async fn run_one(
         let wait = std::time::Duration::from_secs(1u64 << attempt.min(6))
             .min(std::time::Duration::from_secs(60));
         tracing::warn!(error = %text, attempt, retry_in_s = wait.as_secs(), "pipeline stopped; opening it again after a pause");
+        let mut stopped = stop.clone();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = until_stopped(stop.clone()) => return Err(err),
-        }
-    }
-}
-
-/// Returns once `stop` turns true (never, if its sender is gone).
-async fn until_stopped(mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
-        if stop.changed().await.is_err() {
-            std::future::pending::<()>().await;
+            // A stop ends the wait; a gone sender (never a stop) lets the pause run out.
+            true = inlet_engine::until_true(&mut stopped) => return Err(err),
         }
     }
 }

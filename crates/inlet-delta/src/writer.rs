@@ -64,6 +64,10 @@ impl StagedFiles {
 /// stays one lane and one file; a bulk one encodes on several cores into several files.
 pub struct TableWriter {
     open: Opener,
+    /// The writer made when this one was (to check the table and learn the schema), kept
+    /// for the first lane so it is not made twice. In a mutex only so that `TableWriter`
+    /// stays `Sync` (`RecordBatchWriter` is not); `get_mut` takes it without locking.
+    first: std::sync::Mutex<Option<RecordBatchWriter>>,
     lanes: Vec<Lane>,
     max_lanes: usize,
     /// Arrow bytes each open lane takes before another opens.
@@ -149,7 +153,7 @@ impl TableWriter {
         partition_by: Vec<String>,
     ) -> Result<Self, SinkError> {
         // One writer made now: a bad table or schema is reported here, not at the first rows.
-        let probe = open
+        let first = open
             .writer(target_file_size)
             .map_err(|source| SinkError::Write {
                 url: url.to_string(),
@@ -157,7 +161,8 @@ impl TableWriter {
             })?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
-            schema: probe.arrow_schema(),
+            schema: first.arrow_schema(),
+            first: std::sync::Mutex::new(Some(first)),
             open,
             lanes: Vec::new(),
             max_lanes: lanes_for_cores(cores),
@@ -193,10 +198,14 @@ impl TableWriter {
 
     /// Opens another lane: a task owning a new `RecordBatchWriter`.
     fn open_lane(&mut self) -> Result<(), SinkError> {
-        let mut writer = self
-            .open
-            .writer(self.target_file_size)
-            .map_err(|e| self.write_error(e))?;
+        let first = self.first.get_mut().ok().and_then(Option::take);
+        let mut writer = match first {
+            Some(first) => first,
+            None => self
+                .open
+                .writer(self.target_file_size)
+                .map_err(|e| self.write_error(e))?,
+        };
         let (feed, mut batches) = tokio::sync::mpsc::channel::<RecordBatch>(2);
         let done = tokio::spawn(async move {
             while let Some(batch) = batches.recv().await {

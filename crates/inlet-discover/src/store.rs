@@ -379,14 +379,7 @@ impl SourceStore {
                         .objects
                         .last()
                         .map(|m| m.location.as_ref().to_string());
-                    out.extend(page.result.objects.into_iter().map(|m| {
-                        let (key, event) = self.event_of(m);
-                        Listed {
-                            key,
-                            event,
-                            unreadable: None,
-                        }
-                    }));
+                    out.extend(self.listed_of(page.result.objects));
                     match (page.page_token, last) {
                         (Some(_), Some(last)) => offset = Some(last),
                         _ => return Ok(out),

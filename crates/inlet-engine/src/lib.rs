@@ -62,7 +62,7 @@ pub use faults::FaultPoint;
 pub use pipeline::{OpenOptions, Pipeline};
 pub use rebuild::{rebuild_checkpoint, Rebuilt};
 pub use remote::{read_checkpoint, CheckpointRead};
-pub use run::RunMode;
+pub use run::{until_true, RunMode};
 pub use stats::RunStats;
 pub use table::{describe, optimize, repair_protocol, set_properties, vacuum, OptimizeRequest};
 pub use validate::{validate, Validation};

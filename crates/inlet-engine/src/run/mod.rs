@@ -283,7 +283,7 @@ fn stop_on_either(a: watch::Receiver<bool>, b: watch::Receiver<bool>) -> watch::
 
 /// Returns true once `rx` holds true; false if its sender is gone first. (A loop on
 /// `changed`, not `wait_for`: its closure would keep a run's future from being `Send`.)
-pub(super) async fn until_true(rx: &mut watch::Receiver<bool>) -> bool {
+pub async fn until_true(rx: &mut watch::Receiver<bool>) -> bool {
     loop {
         if *rx.borrow_and_update() {
             return true;
