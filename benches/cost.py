@@ -41,26 +41,11 @@ def put_many(s3, bucket: str, keys: list[str], body: bytes, threads: int = 16) -
         list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=body), keys))
 
 
-def scrape(port: int) -> str:
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return ""
-
-
 def ready(port: int) -> bool:
     try:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
     except OSError:
         return False
-
-
-def metric(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def scenario(args, inlet: str, moto_endpoint: str, name: str, source: str, extra: str, new_keys: list[str],
@@ -82,7 +67,7 @@ def scenario(args, inlet: str, moto_endpoint: str, name: str, source: str, extra
         f'[sink]\ntable = "s3://lake/{name}"\n{opts}[checkpoint]\nlocation = "{work / "checkpoint"}"\n'
         f'[trigger]\ninterval_seconds = {args.trigger}\n'
     )
-    mport = scale_free_port()
+    mport = scale.free_port()
     env = dict(os.environ, **scale.CREDS)
     proc = subprocess.Popen([inlet, "run", "--config", str(cfg), "--metrics-addr", f"127.0.0.1:{mport}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(work / "inlet.log", "wb"))
@@ -106,11 +91,11 @@ def scenario(args, inlet: str, moto_endpoint: str, name: str, source: str, extra
             body = "".join(json.dumps({"id": i + j, "v": "x" * 40}) + "\n" for j in range(10)).encode()
             put_many(s3, bucket, new_keys[i:i + per_round], body)
         deadline = time.time() + 600
-        while metric(scrape(mport), "inlet_files_committed_total") < len(new_keys):
+        while (scale.metric(scale.scrape(mport), "inlet_files_committed_total") or 0) < len(new_keys):
             if time.time() > deadline or proc.poll() is not None:
                 sys.exit(f"{name}: not every file committed; see {work / 'inlet.log'}")
             time.sleep(0.5)
-        text = scrape(mport)
+        text = scale.scrape(mport)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -123,25 +108,17 @@ def scenario(args, inlet: str, moto_endpoint: str, name: str, source: str, extra
         "files": len(new_keys),
         "rate": rate,
         "calls": counts,
-        "batches": metric(text, "inlet_batches_committed_total"),
+        "batches": scale.metric(text, "inlet_batches_committed_total") or 0,
         "listings": log.count("discovered files"),
     }
     (work / "result.json").write_text(json.dumps(result))
     return result
 
 
-def scale_free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_cost(args, inlet: str) -> list[dict]:
     import boto3
 
-    moto, endpoint = scale.start_moto(scale_free_port())
+    moto, endpoint = scale.start_moto(scale.free_port())
     creds = dict(region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench")
     s3 = boto3.client("s3", endpoint_url=endpoint, **creds,
                       config=__import__("botocore.config").config.Config(max_pool_connections=32))

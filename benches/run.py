@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from scale import free_port, metric, scrape
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 # `cores`: CPUs every contender is pinned to (taskset -c), or None.
@@ -559,21 +561,6 @@ def bench_checkpoint(args) -> list[dict]:
 # W5: landing-to-commit latency in continuous SQS mode, against moto_server on loopback.
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metric(text: str, name: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 def quantile(text: str, name: str, q: float) -> float | None:
     """q-quantile of a Prometheus histogram, interpolated within its bucket."""
     buckets = []
@@ -597,7 +584,6 @@ def quantile(text: str, name: str, q: float) -> float | None:
 
 def bench_latency(args) -> list[dict]:
     import signal
-    import urllib.request
 
     import boto3
 
@@ -631,14 +617,8 @@ def bench_latency(args) -> list[dict]:
         proc = subprocess.Popen([inlet, "run", "--config", str(cfg), "--metrics-addr", f"127.0.0.1:{mport}"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(work / "inlet.log", "wb"))
 
-        def scrape() -> str:
-            try:
-                return urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=2).read().decode()
-            except OSError:
-                return ""
-
         deadline = time.time() + 60
-        while not scrape() and time.time() < deadline:
+        while not scrape(mport) and time.time() < deadline:
             time.sleep(0.1)
         start = time.monotonic()
         for i in range(args.files):
@@ -648,10 +628,10 @@ def bench_latency(args) -> list[dict]:
             body = "".join(json.dumps({"id": i * 2 + j, "file": i}) + "\n" for j in range(2))
             s3.put_object(Bucket="landing", Key=f"in/f-{i:05d}.json", Body=body.encode())
         deadline = time.time() + 120
-        text = scrape()
+        text = scrape(mport)
         while (metric(text, "inlet_files_committed_total") or 0) < args.files and time.time() < deadline:
             time.sleep(0.2)
-            text = scrape()
+            text = scrape(mport)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         committed = metric(text, "inlet_files_committed_total") or 0

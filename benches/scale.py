@@ -1,7 +1,8 @@
 """W8 (issue 23): commits per second into one table from 1, 2 and 4 concurrent appending
 pipelines, on local storage and on moto's S3; and the start of a pipeline whose S3
 checkpoint holds 1M files, from its local cache against a fresh start (snapshot +
-fast-forward)."""
+fast-forward). Also the helpers the moto-backed benches share (W5, W7, W8): moto, a free
+port, and inlet's metrics endpoint."""
 
 import gzip
 import json
@@ -12,9 +13,32 @@ import sqlite3
 import subprocess
 import sys
 import time
+import socket
 import urllib.request
 
 CREDS = dict(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> str:
+    """inlet's /metrics on `port`, or "" while it does not answer."""
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return ""
+
+
+def metric(text: str, name: str) -> float | None:
+    """The sum of metric `name` over its series (every series has a `pipeline` label),
+    None when absent."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(name + " ") or line.startswith(name + "{")]
+    return sum(values) if values else None
 
 
 def start_moto(port: int) -> tuple[subprocess.Popen, str]:
