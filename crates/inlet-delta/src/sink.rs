@@ -11,6 +11,7 @@ use deltalake::kernel::{Action, MetadataExt as _, StructType, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt as _;
 use url::Url;
 
 use crate::protocol::ProtocolState;
@@ -69,6 +70,17 @@ pub struct DeltaSink {
     pub(crate) last_checkpoint: Option<Option<i64>>,
     /// Called at the steps of a merge-on-read MERGE (test fault points).
     step_hook: Option<crate::maintenance::StepHook>,
+    /// The pipeline's txn version as last read or committed, with the table version it was
+    /// true at: the next read looks only at the commits after that version.
+    known_txn: Option<KnownTxn>,
+}
+
+/// An app id's txn version as of table version `at`.
+#[derive(Debug, Clone)]
+struct KnownTxn {
+    app_id: String,
+    at: i64,
+    txn: Option<i64>,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -94,6 +106,7 @@ impl DeltaSink {
             storage_options: storage_options.clone(),
             last_checkpoint: None,
             step_hook: None,
+            known_txn: None,
         };
         let missing_local_dir = url.to_file_path().is_ok_and(|dir| !dir.exists());
         if !missing_local_dir {
@@ -206,6 +219,7 @@ impl DeltaSink {
             storage_options: self.storage_options.clone(),
             last_checkpoint: None,
             step_hook: self.step_hook.clone(),
+            known_txn: self.known_txn.clone(),
         }
     }
 
@@ -385,19 +399,47 @@ impl DeltaSink {
 
     /// The highest batch id `app_id` has committed to this table (its `txn` version), read
     /// from the latest version. `None` when it never committed or the table does not exist.
+    ///
+    /// Once known at a table version (read, or committed by [`DeltaSink::commit_batch`]), it
+    /// is brought up to date from the commits after that version alone (a HEAD of that
+    /// version's commit, and a GET of each later one: none when this sink only appended
+    /// since), not by replaying the log from its last checkpoint: one batch used to cost a
+    /// GET of every commit since that checkpoint.
     pub async fn txn_version(&mut self, app_id: &str) -> Result<Option<i64>, SinkError> {
         self.refresh().await?;
         let Ok(table) = self.loaded() else {
             return Ok(None);
         };
-        let state = table.snapshot().map_err(|e| self.open_err(e))?;
-        state
-            .transaction_version(table.log_store().as_ref(), app_id)
-            .await
-            .map_err(|source| SinkError::Open {
-                url: self.url.to_string(),
-                source,
-            })
+        let Some(version) = table.version().map(version_i64) else {
+            return Ok(None);
+        };
+        let known = self
+            .known_txn
+            .as_ref()
+            .filter(|k| k.app_id == app_id && k.at <= version);
+        let txn = match known {
+            Some(known) => txn_after(table, app_id, known.at, version, known.txn).await,
+            None => None,
+        };
+        let txn = match txn {
+            Some(txn) => txn,
+            None => {
+                let state = table.snapshot().map_err(|e| self.open_err(e))?;
+                state
+                    .transaction_version(table.log_store().as_ref(), app_id)
+                    .await
+                    .map_err(|source| SinkError::Open {
+                        url: self.url.to_string(),
+                        source,
+                    })?
+            }
+        };
+        self.known_txn = Some(KnownTxn {
+            app_id: app_id.to_string(),
+            at: version,
+            txn,
+        });
+        Ok(txn)
     }
 
     /// A writer that streams record batches into Parquet files under the table; nothing it
@@ -471,6 +513,13 @@ impl DeltaSink {
         if let Some(t) = self.table.as_mut() {
             t.state = Some(finalized.snapshot());
         }
+        // The commit holds this batch's txn, the newest of `app_id` as of its version (any
+        // other commit of the same txn fails delta-rs's conflict check).
+        self.known_txn = Some(KnownTxn {
+            app_id: app_id.to_string(),
+            at: version,
+            txn: Some(batch_id),
+        });
         Ok(version)
     }
 
@@ -832,6 +881,51 @@ pub(crate) fn version_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// The most commits [`txn_after`] reads one by one; past it, replaying from the last Delta
+/// checkpoint (at most `delta.checkpointInterval` commits, 10 by default) reads less.
+const TXN_COMMITS_READ_AT_MOST: i64 = 10;
+
+/// `app_id`'s txn version as of table version `to`, given it was `known` at version `after`:
+/// the newest `txn` of `app_id` in commits `after + 1 ..= to`, else `known`. `None` (the
+/// caller replays the log) when commit `after` is gone (the table was deleted under a handle
+/// that cannot tell), when more than [`TXN_COMMITS_READ_AT_MOST`] commits followed it, or
+/// when a commit cannot be read or parsed.
+async fn txn_after(
+    table: &DeltaTable,
+    app_id: &str,
+    after: i64,
+    to: i64,
+    known: Option<i64>,
+) -> Option<Option<i64>> {
+    if to.checked_sub(after)? > TXN_COMMITS_READ_AT_MOST {
+        return None;
+    }
+    let held = object_store::path::Path::from(format!("_delta_log/{after:020}.json"));
+    table.object_store().head(&held).await.ok()?;
+    let log = table.log_store();
+    let mut txn = known;
+    for version in after.checked_add(1)?..=to {
+        let bytes = log
+            .read_commit_entry(u64::try_from(version).ok()?)
+            .await
+            .ok()??;
+        for line in bytes.split(|b| *b == b'\n') {
+            // Only lines naming a txn are parsed: a commit's adds can be many.
+            if !line.windows(5).any(|w| w == b"\"txn\"") {
+                continue;
+            }
+            let action: serde_json::Value = serde_json::from_slice(line).ok()?;
+            let Some(body) = action.get("txn") else {
+                continue;
+            };
+            if body.get("appId").and_then(|a| a.as_str()) == Some(app_id) {
+                txn = Some(body.get("version").and_then(|v| v.as_i64())?);
+            }
+        }
+    }
+    Some(txn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,6 +1043,45 @@ mod tests {
             .expect("reopen");
         let arrow = reopened.arrow_schema().expect("schema").expect("exists");
         assert_eq!(arrow.fields().len(), 2);
+    }
+
+    /// A sink that knows its txn reads the commits another writer made since, so a second
+    /// runner of the same pipeline committing a batch is seen, and another pipeline's txn
+    /// is not taken for this one's.
+    #[tokio::test]
+    async fn a_known_txn_follows_commits_another_writer_made_since() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Url::from_directory_path(dir.path()).expect("url");
+        let mut ours = created(&url).await;
+        let mut writer = ours.writer(64 << 20).expect("writer");
+        writer.write(batch(&[1])).await.expect("write");
+        let staged = writer.finish().await.expect("finish");
+        ours.commit_batch("p", 1, staged, None, &[])
+            .await
+            .expect("commit");
+        assert_eq!(ours.txn_version("p").await.expect("txn"), Some(1));
+
+        let mut other = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+        for (app, batch_id) in [("p", 5), ("q", 9)] {
+            let mut writer = other.writer(64 << 20).expect("writer");
+            writer.write(batch(&[batch_id])).await.expect("write");
+            let staged = writer.finish().await.expect("finish");
+            other
+                .commit_batch(app, batch_id, staged, None, &[])
+                .await
+                .expect("commit");
+        }
+        assert_eq!(ours.txn_version("p").await.expect("txn"), Some(5));
+        assert_eq!(ours.txn_version("q").await.expect("txn"), Some(9));
+        assert_eq!(ours.txn_version("p").await.expect("txn"), Some(5));
+        let mut writer = ours.writer(64 << 20).expect("writer");
+        writer.write(batch(&[2])).await.expect("write");
+        let staged = writer.finish().await.expect("finish");
+        let err = ours
+            .commit_batch("p", 5, staged, None, &[])
+            .await
+            .expect_err("the other writer committed batch 5");
+        assert!(err.to_string().contains("already holds batch 5"), "{err}");
     }
 
     #[tokio::test]
