@@ -18,8 +18,14 @@ use crate::cli::{Cli, Command, LogFormat};
 /// Exit code when another run holds the checkpoint (EX_TEMPFAIL: try again later).
 const EXIT_LOCKED: u8 = 75;
 
+/// jemalloc, as polars and most Rust data tools use: with glibc's malloc, allocation was
+/// ~20% of the CPU of a run of many small files (benches/README.md, W2).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    tune_allocator();
     // Library errors (delta-kernel's among them) capture a backtrace when RUST_BACKTRACE is
     // set and print it inside their message; an error is one line for the user. Panics keep
     // their backtraces (RUST_BACKTRACE), which this does not touch.
@@ -192,24 +198,36 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-/// glibc gives each thread that contends for the heap its own arena (up to 8 per core) and
-/// rarely returns their free memory: decode threads handing batches to the writer made
-/// about 40% of a bulk run's peak RSS. Two arenas cost no measurable speed
-/// (benches/README.md). glibc reads the limit only at start, and setting it in-process
-/// (`mallopt`) needs unsafe code, so the process re-executes itself once with
-/// `MALLOC_ARENA_MAX=2` (same pid, same arguments); a value already set is left alone.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+/// Environment read by jemalloc at start (prefixed, as the crate builds it).
+#[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+const JEMALLOC_CONF: &str = "_RJEM_MALLOC_CONF";
+
+/// jemalloc's defaults cost a bulk run ~0.6 s of page faults: allocations over 8 MiB (a
+/// file's bytes, Parquet buffers) go to an arena that returns them to the system at once,
+/// so the next file faults its pages in again. `oversize_threshold:0` keeps them in the
+/// ordinary arenas, and a background thread returns freed memory after 300 ms (the default,
+/// 10 s, took W1's peak RSS past half the Python ingester's). Measured in benches/README.md,
+/// W2. jemalloc reads its options only at start, and setting them in-process needs unsafe
+/// code, so the process re-executes itself once with them (same pid, same arguments);
+/// options already set are left alone.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
+    if std::env::var_os(JEMALLOC_CONF).is_none() {
         use std::os::unix::process::CommandExt;
         let mut args = std::env::args_os();
         if let (Ok(exe), Some(arg0)) = (std::env::current_exe(), args.next()) {
-            // Returns only when exec failed: go on with glibc's defaults.
-            let _failed = std::process::Command::new(exe)
-                .arg0(arg0)
-                .args(args)
-                .env("MALLOC_ARENA_MAX", "2")
-                .exec();
+            let mut command = std::process::Command::new(exe);
+            command.arg0(arg0).args(args).env(
+                JEMALLOC_CONF,
+                "background_thread:true,dirty_decay_ms:300,muzzy_decay_ms:0,oversize_threshold:0",
+            );
+            // The C libraries (SQLite, zstd, xz) still allocate through glibc: two arenas, not
+            // one per thread that contends (8 per core).
+            if cfg!(target_env = "gnu") && std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                command.env("MALLOC_ARENA_MAX", "2");
+            }
+            // Returns only when exec failed: go on with jemalloc's defaults.
+            let _failed = command.exec();
         }
     }
 }
