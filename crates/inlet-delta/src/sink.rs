@@ -1053,35 +1053,36 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Url::from_directory_path(dir.path()).expect("url");
         let mut ours = created(&url).await;
-        let mut writer = ours.writer(64 << 20).expect("writer");
-        writer.write(batch(&[1])).await.expect("write");
-        let staged = writer.finish().await.expect("finish");
-        ours.commit_batch("p", 1, staged, None, &[])
+        let rows = staged(&ours, &[1]).await;
+        ours.commit_batch("p", 1, rows, None, &[])
             .await
             .expect("commit");
         assert_eq!(ours.txn_version("p").await.expect("txn"), Some(1));
 
         let mut other = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
         for (app, batch_id) in [("p", 5), ("q", 9)] {
-            let mut writer = other.writer(64 << 20).expect("writer");
-            writer.write(batch(&[batch_id])).await.expect("write");
-            let staged = writer.finish().await.expect("finish");
+            let rows = staged(&other, &[batch_id]).await;
             other
-                .commit_batch(app, batch_id, staged, None, &[])
+                .commit_batch(app, batch_id, rows, None, &[])
                 .await
                 .expect("commit");
         }
         assert_eq!(ours.txn_version("p").await.expect("txn"), Some(5));
         assert_eq!(ours.txn_version("q").await.expect("txn"), Some(9));
         assert_eq!(ours.txn_version("p").await.expect("txn"), Some(5));
-        let mut writer = ours.writer(64 << 20).expect("writer");
-        writer.write(batch(&[2])).await.expect("write");
-        let staged = writer.finish().await.expect("finish");
+        let rows = staged(&ours, &[2]).await;
         let err = ours
-            .commit_batch("p", 5, staged, None, &[])
+            .commit_batch("p", 5, rows, None, &[])
             .await
             .expect_err("the other writer committed batch 5");
         assert!(err.to_string().contains("already holds batch 5"), "{err}");
+    }
+
+    /// Rows with `ids` written to staged files of `sink`'s table, not committed.
+    async fn staged(sink: &DeltaSink, ids: &[i64]) -> StagedFiles {
+        let mut writer = sink.writer(64 << 20).expect("writer");
+        writer.write(batch(ids)).await.expect("write");
+        writer.finish().await.expect("finish")
     }
 
     #[tokio::test]
