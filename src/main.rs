@@ -202,14 +202,15 @@ fn init_logging(cli: &Cli) {
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
 const JEMALLOC_CONF: &str = "_RJEM_MALLOC_CONF";
 
-/// jemalloc's defaults cost a bulk run ~0.6 s of page faults: allocations over 8 MiB (a
-/// file's bytes, Parquet buffers) go to an arena that returns them to the system at once,
-/// so the next file faults its pages in again. `oversize_threshold:0` keeps them in the
-/// ordinary arenas, and a background thread returns freed memory after 300 ms (the default,
-/// 10 s, took W1's peak RSS past half the Python ingester's). Measured in benches/README.md,
-/// W2. jemalloc reads its options only at start, and setting them in-process needs unsafe
-/// code, so the process re-executes itself once with them (same pid, same arguments);
-/// options already set are left alone.
+/// jemalloc returns freed memory to the system only after `dirty_decay_ms` (10 s by
+/// default), which let a bulk run's freed buffers pile up; a background thread returning it
+/// after 300 ms keeps W1's peak RSS under half the Python ingester's. Allocations over 8 MiB
+/// stay in jemalloc's "huge" arena, which returns them at once: keeping them
+/// (`oversize_threshold:0`) saved W1 ~5% of page faults but took a start-up that reads a
+/// large Delta commit from 170 to 250 MiB (benches/README.md, W2 and W3). jemalloc reads its
+/// options only at start, and setting them in-process needs unsafe code, so the process
+/// re-executes itself once with them (same pid, same arguments); options already set are
+/// left alone.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
     if std::env::var_os(JEMALLOC_CONF).is_none() {
@@ -219,7 +220,7 @@ fn tune_allocator() {
             let mut command = std::process::Command::new(exe);
             command.arg0(arg0).args(args).env(
                 JEMALLOC_CONF,
-                "background_thread:true,dirty_decay_ms:300,muzzy_decay_ms:0,oversize_threshold:0",
+                "background_thread:true,dirty_decay_ms:300,muzzy_decay_ms:0",
             );
             // The C libraries (SQLite, zstd, xz) still allocate through glibc: two arenas, not
             // one per thread that contends (8 per core).
