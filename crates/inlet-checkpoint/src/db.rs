@@ -91,12 +91,18 @@ impl Checkpoint {
             source,
         };
         let conn = Connection::open(&db).map_err(open_err)?;
-        // FULL: a plan record must survive power loss, or a batch committed to Delta could
-        // be planned again under a new id. One fsync per batch, never per file.
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
-        )
-        .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        // Only the runner switches the file to WAL (a lasting setting of the file). When a
+        // reader (`inlet files` while a run starts) switched it too, both held a shared lock
+        // and asked for an exclusive one, and SQLite failed one of them at once ("database is
+        // locked") rather than let them wait for each other: the run stopped.
+        if lock.is_some() {
+            // FULL: a plan record must survive power loss, or a batch committed to Delta
+            // could be planned again under a new id. One fsync per batch, never per file.
+            conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+                .map_err(open_err)?;
+        }
         Ok(Self {
             conn,
             dir: dir.to_path_buf(),
@@ -129,6 +135,32 @@ pub(crate) fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::test_support::me;
+
+    /// A reader leaves the file's journal mode alone: only the runner takes the exclusive
+    /// lock that switching it needs, so a reader and a starting run cannot fail each other.
+    #[test]
+    fn a_reader_does_not_switch_the_journal_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Checkpoint::open(dir.path(), "p", me()).expect("create"));
+        let path = dir.path().join(DB_FILE);
+        rusqlite::Connection::open(&path)
+            .expect("file")
+            .execute_batch("PRAGMA journal_mode=DELETE;")
+            .expect("back to a rollback journal");
+        // Asked of a connection of its own: the mode is the file's.
+        let mode = || -> String {
+            rusqlite::Connection::open(&path)
+                .expect("file")
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .expect("journal mode")
+        };
+        let read = Checkpoint::open_read_only(dir.path()).expect("readable");
+        assert!(read.is_some(), "an existing checkpoint");
+        assert_eq!(mode(), "delete");
+        drop(read);
+        let _run = Checkpoint::open(dir.path(), "p", me()).expect("open");
+        assert_eq!(mode(), "wal");
+    }
 
     #[test]
     fn a_checkpoint_file_without_tables_yet_reads_as_none() {
