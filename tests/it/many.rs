@@ -267,16 +267,27 @@ fn four_pipelines_append_and_merge_into_one_table_for_a_minute() {
         (&cfgs[2], files1.len()),
         (&cfgs[3], files2.len()),
     ];
-    wait_for(180, "every file committed", Some(&a), || {
-        b.exited().is_none()
-            && expect.iter().all(|(cfg, want)| {
-                let state = cfg.parent().expect("dir").join(format!(
-                    "state-{}",
-                    cfg.file_stem().expect("stem").to_string_lossy()
-                ));
-                state.exists() && files_in_state(cfg, "committed").len() == *want
-            })
-    });
+    let caught_up = || {
+        expect.iter().all(|(cfg, want)| {
+            let state = cfg.parent().expect("dir").join(format!(
+                "state-{}",
+                cfg.file_stem().expect("stem").to_string_lossy()
+            ));
+            state.exists() && files_in_state(cfg, "committed").len() == *want
+        })
+    };
+    // Both processes' logs on failure: a pipeline of either may be the one behind.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !caught_up() {
+        assert!(
+            Instant::now() < deadline && a.exited().is_none() && b.exited().is_none(),
+            "timed out waiting for every file committed (or a process exited)\n\
+             --- process A (append1, merge1) ---\n{}\n--- process B (append2, merge2) ---\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     a.stop();
     b.stop();
 
