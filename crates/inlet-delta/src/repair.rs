@@ -55,7 +55,7 @@ impl LogState {
 }
 
 /// The log entry file name of commit `v`.
-fn commit_name(v: i64) -> String {
+pub(crate) fn commit_name(v: i64) -> String {
     format!("{v:020}.json")
 }
 

@@ -393,12 +393,8 @@ impl DeltaSink {
         let Some(table) = self.table.as_mut() else {
             return Ok(());
         };
-        if let Some(version) = table.version() {
-            let next = format!("_delta_log/{:020}.json", version.saturating_add(1));
-            let head = table
-                .object_store()
-                .head(&object_store::path::Path::from(next))
-                .await;
+        if let Some(version) = table.version().map(version_i64) {
+            let head = head_commit(table, version.saturating_add(1)).await;
             if matches!(head, Err(object_store::Error::NotFound { .. })) {
                 return Ok(());
             }
@@ -896,6 +892,18 @@ pub(crate) fn version_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A HEAD of commit `version`'s log entry: whether the table has that commit.
+async fn head_commit(
+    table: &DeltaTable,
+    version: i64,
+) -> object_store::Result<object_store::ObjectMeta> {
+    let entry = format!("_delta_log/{}", crate::repair::commit_name(version));
+    table
+        .object_store()
+        .head(&object_store::path::Path::from(entry))
+        .await
+}
+
 /// The most commits [`txn_after`] reads one by one; past it, replaying from the last Delta
 /// checkpoint (at most `delta.checkpointInterval` commits, 10 by default) reads less.
 const TXN_COMMITS_READ_AT_MOST: i64 = 10;
@@ -915,8 +923,7 @@ async fn txn_after(
     if to.checked_sub(after)? > TXN_COMMITS_READ_AT_MOST {
         return None;
     }
-    let held = object_store::path::Path::from(format!("_delta_log/{after:020}.json"));
-    table.object_store().head(&held).await.ok()?;
+    head_commit(table, after).await.ok()?;
     let log = table.log_store();
     let mut txn = known;
     for version in after.checked_add(1)?..=to {
