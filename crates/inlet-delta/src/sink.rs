@@ -335,8 +335,8 @@ impl DeltaSink {
 
     /// Creates the table with `schema`, `partition_by` and table `properties` (checked by
     /// [`crate::properties::check_properties`]) as version 0 (and a local directory for it),
-    /// unless it exists already (another run or writer may have made it first): then it is
-    /// loaded as is.
+    /// unless it exists already (another run or writer may have made it first, even while
+    /// this call ran): then it is loaded as is, and its schema may lack columns of `schema`.
     pub async fn create(
         &mut self,
         schema: &Schema,
@@ -364,18 +364,34 @@ impl DeltaSink {
             .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
             // Keys outside `delta.` (`owner`, `comment`) are the user's own metadata.
             .with_raise_if_key_not_exists(false)
-            .with_commit_properties(no_hooks())
+            // No retry: delta-rs retries a version 0 another writer made first as version 1,
+            // a second `metaData` that would replace that writer's columns with these.
+            .with_commit_properties(no_hooks().with_max_retries(0))
             .with_save_mode(SaveMode::Ignore);
         let builder = if partition_by.is_empty() {
             builder
         } else {
             builder.with_partition_columns(partition_by.iter().cloned())
         };
-        let mut created = builder.await.map_err(create_err)?;
-        // SaveMode::Ignore hands back an unloaded handle when the table was already there.
-        if created.version().is_none() {
-            created.load().await.map_err(create_err)?;
-        }
+        let created = match builder.await {
+            Ok(mut created) => {
+                // SaveMode::Ignore hands back an unloaded handle when the table was there.
+                if created.version().is_none() {
+                    created.load().await.map_err(create_err)?;
+                }
+                created
+            }
+            // Another writer made version 0 between the check and this commit: its table
+            // is the one to use. Any other failure leaves no table to load.
+            Err(source) => {
+                let mut existing = self.handle()?;
+                if existing.load().await.is_err() {
+                    return Err(create_err(source));
+                }
+                tracing::info!(table = %self.url, "another writer created the table first; using it");
+                existing
+            }
+        };
         self.table = Some(created);
         Ok(())
     }
@@ -1015,6 +1031,57 @@ mod tests {
         }
         read.sort_unstable();
         assert_eq!(read, ids, "every row in exactly one file");
+    }
+
+    /// Writers creating one table at the same moment: one makes version 0 and every other
+    /// loads it. None commits its own `metaData` after it, which would replace the first
+    /// writer's columns with its own (delta-rs retries a lost version 0 at version 1).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_creating_one_table_at_once_all_keep_the_first_schema() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = Url::from_directory_path(dir.path()).expect("url");
+            let writers = 6;
+            let start = Arc::new(tokio::sync::Barrier::new(writers));
+            let mut tasks = Vec::new();
+            for w in 0..writers {
+                let (url, start) = (url.clone(), start.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut sink = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+                    let own = Schema::new(vec![Field::new(format!("c{w}"), DataType::Int64, true)]);
+                    start.wait().await;
+                    sink.create(&own, &[], &BTreeMap::new())
+                        .await
+                        .expect("create");
+                    (sink.version(), sink.arrow_schema().expect("schema"))
+                }));
+            }
+            let mut seen = Vec::new();
+            for task in tasks {
+                seen.push(task.await.expect("task"));
+            }
+            let log: Vec<String> = std::fs::read_dir(dir.path().join("_delta_log"))
+                .expect("log")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json"))
+                .collect();
+            assert_eq!(
+                log,
+                vec![crate::repair::commit_name(0)],
+                "one commit, version 0"
+            );
+            let reopened = DeltaSink::open(&url, &HashMap::new()).await.expect("open");
+            let table = reopened.arrow_schema().expect("schema").expect("exists");
+            for (version, schema) in seen {
+                assert_eq!(version, Some(0));
+                assert_eq!(
+                    schema.as_deref(),
+                    Some(table.as_ref()),
+                    "every writer has the table's schema"
+                );
+            }
+        }
     }
 
     #[tokio::test]
