@@ -95,13 +95,10 @@ pub(crate) async fn only_blind_appends(
     to: u64,
 ) -> bool {
     for version in from..=to {
-        let Ok(Some(bytes)) = log.read_commit_entry(version).await else {
+        let Some(actions) = crate::commit_log::commit_actions(log, version, None).await else {
             return false;
         };
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(serde_json::Value::Object(action)) = serde_json::from_slice(line) else {
-                return false;
-            };
+        for action in actions {
             let blind = action.iter().all(|(kind, body)| match kind.as_str() {
                 "add" | "commitInfo" => true,
                 "txn" => app_id.is_none() || body["appId"].as_str() != app_id,

@@ -943,16 +943,8 @@ async fn txn_after(
     let log = table.log_store();
     let mut txn = known;
     for version in after.checked_add(1)?..=to {
-        let bytes = log
-            .read_commit_entry(u64::try_from(version).ok()?)
-            .await
-            .ok()??;
-        for line in bytes.split(|b| *b == b'\n') {
-            // Only lines naming a txn are parsed: a commit's adds can be many.
-            if !line.windows(5).any(|w| w == b"\"txn\"") {
-                continue;
-            }
-            let action: serde_json::Value = serde_json::from_slice(line).ok()?;
+        let version = u64::try_from(version).ok()?;
+        for action in crate::commit_log::commit_actions(log.as_ref(), version, Some("txn")).await? {
             let Some(body) = action.get("txn") else {
                 continue;
             };
