@@ -276,18 +276,9 @@ fn four_pipelines_append_and_merge_into_one_table_for_a_minute() {
             state.exists() && files_in_state(cfg, "committed").len() == *want
         })
     };
-    // Both processes' logs on failure: a pipeline of either may be the one behind.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !caught_up() {
-        assert!(
-            Instant::now() < deadline && a.exited().is_none() && b.exited().is_none(),
-            "timed out waiting for every file committed (or a process exited)\n\
-             --- process A (append1, merge1) ---\n{}\n--- process B (append2, merge2) ---\n{}",
-            a.log(),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Both processes' logs on failure: a pipeline of either may be the one behind
+    // (run 1 is process A: append1, merge1; run 2 is B: append2, merge2).
+    wait_for_all(180, "every file committed", &[&a, &b], caught_up);
     a.stop();
     b.stop();
 
@@ -319,6 +310,85 @@ fn four_pipelines_append_and_merge_into_one_table_for_a_minute() {
     let state = model_of(&merged);
     assert_eq!(state.len(), model.len());
     assert!(state == model, "the MERGE result differs from the model");
+}
+
+/// A MERGE pipeline whose table an append pipeline created first (without the stream's
+/// `_seq` and `_op`): its first batch adds those columns and merges, whichever pipeline
+/// won the table's creation. A key no file has stops that batch, naming the key.
+#[test]
+fn a_merge_pipeline_joins_a_table_an_append_pipeline_created_without_its_columns() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let merge_sink = |keys: &str| {
+        format!(
+            "mode = \"merge\"\nkeys = [{keys}]\nsequence_by = \"_seq\"\n\
+             delete_when = \"_op = 'REMOVE'\""
+        )
+    };
+    let append = pipeline(dir, "append", "table", "", "");
+    let (mut next, mut ids) = (0i64, BTreeSet::new());
+    append_file(&dir.join("landing-append"), "a1", 0, &mut next, &mut ids);
+    drain(&append, &[], &[]);
+    let merge = pipeline(
+        dir,
+        "merge",
+        "table",
+        "format = \"dynamodb_stream\"",
+        &merge_sink("\"tenant\", \"id\""),
+    );
+    let history = History::generate(200, 5);
+    for (name, text) in named_files(&history, 10, 9) {
+        std::fs::write(dir.join("landing-merge").join(name), text).expect("write");
+    }
+    // Nothing of this pipeline's files is known yet: `validate` does not refuse the table.
+    run_ok(
+        &["validate", "--config", merge.to_str().expect("utf8")],
+        &[],
+    );
+    drain(&merge, &[], &[]);
+    let table = read_delta(&url_of(&dir.join("table")), &json!({}));
+    let (appended, merged): (Vec<Value>, Vec<Value>) = table
+        .rows
+        .iter()
+        .cloned()
+        .partition(|r| r["tenant"] == "a1");
+    let appended: BTreeSet<i64> = appended
+        .iter()
+        .map(|r| r["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(appended, ids, "the append pipeline's rows stay");
+    assert!(
+        model_of(&merged) == history.model,
+        "the MERGE result differs from the model"
+    );
+
+    // The same stream under a key its files do not have: the batch stops and names it.
+    let typo = pipeline(
+        dir,
+        "typo",
+        "table",
+        "format = \"dynamodb_stream\"",
+        &merge_sink("\"tenant\", \"idd\""),
+    );
+    for (name, text) in named_files(&history, 10, 9) {
+        std::fs::write(dir.join("landing-typo").join(name), text).expect("write");
+    }
+    let out = run_inlet(
+        &[
+            "run",
+            "--available-now",
+            "--config",
+            typo.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("sink.keys names column 'idd', which this batch's rows do not have"),
+        "{err}"
+    );
+    assert!(files_in_state(&typo, "committed").is_empty());
 }
 
 #[test]

@@ -604,19 +604,36 @@ pub fn rand_suffix() -> u32 {
 }
 
 /// Polls `done` until it holds; fails with `what` (and the run's log) after `secs`.
-pub fn wait_for(secs: u64, what: &str, run: Option<&Running>, mut done: impl FnMut() -> bool) {
+pub fn wait_for(secs: u64, what: &str, run: Option<&Running>, done: impl FnMut() -> bool) {
+    wait_for_all(secs, what, run.as_slice(), done);
+}
+
+/// [`wait_for`] beside several runs: fails when any of them exits, with every run's log.
+pub fn wait_for_all(secs: u64, what: &str, runs: &[&Running], mut done: impl FnMut() -> bool) {
+    let logs = || {
+        let each: Vec<String> = runs.iter().map(|r| r.log()).collect();
+        if each.len() > 1 {
+            each.iter()
+                .enumerate()
+                .map(|(i, log)| format!("--- run {} of {} ---\n{log}", i + 1, each.len()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            each.concat()
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
-        if let Some(status) = run.and_then(Running::exited) {
+        if let Some(status) = runs.iter().find_map(|r| r.exited()) {
             panic!(
                 "inlet exited ({status}) while waiting for {what}\n{}",
-                run.map(Running::log).unwrap_or_default()
+                logs()
             );
         }
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {what}\n{}",
-            run.map(Running::log).unwrap_or_default()
+            logs()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

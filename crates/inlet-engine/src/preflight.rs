@@ -5,6 +5,9 @@ use std::path::Path;
 
 use arrow::datatypes::{DataType, Schema};
 
+use inlet_checkpoint::SchemaVersion;
+use inlet_schema::EvolutionMode;
+
 use crate::config::{Config, SinkMode};
 use crate::error::{EngineError, Result};
 
@@ -53,6 +56,11 @@ fn check_dir(what: &'static str, key: &'static str, path: &Path, why: &'static s
 /// The SQL, `delete_when`, keys and rescued column against what is known before the first
 /// batch: `source` (the stored source schema, when the pipeline has one) and `table` (the
 /// table's schema, when it exists). With neither, only the syntax is checked.
+///
+/// With a schema mode that adds columns, a table is no bound on a batch: its files may hold
+/// columns the table lacks (another pipeline created the table), which the batch adds before
+/// its MERGE. Columns missing from the table alone are then left to the batch's own check
+/// ([`check_merge_columns`]), not refused here.
 pub async fn check_sql(
     cfg: &Config,
     source: Option<&Schema>,
@@ -60,42 +68,37 @@ pub async fn check_sql(
 ) -> Result<()> {
     let transform = inlet_transform::Transform::new(cfg.transform.sql.as_deref());
     transform.check_syntax()?;
+    let adds_columns = matches!(
+        cfg.schema.evolution,
+        EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
+    );
     let output = match source {
         Some(schema) => Some(transform.output_schema(schema).await?),
-        // Appends without SQL write what they read: the table's columns.
-        None if transform.is_identity() => table.cloned(),
+        // Appends without SQL write what they read: the table's columns, and no more unless
+        // the schema mode adds what the files bring.
+        None if transform.is_identity() && !adds_columns => table.cloned(),
         None => None,
     };
     if let Some(predicate) = &cfg.sink.delete_when {
         inlet_transform::check_delete_when(predicate, output.as_ref())?;
     }
-    if cfg.sink.mode == SinkMode::Merge {
-        let named = cfg
-            .sink
-            .keys
-            .iter()
-            .map(|k| ("sink.keys", k))
-            .chain(cfg.sink.sequence_by.iter().map(|s| ("sink.sequence_by", s)));
-        for (key, column) in named {
-            if let Some(out) = &output {
-                if out.field_with_name(column).is_err() {
-                    return Err(EngineError::MissingColumn {
-                        key,
-                        column: column.clone(),
-                        lacks: "the transform's output does not have".into(),
-                        columns: inlet_schema::column_names(out),
-                    });
-                }
-            }
-            if let Some(t) = table {
-                if t.field_with_name(column).is_err() {
-                    // A MERGE matches rows on the table's own columns.
-                    return Err(EngineError::MissingColumn {
-                        key,
-                        column: column.clone(),
-                        lacks: format!("Delta table {} does not have", cfg.table_url),
-                        columns: inlet_schema::column_names(t),
-                    });
+    if let Some(out) = &output {
+        check_merge_columns(cfg, out, "the transform's output does not have")?;
+    }
+    if let Some(t) = table {
+        // A MERGE matches rows on the table's own columns: without a schema mode that adds
+        // them, the table must have them; with one, the first batch adds them from its files
+        // (known to have them when `output` is, else checked then).
+        let lacks = format!("Delta table {} does not have", cfg.table_url);
+        match (adds_columns, &output) {
+            (false, _) => check_merge_columns(cfg, t, &lacks)?,
+            (true, Some(_)) => {}
+            (true, None) => {
+                if let Err(e) = check_merge_columns(cfg, t, &lacks) {
+                    tracing::warn!(
+                        "{e}; the first batch adds the column if its files have it, and stops \
+                         if they do not"
+                    );
                 }
             }
         }
@@ -116,6 +119,47 @@ pub async fn check_sql(
                     column_type: inlet_schema::ddl_type(f.data_type()),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// The stored source schema a run's checks may hold the config to: `None` without one, or
+/// when it was adopted from a table another writer made (it tells nothing of this
+/// pipeline's files, which may bring the columns the config names).
+pub fn files_schema(stored: Option<SchemaVersion>) -> Result<Option<Schema>> {
+    match stored {
+        Some(v) if v.reason != ADOPTED_FROM_TABLE => {
+            Ok(Some(inlet_schema::from_json(&v.schema_json)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The reason of a schema version taken from a table that existed before the pipeline's
+/// first batch.
+pub(crate) const ADOPTED_FROM_TABLE: &str = "adopted from the existing table";
+
+/// A MERGE's `keys` and `sequence_by` are columns of `schema` (what a batch's rows have, or
+/// what the table has); the error says which `lacks` them.
+pub fn check_merge_columns(cfg: &Config, schema: &Schema, lacks: &str) -> Result<()> {
+    if cfg.sink.mode != SinkMode::Merge {
+        return Ok(());
+    }
+    let named = cfg
+        .sink
+        .keys
+        .iter()
+        .map(|k| ("sink.keys", k))
+        .chain(cfg.sink.sequence_by.iter().map(|s| ("sink.sequence_by", s)));
+    for (key, column) in named {
+        if schema.field_with_name(column).is_err() {
+            return Err(EngineError::MissingColumn {
+                key,
+                column: column.clone(),
+                lacks: lacks.to_string(),
+                columns: inlet_schema::column_names(schema),
+            });
         }
     }
     Ok(())

@@ -180,15 +180,13 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
         ));
     }
     let checkpoint = crate::remote::read_checkpoint(&cfg).await?;
-    let stored = match checkpoint
-        .as_deref()
-        .map(Checkpoint::latest_schema)
-        .transpose()?
-        .flatten()
-    {
-        Some(v) => Some(inlet_schema::from_json(&v.schema_json)?),
-        None => None,
-    };
+    let stored = crate::preflight::files_schema(
+        checkpoint
+            .as_deref()
+            .map(Checkpoint::latest_schema)
+            .transpose()?
+            .flatten(),
+    )?;
     crate::preflight::check_sql(&cfg, stored.as_ref(), sink.arrow_schema()?.as_deref()).await?;
     let mut counts = None;
     match checkpoint {

@@ -63,7 +63,7 @@ impl Pipeline {
                     &inlet_schema::to_json(schema),
                     Some(batch_id),
                     None,
-                    "adopted from the existing table",
+                    crate::preflight::ADOPTED_FROM_TABLE,
                 )?;
                 self.snapshot_soon();
             }

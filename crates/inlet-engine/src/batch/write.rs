@@ -270,6 +270,8 @@ impl Pipeline {
         output: Vec<RecordBatch>,
         files: Vec<BatchFile>,
     ) -> Result<(u64, Option<i64>)> {
+        // Checked at start only when the columns were known then (see `preflight::check_sql`).
+        crate::preflight::check_merge_columns(&self.cfg, &schema, "this batch's rows do not have")?;
         let decision = self
             .cfg
             .sink
