@@ -385,8 +385,12 @@ impl DeltaSink {
             // is the one to use. Any other failure leaves no table to load.
             Err(source) => {
                 let mut existing = self.handle()?;
-                if existing.load().await.is_err() {
-                    return Err(create_err(source));
+                match existing.load().await {
+                    Ok(()) => {}
+                    Err(DeltaTableError::NotATable(_)) => return Err(create_err(source)),
+                    // A table is there but does not load: that, not the lost commit, is
+                    // what the user must hear of.
+                    Err(e) => return Err(self.diagnose(&existing, e).await),
                 }
                 tracing::info!(table = %self.url, "another writer created the table first; using it");
                 existing

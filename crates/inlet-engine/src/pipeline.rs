@@ -145,7 +145,7 @@ async fn start(
         },
     };
     // Bad SQL, keys the table lacks and the like fail here, before any file is read.
-    let stored = crate::preflight::files_schema(checkpoint.latest_schema()?)?;
+    let stored = crate::preflight::files_schema(&cfg, checkpoint.latest_schema()?)?;
     crate::preflight::check_sql(&cfg, stored.as_ref(), sink.arrow_schema()?.as_deref()).await?;
     let transform = Transform::new(cfg.transform.sql.as_deref());
     let archive = open_archive(&cfg).await?;

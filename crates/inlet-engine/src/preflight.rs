@@ -68,10 +68,7 @@ pub async fn check_sql(
 ) -> Result<()> {
     let transform = inlet_transform::Transform::new(cfg.transform.sql.as_deref());
     transform.check_syntax()?;
-    let adds_columns = matches!(
-        cfg.schema.evolution,
-        EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
-    );
+    let adds_columns = adds_columns(cfg);
     let output = match source {
         Some(schema) => Some(transform.output_schema(schema).await?),
         // Appends without SQL write what they read: the table's columns, and no more unless
@@ -125,15 +122,26 @@ pub async fn check_sql(
 }
 
 /// The stored source schema a run's checks may hold the config to: `None` without one, or
-/// when it was adopted from a table another writer made (it tells nothing of this
-/// pipeline's files, which may bring the columns the config names).
-pub fn files_schema(stored: Option<SchemaVersion>) -> Result<Option<Schema>> {
+/// when it was adopted from a table another writer made and the pipeline, with no SQL and a
+/// schema mode that adds columns, takes whatever columns its files bring (the adopted schema
+/// tells nothing of them). With SQL, or a mode that adds nothing, the adopted schema is what
+/// the files are decoded with, so it is held to.
+pub fn files_schema(cfg: &Config, stored: Option<SchemaVersion>) -> Result<Option<Schema>> {
+    let grows = adds_columns(cfg)
+        && inlet_transform::Transform::new(cfg.transform.sql.as_deref()).is_identity();
     match stored {
-        Some(v) if v.reason != ADOPTED_FROM_TABLE => {
-            Ok(Some(inlet_schema::from_json(&v.schema_json)?))
-        }
-        _ => Ok(None),
+        Some(v) if v.reason == ADOPTED_FROM_TABLE && grows => Ok(None),
+        Some(v) => Ok(Some(inlet_schema::from_json(&v.schema_json)?)),
+        None => Ok(None),
     }
+}
+
+/// Whether the schema mode adds the columns new files bring (at once, or at the rerun).
+fn adds_columns(cfg: &Config) -> bool {
+    matches!(
+        cfg.schema.evolution,
+        EvolutionMode::AddNewColumns | EvolutionMode::FailOnNewColumns
+    )
 }
 
 /// The reason of a schema version taken from a table that existed before the pipeline's

@@ -181,6 +181,7 @@ pub async fn validate(mut cfg: Config) -> Result<Validation> {
     }
     let checkpoint = crate::remote::read_checkpoint(&cfg).await?;
     let stored = crate::preflight::files_schema(
+        &cfg,
         checkpoint
             .as_deref()
             .map(Checkpoint::latest_schema)
