@@ -123,7 +123,9 @@ def bench_commits(args, inlet: str, port: int) -> list[dict]:
         s3_client(endpoint).create_bucket(Bucket="bench")
         for where in ("local", "moto"):
             for writers in (1, 2, 4):
-                table = str(work / f"table-{writers}") if where == "local" else f"s3://bench/{where}-{writers}-{time.time_ns()}"
+                # Inside the run's directory, which each run starts by removing: a table left
+                # by an earlier bench run would hold batches the fresh checkpoints do not know.
+                table = str(work / f"{where}-{writers}" / "table") if where == "local" else f"s3://bench/{where}-{writers}-{time.time_ns()}"
                 sink = "" if where == "local" else options(endpoint)
                 files = args.files or (100 if where == "local" else 40)
                 r = commits_rate(inlet, work / f"{where}-{writers}", writers, files, table, sink, env)
