@@ -373,17 +373,7 @@ fn a_merge_pipeline_joins_a_table_an_append_pipeline_created_without_its_columns
     for (name, text) in named_files(&history, 10, 9) {
         std::fs::write(dir.join("landing-typo").join(name), text).expect("write");
     }
-    let out = run_inlet(
-        &[
-            "run",
-            "--available-now",
-            "--config",
-            typo.to_str().expect("utf8"),
-        ],
-        &[],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = fails(&typo, &["run", "--available-now"]);
     assert!(
         err.contains("sink.keys names column 'idd', which this batch's rows do not have"),
         "{err}"

@@ -97,22 +97,6 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
-/// Runs `inlet COMMAND.. --config CFG FLAGS..` (flags are the words starting with `-`),
-/// expecting it to fail: its stderr.
-fn fails(cfg: &Path, args: &[&str]) -> String {
-    let (flags, words): (Vec<&str>, Vec<&str>) = args.iter().partition(|a| a.starts_with('-'));
-    let mut all = words;
-    all.extend(["--config", cfg.to_str().expect("utf8")]);
-    all.extend(flags);
-    let out = run_inlet(&all, &[]);
-    assert!(
-        !out.status.success(),
-        "inlet {all:?} succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 // 1. A timestamp_ntz column added by evolution declares its table feature in that commit.
 
 #[test]

@@ -67,6 +67,22 @@ pub fn try_drain(config: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Output
     run_inlet(&drain_args(config, extra), envs)
 }
 
+/// Runs `inlet COMMAND.. --config CFG FLAGS..` (flags are the words starting with `-`),
+/// expecting it to fail: its stderr.
+pub fn fails(cfg: &Path, args: &[&str]) -> String {
+    let (flags, words): (Vec<&str>, Vec<&str>) = args.iter().partition(|a| a.starts_with('-'));
+    let mut all = words;
+    all.extend(["--config", cfg.to_str().expect("utf8")]);
+    all.extend(flags);
+    let out = run_inlet(&all, &[]);
+    assert!(
+        !out.status.success(),
+        "inlet {all:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// `try_drain`, asserting success: its stdout.
 pub fn drain(config: &Path, extra: &[&str], envs: &[(&str, &str)]) -> String {
     run_ok(&drain_args(config, extra), envs)
