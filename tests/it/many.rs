@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::merge::{model_of, named_files, History, Model};
+use crate::merge::{model_of, named_files, write_files, History, Model};
 use crate::support::*;
 
 /// `dir/<name>.toml`: pipeline `name` over `dir/landing-<name>` into `table` (relative to
@@ -337,9 +337,8 @@ fn a_merge_pipeline_joins_a_table_an_append_pipeline_created_without_its_columns
         &merge_sink("\"tenant\", \"id\""),
     );
     let history = History::generate(200, 5);
-    for (name, text) in named_files(&history, 10, 9) {
-        std::fs::write(dir.join("landing-merge").join(name), text).expect("write");
-    }
+    let changes = named_files(&history, 10, 9);
+    write_files(&dir.join("landing-merge"), &changes);
     // Nothing of this pipeline's files is known yet: `validate` does not refuse the table.
     run_ok(
         &["validate", "--config", merge.to_str().expect("utf8")],
@@ -370,9 +369,7 @@ fn a_merge_pipeline_joins_a_table_an_append_pipeline_created_without_its_columns
         "format = \"dynamodb_stream\"",
         &merge_sink("\"tenant\", \"idd\""),
     );
-    for (name, text) in named_files(&history, 10, 9) {
-        std::fs::write(dir.join("landing-typo").join(name), text).expect("write");
-    }
+    write_files(&dir.join("landing-typo"), &changes);
     let err = fails(&typo, &["run", "--available-now"]);
     assert!(
         err.contains("sink.keys names column 'idd', which this batch's rows do not have"),

@@ -59,6 +59,11 @@ pub(crate) fn commit_name(v: i64) -> String {
     format!("{v:020}.json")
 }
 
+/// The log entry of commit `v`, from the table's root.
+pub(crate) fn commit_path(v: i64) -> Path {
+    Path::from("_delta_log").join(commit_name(v))
+}
+
 /// The oldest JSON commit the log holds (`None` without a log): 0 unless log clean-up removed
 /// older commits.
 pub(crate) async fn oldest_commit(store: &dyn ObjectStore) -> Result<Option<i64>, String> {
@@ -287,7 +292,7 @@ pub async fn repair_protocol(
     let body = format!("{info}\n{}\n", json!({ "protocol": next.to_json() }));
     store
         .put_opts(
-            &Path::from("_delta_log").join(commit_name(version)),
+            &commit_path(version),
             PutPayload::from(body.into_bytes()),
             PutOptions::from(PutMode::Create),
         )

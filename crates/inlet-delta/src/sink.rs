@@ -421,10 +421,7 @@ impl DeltaSink {
         }
         match table.update_state().await {
             Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(()),
-            Err(source) => Err(SinkError::Open {
-                url: self.url.to_string(),
-                source,
-            }),
+            Err(source) => Err(self.open_err(source)),
         }
     }
 
@@ -459,10 +456,7 @@ impl DeltaSink {
                 state
                     .transaction_version(table.log_store().as_ref(), app_id)
                     .await
-                    .map_err(|source| SinkError::Open {
-                        url: self.url.to_string(),
-                        source,
-                    })?
+                    .map_err(|e| self.open_err(e))?
             }
         };
         self.known_txn = Some(KnownTxn {
@@ -917,10 +911,9 @@ async fn head_commit(
     table: &DeltaTable,
     version: i64,
 ) -> object_store::Result<object_store::ObjectMeta> {
-    let entry = format!("_delta_log/{}", crate::repair::commit_name(version));
     table
         .object_store()
-        .head(&object_store::path::Path::from(entry))
+        .head(&crate::repair::commit_path(version))
         .await
 }
 
