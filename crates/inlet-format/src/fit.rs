@@ -7,6 +7,7 @@ use inlet_schema::{Conformer, EvolutionMode, JsonInference};
 use serde_json::{Map, Value};
 
 use crate::decoded::{clip_raw, BadRecord, Decoded, BATCH_ROWS};
+use crate::direct::Direct;
 use crate::error::FormatError;
 use crate::options::DecodeOptions;
 use crate::partition;
@@ -46,6 +47,10 @@ impl<'d> Origin<'d> {
 /// Rows of fitted records buffered before they go to the decoder at once.
 const SERIALIZE_ROWS: usize = 1024;
 
+/// Times a file may go from raw records (the direct decoder) to fitted ones before the
+/// tape decoder takes all its records, so that no file ends in many tiny batches.
+const MAX_SWITCHES: u32 = 16;
+
 /// Collects one file's records as rows of the schema, streaming them into Arrow batches of
 /// `BATCH_ROWS` as they come (so a file never sits in memory as parsed values).
 pub(crate) struct Fitter<'a> {
@@ -62,6 +67,15 @@ pub(crate) struct Fitter<'a> {
     /// JSON records that fit as written skip the fitting (see `shape.rs`); `None` when
     /// records are changed on the way (partition values) or not JSON.
     fast: Option<Shape>,
+    /// Builds the columns of such records in the pass that checks them; `None` when a
+    /// column's type is not one it builds, or once the file mixes fitted and raw records
+    /// too often (each switch ends a batch), and the tape decoder takes them instead.
+    direct: Option<Direct>,
+    /// Batches the direct decoder ended early because a fitted record followed.
+    switches: u32,
+    /// Switches allowed before the direct decoder is retired for the file; 0 for none at
+    /// all (the tests set it to check each decoder against fitting).
+    pub max_switches: u32,
     decoder: Option<arrow::json::reader::Decoder>,
     /// Fitted records not yet serialized into the decoder.
     pending: Vec<Map<String, Value>>,
@@ -96,6 +110,9 @@ impl<'a> Fitter<'a> {
             ),
             base_offset: 0,
             fast: None,
+            direct: None,
+            switches: 0,
+            max_switches: MAX_SWITCHES,
             decoder: None,
             pending: Vec::new(),
             batches: Vec::new(),
@@ -112,16 +129,34 @@ impl<'a> Fitter<'a> {
     pub fn allow_raw_json(&mut self) {
         if self.partition.is_empty() {
             self.fast = Some(Shape::of_schema(self.schema, self.opts.rescued_column));
+            if self.max_switches > 0 {
+                self.direct = Direct::new(self.schema, self.opts.rescued_column);
+            }
         }
     }
 
     /// Takes `raw` as one row when it is a JSON object that fits as written; false when it
     /// must be parsed and fitted (`record`), or reported (`bad`).
     pub fn raw_json(&mut self, raw: &str) -> bool {
-        let Some(shape) = &self.fast else {
+        if self.fast.is_none() {
             return false;
-        };
-        if !self.opts.known_to_fit && !shape.accepts(raw) {
+        }
+        if self.new_columns.records() == 0 {
+            if let Some(direct) = self.direct.as_mut() {
+                if direct.push(raw) {
+                    self.rows += 1;
+                    return self.took_direct();
+                }
+                if !self.opts.known_to_fit {
+                    return false; // fitting decides
+                }
+                // Known to fit, yet not taken: the tape decoder has it, after the rows before.
+                if let Err(e) = self.flush_direct() {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
+        if !self.opts.known_to_fit && !self.fast.as_ref().is_some_and(|s| s.accepts(raw)) {
             // Fitting decides, and collects the types of new columns from every record.
             return false;
         }
@@ -135,6 +170,41 @@ impl<'a> Fitter<'a> {
             self.error.get_or_insert(e);
         }
         true
+    }
+
+    /// After the direct decoder took a row: rows the tape decoder holds came before it, so
+    /// they become batches first (the direct decoder then holds only the new row).
+    fn took_direct(&mut self) -> bool {
+        let tape_rows = !self.pending.is_empty()
+            || self
+                .decoder
+                .as_ref()
+                .is_some_and(|d| !d.is_empty() || d.has_partial_record());
+        let mut done = Ok(());
+        if tape_rows {
+            done = self.serialize_pending().and_then(|()| self.flush());
+        }
+        if self.direct.as_ref().is_some_and(|d| d.len() >= BATCH_ROWS) {
+            done = done.and_then(|()| self.flush_direct());
+        }
+        if let Err(e) = done {
+            self.error.get_or_insert(e);
+        }
+        true
+    }
+
+    /// The direct decoder's rows as a batch, before any record that follows them.
+    fn flush_direct(&mut self) -> Result<(), String> {
+        if let Some(batch) = self
+            .direct
+            .as_mut()
+            .map(Direct::flush)
+            .transpose()?
+            .flatten()
+        {
+            self.batches.push(batch);
+        }
+        Ok(())
     }
 
     fn decoder(&mut self) -> Result<&mut arrow::json::reader::Decoder, String> {
@@ -250,6 +320,18 @@ impl<'a> Fitter<'a> {
                 self.bad(at(), error);
             }
         }
+        if self.direct.as_ref().is_some_and(|d| d.len() > 0) {
+            // Raw rows came first. A file that switches often goes to the tape decoder
+            // whole: each switch here ends a batch.
+            self.switches += 1;
+            let done = self.flush_direct();
+            if self.switches > self.max_switches {
+                self.direct = None;
+            }
+            if let Err(e) = done {
+                self.error.get_or_insert(e);
+            }
+        }
         self.pending.push(conformed.row);
         if self.pending.len() >= SERIALIZE_ROWS {
             if let Err(e) = self.serialize_pending() {
@@ -277,13 +359,17 @@ impl<'a> Fitter<'a> {
         }
         let done = match self.error.take() {
             Some(e) => Err(e),
-            None => self.serialize_pending().and_then(|()| {
-                if self.decoder.is_some() {
-                    self.flush()
-                } else {
-                    Ok(())
-                }
-            }),
+            // At most one of the two decoders holds rows (`took_direct`, `record_from`).
+            None => self
+                .serialize_pending()
+                .and_then(|()| {
+                    if self.decoder.is_some() {
+                        self.flush()
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| self.flush_direct()),
         };
         done.map_err(|detail| FormatError::Decode {
             path: self.path.to_string(),

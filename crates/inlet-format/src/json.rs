@@ -430,9 +430,25 @@ mod tests {
         }
     }
 
-    /// Decodes `text` with the fast path on or off.
-    fn decode_with(text: &str, s: &SchemaRef, opts: &DecodeOptions<'_>, fast: bool) -> Decoded {
+    /// How records that fit as written are decoded.
+    #[derive(Debug, Clone, Copy)]
+    enum Path {
+        /// Not at all: every record is parsed and fitted.
+        Fitting,
+        /// As raw bytes through arrow-json's tape decoder.
+        Tape,
+        /// Built into columns in the pass that checks them, however often the file switches.
+        Direct,
+    }
+
+    /// Decodes `text` with records that fit as written taking `path`.
+    fn decode_with(text: &str, s: &SchemaRef, opts: &DecodeOptions<'_>, path: Path) -> Decoded {
         let mut fitter = crate::fit::Fitter::new("f.json", s, opts);
+        fitter.max_switches = match path {
+            Path::Tape => 0,
+            _ => u32::MAX,
+        };
+        let fast = !matches!(path, Path::Fitting);
         feed_from(lines(text), Reading::of(opts), &mut fitter, fast);
         fitter.finish().expect("decode")
     }
@@ -502,24 +518,28 @@ mod tests {
             EvolutionMode::AddNewColumns,
         ] {
             let o = opts(mode);
-            let (fast, slow) = (
-                decode_with(&text, &s, &o, true),
-                decode_with(&text, &s, &o, false),
-            );
-            match (fast, slow) {
-                (Decoded::NewColumns(a), Decoded::NewColumns(b)) => assert_eq!(a, b, "{mode:?}"),
-                (fast @ Decoded::Rows { .. }, slow @ Decoded::Rows { .. }) => {
-                    let (fb, fr, fbad) = rows(fast);
-                    let (sb, sr, sbad) = rows(slow);
-                    assert_eq!(
-                        (fr, fbad),
-                        (sr, sbad),
-                        "{mode:?}: rescued rows and bad records"
-                    );
-                    assert_eq!(fb, sb, "{mode:?}: the rows");
-                    assert!(fb.num_rows() > 3000, "{mode:?}: most records are rows");
+            for path in [Path::Tape, Path::Direct] {
+                let (fast, slow) = (
+                    decode_with(&text, &s, &o, path),
+                    decode_with(&text, &s, &o, Path::Fitting),
+                );
+                match (fast, slow) {
+                    (Decoded::NewColumns(a), Decoded::NewColumns(b)) => {
+                        assert_eq!(a, b, "{mode:?}")
+                    }
+                    (fast @ Decoded::Rows { .. }, slow @ Decoded::Rows { .. }) => {
+                        let (fb, fr, fbad) = rows(fast);
+                        let (sb, sr, sbad) = rows(slow);
+                        assert_eq!(
+                            (fr, fbad),
+                            (sr, sbad),
+                            "{mode:?} {path:?}: rescued rows and bad records"
+                        );
+                        assert_eq!(fb, sb, "{mode:?} {path:?}: the rows");
+                        assert!(fb.num_rows() > 3000, "{mode:?}: most records are rows");
+                    }
+                    (a, b) => panic!("{mode:?}: fast {a:?} but fitted {b:?}"),
                 }
-                (a, b) => panic!("{mode:?}: fast {a:?} but fitted {b:?}"),
             }
         }
     }
@@ -558,6 +578,9 @@ mod tests {
             batches.iter().all(|b| b.num_rows() <= crate::BATCH_ROWS),
             "bounded batches"
         );
+        // Each switch from raw to fitted records ends a batch of the direct decoder's, until
+        // the file goes to the tape decoder whole: tens of batches, not thousands.
+        assert!(batches.len() < 48, "{} batches", batches.len());
         assert_eq!(count, n as u64);
         let (batch, rescued, bad) = rows(decoded);
         assert_eq!((batch.num_rows(), rescued, bad.len()), (n, 0, 0));
@@ -760,10 +783,16 @@ mod tests {
             ),
             Decoded::NewColumns(f) => panic!("unexpected new columns {f:?}"),
         };
-        let (fb, fr, fbad) = rows(decode_with(text, s, o, true));
-        let (sb, sr, sbad) = rows(decode_with(text, s, o, false));
-        assert_eq!((&fb, fr, &fbad), (&sb, sr, &sbad), "fast and fitted agree");
-        (fb, fr, fbad)
+        let (sb, sr, sbad) = rows(decode_with(text, s, o, Path::Fitting));
+        for path in [Path::Tape, Path::Direct] {
+            let (fb, fr, fbad) = rows(decode_with(text, s, o, path));
+            assert_eq!(
+                (&fb, fr, &fbad),
+                (&sb, sr, &sbad),
+                "{path:?} and fitted agree"
+            );
+        }
+        (sb, sr, sbad)
     }
 
     #[test]

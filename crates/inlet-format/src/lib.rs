@@ -14,6 +14,7 @@ mod compression;
 mod csv;
 mod decode;
 mod decoded;
+mod direct;
 mod dynamodb;
 mod dynamodb_change;
 mod error;
