@@ -834,14 +834,23 @@ fn files_beyond_an_empty_sample_are_read() {
         .as_str()
         .is_some_and(|p| p.ends_with("c.json.gz")));
 
-    // The same when every file of the batch is empty or broken: nothing committed as taken.
+    // The same when every file of the batch is empty, `{}` records or broken: the broken
+    // one failed, the others taken with no rows, and no table.
     let tmp = tempfile::tempdir().expect("tempdir");
     write(tmp.path(), "a.json", "");
     write(tmp.path(), "c.json.gz", "not gzip at all");
+    write(tmp.path(), "d.json", "{}\n{}\n");
     let cfg = config_with(tmp.path(), "sample2", "", &sink(""));
     drain(&cfg, &[], &[]);
     let failed = files_in_state(&cfg, "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
+    let taken = files_in_state(&cfg, "committed");
+    assert!(
+        taken
+            .iter()
+            .any(|f| f["path"].as_str().is_some_and(|p| p.ends_with("d.json"))),
+        "{taken:?}"
+    );
     assert!(
         !tmp.path().join("table/_delta_log").exists(),
         "no table without a column"

@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::shape::{Name, Scan};
 
@@ -535,8 +535,10 @@ impl Direct {
             let dtype = self.schema.field(at).data_type();
             columns.insert(at, arrow::array::new_null_array(dtype, self.rows));
         }
+        // The row count is given: a schema of no columns (records `{}`) still has rows.
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
-        RecordBatch::try_new(self.schema.clone(), columns)
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
             .map(Some)
             .map_err(|e| e.to_string())
     }
@@ -608,6 +610,26 @@ mod tests {
         for (row, raw) in taken.iter().enumerate() {
             assert_eq!(got.slice(row, 1), want.slice(row, 1), "row of {raw}");
         }
+    }
+
+    #[test]
+    fn records_of_a_schema_without_columns_are_rows_as_arrow_json_makes_them() {
+        let schema = Arc::new(Schema::empty());
+        let mut direct = Direct::new(&schema, None).expect("no column to refuse");
+        let lines: Vec<String> = (0..3).map(|_| "{}".to_string()).collect();
+        for line in &lines {
+            assert!(direct.push(line));
+        }
+        assert!(
+            !direct.push(r#"{"a":1}"#),
+            "an unknown key is the fitting path's"
+        );
+        let got = direct
+            .flush()
+            .expect("a batch of no columns")
+            .expect("rows");
+        assert_eq!(got.num_rows(), 3);
+        assert_eq!(got, tape(&schema, &lines));
     }
 
     #[test]

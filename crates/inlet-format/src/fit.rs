@@ -150,10 +150,9 @@ impl<'a> Fitter<'a> {
                 if !self.opts.known_to_fit {
                     return false; // fitting decides
                 }
-                // Known to fit, yet not taken: the tape decoder has it, after the rows before.
-                if let Err(e) = self.flush_direct() {
-                    self.error.get_or_insert(e);
-                }
+                // Known to fit, yet not taken (a column past 2 GiB of text): the tape
+                // decoder has it, after the rows before.
+                self.leave_direct();
             }
         }
         if !self.opts.known_to_fit && !self.fast.as_ref().is_some_and(|s| s.accepts(raw)) {
@@ -191,6 +190,23 @@ impl<'a> Fitter<'a> {
             self.error.get_or_insert(e);
         }
         true
+    }
+
+    /// Before a record goes to arrow-json's decoder: rows the direct decoder holds came
+    /// first, so they become a batch. A file that switches often goes to the tape decoder
+    /// whole, since each switch ends a batch.
+    fn leave_direct(&mut self) {
+        if self.direct.as_ref().is_none_or(|d| d.len() == 0) {
+            return;
+        }
+        self.switches += 1;
+        let done = self.flush_direct();
+        if self.switches > self.max_switches {
+            self.direct = None;
+        }
+        if let Err(e) = done {
+            self.error.get_or_insert(e);
+        }
     }
 
     /// The direct decoder's rows as a batch, before any record that follows them.
@@ -320,18 +336,7 @@ impl<'a> Fitter<'a> {
                 self.bad(at(), error);
             }
         }
-        if self.direct.as_ref().is_some_and(|d| d.len() > 0) {
-            // Raw rows came first. A file that switches often goes to the tape decoder
-            // whole: each switch here ends a batch.
-            self.switches += 1;
-            let done = self.flush_direct();
-            if self.switches > self.max_switches {
-                self.direct = None;
-            }
-            if let Err(e) = done {
-                self.error.get_or_insert(e);
-            }
-        }
+        self.leave_direct();
         self.pending.push(conformed.row);
         if self.pending.len() >= SERIALIZE_ROWS {
             if let Err(e) = self.serialize_pending() {

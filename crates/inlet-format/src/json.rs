@@ -545,6 +545,26 @@ mod tests {
     }
 
     #[test]
+    fn records_without_columns_are_rows_of_a_schema_without_columns() {
+        // What a batch whose files hold no columns decodes against (`record_columnless`).
+        let s = Arc::new(Schema::empty());
+        let text = "{}\n{}\n\n{}\n";
+        for path in [Path::Tape, Path::Direct, Path::Fitting] {
+            let o = DecodeOptions {
+                rescued_column: None,
+                ..opts(EvolutionMode::None)
+            };
+            match decode_with(text, &s, &o, path) {
+                Decoded::Rows { rows, batches, .. } => {
+                    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                    assert_eq!((rows, total), (3, 3), "{path:?}");
+                }
+                other => panic!("{path:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn raw_and_fitted_records_keep_their_order_across_batches() {
         let s = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
         // Every seventh record needs fitting (a number into a string column becomes its
