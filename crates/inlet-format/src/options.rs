@@ -89,7 +89,8 @@ pub struct DecodeOptions<'a> {
     /// Hive-style `name=value` directories of the file's path that become columns.
     pub partition_columns: &'a [String],
     /// Every JSON line of the file is known to fit the schema as written (inference walked
-    /// it: `SchemaSample::fitted`, `fits_within`), so no line is checked again.
+    /// it: `SchemaSample::fitted`, `fits_within`): the tape decoder takes such lines
+    /// unchecked, and one the direct builder does not take goes to it, not to fitting.
     pub known_to_fit: bool,
 }
 
