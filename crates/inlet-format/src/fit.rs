@@ -145,7 +145,8 @@ impl<'a> Fitter<'a> {
             if let Some(direct) = self.direct.as_mut() {
                 if direct.push(raw) {
                     self.rows += 1;
-                    return self.took_direct();
+                    self.took_direct();
+                    return true;
                 }
                 if !self.opts.known_to_fit {
                     return false; // fitting decides
@@ -173,7 +174,7 @@ impl<'a> Fitter<'a> {
 
     /// After the direct decoder took a row: rows the tape decoder holds came before it, so
     /// they become batches first (the direct decoder then holds only the new row).
-    fn took_direct(&mut self) -> bool {
+    fn took_direct(&mut self) {
         let tape_rows = !self.pending.is_empty()
             || self
                 .decoder
@@ -189,7 +190,6 @@ impl<'a> Fitter<'a> {
         if let Err(e) = done {
             self.error.get_or_insert(e);
         }
-        true
     }
 
     /// Before a record goes to arrow-json's decoder: rows the direct decoder holds came

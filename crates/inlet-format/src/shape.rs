@@ -19,7 +19,7 @@ pub(crate) enum Shape {
 /// matched whole, by one comparison instead of a call to `memcmp`.
 #[derive(Debug)]
 pub(crate) struct Name {
-    pub text: String,
+    text: String,
     head: u64,
 }
 
