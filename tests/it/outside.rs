@@ -856,3 +856,99 @@ fn files_beyond_an_empty_sample_are_read() {
         "no table without a column"
     );
 }
+
+/// Data files in the table's directory, and those the log adds (no orphan left behind).
+fn data_files(dir: &Path) -> (usize, usize) {
+    let on_disk = std::fs::read_dir(dir.join("table"))
+        .expect("table dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        })
+        .count();
+    let added = log_actions(dir)
+        .values()
+        .flatten()
+        .filter(|a| a.get("add").is_some())
+        .count();
+    (on_disk, added)
+}
+
+/// A first batch's files that fit the first file's inference are written while the schema
+/// is inferred; kept when the table's schema only adds columns to them, and deleted and
+/// decoded again when it changed a type under them. Either way every row lands once, with
+/// the schema sampling every line gives.
+#[test]
+fn a_first_batch_is_written_while_its_schema_is_inferred() {
+    let rows = |file: usize, extra: &str| -> String {
+        (0..50)
+            .map(|r| {
+                let id = file * 50 + r;
+                format!("{{\"id\":{id},\"name\":\"n{id}\",\"tags\":[\"t{r}\"],\"at\":{{\"k\":{r}}}{extra}}}\n")
+            })
+            .collect()
+    };
+    // File 3 brings a column; the others fit file 0's inference as written.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for f in 0..6 {
+        let extra = if f == 3 { ",\"extra\":true" } else { "" };
+        write(tmp.path(), &format!("f{f}.json"), &rows(f, extra));
+    }
+    let cfg = config_with(tmp.path(), "early", "", &sink(""));
+    let stats: Value = serde_json::from_str(drain(&cfg, &["--json"], &[]).trim()).expect("json");
+    assert_eq!(stats["files_written_while_inferring"], 4, "{stats}");
+    let table = read(tmp.path());
+    assert_eq!(table.ints("id"), (0..300).collect::<Vec<i64>>());
+    let extra: Vec<&Value> = table.rows.iter().map(|r| &r["extra"]).collect();
+    assert_eq!(extra.iter().filter(|v| **v == &json!(true)).count(), 50);
+    assert_eq!(extra.iter().filter(|v| v.is_null()).count(), 250);
+    assert!(table
+        .rows
+        .iter()
+        .all(|r| r["at"]["k"].is_i64() && r["tags"][0].is_string()));
+    assert_eq!(polars_count(&table_url(tmp.path()), &json!({})), 300);
+    let (on_disk, added) = data_files(tmp.path());
+    assert_eq!(on_disk, added, "every data file written is committed");
+    let schema = log_actions(tmp.path())[&0]
+        .iter()
+        .find_map(|a| a.get("metaData").map(|m| m["schemaString"].clone()))
+        .expect("version 0 has the schema");
+    let schema: Value = serde_json::from_str(schema.as_str().expect("text")).expect("schema JSON");
+    let names: Vec<&str> = schema["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"extra"),
+        "the first schema has every sampled column: {names:?}"
+    );
+
+    // File 2 makes `id` a double: the files written as long are deleted and decoded again.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for f in 0..5 {
+        let mut text = rows(f, "");
+        if f == 2 {
+            text.push_str("{\"id\":0.5}\n");
+        }
+        write(tmp.path(), &format!("f{f}.json"), &text);
+    }
+    let cfg = config_with(tmp.path(), "early2", "", &sink(""));
+    let stats: Value = serde_json::from_str(drain(&cfg, &["--json"], &[]).trim()).expect("json");
+    assert_eq!(stats["files_written_while_inferring"], 0, "{stats}");
+    assert_eq!(stats["rows"], 251, "{stats}");
+    let table = read(tmp.path());
+    let mut ids: Vec<f64> = table
+        .rows
+        .iter()
+        .map(|r| r["id"].as_f64().expect("id is a double"))
+        .collect();
+    ids.sort_by(f64::total_cmp);
+    let mut want: Vec<f64> = (0..250).map(|i| i as f64).collect();
+    want.push(0.5);
+    want.sort_by(f64::total_cmp);
+    assert_eq!(ids, want);
+    let (on_disk, added) = data_files(tmp.path());
+    assert_eq!(on_disk, added, "the files written as long were deleted");
+}

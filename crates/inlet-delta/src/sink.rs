@@ -490,6 +490,43 @@ impl DeltaSink {
         )
     }
 
+    /// `schema` as a table created with it gives it back (Delta's types, in Arrow's form):
+    /// what [`Self::writer`] writes once the table exists.
+    pub fn as_created(&self, schema: &Schema) -> Result<SchemaRef, SinkError> {
+        let kernel: StructType = schema
+            .try_into_kernel()
+            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
+        let arrow: Schema = (&kernel)
+            .try_into_arrow()
+            .map_err(|e: deltalake::arrow::error::ArrowError| self.schema_err(e.to_string()))?;
+        Ok(Arc::new(arrow))
+    }
+
+    /// Deletes the data files of `staged`, written but left out of every commit (a first
+    /// batch's files written while its schema was inferred, when the schema changed under
+    /// them). Best effort: no reader sees a file no commit holds, and vacuum removes what
+    /// is left. How many were deleted.
+    pub async fn discard(&self, staged: &StagedFiles) -> usize {
+        // The table need not exist: files are written before its first commit.
+        let store = match self.loaded() {
+            Ok(table) => table.object_store(),
+            Err(_) => match self.handle() {
+                Ok(table) => table.object_store(),
+                Err(_) => return 0,
+            },
+        };
+        let mut deleted = 0;
+        for file in staged.files() {
+            let Ok(path) = object_store::path::Path::from_url_path(&file.path) else {
+                continue;
+            };
+            if store.delete(&path).await.is_ok() {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
     /// Commits `staged` as batch `batch_id` of pipeline `app_id`: one Delta commit with the
     /// add actions, a `txn {appId, version: batch_id}` action and, in its commitInfo, the
     /// batch's source `files` (what `inlet checkpoint rebuild` reads), retried on conflicts

@@ -140,6 +140,9 @@ pub enum EngineError {
 
     #[error("{file}: columns {columns} are still unknown after the schema took them in; this is a bug in inlet, please report it")]
     Bug { file: String, columns: String },
+
+    #[error("{0}; this is a bug in inlet, please report it")]
+    Internal(String),
 }
 
 impl EngineError {

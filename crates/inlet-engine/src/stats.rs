@@ -44,6 +44,9 @@ pub struct RunStats {
     pub deleted_files: u64,
     /// Checkpoint entries forgotten past `max_file_age`.
     pub compacted_entries: u64,
+    /// Files of a table's first batch decoded and written while its schema was inferred
+    /// (each read and walked once instead of twice).
+    pub files_written_while_inferring: u64,
 }
 
 impl RunStats {

@@ -4,9 +4,11 @@
 use std::borrow::Cow;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 
-use crate::decoded::{clip_raw, BadRecord, Decoded};
+use crate::decoded::{clip_raw, BadRecord, Decoded, BATCH_ROWS};
+use crate::direct::Direct;
 use crate::error::FormatError;
 use crate::fit::Fitter;
 use crate::options::{DecodeOptions, Format};
@@ -51,6 +53,33 @@ pub fn decode(
     }
 }
 
+/// A JSON-lines file of which every line fits `schema` as written (what `Shape::accepts`
+/// takes), decoded in one pass into the rows [`decode`] makes of it, with their count.
+/// `None` when any line does not fit, the file is not UTF-8 text or holds no line, or
+/// `schema` has a type the one pass does not build: decode such a file with [`decode`].
+/// A table's first batch writes files with it while its schema is still being inferred.
+pub fn decode_as_written(
+    data: &[u8],
+    schema: &SchemaRef,
+    rescued_column: Option<&str>,
+) -> Option<(Vec<RecordBatch>, u64)> {
+    let text = std::str::from_utf8(data).ok()?;
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut direct = Direct::new(schema, rescued_column)?;
+    let (mut batches, mut rows) = (Vec::new(), 0u64);
+    for at in json::lines(body) {
+        if !direct.push(at.raw) {
+            return None;
+        }
+        rows += 1;
+        if direct.len() >= BATCH_ROWS {
+            batches.extend(direct.flush().ok()?);
+        }
+    }
+    batches.extend(direct.flush().ok()?);
+    (rows > 0).then_some((batches, rows))
+}
+
 /// The file as text. Lines that are not UTF-8 become bad records, and their bytes spaces
 /// (so the line is blank, skipped, and every other line keeps its byte offset); the rest
 /// of the file is read as usual.
@@ -80,4 +109,102 @@ pub(crate) fn utf8_lines(data: &[u8]) -> (Cow<'_, str>, Vec<BadRecord>) {
     let text = String::from_utf8(blanked)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     (Cow::Owned(text), bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Shape;
+    use crate::testing::{
+        mixed_schema, options, random_records, with_mutations, MIXED_KEYS, MIXED_VALUES, RESCUED,
+    };
+    use arrow::datatypes::{DataType, Field, Schema};
+    use inlet_schema::EvolutionMode;
+    use std::sync::Arc;
+
+    fn one_batch(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
+        arrow::compute::concat_batches(schema, batches).expect("concat")
+    }
+
+    #[test]
+    fn a_file_that_fits_as_written_decodes_in_one_pass_into_what_decode_makes() {
+        let mut fields = mixed_schema().fields().to_vec();
+        fields.push(Arc::new(Field::new(RESCUED, DataType::Utf8, true)));
+        let schema = Arc::new(Schema::new(fields));
+        let shape = Shape::of_schema(&schema, Some(RESCUED));
+        let records = with_mutations(random_records(23, &MIXED_KEYS, &MIXED_VALUES, 6, 6_000));
+        let (fitting, mut other): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|r| shape.accepts(r));
+        // A line of its own (blank lines are skipped by both).
+        other.retain(|r| !r.trim().is_empty() && !r.contains(['\n', '\r']));
+        assert!(fitting.len() > 1_000 && other.len() > 1_000, "both kinds");
+        let opts = options(Format::Json, EvolutionMode::AddNewColumns);
+        let (mut taken, mut refused) = (0, 0);
+        let mut next = 0;
+        for round in 0..24 {
+            // Past one batch of rows too; CRLF, a BOM, blank lines; some with one line that
+            // does not fit somewhere in it.
+            let len = [1, 7, 300, BATCH_ROWS + 5][round % 4];
+            let mut lines: Vec<String> = (0..len)
+                .map(|i| fitting[(next + i) % fitting.len()].clone())
+                .collect();
+            next += len;
+            let spoilt = round % 3 == 2;
+            if spoilt {
+                lines.insert((round * 7919) % (len + 1), other[round].clone());
+            }
+            let mut text = lines.join(if round % 2 == 0 { "\n" } else { "\r\n" });
+            if round % 5 == 1 {
+                text = format!("\u{feff}\n  \n{text}\n\n");
+            }
+            let got = decode_as_written(text.as_bytes(), &schema, Some(RESCUED));
+            if spoilt {
+                assert!(
+                    got.is_none(),
+                    "round {round}: a line that does not fit was taken"
+                );
+                refused += 1;
+                continue;
+            }
+            let (batches, rows) = got.expect("every line fits");
+            assert_eq!(rows, len as u64);
+            assert!(batches.iter().all(|b| b.num_rows() <= BATCH_ROWS));
+            let Ok(Decoded::Rows {
+                batches: want,
+                rows: want_rows,
+                rescued_rows: 0,
+                bad_records,
+                duplicates: 0,
+            }) = decode("f.json", &Bytes::from(text), &schema, &opts)
+            else {
+                panic!("round {round}: decode made something else of a fitting file");
+            };
+            assert!(bad_records.is_empty());
+            assert_eq!(want_rows, rows);
+            assert_eq!(one_batch(&schema, &batches), one_batch(&schema, &want));
+            taken += 1;
+        }
+        assert_eq!((taken, refused), (16, 8));
+    }
+
+    #[test]
+    fn files_not_taken_in_one_pass_are_left_to_decode() {
+        let schema = crate::testing::schema(&[("a", DataType::Int64)]);
+        let none = |data: &[u8]| decode_as_written(data, &schema, Some(RESCUED)).is_none();
+        assert!(none(b""), "no line");
+        assert!(none(b"\n \r\n"), "blank lines only");
+        assert!(none(b"{\"a\":1}\n{\"a\":\"\xff\"}\n"), "not UTF-8");
+        assert!(none(b"{\"a\":1} {\"a\":2}\n"), "two records on a line");
+        assert!(none(b"{\"a\":1}\n{\"b\":2}\n"), "a new column");
+        let ts = Arc::new(Schema::new(vec![Field::new(
+            "t",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+            true,
+        )]));
+        assert!(
+            decode_as_written(b"{}\n", &ts, None).is_none(),
+            "not built in one pass"
+        );
+        assert!(!none(b"{\"a\":1}\n{}\n"));
+    }
 }

@@ -369,7 +369,7 @@ fn item_spans(text: &str, key: Option<&str>) -> Option<Vec<Range<usize>>> {
 }
 
 /// Non-blank lines with their 1-based number and byte offset; a trailing `\r` is dropped.
-fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = Origin<'_>> {
     // memchr's vector search: `str::split` finds each newline a word at a time.
     let mut next = 0;
     let pieces = memchr::memchr_iter(b'\n', text.as_bytes())

@@ -32,7 +32,7 @@ mod text;
 mod typed_text;
 
 pub use compression::{decompress, Compression};
-pub use decode::decode;
+pub use decode::{decode, decode_as_written};
 pub use decoded::{BadRecord, Decoded, BATCH_ROWS, RAW_LIMIT};
 pub use dynamodb::{NumberMode, SEQ_WIDTH};
 pub use dynamodb_change::CHANGE_SEQ_WIDTH;

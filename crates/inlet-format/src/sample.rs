@@ -153,6 +153,25 @@ impl SchemaSample {
             .flatten()
     }
 
+    /// The inference so far with `Null` where only nulls were seen: a JSON line that fits
+    /// it as written (`Shape::accepts`) cannot change [`Self::schema`], now or after any
+    /// later file. `None` once Parquet or Avro columns joined, or when types are not inferred.
+    pub fn exact_schema(&self) -> Option<Schema> {
+        if !self.columns.is_empty() {
+            return None;
+        }
+        self.records.exact_schema()
+    }
+
+    /// Counts a whole file of `records` lines taken without sampling them, each of which
+    /// fits an [`Self::exact_schema`] of this sample's as written.
+    pub fn add_settled(&mut self, records: u64) {
+        for _ in 0..records {
+            self.records.add_unchanged();
+        }
+        self.files += 1;
+    }
+
     /// Folds in the sample of later files (sampled apart, in parallel).
     pub fn merge(&mut self, other: SchemaSample) {
         self.records.merge(other.records);
@@ -265,6 +284,67 @@ mod tests {
             merged.merge(s);
         }
         assert_eq!(merged.schema(), full.schema());
+    }
+
+    #[test]
+    fn files_counted_as_settled_leave_the_schema_as_sampling_them_would() {
+        // A file every line of which fits the first file's exact inference, counted instead of
+        // sampled, whatever the other files bring and in whichever order they merge.
+        let keys = ["a", "b", "c", "A", "n"];
+        let values = [
+            "1",
+            "2.5",
+            "\"x\"",
+            "true",
+            "null",
+            "[]",
+            "[1]",
+            "{\"k\":1}",
+            "{\"k\":null}",
+            "{}",
+        ];
+        let csv = CsvOptions::default();
+        let sampled = |text: &str| {
+            let mut s = SchemaSample::new(true);
+            s.add("f.json", &Bytes::from(text.to_string()), &opts(&csv))
+                .expect("sample");
+            s
+        };
+        let mut settled_files = 0;
+        for round in 0..60 {
+            let lines = crate::testing::random_records(0x51ed_2701 + round, &keys, &values, 4, 80);
+            let first = lines[..20].join("\n");
+            let exact = sampled(&first).exact_schema().expect("types inferred");
+            let shape = Shape::of_schema(&exact, None);
+            let (fit, other): (Vec<_>, Vec<_>) =
+                lines[20..].iter().cloned().partition(|l| shape.accepts(l));
+            if fit.is_empty() {
+                continue;
+            }
+            settled_files += 1;
+            let (fit, other) = (fit.join("\n"), other.join("\n"));
+            for fit_first in [true, false] {
+                let mut whole = sampled(&first);
+                let mut counted = sampled(&first);
+                let rest = |s: &mut SchemaSample| s.merge(sampled(&other));
+                if !fit_first {
+                    rest(&mut whole);
+                    rest(&mut counted);
+                }
+                whole.merge(sampled(&fit));
+                counted.add_settled(fit.lines().count() as u64);
+                if fit_first {
+                    rest(&mut whole);
+                    rest(&mut counted);
+                }
+                assert_eq!(counted.schema(), whole.schema(), "round {round}");
+                assert_eq!(counted.files(), whole.files());
+            }
+        }
+        assert!(
+            settled_files > 20,
+            "{settled_files} rounds had fitting lines"
+        );
     }
 
     #[test]

@@ -5,12 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
-use inlet_discover::DiscoverError;
+use inlet_discover::{DiscoverError, SourceStore};
 use inlet_format::SchemaSample;
 use tracing::{debug, info, warn};
 
+use super::early::{Early, EarlyFiles, EarlyPlan, EarlyWrites};
+use super::read::DecodeSettings;
+use super::write::fit_to;
 use super::PlannedFile;
 use crate::error::{EngineError, Result};
 use crate::events::Event;
@@ -48,12 +52,40 @@ impl Pipeline {
     /// create the table. `NoColumns` when the sample shows no columns at all. What the
     /// inference learnt goes into `sampled`: the files it walked whole, each with the schema
     /// all its lines fit (decoded without checking each line again), and the bytes read (up
-    /// to [`KEEP_SAMPLED_BYTES`]), so the batch does not read them again.
+    /// to [`KEEP_SAMPLED_BYTES`]), so the batch does not read them again, and the files
+    /// written while the schema was inferred that the table keeps (`early.rs`).
     pub(super) async fn ensure_table(
         &mut self,
         batch_id: i64,
         files: &[PlannedFile],
         sampled: &mut Sampled,
+    ) -> Result<Known> {
+        let mut early = Early::Off;
+        let known = self.find_schema(batch_id, files, sampled, &mut early).await;
+        if let Early::Planned(writes) = early {
+            match &known {
+                Ok(Known::Schema(_)) => {
+                    let kept = self.settle_early(writes).await?;
+                    // Their bytes are not read again.
+                    for (path, _) in kept.iter().flat_map(|k| &k.rows) {
+                        sampled.bytes.remove(path);
+                    }
+                    sampled.early = kept;
+                }
+                _ => self.abandon_early(writes).await,
+            }
+        }
+        known
+    }
+
+    /// [`Self::ensure_table`], with the files written while the schema is inferred left
+    /// in `early`.
+    async fn find_schema(
+        &mut self,
+        batch_id: i64,
+        files: &[PlannedFile],
+        sampled: &mut Sampled,
+        early: &mut Early,
     ) -> Result<Known> {
         let streaming = self.streaming();
         let table = self.sink.arrow_schema()?;
@@ -79,8 +111,11 @@ impl Pipeline {
                 // sample goes on past them, so no file of the batch goes unread.
                 let mut rest = files;
                 let mut budget = self.cfg.schema.sample_bytes;
+                if self.writes_while_inferring() {
+                    *early = Early::Unplanned;
+                }
                 let (inferred, sampled) = loop {
-                    let found = self.infer(rest, budget).await?;
+                    let found = self.infer(rest, budget, early).await?;
                     sampled.known_fit.extend(found.known_fit);
                     sampled.bytes.extend(found.bytes);
                     if !found.schema.fields().is_empty() || !self.cfg.hints.is_empty() {
@@ -236,7 +271,9 @@ impl Pipeline {
             let order: Vec<PlannedFile> = std::iter::once(file.clone())
                 .chain(batch.iter().filter(|f| f.path != file.path).cloned())
                 .collect();
-            let found = self.infer(&order, self.cfg.schema.sample_bytes).await?;
+            let found = self
+                .infer(&order, self.cfg.schema.sample_bytes, &mut Early::Off)
+                .await?;
             debug!(files = found.files, "new columns typed over the batch");
             *sampled = Some(found.schema);
         }
@@ -264,10 +301,14 @@ impl Pipeline {
     /// read and sampled `read_concurrency` at a time, each apart, then merged in order.
     /// Also returns the files sampled whole whose every line fits its own inference.
     /// Also returns how many of `files` (from the first) the sample bounds let it read.
+    /// With `early`, files are written while the schema is inferred (`early.rs`): the first
+    /// file is sampled alone, and each later one that fits its inference as written is
+    /// decoded and written instead of sampled.
     pub(super) async fn infer(
         &mut self,
         files: &[PlannedFile],
         sample_bytes: u64,
+        early: &mut Early,
     ) -> Result<Inference> {
         // The byte budget is spent in file order, by stored size (a compressed file may give
         // more), so which files are sampled does not depend on timing.
@@ -285,70 +326,39 @@ impl Pipeline {
         }
         let covered = chosen.len();
         let infer_types = self.cfg.schema.infer_column_types;
-        let shared = self.decode_settings();
-        let mut samples = futures::stream::iter(chosen)
-            .map(|(path, etag, budget)| {
-                let source = self.source.clone();
-                let settings = shared.clone();
-                let compression = self.cfg.source.compression;
-                async move {
-                    let data = match source.read_version(&path, etag.as_deref()).await {
-                        Ok(d) => d,
-                        // Reading the batch records these as skipped.
-                        Err(
-                            DiscoverError::NotFound { .. }
-                            | DiscoverError::Changed { .. }
-                            | DiscoverError::Unaddressable { .. },
-                        ) => return Ok(None),
-                        Err(e) => return Err(e),
-                    };
-                    let (raw, key) = (data.clone(), path.clone());
-                    let _cpu = settings.cpu.clone().acquire_owned().await.ok();
-                    let sampled = tokio::task::spawn_blocking(move || {
-                        let data = inlet_format::decompress(&path, data, compression).ok()?;
-                        // Row formats are sampled up to the byte budget; Parquet and Avro keep the file.
-                        let cut = usize::try_from(budget).unwrap_or(usize::MAX);
-                        let whole = data.len() <= cut;
-                        let data = match settings.format {
-                            inlet_format::Format::Parquet | inlet_format::Format::Avro => data,
-                            _ => data.slice(..data.len().min(cut)),
-                        };
-                        let mut sample = SchemaSample::new(infer_types);
-                        match sample.add(&path, &data, &settings.options(&path)) {
-                            Ok(()) => {
-                                let fitted = sample.fitted().filter(|_| whole).map(|f| (path, f));
-                                Some((sample, fitted, !whole))
-                            }
-                            Err(e) => {
-                                // The decode pass records this file as failed, with the same error.
-                                warn!(file = %path, error = %e, "file left out of the schema sample");
-                                None
-                            }
-                        }
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                    Ok(sampled.map(|s| (s, key, raw)))
-                }
-            })
-            .buffered(self.cfg.source.read_ahead());
-        let mut merged = SchemaSample::new(infer_types);
-        let mut known_fit = HashMap::new();
-        let mut kept = HashMap::new();
-        let mut kept_bytes = 0usize;
-        let mut cut = false;
-        while let Some(sample) = samples.next().await {
-            if let Some(((sample, fitted, partly), path, raw)) = sample? {
-                merged.merge(sample);
-                if kept_bytes + raw.len() <= KEEP_SAMPLED_BYTES {
-                    kept_bytes += raw.len();
-                    kept.insert(path, raw);
-                }
-                known_fit.extend(fitted);
-                cut |= partly;
+        let sampler = Sampler {
+            source: self.source.clone(),
+            settings: self.decode_settings(),
+            compression: self.cfg.source.compression,
+            infer_types,
+        };
+        let mut gathered = Gathered::new(infer_types, self.cfg.rescued_column());
+        let mut chosen = chosen.into_iter();
+        if matches!(early, Early::Unplanned) {
+            // The first file alone: what it infers is what the others are decoded with.
+            if let Some(first) = chosen.next() {
+                gathered
+                    .take(sampler.clone().sample(first, None).await?, None)
+                    .await?;
+                *early = self
+                    .plan_early(&gathered.merged)
+                    .map_or(Early::Off, Early::Planned);
             }
         }
+        let plan = early.plan();
+        let mut samples = futures::stream::iter(chosen)
+            .map(|chosen| sampler.clone().sample(chosen, plan.clone()))
+            .buffered(self.cfg.source.read_ahead());
+        while let Some(done) = samples.next().await {
+            gathered.take(done?, early.writes()).await?;
+        }
+        let Gathered {
+            merged,
+            known_fit,
+            kept,
+            cut,
+            ..
+        } = gathered;
         Ok(Inference {
             schema: merged.schema(),
             files: merged.files(),
@@ -422,6 +432,184 @@ pub(super) struct Sampled {
     pub known_fit: HashMap<String, Schema>,
     /// Bytes read (as stored), by path.
     pub bytes: HashMap<String, Bytes>,
+    /// Files written while the schema was inferred, for the batch's commit.
+    pub early: Option<EarlyFiles>,
+}
+
+/// A file of the sample: its path, the ETag to read (when pinned), its byte budget.
+type Chosen = (String, Option<String>, u64);
+
+/// A sampled file, as its task hands it back.
+enum FileSample {
+    Sampled {
+        sample: SchemaSample,
+        /// The schema all its lines fit, when it was sampled whole.
+        fitted: Option<(String, Schema)>,
+        /// Read only in part (the byte budget ran out inside it).
+        partly: bool,
+    },
+    /// Decoded with the early plan instead: every line fits the first file's inference.
+    Decoded {
+        batches: Vec<RecordBatch>,
+        rows: u64,
+    },
+}
+
+/// A sampled file's outcome, its path and its bytes as stored; `None` when it could not be
+/// read or sampled (the batch's read records why).
+type SampledFile = Option<(FileSample, String, Bytes)>;
+
+/// What reads and samples one file of the sample.
+#[derive(Clone)]
+struct Sampler {
+    source: SourceStore,
+    settings: DecodeSettings,
+    compression: inlet_format::Compression,
+    infer_types: bool,
+}
+
+impl Sampler {
+    /// Reads one file of the sample and samples it, or, with `plan`, decodes it when every
+    /// line fits the plan as written (`early.rs`), and samples it otherwise.
+    async fn sample(
+        self,
+        (path, etag, budget): Chosen,
+        plan: Option<Arc<EarlyPlan>>,
+    ) -> Result<SampledFile> {
+        let Self {
+            source,
+            settings,
+            compression,
+            infer_types,
+        } = self;
+        let data = match source.read_version(&path, etag.as_deref()).await {
+            Ok(d) => d,
+            // Reading the batch records these as skipped.
+            Err(
+                DiscoverError::NotFound { .. }
+                | DiscoverError::Changed { .. }
+                | DiscoverError::Unaddressable { .. },
+            ) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (raw, key) = (data.clone(), path.clone());
+        let _cpu = settings.cpu.clone().acquire_owned().await.ok();
+        let sampled = tokio::task::spawn_blocking(move || {
+            let data = inlet_format::decompress(&path, data, compression).ok()?;
+            // Row formats are sampled up to the byte budget; Parquet and Avro keep the file.
+            let cut = usize::try_from(budget).unwrap_or(usize::MAX);
+            let whole = data.len() <= cut;
+            if let Some(decoded) = plan
+                .filter(|_| whole)
+                .and_then(|plan| decode_early(&path, &data, &plan))
+            {
+                return Some(decoded);
+            }
+            let data = match settings.format {
+                inlet_format::Format::Parquet | inlet_format::Format::Avro => data,
+                _ => data.slice(..data.len().min(cut)),
+            };
+            let mut sample = SchemaSample::new(infer_types);
+            match sample.add(&path, &data, &settings.options(&path)) {
+                Ok(()) => {
+                    let fitted = sample.fitted().filter(|_| whole).map(|f| (path, f));
+                    Some(FileSample::Sampled {
+                        sample,
+                        fitted,
+                        partly: !whole,
+                    })
+                }
+                Err(e) => {
+                    // The decode pass records this file as failed, with the same error.
+                    warn!(file = %path, error = %e, "file left out of the schema sample");
+                    None
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        Ok(sampled.map(|s| (s, key, raw)))
+    }
+}
+
+/// A whole sampled file decoded with the early plan, when every line fits it as written.
+fn decode_early(path: &str, data: &[u8], plan: &EarlyPlan) -> Option<FileSample> {
+    let rescued = plan.rescued.as_deref();
+    let (batches, rows) = inlet_format::decode_as_written(data, &plan.decode, rescued)?;
+    let written: Result<Vec<_>> = batches
+        .into_iter()
+        .map(|b| fit_to(b, &plan.write))
+        .collect();
+    match written {
+        Ok(batches) => Some(FileSample::Decoded { batches, rows }),
+        Err(e) => {
+            debug!(file = %path, error = %e, "rows decoded while inferring do not convert to the written schema: sampled instead");
+            None
+        }
+    }
+}
+
+/// The sample's files merged in order.
+struct Gathered {
+    merged: SchemaSample,
+    known_fit: HashMap<String, Schema>,
+    /// Bytes read, by path, up to [`KEEP_SAMPLED_BYTES`] in all.
+    kept: HashMap<String, Bytes>,
+    kept_bytes: usize,
+    cut: bool,
+    rescued: Option<String>,
+}
+
+impl Gathered {
+    fn new(infer_types: bool, rescued: Option<&str>) -> Self {
+        Self {
+            merged: SchemaSample::new(infer_types),
+            known_fit: HashMap::new(),
+            kept: HashMap::new(),
+            kept_bytes: 0,
+            cut: false,
+            rescued: rescued.map(str::to_string),
+        }
+    }
+
+    /// Merges the next file in order. A decoded one is written by `early` or, once writing
+    /// stopped, left to the batch (its lines leave the schema as it is either way).
+    async fn take(&mut self, file: SampledFile, early: Option<&mut EarlyWrites>) -> Result<()> {
+        let Some((sample, path, raw)) = file else {
+            return Ok(());
+        };
+        match sample {
+            FileSample::Sampled {
+                sample,
+                fitted,
+                partly,
+            } => {
+                self.merged.merge(sample);
+                self.known_fit.extend(fitted);
+                self.cut |= partly;
+                if let Some(early) = early {
+                    let rescued = self.rescued.as_deref();
+                    early.check(&inlet_schema::with_rescued_column(
+                        &self.merged.schema(),
+                        rescued,
+                    ));
+                }
+            }
+            FileSample::Decoded { batches, rows } => {
+                self.merged.add_settled(rows);
+                if let Some(early) = early {
+                    early.write(&path, batches, rows).await?;
+                }
+            }
+        }
+        // Kept also when written: the table may not keep what was written.
+        if self.kept_bytes + raw.len() <= KEEP_SAMPLED_BYTES {
+            self.kept_bytes += raw.len();
+            self.kept.insert(path, raw);
+        }
+        Ok(())
+    }
 }
 
 /// What a schema sample found.

@@ -2,6 +2,7 @@
 //! has its own file; the function here runs them in the protocol's order, crash points named.
 
 mod commit;
+mod early;
 mod evolve;
 mod read;
 mod write;
@@ -91,6 +92,7 @@ impl Pipeline {
                 Known::Schema(schema) => schema,
                 Known::NoColumns => return self.record_columnless(batch_id, &files, started).await,
             };
+            let written_early = sampled.early.as_ref().map_or(0, |e| e.rows.len() as u64);
             // 5b. Columns the config declares join first; new ones join in flight (evolve.rs).
             let mut evolution = self.evolution(&table_schema);
             // 5c. Read and decode, writing as files come: appends stream into Parquet, SQL
@@ -115,6 +117,7 @@ impl Pipeline {
                 self.put_done(batch_id, manifest).await?;
             }
             self.record(batch_id, version, rows, &file_rows, &evolution)?;
+            self.stats.files_written_while_inferring += written_early;
             self.faults.hit(FaultPoint::AfterRecord);
             if version.is_some() {
                 self.catalog_after_commit().await?;

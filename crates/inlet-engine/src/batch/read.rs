@@ -1,7 +1,7 @@
 //! Step 5c, reading a batch: its files read ahead and decoded off the async workers, each
 //! file's outcome recorded (rows, skipped, failed), new columns met on the way evolved.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,15 +40,33 @@ impl Pipeline {
         let mut settings = self.decode_settings();
         settings.known_fit = Arc::new(sampled.known_fit);
         settings.sampled = Arc::new(std::sync::Mutex::new(sampled.bytes));
+        let mut file_rows = Vec::with_capacity(files.len());
+        // Files written while the schema was inferred are not read again.
+        let mut to_read = files.to_vec();
+        if let Some(early) = sampled.early {
+            let written: HashSet<&str> = early.rows.iter().map(|(p, _)| p.as_str()).collect();
+            to_read.retain(|f| !written.contains(f.path.as_str()));
+            out.add_staged(early.staged)?;
+            for (path, rows) in early.rows {
+                self.events.emit(Event::FileRead {
+                    batch_id,
+                    path: path.clone(),
+                    rows,
+                    bad_records: 0,
+                    rescued_rows: 0,
+                    rescued_values: 0,
+                });
+                file_rows.push((path, rows as i64));
+            }
+        }
         let mut reader = BatchReader::start(
             self.source.clone(),
-            files.to_vec(),
+            to_read,
             self.cfg.source.compression,
             evolution.schema(),
             settings.clone(),
             self.cfg.source.read_ahead(),
         );
-        let mut file_rows = Vec::with_capacity(files.len());
         while let Some((file, read)) = reader.next().await {
             let (data, first) = match read {
                 Ok(read) => read,

@@ -45,6 +45,22 @@ impl BatchOutput {
     }
 }
 
+impl BatchOutput {
+    /// Data files written before the batch's output opened (while the table's schema was
+    /// inferred), for its commit. Only appends without SQL write such files.
+    pub fn add_staged(&mut self, files: StagedFiles) -> Result<()> {
+        match self {
+            Self::Stream { staged, .. } => {
+                staged.extend(files);
+                Ok(())
+            }
+            Self::Collect(_) => Err(EngineError::Internal(
+                "a batch that collects its rows for SQL or MERGE was handed data files written while the schema was inferred".into(),
+            )),
+        }
+    }
+}
+
 impl Pipeline {
     /// The output for a batch starting with `evolution`'s schema.
     pub(super) fn batch_output(&self, evolution: &Evolution) -> Result<BatchOutput> {
