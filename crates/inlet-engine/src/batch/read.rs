@@ -319,20 +319,37 @@ impl BatchReader {
         settings: DecodeSettings,
         ahead: usize,
     ) -> Self {
-        let (tx, decoded) = tokio::sync::mpsc::channel(ahead);
+        // Reads run `ahead`, each on a task of its own so it goes on while decodes wait;
+        // decodes run one per core ahead of the writer, no more: a decoded file waiting for
+        // the writer is memory, and at the batch's end encoding work left with one core busy.
+        let decode_ahead = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (tx, decoded) = tokio::sync::mpsc::channel(1);
         let task = tokio::spawn(async move {
-            let mut reads = futures::stream::iter(files)
+            let fetches = futures::stream::iter(files)
                 .map(|file| {
-                    let source = source.clone();
+                    let (source, settings, at) = (source.clone(), settings.clone(), file.clone());
+                    let fetch =
+                        tokio::spawn(async move { fetch_file(&source, &at, &settings).await });
+                    async move { (file, fetch.await) }
+                })
+                .buffered(ahead);
+            let mut reads = fetches
+                .map(|(file, fetched)| {
                     let schema = schema.clone();
                     let settings = settings.clone();
                     async move {
-                        let outcome =
-                            read_file(&source, &file, compression, schema, settings).await;
+                        let outcome = match fetched {
+                            Ok(Ok(data)) => {
+                                Ok(decode_file(&file, data, compression, schema, settings).await)
+                            }
+                            Ok(Err(e)) => Err(e),
+                            // A read that panicked fails its file, as a decode that panics does.
+                            Err(e) => Ok((Bytes::new(), Err(task_failed(&file.path, e)))),
+                        };
                         (file, outcome)
                     }
                 })
-                .buffered(ahead);
+                .buffered(decode_ahead);
             while let Some(read) = reads.next().await {
                 if tx.send(read).await.is_err() {
                     break;
@@ -428,7 +445,17 @@ async fn read_file(
     compression: inlet_format::Compression,
     schema: SchemaRef,
     settings: DecodeSettings,
-) -> Result<(Bytes, Result<Decoded, FormatError>), ReadError> {
+) -> FileRead {
+    let data = fetch_file(source, file, &settings).await?;
+    Ok(decode_file(file, data, compression, schema, settings).await)
+}
+
+/// A file's bytes as stored: kept from the schema's sample, or read from the source.
+async fn fetch_file(
+    source: &SourceStore,
+    file: &PlannedFile,
+    settings: &DecodeSettings,
+) -> Result<Bytes, ReadError> {
     let path = file.path.as_str();
     let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
     let kept = settings
@@ -451,6 +478,20 @@ async fn read_file(
         }
         Err(e) => return Err(ReadError::Source(e)),
     };
+    Ok(data)
+}
+
+/// A fetched file decompressed and decoded against `schema` on a blocking thread: its
+/// decompressed bytes (kept only for a second decode once the schema takes new columns)
+/// and its decode.
+async fn decode_file(
+    file: &PlannedFile,
+    data: Bytes,
+    compression: inlet_format::Compression,
+    schema: SchemaRef,
+    settings: DecodeSettings,
+) -> (Bytes, Result<Decoded, FormatError>) {
+    let path = file.path.as_str();
     // Held through decompression and decoding; the semaphore is never closed.
     let _cpu = settings.cpu.clone().acquire_owned().await.ok();
     // One blocking task for both steps: for small files the hand-off costs more than the work.
@@ -474,7 +515,7 @@ async fn read_file(
         (if keep { data } else { Bytes::new() }, decoded)
     })
     .await;
-    Ok(done.unwrap_or_else(|e| (Bytes::new(), Err(task_failed(path, e)))))
+    done.unwrap_or_else(|e| (Bytes::new(), Err(task_failed(path, e))))
 }
 
 /// Why the checkpoint records a file the source could not read as skipped.
