@@ -77,16 +77,22 @@ impl Early {
 }
 
 impl EarlyWrites {
-    /// Writes a sampled file's rows (made with `plan`), unless writing stopped: the file is
-    /// then decoded with the batch.
-    pub async fn write(&mut self, path: &str, batches: Vec<RecordBatch>, rows: u64) -> Result<()> {
-        if self.active {
-            for batch in batches {
-                self.writer.write(batch).await?;
-            }
-            self.files.push((path.to_string(), rows));
+    /// Writes a sampled file's rows (made with `plan`), unless writing stopped: false then,
+    /// and the file is decoded with the batch.
+    pub async fn write(
+        &mut self,
+        path: &str,
+        batches: Vec<RecordBatch>,
+        rows: u64,
+    ) -> Result<bool> {
+        if !self.active {
+            return Ok(false);
         }
-        Ok(())
+        for batch in batches {
+            self.writer.write(batch).await?;
+        }
+        self.files.push((path.to_string(), rows));
+        Ok(true)
     }
 
     /// After a file was sampled: stops writing once the schema `inferred` so far (the

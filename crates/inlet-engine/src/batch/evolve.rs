@@ -13,7 +13,7 @@ use inlet_format::SchemaSample;
 use tracing::{debug, info, warn};
 
 use super::early::{Early, EarlyFiles, EarlyPlan, EarlyWrites};
-use super::read::DecodeSettings;
+use super::read::{AbortOnDrop, DecodeSettings};
 use super::write::fit_to;
 use super::PlannedFile;
 use crate::error::{EngineError, Result};
@@ -65,12 +65,7 @@ impl Pipeline {
         if let Early::Planned(writes) = early {
             match &known {
                 Ok(Known::Schema(_)) => {
-                    let kept = self.settle_early(writes).await?;
-                    // Their bytes are not read again.
-                    for (path, _) in kept.iter().flat_map(|k| &k.rows) {
-                        sampled.bytes.remove(path);
-                    }
-                    sampled.early = kept;
+                    sampled.early = self.settle_early(writes).await?;
                 }
                 _ => self.abandon_early(writes).await,
             }
@@ -345,11 +340,20 @@ impl Pipeline {
                     .map_or(Early::Off, Early::Planned);
             }
         }
-        let plan = early.plan();
-        let mut samples = futures::stream::iter(chosen)
-            .map(|chosen| sampler.clone().sample(chosen, plan.clone()))
-            .buffered(self.cfg.source.read_ahead());
-        while let Some(done) = samples.next().await {
+        // Sampled on a task of its own, so reads and decodes go on while rows are written.
+        let (plan, ahead) = (early.plan(), self.cfg.source.read_ahead());
+        let (tx, mut samples) = tokio::sync::mpsc::channel(1);
+        let _feed = AbortOnDrop(tokio::spawn(async move {
+            let mut sampled = futures::stream::iter(chosen)
+                .map(|chosen| sampler.clone().sample(chosen, plan.clone()))
+                .buffered(ahead);
+            while let Some(done) = sampled.next().await {
+                if tx.send(done).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        while let Some(done) = samples.recv().await {
             gathered.take(done?, early.writes()).await?;
         }
         let Gathered {
@@ -598,12 +602,15 @@ impl Gathered {
             }
             FileSample::Decoded { batches, rows } => {
                 self.merged.add_settled(rows);
+                // A file written is read again only if the table does not keep it, as
+                // files past the bytes kept are: its bytes are not held meanwhile.
                 if let Some(early) = early {
-                    early.write(&path, batches, rows).await?;
+                    if early.write(&path, batches, rows).await? {
+                        return Ok(());
+                    }
                 }
             }
         }
-        // Kept also when written: the table may not keep what was written.
         if self.kept_bytes + raw.len() <= KEEP_SAMPLED_BYTES {
             self.kept_bytes += raw.len();
             self.kept.insert(path, raw);

@@ -373,7 +373,7 @@ impl BatchReader {
 }
 
 /// A task aborted when its handle goes (a batch that fails stops its reads).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(super) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
