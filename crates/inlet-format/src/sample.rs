@@ -286,23 +286,28 @@ mod tests {
         assert_eq!(merged.schema(), full.schema());
     }
 
+    /// Keys and values (JSON text) the random records of the sample's tests are made of.
+    const KEYS: [&str; 5] = ["a", "b", "c", "A", "n"];
+    const VALUES: &[&str] = &[
+        "1",
+        "2.5",
+        "\"x\"",
+        "true",
+        "null",
+        "[]",
+        "[1]",
+        "[\"s\"]",
+        "{\"k\":1}",
+        "{\"k\":\"v\",\"j\":null}",
+        "{}",
+        "18446744073709551615",
+    ];
+
     #[test]
     fn files_counted_as_settled_leave_the_schema_as_sampling_them_would() {
         // A file every line of which fits the first file's exact inference, counted instead of
         // sampled, whatever the other files bring and in whichever order they merge.
-        let keys = ["a", "b", "c", "A", "n"];
-        let values = [
-            "1",
-            "2.5",
-            "\"x\"",
-            "true",
-            "null",
-            "[]",
-            "[1]",
-            "{\"k\":1}",
-            "{\"k\":null}",
-            "{}",
-        ];
+        let (keys, values) = (KEYS, VALUES);
         let csv = CsvOptions::default();
         let sampled = |text: &str| {
             let mut s = SchemaSample::new(true);
@@ -312,7 +317,7 @@ mod tests {
         };
         let mut settled_files = 0;
         for round in 0..60 {
-            let lines = crate::testing::random_records(0x51ed_2701 + round, &keys, &values, 4, 80);
+            let lines = crate::testing::random_records(0x51ed_2701 + round, &keys, values, 4, 80);
             let first = lines[..20].join("\n");
             let exact = sampled(&first).exact_schema().expect("types inferred");
             let shape = Shape::of_schema(&exact, None);
@@ -349,30 +354,11 @@ mod tests {
 
     #[test]
     fn settled_inference_agrees_with_full_inference_on_random_records() {
-        let keys = ["a", "b", "c", "A", "n"];
-        let values = [
-            "1",
-            "2.5",
-            "\"x\"",
-            "true",
-            "null",
-            "[]",
-            "[1]",
-            "[\"s\"]",
-            "{\"k\":1}",
-            "{\"k\":\"v\",\"j\":null}",
-            "{}",
-            "18446744073709551615",
-        ];
+        let (keys, values) = (KEYS, VALUES);
         let csv = CsvOptions::default();
         for round in 0..50 {
-            let lines = crate::testing::random_records(
-                0x9e37_79b9_7f4a_7c15 + round,
-                &keys,
-                &values,
-                4,
-                40,
-            );
+            let lines =
+                crate::testing::random_records(0x9e37_79b9_7f4a_7c15 + round, &keys, values, 4, 40);
             let mut sample = SchemaSample::new(true);
             sample
                 .add("f.json", &Bytes::from(lines.join("\n")), &opts(&csv))

@@ -12,9 +12,8 @@ use inlet_discover::{DiscoverError, SourceStore};
 use inlet_format::SchemaSample;
 use tracing::{debug, info, warn};
 
+use super::decoding::{fit_to, AbortOnDrop, DecodeSettings};
 use super::early::{Early, EarlyFiles, EarlyPlan, EarlyWrites};
-use super::read::{AbortOnDrop, DecodeSettings};
-use super::write::fit_to;
 use super::PlannedFile;
 use crate::error::{EngineError, Result};
 use crate::events::Event;

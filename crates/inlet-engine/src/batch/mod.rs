@@ -2,6 +2,7 @@
 //! has its own file; the function here runs them in the protocol's order, crash points named.
 
 mod commit;
+mod decoding;
 mod early;
 mod evolve;
 mod read;

@@ -1,11 +1,11 @@
 //! Step 5c, reading a batch: its files read ahead and decoded off the async workers, each
 //! file's outcome recorded (rows, skipped, failed), new columns met on the way evolved.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_checkpoint::SkipReason;
@@ -14,6 +14,7 @@ use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::EvolutionMode;
 use tracing::{info, warn};
 
+use super::decoding::{AbortOnDrop, DecodeSettings};
 use super::evolve::{describe, Evolution, Sampled};
 use super::write::BatchOutput;
 use super::PlannedFile;
@@ -267,28 +268,6 @@ impl Pipeline {
         self.report_batch(batch_id, files, 0, None, started, before);
         Ok(())
     }
-
-    /// How files are decoded, from the config.
-    pub(super) fn decode_settings(&self) -> DecodeSettings {
-        DecodeSettings {
-            format: self.cfg.source.format,
-            numbers: self.cfg.source.dynamodb_numbers,
-            mode: self.cfg.schema.evolution,
-            rescued_column: self.cfg.rescued_column().map(str::to_string),
-            infer_types: self.cfg.schema.infer_column_types,
-            hints: Arc::new(self.cfg.hints.clone()),
-            csv: Arc::new(self.cfg.source.csv.clone()),
-            partition_columns: Arc::new(self.cfg.source.partition_columns.clone()),
-            pin_etag: self.cfg.source.allow_overwrites,
-            multiline: self.cfg.source.multiline,
-            exports: Arc::new(self.exports.clone()),
-            known_fit: Arc::default(),
-            sampled: Arc::default(),
-            cpu: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            )),
-        }
-    }
 }
 
 /// A file as read: its decompressed bytes (kept for a second decode) and its first decode, or
@@ -372,15 +351,6 @@ impl BatchReader {
     }
 }
 
-/// A task aborted when its handle goes (a batch that fails stops its reads).
-pub(super) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Why a planned file produced nothing to decode.
 pub(super) enum ReadError {
     /// Gone from the source, or rewritten since it was listed (`allow_overwrites`: the new
@@ -388,53 +358,6 @@ pub(super) enum ReadError {
     Skipped(SkipReason),
     /// The source could not be read; the batch stays planned and is replayed.
     Source(DiscoverError),
-}
-
-/// Decoding settings, owned so that decoding can run on a blocking thread.
-#[derive(Clone)]
-pub(super) struct DecodeSettings {
-    pub format: inlet_format::Format,
-    pub numbers: inlet_format::NumberMode,
-    pub mode: EvolutionMode,
-    pub rescued_column: Option<String>,
-    pub infer_types: bool,
-    pub hints: Arc<Vec<Field>>,
-    pub csv: Arc<inlet_format::CsvOptions>,
-    pub partition_columns: Arc<Vec<String>>,
-    /// Read the version with the planned ETag only (`allow_overwrites`).
-    pub pin_etag: bool,
-    /// A file is one JSON document or array (`multiline`), not JSON lines.
-    pub multiline: bool,
-    /// DynamoDB exports' times, by the path of their `manifest-summary.json`.
-    pub exports: Arc<HashMap<String, i64>>,
-    /// Files the schema's inference walked whole, with the schema all their lines fit.
-    pub known_fit: Arc<HashMap<String, Schema>>,
-    /// Bytes the schema's inference read, taken (once) instead of reading the file again.
-    pub sampled: Arc<std::sync::Mutex<HashMap<String, Bytes>>>,
-    /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
-    /// ahead, but more decodes than cores only add memory.
-    pub cpu: Arc<tokio::sync::Semaphore>,
-}
-
-impl DecodeSettings {
-    /// The options for decoding the file at `path` (a full DynamoDB export's rows take
-    /// their export's time from its manifest).
-    pub fn options(&self, path: &str) -> DecodeOptions<'_> {
-        DecodeOptions {
-            format: self.format,
-            numbers: self.numbers,
-            csv: &self.csv,
-            mode: self.mode,
-            rescued_column: self.rescued_column.as_deref(),
-            infer_types: self.infer_types,
-            hints: &self.hints,
-            partition_columns: &self.partition_columns,
-            known_to_fit: false,
-            multiline: self.multiline,
-            export_time_micros: inlet_discover::export_manifest_path(path)
-                .and_then(|m| self.exports.get(&m).copied()),
-        }
-    }
 }
 
 /// The decompressed bytes of a file (kept for a second decode when the schema evolves) and

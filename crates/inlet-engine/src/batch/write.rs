@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 use inlet_delta::{BatchFile, MergeSpec, StagedFiles, TableWriter};
 use tracing::{debug, info, warn};
 
+use super::decoding::fit_to;
 use super::evolve::Evolution;
 use super::PlannedFile;
 use crate::config::SinkMode;
@@ -416,39 +417,4 @@ impl Pipeline {
         }
         Ok(())
     }
-}
-
-/// `batch` with the columns of `schema`, in its order: columns the batch lacks (decoded
-/// before the schema gained them) are null.
-pub(super) fn fit_to(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    if batch.schema() == *schema {
-        return Ok(batch);
-    }
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            // Checked: a value that does not convert fails the batch instead of becoming null.
-            Some(c) => arrow::compute::cast_with_options(
-                c,
-                f.data_type(),
-                &arrow::compute::CastOptions {
-                    safe: false,
-                    ..Default::default()
-                },
-            )
-            .map_err(|source| EngineError::Cast {
-                column: f.name().clone(),
-                from: c.data_type().to_string(),
-                to: f.data_type().to_string(),
-                source,
-            }),
-            None => Ok(arrow::array::new_null_array(
-                f.data_type(),
-                batch.num_rows(),
-            )),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
