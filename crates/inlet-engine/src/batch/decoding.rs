@@ -1,5 +1,5 @@
-//! What the schema's sample and the batch's read share: how files are decoded (settings
-//! from the config), the task that feeds decoded files, and rows fitted to a writer's schema.
+//! What the schema's sample and the batch's read share: how files are read and decoded
+//! (settings from the config), the task that feeds them, and rows fitted to a writer's schema.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,9 +7,12 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use inlet_checkpoint::SkipReason;
+use inlet_discover::{DiscoverError, SourceStore};
 use inlet_format::DecodeOptions;
 use inlet_schema::EvolutionMode;
 
+use super::PlannedFile;
 use crate::error::{EngineError, Result};
 use crate::pipeline::Pipeline;
 
@@ -126,4 +129,54 @@ pub(super) fn fit_to(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBat
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Why a planned file produced nothing to decode.
+pub(super) enum ReadError {
+    /// Gone from the source, or rewritten since it was listed (`allow_overwrites`: the new
+    /// version is a new file): recorded as skipped, for this reason.
+    Skipped(SkipReason),
+    /// The source could not be read; the batch stays planned and is replayed.
+    Source(DiscoverError),
+}
+
+/// A file's bytes as stored: kept from the schema's sample, or read from the source.
+pub(super) async fn fetch_file(
+    source: &SourceStore,
+    file: &PlannedFile,
+    settings: &DecodeSettings,
+) -> Result<Bytes, ReadError> {
+    let path = file.path.as_str();
+    let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
+    let kept = settings
+        .sampled
+        .lock()
+        .ok()
+        .and_then(|mut kept| kept.remove(path));
+    let read = match kept {
+        Some(data) => Ok(data),
+        None => source.read_version(path, etag).await,
+    };
+    let data = match read {
+        Ok(d) => d,
+        Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Skipped(SkipReason::Deleted)),
+        Err(DiscoverError::Changed { .. }) => {
+            return Err(ReadError::Skipped(SkipReason::Overwritten))
+        }
+        Err(DiscoverError::Unaddressable { reason, .. }) => {
+            return Err(ReadError::Skipped(skip_reason(reason)))
+        }
+        Err(e) => return Err(ReadError::Source(e)),
+    };
+    Ok(data)
+}
+
+/// Why the checkpoint records a file the source could not read as skipped.
+fn skip_reason(unreadable: inlet_discover::Unreadable) -> SkipReason {
+    use inlet_discover::Unreadable;
+    match unreadable {
+        Unreadable::DotOrEmptySegment => SkipReason::DotSegment,
+        Unreadable::ControlCharacter => SkipReason::ControlCharacter,
+        Unreadable::SymlinkLoop => SkipReason::SymlinkLoop,
+    }
 }

@@ -95,10 +95,15 @@ impl EarlyWrites {
         Ok(true)
     }
 
-    /// After a file was sampled: stops writing once the schema `inferred` so far (the
-    /// rescued data column included) no longer keeps the written files as they are.
-    pub fn check(&mut self, inferred: &Schema) {
-        if self.active && !only_adds_columns(&self.planned, inferred) {
+    /// After a file was sampled: stops writing once the schema inferred so far (with the
+    /// rescued data column) no longer keeps the written files as they are.
+    pub fn check(&mut self, sample: &SchemaSample) {
+        if !self.active {
+            return;
+        }
+        let inferred =
+            inlet_schema::with_rescued_column(&sample.schema(), self.plan.rescued.as_deref());
+        if !only_adds_columns(&self.planned, &inferred) {
             debug!("the schema's inference changed a written column's type: files are decoded with the batch");
             self.active = false;
         }

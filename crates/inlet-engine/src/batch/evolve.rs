@@ -8,11 +8,11 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
-use inlet_discover::{DiscoverError, SourceStore};
+use inlet_discover::SourceStore;
 use inlet_format::SchemaSample;
 use tracing::{debug, info, warn};
 
-use super::decoding::{fit_to, AbortOnDrop, DecodeSettings};
+use super::decoding::{fetch_file, fit_to, AbortOnDrop, DecodeSettings, ReadError};
 use super::early::{Early, EarlyFiles, EarlyPlan, EarlyWrites};
 use super::PlannedFile;
 use crate::error::{EngineError, Result};
@@ -308,14 +308,11 @@ impl Pipeline {
         // more), so which files are sampled does not depend on timing.
         let mut chosen = Vec::new();
         let mut bytes = 0u64;
-        let pin = self.cfg.source.allow_overwrites;
         for file in files.iter().take(self.cfg.schema.sample_files) {
             if bytes >= sample_bytes {
                 break;
             }
-            // The version the batch planned, as the batch reads it, so its bytes can be kept.
-            let etag = Some(file.etag.clone()).filter(|e| pin && !e.is_empty());
-            chosen.push((file.path.clone(), etag, sample_bytes - bytes));
+            chosen.push((file.clone(), sample_bytes - bytes));
             bytes += file.size;
         }
         let covered = chosen.len();
@@ -326,7 +323,7 @@ impl Pipeline {
             compression: self.cfg.source.compression,
             infer_types,
         };
-        let mut gathered = Gathered::new(infer_types, self.cfg.rescued_column());
+        let mut gathered = Gathered::new(infer_types);
         let mut chosen = chosen.into_iter();
         if matches!(early, Early::Unplanned) {
             // The first file alone: what it infers is what the others are decoded with.
@@ -439,8 +436,8 @@ pub(super) struct Sampled {
     pub early: Option<EarlyFiles>,
 }
 
-/// A file of the sample: its path, the ETag to read (when pinned), its byte budget.
-type Chosen = (String, Option<String>, u64);
+/// A file of the sample and its byte budget.
+type Chosen = (PlannedFile, u64);
 
 /// A sampled file, as its task hands it back.
 enum FileSample {
@@ -476,7 +473,7 @@ impl Sampler {
     /// line fits the plan as written (`early.rs`), and samples it otherwise.
     async fn sample(
         self,
-        (path, etag, budget): Chosen,
+        (file, budget): Chosen,
         plan: Option<Arc<EarlyPlan>>,
     ) -> Result<SampledFile> {
         let Self {
@@ -485,16 +482,14 @@ impl Sampler {
             compression,
             infer_types,
         } = self;
-        let data = match source.read_version(&path, etag.as_deref()).await {
+        // The version the batch planned, as the batch reads it, so its bytes can be kept.
+        let data = match fetch_file(&source, &file, &settings).await {
             Ok(d) => d,
             // Reading the batch records these as skipped.
-            Err(
-                DiscoverError::NotFound { .. }
-                | DiscoverError::Changed { .. }
-                | DiscoverError::Unaddressable { .. },
-            ) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(ReadError::Skipped(_)) => return Ok(None),
+            Err(ReadError::Source(e)) => return Err(e.into()),
         };
+        let path = file.path;
         let (raw, key) = (data.clone(), path.clone());
         let _cpu = settings.cpu.clone().acquire_owned().await.ok();
         let sampled = tokio::task::spawn_blocking(move || {
@@ -561,18 +556,16 @@ struct Gathered {
     kept: HashMap<String, Bytes>,
     kept_bytes: usize,
     cut: bool,
-    rescued: Option<String>,
 }
 
 impl Gathered {
-    fn new(infer_types: bool, rescued: Option<&str>) -> Self {
+    fn new(infer_types: bool) -> Self {
         Self {
             merged: SchemaSample::new(infer_types),
             known_fit: HashMap::new(),
             kept: HashMap::new(),
             kept_bytes: 0,
             cut: false,
-            rescued: rescued.map(str::to_string),
         }
     }
 
@@ -592,11 +585,7 @@ impl Gathered {
                 self.known_fit.extend(fitted);
                 self.cut |= partly;
                 if let Some(early) = early {
-                    let rescued = self.rescued.as_deref();
-                    early.check(&inlet_schema::with_rescued_column(
-                        &self.merged.schema(),
-                        rescued,
-                    ));
+                    early.check(&self.merged);
                 }
             }
             FileSample::Decoded { batches, rows } => {

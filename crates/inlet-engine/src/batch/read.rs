@@ -9,12 +9,12 @@ use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_checkpoint::SkipReason;
-use inlet_discover::{escape_controls, DiscoverError, SourceStore};
+use inlet_discover::{escape_controls, SourceStore};
 use inlet_format::{DecodeOptions, Decoded, FormatError};
 use inlet_schema::EvolutionMode;
 use tracing::{info, warn};
 
-use super::decoding::{AbortOnDrop, DecodeSettings};
+use super::decoding::{fetch_file, AbortOnDrop, DecodeSettings, ReadError};
 use super::evolve::{describe, Evolution, Sampled};
 use super::write::BatchOutput;
 use super::PlannedFile;
@@ -351,15 +351,6 @@ impl BatchReader {
     }
 }
 
-/// Why a planned file produced nothing to decode.
-pub(super) enum ReadError {
-    /// Gone from the source, or rewritten since it was listed (`allow_overwrites`: the new
-    /// version is a new file): recorded as skipped, for this reason.
-    Skipped(SkipReason),
-    /// The source could not be read; the batch stays planned and is replayed.
-    Source(DiscoverError),
-}
-
 /// The decompressed bytes of a file (kept for a second decode when the schema evolves) and
 /// the first decode against `schema`.
 async fn read_file(
@@ -371,37 +362,6 @@ async fn read_file(
 ) -> FileRead {
     let data = fetch_file(source, file, &settings).await?;
     Ok(decode_file(file, data, compression, schema, settings).await)
-}
-
-/// A file's bytes as stored: kept from the schema's sample, or read from the source.
-async fn fetch_file(
-    source: &SourceStore,
-    file: &PlannedFile,
-    settings: &DecodeSettings,
-) -> Result<Bytes, ReadError> {
-    let path = file.path.as_str();
-    let etag = Some(file.etag.as_str()).filter(|e| settings.pin_etag && !e.is_empty());
-    let kept = settings
-        .sampled
-        .lock()
-        .ok()
-        .and_then(|mut kept| kept.remove(path));
-    let read = match kept {
-        Some(data) => Ok(data),
-        None => source.read_version(path, etag).await,
-    };
-    let data = match read {
-        Ok(d) => d,
-        Err(DiscoverError::NotFound { .. }) => return Err(ReadError::Skipped(SkipReason::Deleted)),
-        Err(DiscoverError::Changed { .. }) => {
-            return Err(ReadError::Skipped(SkipReason::Overwritten))
-        }
-        Err(DiscoverError::Unaddressable { reason, .. }) => {
-            return Err(ReadError::Skipped(skip_reason(reason)))
-        }
-        Err(e) => return Err(ReadError::Source(e)),
-    };
-    Ok(data)
 }
 
 /// A fetched file decompressed and decoded against `schema` on a blocking thread: its
@@ -439,16 +399,6 @@ async fn decode_file(
     })
     .await;
     done.unwrap_or_else(|e| (Bytes::new(), Err(task_failed(path, e))))
-}
-
-/// Why the checkpoint records a file the source could not read as skipped.
-fn skip_reason(unreadable: inlet_discover::Unreadable) -> SkipReason {
-    use inlet_discover::Unreadable;
-    match unreadable {
-        Unreadable::DotOrEmptySegment => SkipReason::DotSegment,
-        Unreadable::ControlCharacter => SkipReason::ControlCharacter,
-        Unreadable::SymlinkLoop => SkipReason::SymlinkLoop,
-    }
 }
 
 /// Decodes on a blocking thread: decoding is CPU work and must not stall the async workers.

@@ -44,9 +44,7 @@ impl BatchOutput {
         }
         Ok(())
     }
-}
 
-impl BatchOutput {
     /// Data files written before the batch's output opened (while the table's schema was
     /// inferred), for its commit. Only appends without SQL write such files.
     pub fn add_staged(&mut self, files: StagedFiles) -> Result<()> {
