@@ -9,6 +9,7 @@ mod key_filter;
 mod listing;
 mod local_walk;
 mod notification;
+mod read_buffers;
 mod sqs;
 mod store;
 mod unreadable;

@@ -17,6 +17,7 @@ use url::Url;
 use crate::error::{escape_controls, DiscoverError};
 use crate::event::FileEvent;
 use crate::local_walk::{self, Walked};
+use crate::read_buffers::ReadBuffers;
 use crate::unreadable::Unreadable;
 
 mod writes;
@@ -36,6 +37,8 @@ pub struct SourceStore {
     /// `s3://bucket` or `file://`: what goes before `/key` in a file's URL.
     url_root: String,
     url: Url,
+    /// Memory files are read into, reused once the last reader of a file lets it go.
+    buffers: ReadBuffers,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +90,7 @@ impl SourceStore {
                     prefix,
                     url_root: "file://".into(),
                     url: url.clone(),
+                    buffers: ReadBuffers::default(),
                 })
             }
             "s3" | "s3a" => {
@@ -120,6 +124,7 @@ impl SourceStore {
                     prefix,
                     url_root: format!("s3://{bucket}"),
                     url: url.clone(),
+                    buffers: ReadBuffers::default(),
                 })
             }
             other => Err(DiscoverError::BadUrl {
@@ -457,7 +462,8 @@ impl SourceStore {
             .get_opts(&key, options)
             .await
             .map_err(|source| self.read_error(url, &key, etag, source))?;
-        got.bytes()
+        self.buffers
+            .read(got)
             .await
             .map_err(|source| self.read_error(url, &key, etag, source))
     }

@@ -53,9 +53,13 @@ pub fn decompress(path: &str, data: Bytes, compression: Compression) -> Result<B
         // the object before they have anything to write leave these).
         return Ok(data);
     }
+    let codec = compression.for_path(path);
+    if matches!(codec, Compression::Auto | Compression::None) {
+        return Ok(data);
+    }
     let mut out = Vec::with_capacity(data.len().saturating_mul(4));
     // Each decoder reads concatenated streams (as Firehose and `cat a.gz b.gz` make).
-    match compression.for_path(path) {
+    match codec {
         Compression::Gzip => {
             flate2::read::MultiGzDecoder::new(&data[..])
                 .read_to_end(&mut out)
