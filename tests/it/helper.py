@@ -6,6 +6,8 @@ reader of Delta tables (deltalake, polars) and a small S3 client for moto (boto3
                                                 DuckDB's Delta extension reads other rows
   helper.py polars-count URL [OPTIONS_JSON]     -> row count through polars
   helper.py polars-null-count URL OPTIONS_JSON COLUMN -> nulls in COLUMN through polars
+  helper.py parquet-layout FILE                 -> {"row_groups": [rows...], "dictionary":
+                                                {column: whether any chunk has a dictionary}}
   helper.py checkpoint-and-clean URL KEEP       a Delta checkpoint, then all JSON commits but
                                                 the newest KEEP removed (log clean-up)
   helper.py write-parquet FILE ROWS_JSON          (pyarrow, types inferred from the rows)
@@ -181,6 +183,21 @@ def polars_null_count(url, options, column):
 
     df = pl.read_delta(url, storage_options=options or None)
     print(df[column].null_count())
+
+
+def parquet_layout(path):
+    """How a data file is laid out, as pyarrow reads its footer."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    dictionary = {}
+    for g in groups:
+        for c in range(g.num_columns):
+            col = g.column(c)
+            name = col.path_in_schema
+            dictionary[name] = dictionary.get(name, False) or col.has_dictionary_page
+    print(json.dumps({"row_groups": [g.num_rows for g in groups], "dictionary": dictionary}))
 
 
 def checkpoint_and_clean(url, keep):
@@ -394,6 +411,8 @@ def main():
         polars_count(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)
     elif cmd == "polars-null-count":
         polars_null_count(sys.argv[2], json.loads(sys.argv[3]) or None, sys.argv[4])
+    elif cmd == "parquet-layout":
+        parquet_layout(sys.argv[2])
     elif cmd == "checkpoint-and-clean":
         checkpoint_and_clean(sys.argv[2], int(sys.argv[3]))
     elif cmd == "write-parquet":

@@ -401,6 +401,55 @@ fn a_new_column_is_typed_over_the_whole_batch() {
     );
 }
 
+// Nearly distinct columns are written plain, and row groups stay bounded; readers see every
+// value as written.
+
+#[test]
+fn nearly_distinct_columns_are_written_without_a_dictionary_and_read_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rows = 270_000i64;
+    let kinds = ["INSERT", "MODIFY", "REMOVE"];
+    let text: String = (0..rows)
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"key\":\"ORDER#{:09}\",\"kind\":\"{}\"}}\n",
+                i * 7919 % 1_000_000_007,
+                kinds[(i % 3) as usize]
+            )
+        })
+        .collect();
+    write(tmp.path(), "bulk.json", &text);
+    let cfg = config_with(tmp.path(), "plain", "", &sink(""));
+    drain(&cfg, &[], &[]);
+    let t = read(tmp.path());
+    assert_eq!(t.ints("id"), (0..rows).collect::<Vec<_>>());
+    let modify = t.rows.iter().filter(|r| r["kind"] == "MODIFY").count();
+    assert_eq!(modify as i64, rows / 3);
+    assert!(t
+        .rows
+        .iter()
+        .any(|r| r["id"] == 5 && r["key"] == "ORDER#000039595"));
+    assert_eq!(
+        polars_count(&table_url(tmp.path()), &json!({})),
+        rows as u64
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("table"))
+        .expect("table dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let layout = parquet_layout(&files[0]);
+    assert_eq!(
+        layout["row_groups"],
+        json!([262_144, rows - 262_144]),
+        "{layout}"
+    );
+    assert_eq!(layout["dictionary"]["id"], false, "{layout}");
+    assert_eq!(layout["dictionary"]["key"], false, "{layout}");
+    assert_eq!(layout["dictionary"]["kind"], true, "{layout}");
+}
+
 // 4. Empty partition values are null, as the protocol reads them.
 
 #[test]

@@ -185,6 +185,13 @@ pub fn polars_count(url: &str, options: &Value) -> u64 {
         .expect("count")
 }
 
+/// A data file's row groups (their rows) and, per column, whether it has a dictionary, as
+/// pyarrow reads the file's footer.
+pub fn parquet_layout(file: &Path) -> Value {
+    let text = python_ok(&["parquet-layout", &file.display().to_string()]);
+    serde_json::from_str(text.trim()).expect("layout JSON")
+}
+
 /// A landing zone of JSON lines files whose rows carry unique `id`s.
 pub struct Landing {
     pub dir: PathBuf,

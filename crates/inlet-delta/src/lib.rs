@@ -4,6 +4,7 @@
 
 mod commit_log;
 pub mod dv;
+mod encoding;
 mod error;
 pub mod maintenance;
 mod merge;

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use deltalake::kernel::Add;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
 use url::Url;
 
-use crate::SinkError;
+use crate::{encoding, SinkError};
 
 /// Data files written for one batch and not yet committed.
 #[derive(Debug, Default)]
@@ -59,8 +60,9 @@ impl StagedFiles {
 ///
 /// Parquet encoding runs off the caller's task, in lanes: each lane is a task of its own
 /// owning one `RecordBatchWriter` (so one open file at a time), fed through a short channel.
-/// The first lane opens with the first rows; another opens each time every open lane has
-/// taken [`LANE_BYTES`] of Arrow data, up to [`lanes_for_cores`]. A batch of small files
+/// The first lane opens once [`encoding::JUDGED_ROWS`] rows (or all, if fewer) have come,
+/// which also fix how every lane's files are encoded; another opens each time every open
+/// lane has taken [`LANE_BYTES`] of Arrow data, up to [`lanes_for_cores`]. A batch of small files
 /// stays one lane and one file; a bulk one encodes on several cores into several files.
 pub struct TableWriter {
     open: Opener,
@@ -69,6 +71,11 @@ pub struct TableWriter {
     /// stays `Sync` (`RecordBatchWriter` is not); `get_mut` takes it without locking.
     first: std::sync::Mutex<Option<RecordBatchWriter>>,
     lanes: Vec<Lane>,
+    /// The first rows, held until there are enough to judge the files' encoding from.
+    held: Vec<RecordBatch>,
+    held_rows: usize,
+    /// How every lane encodes its files, once judged from the held rows.
+    properties: Option<WriterProperties>,
     max_lanes: usize,
     /// Arrow bytes each open lane takes before another opens.
     lane_bytes: usize,
@@ -166,6 +173,9 @@ impl TableWriter {
             first: std::sync::Mutex::new(Some(first)),
             open,
             lanes: Vec::new(),
+            held: Vec::new(),
+            held_rows: 0,
+            properties: None,
             max_lanes: lanes_for_cores(cores),
             lane_bytes: LANE_BYTES,
             sent: 0,
@@ -197,16 +207,18 @@ impl TableWriter {
         }
     }
 
-    /// Opens another lane: a task owning a new `RecordBatchWriter`.
-    fn open_lane(&mut self) -> Result<(), SinkError> {
-        let first = self.first.get_mut().ok().and_then(Option::take);
-        let mut writer = match first {
-            Some(first) => first,
+    /// Opens another lane: a task owning a new `RecordBatchWriter`, encoding with
+    /// `properties`.
+    fn open_lane(&mut self, properties: WriterProperties) -> Result<(), SinkError> {
+        let made = self.first.get_mut().ok().and_then(Option::take);
+        let writer = match made {
+            Some(made) => made,
             None => self
                 .open
                 .writer(self.target_file_size)
                 .map_err(|e| self.write_error(e))?,
         };
+        let mut writer = writer.with_writer_properties(properties);
         let (feed, mut batches) = tokio::sync::mpsc::channel::<RecordBatch>(2);
         let done = tokio::spawn(async move {
             while let Some(batch) = batches.recv().await {
@@ -226,8 +238,36 @@ impl TableWriter {
         self.rows += batch.num_rows() as u64;
         let batch = empty_partition_values_to_null(batch, &self.partition_by)
             .map_err(|e| self.write_error(e.into()))?;
+        if self.properties.is_some() {
+            return self.send(batch).await;
+        }
+        self.held_rows += batch.num_rows();
+        self.held.push(batch);
+        if self.held_rows >= encoding::JUDGED_ROWS {
+            self.send_held().await?;
+        }
+        Ok(())
+    }
+
+    /// Judges the encoding from the held rows, then sends them.
+    async fn send_held(&mut self) -> Result<(), SinkError> {
+        let held = std::mem::take(&mut self.held);
+        self.held_rows = 0;
+        self.properties = Some(encoding::writer_properties(&held));
+        for batch in held {
+            self.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a batch to the next lane, opening one first when it is time.
+    async fn send(&mut self, batch: RecordBatch) -> Result<(), SinkError> {
         if self.lanes.len() < self.max_lanes && self.sent >= self.lanes.len() * self.lane_bytes {
-            self.open_lane()?;
+            let properties = self
+                .properties
+                .clone()
+                .unwrap_or_else(|| encoding::writer_properties(&[]));
+            self.open_lane(properties)?;
         }
         self.sent += batch.get_array_memory_size();
         let lane = self.next % self.lanes.len().max(1);
@@ -252,6 +292,9 @@ impl TableWriter {
 
     /// Closes the open files and returns them staged for [`crate::DeltaSink::commit_batch`].
     pub async fn finish(mut self) -> Result<StagedFiles, SinkError> {
+        if !self.held.is_empty() {
+            self.send_held().await?;
+        }
         let mut adds = Vec::new();
         let mut first_error = None;
         for Lane { feed, done } in std::mem::take(&mut self.lanes) {
