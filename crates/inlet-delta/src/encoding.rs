@@ -17,6 +17,12 @@ pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows a writer holds before it judges how to encode its files (all it gets, if fewer).
 pub const JUDGED_ROWS: usize = 8192;
 
+/// Record batches a writer holds at most before it judges, whatever their rows: a batch of
+/// small files is judged on its first few (too few rows to judge, so parquet-rs decides)
+/// instead of leaving its encoder idle for hundreds of files. Their dictionaries stay
+/// small: W2's 10,000-row batches never fill one.
+pub const JUDGED_BATCHES: usize = 4;
+
 /// Values a column needs in the judged rows to be judged; fewer leave it as parquet-rs
 /// decides (dictionary first, plain once the dictionary is full).
 const JUDGED_VALUES: usize = 1024;

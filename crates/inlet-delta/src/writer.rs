@@ -60,8 +60,8 @@ impl StagedFiles {
 ///
 /// Parquet encoding runs off the caller's task, in lanes: each lane is a task of its own
 /// owning one `RecordBatchWriter` (so one open file at a time), fed through a short channel.
-/// The first lane opens once [`encoding::JUDGED_ROWS`] rows (or all, if fewer) have come,
-/// which also fix how every lane's files are encoded; another opens each time every open
+/// The first lane opens once [`encoding::JUDGED_ROWS`] rows or [`encoding::JUDGED_BATCHES`]
+/// batches (or all, if fewer) have come, which also fix how every lane's files are encoded; another opens each time every open
 /// lane has taken [`LANE_BYTES`] of Arrow data, up to [`lanes_for_cores`]. A batch of small files
 /// stays one lane and one file; a bulk one encodes on several cores into several files.
 pub struct TableWriter {
@@ -243,7 +243,7 @@ impl TableWriter {
         }
         self.held_rows += batch.num_rows();
         self.held.push(batch);
-        if self.held_rows >= encoding::JUDGED_ROWS {
+        if self.held_rows >= encoding::JUDGED_ROWS || self.held.len() >= encoding::JUDGED_BATCHES {
             self.send_held().await?;
         }
         Ok(())
