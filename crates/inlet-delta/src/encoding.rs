@@ -39,11 +39,13 @@ pub fn writer_properties(first: &[RecordBatch]) -> WriterProperties {
     // that differ are judged by the largest alone.
     let judged = match first {
         [one] => Some(one.clone()),
-        [head, ..] => arrow::compute::concat_batches(&head.schema(), first)
-            .ok()
-            .or_else(|| first.iter().max_by_key(|b| b.num_rows()).cloned()),
-        [] => None,
+        [head, ..] if first.iter().all(|b| b.schema() == head.schema()) => {
+            arrow::compute::concat_batches(&head.schema(), first).ok()
+        }
+        _ => first.iter().max_by_key(|b| b.num_rows()).cloned(),
     };
+    // A first batch of a million rows is judged on its first rows, as any other.
+    let judged = judged.map(|b| b.slice(0, b.num_rows().min(JUDGED_ROWS)));
     if let Some(batch) = judged {
         for column in outgrown_dictionaries(&batch, ROW_GROUP_ROWS) {
             builder = builder.set_column_dictionary_enabled(column, false);

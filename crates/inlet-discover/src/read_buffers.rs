@@ -72,13 +72,14 @@ impl Free {
         }
     }
 
-    /// The smallest kept buffer that holds `len` bytes.
+    /// The smallest kept buffer that holds `len` bytes, and not twice over (a small file
+    /// would hold a large buffer as long as its bytes are kept).
     fn take(&mut self, len: usize) -> Option<Vec<u8>> {
         let (i, _) = self
             .buffers
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.capacity() >= len)
+            .filter(|(_, b)| b.capacity() >= len && b.capacity() / 2 <= len)
             .min_by_key(|(_, b)| b.capacity())?;
         let buf = self.buffers.swap_remove(i);
         self.bytes -= buf.capacity();
@@ -112,44 +113,69 @@ impl ReadBuffers {
     pub(crate) async fn read(&self, got: GetResult) -> Result<Bytes, object_store::Error> {
         let range = got.range.clone();
         let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|_| {
-            generic(format!(
-                "{} bytes do not fit in memory",
-                range.end - range.start
-            ))
+            generic(
+                "object store",
+                format!("{} bytes do not fit in memory", range.end - range.start),
+            )
         })?;
-        let mut buf = self.buffer(len);
         match got.payload {
-            GetResultPayload::File(mut file, path) => {
-                let buf = tokio::task::spawn_blocking(move || {
-                    file.seek(SeekFrom::Start(range.start))
-                        .and_then(|_| file.take(len as u64).read_to_end(&mut buf))
-                        .map_err(|source| generic_io(&path, source))?;
-                    if buf.len() < len {
-                        return Err(generic(format!(
-                            "{} ended after {} of its {len} bytes (truncated while read)",
-                            path.display(),
-                            buf.len()
-                        )));
-                    }
-                    Ok(buf)
-                })
-                .await
-                .map_err(|e| generic(format!("reading a local file stopped: {e}")))??;
+            GetResultPayload::File(file, path) => {
+                let buf = self.buffer(len);
+                let read = move || read_file(file, &path, range.start, len, buf);
+                let buf = match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => runtime.spawn_blocking(read).await.map_err(|e| {
+                        generic("LocalFileSystem", format!("reading a file stopped: {e}"))
+                    })??,
+                    Err(_) => read()?,
+                };
                 Ok(self.lend(buf))
             }
             GetResultPayload::Stream(mut chunks) => {
+                let Some(first) = chunks.next().await.transpose()? else {
+                    return Ok(Bytes::new());
+                };
+                if first.len() == len {
+                    // The whole body in one piece: no copy, and no buffer taken.
+                    return Ok(first);
+                }
+                let mut buf = self.buffer(len);
+                buf.extend_from_slice(&first);
                 while let Some(chunk) = chunks.next().await {
-                    let chunk = chunk?;
-                    if buf.is_empty() && chunk.len() == len {
-                        // The whole body in one piece: no copy.
-                        return Ok(chunk);
-                    }
-                    buf.extend_from_slice(&chunk);
+                    buf.extend_from_slice(&chunk?);
                 }
                 Ok(self.lend(buf))
             }
         }
     }
+}
+
+/// `len` bytes of `file` from `start` into `buf`, without zero-filling it first.
+fn read_file(
+    mut file: std::fs::File,
+    path: &std::path::Path,
+    start: u64,
+    len: usize,
+    mut buf: Vec<u8>,
+) -> Result<Vec<u8>, object_store::Error> {
+    file.seek(SeekFrom::Start(start))
+        .and_then(|_| file.take(len as u64).read_to_end(&mut buf))
+        .map_err(|source| {
+            generic(
+                "LocalFileSystem",
+                format!("reading {}: {source}", path.display()),
+            )
+        })?;
+    if buf.len() < len {
+        return Err(generic(
+            "LocalFileSystem",
+            format!(
+                "{} ended after {} of its {len} bytes (truncated while read)",
+                path.display(),
+                buf.len()
+            ),
+        ));
+    }
+    Ok(buf)
 }
 
 /// `len` and a sixteenth more, in whole 64 KiB: files of a landing zone differ a little
@@ -158,15 +184,11 @@ fn roomy(len: usize) -> usize {
     len.saturating_add(len / 16).next_multiple_of(64 << 10)
 }
 
-fn generic(message: String) -> object_store::Error {
+fn generic(store: &'static str, message: String) -> object_store::Error {
     object_store::Error::Generic {
-        store: "LocalFileSystem",
+        store,
         source: message.into(),
     }
-}
-
-fn generic_io(path: &std::path::Path, source: std::io::Error) -> object_store::Error {
-    generic(format!("reading {}: {source}", path.display()))
 }
 
 #[cfg(test)]
@@ -229,7 +251,9 @@ mod tests {
         assert_eq!(free.buffers.len(), KEPT_BUFFERS);
         assert_eq!(free.bytes, KEPT_BUFFERS * SMALLEST_POOLED);
         assert!(free.take(SMALLEST_POOLED + 1).is_none());
-        assert!(free.take(1).is_some());
+        // Nor is a buffer lent for less than half its size.
+        assert!(free.take(SMALLEST_POOLED / 2 - 1).is_none());
+        assert!(free.take(SMALLEST_POOLED / 2).is_some());
         assert_eq!(free.bytes, (KEPT_BUFFERS - 1) * SMALLEST_POOLED);
     }
 }
