@@ -61,9 +61,10 @@ impl StagedFiles {
 /// Parquet encoding runs off the caller's task, in lanes: each lane is a task of its own
 /// owning one `RecordBatchWriter` (so one open file at a time), fed through a short channel.
 /// The first lane opens once [`encoding::JUDGED_ROWS`] rows or [`encoding::JUDGED_BATCHES`]
-/// batches (or all, if fewer) have come, which also fix how every lane's files are encoded; another opens each time every open
-/// lane has taken [`LANE_BYTES`] of Arrow data, up to [`lanes_for_cores`]. A batch of small files
-/// stays one lane and one file; a bulk one encodes on several cores into several files.
+/// batches (or all, if fewer) have come, which also fix how every lane's files are encoded;
+/// another opens each time every open lane has taken [`LANE_BYTES`] of Arrow data, up to
+/// [`lanes_for_cores`]. A batch of small files stays one lane and one file; a bulk one
+/// encodes on several cores into several files.
 pub struct TableWriter {
     open: Opener,
     /// The writer made when this one was (to check the table and learn the schema), kept
@@ -73,7 +74,6 @@ pub struct TableWriter {
     lanes: Vec<Lane>,
     /// The first rows, held until there are enough to judge the files' encoding from.
     held: Vec<RecordBatch>,
-    held_rows: usize,
     /// How every lane encodes its files, once judged from the held rows.
     properties: Option<WriterProperties>,
     max_lanes: usize,
@@ -174,7 +174,6 @@ impl TableWriter {
             open,
             lanes: Vec::new(),
             held: Vec::new(),
-            held_rows: 0,
             properties: None,
             max_lanes: lanes_for_cores(cores),
             lane_bytes: LANE_BYTES,
@@ -241,9 +240,9 @@ impl TableWriter {
         if self.properties.is_some() {
             return self.send(batch).await;
         }
-        self.held_rows += batch.num_rows();
         self.held.push(batch);
-        if self.held_rows >= encoding::JUDGED_ROWS || self.held.len() >= encoding::JUDGED_BATCHES {
+        let held_rows: usize = self.held.iter().map(RecordBatch::num_rows).sum();
+        if held_rows >= encoding::JUDGED_ROWS || self.held.len() >= encoding::JUDGED_BATCHES {
             self.send_held().await?;
         }
         Ok(())
@@ -252,7 +251,6 @@ impl TableWriter {
     /// Judges the encoding from the held rows, then sends them.
     async fn send_held(&mut self) -> Result<(), SinkError> {
         let held = std::mem::take(&mut self.held);
-        self.held_rows = 0;
         self.properties = Some(encoding::writer_properties(&held));
         for batch in held {
             self.send(batch).await?;

@@ -53,30 +53,26 @@ pub fn decompress(path: &str, data: Bytes, compression: Compression) -> Result<B
         // the object before they have anything to write leave these).
         return Ok(data);
     }
-    let codec = compression.for_path(path);
-    if matches!(codec, Compression::Auto | Compression::None) {
-        return Ok(data);
-    }
-    let mut out = Vec::with_capacity(data.len().saturating_mul(4));
     // Each decoder reads concatenated streams (as Firehose and `cat a.gz b.gz` make).
-    match codec {
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(&data[..])
-                .read_to_end(&mut out)
-                .map_err(failed("gzip"))?;
-        }
-        Compression::Zstd => {
-            zstd::stream::read::Decoder::new(&data[..])
-                .and_then(|mut d| d.read_to_end(&mut out))
-                .map_err(failed("zstd"))?;
-        }
-        Compression::Bzip2 => {
-            bzip2::read::MultiBzDecoder::new(&data[..])
-                .read_to_end(&mut out)
-                .map_err(failed("bzip2"))?;
-        }
+    let (mut decoder, codec): (Box<dyn Read + '_>, &'static str) = match compression.for_path(path)
+    {
+        Compression::Gzip => (
+            Box::new(flate2::read::MultiGzDecoder::new(&data[..])),
+            "gzip",
+        ),
+        Compression::Zstd => (
+            Box::new(zstd::stream::read::Decoder::new(&data[..]).map_err(failed("zstd"))?),
+            "zstd",
+        ),
+        Compression::Bzip2 => (
+            Box::new(bzip2::read::MultiBzDecoder::new(&data[..])),
+            "bzip2",
+        ),
         Compression::Auto | Compression::None => return Ok(data),
-    }
+    };
+    // Reserved only for a file that is decompressed.
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4));
+    decoder.read_to_end(&mut out).map_err(failed(codec))?;
     Ok(Bytes::from(out))
 }
 

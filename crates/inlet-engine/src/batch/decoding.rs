@@ -19,6 +19,7 @@ use crate::pipeline::Pipeline;
 impl Pipeline {
     /// How files are decoded, from the config.
     pub(super) fn decode_settings(&self) -> DecodeSettings {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         DecodeSettings {
             format: self.cfg.source.format,
             numbers: self.cfg.source.dynamodb_numbers,
@@ -33,9 +34,8 @@ impl Pipeline {
             exports: Arc::new(self.exports.clone()),
             known_fit: Arc::default(),
             sampled: Arc::default(),
-            cpu: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            )),
+            cores,
+            cpu: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 }
@@ -70,6 +70,8 @@ pub(super) struct DecodeSettings {
     pub known_fit: Arc<HashMap<String, Schema>>,
     /// Bytes the schema's inference read, taken (once) instead of reading the file again.
     pub sampled: Arc<std::sync::Mutex<HashMap<String, Bytes>>>,
+    /// The machine's cores: files decoded at once, and ahead of the writer.
+    pub cores: usize,
     /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
     /// ahead, but more decodes than cores only add memory.
     pub cpu: Arc<tokio::sync::Semaphore>,

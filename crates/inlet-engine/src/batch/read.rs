@@ -301,7 +301,7 @@ impl BatchReader {
         // Reads run `ahead`, each on a task of its own so it goes on while decodes wait;
         // decodes run one per core ahead of the writer, no more: a decoded file waiting for
         // the writer is memory, and at the batch's end encoding work left with one core busy.
-        let decode_ahead = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let decode_ahead = settings.cores;
         let (tx, decoded) = tokio::sync::mpsc::channel(1);
         let task = tokio::spawn(async move {
             let fetches = futures::stream::iter(files)
