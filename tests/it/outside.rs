@@ -450,6 +450,68 @@ fn nearly_distinct_columns_are_written_without_a_dictionary_and_read_whole() {
     assert_eq!(layout["dictionary"]["kind"], true, "{layout}");
 }
 
+/// A copy-on-write MERGE rewrites the table's files through delta-rs's writer, which on its
+/// own starts a dictionary for every column; inlet hands it the encoding judged from the
+/// batch: no dictionary for the nearly distinct `key`, one for `kind`. Readers see every
+/// updated row.
+#[test]
+fn a_merge_rewrites_files_without_a_dictionary_for_nearly_distinct_columns() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rows = 3_000i64;
+    let kinds = ["INSERT", "MODIFY", "REMOVE"];
+    let batch = |seq: i64| -> String {
+        (0..rows)
+            .map(|i| {
+                format!(
+                    "{{\"id\":{i},\"seq\":{seq},\"key\":\"ORDER#{:09}#{seq}\",\"kind\":\"{}\"}}\n",
+                    i * 7919 % 1_000_000_007,
+                    kinds[(i % 3) as usize]
+                )
+            })
+            .collect()
+    };
+    let merge = sink(
+        "mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"seq\"\nmerge_strategy = \"copy_on_write\"",
+    );
+    write(tmp.path(), "a.json", &batch(1));
+    let cfg = config_with(tmp.path(), "mergelayout", "", &merge);
+    drain(&cfg, &[], &[]);
+    write(tmp.path(), "b.json", &batch(2));
+    drain(&cfg, &[], &[]);
+    let t = read(tmp.path());
+    assert_eq!(t.ints("id"), (0..rows).collect::<Vec<_>>());
+    assert!(t.rows.iter().all(|r| r["seq"] == 2), "an update was lost");
+    assert!(t
+        .rows
+        .iter()
+        .any(|r| r["id"] == 5 && r["key"] == "ORDER#000039595#2"));
+    assert_eq!(
+        polars_count(&table_url(tmp.path()), &json!({})),
+        rows as u64
+    );
+    // The files the second batch's MERGE wrote: those its commit adds.
+    let log = log_actions(tmp.path());
+    let last = log
+        .values()
+        .rev()
+        .find(|actions| {
+            actions
+                .iter()
+                .any(|a| a["commitInfo"]["operation"] == "MERGE")
+        })
+        .expect("a MERGE commit");
+    let added: Vec<&str> = last
+        .iter()
+        .filter_map(|a| a["add"]["path"].as_str())
+        .collect();
+    assert!(!added.is_empty(), "{last:?}");
+    for file in added {
+        let layout = parquet_layout(&tmp.path().join("table").join(file));
+        assert_eq!(layout["dictionary"]["key"], false, "{file}: {layout}");
+        assert_eq!(layout["dictionary"]["kind"], true, "{file}: {layout}");
+    }
+}
+
 // 4. Empty partition values are null, as the protocol reads them.
 
 #[test]

@@ -35,6 +35,18 @@ pub fn writer_properties(first: &[RecordBatch]) -> WriterProperties {
         .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    // Only the batches that hold the judged rows are looked at (a MERGE passes its whole
+    // source, up to `max_bytes_per_batch`): never more than JUDGED_BATCHES.
+    let mut rows = 0;
+    let judged_batches = first
+        .iter()
+        .take(JUDGED_BATCHES)
+        .position(|b| {
+            rows += b.num_rows();
+            rows >= JUDGED_ROWS
+        })
+        .map_or(first.len().min(JUDGED_BATCHES), |i| i + 1);
+    let first = &first[..judged_batches];
     // The batches share the table's schema, but a writer matches columns by name: batches
     // that differ are judged by the largest alone.
     let judged = match first {
@@ -271,6 +283,27 @@ mod tests {
         // One batch of 512 rows is too few to judge: parquet-rs decides.
         assert!(writer_properties(&batches[..1]).dictionary_enabled(&id));
         assert!(writer_properties(&[]).dictionary_enabled(&id));
+    }
+
+    /// A MERGE hands over its whole source: only the batches holding the first judged rows
+    /// count (here the later, larger batch of repeats would otherwise be judged alone).
+    #[test]
+    fn only_the_first_judged_rows_count() {
+        let distinct = batch(vec![(
+            "id",
+            Arc::new(Int64Array::from(
+                (0..JUDGED_ROWS as i64).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        )]);
+        let repeats = batch(vec![
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![7i64; 20_000])) as ArrayRef,
+            ),
+            ("more", Arc::new(Int64Array::from(vec![1i64; 20_000]))),
+        ]);
+        let props = writer_properties(&[distinct, repeats]);
+        assert!(!props.dictionary_enabled(&ColumnPath::from("id")));
     }
 
     #[test]

@@ -137,6 +137,10 @@ impl DeltaSink {
         ));
         table.state = loaded.state.clone();
 
+        // The files the MERGE rewrites are encoded as appends are, judged from the batch's
+        // rows: without this, delta-rs starts a dictionary for every column of every row group
+        // and hashes nearly distinct ones (W4's `seq`, `note`) until each outgrows it.
+        let writer_properties = crate::encoding::writer_properties(&batches);
         let ctx = SessionContext::new();
         let source = ctx
             .read_batches(batches)
@@ -186,7 +190,8 @@ impl DeltaSink {
             .with_source_alias(SOURCE)
             .with_target_alias(TARGET)
             .with_session_state(Arc::new(merge_session().map_err(merge_err)?.state()))
-            .with_commit_properties(properties);
+            .with_commit_properties(properties)
+            .with_writer_properties(writer_properties);
         if spec.delete_when.is_some() {
             let pred = delete.clone().and(not_older.clone());
             builder = builder
