@@ -411,7 +411,39 @@ def check_rows(path: pathlib.Path, total: int, who: str, parquet: bool = False, 
 APPEND_PEERS = ["inlet", "inlet, table exists", "python pyarrow + write_deltalake", "polars scan_ndjson + write_delta", "spark structured streaming (parquet)"]
 
 
-def bench_append(args, files: int, rows: int, name: str) -> list[dict]:
+def inlet_append_config(run: pathlib.Path, landing: pathlib.Path, inlet: str, steady: bool) -> pathlib.Path:
+    """A fresh run directory's config appending `landing` to `run/table`; with `steady`, the
+    table exists first (made by another pipeline from one row of the same shape), so no
+    schema is inferred."""
+    if run.exists():
+        shutil.rmtree(run)
+    run.mkdir()
+    out = run / "table"
+    if steady:
+        first = next(landing.rglob("*.json")).open().readline()
+        (run / "seed").mkdir()
+        (run / "seed" / "seed.json").write_text(json.dumps(dict(json.loads(first), n=-1)) + "\n")
+        (run / "seed.toml").write_text(
+            f'pipeline_id = "bench_seed"\n[source]\nurl = "{run / "seed"}"\n[sink]\ntable = "{out}"\n'
+            f'[checkpoint]\nlocation = "{run / "seed-checkpoint"}"\n'
+        )
+        subprocess.run([inlet, "run", "--config", str(run / "seed.toml"), "--available-now"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg = run / "inlet.toml"
+    cfg.write_text(
+        'pipeline_id = "bench_append"\n'
+        f'[source]\nurl = "{landing}"\nformat = "json"\n'
+        f'[sink]\ntable = "{out}"\n'
+        f'[checkpoint]\nlocation = "{run / "checkpoint"}"\n'
+    )
+    return cfg
+
+
+def bench_append(args, files: int, rows: int, name: str, cpus: tuple = (None,)) -> list[dict]:
+    """Each contender once per round, in turn; with several `cpus` (taskset lists), each
+    contender runs pinned to each in turn within the round, so settings compared with each
+    other run minutes apart at most and share the VM's slow and fast spells."""
+    global TASKSET
     work = pathlib.Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -423,50 +455,60 @@ def bench_append(args, files: int, rows: int, name: str) -> list[dict]:
     inlet = inlet_binary(args)
     python = sys.executable
     peers = [p for p in APPEND_PEERS if not args.skip or not any(s in p for s in args.skip.split(","))]
-    results = {who: [] for who in peers}
+    results = {(who, c): [] for who in peers for c in cpus}
     for round_ in range(args.repeat):
         for who in peers:
-            run = work / f"{name}-run"
-            if run.exists():
-                shutil.rmtree(run)
-            run.mkdir()
-            out = run / "table"
-            if who.startswith("inlet"):
-                seed = 0
-                if who != "inlet":
-                    # The steady state: the table exists (made by another pipeline from one
-                    # row of the same shape), so no schema is inferred.
-                    seed = 1
-                    first = next(landing.rglob("*.json")).open().readline()
-                    (run / "seed").mkdir()
-                    (run / "seed" / "seed.json").write_text(json.dumps(dict(json.loads(first), n=-1)) + "\n")
-                    (run / "seed.toml").write_text(
-                        f'pipeline_id = "bench_seed"\n[source]\nurl = "{run / "seed"}"\n[sink]\ntable = "{out}"\n'
-                        f'[checkpoint]\nlocation = "{run / "seed-checkpoint"}"\n'
-                    )
-                    subprocess.run([inlet, "run", "--config", str(run / "seed.toml"), "--available-now"], check=True,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                cfg = run / "inlet.toml"
-                cfg.write_text(
-                    'pipeline_id = "bench_append"\n'
-                    f'[source]\nurl = "{landing}"\nformat = "json"\n'
-                    f'[sink]\ntable = "{out}"\n'
-                    f'[checkpoint]\nlocation = "{run / "checkpoint"}"\n'
-                )
-                secs, rss, _ = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
-                check_rows(out, files * rows, who, seed=seed)
-            elif who.startswith("python"):
-                secs, rss, _ = run_measured([python, str(HERE / "peers" / "py_append.py"), str(landing), str(out)])
-                check_rows(out, files * rows, who)
-            elif who.startswith("polars"):
-                secs, rss, _ = run_measured([python, str(HERE / "peers" / "polars_append.py"), str(landing), str(out)])
-                check_rows(out, files * rows, who)
-            else:
-                secs, rss, _ = run_measured([python, str(HERE / "peers" / "spark_append.py"), str(landing), str(out), str(run / "spark-checkpoint")])
-                check_rows(out, files * rows, who, parquet=True)
-            results[who].append((secs, rss))
-            print(f"round {round_ + 1}: {who}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
-    return [{"who": who, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs)} for who, runs in results.items()]
+            for c in cpus:
+                TASKSET = c
+                run = work / f"{name}-run"
+                out = run / "table"
+                if who.startswith("inlet"):
+                    seed = 0 if who == "inlet" else 1
+                    cfg = inlet_append_config(run, landing, inlet, steady=seed == 1)
+                    secs, rss, _ = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
+                    check_rows(out, files * rows, who, seed=seed)
+                else:
+                    if run.exists():
+                        shutil.rmtree(run)
+                    run.mkdir()
+                    if who.startswith("python"):
+                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "py_append.py"), str(landing), str(out)])
+                        check_rows(out, files * rows, who)
+                    elif who.startswith("polars"):
+                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "polars_append.py"), str(landing), str(out)])
+                        check_rows(out, files * rows, who)
+                    else:
+                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "spark_append.py"), str(landing), str(out), str(run / "spark-checkpoint")])
+                        check_rows(out, files * rows, who, parquet=True)
+                results[(who, c)].append((secs, rss))
+                pinned = f" on cpus {c}" if c else ""
+                print(f"round {round_ + 1}: {who}{pinned}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
+        if args.workload == "cores":
+            pair = append_pair(work, landing, inlet, files * rows)
+            results.setdefault(("two runs at once, one per core", "pair"), []).append((pair, 0))
+            print(f"round {round_ + 1}: two steady-state runs at once, one per core: {pair:.2f}s", file=sys.stderr)
+    TASKSET = None
+    return [{"who": who, "cpus": c, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs),
+             "rounds": [s for s, _ in runs]}
+            for (who, c), runs in results.items()]
+
+
+def append_pair(work: pathlib.Path, landing: pathlib.Path, inlet: str, total: int) -> float:
+    """Two steady-state inlet runs at once, one pinned to each of cores 0 and 1, into tables
+    of their own; the seconds until both are done. What two busy cores of this machine give
+    for this work when nothing is shared between them: the ceiling of a 1 → 2 core speed-up."""
+    cfgs = [inlet_append_config(work / f"pair-run-{i}", landing, inlet, steady=True) for i in (0, 1)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(["taskset", "-c", str(i), inlet, "run", "--config", str(cfg), "--available-now"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i, cfg in enumerate(cfgs)]
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            sys.exit(f"a paired inlet run failed ({p.returncode}):\n{err.decode(errors='replace')[-4000:]}")
+    secs = time.perf_counter() - start
+    for cfg in cfgs:
+        check_rows(cfg.parent / "table", total, "inlet, paired", seed=1)
+    return secs
 
 
 # ---------------------------------------------------------------------------------------
@@ -1030,22 +1072,26 @@ def main() -> None:
     args = p.parse_args()
     args.command_line = "python benches/run.py " + " ".join(sys.argv[1:])
     if args.workload == "cores":
-        global TASKSET
         args.files, args.rows, args.skip = args.files or 48, args.rows or 40_000, "python,polars,spark"
-        found = {}
-        for cpus in ("0", "0,1"):
-            TASKSET = cpus
-            for r in bench_append(args, args.files, args.rows, "bulk"):
-                found[(r["who"], cpus)] = r
-        TASKSET = None
+        found = {(r["who"], r["cpus"]): r for r in bench_append(args, args.files, args.rows, "bulk", cpus=("0", "0,1"))}
+        pair = found.pop(("two runs at once, one per core", "pair"))
         lines = [f"Command: `{args.command_line}`  ",
                  f"Workload: W1's input ({args.files} files × {args.rows:,} rows, {args.input_bytes / 1e6:.0f} MB), inlet "
-                 f"alone, pinned with `taskset -c` to one core and to two; median of {args.repeat} runs.", "",
-                 "| contender | 1 core (s) | 2 cores (s) | speed-up | peak RSS 1 / 2 cores (MiB) |", "|---|---:|---:|---:|---:|"]
+                 f"alone, pinned with `taskset -c` to one core and to two, alternated within each of {args.repeat} rounds; "
+                 "medians. The ceiling: in the same rounds, two steady-state runs at once, one pinned to each core, "
+                 "finish in the time shown; 2 × (one core) / that is the speed-up two cores of this machine give "
+                 "work that shares nothing.", "",
+                 "| contender | 1 core (s) | 2 cores (s) | speed-up | ceiling | share of ceiling | peak RSS 1 / 2 cores (MiB) |",
+                 "|---|---:|---:|---:|---:|---:|---:|"]
+        steady_one = found[("inlet, table exists", "0")]["secs"]
+        ceiling = 2 * steady_one / pair["secs"]
         for who in dict.fromkeys(w for w, _ in found):
             one, two = found[(who, "0")], found[(who, "0,1")]
-            lines.append(f"| {who} | {one['secs']:.2f} | {two['secs']:.2f} | {one['secs'] / two['secs']:.2f}× | "
-                         f"{one['rss'] / 2**20:.0f} / {two['rss'] / 2**20:.0f} |")
+            speedup = one["secs"] / two["secs"]
+            lines.append(f"| {who} | {one['secs']:.2f} | {two['secs']:.2f} | {speedup:.2f}× | {ceiling:.2f}× | "
+                         f"{speedup / ceiling:.2f} | {one['rss'] / 2**20:.0f} / {two['rss'] / 2**20:.0f} |")
+        lines += ["", f"Two steady-state runs at once, one per core: {pair['secs']:.2f} s (rounds: "
+                  + ", ".join(f"{s:.2f}" for s in pair["rounds"]) + ")."]
         text = "\n".join(lines)
         print(text)
         if args.record:
