@@ -439,10 +439,11 @@ def inlet_append_config(run: pathlib.Path, landing: pathlib.Path, inlet: str, st
     return cfg
 
 
-def bench_append(args, files: int, rows: int, name: str, cpus: tuple = (None,)) -> list[dict]:
+def bench_append(args, files: int, rows: int, name: str, cpus: tuple = (None,), pair: bool = False) -> list[dict]:
     """Each contender once per round, in turn; with several `cpus` (taskset lists), each
-    contender runs pinned to each in turn within the round, so settings compared with each
-    other run minutes apart at most and share the VM's slow and fast spells."""
+    contender runs pinned to each in turn within the round (in reverse order every other
+    round), so settings compared with each other run seconds apart and share the VM's slow
+    and fast spells. With `pair`, each round also times [`append_pair`]."""
     global TASKSET
     work = pathlib.Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -456,9 +457,22 @@ def bench_append(args, files: int, rows: int, name: str, cpus: tuple = (None,)) 
     python = sys.executable
     peers = [p for p in APPEND_PEERS if not args.skip or not any(s in p for s in args.skip.split(","))]
     results = {(who, c): [] for who in peers for c in cpus}
+    try:
+        append_rounds(args, files, rows, name, cpus, pair, landing, inlet, python, peers, results)
+    finally:
+        TASKSET = None
+    return [{"who": who, "cpus": c, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs),
+             "rounds": [s for s, _ in runs]}
+            for (who, c), runs in results.items()]
+
+
+def append_rounds(args, files, rows, name, cpus, pair, landing, inlet, python, peers, results) -> None:
+    """`bench_append`'s rounds, each run's (seconds, peak RSS) added to `results`."""
+    global TASKSET
+    work = pathlib.Path(args.workdir)
     for round_ in range(args.repeat):
         for who in peers:
-            for c in cpus:
+            for c in (cpus if round_ % 2 == 0 else cpus[::-1]):
                 TASKSET = c
                 run = work / f"{name}-run"
                 out = run / "table"
@@ -483,14 +497,11 @@ def bench_append(args, files: int, rows: int, name: str, cpus: tuple = (None,)) 
                 results[(who, c)].append((secs, rss))
                 pinned = f" on cpus {c}" if c else ""
                 print(f"round {round_ + 1}: {who}{pinned}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
-        if args.workload == "cores":
-            pair = append_pair(work, landing, inlet, files * rows)
-            results.setdefault(("two runs at once, one per core", "pair"), []).append((pair, 0))
-            print(f"round {round_ + 1}: two steady-state runs at once, one per core: {pair:.2f}s", file=sys.stderr)
-    TASKSET = None
-    return [{"who": who, "cpus": c, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs),
-             "rounds": [s for s, _ in runs]}
-            for (who, c), runs in results.items()]
+        if pair:
+            TASKSET = None
+            secs = append_pair(work, landing, inlet, files * rows)
+            results.setdefault(("two runs at once, one per core", "pair"), []).append((secs, 0))
+            print(f"round {round_ + 1}: two steady-state runs at once, one per core: {secs:.2f}s", file=sys.stderr)
 
 
 def append_pair(work: pathlib.Path, landing: pathlib.Path, inlet: str, total: int) -> float:
@@ -498,14 +509,19 @@ def append_pair(work: pathlib.Path, landing: pathlib.Path, inlet: str, total: in
     of their own; the seconds until both are done. What two busy cores of this machine give
     for this work when nothing is shared between them: the ceiling of a 1 → 2 core speed-up."""
     cfgs = [inlet_append_config(work / f"pair-run-{i}", landing, inlet, steady=True) for i in (0, 1)]
+    # stderr to files: a pipe read only after the other run ends could fill and stall a run.
+    errs = [open(cfg.parent / "stderr.txt", "wb") for cfg in cfgs]
     start = time.perf_counter()
     procs = [subprocess.Popen(["taskset", "-c", str(i), inlet, "run", "--config", str(cfg), "--available-now"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i, cfg in enumerate(cfgs)]
-    for p in procs:
-        _, err = p.communicate()
-        if p.returncode != 0:
-            sys.exit(f"a paired inlet run failed ({p.returncode}):\n{err.decode(errors='replace')[-4000:]}")
+                              stdout=subprocess.DEVNULL, stderr=err) for i, (cfg, err) in enumerate(zip(cfgs, errs))]
+    codes = [p.wait() for p in procs]
     secs = time.perf_counter() - start
+    for err in errs:
+        err.close()
+    for cfg, code in zip(cfgs, codes):
+        if code != 0:
+            text = (cfg.parent / "stderr.txt").read_text(errors="replace")
+            sys.exit(f"a paired inlet run failed ({code}):\n{text[-4000:]}")
     for cfg in cfgs:
         check_rows(cfg.parent / "table", total, "inlet, paired", seed=1)
     return secs
@@ -1073,7 +1089,7 @@ def main() -> None:
     args.command_line = "python benches/run.py " + " ".join(sys.argv[1:])
     if args.workload == "cores":
         args.files, args.rows, args.skip = args.files or 48, args.rows or 40_000, "python,polars,spark"
-        found = {(r["who"], r["cpus"]): r for r in bench_append(args, args.files, args.rows, "bulk", cpus=("0", "0,1"))}
+        found = {(r["who"], r["cpus"]): r for r in bench_append(args, args.files, args.rows, "bulk", cpus=("0", "0,1"), pair=True)}
         pair = found.pop(("two runs at once, one per core", "pair"))
         lines = [f"Command: `{args.command_line}`  ",
                  f"Workload: W1's input ({args.files} files × {args.rows:,} rows, {args.input_bytes / 1e6:.0f} MB), inlet "
@@ -1081,7 +1097,7 @@ def main() -> None:
                  "medians. The ceiling: in the same rounds, two steady-state runs at once, one pinned to each core, "
                  "finish in the time shown; 2 × (one core) / that is the speed-up two cores of this machine give "
                  "work that shares nothing.", "",
-                 "| contender | 1 core (s) | 2 cores (s) | speed-up | ceiling | share of ceiling | peak RSS 1 / 2 cores (MiB) |",
+                 "| contender | 1 core (s) | 2 cores (s) | speed-up | ceiling (steady state) | share of ceiling | peak RSS 1 / 2 cores (MiB) |",
                  "|---|---:|---:|---:|---:|---:|---:|"]
         steady_one = found[("inlet, table exists", "0")]["secs"]
         ceiling = 2 * steady_one / pair["secs"]

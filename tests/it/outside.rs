@@ -453,13 +453,14 @@ fn nearly_distinct_columns_are_written_without_a_dictionary_and_read_whole() {
 /// A copy-on-write MERGE rewrites the table's files through delta-rs's writer, which on its
 /// own starts a dictionary for every column; inlet hands it the encoding judged from the
 /// batch: no dictionary for the nearly distinct `key`, one for `kind`. Readers see every
-/// updated row.
+/// updated and inserted row.
 #[test]
 fn a_merge_rewrites_files_without_a_dictionary_for_nearly_distinct_columns() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let rows = 3_000i64;
     let kinds = ["INSERT", "MODIFY", "REMOVE"];
-    let batch = |seq: i64| -> String {
+    // The second batch updates every row and inserts 500 more.
+    let batch = |seq: i64, rows: i64| -> String {
         (0..rows)
             .map(|i| {
                 format!(
@@ -473,13 +474,13 @@ fn a_merge_rewrites_files_without_a_dictionary_for_nearly_distinct_columns() {
     let merge = sink(
         "mode = \"merge\"\nkeys = [\"id\"]\nsequence_by = \"seq\"\nmerge_strategy = \"copy_on_write\"",
     );
-    write(tmp.path(), "a.json", &batch(1));
+    write(tmp.path(), "a.json", &batch(1, rows));
     let cfg = config_with(tmp.path(), "mergelayout", "", &merge);
     drain(&cfg, &[], &[]);
-    write(tmp.path(), "b.json", &batch(2));
+    write(tmp.path(), "b.json", &batch(2, rows + 500));
     drain(&cfg, &[], &[]);
     let t = read(tmp.path());
-    assert_eq!(t.ints("id"), (0..rows).collect::<Vec<_>>());
+    assert_eq!(t.ints("id"), (0..rows + 500).collect::<Vec<_>>());
     assert!(t.rows.iter().all(|r| r["seq"] == 2), "an update was lost");
     assert!(t
         .rows
@@ -487,7 +488,7 @@ fn a_merge_rewrites_files_without_a_dictionary_for_nearly_distinct_columns() {
         .any(|r| r["id"] == 5 && r["key"] == "ORDER#000039595#2"));
     assert_eq!(
         polars_count(&table_url(tmp.path()), &json!({})),
-        rows as u64
+        rows as u64 + 500
     );
     // The files the second batch's MERGE wrote: those its commit adds.
     let log = log_actions(tmp.path());

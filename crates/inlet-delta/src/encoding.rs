@@ -35,29 +35,30 @@ pub fn writer_properties(first: &[RecordBatch]) -> WriterProperties {
         .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    // Only the batches that hold the judged rows are looked at (a MERGE passes its whole
-    // source, up to `max_bytes_per_batch`): never more than JUDGED_BATCHES.
-    let mut rows = 0;
-    let judged_batches = first
+    // Only the judged rows are looked at, from at most JUDGED_BATCHES batches: a MERGE
+    // passes its whole source (up to `max_bytes_per_batch`), and a first batch may hold a
+    // million rows. Each is sliced before any is copied.
+    let mut left = JUDGED_ROWS;
+    let first: Vec<RecordBatch> = first
         .iter()
         .take(JUDGED_BATCHES)
-        .position(|b| {
-            rows += b.num_rows();
-            rows >= JUDGED_ROWS
+        .map_while(|b| {
+            (left > 0).then(|| {
+                let rows = b.num_rows().min(left);
+                left -= rows;
+                b.slice(0, rows)
+            })
         })
-        .map_or(first.len().min(JUDGED_BATCHES), |i| i + 1);
-    let first = &first[..judged_batches];
+        .collect();
     // The batches share the table's schema, but a writer matches columns by name: batches
     // that differ are judged by the largest alone.
-    let judged = match first {
+    let judged = match first.as_slice() {
         [one] => Some(one.clone()),
         [head, ..] if first.iter().all(|b| b.schema() == head.schema()) => {
-            arrow::compute::concat_batches(&head.schema(), first).ok()
+            arrow::compute::concat_batches(&head.schema(), &first).ok()
         }
         _ => first.iter().max_by_key(|b| b.num_rows()).cloned(),
     };
-    // A first batch of a million rows is judged on its first rows, as any other.
-    let judged = judged.map(|b| b.slice(0, b.num_rows().min(JUDGED_ROWS)));
     if let Some(batch) = judged {
         for column in outgrown_dictionaries(&batch, ROW_GROUP_ROWS) {
             builder = builder.set_column_dictionary_enabled(column, false);
@@ -285,25 +286,27 @@ mod tests {
         assert!(writer_properties(&[]).dictionary_enabled(&id));
     }
 
-    /// A MERGE hands over its whole source: only the batches holding the first judged rows
-    /// count (here the later, larger batch of repeats would otherwise be judged alone).
+    /// A MERGE hands over its whole source: only the first JUDGED_BATCHES batches count,
+    /// up to JUDGED_ROWS rows. Here four small batches of distinct ids come first; judged
+    /// with the repeats after them, `id` would keep its dictionary.
     #[test]
     fn only_the_first_judged_rows_count() {
-        let distinct = batch(vec![(
-            "id",
-            Arc::new(Int64Array::from(
-                (0..JUDGED_ROWS as i64).collect::<Vec<_>>(),
-            )) as ArrayRef,
-        )]);
-        let repeats = batch(vec![
-            (
+        let ids = |range: std::ops::Range<i64>| {
+            batch(vec![(
                 "id",
-                Arc::new(Int64Array::from(vec![7i64; 20_000])) as ArrayRef,
-            ),
-            ("more", Arc::new(Int64Array::from(vec![1i64; 20_000]))),
-        ]);
-        let props = writer_properties(&[distinct, repeats]);
-        assert!(!props.dictionary_enabled(&ColumnPath::from("id")));
+                Arc::new(Int64Array::from(range.collect::<Vec<_>>())) as ArrayRef,
+            )])
+        };
+        let mut batches: Vec<RecordBatch> = (0..4).map(|b| ids(b * 500..(b + 1) * 500)).collect();
+        batches.push(batch(vec![(
+            "id",
+            Arc::new(Int64Array::from(vec![7i64; 100_000])) as ArrayRef,
+        )]));
+        let id = ColumnPath::from("id");
+        assert!(!writer_properties(&batches).dictionary_enabled(&id));
+        // The repeats judged alongside (within the first four batches) keep the dictionary.
+        let tipped = [batches[0].clone(), batches[4].clone()];
+        assert!(writer_properties(&tipped).dictionary_enabled(&id));
     }
 
     #[test]

@@ -70,7 +70,8 @@ pub(super) struct DecodeSettings {
     pub known_fit: Arc<HashMap<String, Schema>>,
     /// Bytes the schema's inference read, taken (once) instead of reading the file again.
     pub sampled: Arc<std::sync::Mutex<HashMap<String, Bytes>>>,
-    /// The machine's cores: files decoded at once, and ahead of the writer.
+    /// The machine's cores: files decoded at once (one more waits its turn ahead of the
+    /// writer, `BatchReader`).
     pub cores: usize,
     /// Files decompressed and decoded at once: one per core. Reads run `read_concurrency`
     /// ahead, but more decodes than cores only add memory.
