@@ -24,8 +24,6 @@ from scale import free_port, metric, scrape
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-# `cores`: CPUs every contender is pinned to (taskset -c), or None.
-TASKSET: str | None = None
 
 
 def tree_rss(root: int) -> int:
@@ -55,8 +53,9 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Runs argv to completion; returns (seconds, peak RSS in bytes, stdout). Peak RSS is the
+def run_measured(argv: list[str], env: dict | None = None, cpus: str | None = None) -> tuple[float, int, str]:
+    """Runs argv to completion, pinned to `cpus` (a `taskset -c` list) if given; returns
+    (seconds, peak RSS in bytes, stdout). Peak RSS is the
     larger of the process's own high-water mark and the sum over its process tree sampled
     every 50 ms (Spark's work happens in a JVM child of the Python driver).
 
@@ -66,8 +65,8 @@ def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, int, 
     RSS, not the contender's."""
     import threading
 
-    if TASKSET:
-        argv = ["taskset", "-c", TASKSET, *argv]
+    if cpus:
+        argv = ["taskset", "-c", cpus, *argv]
     start = time.perf_counter()
     out_path = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"inlet-bench-{os.getpid()}.out"
     hwm_path = pathlib.Path(str(out_path) + ".rss")
@@ -242,12 +241,17 @@ def bench_merge(args) -> list[dict]:
 MERGE_CONTENDERS = ("inlet deletion vectors", "inlet copy-on-write", "python deltalake merge()")
 
 
+def fresh_dir(path: pathlib.Path) -> pathlib.Path:
+    """`path` as an empty directory, whatever was there."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir()
+    return path
+
+
 def fresh_run(run: pathlib.Path, base_table: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     """An empty run directory holding a fresh copy of `base_table`."""
-    if run.exists():
-        shutil.rmtree(run)
-    run.mkdir()
-    return run, fresh_copy(base_table, run / "table")
+    return fresh_dir(run), fresh_copy(base_table, run / "table")
 
 
 def inlet_merge(inlet: str, run: pathlib.Path, landing: pathlib.Path, table: pathlib.Path, strategy: str | None, pid: str = "bench_merge", compact: bool = True) -> tuple[float, int, dict]:
@@ -328,9 +332,7 @@ def merge_read_cost(args, inlet: str, work: pathlib.Path) -> list[dict]:
         total = 0.0
         one = run / "one"
         for b in sorted(landing.iterdir()):
-            if one.exists():
-                shutil.rmtree(one)
-            one.mkdir()
+            fresh_dir(one)
             shutil.copy(b, one / b.name)
             secs, _, _ = inlet_merge(inlet, run, one, table, strategy, pid=f"read_{b.stem}")
             total += secs
@@ -415,10 +417,7 @@ def inlet_append_config(run: pathlib.Path, landing: pathlib.Path, inlet: str, st
     """A fresh run directory's config appending `landing` to `run/table`; with `steady`, the
     table exists first (made by another pipeline from one row of the same shape), so no
     schema is inferred."""
-    if run.exists():
-        shutil.rmtree(run)
-    run.mkdir()
-    out = run / "table"
+    out = fresh_dir(run) / "table"
     if steady:
         first = next(landing.rglob("*.json")).open().readline()
         (run / "seed").mkdir()
@@ -444,7 +443,6 @@ def bench_append(args, files: int, rows: int, name: str, cpus: tuple = (None,), 
     contender runs pinned to each in turn within the round (in reverse order every other
     round), so settings compared with each other run seconds apart and share the VM's slow
     and fast spells. With `pair`, each round also times [`append_pair`]."""
-    global TASKSET
     work = pathlib.Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -457,51 +455,37 @@ def bench_append(args, files: int, rows: int, name: str, cpus: tuple = (None,), 
     python = sys.executable
     peers = [p for p in APPEND_PEERS if not args.skip or not any(s in p for s in args.skip.split(","))]
     results = {(who, c): [] for who in peers for c in cpus}
-    try:
-        append_rounds(args, files, rows, name, cpus, pair, landing, inlet, python, peers, results)
-    finally:
-        TASKSET = None
-    return [{"who": who, "cpus": c, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs),
-             "rounds": [s for s, _ in runs]}
-            for (who, c), runs in results.items()]
-
-
-def append_rounds(args, files, rows, name, cpus, pair, landing, inlet, python, peers, results) -> None:
-    """`bench_append`'s rounds, each run's (seconds, peak RSS) added to `results`."""
-    global TASKSET
-    work = pathlib.Path(args.workdir)
     for round_ in range(args.repeat):
         for who in peers:
             for c in (cpus if round_ % 2 == 0 else cpus[::-1]):
-                TASKSET = c
                 run = work / f"{name}-run"
                 out = run / "table"
                 if who.startswith("inlet"):
                     seed = 0 if who == "inlet" else 1
                     cfg = inlet_append_config(run, landing, inlet, steady=seed == 1)
-                    secs, rss, _ = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"])
+                    secs, rss, _ = run_measured([inlet, "run", "--config", str(cfg), "--available-now", "--json"], cpus=c)
                     check_rows(out, files * rows, who, seed=seed)
                 else:
-                    if run.exists():
-                        shutil.rmtree(run)
-                    run.mkdir()
+                    fresh_dir(run)
                     if who.startswith("python"):
-                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "py_append.py"), str(landing), str(out)])
+                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "py_append.py"), str(landing), str(out)], cpus=c)
                         check_rows(out, files * rows, who)
                     elif who.startswith("polars"):
-                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "polars_append.py"), str(landing), str(out)])
+                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "polars_append.py"), str(landing), str(out)], cpus=c)
                         check_rows(out, files * rows, who)
                     else:
-                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "spark_append.py"), str(landing), str(out), str(run / "spark-checkpoint")])
+                        secs, rss, _ = run_measured([python, str(HERE / "peers" / "spark_append.py"), str(landing), str(out), str(run / "spark-checkpoint")], cpus=c)
                         check_rows(out, files * rows, who, parquet=True)
                 results[(who, c)].append((secs, rss))
                 pinned = f" on cpus {c}" if c else ""
                 print(f"round {round_ + 1}: {who}{pinned}: {secs:.2f}s, {rss / 2**20:.0f} MiB", file=sys.stderr)
         if pair:
-            TASKSET = None
             secs = append_pair(work, landing, inlet, files * rows)
             results.setdefault(("two runs at once, one per core", "pair"), []).append((secs, 0))
             print(f"round {round_ + 1}: two steady-state runs at once, one per core: {secs:.2f}s", file=sys.stderr)
+    return [{"who": who, "cpus": c, "secs": statistics.median(s for s, _ in runs), "rss": max(r for _, r in runs),
+             "rounds": [s for s, _ in runs]}
+            for (who, c), runs in results.items()]
 
 
 def append_pair(work: pathlib.Path, landing: pathlib.Path, inlet: str, total: int) -> float:
@@ -783,9 +767,7 @@ def bench_shapes(args) -> list[dict]:
             landing = base / shape
             args.sizes[who] = sum(p.stat().st_size for p in landing.iterdir())
             run = work / "shapes-run"
-            if run.exists():
-                shutil.rmtree(run)
-            run.mkdir()
+            fresh_dir(run)
             out = run / "table"
             cfg = run / "inlet.toml"
             cfg.write_text(
@@ -830,9 +812,7 @@ def bench_multiline(args) -> list[dict]:
     for round_ in range(args.repeat):
         for who in results:
             run = work / "multiline-run"
-            if run.exists():
-                shutil.rmtree(run)
-            run.mkdir()
+            fresh_dir(run)
             out = run / "table"
             if who.startswith("inlet"):
                 cfg = run / "inlet.toml"
@@ -950,9 +930,7 @@ def bench_health(args) -> list[dict]:
     for kind in ("append", "merge"):
         for maintenance in (True, False):
             run = work / "health-run"
-            if run.exists():
-                shutil.rmtree(run)
-            run.mkdir()
+            fresh_dir(run)
             table = run / "table"
             if kind == "append":
                 landing, sink = appends / "landing", ""
