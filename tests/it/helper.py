@@ -270,6 +270,26 @@ def optimize_delta(url, count):
             print(f"compaction {i}: {e}", file=sys.stderr)
 
 
+def make_ruled_table(url):
+    """A table with rules inlet must keep: CHECK constraint `positive` (amount > 0) and
+    `bucket` GENERATED ALWAYS AS (id % 10); one row (id 11, amount 5)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, Field, Schema, write_deltalake
+    from deltalake.schema import PrimitiveType
+
+    long = PrimitiveType("long")
+    schema = Schema([
+        Field("id", long, nullable=True),
+        Field("amount", long, nullable=True),
+        Field("bucket", long, nullable=True, metadata={"delta.generationExpression": "id % 10"}),
+    ])
+    DeltaTable.create(url, schema=schema).alter.add_constraint({"positive": "amount > 0"})
+    write_deltalake(url, pa.table({"id": pa.array([11], pa.int64()), "amount": pa.array([5], pa.int64())}), mode="append")
+    sys.stdout.flush()
+    # deltalake's runtime aborts the interpreter at exit after these calls; the work is done.
+    os._exit(0)
+
+
 def compress(codec, src, dst):
     with open(src, "rb") as f:
         data = f.read()
@@ -423,6 +443,8 @@ def main():
         append_delta(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "optimize-delta":
         optimize_delta(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "make-ruled-table":
+        make_ruled_table(sys.argv[2])
     elif cmd == "compress":
         compress(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "s3":

@@ -1064,3 +1064,54 @@ fn a_first_batch_is_written_while_its_schema_is_inferred() {
     let (on_disk, added) = data_files(tmp.path());
     assert_eq!(on_disk, added, "the files written as long were deleted");
 }
+
+// A table's own rules: CHECK constraints refuse a batch, generated columns are computed.
+
+#[test]
+fn a_table_with_a_check_constraint_and_a_generated_column_keeps_both() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    // Made by Python deltalake: `amount > 0`, `bucket` GENERATED ALWAYS AS (id % 10).
+    python_ok(&["make-ruled-table", &table_url(dir)]);
+    write(
+        dir,
+        "a.json",
+        "{\"id\":12,\"amount\":3}\n{\"id\":23,\"amount\":-4}\n",
+    );
+    let cfg = config_with(dir, "ruled", "", &sink(""));
+    let err = fails(&cfg, &["run", "--available-now"]);
+    assert!(
+        err.contains("1 row(s) of this batch break CHECK constraint positive (amount > 0)")
+            && err.contains("amount = -4"),
+        "{err}"
+    );
+    let t = read(dir);
+    assert_eq!(
+        t.ints("id"),
+        vec![11],
+        "nothing of the refused batch is in the table"
+    );
+
+    // Corrected at the source, the file is taken, and `bucket` is computed for its rows.
+    write(
+        dir,
+        "a.json",
+        "{\"id\":12,\"amount\":3}\n{\"id\":23,\"amount\":4}\n",
+    );
+    drain(&cfg, &[], &[]);
+    let t = read(dir);
+    assert_eq!(t.ints("id"), vec![11, 12, 23]);
+    let mut buckets: Vec<(i64, i64)> = t
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_i64().expect("id"),
+                r["bucket"].as_i64().expect("bucket"),
+            )
+        })
+        .collect();
+    buckets.sort_unstable();
+    assert_eq!(buckets, vec![(11, 1), (12, 2), (23, 3)]);
+    assert_eq!(polars_count(&table_url(dir), &json!({})), 3);
+}

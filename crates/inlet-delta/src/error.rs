@@ -109,6 +109,21 @@ pub enum SinkError {
         table: String,
     },
 
+    #[error("Delta table {url}: {rows} row(s) of this batch break {rule}; the first has {sample}. Nothing was committed and the batch's files are not taken: correct those rows (in the files, or with the transform) and run again, or change the table's rule")]
+    RuleBroken {
+        url: String,
+        rule: String,
+        rows: usize,
+        sample: String,
+    },
+
+    #[error("Delta table {url}: inlet cannot evaluate {rule} over this batch: {detail}. Nothing was committed; a writer that understands the rule's SQL must write this table, or the rule must change")]
+    RuleUnusable {
+        url: String,
+        rule: String,
+        detail: String,
+    },
+
     #[error("cannot read the history of Delta table {url}: {source}")]
     History {
         url: String,

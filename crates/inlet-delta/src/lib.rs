@@ -2,6 +2,7 @@
 //! commit them (or MERGE by key) together with the pipeline's `txn` action so that each
 //! batch lands once.
 
+mod checks;
 mod commit_log;
 pub mod dv;
 mod encoding;

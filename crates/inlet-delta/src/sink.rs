@@ -470,7 +470,27 @@ impl DeltaSink {
     /// A writer that streams record batches into Parquet files under the table; nothing it
     /// writes is visible until [`DeltaSink::commit_batch`].
     pub fn writer(&self, target_file_size: u64) -> Result<TableWriter, SinkError> {
-        TableWriter::for_table(self.loaded()?, &self.url, target_file_size)
+        Ok(
+            TableWriter::for_table(self.loaded()?, &self.url, target_file_size)?
+                .with_checks(self.checks()?),
+        )
+    }
+
+    /// The loaded table's CHECK constraints, invariants and generated columns, compiled
+    /// once per writer; `None` when it has none (or is not created yet).
+    fn checks(&self) -> Result<Option<Arc<crate::checks::TableChecks>>, SinkError> {
+        let Ok(table) = self.loaded() else {
+            return Ok(None);
+        };
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| self.schema_err(e.to_string()))?;
+        crate::checks::TableChecks::of(
+            snapshot.metadata().configuration(),
+            snapshot.schema().as_ref(),
+        )
+        .map(|c| c.map(Arc::new))
+        .map_err(|detail| self.schema_err(format!("its rules cannot be read: {detail}")))
     }
 
     /// A writer for `schema`, a schema the table will have once the batch commits with it
@@ -481,13 +501,14 @@ impl DeltaSink {
         target_file_size: u64,
     ) -> Result<TableWriter, SinkError> {
         let partition_by = self.partition_columns();
-        TableWriter::for_schema(
+        Ok(TableWriter::for_schema(
             &self.url,
             schema,
             (!partition_by.is_empty()).then_some(partition_by),
             &self.storage_options,
             target_file_size,
-        )
+        )?
+        .with_checks(self.checks()?))
     }
 
     /// `schema` as a table created with it gives it back (Delta's types, in Arrow's form):

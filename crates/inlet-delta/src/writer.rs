@@ -11,6 +11,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
 use url::Url;
 
+use crate::checks::{CheckError, TableChecks};
 use crate::{encoding, SinkError};
 
 /// Data files written for one batch and not yet committed.
@@ -88,6 +89,8 @@ pub struct TableWriter {
     rows: u64,
     /// The table's partition columns (their empty strings are written as null).
     partition_by: Vec<String>,
+    /// The table's CHECK constraints, invariants and generated columns, if it has any.
+    checks: Option<std::sync::Arc<TableChecks>>,
 }
 
 /// How a lane's `RecordBatchWriter` is made.
@@ -183,6 +186,7 @@ impl TableWriter {
             target_file_size,
             rows: 0,
             partition_by,
+            checks: None,
         })
     }
 
@@ -191,6 +195,12 @@ impl TableWriter {
     pub fn with_lanes(mut self, lanes: usize, lane_bytes: usize) -> Self {
         self.max_lanes = lanes.max(1);
         self.lane_bytes = lane_bytes;
+        self
+    }
+
+    /// Fills in and checks the table's rules on every batch written.
+    pub(crate) fn with_checks(mut self, checks: Option<std::sync::Arc<TableChecks>>) -> Self {
+        self.checks = checks;
         self
     }
 
@@ -203,6 +213,19 @@ impl TableWriter {
         SinkError::Write {
             url: self.url.clone(),
             source,
+        }
+    }
+
+    fn check_error(&self, e: CheckError) -> SinkError {
+        let url = self.url.clone();
+        match e {
+            CheckError::Broken { rule, rows, sample } => SinkError::RuleBroken {
+                url,
+                rule,
+                rows,
+                sample,
+            },
+            CheckError::Unusable { rule, detail } => SinkError::RuleUnusable { url, rule, detail },
         }
     }
 
@@ -234,6 +257,10 @@ impl TableWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        let batch = match &self.checks {
+            Some(checks) => checks.apply(batch).map_err(|e| self.check_error(e))?,
+            None => batch,
+        };
         self.rows += batch.num_rows() as u64;
         let batch = empty_partition_values_to_null(batch, &self.partition_by)
             .map_err(|e| self.write_error(e.into()))?;
