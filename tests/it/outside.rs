@@ -1081,7 +1081,7 @@ fn a_table_with_a_check_constraint_and_a_generated_column_keeps_both() {
     let cfg = config_with(dir, "ruled", "", &sink(""));
     let err = fails(&cfg, &["run", "--available-now"]);
     assert!(
-        err.contains("1 row(s) of this batch break CHECK constraint positive (amount > 0)")
+        err.contains("break CHECK constraint positive (amount > 0) (1 of the 2 rows checked")
             && err.contains("amount = -4"),
         "{err}"
     );

@@ -58,10 +58,12 @@ impl Rule {
 /// Why a batch cannot be written under the table's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CheckError {
-    /// `rows` rows do not satisfy the rule (false or null); `sample` shows the first.
+    /// `rows` of the `checked` rows do not satisfy the rule (false or null); `sample` shows
+    /// the first.
     Broken {
         rule: String,
         rows: usize,
+        checked: usize,
         sample: String,
     },
     /// The rule's SQL could not be planned or evaluated over the batch.
@@ -96,30 +98,44 @@ impl std::fmt::Debug for TableChecks {
 
 impl TableChecks {
     /// The rules of a table with these properties and schema; `None` when it sets none.
+    /// Each kind of rule counts only when the table's protocol has its feature
+    /// (`checkConstraints`, `invariants`, `generatedColumns`), as delta-rs and Spark have it:
+    /// `supports` says whether it does.
     pub(crate) fn of(
         properties: &std::collections::HashMap<String, String>,
         schema: &deltalake::kernel::StructType,
+        supports: impl Fn(&str) -> bool,
     ) -> Result<Option<Self>, String> {
         use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
         use deltalake::kernel::StructTypeExt;
-        let mut rules: Vec<Rule> = properties
-            .iter()
-            .filter_map(|(k, v)| {
+        let mut rules: Vec<Rule> = Vec::new();
+        if supports("checkConstraints") {
+            rules.extend(properties.iter().filter_map(|(k, v)| {
                 k.strip_prefix(CONSTRAINT_PREFIX)
                     .map(|name| Rule::Constraint {
                         name: name.to_string(),
                         sql: v.clone(),
                     })
-            })
-            .collect();
-        rules.sort_by_key(Rule::describe);
-        for inv in schema.get_invariants().map_err(|e| e.to_string())? {
+            }));
+            rules.sort_by_key(Rule::describe);
+        }
+        let invariants = if supports("invariants") {
+            schema.get_invariants().map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
+        for inv in invariants {
             rules.push(Rule::Invariant {
                 column: inv.field_name,
                 sql: inv.invariant_sql,
             });
         }
-        for g in schema.get_generated_columns().map_err(|e| e.to_string())? {
+        let generated = if supports("generatedColumns") {
+            schema.get_generated_columns().map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
+        for g in generated {
             let data_type: DataType = (&g.data_type)
                 .try_into_arrow()
                 .map_err(|e: arrow::error::ArrowError| e.to_string())?;
@@ -143,6 +159,9 @@ impl TableChecks {
         let rows = batch.num_rows();
         let mut columns = batch.columns().to_vec();
         for (at, field, expr) in &plan.fill {
+            if at.is_some_and(|i| columns[i].null_count() == 0) {
+                continue;
+            }
             let rule = || self.generated_rule(field.name());
             let value = evaluate(expr, &batch).map_err(|detail| CheckError::Unusable {
                 rule: rule(),
@@ -151,9 +170,6 @@ impl TableChecks {
             match at {
                 Some(i) => {
                     let given = &columns[*i];
-                    if given.null_count() == 0 {
-                        continue;
-                    }
                     let missing =
                         arrow::compute::is_null(given).map_err(|e| CheckError::Unusable {
                             rule: rule(),
@@ -197,6 +213,7 @@ impl TableChecks {
             return Err(CheckError::Broken {
                 rule: rule.describe(),
                 rows: broken,
+                checked: rows,
                 sample: sample(&filled, reads, first),
             });
         }
@@ -272,6 +289,10 @@ impl TableChecks {
                 detail: e.to_string(),
             })?;
         for (index, rule) in self.rules.iter().enumerate() {
+            // A generated column the batch lacked holds exactly the computed values.
+            if matches!(rule, Rule::Generated { column, .. } if schema.index_of(column).is_err()) {
+                continue;
+            }
             let parsed = parse_predicate_expression(&over, rule.sql(), &state)
                 .map_err(|e| unusable(rule, e.to_string()))?;
             let predicate = match rule {
@@ -387,13 +408,13 @@ mod tests {
             {"type": "struct", "fields": [{"name": "id", "type": "long", "nullable": true, "metadata": {}}]}
         ))
         .expect("schema");
-        let checks = TableChecks::of(&HashMap::new(), &plain).expect("rules");
+        let checks = TableChecks::of(&HashMap::new(), &plain, |_| true).expect("rules");
         assert!(checks.is_none());
     }
 
     #[test]
     fn a_batch_breaking_a_constraint_is_refused_with_its_first_offending_row() {
-        let checks = TableChecks::of(&constraint("amount > 0"), &table_schema(None))
+        let checks = TableChecks::of(&constraint("amount > 0"), &table_schema(None), |_| true)
             .expect("rules")
             .expect("some");
         let ok = checks
@@ -411,6 +432,7 @@ mod tests {
             CheckError::Broken {
                 rule: "CHECK constraint positive (amount > 0)".into(),
                 rows: 3,
+                checked: 4,
                 sample: "amount = -3".into(),
             }
         );
@@ -418,7 +440,7 @@ mod tests {
 
     #[test]
     fn generated_columns_are_filled_where_missing_and_checked_where_given() {
-        let checks = TableChecks::of(&HashMap::new(), &table_schema(None))
+        let checks = TableChecks::of(&HashMap::new(), &table_schema(None), |_| true)
             .expect("rules")
             .expect("some");
         // Missing from the batch: appended, computed.
@@ -441,7 +463,10 @@ mod tests {
                 ("bucket", vec![None, Some(4)]),
             ]))
             .expect_err("broken");
-        let CheckError::Broken { rule, rows, sample } = refused else {
+        let CheckError::Broken {
+            rule, rows, sample, ..
+        } = refused
+        else {
             panic!("not a broken rule: {refused:?}");
         };
         assert_eq!(
@@ -452,10 +477,35 @@ mod tests {
     }
 
     #[test]
+    fn rules_count_only_under_their_table_feature() {
+        let none = TableChecks::of(
+            &constraint("amount > 0"),
+            &table_schema(Some("amount < 9")),
+            |_| false,
+        )
+        .expect("rules");
+        assert!(none.is_none(), "no feature, no rule");
+        let only = TableChecks::of(&constraint("amount > 0"), &table_schema(None), |f| {
+            f == "checkConstraints"
+        })
+        .expect("rules")
+        .expect("some");
+        let kept = only
+            .apply(batch(&[("id", vec![Some(12)]), ("amount", vec![Some(1)])]))
+            .expect("kept");
+        assert!(
+            kept.column_by_name("bucket").is_none(),
+            "generated columns left alone"
+        );
+    }
+
+    #[test]
     fn a_column_invariant_is_kept() {
-        let checks = TableChecks::of(&HashMap::new(), &table_schema(Some("amount < 100")))
-            .expect("rules")
-            .expect("some");
+        let checks = TableChecks::of(&HashMap::new(), &table_schema(Some("amount < 100")), |_| {
+            true
+        })
+        .expect("rules")
+        .expect("some");
         let refused = checks
             .apply(batch(&[("id", vec![Some(1)]), ("amount", vec![Some(100)])]))
             .expect_err("broken");
@@ -467,9 +517,13 @@ mod tests {
 
     #[test]
     fn a_rule_inlet_cannot_plan_is_named() {
-        let checks = TableChecks::of(&constraint("no_such_fn(amount) > 0"), &table_schema(None))
-            .expect("rules")
-            .expect("some");
+        let checks = TableChecks::of(
+            &constraint("no_such_fn(amount) > 0"),
+            &table_schema(None),
+            |_| true,
+        )
+        .expect("rules")
+        .expect("some");
         let refused = checks
             .apply(batch(&[("id", vec![Some(1)]), ("amount", vec![Some(1)])]))
             .expect_err("unusable");

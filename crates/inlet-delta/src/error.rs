@@ -109,11 +109,12 @@ pub enum SinkError {
         table: String,
     },
 
-    #[error("Delta table {url}: {rows} row(s) of this batch break {rule}; the first has {sample}. Nothing was committed and the batch's files are not taken: correct those rows (in the files, or with the transform) and run again, or change the table's rule")]
+    #[error("Delta table {url}: rows this batch would write break {rule} ({rows} of the {checked} rows checked with the first of them, which has {sample}). Nothing was committed and the batch's files are not taken: correct those rows (in the files, or with the transform) and run again, or change the table's rule")]
     RuleBroken {
         url: String,
         rule: String,
         rows: usize,
+        checked: usize,
         sample: String,
     },
 

@@ -485,9 +485,12 @@ impl DeltaSink {
         let snapshot = table
             .snapshot()
             .map_err(|e| self.schema_err(e.to_string()))?;
+        let protocol = crate::protocol::ProtocolState::of(snapshot.protocol()).ok();
+        let supports = |f: &str| protocol.as_ref().is_some_and(|p| p.supports(f));
         crate::checks::TableChecks::of(
             snapshot.metadata().configuration(),
             snapshot.schema().as_ref(),
+            supports,
         )
         .map(|c| c.map(Arc::new))
         .map_err(|detail| self.schema_err(format!("its rules cannot be read: {detail}")))

@@ -219,10 +219,16 @@ impl TableWriter {
     fn check_error(&self, e: CheckError) -> SinkError {
         let url = self.url.clone();
         match e {
-            CheckError::Broken { rule, rows, sample } => SinkError::RuleBroken {
+            CheckError::Broken {
+                rule,
+                rows,
+                checked,
+                sample,
+            } => SinkError::RuleBroken {
                 url,
                 rule,
                 rows,
+                checked,
                 sample,
             },
             CheckError::Unusable { rule, detail } => SinkError::RuleUnusable { url, rule, detail },
@@ -257,13 +263,16 @@ impl TableWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let batch = match &self.checks {
-            Some(checks) => checks.apply(batch).map_err(|e| self.check_error(e))?,
-            None => batch,
-        };
-        self.rows += batch.num_rows() as u64;
-        let batch = empty_partition_values_to_null(batch, &self.partition_by)
+        // Rules see the values stored: empty partition values as null, before and after
+        // generated columns (which may be partition columns) are filled.
+        let mut batch = empty_partition_values_to_null(batch, &self.partition_by)
             .map_err(|e| self.write_error(e.into()))?;
+        if let Some(checks) = &self.checks {
+            batch = checks.apply(batch).map_err(|e| self.check_error(e))?;
+            batch = empty_partition_values_to_null(batch, &self.partition_by)
+                .map_err(|e| self.write_error(e.into()))?;
+        }
+        self.rows += batch.num_rows() as u64;
         if self.properties.is_some() {
             return self.send(batch).await;
         }
