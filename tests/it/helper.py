@@ -270,6 +270,26 @@ def optimize_delta(url, count):
             print(f"compaction {i}: {e}", file=sys.stderr)
 
 
+def make_nested_table(url):
+    """A table whose struct column `s` gained field `b` after its first file was written:
+    ids 0..19 with s = {a: id} (written without `b`), then id 100 with s = {a: 100, b: "z"}."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    def rows(ids, s, fields):
+        return pa.table({
+            "id": pa.array(ids, pa.int64()),
+            "seq": pa.array([1] * len(ids), pa.int64()),
+            "s": pa.array(s, pa.struct(fields)),
+        })
+
+    write_deltalake(url, rows(list(range(20)), [{"a": i} for i in range(20)], [("a", pa.int64())]))
+    wider = [("a", pa.int64()), ("b", pa.string())]
+    write_deltalake(url, rows([100], [{"a": 100, "b": "z"}], wider), mode="append", schema_mode="merge")
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def make_ruled_table(url):
     """A table with rules inlet must keep: CHECK constraint `positive` (amount > 0) and
     `bucket` GENERATED ALWAYS AS (id % 10); one row (id 11, amount 5)."""
@@ -443,6 +463,8 @@ def main():
         append_delta(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "optimize-delta":
         optimize_delta(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "make-nested-table":
+        make_nested_table(sys.argv[2])
     elif cmd == "make-ruled-table":
         make_ruled_table(sys.argv[2])
     elif cmd == "compress":

@@ -12,6 +12,7 @@ use deltalake::datafusion::prelude::{lit, SessionContext};
 use deltalake::delta_datafusion::DeltaSessionContext;
 use deltalake::DeltaTableError;
 
+use crate::dv::Removal;
 use crate::sink::{version_i64, DeltaSink};
 use crate::SinkError;
 
@@ -36,13 +37,15 @@ pub enum MergeStrategy {
     /// (merge-on-read). Used when the table has deletion vectors enabled, else copy-on-write.
     #[default]
     DeletionVectors,
-    /// Every file holding a matched row is rewritten whole (delta-rs's MERGE).
+    /// Every file holding a matched row is rewritten without it, and the new row versions
+    /// written beside (by inlet's key scan; delta-rs's MERGE for tables with a change data
+    /// feed, mapped column names, or columns the batch lacks).
     CopyOnWrite,
 }
 
-/// Attempts of a merge-on-read MERGE before its conflict goes to the caller: each attempt
-/// after a lost race re-reads the table and plans again.
-const DV_ATTEMPTS: usize = 3;
+/// Attempts of a scanned MERGE before its conflict goes to the caller: each attempt after
+/// a lost race re-reads the table and plans again.
+const SCANNED_ATTEMPTS: usize = 3;
 
 /// What one MERGE did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,17 +114,15 @@ impl DeltaSink {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| merge_err(e.into()))?;
         let mut attempt = 1;
-        while spec.strategy == MergeStrategy::DeletionVectors
-            && self.merge_on_read_applies(&batches[0].schema())
-        {
+        while let Some(removal) = self.scanned_removal(spec.strategy, &batches[0].schema()) {
             let source = arrow::compute::concat_batches(&batches[0].schema(), &batches)
                 .map_err(|e| merge_err(e.into()))?;
             match self
-                .merge_deletion_vectors(app_id, batch_id, source, spec, files)
+                .merge_scanned(app_id, batch_id, source, spec, files, removal)
                 .await
             {
                 // Planned again against the new table, which may no longer allow it.
-                Err(e) if attempt < DV_ATTEMPTS && lost_race(&e) => {
+                Err(e) if attempt < SCANNED_ATTEMPTS && lost_race(&e) => {
                     tracing::info!(attempt, error = %e, "the table changed during the MERGE; planning it again");
                     attempt += 1;
                     self.refuse_committed(app_id, batch_id).await?;
@@ -129,6 +130,33 @@ impl DeltaSink {
                 other => return other,
             }
         }
+        self.merge_with_delta_rs(app_id, batch_id, batches, spec, files)
+            .await
+    }
+
+    /// The MERGE as delta-rs plans it (a join of the batch with every candidate file, whose
+    /// files are rewritten whole): for tables the scanned MERGE does not handle, those with
+    /// a change data feed, mapped column names, or columns the batch lacks. `batches` are
+    /// already cast to the table's types.
+    pub(crate) async fn merge_with_delta_rs(
+        &mut self,
+        app_id: &str,
+        batch_id: i64,
+        batches: Vec<RecordBatch>,
+        spec: &MergeSpec,
+        files: &[crate::BatchFile],
+    ) -> Result<MergeOutcome, SinkError> {
+        let url = self.url().to_string();
+        let merge_err = |source| SinkError::Commit {
+            url: url.clone(),
+            source,
+        };
+        let Some(first) = batches.first() else {
+            return Err(merge_err(DeltaTableError::Generic(
+                "a MERGE needs at least one row".into(),
+            )));
+        };
+        let source_schema: Arc<Schema> = first.schema();
         // One commit attempt, at the next version (`one_attempt.rs`): see below.
         let loaded = self.loaded()?.clone();
         let mut table = deltalake::DeltaTable::new(crate::one_attempt::OneAttempt::wrap(
@@ -237,17 +265,20 @@ impl DeltaSink {
 }
 
 impl DeltaSink {
-    /// Whether a merge-on-read MERGE of rows with `source`'s columns may run on the loaded
-    /// table: deletion vectors enabled, no change data feed (no `_change_data` files are
-    /// written), and the batch has every column of the table (copy-on-write keeps the
-    /// values of columns the batch lacks; new row versions would have them null).
-    fn merge_on_read_applies(&self, source: &Schema) -> bool {
-        if !self.deletion_vectors_enabled() {
-            return false;
-        }
+    /// How inlet's own scanned MERGE takes out replaced rows from the loaded table, or
+    /// `None` when delta-rs's MERGE must run: the table has a change data feed (no
+    /// `_change_data` files are written), maps column names (the scan reads columns by
+    /// name), or has columns the batch lacks (their values must be carried into the new
+    /// row versions). Deletion vectors when `strategy` asks for them and the table has
+    /// them; else the touched files are rewritten.
+    fn scanned_removal(&self, strategy: MergeStrategy, source: &Schema) -> Option<Removal> {
         if self.property_is_true("delta.enableChangeDataFeed") {
-            tracing::info!("the table has a change data feed: this MERGE copies on write");
-            return false;
+            tracing::info!("the table has a change data feed: delta-rs's MERGE writes it");
+            return None;
+        }
+        if self.column_mapped() {
+            tracing::info!("the table maps column names: delta-rs's MERGE rewrites its files");
+            return None;
         }
         let missing: Vec<String> = self
             .arrow_schema()
@@ -264,11 +295,15 @@ impl DeltaSink {
         if !missing.is_empty() {
             tracing::info!(
                 columns = missing.join(", "),
-                "the batch lacks columns the table has: this MERGE copies on write, keeping their values"
+                "the batch lacks columns the table has: delta-rs's MERGE rewrites the files, keeping their values"
             );
-            return false;
+            return None;
         }
-        true
+        if strategy == MergeStrategy::DeletionVectors && self.deletion_vectors_enabled() {
+            Some(Removal::Vectors)
+        } else {
+            Some(Removal::Rewrite)
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Deletion vectors: reading and writing them in the Delta format, the merge-on-read MERGE
-//! that marks replaced rows in them, and the purge that rewrites files they hide much of.
+//! Deletion vectors and the key scan: reading and writing vectors in the Delta format, the
+//! scanned MERGE (replaced rows marked in vectors, or their files rewritten), and the purge.
 
 pub(crate) mod format;
 mod merge;
@@ -7,5 +7,5 @@ mod purge;
 pub(crate) mod scan;
 
 pub use format::DvError;
-pub(crate) use merge::lost_race;
+pub(crate) use merge::{lost_race, Removal};
 pub use purge::{DeletedRows, PurgeOutcome};

@@ -7,7 +7,7 @@ use deltalake::protocol::DeltaOperation;
 use deltalake::DeltaTableError;
 use roaring::RoaringTreemap;
 
-use super::scan::{read_file, FileToRead};
+use super::scan::FileToRead;
 use crate::sink::{no_hooks, version_i64, DeltaSink};
 use crate::SinkError;
 
@@ -119,38 +119,23 @@ impl DeltaSink {
         }
         let store = table.log_store().object_store(None);
         let root_store = table.log_store().root_object_store(None);
-        let mut writer = self.writer(target_size)?;
+        // No rules: a purge moves rows that are in the table already, in a commit readers
+        // of changes skip (`dataChange = false`), so it must not change a value (a generated
+        // one filled in) nor stop on a rule inlet cannot evaluate, as delta-rs's compaction.
+        let mut writer = self.writer(target_size)?.with_checks(None);
         let mut outcome = PurgeOutcome::default();
         let mut actions: Vec<Action> = Vec::new();
+        let mut files = Vec::new();
         for (read, remove, dv) in chosen {
             let deleted: RoaringTreemap = super::format::read(&store, &root_store, &dv)
                 .await
                 .map_err(|e| generic(e.to_string()))?;
-            let mut batches = Vec::new();
-            read_file(&store, &read, &schema, &deleted, |_, batch, live| {
-                let batch = match live {
-                    Some(mask) => {
-                        arrow::compute::filter_record_batch(&batch, &mask).map_err(|e| {
-                            super::scan::ScanError {
-                                path: read.path.to_string(),
-                                detail: e.to_string(),
-                            }
-                        })?
-                    }
-                    None => batch,
-                };
-                batches.push(batch);
-                Ok(())
-            })
-            .await
-            .map_err(|e| generic(e.to_string()))?;
-            for b in batches {
-                writer.write(b).await?;
-            }
             outcome.files_rewritten += 1;
             outcome.rows_dropped += deleted.len();
             actions.push(Action::Remove(remove));
+            files.push((read, deleted));
         }
+        super::merge::rewrite_into(&mut writer, &store, &schema, &files, generic).await?;
         let adds = writer.finish().await?.into_adds();
         outcome.files_added = adds.len() as u64;
         actions.extend(adds.into_iter().map(|mut a| {

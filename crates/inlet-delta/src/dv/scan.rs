@@ -52,45 +52,87 @@ pub async fn read_file<F>(
 where
     F: FnMut(u64, RecordBatch, Option<BooleanArray>) -> Result<(), ScanError>,
 {
-    let err = |detail: String| ScanError {
-        path: file.path.to_string(),
-        detail,
-    };
-    #[allow(deprecated)]
-    let mut reader = ParquetObjectReader::new(store.clone(), file.path.clone());
-    let mut meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    if let Some(hinted) = dictionary_hint(meta.schema(), columns) {
-        meta = ArrowReaderMetadata::try_new(
-            meta.metadata().clone(),
-            ArrowReaderOptions::new().with_schema(hinted),
-        )
-        .map_err(|e| err(e.to_string()))?;
-    }
-    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
-    let file_schema = builder.schema().clone();
-    let wanted: Vec<usize> = columns
-        .fields()
-        .iter()
-        .filter_map(|f| file_schema.index_of(f.name()).ok())
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-    let mut stream = builder
-        .with_projection(mask)
-        .with_batch_size(SCAN_BATCH_ROWS)
-        .build()
-        .map_err(|e| err(e.to_string()))?;
-    let mut offset = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| err(e.to_string()))?;
-        let rows = batch.num_rows();
-        let shaped = shape(&batch, columns, &file.partition_values).map_err(err)?;
-        let live = live_mask(deleted, offset, rows);
-        each(offset, shaped, live)?;
-        offset += rows as u64;
+    let mut batches = FileBatches::open(store, file, columns).await?;
+    while let Some((offset, batch, live)) = batches.next(deleted).await? {
+        each(offset, batch, live)?;
     }
     Ok(())
+}
+
+/// The decoded batches of one data file, as [`read_file`] hands them over, pulled one at a
+/// time (so a caller may await between them).
+pub struct FileBatches {
+    #[allow(deprecated)]
+    stream: deltalake::parquet::arrow::async_reader::ParquetRecordBatchStream<ParquetObjectReader>,
+    file: FileToRead,
+    columns: SchemaRef,
+    offset: u64,
+}
+
+impl FileBatches {
+    /// Opens `file` to read `columns` (its footer is read now).
+    pub async fn open(
+        store: &Arc<dyn ObjectStore>,
+        file: &FileToRead,
+        columns: &SchemaRef,
+    ) -> Result<Self, ScanError> {
+        let err = |detail: String| ScanError {
+            path: file.path.to_string(),
+            detail,
+        };
+        #[allow(deprecated)]
+        let mut reader = ParquetObjectReader::new(store.clone(), file.path.clone());
+        let mut meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        if let Some(hinted) = dictionary_hint(meta.schema(), columns) {
+            meta = ArrowReaderMetadata::try_new(
+                meta.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(hinted),
+            )
+            .map_err(|e| err(e.to_string()))?;
+        }
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
+        let file_schema = builder.schema().clone();
+        let wanted: Vec<usize> = columns
+            .fields()
+            .iter()
+            .filter_map(|f| file_schema.index_of(f.name()).ok())
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+        let stream = builder
+            .with_projection(mask)
+            .with_batch_size(SCAN_BATCH_ROWS)
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self {
+            stream,
+            file: file.clone(),
+            columns: columns.clone(),
+            offset: 0,
+        })
+    }
+
+    /// The next batch: the position of its first row in the file, the batch, and the mask of
+    /// the rows `deleted` does not remove (`None`: all are live); `None` at the end.
+    pub async fn next(
+        &mut self,
+        deleted: &RoaringTreemap,
+    ) -> Result<Option<(u64, RecordBatch, Option<BooleanArray>)>, ScanError> {
+        let err = |detail: String| ScanError {
+            path: self.file.path.to_string(),
+            detail,
+        };
+        let Some(batch) = self.stream.next().await else {
+            return Ok(None);
+        };
+        let batch = batch.map_err(|e| err(e.to_string()))?;
+        let rows = batch.num_rows();
+        let shaped = shape(&batch, &self.columns, &self.file.partition_values).map_err(err)?;
+        let offset = self.offset;
+        self.offset += rows as u64;
+        Ok(Some((offset, shaped, live_mask(deleted, offset, rows))))
+    }
 }
 
 /// The file's schema with the string columns `columns` wants dictionary-encoded read as
@@ -160,9 +202,11 @@ fn shape(
     .map_err(|e| e.to_string())
 }
 
+/// A partition column of `rows` rows; an empty value is null, as the protocol has it (and
+/// must not reach a cast to a number or a date).
 fn partition_column(field: &Field, value: Option<&str>, rows: usize) -> Result<ArrayRef, String> {
     match value {
-        None => Ok(new_null_array(field.data_type(), rows)),
+        None | Some("") => Ok(new_null_array(field.data_type(), rows)),
         Some(v) => Ok(Arc::new(StringArray::from(vec![v; rows])) as ArrayRef),
     }
 }
@@ -171,11 +215,7 @@ fn cast(array: ArrayRef, field: &Field) -> Result<ArrayRef, String> {
     if array.data_type() == field.data_type() {
         return Ok(array);
     }
-    let options = arrow::compute::CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    arrow::compute::cast_with_options(&array, field.data_type(), &options).map_err(|e| {
+    conform(&array, field.data_type()).map_err(|e| {
         format!(
             "column {} is {} in the file and cannot be read as {}: {e}",
             field.name(),
@@ -183,6 +223,53 @@ fn cast(array: ArrayRef, field: &Field) -> Result<ArrayRef, String> {
             field.data_type()
         )
     })
+}
+
+/// `array` as `to`: struct fields matched by name (a field the file's rows lack, added to
+/// the table since they were written, is null), through lists; otherwise arrow's checked
+/// cast, which would match struct fields by position.
+fn conform(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, arrow::error::ArrowError> {
+    use arrow::array::{AsArray, GenericListArray, OffsetSizeTrait, StructArray};
+    fn list<O: OffsetSizeTrait>(
+        array: &ArrayRef,
+        field: &arrow::datatypes::FieldRef,
+    ) -> Result<ArrayRef, arrow::error::ArrowError> {
+        let l = array.as_list::<O>();
+        let values = conform(l.values(), field.data_type())?;
+        Ok(Arc::new(GenericListArray::<O>::try_new(
+            field.clone(),
+            l.offsets().clone(),
+            values,
+            l.nulls().cloned(),
+        )?))
+    }
+    match (array.data_type(), to) {
+        (from, to) if from == to => Ok(array.clone()),
+        (DataType::Struct(_), DataType::Struct(fields)) => {
+            let s = array.as_struct();
+            let children = fields
+                .iter()
+                .map(|f| match s.column_by_name(f.name()) {
+                    Some(c) => conform(c, f.data_type()),
+                    None => Ok(new_null_array(f.data_type(), s.len())),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Arc::new(StructArray::try_new(
+                fields.clone(),
+                children,
+                s.nulls().cloned(),
+            )?))
+        }
+        (DataType::List(_), DataType::List(f)) => list::<i32>(array, f),
+        (DataType::LargeList(_), DataType::LargeList(f)) => list::<i64>(array, f),
+        _ => {
+            let options = arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            arrow::compute::cast_with_options(array, to, &options)
+        }
+    }
 }
 
 /// The rows `offset..offset + rows` that `deleted` keeps; `None` when it keeps them all.
@@ -218,6 +305,59 @@ pub fn project(table: &Schema, names: &[&str]) -> Result<SchemaRef, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn struct_fields_added_since_a_file_was_written_read_as_null() {
+        use arrow::array::{AsArray, Int64Array, ListArray, StructArray};
+        use arrow::datatypes::Fields;
+        let old_fields = Fields::from(vec![Field::new("a", DataType::Int64, true)]);
+        let new_fields = Fields::from(vec![
+            Field::new("b", DataType::Utf8, true),
+            Field::new("a", DataType::Int64, true),
+        ]);
+        let old: ArrayRef = Arc::new(StructArray::new(
+            old_fields.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 2]))],
+            None,
+        ));
+        let read = cast(
+            old,
+            &Field::new("s", DataType::Struct(new_fields.clone()), true),
+        )
+        .expect("conformed");
+        let s = read.as_struct();
+        assert_eq!(s.column_by_name("b").expect("b").null_count(), 2);
+        let a = s.column_by_name("a").expect("a");
+        assert_eq!(
+            a.as_primitive::<arrow::datatypes::Int64Type>().values(),
+            &[1, 2]
+        );
+        // The same inside a list.
+        let item = |f: Fields| Arc::new(Field::new("item", DataType::Struct(f), true));
+        let values = StructArray::new(
+            old_fields.clone(),
+            vec![Arc::new(Int64Array::from(vec![5]))],
+            None,
+        );
+        let list: ArrayRef = Arc::new(ListArray::new(
+            item(old_fields),
+            arrow::buffer::OffsetBuffer::from_lengths([1]),
+            Arc::new(values),
+            None,
+        ));
+        let read = cast(
+            list,
+            &Field::new("l", DataType::List(item(new_fields)), true),
+        )
+        .expect("conformed list");
+        let values = read.as_list::<i32>().values().as_struct().clone();
+        assert_eq!(values.column_by_name("b").expect("b").null_count(), 1);
+        // An empty partition value is null, whatever the column's type.
+        let date = partition_column(&Field::new("d", DataType::Date32, true), Some(""), 3)
+            .expect("null partition");
+        let date = cast(date, &Field::new("d", DataType::Date32, true)).expect("cast");
+        assert_eq!(date.null_count(), 3);
+    }
 
     #[test]
     fn the_live_mask_skips_only_deleted_rows_in_range() {
