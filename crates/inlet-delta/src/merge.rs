@@ -86,12 +86,7 @@ impl DeltaSink {
             url: url.clone(),
             source,
         };
-        let Some(first) = batches.first() else {
-            return Err(merge_err(DeltaTableError::Generic(
-                "a MERGE needs at least one row".into(),
-            )));
-        };
-        let source_schema: Arc<Schema> = first.schema();
+        let source_schema = first_schema(&batches).map_err(merge_err)?;
         // New columns are committed first, with the protocol they need (delta-rs's MERGE
         // commit cannot carry a protocol action); then the MERGE sees them in the table.
         if let Some(version) = self.add_columns(&source_schema).await? {
@@ -151,12 +146,7 @@ impl DeltaSink {
             url: url.clone(),
             source,
         };
-        let Some(first) = batches.first() else {
-            return Err(merge_err(DeltaTableError::Generic(
-                "a MERGE needs at least one row".into(),
-            )));
-        };
-        let source_schema: Arc<Schema> = first.schema();
+        let source_schema = first_schema(&batches).map_err(merge_err)?;
         // One commit attempt, at the next version (`one_attempt.rs`): see below.
         let loaded = self.loaded()?.clone();
         let mut table = deltalake::DeltaTable::new(crate::one_attempt::OneAttempt::wrap(
@@ -305,6 +295,14 @@ impl DeltaSink {
             Some(Removal::Rewrite)
         }
     }
+}
+
+/// The schema of a MERGE's batches (the first one's: all share it).
+fn first_schema(batches: &[RecordBatch]) -> Result<Arc<Schema>, DeltaTableError> {
+    batches
+        .first()
+        .map(RecordBatch::schema)
+        .ok_or_else(|| DeltaTableError::Generic("a MERGE needs at least one row".into()))
 }
 
 /// Whether a MERGE commit failed because another commit landed since its snapshot.

@@ -19,7 +19,7 @@ use deltalake::DeltaTableError;
 use object_store::ObjectStore;
 use roaring::RoaringTreemap;
 
-use super::scan::{project, read_file, FileBatches, FileToRead, ScanError};
+use super::scan::{project, read_file, FileToRead, ScanError};
 use crate::maintenance::MaintenanceStep;
 use crate::merge::{MergeOutcome, MergeSpec};
 use crate::sink::{commit_properties, version_i64, DeltaSink};
@@ -219,7 +219,8 @@ impl DeltaSink {
                     .iter()
                     .map(|(i, deleted)| (candidates[*i].read.clone(), deleted.clone()))
                     .collect();
-                rewrite_into(&mut writer, &store, &table_schema, &files, &fail).await?;
+                super::rewrite::rewrite_into(&mut writer, &store, &table_schema, &files, &fail)
+                    .await?;
                 actions.extend(
                     rewrite
                         .iter()
@@ -328,36 +329,6 @@ impl DeltaSink {
         }
         unreachable!("the loop returns")
     }
-}
-
-/// Writes the live rows of `files` (each past its `deleted` rows) into `writer`, in order,
-/// a decoded batch at a time: memory holds a batch, not a file, while the writer's lanes
-/// encode the batches before it.
-pub(super) async fn rewrite_into(
-    writer: &mut crate::TableWriter,
-    store: &Arc<dyn ObjectStore>,
-    columns: &SchemaRef,
-    files: &[(FileToRead, RoaringTreemap)],
-    fail: impl Fn(String) -> SinkError,
-) -> Result<(), SinkError> {
-    for (read, deleted) in files {
-        let mut batches = FileBatches::open(store, read, columns)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        while let Some((_, batch, live)) = batches
-            .next(deleted)
-            .await
-            .map_err(|e| fail(e.to_string()))?
-        {
-            let batch = match live {
-                Some(mask) => arrow::compute::filter_record_batch(&batch, &mask)
-                    .map_err(|e| fail(format!("data file {}: {e}", read.path)))?,
-                None => batch,
-            };
-            writer.write(batch).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Times a plan is committed again past other writers' appends before it plans anew.
@@ -1023,14 +994,21 @@ mod tests {
         assert_eq!(results[0].1, vec![(2, 2, 1), (1, 0, 1)]);
     }
 
-    /// A compaction that lands between a copy-on-write MERGE's scan and its commit fails
-    /// the commit (it would otherwise re-add the compacted rows); the MERGE plans again.
+    /// A compaction that lands between the MERGE's scan and its commit removes the files
+    /// the MERGE marks or rewrites (with `dataChange = false`): the commit must not re-add
+    /// them, and the MERGE plans again against the compacted table. Both removals.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_compaction_during_a_rewriting_merge_makes_it_plan_again() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut sink = table_with(dir.path(), &[vec![1, 2], vec![3, 4]], false).await;
-        let (outcome, planned) =
-            merge_beside_with(&mut sink, &rewrite_spec(None), |mut other| async move {
+    async fn a_compaction_during_the_merge_makes_it_plan_again() {
+        for vectors in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut sink = table_with(dir.path(), &[vec![1, 2], vec![3, 4]], vectors).await;
+            assert_eq!(sink.deletion_vectors_enabled(), vectors);
+            let spec = if vectors {
+                spec(None)
+            } else {
+                rewrite_spec(None)
+            };
+            let (outcome, planned) = merge_beside_with(&mut sink, &spec, |mut other| async move {
                 let options = crate::maintenance::CompactOptions {
                     target_size: 64 << 20,
                     partitions: None,
@@ -1042,36 +1020,14 @@ mod tests {
                 assert_eq!(done.files_removed, 2);
             })
             .await;
-        assert_eq!(planned, 2, "planned again after the compaction");
-        assert_eq!((outcome.updated, outcome.inserted), (2, 1));
-        let want = expected(&[(1, "1@1"), (2, "2@2"), (3, "3@2"), (4, "4@1"), (9, "9@2")]);
-        assert_eq!(table_rows(&sink).await, want);
-    }
-
-    /// A compaction that lands between the MERGE's scan and its commit removes the files
-    /// the MERGE marks (with `dataChange = false`): the commit must not re-add them, and the
-    /// MERGE plans again against the compacted table.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_compaction_during_the_merge_makes_it_plan_again() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut sink = table_of_files(dir.path(), &[vec![1, 2], vec![3, 4]]).await;
-        assert!(sink.deletion_vectors_enabled());
-        let (outcome, planned) = merge_beside(&mut sink, |mut other| async move {
-            let options = crate::maintenance::CompactOptions {
-                target_size: 64 << 20,
-                partitions: None,
-                zorder_by: Vec::new(),
-                max_concurrent: 1,
-                purge_deleted_fraction: None,
-            };
-            let done = other.compact(&options, None).await.expect("compact");
-            assert_eq!(done.files_removed, 2);
-        })
-        .await;
-        assert_eq!(planned, 2, "planned again after the compaction");
-        assert_eq!((outcome.updated, outcome.inserted), (2, 1));
-        let want = expected(&[(1, "1@1"), (2, "2@2"), (3, "3@2"), (4, "4@1"), (9, "9@2")]);
-        assert_eq!(table_rows(&sink).await, want);
+            assert_eq!(
+                planned, 2,
+                "vectors {vectors}: planned again after the compaction"
+            );
+            assert_eq!((outcome.updated, outcome.inserted), (2, 1));
+            let want = expected(&[(1, "1@1"), (2, "2@2"), (3, "3@2"), (4, "4@1"), (9, "9@2")]);
+            assert_eq!(table_rows(&sink).await, want, "vectors {vectors}");
+        }
     }
 
     /// Another pipeline's append that lands between the MERGE's scan and its commit changes

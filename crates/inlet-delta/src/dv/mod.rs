@@ -4,6 +4,7 @@
 pub(crate) mod format;
 mod merge;
 mod purge;
+mod rewrite;
 pub(crate) mod scan;
 
 pub use format::DvError;

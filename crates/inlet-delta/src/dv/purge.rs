@@ -135,7 +135,7 @@ impl DeltaSink {
             actions.push(Action::Remove(remove));
             files.push((read, deleted));
         }
-        super::merge::rewrite_into(&mut writer, &store, &schema, &files, generic).await?;
+        super::rewrite::rewrite_into(&mut writer, &store, &schema, &files, generic).await?;
         let adds = writer.finish().await?.into_adds();
         outcome.files_added = adds.len() as u64;
         actions.extend(adds.into_iter().map(|mut a| {
