@@ -325,30 +325,50 @@ impl Pipeline {
         };
         let mut gathered = Gathered::new(infer_types);
         let mut chosen = chosen.into_iter();
+        // The first file's bytes, when it is written too (below).
+        let mut first_bytes = None;
         if matches!(early, Early::Unplanned) {
             // The first file alone: what it infers is what the others are decoded with.
             if let Some(first) = chosen.next() {
-                gathered
-                    .take(sampler.clone().sample(first, None).await?, None)
-                    .await?;
+                let sampled = sampler.clone().sample(first, None).await?;
+                let bytes = sampled
+                    .as_ref()
+                    .map(|(_, path, raw)| (path.clone(), raw.clone()));
+                gathered.take(sampled, None).await?;
                 *early = self
                     .plan_early(&gathered.merged)
                     .map_or(Early::Off, Early::Planned);
+                first_bytes = bytes.filter(|_| !gathered.cut);
             }
         }
         // Sampled on a task of its own, so reads and decodes go on while rows are written.
         let (plan, ahead) = (early.plan(), self.cfg.source.read_ahead());
+        // Every line of the first file fits its own inference as written, so it is decoded
+        // with the plan too, from the bytes it was sampled from, beside the others: else it
+        // would be decoded after the table is created, alone, the batch's last serial step.
+        let first = plan.clone().zip(first_bytes);
+        let first_is_queued = first.is_some();
         let (tx, mut samples) = tokio::sync::mpsc::channel(1);
+        let first_sampler = sampler.clone();
         let _feed = AbortOnDrop(tokio::spawn(async move {
-            let mut sampled = futures::stream::iter(chosen)
+            let first = futures::stream::iter(first).then(move |(plan, (path, raw))| {
+                first_sampler.clone().decode_sampled(path, raw, plan)
+            });
+            let others = futures::stream::iter(chosen)
                 .map(|chosen| sampler.clone().sample(chosen, plan.clone()))
                 .buffered(ahead);
+            let mut sampled = std::pin::pin!(first.chain(others));
             while let Some(done) = sampled.next().await {
                 if tx.send(done).await.is_err() {
                     break;
                 }
             }
         }));
+        if first_is_queued {
+            if let Some(done) = samples.recv().await {
+                gathered.write_sampled(done?, early.writes()).await?;
+            }
+        }
         while let Some(done) = samples.recv().await {
             gathered.take(done?, early.writes()).await?;
         }
@@ -531,6 +551,29 @@ impl Sampler {
     }
 }
 
+impl Sampler {
+    /// A file already sampled, decoded from its bytes with `plan` (`None` if a line does
+    /// not fit it as written, or it does not decompress).
+    async fn decode_sampled(
+        self,
+        path: String,
+        raw: Bytes,
+        plan: Arc<EarlyPlan>,
+    ) -> Result<SampledFile> {
+        let _cpu = self.settings.cpu.clone().acquire_owned().await.ok();
+        let compression = self.compression;
+        let (key, kept) = (path.clone(), raw.clone());
+        let decoded = tokio::task::spawn_blocking(move || {
+            let data = inlet_format::decompress(&path, raw, compression).ok()?;
+            decode_early(&path, &data, &plan)
+        })
+        .await
+        .ok()
+        .flatten();
+        Ok(decoded.map(|d| (d, key, kept)))
+    }
+}
+
 /// A whole sampled file decoded with the early plan, when every line fits it as written.
 fn decode_early(path: &str, data: &[u8], plan: &EarlyPlan) -> Option<FileSample> {
     let rescued = plan.rescued.as_deref();
@@ -602,6 +645,27 @@ impl Gathered {
         if self.kept_bytes + raw.len() <= KEEP_SAMPLED_BYTES {
             self.kept_bytes += raw.len();
             self.kept.insert(path, raw);
+        }
+        Ok(())
+    }
+}
+
+impl Gathered {
+    /// Writes a file already merged into the sample (decoded with the plan since), and lets
+    /// its kept bytes go once written; the sample is left as it is.
+    async fn write_sampled(
+        &mut self,
+        file: SampledFile,
+        early: Option<&mut EarlyWrites>,
+    ) -> Result<()> {
+        let (Some((FileSample::Decoded { batches, rows }, path, _)), Some(early)) = (file, early)
+        else {
+            return Ok(());
+        };
+        if early.write(&path, batches, rows).await? {
+            if let Some(raw) = self.kept.remove(&path) {
+                self.kept_bytes -= raw.len();
+            }
         }
         Ok(())
     }
