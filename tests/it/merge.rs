@@ -264,6 +264,24 @@ fn a_partitioned_table_merged_by_rewriting_files_equals_the_model() {
         .count();
     assert!(partitions > 1, "written into tenant= partitions");
     assert_eq!(deletion_vector_files(&tmp.path().join("table")), 0);
+    assert!(
+        merges_rewrote_files(&tmp.path().join("table")),
+        "the scanned copy-on-write MERGE ran"
+    );
+}
+
+/// Whether a commit in the table's log is a MERGE of inlet's scanned copy-on-write (its
+/// matched predicate says the files were rewritten), not one of delta-rs's MERGE.
+fn merges_rewrote_files(table: &Path) -> bool {
+    std::fs::read_dir(table.join("_delta_log"))
+        .expect("log")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .any(|e| {
+            std::fs::read_to_string(e.path())
+                .expect("commit")
+                .contains("files rewritten")
+        })
 }
 
 /// A struct column that gained a field after the table's first file was written (by
@@ -293,7 +311,12 @@ fn a_struct_field_added_later_reads_as_null_in_rewritten_files() {
     let t = read_delta(&table, &json!({}));
     let mut ids = t.ints("id");
     ids.dedup();
-    assert_eq!(ids.len(), 22, "every id once: {ids:?}");
+    assert_eq!(ids.len(), 22, "every id: {ids:?}");
+    assert_eq!(t.rows.len(), 22, "each once");
+    assert!(
+        merges_rewrote_files(&dir.join("table")),
+        "the scanned copy-on-write MERGE ran"
+    );
     for r in &t.rows {
         let (id, s) = (r["id"].as_i64().expect("id"), &r["s"]);
         match id {

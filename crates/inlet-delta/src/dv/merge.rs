@@ -936,6 +936,7 @@ mod tests {
                 (Some(2), 2, "2@2"),
                 (Some(9), 4, "9@4"),
                 (Some(200), 2, "delete"),
+                (None, 2, "null@2"),
             ]),
         ];
         let spec = rewrite_spec(Some("v = 'delete'"));
@@ -973,6 +974,7 @@ mod tests {
         }
         let want = expected(&[
             (-1, "null@1"),
+            (-1, "null@2"),
             (1, "1@1"),
             (2, "2@3"),
             (3, "3@1"),
@@ -991,7 +993,8 @@ mod tests {
         assert_eq!(results[0].0, want, "the scanned MERGE");
         assert_eq!(results[1].0, want, "delta-rs's MERGE");
         assert_eq!(results[0].1, results[1].1, "the same counts");
-        assert_eq!(results[0].1, vec![(2, 2, 1), (1, 0, 1)]);
+        // A null key matches nothing, not even the table's null-key row: inserted again.
+        assert_eq!(results[0].1, vec![(2, 2, 1), (1, 1, 1)]);
     }
 
     /// A compaction that lands between the MERGE's scan and its commit removes the files

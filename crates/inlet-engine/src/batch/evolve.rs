@@ -346,18 +346,22 @@ impl Pipeline {
         // Every line of the first file fits its own inference as written, so it is decoded
         // with the plan too, from the bytes it was sampled from, beside the others: else it
         // would be decoded after the table is created, alone, the batch's last serial step.
-        let first = plan.clone().zip(first_bytes);
-        let first_is_queued = first.is_some();
+        type Pending =
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<SampledFile>> + Send>>;
+        let mut pending: Vec<Pending> = Vec::new();
+        let first_is_queued = if let Some((plan, (path, raw))) = plan.clone().zip(first_bytes) {
+            pending.push(Box::pin(sampler.clone().decode_sampled(path, raw, plan)));
+            true
+        } else {
+            false
+        };
+        for chosen in chosen {
+            pending.push(Box::pin(sampler.clone().sample(chosen, plan.clone())));
+        }
         let (tx, mut samples) = tokio::sync::mpsc::channel(1);
-        let first_sampler = sampler.clone();
         let _feed = AbortOnDrop(tokio::spawn(async move {
-            let first = futures::stream::iter(first).then(move |(plan, (path, raw))| {
-                first_sampler.clone().decode_sampled(path, raw, plan)
-            });
-            let others = futures::stream::iter(chosen)
-                .map(|chosen| sampler.clone().sample(chosen, plan.clone()))
-                .buffered(ahead);
-            let mut sampled = std::pin::pin!(first.chain(others));
+            // One window for all, in order: the others' reads start while the first decodes.
+            let mut sampled = futures::stream::iter(pending).buffered(ahead);
             while let Some(done) = sampled.next().await {
                 if tx.send(done).await.is_err() {
                     break;
@@ -651,8 +655,9 @@ impl Gathered {
 }
 
 impl Gathered {
-    /// Writes a file already merged into the sample (decoded with the plan since), and lets
-    /// its kept bytes go once written; the sample is left as it is.
+    /// Writes a file already merged into the sample (decoded with the plan since); the
+    /// sample is left as it is, and so are its kept bytes: should the early writes be
+    /// discarded, the batch decodes it from them, not from a second read.
     async fn write_sampled(
         &mut self,
         file: SampledFile,
@@ -662,11 +667,7 @@ impl Gathered {
         else {
             return Ok(());
         };
-        if early.write(&path, batches, rows).await? {
-            if let Some(raw) = self.kept.remove(&path) {
-                self.kept_bytes -= raw.len();
-            }
-        }
+        early.write(&path, batches, rows).await?;
         Ok(())
     }
 }
