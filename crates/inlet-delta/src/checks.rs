@@ -80,8 +80,9 @@ pub(crate) struct TableChecks {
 
 /// One batch schema's plan: the generated columns to fill, then the predicates.
 struct Compiled {
-    /// Per generated column: where it is in the batch (`None`: appended) and its value.
-    fill: Vec<(Option<usize>, Field, Arc<dyn PhysicalExpr>)>,
+    /// Per generated column: its rule, where it is in the batch (`None`: appended), and its
+    /// value.
+    fill: Vec<(usize, Option<usize>, Arc<dyn PhysicalExpr>)>,
     /// The batch's schema once the missing generated columns are appended.
     filled: SchemaRef,
     /// Per rule, over `filled`: true for rows that keep it; and the columns it reads.
@@ -119,31 +120,25 @@ impl TableChecks {
             }));
             rules.sort_by_key(Rule::describe);
         }
-        let invariants = if supports("invariants") {
-            schema.get_invariants().map_err(|e| e.to_string())?
-        } else {
-            Vec::new()
-        };
-        for inv in invariants {
-            rules.push(Rule::Invariant {
-                column: inv.field_name,
-                sql: inv.invariant_sql,
-            });
+        if supports("invariants") {
+            for inv in schema.get_invariants().map_err(|e| e.to_string())? {
+                rules.push(Rule::Invariant {
+                    column: inv.field_name,
+                    sql: inv.invariant_sql,
+                });
+            }
         }
-        let generated = if supports("generatedColumns") {
-            schema.get_generated_columns().map_err(|e| e.to_string())?
-        } else {
-            Vec::new()
-        };
-        for g in generated {
-            let data_type: DataType = (&g.data_type)
-                .try_into_arrow()
-                .map_err(|e: arrow::error::ArrowError| e.to_string())?;
-            rules.push(Rule::Generated {
-                column: g.name.clone(),
-                sql: g.generation_expr.clone(),
-                data_type,
-            });
+        if supports("generatedColumns") {
+            for g in schema.get_generated_columns().map_err(|e| e.to_string())? {
+                let data_type: DataType = (&g.data_type)
+                    .try_into_arrow()
+                    .map_err(|e: arrow::error::ArrowError| e.to_string())?;
+                rules.push(Rule::Generated {
+                    column: g.name.clone(),
+                    sql: g.generation_expr.clone(),
+                    data_type,
+                });
+            }
         }
         Ok((!rules.is_empty()).then(|| Self {
             rules,
@@ -158,11 +153,11 @@ impl TableChecks {
         let plan = self.compiled_for(&batch.schema())?;
         let rows = batch.num_rows();
         let mut columns = batch.columns().to_vec();
-        for (at, field, expr) in &plan.fill {
+        for (index, at, expr) in &plan.fill {
             if at.is_some_and(|i| columns[i].null_count() == 0) {
                 continue;
             }
-            let rule = || self.generated_rule(field.name());
+            let rule = || self.rules[*index].describe();
             let value = evaluate(expr, &batch).map_err(|detail| CheckError::Unusable {
                 rule: rule(),
                 detail,
@@ -220,13 +215,6 @@ impl TableChecks {
         Ok(filled)
     }
 
-    fn generated_rule(&self, column: &str) -> String {
-        self.rules
-            .iter()
-            .find(|r| matches!(r, Rule::Generated { column: c, .. } if c == column))
-            .map_or_else(|| format!("generated column {column}"), Rule::describe)
-    }
-
     /// The plan for batches of `schema`, compiled once per schema.
     fn compiled_for(&self, schema: &SchemaRef) -> Result<Arc<Compiled>, CheckError> {
         let mut cached = self
@@ -257,7 +245,7 @@ impl TableChecks {
         let mut fill = Vec::new();
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         let mut predicates = Vec::new();
-        for rule in &self.rules {
+        for (index, rule) in self.rules.iter().enumerate() {
             let Rule::Generated {
                 column, data_type, ..
             } = rule
@@ -273,14 +261,10 @@ impl TableChecks {
                 .create_physical_expr(value, &given)
                 .map_err(|e| unusable(rule, e.to_string()))?;
             let at = schema.index_of(column).ok();
-            let field = match at {
-                Some(i) => schema.field(i).clone(),
-                None => Field::new(column, data_type.clone(), true),
-            };
             if at.is_none() {
-                fields.push(field.clone());
+                fields.push(Field::new(column, data_type.clone(), true));
             }
-            fill.push((at, field, physical));
+            fill.push((index, at, physical));
         }
         let filled = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
         let over =

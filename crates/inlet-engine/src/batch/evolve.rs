@@ -350,7 +350,12 @@ impl Pipeline {
             std::pin::Pin<Box<dyn std::future::Future<Output = Result<SampledFile>> + Send>>;
         let mut pending: Vec<Pending> = Vec::new();
         let first_is_queued = if let Some((plan, (path, raw))) = plan.clone().zip(first_bytes) {
-            pending.push(Box::pin(sampler.clone().decode_sampled(path, raw, plan)));
+            // Sampled whole before: any budget keeps it whole. Should a line not fit after
+            // all, it comes back sampled, and `write_sampled` leaves it to the batch.
+            let decoded = sampler
+                .clone()
+                .sample_fetched(path, raw, u64::MAX, Some(plan));
+            pending.push(Box::pin(async move { Ok(decoded.await) }));
             true
         } else {
             false
@@ -500,20 +505,30 @@ impl Sampler {
         (file, budget): Chosen,
         plan: Option<Arc<EarlyPlan>>,
     ) -> Result<SampledFile> {
-        let Self {
-            source,
-            settings,
-            compression,
-            infer_types,
-        } = self;
         // The version the batch planned, as the batch reads it, so its bytes can be kept.
-        let data = match fetch_file(&source, &file, &settings).await {
+        let data = match fetch_file(&self.source, &file, &self.settings).await {
             Ok(d) => d,
             // Reading the batch records these as skipped.
             Err(ReadError::Skipped(_)) => return Ok(None),
             Err(ReadError::Source(e)) => return Err(e.into()),
         };
-        let path = file.path;
+        Ok(self.sample_fetched(file.path, data, budget, plan).await)
+    }
+
+    /// [`Self::sample`] of a file already read: its bytes as stored.
+    async fn sample_fetched(
+        self,
+        path: String,
+        data: Bytes,
+        budget: u64,
+        plan: Option<Arc<EarlyPlan>>,
+    ) -> SampledFile {
+        let Self {
+            settings,
+            compression,
+            infer_types,
+            ..
+        } = self;
         let (raw, key) = (data.clone(), path.clone());
         let _cpu = settings.cpu.clone().acquire_owned().await.ok();
         let sampled = tokio::task::spawn_blocking(move || {
@@ -551,30 +566,7 @@ impl Sampler {
         .await
         .ok()
         .flatten();
-        Ok(sampled.map(|s| (s, key, raw)))
-    }
-}
-
-impl Sampler {
-    /// A file already sampled, decoded from its bytes with `plan` (`None` if a line does
-    /// not fit it as written, or it does not decompress).
-    async fn decode_sampled(
-        self,
-        path: String,
-        raw: Bytes,
-        plan: Arc<EarlyPlan>,
-    ) -> Result<SampledFile> {
-        let _cpu = self.settings.cpu.clone().acquire_owned().await.ok();
-        let compression = self.compression;
-        let (key, kept) = (path.clone(), raw.clone());
-        let decoded = tokio::task::spawn_blocking(move || {
-            let data = inlet_format::decompress(&path, raw, compression).ok()?;
-            decode_early(&path, &data, &plan)
-        })
-        .await
-        .ok()
-        .flatten();
-        Ok(decoded.map(|d| (d, key, kept)))
+        sampled.map(|s| (s, key, raw))
     }
 }
 
@@ -652,9 +644,7 @@ impl Gathered {
         }
         Ok(())
     }
-}
 
-impl Gathered {
     /// Writes a file already merged into the sample (decoded with the plan since); the
     /// sample is left as it is, and so are its kept bytes: should the early writes be
     /// discarded, the batch decodes it from them, not from a second read.
